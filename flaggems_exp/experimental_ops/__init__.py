@@ -1,0 +1,11 @@
+"""Every registered op, callable by its aten name: ``experimental_ops.sigmoid(x)``.
+
+The namespace is filled from the registry: nothing here lists ops by hand.
+"""
+__all__ = []
+
+
+def _refresh():
+    from ..families.base import REGISTRY
+    globals().update(REGISTRY)
+    __all__[:] = sorted(REGISTRY)

@@ -1,0 +1,78 @@
+"""The base of every family: an op's names, its registry entry and its launch counter.
+
+An op is a class that declares what is particular to it; ``@register`` makes one instance of it,
+files it under its aten name and aliases, and derives its in-place form. Everything else — the
+``experimental_ops`` namespace, ``enable()``, the tests and the benchmarks — reads ``REGISTRY``.
+"""
+import collections
+import re
+
+import torch
+
+REGISTRY = {}
+"""Every registered name (aliases and in-place forms included) -> the op object serving it."""
+
+LAUNCHES = collections.Counter()
+"""Triton kernel launches per op name: the proof, in tests, that our kernel ran."""
+
+
+def _snake_case(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class Op:
+    """An operator: one callable object, registered under one or more aten names.
+
+    Class attributes an op may declare:
+      name      the aten name (default: the class name in snake_case)
+      aliases   further aten names served by the same kernel (OPS aliases)
+      ref       the PyTorch reference the tests and benchmarks compare with
+      inplace   derive ``name_`` (default: when aten has an in-place twin)
+    """
+
+    name = None
+    aliases = ()
+    ref = None
+    inplace = None
+    family = "Op"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = _snake_case(cls.__name__)
+
+    def __init__(self):
+        if self.ref is None:
+            self.ref = getattr(torch.ops.aten, self.name)
+
+    @property
+    def names(self):
+        return (self.name, *self.aliases)
+
+    def aten_overloads(self):
+        """``(name, overload)`` pairs this op serves, read from aten's own schema registry."""
+        pairs = []
+        for n in self.names:
+            packet = getattr(torch.ops.aten, n)
+            pairs += [(n, o) for o in packet.overloads()]
+        return pairs
+
+    def __repr__(self):
+        return f"<{self.family} {self.name}>"
+
+
+def register(cls):
+    """Register ``cls`` under its names; derive and register its in-place form too."""
+    op = cls()
+    for n in op.names:
+        if n in REGISTRY:
+            raise ValueError(f"{n} is already registered by {REGISTRY[n]!r}")
+        REGISTRY[n] = op
+    inplace_names = [n + "_" for n in op.names if hasattr(torch.ops.aten, n + "_")]
+    if op.inplace is not False and inplace_names:
+        from .inplace import InplaceOp
+        register(type(cls.__name__ + "_", (InplaceOp,),
+                      {"twin": op, "name": inplace_names[0], "aliases": tuple(inplace_names[1:])}))
+    from .. import experimental_ops
+    experimental_ops._refresh()
+    return cls

@@ -1,0 +1,21 @@
+"""InplaceOp: the in-place form ``op_`` of any registered op, derived, never written by hand.
+
+``op_(self, *args)`` is ``op(self, *args, out=self)`` under PyTorch's in-place rules, which the
+twin's family enforces before anything is written: the result dtype must cast safely to self's
+dtype, self is never broadcast to a bigger shape, self must not overlap itself or partially
+overlap another input; self is written through its own strides and returned (the same object).
+"""
+from .base import Op
+
+
+class InplaceOp(Op):
+    family = "InplaceOp"
+    twin = None  # the out-of-place op this form is derived from
+    inplace = False
+
+    @property
+    def ref(self):
+        return self.twin.ref
+
+    def __call__(self, self_tensor, *args, **kwargs):
+        return self.twin.call_out((self_tensor, *args), kwargs, out=self_tensor, inplace=True)

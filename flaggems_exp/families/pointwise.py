@@ -1,0 +1,241 @@
+"""PointwiseOp: elementwise math on 1-3 broadcast operands plus runtime Scalar parameters."""
+import triton
+import triton.language as tl
+import torch
+
+from ..runtime import errors, geometry
+from ..runtime.device import DEVICE, INTERPRETED
+from ..runtime.dtypes import ALL
+from ..runtime.promotion import Promotion, promote
+from ..runtime.triton_types import TL_DTYPE, encode_scalar
+from .base import LAUNCHES, Op
+
+
+@triton.jit
+def _decode_scalar(bits, COMPUTE: tl.constexpr):
+    """Undo ``encode_scalar``: float64 bits for a floating compute dtype, else the integer."""
+    value = tl.cast(bits, tl.int64)
+    if COMPUTE.is_floating():
+        return value.to(tl.float64, bitcast=True).to(COMPUTE)
+    else:
+        return value.to(COMPUTE)
+
+
+@triton.jit
+def _load_operand(ref, offsets, mask, IS_SCALAR: tl.constexpr, COMPUTE: tl.constexpr):
+    if IS_SCALAR:
+        return _decode_scalar(ref, COMPUTE)
+    else:
+        return tl.load(ref + offsets, mask=mask).to(COMPUTE)
+
+
+@triton.jit(do_not_specialize=["shape", "out_strides", "in0_strides", "in1_strides", "in2_strides"])
+def _pointwise_kernel(
+    out_ptr, in0, in1, in2, numel, shape, out_strides, in0_strides, in1_strides, in2_strides,
+    s0: tl.int64, s1: tl.int64, s2: tl.int64,
+    MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
+    NDIM: tl.constexpr, COMPUTE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
+):
+    if INDEX_64:
+        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < numel
+    if NDIM == 0:
+        # every operand dense with the out's strides: the flat index is the memory offset
+        out_off = offsets
+        off0 = offsets
+        off1 = offsets
+        off2 = offsets
+    else:
+        rest = offsets
+        out_off = tl.zeros_like(offsets)
+        off0 = tl.zeros_like(offsets)
+        off1 = tl.zeros_like(offsets)
+        off2 = tl.zeros_like(offsets)
+        for i in tl.static_range(NDIM):
+            d = NDIM - 1 - i
+            index = rest % shape[d]
+            rest = rest // shape[d]
+            out_off += index * out_strides[d]
+            off0 += index * in0_strides[d]
+            off1 += index * in1_strides[d]
+            off2 += index * in2_strides[d]
+    x0 = _load_operand(in0, off0, mask, SCALAR_OPERANDS & 1, COMPUTE)
+    if NIN == 1:
+        operands = (x0,)
+    elif NIN == 2:
+        operands = (x0, _load_operand(in1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE))
+    else:
+        operands = (x0, _load_operand(in1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE),
+                    _load_operand(in2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMPUTE))
+    scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
+    result = MATH(*operands, *scalars[:NSCALARS])
+    tl.store(out_ptr + out_off, result.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+REQUIRED = object()  # a ``scalars`` default marking a parameter without one
+_BLOCK = 1024
+_INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
+_INT32_LIMIT = 2**31 - 1
+
+
+class PointwiseOp(Op):
+    """Elementwise math on 1-3 broadcast operands (tensors or Python numbers) and Scalar params.
+
+    Declare on a subclass:
+      math       ``@staticmethod @triton.jit def math(x, [y, [z,]] *scalars)``: receives every
+                 operand and scalar already in the compute dtype (opmath: float32 for
+                 float16/bfloat16) and returns the result in it; it never casts.
+      nin        number of operands (1-3); the first ``nin`` positional arguments.
+      scalars    ``{name: default}`` of the Scalar parameters, in schema order; the math receives
+                 them after the operands, converted to the compute dtype as PyTorch converts a
+                 Scalar (float64 exactly for float64 math, truncated for integer math).
+      promotion  a ``Promotion`` kind (result and compute dtype from all operands).
+      dtypes     result dtypes the kernel supports; others raise PyTorch's NotImplementedError
+                 naming ``kernel`` (PyTorch's kernel stem, default the op name).
+    Optional hooks: ``prepare(operands, params)`` -> (operands, kernel scalars) to reshape or
+    split operands and derive the kernel's scalars; ``check(operands, params, result_dtype)``
+    for op-specific errors, raised before anything is written.
+
+    The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
+    dense same-layout operands, int64 indexing only where needed, one rounding into the output.
+    """
+
+    family = "PointwiseOp"
+    math = None
+    nin = 1
+    scalars = {}
+    promotion = Promotion.DEFAULT
+    dtypes = ALL
+    kernel = None
+    complex_error = None  # (exception type, message) where PyTorch itself rejects complex
+
+    def __init__(self):
+        super().__init__()
+        # which operands accept a Python number, and their names, read from aten's schemas
+        schemas = [getattr(getattr(torch.ops.aten, n), o)._schema for n, o in self.aten_overloads()]
+        positional = [[a for a in s.arguments if not a.kwarg_only] for s in schemas]
+        self.operand_names = [a.name for a in positional[0][:self.nin]]
+        self.number_operands = frozenset(
+            i for args in positional for i, a in enumerate(args[:self.nin])
+            if not str(a.type).startswith("Tensor"))
+
+    # ---- calling convention -------------------------------------------------------------
+    def __call__(self, *args, out=None, **kwargs):
+        return self.call_out(args, kwargs, out=out, inplace=False)
+
+    def bind(self, args, kwargs):
+        """Split a call into operands and a {name: value} of Scalar parameters."""
+        if len(args) < self.nin:
+            raise TypeError(f"{self.name}() missing operand {len(args)}")
+        operands = list(args[:self.nin])
+        names = list(self.scalars)
+        if len(args) - self.nin > len(names):
+            raise TypeError(f"{self.name}() takes at most {self.nin + len(names)} arguments")
+        params = dict(self.scalars)
+        params.update(zip(names, args[self.nin:]))
+        for key, value in kwargs.items():
+            if key not in params:
+                raise TypeError(f"{self.name}() got an unexpected keyword argument '{key}'")
+            params[key] = value
+        missing = [k for k, v in params.items() if v is REQUIRED]
+        if missing:
+            raise TypeError(f"{self.name}() missing required argument '{missing[0]}'")
+        for i, operand in enumerate(operands):
+            if not isinstance(operand, torch.Tensor) and i not in self.number_operands:
+                raise TypeError(
+                    f"{self.name}(): argument '{self.operand_names[i]}' (position {i + 1}) must be "
+                    f"Tensor, not {type(operand).__name__}")
+        return operands, params
+
+    def prepare(self, operands, params):
+        return operands, tuple(params.values())
+
+    def check(self, operands, params, result_dtype, out):
+        pass
+
+    def promote(self, operands, params):
+        return promote(operands, self.promotion)
+
+    # ---- the run: validate everything, then allocate and launch -------------------------
+    def call_out(self, args, kwargs, out, inplace):
+        operands, params = self.bind(args, kwargs)
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        if any(t.is_complex() for t in tensors) or (out is not None and out.is_complex()):
+            if self.complex_error:
+                raise self.complex_error[0](self.complex_error[1])
+            raise errors.complex_unsupported(self.name)
+        compute, result = self.promote(operands, params)
+        self.check(operands, params, result, out)
+        operands, kernel_scalars = self.prepare(operands, params)
+        operands = [_cpu_scalar_to_number(t) for t in operands]
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        shape = geometry.broadcast_shape([t.shape for t in tensors])
+        if out is None:
+            like = next((t for t in tensors if t.shape == shape), None)
+            out = (torch.empty_like(like, dtype=result) if like is not None
+                   else torch.empty(shape, dtype=result, device=tensors[0].device))
+        else:
+            _check_out(out, tensors, shape, result, inplace)
+        if result not in self.dtypes:
+            raise errors.not_implemented(self.kernel or self.name, result)
+        if out.numel():
+            self.launch(out, operands, kernel_scalars, compute)
+        return out
+
+    def launch(self, out, operands, kernel_scalars, compute):
+        shape = tuple(out.shape)
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        numel = out.numel()
+        if geometry.is_dense(out) and all(t.shape == out.shape and t.stride() == out.stride()
+                                          for t in tensors):
+            ndim, cshape, strides = 0, (numel,), [(1,)] * 4
+        else:
+            all_strides = [out.stride()] + [
+                geometry.expanded_strides(t, shape) if isinstance(t, torch.Tensor)
+                else (0,) * len(shape) for t in operands]
+            cshape, strides = geometry.collapse(shape, all_strides)
+            ndim = len(cshape)
+        strides += [(0,) * len(cshape)] * (4 - len(strides))
+        extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
+        index_64 = max(numel, extent + 1) > _INT32_LIMIT
+        slots, scalar_mask = [], 0
+        for i, operand in enumerate(operands):
+            if isinstance(operand, torch.Tensor):
+                slots.append(operand)
+            else:
+                slots.append(encode_scalar(operand, compute))
+                scalar_mask |= 1 << i
+        slots += [0] * (3 - len(slots))
+        encoded = [encode_scalar(v, compute) for v in kernel_scalars]
+        block = _INTERPRETER_BLOCK if INTERPRETED else _BLOCK
+        block = min(block, triton.next_power_of_2(numel))
+        grid = (triton.cdiv(numel, block),)
+        _pointwise_kernel[grid](
+            out, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
+            MATH=self.math, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
+            NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block)
+        LAUNCHES[self.name] += 1
+
+
+def _cpu_scalar_to_number(operand):
+    """A 0-dim CPU tensor beside GPU tensors is a scalar to PyTorch: hand it over as a number."""
+    if (isinstance(operand, torch.Tensor) and operand.dim() == 0 and DEVICE != "cpu"
+            and operand.device.type == "cpu"):
+        return operand.item()
+    return operand
+
+
+def _check_out(out, tensors, shape, result, inplace):
+    """PyTorch's rules for writing into ``out`` (in place: out is self), checked in its order."""
+    if geometry.has_internal_overlap(out):
+        raise errors.internal_overlap()
+    for t in tensors:
+        geometry.check_no_partial_overlap(out, t)
+    if inplace and tuple(out.shape) != shape:
+        raise errors.broadcast_mismatch(out.shape, shape)
+    if not torch.can_cast(result, out.dtype):
+        raise errors.cast_error(result, out.dtype)
+    if tuple(out.shape) != shape:
+        out.resize_(shape)  # the first write, after every check

@@ -1,0 +1,17 @@
+"""Small Triton helpers several op declarations share."""
+import triton
+import triton.language as tl
+
+from ..runtime import libm
+
+
+@triton.jit
+def clamp(x, lo, hi):
+    """min(max(x, lo), hi) as PyTorch's clamp: NaN in x or in a limit propagates, -0.0 is kept."""
+    x = tl.where((x < lo) | (lo != lo), lo, x)
+    return tl.where((x > hi) | (hi != hi), hi, x)
+
+
+@triton.jit
+def sigmoid(x):
+    return 1.0 / (1.0 + libm.exp(-x))

@@ -1,0 +1,232 @@
+"""Activation functions and the backward formulas of two of them."""
+import torch
+import triton
+import triton.language as tl
+
+from ..families import REQUIRED, PointwiseOp, register
+from ..runtime import errors, libm, special
+from ..runtime.dtypes import FLOATING, REAL
+from ..runtime.promotion import promote
+from ._common import clamp, sigmoid
+
+_FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
+              torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
+
+
+class FloatActivation(PointwiseOp):
+    dtypes = FLOATING
+
+
+@register
+class Silu(FloatActivation):
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return x / (1.0 + libm.exp(-x))
+
+
+@register
+class Selu(FloatActivation):
+    kernel = "elu"
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        # scale = 1.0507009873554804934193349852946, alpha = 1.6732632423543772848170429916717
+        return tl.where(x > 0, x * 1.0507009873554804934193349852946,
+                        special.expm1(x) * (1.6732632423543772848170429916717 * 1.0507009873554804934193349852946))
+
+
+@register
+class Hardsigmoid(FloatActivation):
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+@register
+class Hardswish(FloatActivation):
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return x * clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+@register
+class Hardtanh(PointwiseOp):
+    scalars = {"min_val": -1, "max_val": 1}
+    dtypes = REAL
+    complex_error = (NotImplementedError, "clamp is not supported for complex types")
+
+    def check(self, operands, params, result_dtype, out):
+        if result_dtype == torch.bool:
+            raise RuntimeError("Bool inputs not supported for hardtanh")
+        limits = (params.get("min_val", 0), params.get("max_val", 0))  # relu6: (0, 6)
+        if result_dtype == torch.uint8 and min(limits) < 0:
+            raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
+
+    math = staticmethod(clamp)
+
+
+@register
+class Relu6(Hardtanh):
+    name = "relu6"
+    scalars = {}
+
+    def prepare(self, operands, params):
+        return operands, (0, 6)
+
+
+@register
+class LeakyRelu(FloatActivation):
+    scalars = {"negative_slope": 0.01}
+
+    @staticmethod
+    @triton.jit
+    def math(x, negative_slope):
+        return tl.where(x > 0, x, x * negative_slope)
+
+
+@register
+class Softplus(FloatActivation):
+    scalars = {"beta": 1, "threshold": 20}
+
+    @staticmethod
+    @triton.jit
+    def math(x, beta, threshold):
+        return tl.where(x * beta > threshold, x, special.log1p(libm.exp(x * beta)) / beta)
+
+
+@register
+class Softshrink(FloatActivation):
+    scalars = {"lambd": 0.5}
+    kernel = "softshrink_check"
+
+    def check(self, operands, params, result_dtype, out):
+        lambd, dtype = params["lambd"], operands[0].dtype
+        if dtype in FLOATING and not 0 <= lambd <= torch.finfo(dtype).max:
+            raise RuntimeError(f"lambda must be in range [0, {_FINFO_MAX[dtype]}] for input dtype "
+                               f"{errors.scalar_type_name(dtype)}, but found {lambd:g}")
+
+    @staticmethod
+    @triton.jit
+    def math(x, lambd):
+        return tl.where(x > lambd, x - lambd, tl.where(x < -lambd, x + lambd, x * 0))
+
+
+@register
+class Hardshrink(FloatActivation):
+    scalars = {"lambd": 0.5}
+
+    @staticmethod
+    @triton.jit
+    def math(x, lambd):
+        return tl.where((x >= -lambd) & (x <= lambd), 0, x)
+
+
+@register
+class Glu(FloatActivation):
+    scalars = {"dim": -1}
+
+    def prepare(self, operands, params):
+        x = operands[0]
+        if x.dim() == 0:
+            raise RuntimeError("glu does not support 0-dimensional tensors")
+        dim = errors.wrap_dim(params["dim"], x.dim())
+        size = x.shape[dim]
+        if size % 2:
+            raise RuntimeError(
+                f"Halving dimension must be even, but dimension {dim} is size {size}")
+        return [x.narrow(dim, 0, size // 2), x.narrow(dim, size // 2, size // 2)], ()
+
+    @staticmethod
+    @triton.jit
+    def math(a, b):
+        return a * sigmoid(b)
+
+
+@register
+class Prelu(FloatActivation):
+    nin = 2
+
+    def check(self, operands, params, result_dtype, out):
+        x, weight = operands
+        if x.dtype != weight.dtype:
+            raise RuntimeError(f"prelu: Type promoting not supported. Got "
+                               f"{errors.scalar_type_name(x.dtype)} and "
+                               f"{errors.scalar_type_name(weight.dtype)}")
+        if weight.dim() > 1:
+            raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
+                               f"ndim = {weight.dim()}")
+        if weight.numel() != 1:
+            if x.dim() == 0:
+                raise RuntimeError("Not allow zero-dim input tensor.")
+            channels = x.shape[1] if x.dim() > 1 else 1
+            if channels != weight.numel():
+                raise RuntimeError(
+                    f"Mismatch of parameter numbers and input channel size. Found parameter "
+                    f"numbers = {weight.numel()} and channel size = {channels}.")
+
+    def prepare(self, operands, params):
+        x, weight = operands
+        # the weight runs along dim 1 (the channels): a view that broadcasts against x there
+        if weight.numel() == 1:
+            return [x, weight.reshape(())], ()
+        return [x, weight.reshape((-1,) + (1,) * (x.dim() - 2))], ()
+
+    @staticmethod
+    @triton.jit
+    def math(x, weight):
+        return tl.where(x > 0, x, weight * x)
+
+
+@register
+class HardswishBackward(FloatActivation):
+    nin = 2
+    inplace = False
+
+    @staticmethod
+    @triton.jit
+    def math(grad, x):
+        return tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (x / 3.0 + 0.5), grad))
+
+
+@register
+class RreluWithNoiseBackward(PointwiseOp):
+    """training: noise * grad; eval: leaky_relu_backward with slope (lower + upper) / 2."""
+
+    nin = 3
+    scalars = {"lower": REQUIRED, "upper": REQUIRED, "training": REQUIRED,
+               "self_is_result": REQUIRED}
+
+    def promote(self, operands, params):
+        grad, x, noise = operands
+        return promote([grad, noise] if params["training"] else [grad, x], self.promotion)
+
+    def check(self, operands, params, result_dtype, out):
+        if params["training"]:
+            return
+        if params["self_is_result"] and params["lower"] + params["upper"] < 0:
+            raise RuntimeError(_NEGATIVE_SLOPE_INPLACE_BACKWARD)
+        if result_dtype not in FLOATING:
+            raise errors.not_implemented("leaky_relu_backward", result_dtype)
+
+    def prepare(self, operands, params):
+        grad, x, noise = operands
+        # the unused operand becomes the number 0, so it neither loads nor broadcasts
+        operands = [grad, 0, noise] if params["training"] else [grad, x, 0]
+        return operands, ((params["lower"] + params["upper"]) / 2, int(bool(params["training"])))
+
+    @staticmethod
+    @triton.jit
+    def math(grad, x, noise, slope, training):
+        return tl.where(training != 0, noise * grad, tl.where(x > 0, grad, grad * slope))
+
+
+_NEGATIVE_SLOPE_INPLACE_BACKWARD = (
+    "In-place leakyReLu backward calculation is triggered with a negative slope which is not "
+    "supported. This is caused by calling in-place forward function with a negative slope, "
+    "please call out-of-place version instead. File an issue at "
+    "https://github.com/pytorch/pytorch if you do require supporting in-place leakRelu backward "
+    "calculation with negative slope")

@@ -1,0 +1,164 @@
+"""Binary and ternary arithmetic: products, fused multiply-adds, minima, logs of sums."""
+import torch
+import triton
+import triton.language as tl
+
+from ..families import PointwiseOp, Promotion, register
+from ..runtime import errors, libm, special
+from ..runtime.dtypes import FLOATING, REAL
+
+
+@register
+class Mul(PointwiseOp):
+    aliases = ("multiply",)
+    nin = 2
+
+    @staticmethod
+    @triton.jit
+    def math(x, y):
+        if x.dtype == tl.int1:
+            return x & y  # bool * bool is logical and
+        else:
+            return x * y
+
+
+@register
+class Addcmul(PointwiseOp):
+    nin = 3
+    scalars = {"value": 1}
+    dtypes = REAL
+
+    @staticmethod
+    @triton.jit
+    def math(x, tensor1, tensor2, value):
+        return x + value * tensor1 * tensor2
+
+
+@register
+class Addcdiv(PointwiseOp):
+    nin = 3
+    scalars = {"value": 1}
+
+    def check(self, operands, params, result_dtype, out):
+        _, tensor1, tensor2 = operands
+        if not tensor1.is_floating_point() and not tensor2.is_floating_point():
+            raise RuntimeError(_INTEGER_ADDCDIV)
+
+    @staticmethod
+    @triton.jit
+    def math(x, tensor1, tensor2, value):
+        return x + value * (tensor1 / tensor2)
+
+
+@register
+class Xlogy(PointwiseOp):
+    nin = 2
+    promotion = Promotion.INT_TO_FLOAT
+
+    @staticmethod
+    @triton.jit
+    def math(x, y):
+        return tl.where(y != y, y, tl.where(x == 0, 0.0, x * libm.log(y)))
+
+
+@register
+class Hypot(PointwiseOp):
+    nin = 2
+    dtypes = FLOATING
+    math = staticmethod(special.hypot)
+
+
+@register
+class Logaddexp(PointwiseOp):
+    nin = 2
+    dtypes = FLOATING
+
+    @staticmethod
+    @triton.jit
+    def math(a, b):
+        larger = tl.where(a > b, a, b)
+        spread = special.log1p(libm.exp(-tl.abs(a - b)))
+        return tl.where((a == b) & (tl.abs(a) == float("inf")), a, larger + spread)
+
+
+@register
+class Logaddexp2(PointwiseOp):
+    nin = 2
+    dtypes = FLOATING
+
+    @staticmethod
+    @triton.jit
+    def math(a, b):
+        larger = tl.where(a > b, a, b)
+        spread = special.log1p(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634  # 1 / ln 2
+        return tl.where((a == b) & (tl.abs(a) == float("inf")), a, larger + spread)
+
+
+@register
+class Fmin(PointwiseOp):
+    nin = 2
+    complex_error = (RuntimeError, "fmin not implemented for complex tensors.")
+
+    @staticmethod
+    @triton.jit
+    def math(a, b):
+        # NaN-ignoring minimum; an explicit select keeps -0.0 < +0.0 on every backend
+        smaller = tl.where((b < a) | ((b == a) & (b != 0)), b, a)
+        return tl.where(a != a, b, tl.where(b != b, a, smaller))
+
+
+@register
+class ClampMax(PointwiseOp):
+    nin = 2
+    complex_error = (NotImplementedError, '"clamp_max" not implemented for complex tensors')
+
+    def check(self, operands, params, result_dtype, out):
+        x, limit = operands
+        if isinstance(limit, torch.Tensor):
+            return
+        if result_dtype == torch.bool:
+            raise errors.not_implemented("clamp_max_scalar", result_dtype)
+        target = x.dtype if out is None else out.dtype
+        if not torch.can_cast(result_dtype, target):
+            # the Scalar overload prints the C++ type of the output
+            raise RuntimeError(f"result type {errors.scalar_type_name(result_dtype)} can't be "
+                               f"cast to the desired output type {_CPP_TYPE[target]}")
+        if isinstance(limit, int) and not target.is_floating_point and target != torch.bool:
+            info = torch.iinfo(target)
+            if not info.min <= limit <= info.max:
+                raise RuntimeError(f"value cannot be converted to type {_CPP_TYPE[target]} "
+                                   "without overflow")
+
+    @staticmethod
+    @triton.jit
+    def math(x, limit):
+        return tl.where((limit < x) | (limit != limit), limit, x)
+
+
+@register
+class Heaviside(PointwiseOp):
+    nin = 2
+    complex_error = (RuntimeError, "heaviside is not yet implemented for complex tensors.")
+
+    def check(self, operands, params, result_dtype, out):
+        if operands[0].dtype != operands[1].dtype:
+            raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
+
+    @staticmethod
+    @triton.jit
+    def math(x, values):
+        return tl.where(x == 0, values, (x > 0).to(values.dtype))
+
+
+_CPP_TYPE = {torch.bool: "bool", torch.uint8: "unsigned char", torch.int8: "signed char",
+             torch.int16: "short int", torch.int32: "int", torch.int64: "long int",
+             torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16", torch.float32: "float",
+             torch.float64: "double"}
+
+_INTEGER_ADDCDIV = (
+    "Integer division with addcdiv is no longer supported, and in a future  release addcdiv will "
+    "perform a true division of tensor1 and tensor2. The historic addcdiv behavior can be "
+    "implemented as (input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer "
+    "inputs and as (input + value * tensor1 / tensor2) for float inputs. The future addcdiv "
+    "behavior is just the latter implementation: (input + value * tensor1 / tensor2), for all "
+    "dtypes.")

@@ -1,0 +1,258 @@
+"""Unary math: exponentials, logarithms, trigonometric and hyperbolic functions, Bessel
+functions, rounding and sign. Floating results are computed in opmath and rounded once."""
+import torch
+import triton
+import triton.language as tl
+
+from ..families import PointwiseOp, Promotion, register
+from ..runtime import errors, libm, special
+from ..runtime.dtypes import FLOATING, REAL
+
+
+class FloatUnary(PointwiseOp):
+    """A unary function of the reals: integer and bool inputs compute in float32."""
+
+    promotion = Promotion.INT_TO_FLOAT
+    dtypes = FLOATING
+
+
+@register
+class Exp(FloatUnary):
+    math = staticmethod(libm.exp)
+
+
+@register
+class Exp2(FloatUnary):
+    math = staticmethod(libm.exp2)
+
+
+@register
+class Log(FloatUnary):
+    math = staticmethod(libm.log)
+
+
+@register
+class Log2(FloatUnary):
+    math = staticmethod(libm.log2)
+
+
+@register
+class Log1p(FloatUnary):
+    math = staticmethod(special.log1p)
+
+
+@register
+class Sin(FloatUnary):
+    math = staticmethod(libm.sin)
+
+
+@register
+class Cos(FloatUnary):
+    math = staticmethod(libm.cos)
+
+
+@register
+class Sinh(FloatUnary):
+    math = staticmethod(special.sinh)
+
+
+@register
+class Cosh(FloatUnary):
+    math = staticmethod(special.cosh)
+
+
+@register
+class Asinh(FloatUnary):
+    aliases = ("arcsinh",)
+    math = staticmethod(special.asinh)
+
+
+@register
+class Acosh(FloatUnary):
+    aliases = ("arccosh",)
+    math = staticmethod(special.acosh)
+
+
+@register
+class Atanh(FloatUnary):
+    aliases = ("arctanh",)
+    math = staticmethod(special.atanh)
+
+
+@register
+class Rsqrt(FloatUnary):
+    math = staticmethod(libm.rsqrt)
+
+
+@register
+class Reciprocal(FloatUnary):
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return 1.0 / x
+
+
+@register
+class Sigmoid(FloatUnary):
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return 1.0 / (1.0 + libm.exp(-x))
+
+
+@register
+class Logit(FloatUnary):
+    scalars = {"eps": None}
+
+    def prepare(self, operands, params):
+        eps = params["eps"]
+        return operands, (-1.0 if eps is None else eps,)  # eps < 0 means no clamping
+
+    @staticmethod
+    @triton.jit
+    def math(x, eps):
+        # the lower test first: for eps > 0.5 it wins, as in PyTorch
+        z = tl.where(eps < 0, x, tl.where(x < eps, eps, tl.where(x > 1 - eps, 1 - eps, x)))
+        return libm.log(z / (1 - z))
+
+
+@register
+class Erfinv(FloatUnary):
+    math = staticmethod(special.erfinv)
+
+
+@register
+class Digamma(FloatUnary):
+    math = staticmethod(special.digamma)
+
+
+@register
+class I0(FloatUnary):
+    math = staticmethod(special.i0)
+
+
+@register
+class SpecialI0e(FloatUnary):
+    math = staticmethod(special.i0e)
+
+
+@register
+class SpecialI1(FloatUnary):
+    math = staticmethod(special.i1)
+
+
+@register
+class Sinc(FloatUnary):
+    math = staticmethod(special.sinc)
+
+
+@register
+class Deg2rad(FloatUnary):
+    complex_error = (RuntimeError, "deg2rad is not supported for complex tensors.")
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return x * 0.017453292519943295  # pi / 180, rounded to the compute dtype
+
+
+@register
+class Rad2deg(FloatUnary):
+    complex_error = (RuntimeError, "rad2deg is not supported for complex tensors.")
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return x * 57.29577951308232  # 180 / pi, rounded to the compute dtype
+
+
+@register
+class Sign(PointwiseOp):
+    complex_error = (NotImplementedError, "Unlike NumPy, torch.sign is not intended to support "
+                     "complex numbers. Please use torch.sgn instead.")
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        # (x > 0) - (x < 0): NaN and both zeros give +0; bool and unsigned keep their values
+        return (x > 0).to(tl.int8) - (x < 0).to(tl.int8)
+
+
+@register
+class Sgn(Sign):
+    """For real dtypes sgn is sign (they differ only for complex, which we do not support)."""
+
+    name = "sgn"
+    complex_error = None
+
+
+@register
+class Abs(PointwiseOp):
+    aliases = ("absolute",)
+    promotion = Promotion.COMPLEX_TO_FLOAT
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        if x.dtype == tl.int1:
+            return x  # PyTorch's CUDA abs of a bool is the identity
+        else:
+            return tl.abs(x)
+
+
+@register
+class Neg(PointwiseOp):
+    aliases = ("negative",)
+    dtypes = REAL
+
+    def check(self, operands, params, result_dtype, out):
+        if operands[0].dtype == torch.bool:
+            raise errors.bool_negation()
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return -x
+
+
+@register
+class Square(PointwiseOp):
+    promotion = Promotion.BOOL_TO_LONG
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return x * x
+
+
+@register
+class Trunc(PointwiseOp):
+    aliases = ("fix",)
+    dtypes = REAL
+    kernel = "trunc"
+    complex_error = (NotImplementedError, "trunc is not supported for complex inputs")
+    math = staticmethod(special.trunc)
+
+
+@register
+class Floor(PointwiseOp):
+    dtypes = REAL
+    complex_error = (NotImplementedError, "floor is not supported for complex inputs")
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        if x.dtype.is_floating():
+            return libm.floor(x)
+        else:
+            return x
+
+
+@register
+class Frac(PointwiseOp):
+    dtypes = FLOATING
+
+    @staticmethod
+    @triton.jit
+    def math(x):
+        return x - special.trunc(x)

@@ -1,0 +1,75 @@
+"""PyTorch's exception texts, in one place, so every family raises them identically."""
+import torch
+
+from .device import KERNEL_SUFFIX
+
+_SCALAR_TYPE = {
+    torch.bool: "Bool", torch.uint8: "Byte", torch.int8: "Char", torch.int16: "Short",
+    torch.int32: "Int", torch.int64: "Long", torch.float16: "Half", torch.bfloat16: "BFloat16",
+    torch.float32: "Float", torch.float64: "Double", torch.complex64: "ComplexFloat",
+    torch.complex128: "ComplexDouble", torch.complex32: "ComplexHalf",
+}
+
+
+def scalar_type_name(dtype):
+    """PyTorch's ScalarType name of a dtype, as its messages print it (Float, Long, Half...)."""
+    return _SCALAR_TYPE[dtype]
+
+
+def not_implemented(kernel, dtype):
+    """The dispatch error for an unsupported dtype; ``kernel`` is PyTorch's kernel stem."""
+    return NotImplementedError(
+        f'"{kernel}_{KERNEL_SUFFIX}" not implemented for \'{scalar_type_name(dtype)}\'')
+
+
+def complex_unsupported(op_name):
+    return NotImplementedError(f"flaggems_exp.{op_name}: complex dtypes are not supported")
+
+
+def cast_error(result_dtype, out_dtype):
+    return RuntimeError(
+        f"result type {scalar_type_name(result_dtype)} can't be cast to the desired output type "
+        f"{scalar_type_name(out_dtype)}")
+
+
+def broadcast_mismatch(out_shape, shape):
+    return RuntimeError(
+        f"output with shape {list(out_shape)} doesn't match the broadcast shape {list(shape)}")
+
+
+def internal_overlap():
+    return RuntimeError(
+        "unsupported operation: more than one element of the written-to tensor refers to a single "
+        "memory location. Please clone() the tensor before performing the operation.")
+
+
+def partial_overlap():
+    return RuntimeError(
+        "unsupported operation: some elements of the input tensor and the written-to tensor refer to "
+        "a single memory location. Please clone() the tensor before performing the operation.")
+
+
+def bool_negation():
+    return RuntimeError(
+        "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a "
+        "mask, use the `~` or `logical_not()` operator instead.")
+
+
+def bool_subtraction():
+    return RuntimeError(
+        "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+        "`logical_xor()` operator instead.")
+
+
+def dim_out_of_range(dim, ndim):
+    lo, hi = (-ndim, ndim - 1) if ndim > 0 else (-1, 0)
+    return IndexError(
+        f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
+
+
+def wrap_dim(dim, ndim):
+    """A dim in [-ndim, ndim) made non-negative; 0-dim tensors accept -1 and 0 as PyTorch does."""
+    bound = max(ndim, 1)
+    if not -bound <= dim < bound:
+        raise dim_out_of_range(dim, ndim)
+    return dim % bound

@@ -1,0 +1,78 @@
+"""Shapes, strides and memory overlap: everything a launch needs to know about tensor layout."""
+import torch
+
+
+def broadcast_shape(shapes):
+    """PyTorch's broadcast of several shapes, raising its message on a mismatch."""
+    return tuple(torch.broadcast_shapes(*shapes))
+
+
+def expanded_strides(t, shape):
+    """Strides of ``t`` broadcast to ``shape`` (stride 0 along broadcast dims), without a copy."""
+    pad = len(shape) - t.dim()
+    strides = [0] * pad + list(t.stride())
+    sizes = [1] * pad + list(t.shape)
+    return tuple(0 if sz == 1 and n != 1 else st for sz, st, n in zip(sizes, strides, shape))
+
+
+def collapse(shape, strides_list):
+    """Drop size-1 dims and merge neighbours that every operand walks contiguously.
+
+    Returns the reduced shape and the matching strides of each operand; a dense, same-layout
+    set of operands collapses to a single dim, the kernel's flat fast path.
+    """
+    dims = [i for i, n in enumerate(shape) if n != 1]
+    out_shape = [shape[i] for i in dims]
+    out_strides = [[s[i] for i in dims] for s in strides_list]
+    k = len(out_shape) - 1
+    while k > 0:
+        # merge dim k into dim k-1 when stride[k-1] == stride[k] * size[k] for every operand
+        if all(st[k - 1] == st[k] * out_shape[k] for st in out_strides):
+            out_shape[k - 1] *= out_shape[k]
+            del out_shape[k]
+            for st in out_strides:
+                st[k - 1] = st[k]
+                del st[k]
+        k -= 1
+    if not out_shape:
+        return (1,), [(1,) for _ in strides_list]
+    return tuple(out_shape), [tuple(st) for st in out_strides]
+
+
+def is_dense(t):
+    """True when ``t`` covers its memory exactly once (any dim order, no gaps, no overlap)."""
+    expected = 1
+    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda p: p[1]):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def has_internal_overlap(t):
+    """PyTorch's definite internal overlap: a stride-0 dim of size > 1 (an expanded tensor)."""
+    return any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride()))
+
+
+def _memory_span(t):
+    start = t.data_ptr()
+    extent = sum((n - 1) * st for n, st in zip(t.shape, t.stride()) if n > 0)
+    return start, start + (extent + 1) * t.element_size()
+
+
+def check_no_partial_overlap(out, inp):
+    """Raise PyTorch's error when ``inp`` shares some, but not exactly all, memory with ``out``."""
+    if out.numel() == 0 or inp.numel() == 0:
+        return
+    if out.untyped_storage().data_ptr() != inp.untyped_storage().data_ptr():
+        return
+    if (out.data_ptr() == inp.data_ptr() and out.stride() == inp.stride()
+            and out.shape == inp.shape and out.dtype == inp.dtype):
+        return  # the very same elements: reading then writing each one is safe
+    a0, a1 = _memory_span(out)
+    b0, b1 = _memory_span(inp)
+    if a0 < b1 and b0 < a1:
+        from .errors import partial_overlap
+        raise partial_overlap()

@@ -1,0 +1,62 @@
+"""Elementary functions with the accuracy of PyTorch's CUDA kernels.
+
+Compiled, ``tl.exp``/``tl.log``/``tl.sin``... lower to the GPU's approximate instructions
+(``ex2.approx`` and friends: several ulp off, worse for large arguments), while PyTorch calls the
+CUDA math library. libdevice is that library, but in Triton's interpreter its functions return
+None, so each function here picks libdevice when compiled and ``tl`` (numpy, correctly rounded)
+when interpreted. Every function takes and returns the compute dtype (float32 or float64).
+"""
+import triton
+import triton.language as tl
+
+from .device import INTERPRETED
+
+if INTERPRETED:
+    _lib = tl
+else:
+    from triton.language.extra import libdevice as _lib
+
+
+@triton.jit
+def exp(x):
+    return _lib.exp(x)
+
+
+@triton.jit
+def exp2(x):
+    return _lib.exp2(x)
+
+
+@triton.jit
+def log(x):
+    return _lib.log(x)
+
+
+@triton.jit
+def log2(x):
+    return _lib.log2(x)
+
+
+@triton.jit
+def sin(x):
+    return _lib.sin(x)
+
+
+@triton.jit
+def cos(x):
+    return _lib.cos(x)
+
+
+@triton.jit
+def rsqrt(x):
+    return _lib.rsqrt(x)
+
+
+@triton.jit
+def sqrt(x):
+    return _lib.sqrt(x)
+
+
+@triton.jit
+def floor(x):
+    return _lib.floor(x)
