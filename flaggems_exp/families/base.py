@@ -20,14 +20,25 @@ def _snake_case(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+def _is_dispatcher_op(name, overload):
+    """False for TorchScript-only overloads (``mul.int``, ``copy_.float``): not dispatcher ops."""
+    try:
+        torch._C._dispatch_find_schema_or_throw("aten::" + name, "" if overload == "default" else overload)
+    except RuntimeError:
+        return False
+    return True
+
+
 class Op:
     """An operator: one callable object, registered under one or more aten names.
 
     Class attributes an op may declare:
       name      the aten name (default: the class name in snake_case)
-      aliases   further aten names served by the same kernel (OPS aliases)
+      aliases   further aten names served by the same kernel (aliases in PyTorch's sense)
       ref       the PyTorch reference the tests and benchmarks compare with
+                (default: the aten op of the same name)
       inplace   derive ``name_`` (default: when aten has an in-place twin)
+      domain, param_samples, special_values: the inputs tests and benchmarks use
     """
 
     name = None
@@ -35,6 +46,10 @@ class Op:
     ref = None
     inplace = None
     family = "Op"
+    # what tests and benchmarks feed the op (see flaggems_exp.testing)
+    domain = (-4.0, 4.0)      # range of random floating inputs
+    param_samples = ()        # non-default parameter sets worth testing, as {name: value}
+    special_values = ()       # inputs beyond ±0, ±inf, NaN worth testing exactly (kinks)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -54,7 +69,7 @@ class Op:
         pairs = []
         for n in self.names:
             packet = getattr(torch.ops.aten, n)
-            pairs += [(n, o) for o in packet.overloads()]
+            pairs += [(n, o) for o in packet.overloads() if _is_dispatcher_op(n, o)]
         return pairs
 
     def __repr__(self):

@@ -13,9 +13,11 @@ class InplaceOp(Op):
     twin = None  # the out-of-place op this form is derived from
     inplace = False
 
-    @property
-    def ref(self):
-        return self.twin.ref
+    # the twin's reference and test inputs serve the in-place form too
+    ref = property(lambda self: self.twin.ref)
+    domain = property(lambda self: self.twin.domain)
+    param_samples = property(lambda self: self.twin.param_samples)
+    special_values = property(lambda self: self.twin.special_values)
 
     def __call__(self, self_tensor, *args, **kwargs):
         return self.twin.call_out((self_tensor, *args), kwargs, out=self_tensor, inplace=True)

@@ -110,6 +110,9 @@ class PointwiseOp(Op):
     dtypes = ALL
     kernel = None
     complex_error = None  # (exception type, message) where PyTorch itself rejects complex
+    # out= must have exactly the result dtype: "found" for TensorIterator's message,
+    # "expected" for that of PyTorch's generated out= wrappers; None lets out cast
+    exact_out_dtype = None
 
     def __init__(self):
         super().__init__()
@@ -117,6 +120,7 @@ class PointwiseOp(Op):
         schemas = [getattr(getattr(torch.ops.aten, n), o)._schema for n, o in self.aten_overloads()]
         positional = [[a for a in s.arguments if not a.kwarg_only] for s in schemas]
         self.operand_names = [a.name for a in positional[0][:self.nin]]
+        self.has_out = any(any(a.name == "out" for a in s.arguments) for s in schemas)
         self.number_operands = frozenset(
             i for args in positional for i, a in enumerate(args[:self.nin])
             if not str(a.type).startswith("Tensor"))
@@ -155,6 +159,10 @@ class PointwiseOp(Op):
     def check(self, operands, params, result_dtype, out):
         pass
 
+    def sample_shapes(self, shape):
+        """Operand shapes of a natural call whose result has ``shape`` (tests, benchmarks)."""
+        return [shape] * self.nin
+
     def promote(self, operands, params):
         return promote(operands, self.promotion)
 
@@ -177,12 +185,29 @@ class PointwiseOp(Op):
             out = (torch.empty_like(like, dtype=result) if like is not None
                    else torch.empty(shape, dtype=result, device=tensors[0].device))
         else:
-            _check_out(out, tensors, shape, result, inplace)
+            self.check_out(out, tensors, shape, result, inplace)
         if result not in self.dtypes:
             raise errors.not_implemented(self.kernel or self.name, result)
         if out.numel():
             self.launch(out, operands, kernel_scalars, compute)
         return out
+
+    def check_out(self, out, tensors, shape, result, inplace):
+        """PyTorch's rules for writing into ``out`` (in place: self), checked in its order."""
+        if not inplace and not self.has_out:
+            raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
+        if geometry.has_internal_overlap(out):
+            raise errors.internal_overlap()
+        for t in tensors:
+            geometry.check_no_partial_overlap(out, t)
+        if inplace and tuple(out.shape) != shape:
+            raise errors.broadcast_mismatch(out.shape, shape)
+        if not inplace and self.exact_out_dtype and out.dtype != result:
+            raise errors.out_dtype_mismatch(out.dtype, result, self.exact_out_dtype)
+        if not torch.can_cast(result, out.dtype):
+            raise errors.cast_error(result, out.dtype)
+        if tuple(out.shape) != shape:
+            out.resize_(shape)  # the first write, after every check
 
     def launch(self, out, operands, kernel_scalars, compute):
         shape = tuple(out.shape)
@@ -225,17 +250,3 @@ def _cpu_scalar_to_number(operand):
             and operand.device.type == "cpu"):
         return operand.item()
     return operand
-
-
-def _check_out(out, tensors, shape, result, inplace):
-    """PyTorch's rules for writing into ``out`` (in place: out is self), checked in its order."""
-    if geometry.has_internal_overlap(out):
-        raise errors.internal_overlap()
-    for t in tensors:
-        geometry.check_no_partial_overlap(out, t)
-    if inplace and tuple(out.shape) != shape:
-        raise errors.broadcast_mismatch(out.shape, shape)
-    if not torch.can_cast(result, out.dtype):
-        raise errors.cast_error(result, out.dtype)
-    if tuple(out.shape) != shape:
-        out.resize_(shape)  # the first write, after every check

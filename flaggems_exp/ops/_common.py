@@ -8,8 +8,10 @@ from ..runtime import libm
 @triton.jit
 def clamp(x, lo, hi):
     """min(max(x, lo), hi) as PyTorch's clamp: NaN in x or in a limit propagates, -0.0 is kept."""
-    x = tl.where((x < lo) | (lo != lo), lo, x)
-    return tl.where((x > hi) | (hi != hi), hi, x)
+    x = tl.where(x < lo, lo, x)
+    x = tl.where(lo != lo, lo, x)
+    x = tl.where(x > hi, hi, x)
+    return tl.where(hi != hi, hi, x)
 
 
 @triton.jit

@@ -19,6 +19,7 @@ class FloatActivation(PointwiseOp):
 
 @register
 class Silu(FloatActivation):
+    exact_out_dtype = "found"
     @staticmethod
     @triton.jit
     def math(x):
@@ -39,6 +40,7 @@ class Selu(FloatActivation):
 
 @register
 class Hardsigmoid(FloatActivation):
+    exact_out_dtype = "found"
     @staticmethod
     @triton.jit
     def math(x):
@@ -47,6 +49,7 @@ class Hardsigmoid(FloatActivation):
 
 @register
 class Hardswish(FloatActivation):
+    exact_out_dtype = "found"
     @staticmethod
     @triton.jit
     def math(x):
@@ -55,6 +58,7 @@ class Hardswish(FloatActivation):
 
 @register
 class Hardtanh(PointwiseOp):
+    exact_out_dtype = "found"
     scalars = {"min_val": -1, "max_val": 1}
     dtypes = REAL
     complex_error = (NotImplementedError, "clamp is not supported for complex types")
@@ -80,6 +84,7 @@ class Relu6(Hardtanh):
 
 @register
 class LeakyRelu(FloatActivation):
+    exact_out_dtype = "found"
     scalars = {"negative_slope": 0.01}
 
     @staticmethod
@@ -90,6 +95,7 @@ class LeakyRelu(FloatActivation):
 
 @register
 class Softplus(FloatActivation):
+    exact_out_dtype = "found"
     scalars = {"beta": 1, "threshold": 20}
 
     @staticmethod
@@ -100,6 +106,7 @@ class Softplus(FloatActivation):
 
 @register
 class Softshrink(FloatActivation):
+    exact_out_dtype = "found"
     scalars = {"lambd": 0.5}
     kernel = "softshrink_check"
 
@@ -117,6 +124,7 @@ class Softshrink(FloatActivation):
 
 @register
 class Hardshrink(FloatActivation):
+    exact_out_dtype = "found"
     scalars = {"lambd": 0.5}
 
     @staticmethod
@@ -156,9 +164,6 @@ class Prelu(FloatActivation):
             raise RuntimeError(f"prelu: Type promoting not supported. Got "
                                f"{errors.scalar_type_name(x.dtype)} and "
                                f"{errors.scalar_type_name(weight.dtype)}")
-        if weight.dim() > 1:
-            raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
-                               f"ndim = {weight.dim()}")
         if weight.numel() != 1:
             if x.dim() == 0:
                 raise RuntimeError("Not allow zero-dim input tensor.")
@@ -167,6 +172,12 @@ class Prelu(FloatActivation):
                 raise RuntimeError(
                     f"Mismatch of parameter numbers and input channel size. Found parameter "
                     f"numbers = {weight.numel()} and channel size = {channels}.")
+        if weight.dim() > 1:
+            raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
+                               f"ndim = {weight.dim()}")
+
+    def sample_shapes(self, shape):
+        return [shape, shape[1:2]]
 
     def prepare(self, operands, params):
         x, weight = operands
@@ -184,12 +195,14 @@ class Prelu(FloatActivation):
 @register
 class HardswishBackward(FloatActivation):
     nin = 2
+    exact_out_dtype = "expected"
     inplace = False
 
     @staticmethod
     @triton.jit
     def math(grad, x):
-        return tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (x / 3.0 + 0.5), grad))
+        slope = tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (x / 3.0 + 0.5), grad))
+        return tl.where(x != x, x, slope)  # a NaN input propagates, as in PyTorch
 
 
 @register
@@ -197,8 +210,13 @@ class RreluWithNoiseBackward(PointwiseOp):
     """training: noise * grad; eval: leaky_relu_backward with slope (lower + upper) / 2."""
 
     nin = 3
+    exact_out_dtype = "expected"
     scalars = {"lower": REQUIRED, "upper": REQUIRED, "training": REQUIRED,
                "self_is_result": REQUIRED}
+    param_samples = ({"lower": 0.1, "upper": 0.3, "training": True, "self_is_result": False},
+                     {"lower": 0.1, "upper": 0.3, "training": False, "self_is_result": False},
+                     {"lower": -0.5, "upper": 0.2, "training": False, "self_is_result": True},
+                     {"lower": 0.2, "upper": 0.4, "training": False, "self_is_result": True})
 
     def promote(self, operands, params):
         grad, x, noise = operands

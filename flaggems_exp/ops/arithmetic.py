@@ -110,6 +110,7 @@ class Fmin(PointwiseOp):
 @register
 class ClampMax(PointwiseOp):
     nin = 2
+    exact_out_dtype = "found"
     complex_error = (NotImplementedError, '"clamp_max" not implemented for complex tensors')
 
     def check(self, operands, params, result_dtype, out):
@@ -118,21 +119,22 @@ class ClampMax(PointwiseOp):
             return
         if result_dtype == torch.bool:
             raise errors.not_implemented("clamp_max_scalar", result_dtype)
-        target = x.dtype if out is None else out.dtype
-        if not torch.can_cast(result_dtype, target):
-            # the Scalar overload prints the C++ type of the output
+        inplace = out is x
+        if inplace and not torch.can_cast(result_dtype, x.dtype):
+            # the Scalar overload prints the C++ type of self
             raise RuntimeError(f"result type {errors.scalar_type_name(result_dtype)} can't be "
-                               f"cast to the desired output type {_CPP_TYPE[target]}")
+                               f"cast to the desired output type {errors.cpp_type_name(x.dtype)}")
+        target = x.dtype if inplace else result_dtype
         if isinstance(limit, int) and not target.is_floating_point and target != torch.bool:
             info = torch.iinfo(target)
             if not info.min <= limit <= info.max:
-                raise RuntimeError(f"value cannot be converted to type {_CPP_TYPE[target]} "
+                raise RuntimeError(f"value cannot be converted to type {errors.cpp_type_name(target)} "
                                    "without overflow")
 
     @staticmethod
     @triton.jit
     def math(x, limit):
-        return tl.where((limit < x) | (limit != limit), limit, x)
+        return tl.where(limit != limit, limit, tl.where(limit < x, limit, x))
 
 
 @register
@@ -141,7 +143,8 @@ class Heaviside(PointwiseOp):
     complex_error = (RuntimeError, "heaviside is not yet implemented for complex tensors.")
 
     def check(self, operands, params, result_dtype, out):
-        if operands[0].dtype != operands[1].dtype:
+        dtypes = {operands[0].dtype, operands[1].dtype, (out if out is not None else operands[0]).dtype}
+        if len(dtypes) > 1:
             raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
 
     @staticmethod
@@ -149,11 +152,6 @@ class Heaviside(PointwiseOp):
     def math(x, values):
         return tl.where(x == 0, values, (x > 0).to(values.dtype))
 
-
-_CPP_TYPE = {torch.bool: "bool", torch.uint8: "unsigned char", torch.int8: "signed char",
-             torch.int16: "short int", torch.int32: "int", torch.int64: "long int",
-             torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16", torch.float32: "float",
-             torch.float64: "double"}
 
 _INTEGER_ADDCDIV = (
     "Integer division with addcdiv is no longer supported, and in a future  release addcdiv will "

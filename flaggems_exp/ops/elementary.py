@@ -168,6 +168,7 @@ class Rad2deg(FloatUnary):
 
 @register
 class Sign(PointwiseOp):
+    exact_out_dtype = "found"
     complex_error = (NotImplementedError, "Unlike NumPy, torch.sign is not intended to support "
                      "complex numbers. Please use torch.sgn instead.")
 
@@ -175,7 +176,10 @@ class Sign(PointwiseOp):
     @triton.jit
     def math(x):
         # (x > 0) - (x < 0): NaN and both zeros give +0; bool and unsigned keep their values
-        return (x > 0).to(tl.int8) - (x < 0).to(tl.int8)
+        if x.dtype == tl.int1:
+            return x
+        else:
+            return (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
 
 
 @register
@@ -186,10 +190,17 @@ class Sgn(Sign):
     complex_error = None
 
 
+def _cuda_abs(x, **kwargs):
+    """PyTorch's CUDA abs, whose bool case is the identity (its CPU kernel rejects bool)."""
+    return torch.abs(x, **kwargs) if x.dtype != torch.bool else x.clone()
+
+
 @register
 class Abs(PointwiseOp):
+    exact_out_dtype = "found"
     aliases = ("absolute",)
     promotion = Promotion.COMPLEX_TO_FLOAT
+    ref = staticmethod(_cuda_abs)
 
     @staticmethod
     @triton.jit
@@ -202,6 +213,7 @@ class Abs(PointwiseOp):
 
 @register
 class Neg(PointwiseOp):
+    exact_out_dtype = "found"
     aliases = ("negative",)
     dtypes = REAL
 
@@ -227,6 +239,7 @@ class Square(PointwiseOp):
 
 @register
 class Trunc(PointwiseOp):
+    exact_out_dtype = "found"
     aliases = ("fix",)
     dtypes = REAL
     kernel = "trunc"
@@ -236,6 +249,7 @@ class Trunc(PointwiseOp):
 
 @register
 class Floor(PointwiseOp):
+    exact_out_dtype = "found"
     dtypes = REAL
     complex_error = (NotImplementedError, "floor is not supported for complex inputs")
 
@@ -250,6 +264,7 @@ class Floor(PointwiseOp):
 
 @register
 class Frac(PointwiseOp):
+    exact_out_dtype = "found"
     dtypes = FLOATING
 
     @staticmethod

@@ -73,3 +73,22 @@ def wrap_dim(dim, ndim):
     if not -bound <= dim < bound:
         raise dim_out_of_range(dim, ndim)
     return dim % bound
+
+
+_CPP_TYPE = {torch.bool: "bool", torch.uint8: "unsigned char", torch.int8: "signed char",
+             torch.int16: "short int", torch.int32: "int", torch.int64: "long int",
+             torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16", torch.float32: "float",
+             torch.float64: "double"}
+
+
+def cpp_type_name(dtype):
+    """The C++ type PyTorch prints for a dtype in some messages ("long int", "float")."""
+    return _CPP_TYPE[dtype]
+
+
+def out_dtype_mismatch(out_dtype, result_dtype, style):
+    if style == "found":
+        return RuntimeError(f"Found dtype {scalar_type_name(out_dtype)} but expected "
+                            f"{scalar_type_name(result_dtype)}")
+    return RuntimeError(f"Expected out tensor to have dtype {cpp_type_name(result_dtype)}, but "
+                        f"got {cpp_type_name(out_dtype)} instead")

@@ -35,11 +35,8 @@ _REPRESENTATIVE = {bool: True, int: 1, float: 1.0, complex: 1j}
 
 @functools.lru_cache(maxsize=4096)
 def _cached(kind, signature):
-    args = [
-        torch.empty((), dtype=s[0]) if s[1] else torch.empty((1,), dtype=s[0])
-        if isinstance(s, tuple) else _REPRESENTATIVE[s]
-        for s in signature
-    ]
+    args = [torch.empty(() if s[1] else (1,), dtype=s[0]) if isinstance(s, tuple)
+            else _REPRESENTATIVE[s] for s in signature]
     return _elementwise_dtypes(*args, type_promotion_kind=kind.value)
 
 

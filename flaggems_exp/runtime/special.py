@@ -1,23 +1,24 @@
-"""Numerically careful special functions as ``@triton.jit`` device functions.
-
-They exist because the ``triton.language.extra.libdevice`` versions return
-None under ``TRITON_INTERPRET=1`` and do not exist on every backend, while
-the plain ``tl.*`` algebra usually overflows or cancels where the C library
-does not. Everything here is built from ``tl.*`` / ``tl.math.*`` primitives
-only, works on block tensors inside other Triton kernels, and takes and
-returns the compute dtype (float32 or float64; ``trunc`` also passes
-integers through): no function casts its input, and every literal is
-materialised in the dtype of the tensor it meets.
+"""Numerically careful special functions as ``@triton.jit`` device functions,
+callable on block tensors from inside other Triton kernels. They exist because
+``triton.language.extra.libdevice`` is a no-op under ``TRITON_INTERPRET=1``
+(its functions return None) and the textbook ``tl.*`` formulas overflow or
+cancel where the C library does not, so everything here is built from
+``tl.*`` primitives and the accurate elementary functions of ``libm``. Every function takes and returns the
+compute dtype (float32 or float64; ``trunc`` also passes integers through):
+nothing casts its input, literals are materialised in the dtype of the tensor
+they meet, and where the method has to differ by precision it branches on
+``x.dtype`` at compile time.
 """
 
 import triton
 import triton.language as tl
 
+from . import libm
+
 _INF = tl.constexpr(float("inf"))
 _NAN = tl.constexpr(float("nan"))
 _PI = tl.constexpr(3.141592653589793)
 _LN2 = tl.constexpr(0.6931471805599453)
-_TWO_OVER_SQRT_PI = tl.constexpr(1.1283791670955126)
 # digamma(10), the value Cephes/ATen return when the recurrence lands on 10.
 _PSI_10 = tl.constexpr(2.25175258906672110764)
 # Above 2**28, sqrt(x*x +- 1) == |x| in float64, so asinh/acosh = log(2|x|).
@@ -114,6 +115,51 @@ _ERFINV_TAIL = tl.constexpr((
     0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682,
 ))
 
+# Cephes ndtri rational approximations (as in ATen calc_ndtri): P0/Q0 for
+# |p - 1/2| <= 1/2 - exp(-2), P1/Q1 and P2/Q2 in z = 1/sqrt(-2 log p) for
+# sqrt(-2 log p) in [2, 8) and [8, 64).
+_NDTRI_P0 = tl.constexpr((
+    -5.99633501014107895267e1, 9.80010754185999661536e1,
+    -5.66762857469070293439e1, 1.39312609387279679503e1,
+    -1.23916583867381258016e0,
+))
+_NDTRI_Q0 = tl.constexpr((
+    1.0, 1.95448858338141759834e0, 4.67627912898881538453e0,
+    8.63602421390890590575e1, -2.25462687854119370527e2,
+    2.00260212380060660359e2, -8.20372256168333339912e1,
+    1.59056225126211695515e1, -1.18331621121330003142e0,
+))
+_NDTRI_P1 = tl.constexpr((
+    4.05544892305962419923e0, 3.15251094599893866154e1,
+    5.71628192246421288162e1, 4.40805073893200834700e1,
+    1.46849561928858024014e1, 2.18663306850790267539e0,
+    -1.40256079171354495875e-1, -3.50424626827848203418e-2,
+    -8.57456785154685413611e-4,
+))
+_NDTRI_Q1 = tl.constexpr((
+    1.0, 1.57799883256466749731e1, 4.53907635128879210584e1,
+    4.13172038254672030440e1, 1.50425385692907503408e1,
+    2.50464946208309415979e0, -1.42182922854787788574e-1,
+    -3.80806407691578277194e-2, -9.33259480895457427372e-4,
+))
+_NDTRI_P2 = tl.constexpr((
+    3.23774891776946035970e0, 6.91522889068984211695e0,
+    3.93881025292474443415e0, 1.33303460815807542389e0,
+    2.01485389549179081538e-1, 1.23716634817820021358e-2,
+    3.01581553508235416007e-4, 2.65806974686737550832e-6,
+    6.23974539184983293730e-9,
+))
+_NDTRI_Q2 = tl.constexpr((
+    1.0, 6.02427039364742014255e0, 3.67983563856160859403e0,
+    1.37702099489081330271e0, 2.16236993594496635890e-1,
+    1.34204006088543189037e-2, 3.28014464682127739104e-4,
+    2.89247864745380683936e-6, 6.79019408009981274425e-9,
+))
+_SQRT_PI = tl.constexpr(1.7724538509055159)
+_SQRT_HALF = tl.constexpr(0.7071067811865476)
+# 1 - 2 exp(-2): where ndtri((1 + y) / 2) leaves its central branch.
+_ERFINV_F64_CENTRAL = tl.constexpr(0.7293294335267746)
+
 
 @triton.jit
 def _signbit(x):
@@ -130,7 +176,7 @@ def _sqrt(x):
     if x.dtype == tl.float32:
         r = tl.sqrt_rn(x)
     else:
-        r = tl.sqrt(x)
+        r = libm.sqrt(x)
     return r
 
 
@@ -160,17 +206,17 @@ def _chbevl(x, coeffs: tl.constexpr, n: tl.constexpr):
 def log1p(x):
     u = 1.0 + x
     # log(u) * x / (u - 1) cancels the rounding error committed in 1 + x.
-    r = tl.log(u) * (x / (u - 1.0))
+    r = libm.log(u) * (x / (u - 1.0))
     r = tl.where(u == 1.0, x, r)
     return tl.where(x == _INF, x, r)
 
 
 @triton.jit
 def expm1(x):
-    u = tl.exp(x)
+    u = libm.exp(x)
     um1 = u - 1.0
     # Kahan: (u - 1) * x / log(u) cancels the rounding error of exp(x).
-    r = um1 * (x / tl.log(u))
+    r = um1 * (x / libm.log(u))
     r = tl.where(u == 1.0, x, r)
     r = tl.where(um1 == -1.0, um1, r)
     return tl.where(u == _INF, u, r)
@@ -181,8 +227,8 @@ def sinh(x):
     a = tl.abs(x)
     t = expm1(a)
     small = 0.5 * (t + t / (t + 1.0))
-    e = tl.exp(a)
-    h = tl.exp(0.5 * a)
+    e = libm.exp(a)
+    h = libm.exp(0.5 * a)
     # exp(a) overflows up to ln(2) before sinh does: square exp(a/2).
     big = tl.where(e == _INF, (0.5 * h) * h, 0.5 * e - 0.5 / e)
     r = tl.where(a < 1.0, small, big)
@@ -192,8 +238,8 @@ def sinh(x):
 @triton.jit
 def cosh(x):
     a = tl.abs(x)
-    e = tl.exp(a)
-    h = tl.exp(0.5 * a)
+    e = libm.exp(a)
+    h = libm.exp(0.5 * a)
     return tl.where(e == _INF, (0.5 * h) * h, 0.5 * e + 0.5 / e)
 
 
@@ -201,8 +247,8 @@ def cosh(x):
 def asinh(x):
     a = tl.abs(x)
     a2 = a * a
-    huge = tl.log(a) + _LN2
-    mid = tl.log(2.0 * a + 1.0 / (_sqrt(a2 + 1.0) + a))
+    huge = libm.log(a) + _LN2
+    mid = libm.log(2.0 * a + 1.0 / (_sqrt(a2 + 1.0) + a))
     small = log1p(a + a2 / (1.0 + _sqrt(1.0 + a2)))
     r = tl.where(a > _BIG_ARG, huge, tl.where(a > 2.0, mid, small))
     return tl.where(_signbit(x), -r, r)
@@ -211,8 +257,8 @@ def asinh(x):
 @triton.jit
 def acosh(x):
     t = x - 1.0
-    huge = tl.log(x) + _LN2
-    mid = tl.log(2.0 * x - 1.0 / (x + _sqrt(x * x - 1.0)))
+    huge = libm.log(x) + _LN2
+    mid = libm.log(2.0 * x - 1.0 / (x + _sqrt(x * x - 1.0)))
     small = log1p(t + _sqrt(2.0 * t + t * t))
     r = tl.where(x > _BIG_ARG, huge, tl.where(x > 2.0, mid, small))
     return tl.where(x < 1.0, _NAN, r)
@@ -235,7 +281,7 @@ def trunc(x):
     r = x
     if x.dtype.is_floating():
         # ceil(-0.5) is -0.0 and floor keeps -0.0, infinities and NaN.
-        r = tl.where(x < 0, tl.ceil(x), tl.floor(x))
+        r = tl.where(x < 0, tl.ceil(x), libm.floor(x))
     return r
 
 
@@ -243,28 +289,48 @@ def trunc(x):
 def hypot(x, y):
     a = tl.abs(x)
     b = tl.abs(y)
-    # A NaN lands in big or in small, so it reaches the result either way.
+    # A NaN lands in big or in small, so it reaches the result either way
+    # (big + small keeps it when big is 0).
     a_big = a > b
     big = tl.where(a_big, a, b)
     small = tl.where(a_big, b, a)
     q = small / big
     r = big * _sqrt(1.0 + q * q)
-    r = tl.where(big == 0.0, big, r)
+    r = tl.where(big == 0.0, big + small, r)
     return tl.where((a == _INF) | (b == _INF), _INF, r)
+
+
+@triton.jit
+def _erfinv_f64(x):
+    # erfinv(y) = ndtri((1 + y) / 2) / sqrt(2), without ever forming
+    # (1 + y) / 2: the central branch needs p - 1/2 = y / 2 and the tail
+    # needs 1 - p = (1 - |y|) / 2, both exact, so full accuracy reaches
+    # |y| -> 1 (Newton on erf cannot: erf(x) - y is all rounding there).
+    a = tl.abs(x)
+    c = 0.5 * x
+    c2 = c * c
+    central = (c + c * (c2 * _polevl(c2, _NDTRI_P0, 5) / _polevl(c2, _NDTRI_Q0, 9))) * _SQRT_PI
+    v = _sqrt(-2.0 * libm.log(0.5 * (1.0 - a)))
+    iv = 1.0 / v
+    x1 = tl.where(v < 8.0,
+                  iv * _polevl(iv, _NDTRI_P1, 9) / _polevl(iv, _NDTRI_Q1, 9),
+                  iv * _polevl(iv, _NDTRI_P2, 9) / _polevl(iv, _NDTRI_Q2, 9))
+    tail = (v - libm.log(v) / v - x1) * _SQRT_HALF
+    tail = tl.where(x < 0, -tail, tail)
+    return tl.where(a < _ERFINV_F64_CENTRAL, central, tail)
 
 
 @triton.jit
 def erfinv(x):
     a = tl.abs(x)
-    w = -tl.log((1.0 - a) * (1.0 + a))
-    p_central = _polevl(w - 2.5, _ERFINV_CENTRAL, 9)
-    p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
-    r = tl.where(w < 5.0, p_central, p_tail) * x
     if x.dtype == tl.float64:
-        # Giles is a float32 approximation (~1e-7); two Newton steps on erf
-        # bring it to float64 precision, as ATen calc_erfinv does.
-        for _ in tl.static_range(2):
-            r = r - (tl.math.erf(r) - x) / (_TWO_OVER_SQRT_PI * tl.exp(-r * r))
+        r = _erfinv_f64(x)
+    else:
+        # Giles' float32 approximation: about 2 ulp, up to |x| -> 1.
+        w = -libm.log((1.0 - a) * (1.0 + a))
+        p_central = _polevl(w - 2.5, _ERFINV_CENTRAL, 9)
+        p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
+        r = tl.where(w < 5.0, p_central, p_tail) * x
     r = tl.where(a == 1.0, tl.where(x > 0, _INF, -_INF), r)
     return tl.where(a > 1.0, _NAN, r)
 
@@ -281,8 +347,8 @@ def digamma(x):
     ar = tl.abs(r)
     flip = ar > 0.25
     s = tl.where(flip, 0.5 - ar, ar) * _PI
-    sn = tl.sin(s)
-    cs = tl.cos(s)
+    sn = libm.sin(s)
+    cs = libm.cos(s)
     cot = tl.where(flip, sn / cs, cs / sn)
     cot = tl.where(r < 0, -cot, cot)
 
@@ -296,7 +362,7 @@ def digamma(x):
         z = tl.where(below, z + 1.0, z)
     iz2 = 1.0 / (z * z)
     series = iz2 * _polevl(iz2, _DIGAMMA_A, 7)
-    res = acc + tl.log(z) - 0.5 / z - series
+    res = acc + libm.log(z) - 0.5 / z - series
     res = tl.where(z == 10.0, acc + _PSI_10, res)
     res = tl.where(neg, res - _PI * cot, res)
     res = tl.where(neg & (x == xt), _NAN, res)
@@ -315,7 +381,7 @@ def i0e(x):
 @triton.jit
 def i0(x):
     a = tl.abs(x)
-    e = tl.exp(a)
+    e = libm.exp(a)
     lo = e * _chbevl(a * 0.5 - 2.0, _I0E_A, 30)
     # Same operation order as ATen: i0(inf) = inf / inf = NaN, like torch.
     hi = e * _chbevl(32.0 / a - 2.0, _I0E_B, 25) / _sqrt(a)
@@ -325,7 +391,7 @@ def i0(x):
 @triton.jit
 def i1(x):
     a = tl.abs(x)
-    e = tl.exp(a)
+    e = libm.exp(a)
     lo = e * a * _chbevl(a * 0.5 - 2.0, _I1E_A, 29)
     hi = e * _chbevl(32.0 / a - 2.0, _I1E_B, 25) / _sqrt(a)
     r = tl.where(a <= 8.0, lo, hi)
@@ -337,5 +403,5 @@ def i1(x):
 def sinc(x):
     # pi * x rounded in the compute dtype, as torch does: f32 sinc(1) = -2.78e-8.
     y = x * _PI
-    r = tl.sin(y) / y
+    r = libm.sin(y) / y
     return tl.where(x == 0, 1.0, r)

@@ -1,0 +1,163 @@
+"""Inputs, references and tolerances shared by the test suite, the self-check and the benchmarks.
+
+Every property is checked against PyTorch itself: the reference of an op runs on the CPU, once in
+the inputs' own dtypes (result dtype, shape and errors) and once upcast to float64 (values).
+"""
+import itertools
+import re
+
+import attrs
+import torch
+
+from .families.inplace import InplaceOp
+from .runtime.device import DEVICE
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+ALL_DTYPES = (torch.bool, *INT_DTYPES, *FLOAT_DTYPES)
+SPECIAL_VALUES = (0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1.0, -1.0, 0.5, -0.5,
+                  3.0, -3.0, 1e-30, -2.5, 100.0)
+
+# (rtol, atol) of a result against the float64 reference rounded to the result dtype
+TOLERANCE = {
+    torch.float16: (1e-3, 1e-3),
+    torch.bfloat16: (1.6e-2, 1e-2),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.float64: (1e-9, 1e-12),
+}
+
+
+@attrs.frozen
+class Call:
+    """One call of an op: positional args (CPU tensors and numbers) and keyword args."""
+
+    args: tuple
+    kwargs: dict = attrs.field(factory=dict)
+    label: str = ""
+
+    def on(self, device):
+        """The same call with its tensors moved to ``device`` (fresh copies, safe to mutate)."""
+        return Call(tuple(a.to(device, copy=True) if isinstance(a, torch.Tensor) else a
+                          for a in self.args), dict(self.kwargs), self.label)
+
+
+def random_tensor(shape, dtype, domain=(-4.0, 4.0), generator=None):
+    """Random values of ``dtype``: floats uniform in ``domain``, small integers, or bools."""
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=generator).bool()
+    if not dtype.is_floating_point:
+        lo = 0 if dtype == torch.uint8 else -5
+        return torch.randint(lo, 10, shape, generator=generator).to(dtype)
+    lo, hi = domain
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * (hi - lo) + lo).to(dtype)
+
+
+def twin(op):
+    return op.twin if isinstance(op, InplaceOp) else op
+
+
+def operand_forms(op):
+    """Which operands are tensors (True) or Python numbers (False), one tuple per aten overload."""
+    nin = twin(op).nin
+    forms = []
+    for name, overload in op.aten_overloads():
+        schema = getattr(getattr(torch.ops.aten, name), overload)._schema
+        if any(a.kwarg_only and a.name == "out" for a in schema.arguments):
+            continue
+        args = [a for a in schema.arguments if not a.kwarg_only][:nin]
+        form = tuple(str(a.type).startswith("Tensor") for a in args)
+        if form not in forms:
+            forms.append(form)
+    return forms
+
+
+_NUMBERS = {torch.bool: True, torch.uint8: 2, torch.int8: 2, torch.int16: 2, torch.int32: 2,
+            torch.int64: 2}
+
+
+def param_sets(op):
+    return [{}, *op.param_samples] if not _required_params(op) else list(op.param_samples)
+
+
+def _required_params(op):
+    from .families.pointwise import REQUIRED
+    return [k for k, v in twin(op).scalars.items() if v is REQUIRED]
+
+
+def pointwise_calls(op, dtype, shape=(5, 8), generator=None):
+    """Calls of a pointwise op (functional or in place) with every operand ``dtype``."""
+    calls = []
+    shapes = twin(op).sample_shapes(shape)
+    for form, params in itertools.product(operand_forms(op), param_sets(op)):
+        args = tuple(random_tensor(s, dtype, op.domain, generator) if is_tensor
+                     else _NUMBERS.get(dtype, 1.5) for s, is_tensor in zip(shapes, form))
+        label = "-".join("T" if f else "S" for f in form)
+        calls.append(Call(args + tuple(params.values()), {}, label + str(params or "")))
+    return calls
+
+
+def run(fn, call):
+    """``fn(*call.args, **call.kwargs)``: its result, or the exception it raised."""
+    try:
+        return fn(*call.args, **call.kwargs)
+    except Exception as exc:  # noqa: BLE001 - the exception is the result under test
+        return exc
+
+
+def reference(op, call):
+    """PyTorch's answer on the CPU: (native result or exception, float64-accurate expected).
+
+    For an in-place op the native result comes from PyTorch's own in-place op (its errors) and
+    the values from the functional reference cast into self's dtype.
+    """
+    if isinstance(op, InplaceOp):
+        native = run(getattr(torch.ops.aten, op.name), call.on("cpu"))
+        functional, expected = reference(op.twin, call)
+        if isinstance(native, Exception) and "ref" in type(op.twin).__dict__:
+            # the twin's own reference stands for PyTorch's CUDA behaviour where the CPU one
+            # rejects the input (abs of a bool): in place it is the functional result cast
+            self_tensor = call.args[0]
+            if (not isinstance(functional, Exception) and functional.shape == self_tensor.shape
+                    and torch.can_cast(functional.dtype, self_tensor.dtype)):
+                return self_tensor, expected.to(self_tensor.dtype)
+        if isinstance(native, Exception):
+            return native, None
+        return native, expected.to(native.dtype)
+    native = run(op.ref, call)
+    if isinstance(native, Exception):
+        return native, None
+    wide = Call(tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                      for a in call.args), call.kwargs)
+    expected = run(op.ref, wide)
+    if isinstance(expected, Exception) or not native.is_floating_point():
+        return native, native
+    return native, expected.to(native.dtype)
+
+
+def normalize_message(message):
+    """A PyTorch message with its backend-specific kernel name ("elu_cpu") blanked out."""
+    return re.sub(r'"\w+" not implemented for', '"<kernel>" not implemented for', str(message))
+
+
+def assert_same_error(ours, theirs):
+    assert isinstance(ours, Exception), f"expected {type(theirs).__name__}: {theirs}; got a result"
+    assert type(ours) is type(theirs), f"{type(ours).__name__}: {ours} != {type(theirs).__name__}: {theirs}"
+    assert normalize_message(ours) == normalize_message(theirs)
+
+
+def assert_close(ours, expected, exact=False, signed_zeros=False):
+    """``ours`` (any device) equals ``expected`` in dtype and shape, values within tolerance."""
+    if isinstance(ours, Exception):
+        raise AssertionError(f"raised {type(ours).__name__}: {ours}")
+    ours = ours.cpu()
+    assert ours.dtype == expected.dtype, (ours.dtype, expected.dtype)
+    assert ours.shape == expected.shape, (ours.shape, expected.shape)
+    rtol, atol = (0, 0) if exact else TOLERANCE.get(expected.dtype, (0, 0))
+    torch.testing.assert_close(ours, expected, rtol=rtol, atol=atol, equal_nan=True)
+    if signed_zeros and expected.is_floating_point():
+        zero = (expected == 0) & (ours == 0)
+        assert torch.equal(torch.signbit(ours[zero]), torch.signbit(expected[zero])), "sign of zero"
+
+
+def on_device(call):
+    return call.on(DEVICE)

@@ -1,0 +1,22 @@
+"""Test configuration: a marker per registered op (``pytest -m sigmoid``) and ``--quick``."""
+import pytest
+
+import flaggems_exp
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true",
+                     help="float32 and one integer dtype only, instead of every dtype")
+
+
+def pytest_configure(config):
+    for name in flaggems_exp.list_ops():
+        config.addinivalue_line("markers", f"{name}: tests of the op {name}")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        op = getattr(item, "callspec", None) and item.callspec.params.get("op")
+        if op is not None:
+            for name in op.names:
+                item.add_marker(getattr(pytest.mark, name))

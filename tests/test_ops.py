@@ -1,0 +1,193 @@
+"""Generic tests, one per property, parametrized over every registered op (OpInfo style).
+
+Each compares flaggems_exp with PyTorch on the CPU: values against a float64 reference, and
+result dtype, shape and errors (type and message) against PyTorch in the inputs' own dtypes.
+"""
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import LAUNCHES, REGISTRY, testing
+from flaggems_exp.families import InplaceOp, PointwiseOp
+from flaggems_exp.testing import ALL_DTYPES, Call, assert_close, assert_same_error, reference, run
+
+OPS = list(dict.fromkeys(REGISTRY.values()))
+POINTWISE = [op for op in OPS if isinstance(testing.twin(op), PointwiseOp)]
+FUNCTIONAL = [op for op in POINTWISE if not isinstance(op, InplaceOp)]
+INPLACE = [op for op in POINTWISE if isinstance(op, InplaceOp)]
+QUICK_DTYPES = (torch.float32, torch.int64)
+
+
+def ids(op):
+    return op.name
+
+
+def pytest_generate_tests(metafunc):
+    if "dtype" in metafunc.fixturenames and metafunc.function.__name__ == "test_dtypes":
+        quick = metafunc.config.getoption("--quick")
+        metafunc.parametrize("dtype", QUICK_DTYPES if quick else ALL_DTYPES, ids=str)
+
+
+def check_call(op, call, exact=False):
+    """Run ``call`` through PyTorch and through ``op``; they must agree on values or errors.
+
+    A rejected call must leave every input exactly as it was.
+    """
+    native, expected = reference(op, call)
+    ours_call = testing.on_device(call)
+    before = [a.clone() for a in ours_call.args if isinstance(a, torch.Tensor)]
+    ours = run(op, ours_call)
+    if isinstance(native, Exception):
+        assert_same_error(ours, native)
+        after = [a for a in ours_call.args if isinstance(a, torch.Tensor)]
+        assert all(torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan()))
+                   for a, b in zip(after, before)), "a rejected call changed an input"
+        return None
+    assert_close(ours, expected, exact=exact or not expected.is_floating_point())
+    if isinstance(op, InplaceOp):
+        assert ours is ours_call.args[0], "in-place must return self, the same object"
+    return ours
+
+
+@pytest.mark.parametrize("op", POINTWISE, ids=ids)
+def test_dtypes(op, dtype):
+    """Every dtype: values match the float64 reference where PyTorch accepts it, errors where not."""
+    gen = torch.Generator().manual_seed(0)
+    for call in testing.pointwise_calls(op, dtype, generator=gen):
+        check_call(op, call)
+
+
+@pytest.mark.parametrize("op", POINTWISE, ids=ids)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_special_values(op, dtype):
+    """±0, ±inf, NaN and each op's kinks, in every combination of operands, exactly as PyTorch."""
+    values = torch.tensor(testing.SPECIAL_VALUES + tuple(op.special_values), dtype=dtype)
+    nin = testing.twin(op).nin
+    grids = torch.meshgrid(*[values] * nin, indexing="ij")
+    for params in testing.param_sets(op):
+        call = Call(tuple(g.reshape(-1) for g in grids) + tuple(params.values()))
+        native, _ = reference(op, call)
+        if isinstance(native, Exception):
+            continue  # errors are test_dtypes' business
+        ours = run(op, testing.on_device(call))
+        # compared with PyTorch in the same dtype: special values are about exact semantics,
+        # including the sign of a zero that a unary op passes through or creates
+        assert_close(ours, native, signed_zeros=nin == 1)
+
+
+def strided_variants(t):
+    """Views holding ``t``'s values that are not contiguous: transposed, stepped, expanded, offset."""
+    flat = t.reshape(-1)
+    if t.dim() >= 2:
+        transposed = t.transpose(0, 1).contiguous().transpose(0, 1)
+        stepped = torch.empty((t.shape[1], t.shape[0] * 2), dtype=t.dtype).t()[::2]
+    else:
+        transposed = t
+        stepped = torch.empty(t.shape[0] * 2, dtype=t.dtype)[::2]
+    stepped.copy_(t)  # a view with a step (transposed too for 2-D): neither dense nor row-major
+    return {"transposed": transposed, "stepped": stepped, "expanded": t[:1].expand_as(t),
+            "offset": torch.cat([flat[:1], flat])[1:].view(t.shape)}
+
+
+@pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
+def test_noncontiguous(op):
+    """Strided inputs are read through their strides: same values as their contiguous copies."""
+    gen = torch.Generator().manual_seed(1)
+    for call in testing.pointwise_calls(op, torch.float32, shape=(6, 10), generator=gen):
+        tensors = [i for i, a in enumerate(call.args) if isinstance(a, torch.Tensor)]
+        for kind in ("transposed", "stepped", "expanded", "offset"):
+            args = list(call.args)
+            for i in tensors:
+                args[i] = strided_variants(args[i])[kind]
+            check_call(op, Call(tuple(args), call.kwargs))
+
+
+BROADCAST_SHAPES = [((), (3,)), ((1,), (4, 3)), ((4, 1), (1, 5)), ((2, 1, 3), (4, 1)),
+                    ((5, 1, 2, 1), (1, 3, 1, 4)), ((0, 3), (1, 3)), ((3, 1), ()), ((2, 3, 1, 1, 2, 1), (3, 4, 1, 2, 5))]
+
+
+@pytest.mark.parametrize("op", [op for op in FUNCTIONAL if op.nin >= 2
+                                and type(op).sample_shapes is PointwiseOp.sample_shapes], ids=ids)
+def test_broadcasting(op):
+    gen = torch.Generator().manual_seed(2)
+    for shapes in BROADCAST_SHAPES:
+        for params in testing.param_sets(op):
+            args = [testing.random_tensor(shapes[i % 2], torch.float32, op.domain, gen)
+                    for i in range(op.nin)]
+            check_call(op, Call(tuple(args) + tuple(params.values())))
+
+
+@pytest.mark.parametrize("op", POINTWISE, ids=ids)
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2)], ids=str)
+def test_zero_dim_and_empty(op, shape):
+    gen = torch.Generator().manual_seed(3)
+    for call in testing.pointwise_calls(op, torch.float32, shape=shape, generator=gen):
+        check_call(op, call)
+
+
+@pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
+def test_triton_kernel_ran(op):
+    """No silent fallback: a call must launch our Triton kernel."""
+    call = testing.pointwise_calls(op, torch.float32)[0]
+    before = LAUNCHES[op.name]
+    out = op(*testing.on_device(call).args)
+    assert isinstance(out, torch.Tensor) and out.device.type == flaggems_exp.device
+    assert LAUNCHES[op.name] == before + 1
+
+
+@pytest.mark.parametrize("op", INPLACE, ids=ids)
+def test_inplace_noncontiguous_self(op):
+    """A non-contiguous self is updated in place through its strides; its neighbours stay."""
+    gen = torch.Generator().manual_seed(4)
+    for call in testing.pointwise_calls(op, torch.float32, shape=(6, 10), generator=gen):
+        base = testing.random_tensor((10, 12), torch.float32, op.domain, gen)
+        self_view = base.t()[::2, :10].contiguous().t()[:, :6].t()  # (6, 10), transposed layout
+        stepped = base[:, ::2].t()  # (6, 10), stepped view into base
+        stepped.copy_(call.args[0])
+        device_base = base.to(flaggems_exp.device)
+        view = device_base[:, ::2].t()
+        args = (view,) + testing.on_device(call).args[1:]
+        native, expected = reference(op, Call((stepped.clone(),) + call.args[1:]))
+        ours = op(*args)
+        assert ours is view
+        assert_close(view, expected)
+        untouched = torch.ones_like(base, dtype=torch.bool)
+        untouched[:, ::2] = False
+        assert torch.equal(device_base.cpu()[untouched], base[untouched])
+        del self_view
+
+
+@pytest.mark.parametrize("op", INPLACE, ids=ids)
+def test_inplace_errors(op):
+    """Self is never broadcast, never overlaps itself or partly another input (PyTorch's texts)."""
+    call = testing.pointwise_calls(op, torch.float32)[0]
+    args = list(call.args)
+    cases = [("self overlaps itself", [args[0][:1].expand_as(args[0])] + args[1:])]
+    if testing.twin(op).nin >= 2 and isinstance(args[1], torch.Tensor):
+        cases.append(("self would grow", [args[0][0]] + args[1:]))
+        cases.append(("partial overlap", [args[0], args[0][0]] + args[2:]))
+    for _, case_args in cases:
+        check_call(op, Call(tuple(case_args)))
+
+
+@pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
+def test_out(op):
+    """``out=``: written and returned, resized when its shape differs, cast errors as PyTorch."""
+    call = testing.pointwise_calls(op, torch.float32)[0]
+    native, expected = reference(op, call)
+    dev = testing.on_device(call)
+    if not op.has_out:  # PyTorch has no out= overload for it: neither have we
+        with pytest.raises(TypeError):
+            op(*dev.args, out=torch.empty_like(expected).to(flaggems_exp.device))
+        return
+    for out in (torch.empty_like(expected), torch.empty(0, dtype=expected.dtype)):
+        out = out.to(flaggems_exp.device)
+        result = op(*dev.args, out=out)
+        assert result is out
+        assert_close(out, expected)
+    if expected.is_floating_point():
+        out = torch.zeros(expected.shape, dtype=torch.int64, device=flaggems_exp.device)
+        theirs = run(lambda *a: op.ref(*a, out=torch.zeros(expected.shape, dtype=torch.int64)), call)
+        ours = run(lambda *a: op(*a, out=out), dev)
+        assert_same_error(ours, theirs)
+        assert not out.any()
