@@ -8,6 +8,7 @@ alone would hide the decomposition from autograd, so for those an autograd-key k
 when no gradient is needed and PyTorch's decomposition (which records the graph) when one is.
 """
 import contextlib
+import warnings
 
 import torch
 
@@ -65,8 +66,11 @@ def enable():
     if _library is not None:
         return
     library = torch.library.Library("aten", "IMPL")
-    for qualname, kernel, key in _registrations():
-        library.impl(qualname, kernel, key)
+    with warnings.catch_warnings():
+        # overriding PyTorch's kernels is the point: silence its warning that we do
+        warnings.filterwarnings("ignore", message=".*[Oo]verrid")
+        for qualname, kernel, key in _registrations():
+            library.impl(qualname, kernel, key)
     _library = library
 
 

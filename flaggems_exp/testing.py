@@ -68,7 +68,7 @@ def operand_forms(op):
         form = tuple(str(a.type).startswith("Tensor") for a in args)
         if form not in forms:
             forms.append(form)
-    return forms
+    return forms or [(True,) * nin]  # an op without aten schema: tensors only
 
 
 _NUMBERS = {torch.bool: True, torch.uint8: 2, torch.int8: 2, torch.int16: 2, torch.int32: 2,

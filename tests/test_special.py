@@ -1,31 +1,15 @@
-import os
+"""Special functions of flaggems_exp.runtime.special against PyTorch (float64 reference) and,
+where PyTorch itself is inaccurate, against mpmath-derived truth."""
+import math
 
-# Must precede any import of @triton.jit code: the decorator reads it.
-os.environ["TRITON_INTERPRET"] = "1"
+import numpy as np
+import pytest
+import torch
+import triton
+import triton.language as tl
 
-import importlib.util  # noqa: E402
-import math  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
-
-
-def _load_special():
-    # Load the file itself: the package __init__ may be missing or in flux, and
-    # an earlier import made without TRITON_INTERPRET would hold compiled-mode
-    # JIT functions that cannot run on CPU tensors.
-    path = Path(__file__).resolve().parents[1] / "flaggems_exp" / "runtime" / "special.py"
-    spec = importlib.util.spec_from_file_location("_flaggems_exp_special_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sp = _load_special()
+import flaggems_exp
+from flaggems_exp.runtime import special as sp
 
 BLOCK = 512
 DTYPES = [torch.float32, torch.float64]
@@ -53,6 +37,8 @@ def _binary_kernel(x_ptr, y_ptr, out_ptr, n, FN: tl.constexpr, BLOCK: tl.constex
 
 
 def _run(fn, *args):
+    """``fn`` applied elementwise by a Triton kernel on the device in use; the result on the CPU."""
+    args = [a.to(flaggems_exp.device) for a in args]
     out = torch.empty_like(args[0])
     n = out.numel()
     grid = (triton.cdiv(n, BLOCK),)
@@ -62,7 +48,7 @@ def _run(fn, *args):
             _unary_kernel[grid](args[0], out, n, FN=fn, BLOCK=BLOCK)
         else:
             _binary_kernel[grid](args[0], args[1], out, n, FN=fn, BLOCK=BLOCK)
-    return out
+    return out.cpu()
 
 
 # name -> (torch reference, extra special inputs, random-input transform)

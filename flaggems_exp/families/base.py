@@ -58,7 +58,7 @@ class Op:
 
     def __init__(self):
         if self.ref is None:
-            self.ref = getattr(torch.ops.aten, self.name)
+            self.ref = getattr(torch.ops.aten, self.name)  # an op without aten twin names one
 
     @property
     def names(self):
@@ -68,8 +68,9 @@ class Op:
         """``(name, overload)`` pairs this op serves, read from aten's own schema registry."""
         pairs = []
         for n in self.names:
-            packet = getattr(torch.ops.aten, n)
-            pairs += [(n, o) for o in packet.overloads() if _is_dispatcher_op(n, o)]
+            if hasattr(torch.ops.aten, n):
+                packet = getattr(torch.ops.aten, n)
+                pairs += [(n, o) for o in packet.overloads() if _is_dispatcher_op(n, o)]
         return pairs
 
     def __repr__(self):

@@ -119,8 +119,11 @@ class PointwiseOp(Op):
         # which operands accept a Python number, and their names, read from aten's schemas
         schemas = [getattr(getattr(torch.ops.aten, n), o)._schema for n, o in self.aten_overloads()]
         positional = [[a for a in s.arguments if not a.kwarg_only] for s in schemas]
-        self.operand_names = [a.name for a in positional[0][:self.nin]]
-        self.has_out = any(any(a.name == "out" for a in s.arguments) for s in schemas)
+        # an op with no aten schema takes tensors only and accepts out=
+        self.operand_names = ([a.name for a in positional[0][:self.nin]] if schemas
+                              else ["self", "other", "third"][:self.nin])
+        self.has_out = not schemas or any(any(a.name == "out" for a in s.arguments)
+                                          for s in schemas)
         self.number_operands = frozenset(
             i for args in positional for i, a in enumerate(args[:self.nin])
             if not str(a.type).startswith("Tensor"))
@@ -181,9 +184,7 @@ class PointwiseOp(Op):
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         shape = geometry.broadcast_shape([t.shape for t in tensors])
         if out is None:
-            like = next((t for t in tensors if t.shape == shape), None)
-            out = (torch.empty_like(like, dtype=result) if like is not None
-                   else torch.empty(shape, dtype=result, device=tensors[0].device))
+            out = geometry.empty_like_layout(tensors, shape, result)
         else:
             self.check_out(out, tensors, shape, result, inplace)
         if result not in self.dtypes:

@@ -7,6 +7,8 @@ from ..families import PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 
+_INF = tl.constexpr(float("inf"))
+
 
 @register
 class Mul(PointwiseOp):
@@ -78,7 +80,7 @@ class Logaddexp(PointwiseOp):
     def math(a, b):
         larger = tl.where(a > b, a, b)
         spread = special.log1p(libm.exp(-tl.abs(a - b)))
-        return tl.where((a == b) & (tl.abs(a) == float("inf")), a, larger + spread)
+        return tl.where((a == b) & (tl.abs(a) == _INF), a, larger + spread)
 
 
 @register
@@ -91,7 +93,7 @@ class Logaddexp2(PointwiseOp):
     def math(a, b):
         larger = tl.where(a > b, a, b)
         spread = special.log1p(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634  # 1 / ln 2
-        return tl.where((a == b) & (tl.abs(a) == float("inf")), a, larger + spread)
+        return tl.where((a == b) & (tl.abs(a) == _INF), a, larger + spread)
 
 
 @register

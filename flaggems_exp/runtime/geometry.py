@@ -76,3 +76,23 @@ def check_no_partial_overlap(out, inp):
     if a0 < b1 and b0 < a1:
         from .errors import partial_overlap
         raise partial_overlap()
+
+
+def empty_like_layout(tensors, shape, dtype):
+    """A new tensor of ``shape`` laid out like the first full-shape dense input (as PyTorch's
+    TensorIterator keeps a transposed or channels-last layout), else contiguous.
+
+    ``empty_strided`` rather than ``empty_like``: the result must not inherit an input's
+    dispatch keys (an autograd ZeroTensor, say), only its memory order.
+    """
+    like = next((t for t in tensors if t.shape == shape and is_dense(t)), None)
+    strides = like.stride() if like is not None else _contiguous_strides(shape)
+    return torch.empty_strided(shape, strides, dtype=dtype, device=tensors[0].device)
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))

@@ -1,0 +1,113 @@
+"""Self-check: run every registered op on this machine against PyTorch.
+
+    python -m flaggems_exp                       # every op, float16 / bfloat16 / float32
+    python -m flaggems_exp --op sigmoid --op hypot --dtype float32
+    python -m flaggems_exp --family InplaceOp
+
+Each distinct op (in-place forms included) runs on ``flaggems_exp.device``: the GPU when there
+is one, else the CPU through Triton's interpreter. Its calls come from ``flaggems_exp.testing``
+and are judged as the test suite judges them: where PyTorch raises, ours must raise the same
+error; otherwise the values must match PyTorch's float64 reference within tolerance.
+The exit status is 1 when any op fails.
+
+An op is checked when ``SAMPLERS`` knows its family (for an in-place op: its functional twin's);
+the others are listed as "no sampler". A new family plugs in with one line there.
+"""
+import argparse
+import sys
+import time
+import warnings
+
+import torch
+import triton
+
+import flaggems_exp
+from flaggems_exp import REGISTRY, testing
+from flaggems_exp.families import InplaceOp
+from flaggems_exp.testing import assert_close, assert_same_error, reference, run
+
+# family name -> (op, dtype, generator) -> the calls to check
+SAMPLERS = {
+    "PointwiseOp": lambda op, dtype, gen: testing.pointwise_calls(op, dtype, generator=gen),
+}
+DEFAULT_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def check_call(op, call):
+    """PyTorch's answer and ours to ``call`` agree: the same error, or the same values."""
+    native, expected = reference(op, call)
+    ours_call = call.on(flaggems_exp.device)
+    ours = run(op, ours_call)
+    if isinstance(native, Exception):
+        assert_same_error(ours, native)
+        return
+    assert_close(ours, expected, exact=not expected.is_floating_point())
+    if isinstance(op, InplaceOp):
+        assert ours is ours_call.args[0], "in-place must return self, the same object"
+
+
+def check_op(op, dtypes):
+    """(number of calls, None or the first failure) for ``op`` over ``dtypes``."""
+    sampler = SAMPLERS[testing.twin(op).family]
+    gen = torch.Generator().manual_seed(0)
+    cases = 0
+    for dtype in dtypes:
+        for call in sampler(op, dtype, gen):
+            cases += 1
+            try:
+                check_call(op, call)
+            except Exception as exc:  # noqa: BLE001 - report it, go on with the next op
+                first_line = (str(exc).strip().splitlines() or [""])[0]
+                return cases, f"{dtype} {call.label}: {type(exc).__name__}: {first_line}"
+    return cases, None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m flaggems_exp", description=__doc__.split("\n")[0])
+    parser.add_argument("--op", action="append", default=[], metavar="NAME",
+                        help="an op name or alias (repeatable); default: every op")
+    parser.add_argument("--family", help="only ops of this family (e.g. PointwiseOp, InplaceOp)")
+    parser.add_argument("--dtype", action="append", default=[], metavar="DTYPE",
+                        help=f"a dtype name (repeatable); default: {', '.join(DEFAULT_DTYPES)}")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.op if n not in REGISTRY]
+    if unknown:
+        parser.error(f"unknown op(s): {', '.join(unknown)}")
+    dtypes = [getattr(torch, d, None) for d in args.dtype or DEFAULT_DTYPES]
+    if not all(isinstance(d, torch.dtype) for d in dtypes):
+        parser.error(f"unknown dtype in {args.dtype}")
+    ops = ([REGISTRY[n] for n in args.op] if args.op
+           else list(dict.fromkeys(REGISTRY.values())))
+    if args.family:
+        ops = [op for op in ops if args.family in (op.family, testing.twin(op).family)]
+    return list(dict.fromkeys(ops)), dtypes
+
+
+def main(argv=None):
+    ops, dtypes = parse_args(argv)
+    # the interpreter computes in numpy, which warns on the inf/NaN that the checks feed on purpose
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"triton\.")
+    print(f"flaggems_exp {flaggems_exp.__version__} on {flaggems_exp.device} "
+          f"(torch {torch.__version__}, triton {triton.__version__}); dtypes: "
+          + ", ".join(str(d).removeprefix("torch.") for d in dtypes))
+    print(f"{'op':<28} {'family':<12} {'cases':>5}  {'result':<10} {'ms':>8}")
+    passed, failed, skipped = 0, 0, 0
+    for op in ops:
+        if testing.twin(op).family not in SAMPLERS:
+            skipped += 1
+            print(f"{op.name:<28} {op.family:<12} {'-':>5}  {'no sampler':<10} {'-':>8}")
+            continue
+        start = time.perf_counter()
+        cases, failure = check_op(op, dtypes)
+        ms = (time.perf_counter() - start) * 1e3
+        passed, failed = passed + (failure is None), failed + (failure is not None)
+        print(f"{op.name:<28} {op.family:<12} {cases:>5}  {'FAIL' if failure else 'pass':<10} {ms:>8.1f}")
+        if failure:
+            print(f"    {failure}")
+    summary = f"{len(ops)} ops: {passed} passed, {failed} failed"
+    print(summary + (f", {skipped} without a sampler" if skipped else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
