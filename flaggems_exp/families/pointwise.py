@@ -53,8 +53,7 @@ def _pointwise_kernel(
         off0 = tl.zeros_like(offsets)
         off1 = tl.zeros_like(offsets)
         off2 = tl.zeros_like(offsets)
-        for i in tl.static_range(NDIM):
-            d = NDIM - 1 - i
+        for d in tl.static_range(NDIM - 1, -1, -1):  # innermost dim first
             index = rest % shape[d]
             rest = rest // shape[d]
             out_off += index * out_strides[d]

@@ -13,6 +13,15 @@ _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
 
 
+def _cuda_hardswish_backward(grad_output, x, **kwargs):
+    """PyTorch's CUDA formula, whose NaN input takes the last branch (grad) where the CPU
+    kernel returns NaN; PyTorch's own op runs first for its dtype rules and errors."""
+    native = torch.ops.aten.hardswish_backward(grad_output, x, **kwargs)
+    third = grad_output * (x / 3 + 0.5)
+    return torch.where(x <= -3, torch.zeros_like(third),
+                       torch.where(x < 3, third, grad_output.expand_as(third))).to(native.dtype)
+
+
 class FloatActivation(PointwiseOp):
     dtypes = FLOATING
 
@@ -197,12 +206,12 @@ class HardswishBackward(FloatActivation):
     nin = 2
     exact_out_dtype = "expected"
     inplace = False
+    ref = staticmethod(_cuda_hardswish_backward)
 
     @staticmethod
     @triton.jit
     def math(grad, x):
-        slope = tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (x / 3.0 + 0.5), grad))
-        return tl.where(x != x, x, slope)  # a NaN input propagates, as in PyTorch
+        return tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (x / 3.0 + 0.5), grad))
 
 
 @register

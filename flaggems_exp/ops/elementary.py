@@ -221,10 +221,7 @@ class Neg(PointwiseOp):
         if operands[0].dtype == torch.bool:
             raise errors.bool_negation()
 
-    @staticmethod
-    @triton.jit
-    def math(x):
-        return -x
+    math = staticmethod(libm.neg)
 
 
 @register

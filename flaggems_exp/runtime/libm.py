@@ -60,3 +60,13 @@ def sqrt(x):
 @triton.jit
 def floor(x):
     return _lib.floor(x)
+
+
+@triton.jit
+def neg(x):
+    """-x keeping IEEE signed zeros: compiled Triton lowers a float's unary minus to 0 - x,
+    which turns -(+0.0) into +0.0."""
+    if x.dtype.is_floating():
+        return x * -1.0
+    else:
+        return -x

@@ -232,7 +232,7 @@ def sinh(x):
     # exp(a) overflows up to ln(2) before sinh does: square exp(a/2).
     big = tl.where(e == _INF, (0.5 * h) * h, 0.5 * e - 0.5 / e)
     r = tl.where(a < 1.0, small, big)
-    return tl.where(_signbit(x), -r, r)
+    return tl.where(_signbit(x), libm.neg(r), r)
 
 
 @triton.jit
@@ -251,7 +251,7 @@ def asinh(x):
     mid = libm.log(2.0 * a + 1.0 / (_sqrt(a2 + 1.0) + a))
     small = log1p(a + a2 / (1.0 + _sqrt(1.0 + a2)))
     r = tl.where(a > _BIG_ARG, huge, tl.where(a > 2.0, mid, small))
-    return tl.where(_signbit(x), -r, r)
+    return tl.where(_signbit(x), libm.neg(r), r)
 
 
 @triton.jit
@@ -273,7 +273,7 @@ def atanh(x):
     large = 0.5 * log1p(t / (1.0 - a))
     r = tl.where(a < 0.5, small, large)
     r = tl.where(a > 1.0, _NAN, r)
-    return tl.where(_signbit(x), -r, r)
+    return tl.where(_signbit(x), libm.neg(r), r)
 
 
 @triton.jit
