@@ -10,8 +10,8 @@ and are judged as the test suite judges them: where PyTorch raises, ours must ra
 error; otherwise the values must match PyTorch's float64 reference within tolerance.
 The exit status is 1 when any op fails.
 
-An op is checked when ``SAMPLERS`` knows its family (for an in-place op: its functional twin's);
-the others are listed as "no sampler". A new family plugs in with one line there.
+An op is checked when its family (for an in-place op: its functional twin's) provides
+``sample_calls``; the others are listed as "no sampler".
 """
 import argparse
 import sys
@@ -23,39 +23,19 @@ import triton
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
-from flaggems_exp.families import InplaceOp
-from flaggems_exp.testing import assert_close, assert_same_error, reference, run
 
-# family name -> (op, dtype, generator) -> the calls to check
-SAMPLERS = {
-    "PointwiseOp": lambda op, dtype, gen: testing.pointwise_calls(op, dtype, generator=gen),
-}
 DEFAULT_DTYPES = ("float16", "bfloat16", "float32")
-
-
-def check_call(op, call):
-    """PyTorch's answer and ours to ``call`` agree: the same error, or the same values."""
-    native, expected = reference(op, call)
-    ours_call = call.on(flaggems_exp.device)
-    ours = run(op, ours_call)
-    if isinstance(native, Exception):
-        assert_same_error(ours, native)
-        return
-    assert_close(ours, expected, exact=not expected.is_floating_point())
-    if isinstance(op, InplaceOp):
-        assert ours is ours_call.args[0], "in-place must return self, the same object"
 
 
 def check_op(op, dtypes):
     """(number of calls, None or the first failure) for ``op`` over ``dtypes``."""
-    sampler = SAMPLERS[testing.twin(op).family]
     gen = torch.Generator().manual_seed(0)
     cases = 0
     for dtype in dtypes:
-        for call in sampler(op, dtype, gen):
+        for call in testing.sample_calls(op, dtype, generator=gen):
             cases += 1
             try:
-                check_call(op, call)
+                testing.check_call(op, call)
             except Exception as exc:  # noqa: BLE001 - report it, go on with the next op
                 first_line = (str(exc).strip().splitlines() or [""])[0]
                 return cases, f"{dtype} {call.label}: {type(exc).__name__}: {first_line}"
@@ -93,7 +73,7 @@ def main(argv=None):
     print(f"{'op':<28} {'family':<12} {'cases':>5}  {'result':<10} {'ms':>8}")
     passed, failed, skipped = 0, 0, 0
     for op in ops:
-        if testing.twin(op).family not in SAMPLERS:
+        if not hasattr(testing.twin(op), "sample_calls"):
             skipped += 1
             print(f"{op.name:<28} {op.family:<12} {'-':>5}  {'no sampler':<10} {'-':>8}")
             continue

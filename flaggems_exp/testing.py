@@ -161,3 +161,32 @@ def assert_close(ours, expected, exact=False, signed_zeros=False):
 
 def on_device(call):
     return call.on(DEVICE)
+
+
+def sample_calls(op, dtype, shape=None, generator=None):
+    """Natural calls of ``op`` (functional or in place) with ``dtype`` inputs: its family's."""
+    kwargs = {} if shape is None else {"shape": shape}
+    return twin(op).sample_calls(op, dtype, generator=generator, **kwargs)
+
+
+def check_call(op, call, exact=False):
+    """Run ``call`` through PyTorch (CPU) and through ``op`` (on the device in use); they must
+    agree: the same error (type and message), or the same values, dtype and shape.
+
+    A rejected call must leave every input exactly as it was; an in-place op returns self.
+    Returns our result (None when the call was rejected).
+    """
+    native, expected = reference(op, call)
+    ours_call = on_device(call)
+    before = [a.clone() for a in ours_call.args if isinstance(a, torch.Tensor)]
+    ours = run(op, ours_call)
+    if isinstance(native, Exception):
+        assert_same_error(ours, native)
+        after = [a for a in ours_call.args if isinstance(a, torch.Tensor)]
+        assert all(torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan()))
+                   for a, b in zip(after, before)), "a rejected call changed an input"
+        return None
+    assert_close(ours, expected, exact=exact or not expected.is_floating_point())
+    if isinstance(op, InplaceOp):
+        assert ours is ours_call.args[0], "in-place must return self, the same object"
+    return ours

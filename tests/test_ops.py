@@ -9,7 +9,8 @@ import torch
 import flaggems_exp
 from flaggems_exp import LAUNCHES, REGISTRY, testing
 from flaggems_exp.families import InplaceOp, PointwiseOp
-from flaggems_exp.testing import ALL_DTYPES, Call, assert_close, assert_same_error, reference, run
+from flaggems_exp.testing import (ALL_DTYPES, Call, assert_close, assert_same_error, check_call,
+                                  reference, run)
 
 OPS = list(dict.fromkeys(REGISTRY.values()))
 POINTWISE = [op for op in OPS if isinstance(testing.twin(op), PointwiseOp)]
@@ -28,32 +29,11 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("dtype", QUICK_DTYPES if quick else ALL_DTYPES, ids=str)
 
 
-def check_call(op, call, exact=False):
-    """Run ``call`` through PyTorch and through ``op``; they must agree on values or errors.
-
-    A rejected call must leave every input exactly as it was.
-    """
-    native, expected = reference(op, call)
-    ours_call = testing.on_device(call)
-    before = [a.clone() for a in ours_call.args if isinstance(a, torch.Tensor)]
-    ours = run(op, ours_call)
-    if isinstance(native, Exception):
-        assert_same_error(ours, native)
-        after = [a for a in ours_call.args if isinstance(a, torch.Tensor)]
-        assert all(torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan()))
-                   for a, b in zip(after, before)), "a rejected call changed an input"
-        return None
-    assert_close(ours, expected, exact=exact or not expected.is_floating_point())
-    if isinstance(op, InplaceOp):
-        assert ours is ours_call.args[0], "in-place must return self, the same object"
-    return ours
-
-
 @pytest.mark.parametrize("op", POINTWISE, ids=ids)
 def test_dtypes(op, dtype):
     """Every dtype: values match the float64 reference where PyTorch accepts it, errors where not."""
     gen = torch.Generator().manual_seed(0)
-    for call in testing.pointwise_calls(op, dtype, generator=gen):
+    for call in testing.sample_calls(op, dtype, generator=gen):
         check_call(op, call)
 
 
@@ -93,7 +73,7 @@ def strided_variants(t):
 def test_noncontiguous(op):
     """Strided inputs are read through their strides: same values as their contiguous copies."""
     gen = torch.Generator().manual_seed(1)
-    for call in testing.pointwise_calls(op, torch.float32, shape=(6, 10), generator=gen):
+    for call in testing.sample_calls(op, torch.float32, shape=(6, 10), generator=gen):
         tensors = [i for i, a in enumerate(call.args) if isinstance(a, torch.Tensor)]
         for kind in ("transposed", "stepped", "expanded", "offset"):
             args = list(call.args)
@@ -121,14 +101,14 @@ def test_broadcasting(op):
 @pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2)], ids=str)
 def test_zero_dim_and_empty(op, shape):
     gen = torch.Generator().manual_seed(3)
-    for call in testing.pointwise_calls(op, torch.float32, shape=shape, generator=gen):
+    for call in testing.sample_calls(op, torch.float32, shape=shape, generator=gen):
         check_call(op, call)
 
 
 @pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
 def test_triton_kernel_ran(op):
     """No silent fallback: a call must launch our Triton kernel."""
-    call = testing.pointwise_calls(op, torch.float32)[0]
+    call = testing.sample_calls(op, torch.float32)[0]
     before = LAUNCHES[op.name]
     out = op(*testing.on_device(call).args)
     assert isinstance(out, torch.Tensor) and out.device.type == flaggems_exp.device
@@ -139,7 +119,7 @@ def test_triton_kernel_ran(op):
 def test_inplace_noncontiguous_self(op):
     """A non-contiguous self is updated in place through its strides; its neighbours stay."""
     gen = torch.Generator().manual_seed(4)
-    for call in testing.pointwise_calls(op, torch.float32, shape=(6, 10), generator=gen):
+    for call in testing.sample_calls(op, torch.float32, shape=(6, 10), generator=gen):
         base = testing.random_tensor((10, 12), torch.float32, op.domain, gen)
         self_view = base.t()[::2, :10].contiguous().t()[:, :6].t()  # (6, 10), transposed layout
         stepped = base[:, ::2].t()  # (6, 10), stepped view into base
@@ -160,7 +140,7 @@ def test_inplace_noncontiguous_self(op):
 @pytest.mark.parametrize("op", INPLACE, ids=ids)
 def test_inplace_errors(op):
     """Self is never broadcast, never overlaps itself or partly another input (PyTorch's texts)."""
-    call = testing.pointwise_calls(op, torch.float32)[0]
+    call = testing.sample_calls(op, torch.float32)[0]
     args = list(call.args)
     cases = [("self overlaps itself", [args[0][:1].expand_as(args[0])] + args[1:])]
     if testing.twin(op).nin >= 2 and isinstance(args[1], torch.Tensor):
@@ -173,7 +153,7 @@ def test_inplace_errors(op):
 @pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
 def test_out(op):
     """``out=``: written and returned, resized when its shape differs, cast errors as PyTorch."""
-    call = testing.pointwise_calls(op, torch.float32)[0]
+    call = testing.sample_calls(op, torch.float32)[0]
     native, expected = reference(op, call)
     dev = testing.on_device(call)
     if not op.has_out:  # PyTorch has no out= overload for it: neither have we

@@ -161,6 +161,11 @@ class PointwiseOp(Op):
     def check(self, operands, params, result_dtype, out):
         pass
 
+    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
+        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
+        from ..testing import pointwise_calls
+        return pointwise_calls(op, dtype, shape, generator)
+
     def sample_shapes(self, shape):
         """Operand shapes of a natural call whose result has ``shape`` (tests, benchmarks)."""
         return [shape] * self.nin
