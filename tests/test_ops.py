@@ -45,7 +45,7 @@ def test_special_values(op, dtype):
     nin = testing.twin(op).nin
     grids = torch.meshgrid(*[values] * nin, indexing="ij")
     for params in testing.param_sets(op):
-        call = Call(tuple(g.reshape(-1) for g in grids) + tuple(params.values()))
+        call = Call(tuple(g.reshape(-1) for g in grids), params)
         native, _ = reference(op, call)
         if isinstance(native, Exception):
             continue  # errors are test_dtypes' business
@@ -94,7 +94,7 @@ def test_broadcasting(op):
         for params in testing.param_sets(op):
             args = [testing.random_tensor(shapes[i % 2], torch.float32, op.domain, gen)
                     for i in range(op.nin)]
-            check_call(op, Call(tuple(args) + tuple(params.values())))
+            check_call(op, Call(tuple(args), params))
 
 
 @pytest.mark.parametrize("op", POINTWISE, ids=ids)
@@ -110,7 +110,8 @@ def test_triton_kernel_ran(op):
     """No silent fallback: a call must launch our Triton kernel."""
     call = testing.sample_calls(op, torch.float32)[0]
     before = LAUNCHES[op.name]
-    out = op(*testing.on_device(call).args)
+    dev = testing.on_device(call)
+    out = op(*dev.args, **dev.kwargs)
     assert isinstance(out, torch.Tensor) and out.device.type == flaggems_exp.device
     assert LAUNCHES[op.name] == before + 1
 
@@ -127,8 +128,8 @@ def test_inplace_noncontiguous_self(op):
         device_base = base.to(flaggems_exp.device)
         view = device_base[:, ::2].t()
         args = (view,) + testing.on_device(call).args[1:]
-        native, expected = reference(op, Call((stepped.clone(),) + call.args[1:]))
-        ours = op(*args)
+        native, expected = reference(op, Call((stepped.clone(),) + call.args[1:], call.kwargs))
+        ours = op(*args, **call.kwargs)
         assert ours is view
         assert_close(view, expected)
         untouched = torch.ones_like(base, dtype=torch.bool)
@@ -158,16 +159,16 @@ def test_out(op):
     dev = testing.on_device(call)
     if not op.has_out:  # PyTorch has no out= overload for it: neither have we
         with pytest.raises(TypeError):
-            op(*dev.args, out=torch.empty_like(expected).to(flaggems_exp.device))
+            op(*dev.args, **dev.kwargs, out=torch.empty_like(expected).to(flaggems_exp.device))
         return
     for out in (torch.empty_like(expected), torch.empty(0, dtype=expected.dtype)):
         out = out.to(flaggems_exp.device)
-        result = op(*dev.args, out=out)
+        result = op(*dev.args, **dev.kwargs, out=out)
         assert result is out
         assert_close(out, expected)
     if expected.is_floating_point():
         out = torch.zeros(expected.shape, dtype=torch.int64, device=flaggems_exp.device)
-        theirs = run(lambda *a: op.ref(*a, out=torch.zeros(expected.shape, dtype=torch.int64)), call)
-        ours = run(lambda *a: op(*a, out=out), dev)
+        theirs = run(lambda *a, **k: op.ref(*a, **k, out=torch.zeros(expected.shape, dtype=torch.int64)), call)
+        ours = run(lambda *a, **k: op(*a, **k, out=out), dev)
         assert_same_error(ours, theirs)
         assert not out.any()

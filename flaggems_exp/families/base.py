@@ -50,6 +50,7 @@ class Op:
     domain = (-4.0, 4.0)      # range of random floating inputs
     param_samples = ()        # non-default parameter sets worth testing, as {name: value}
     special_values = ()       # inputs beyond ±0, ±inf, NaN worth testing exactly (kinks)
+    reference_in_float64 = True  # False where PyTorch's result depends on its working dtype
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -18,6 +18,7 @@ class InplaceOp(Op):
     domain = property(lambda self: self.twin.domain)
     param_samples = property(lambda self: self.twin.param_samples)
     special_values = property(lambda self: self.twin.special_values)
+    reference_in_float64 = property(lambda self: self.twin.reference_in_float64)
 
     def __call__(self, self_tensor, *args, **kwargs):
         return self.twin.call_out((self_tensor, *args), kwargs, out=self_tensor, inplace=True)

@@ -1,7 +1,9 @@
 """PointwiseOp: elementwise math on 1-3 broadcast operands plus runtime Scalar parameters."""
+import math
+
+import torch
 import triton
 import triton.language as tl
-import torch
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE, INTERPRETED
@@ -35,6 +37,7 @@ def _pointwise_kernel(
     s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
     NDIM: tl.constexpr, COMPUTE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
+    REDUCE: tl.constexpr = False,
 ):
     if INDEX_64:
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -70,7 +73,15 @@ def _pointwise_kernel(
                     _load_operand(in2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
-    tl.store(out_ptr + out_off, result.to(out_ptr.dtype.element_ty), mask=mask)
+    if REDUCE:
+        # fused reduction: one partial sum per program, in out_ptr's accumulation dtype
+        partial = tl.sum(tl.where(mask, result.to(out_ptr.dtype.element_ty), 0), axis=0)
+        tl.store(out_ptr + tl.program_id(0), partial)
+    else:
+        if result.dtype == tl.int1 and out_ptr.dtype.element_ty.is_floating():
+            # bool -> float via float32: the interpreter cannot convert int1 to bfloat16
+            result = result.to(tl.float32)
+        tl.store(out_ptr + out_off, result.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 REQUIRED = object()  # a ``scalars`` default marking a parameter without one
@@ -176,6 +187,26 @@ class PointwiseOp(Op):
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
         operands, params = self.bind(args, kwargs)
+        operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        if out is None:
+            out = geometry.empty_like_layout(tensors, shape, result)
+        else:
+            self.check_out(out, tensors, shape, result, inplace)
+        self.check_dtype(result)
+        if out.numel():
+            self.launch(out, shape, out.stride(), operands, kernel_scalars, compute)
+        return out
+
+    def check_dtype(self, result_dtype):
+        """PyTorch's dispatch error for a dtype the kernel has no case for (after its other
+        checks, as PyTorch's dtype dispatch comes last)."""
+        if result_dtype not in self.dtypes:
+            raise errors.not_implemented(self.kernel or self.name, result_dtype)
+
+    def validate(self, operands, params, out):
+        """Every check that does not concern ``out``, in PyTorch's order; returns the prepared
+        operands, the kernel's scalars, the compute and result dtypes and the result shape."""
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if any(t.is_complex() for t in tensors) or (out is not None and out.is_complex()):
             if self.complex_error:
@@ -185,17 +216,8 @@ class PointwiseOp(Op):
         self.check(operands, params, result, out)
         operands, kernel_scalars = self.prepare(operands, params)
         operands = [_cpu_scalar_to_number(t) for t in operands]
-        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
-        shape = geometry.broadcast_shape([t.shape for t in tensors])
-        if out is None:
-            out = geometry.empty_like_layout(tensors, shape, result)
-        else:
-            self.check_out(out, tensors, shape, result, inplace)
-        if result not in self.dtypes:
-            raise errors.not_implemented(self.kernel or self.name, result)
-        if out.numel():
-            self.launch(out, operands, kernel_scalars, compute)
-        return out
+        shape = geometry.broadcast_shape([t.shape for t in operands if isinstance(t, torch.Tensor)])
+        return operands, kernel_scalars, compute, result, shape
 
     def check_out(self, out, tensors, shape, result, inplace):
         """PyTorch's rules for writing into ``out`` (in place: self), checked in its order."""
@@ -214,15 +236,17 @@ class PointwiseOp(Op):
         if tuple(out.shape) != shape:
             out.resize_(shape)  # the first write, after every check
 
-    def launch(self, out, operands, kernel_scalars, compute):
-        shape = tuple(out.shape)
+    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False):
+        """Launch the skeleton over ``shape``: results are stored into ``target`` through
+        ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
+        (which then needs ``grid_size(numel)`` elements of the accumulation dtype)."""
+        numel = math.prod(shape)
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
-        numel = out.numel()
-        if geometry.is_dense(out) and all(t.shape == out.shape and t.stride() == out.stride()
-                                          for t in tensors):
-            ndim, cshape, strides = 0, (numel,), [(1,)] * 4
+        if geometry.strides_are_dense(shape, out_strides) and all(
+                tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors):
+            ndim, cshape, strides = 0, (numel,), [(1,)] * 4  # dense, one layout: flat offsets
         else:
-            all_strides = [out.stride()] + [
+            all_strides = [tuple(out_strides)] + [
                 geometry.expanded_strides(t, shape) if isinstance(t, torch.Tensor)
                 else (0,) * len(shape) for t in operands]
             cshape, strides = geometry.collapse(shape, all_strides)
@@ -239,14 +263,21 @@ class PointwiseOp(Op):
                 scalar_mask |= 1 << i
         slots += [0] * (3 - len(slots))
         encoded = [encode_scalar(v, compute) for v in kernel_scalars]
-        block = _INTERPRETER_BLOCK if INTERPRETED else _BLOCK
-        block = min(block, triton.next_power_of_2(numel))
-        grid = (triton.cdiv(numel, block),)
-        _pointwise_kernel[grid](
-            out, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
+        block = block_size(numel)
+        _pointwise_kernel[(triton.cdiv(numel, block),)](
+            target, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
             MATH=self.math, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
-            NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block)
+            NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
         LAUNCHES[self.name] += 1
+
+
+def block_size(numel):
+    """The skeleton's elements per program: one heuristic for every pointwise launch."""
+    return min(_INTERPRETER_BLOCK if INTERPRETED else _BLOCK, triton.next_power_of_2(numel))
+
+
+def grid_size(numel):
+    return triton.cdiv(numel, block_size(numel))
 
 
 def _cpu_scalar_to_number(operand):

@@ -41,8 +41,12 @@ def collapse(shape, strides_list):
 
 def is_dense(t):
     """True when ``t`` covers its memory exactly once (any dim order, no gaps, no overlap)."""
+    return strides_are_dense(t.shape, t.stride())
+
+
+def strides_are_dense(shape, strides):
     expected = 1
-    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda p: p[1]):
+    for size, stride in sorted(zip(shape, strides), key=lambda p: p[1]):
         if size == 1:
             continue
         if stride != expected:
@@ -86,11 +90,11 @@ def empty_like_layout(tensors, shape, dtype):
     dispatch keys (an autograd ZeroTensor, say), only its memory order.
     """
     like = next((t for t in tensors if t.shape == shape and is_dense(t)), None)
-    strides = like.stride() if like is not None else _contiguous_strides(shape)
+    strides = like.stride() if like is not None else contiguous_strides(shape)
     return torch.empty_strided(shape, strides, dtype=dtype, device=tensors[0].device)
 
 
-def _contiguous_strides(shape):
+def contiguous_strides(shape):
     strides, step = [], 1
     for n in reversed(shape):
         strides.append(step)

@@ -1,0 +1,87 @@
+"""LossOp: a pointwise loss fused with its reduction, on the pointwise skeleton.
+
+``reduction`` (0 none, 1 mean, 2 sum) picks the epilogue of ``_pointwise_kernel``: none stores
+the elementwise loss like any pointwise op; mean and sum make each program store the sum of its
+block in the accumulation dtype (float32 for float16/bfloat16/float32, float64 for float64,
+int64 for integers), and ``_sum_partials_kernel`` adds those partials in a fixed order (the
+same bits on every run) and divides by the element count for mean. One pass over the inputs,
+no intermediate tensor of the inputs' size; mean of nothing is NaN, sum of nothing is 0.
+"""
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ..runtime import errors, geometry
+from ..runtime.device import INTERPRETED
+from .pointwise import PointwiseOp, grid_size
+
+NONE, MEAN, SUM = 0, 1, 2
+
+
+@triton.jit
+def _sum_partials_kernel(partials_ptr, out_ptr, count, divisor: tl.int64, MEAN: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    acc = tl.zeros((BLOCK,), dtype=partials_ptr.dtype.element_ty)
+    for start in range(0, count, BLOCK):  # a fixed order: deterministic
+        offsets = start + tl.arange(0, BLOCK)
+        acc += tl.load(partials_ptr + offsets, mask=offsets < count, other=0)
+    total = tl.sum(acc, axis=0)
+    if MEAN:
+        total = total / tl.cast(divisor, tl.int64).to(total.dtype)
+    tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
+
+
+def _accumulation_dtype(compute):
+    if compute.is_floating_point:
+        return torch.float64 if compute == torch.float64 else torch.float32
+    return torch.int64
+
+
+class LossOp(PointwiseOp):
+    """A loss: ``math(input, target[, third], *scalars)`` is the elementwise loss, in the
+    compute dtype; ``scalars`` must hold ``reduction``, which the math does not receive.
+
+    ``strict_reduction``: reductions outside {0, 1, 2} raise (PyTorch would return garbage or
+    assert); otherwise they mean none, as in PyTorch.
+    """
+
+    family = "LossOp"
+    strict_reduction = False
+
+    def prepare(self, operands, params):
+        return operands, tuple(v for k, v in params.items() if k != "reduction")
+
+    def check(self, operands, params, result_dtype, out):
+        reduction = params["reduction"]
+        if self.strict_reduction and reduction not in (NONE, MEAN, SUM):
+            raise RuntimeError(f"{self.name}: reduction must be 0 (none), 1 (mean) or 2 (sum), "
+                               f"but got {reduction}")
+
+    def call_out(self, args, kwargs, out, inplace):
+        operands, params = self.bind(args, kwargs)
+        if params["reduction"] not in (MEAN, SUM):
+            return super().call_out(args, kwargs, out, inplace)
+        operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
+        self.check_dtype(result)  # the elementwise loss fails first, as in PyTorch
+        if not result.is_floating_point:
+            if params["reduction"] == MEAN:
+                raise RuntimeError("mean(): could not infer output dtype. Input dtype must be "
+                                   "either a floating point or complex dtype. Got: "
+                                   f"{errors.scalar_type_name(result)}")
+            result = torch.int64  # PyTorch's sum of integers
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        if out is None:
+            out = torch.empty((), dtype=result, device=tensors[0].device)
+        else:
+            self.check_out(out, tensors, (), result, inplace)
+        numel = math.prod(shape)
+        count = grid_size(numel) if numel else 0
+        partials = torch.empty(max(count, 1), dtype=_accumulation_dtype(compute), device=out.device)
+        if numel:
+            self.launch(partials, shape, geometry.contiguous_strides(shape), operands,
+                        kernel_scalars, compute, reduce=True)
+        _sum_partials_kernel[(1,)](partials, out, count, numel, MEAN=params["reduction"] == MEAN,
+                                   BLOCK=1024 if INTERPRETED else 256)
+        return out

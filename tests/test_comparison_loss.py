@@ -1,0 +1,146 @@
+"""Comparison and loss behaviour the generic registry tests cannot express: exact integer
+comparisons, Scalar conversion, NaN, fused reductions on large half-precision inputs, broadcast
+targets, invalid reductions and determinism. (Every ComparisonOp and LossOp also runs through
+every generic property of tests/test_ops.py.)"""
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
+from flaggems_exp.testing import Call, check_call
+
+DEV = flaggems_exp.device
+COMPARISONS = ["eq_", "ne_", "lt_", "le_", "gt_", "ge_"]
+LOSSES = [op for op in dict.fromkeys(REGISTRY.values()) if op.family == "LossOp"]
+
+
+@pytest.mark.parametrize("name", COMPARISONS + ["logical_xor_"])
+@pytest.mark.parametrize("base", [2**24, 2**53, 2**62])
+def test_int64_compares_exactly(name, base):
+    """int64 values a float32 or float64 would merge compare exactly (in the promoted dtype)."""
+    x = torch.tensor([base - 1, base, base + 1, -base - 1, 0], dtype=torch.int64)
+    others = (torch.full_like(x, base), torch.tensor(base))
+    for other in others + ((base,) if name != "logical_xor_" else ()):  # xor takes tensors only
+        check_call(REGISTRY[name], Call((x.clone(), other)))
+
+
+@pytest.mark.parametrize("name", COMPARISONS)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.float16, torch.bfloat16])
+def test_scalar_is_converted_to_the_comparison_dtype(name, dtype):
+    """uint8 ge_(-1) compares with 255; float16 eq_(1.0000001) compares 1.0 == 1.0."""
+    x = torch.tensor([0, 1, 2, 127, 255 if dtype == torch.uint8 else -1]).to(dtype)
+    for scalar in (-1, 1.0000001, 2.5, 300, True):
+        check_call(REGISTRY[name], Call((x.clone(), scalar)))
+
+
+@pytest.mark.parametrize("name", COMPARISONS + ["logical_xor_"])
+def test_nan_compares_false_except_ne(name):
+    nan = float("nan")
+    x = torch.tensor([nan, 1.0, nan, 0.0])
+    y = torch.tensor([nan, nan, 1.0, 0.0])
+    result = check_call(REGISTRY[name], Call((x.clone(), y)))
+    assert result is not None
+
+
+@pytest.mark.parametrize("name", COMPARISONS)
+def test_comparison_of_a_bigger_other_does_not_grow_self(name):
+    check_call(REGISTRY[name], Call((torch.randn(3), torch.randn(2, 3))))
+
+
+@pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reduction", [1, 2])
+def test_fused_reduction_of_a_million_half_precision_elements(op, dtype, reduction):
+    """One fused pass with float32 accumulation: as close to the float64 reference as the
+    result dtype's rounding allows."""
+    gen = torch.Generator().manual_seed(5)
+    shapes = op.sample_shapes((1000, 1000))
+    args = [testing.random_tensor(s, dtype, (-2, 2), gen) for s in shapes]
+    args[-1] = args[-1].sign() if op.name != "huber_loss" and op.name != "smooth_l1_loss" else args[-1]
+    check_call(op, Call(tuple(args), {"reduction": reduction}))
+
+
+@pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_broadcast_target_and_noncontiguous_inputs(op, reduction):
+    gen = torch.Generator().manual_seed(6)
+    x = testing.random_tensor((8, 6), torch.float32, (-2, 2), gen).t()  # (6, 8), transposed
+    target = testing.random_tensor((8,), torch.float32, (-1, 1), gen).sign()  # broadcast rows
+    args = (x, x.flip(0), target) if op.nin == 3 else (x, target)
+    check_call(op, Call(args, {"reduction": reduction}))
+
+
+@pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
+def test_reduction_is_deterministic(op):
+    gen = torch.Generator().manual_seed(7)
+    args = [testing.random_tensor(s, torch.float32, (-2, 2), gen).to(DEV)
+            for s in op.sample_shapes((300, 333))]
+    first = op(*args, reduction=2)
+    for _ in range(3):
+        again = op(*args, reduction=2)
+        assert torch.equal(first.view(torch.int32), again.view(torch.int32))
+
+
+@pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
+def test_mean_of_empty_is_nan_and_sum_is_zero(op):
+    args = tuple(torch.empty(s) for s in op.sample_shapes((0, 3)))
+    for reduction in (1, 2):
+        check_call(op, Call(args, {"reduction": reduction}))
+
+
+@pytest.mark.parametrize("name", ["soft_margin_loss", "smooth_l1_loss"])
+def test_invalid_reduction_raises(name):
+    """PyTorch returns garbage (soft_margin) or asserts (smooth_l1): ours raises a RuntimeError."""
+    x = torch.randn(4, device=DEV)
+    with pytest.raises(RuntimeError, match="reduction must be 0"):
+        getattr(ops, name)(x, x, reduction=3)
+
+
+def test_soft_margin_overflows_like_pytorch_in_half_precision():
+    """exp(-target * x) is +inf past float16's range in PyTorch's step-by-step evaluation."""
+    x = torch.tensor([-11.0, -11.08, -11.1, -12.0, 3.0, -88.0, -89.0], dtype=torch.float16)
+    check_call(REGISTRY["soft_margin_loss"], Call((x, torch.ones(7)), {"reduction": 0}))
+    x32 = torch.tensor([-88.0, -88.8, -89.0, 3.0])
+    check_call(REGISTRY["soft_margin_loss"], Call((x32, torch.ones(4)), {"reduction": 0}))
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((torch.randn(3), torch.randn(3)), {"delta": 0.0}),
+    ((torch.randn(3), torch.randn(3)), {"delta": -1.0}),
+])
+def test_huber_rejects_non_positive_delta(args, kwargs):
+    check_call(REGISTRY["huber_loss"], Call(args, kwargs))
+
+
+def test_smooth_l1_rejects_negative_beta():
+    check_call(REGISTRY["smooth_l1_loss"], Call((torch.randn(3), torch.randn(3)), {"beta": -0.5}))
+
+
+def test_hinge_on_integers_sums_to_int64_and_rejects_mean():
+    x = torch.tensor([1, 2, -3, 4])
+    t = torch.tensor([1, -1, 0, -1])
+    for reduction in (0, 1, 2):
+        check_call(REGISTRY["hinge_embedding_loss"], Call((x, t), {"margin": 1.5, "reduction": reduction}))
+
+
+@pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
+def test_losses_under_enable_route_and_keep_gradients(op):
+    gen = torch.Generator().manual_seed(8)
+    base = [testing.random_tensor(s, torch.float64, (-2, 2), gen) for s in op.sample_shapes((4, 5))]
+
+    def run():
+        leaves = [b.to(DEV, copy=True) for b in base]
+        for leaf in leaves[:-1]:  # not the target: some losses are not differentiable in it
+            leaf.requires_grad_()
+        out = getattr(torch.ops.aten, op.name)(*leaves)
+        out.backward()
+        return out.detach(), [leaf.grad for leaf in leaves[:-1]]
+
+    expected_out, expected_grads = run()
+    before = LAUNCHES[op.name]
+    with flaggems_exp.use_gems():
+        out, grads = run()
+    assert LAUNCHES[op.name] > before or op.name in ("hinge_embedding_loss", "margin_ranking_loss")
+    torch.testing.assert_close(out, expected_out)
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e)
