@@ -70,6 +70,18 @@ class Hypot(PointwiseOp):
     math = staticmethod(special.hypot)
 
 
+@triton.jit
+def _log_add(a, b, BASE2: tl.constexpr):
+    """log(e**a + e**b) (base 2 with BASE2) as PyTorch: max + log1p(exp(-|a - b|)), and equal
+    infinities returned as they are (their difference would be NaN)."""
+    larger = tl.where(a > b, a, b)
+    if BASE2:
+        spread = special.log1p(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634  # 1 / ln 2
+    else:
+        spread = special.log1p(libm.exp(-tl.abs(a - b)))
+    return tl.where((a == b) & (tl.abs(a) == _INF), a, larger + spread)
+
+
 @register
 class Logaddexp(PointwiseOp):
     nin = 2
@@ -78,9 +90,7 @@ class Logaddexp(PointwiseOp):
     @staticmethod
     @triton.jit
     def math(a, b):
-        larger = tl.where(a > b, a, b)
-        spread = special.log1p(libm.exp(-tl.abs(a - b)))
-        return tl.where((a == b) & (tl.abs(a) == _INF), a, larger + spread)
+        return _log_add(a, b, False)
 
 
 @register
@@ -91,9 +101,7 @@ class Logaddexp2(PointwiseOp):
     @staticmethod
     @triton.jit
     def math(a, b):
-        larger = tl.where(a > b, a, b)
-        spread = special.log1p(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634  # 1 / ln 2
-        return tl.where((a == b) & (tl.abs(a) == _INF), a, larger + spread)
+        return _log_add(a, b, True)
 
 
 @register
