@@ -172,3 +172,18 @@ def test_out(op):
         ours = run(lambda *a, **k: op(*a, **k, out=out), dev)
         assert_same_error(ours, theirs)
         assert not out.any()
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "mul", "addcmul_", "hypot", "soft_margin_loss"])
+def test_int64_indexing_path(name, monkeypatch):
+    """The int64-offset variant of the skeleton (taken above 2**31 - 1 elements), forced on
+    small inputs by lowering the threshold: dense and strided layouts."""
+    from flaggems_exp.families import pointwise
+    monkeypatch.setattr(pointwise, "_INT32_LIMIT", 16)
+    op = REGISTRY[name]
+    gen = torch.Generator().manual_seed(9)
+    for call in testing.sample_calls(op, torch.float32, shape=(6, 10), generator=gen)[:2]:
+        check_call(op, call)
+        args = tuple(strided_variants(a)["stepped"] if isinstance(a, torch.Tensor) else a
+                     for a in call.args)
+        check_call(op, Call(args, call.kwargs))

@@ -245,15 +245,16 @@ class PointwiseOp(Op):
         if geometry.strides_are_dense(shape, out_strides) and all(
                 tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors):
             ndim, cshape, strides = 0, (numel,), [(1,)] * 4  # dense, one layout: flat offsets
+            index_64 = numel > _INT32_LIMIT
         else:
             all_strides = [tuple(out_strides)] + [
                 geometry.expanded_strides(t, shape) if isinstance(t, torch.Tensor)
                 else (0,) * len(shape) for t in operands]
             cshape, strides = geometry.collapse(shape, all_strides)
             ndim = len(cshape)
+            extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
+            index_64 = max(numel, extent + 1) > _INT32_LIMIT
         strides += [(0,) * len(cshape)] * (4 - len(strides))
-        extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
-        index_64 = max(numel, extent + 1) > _INT32_LIMIT
         slots, scalar_mask = [], 0
         for i, operand in enumerate(operands):
             if isinstance(operand, torch.Tensor):
@@ -264,7 +265,7 @@ class PointwiseOp(Op):
         slots += [0] * (3 - len(slots))
         encoded = [encode_scalar(v, compute) for v in kernel_scalars]
         block = block_size(numel)
-        _pointwise_kernel[(triton.cdiv(numel, block),)](
+        _pointwise_kernel[(-(-numel // block),)](
             target, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
             MATH=self.math, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
             NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
@@ -273,11 +274,11 @@ class PointwiseOp(Op):
 
 def block_size(numel):
     """The skeleton's elements per program: one heuristic for every pointwise launch."""
-    return min(_INTERPRETER_BLOCK if INTERPRETED else _BLOCK, triton.next_power_of_2(numel))
+    return min(_INTERPRETER_BLOCK if INTERPRETED else _BLOCK, 1 << max(numel - 1, 0).bit_length())
 
 
 def grid_size(numel):
-    return triton.cdiv(numel, block_size(numel))
+    return -(-numel // block_size(numel))
 
 
 def _cpu_scalar_to_number(operand):
