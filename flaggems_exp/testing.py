@@ -71,10 +71,6 @@ def operand_forms(op):
     return forms or [(True,) * nin]  # an op without aten schema: tensors only
 
 
-_NUMBERS = {torch.bool: True, torch.uint8: 2, torch.int8: 2, torch.int16: 2, torch.int32: 2,
-            torch.int64: 2}
-
-
 def param_sets(op):
     return [{}, *op.param_samples] if not _required_params(op) else list(op.param_samples)
 
@@ -89,10 +85,13 @@ def pointwise_calls(op, dtype, shape=(5, 8), generator=None):
     calls = []
     shapes = twin(op).sample_shapes(shape)
     for form, params in itertools.product(operand_forms(op), param_sets(op)):
-        args = tuple(random_tensor(s, dtype, op.domain, generator) if is_tensor
-                     else _NUMBERS.get(dtype, 1.5) for s, is_tensor in zip(shapes, form))
-        label = "-".join("T" if f else "S" for f in form)
-        calls.append(Call(args, dict(params), label + str(params or "")))
+        # a Python number operand is tried as an int, a float and a bool
+        numbers = (2, -1.5, True) if not all(form) else (None,)
+        for number in numbers:
+            args = tuple(random_tensor(s, dtype, op.domain, generator) if is_tensor else number
+                         for s, is_tensor in zip(shapes, form))
+            label = "-".join("T" if f else repr(number) for f in form)
+            calls.append(Call(args, dict(params), label + str(params or "")))
     return calls
 
 

@@ -67,6 +67,8 @@ class Hardswish(FloatActivation):
 
 @register
 class Hardtanh(PointwiseOp):
+    param_samples = ({"min_val": -0.5, "max_val": 2}, {"min_val": 2, "max_val": 1},
+                     {"min_val": -1.5, "max_val": 2.5}, {"min_val": 0, "max_val": True})
     exact_out_dtype = "found"
     scalars = {"min_val": -1, "max_val": 1}
     dtypes = REAL
@@ -76,7 +78,7 @@ class Hardtanh(PointwiseOp):
         if result_dtype == torch.bool:
             raise RuntimeError("Bool inputs not supported for hardtanh")
         limits = (params.get("min_val", 0), params.get("max_val", 0))  # relu6: (0, 6)
-        if result_dtype == torch.uint8 and min(limits) < 0:
+        if result_dtype == torch.uint8 and min(int(v) for v in limits) < 0:  # after truncation
             raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
 
     math = staticmethod(clamp)
@@ -86,6 +88,7 @@ class Hardtanh(PointwiseOp):
 class Relu6(Hardtanh):
     name = "relu6"
     scalars = {}
+    param_samples = ()
 
     def prepare(self, operands, params):
         return operands, (0, 6)
@@ -93,6 +96,8 @@ class Relu6(Hardtanh):
 
 @register
 class LeakyRelu(FloatActivation):
+    param_samples = ({"negative_slope": 0.2}, {"negative_slope": -1.5}, {"negative_slope": 2},
+                     {"negative_slope": True})
     exact_out_dtype = "found"
     scalars = {"negative_slope": 0.01}
 
@@ -104,6 +109,8 @@ class LeakyRelu(FloatActivation):
 
 @register
 class Softplus(FloatActivation):
+    param_samples = ({"beta": 2, "threshold": 5}, {"beta": 0.5, "threshold": 1},
+                     {"beta": -1, "threshold": 20}, {"beta": 0}, {"beta": True, "threshold": 1.5})
     exact_out_dtype = "found"
     scalars = {"beta": 1, "threshold": 20}
 
@@ -115,6 +122,7 @@ class Softplus(FloatActivation):
 
 @register
 class Softshrink(FloatActivation):
+    param_samples = ({"lambd": 0}, {"lambd": 1.5}, {"lambd": -1}, {"lambd": 2}, {"lambd": float("nan")})
     exact_out_dtype = "found"
     scalars = {"lambd": 0.5}
     kernel = "softshrink_check"
@@ -133,6 +141,7 @@ class Softshrink(FloatActivation):
 
 @register
 class Hardshrink(FloatActivation):
+    param_samples = ({"lambd": 1}, {"lambd": -0.5}, {"lambd": 0}, {"lambd": True})
     exact_out_dtype = "found"
     scalars = {"lambd": 0.5}
 
@@ -144,6 +153,7 @@ class Hardshrink(FloatActivation):
 
 @register
 class Glu(FloatActivation):
+    param_samples = ({"dim": 0}, {"dim": 1}, {"dim": -2}, {"dim": 2})
     scalars = {"dim": -1}
 
     def prepare(self, operands, params):

@@ -26,6 +26,7 @@ class Mul(PointwiseOp):
 
 @register
 class Addcmul(PointwiseOp):
+    param_samples = ({"value": 2}, {"value": 2.5}, {"value": True})
     nin = 3
     scalars = {"value": 1}
     dtypes = REAL
@@ -38,6 +39,7 @@ class Addcmul(PointwiseOp):
 
 @register
 class Addcdiv(PointwiseOp):
+    param_samples = ({"value": 2}, {"value": -0.5}, {"value": True})
     nin = 3
     scalars = {"value": 1}
 

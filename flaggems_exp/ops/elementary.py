@@ -102,6 +102,8 @@ class Sigmoid(FloatUnary):
 
 @register
 class Logit(FloatUnary):
+    domain = (-0.2, 1.2)
+    param_samples = ({"eps": -1.0}, {"eps": 0.0}, {"eps": 0.2}, {"eps": 0.5}, {"eps": 0.7})
     scalars = {"eps": None}
 
     def prepare(self, operands, params):
