@@ -15,5 +15,11 @@ def clamp(x, lo, hi):
 
 
 @triton.jit
+def clamp_positive_zero(x, lo, hi):
+    """``clamp`` whose lower limit 0 turns -0.0 into +0.0, as CUDA's fmaxf does in PyTorch."""
+    return clamp(tl.where(x == lo, lo, x), lo, hi)
+
+
+@triton.jit
 def sigmoid(x):
     return 1.0 / (1.0 + libm.exp(-x))

@@ -7,7 +7,7 @@ from ..families import REQUIRED, PointwiseOp, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import promote
-from ._common import clamp, sigmoid
+from ._common import clamp, clamp_positive_zero, sigmoid
 
 _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
@@ -20,6 +20,15 @@ def _cuda_hardswish_backward(grad_output, x, **kwargs):
     third = grad_output * (x / 3 + 0.5)
     return torch.where(x <= -3, torch.zeros_like(third),
                        torch.where(x < 3, third, grad_output.expand_as(third))).to(native.dtype)
+
+
+def _positive_zeros(op):
+    """PyTorch's ``op`` with -0.0 results made +0.0, as its CUDA kernel returns them (a
+    max(x, 0) or a literal 0 where the CPU kernel keeps the sign of x)."""
+    def reference(*args, **kwargs):
+        result = op(*args, **kwargs)
+        return result + 0 if result.is_floating_point() else result  # -0.0 + 0 is +0.0
+    return reference
 
 
 class FloatActivation(PointwiseOp):
@@ -87,8 +96,10 @@ class Hardtanh(PointwiseOp):
 @register
 class Relu6(Hardtanh):
     name = "relu6"
+    ref = staticmethod(_positive_zeros(torch.ops.aten.relu6))
     scalars = {}
     param_samples = ()
+    math = staticmethod(clamp_positive_zero)
 
     def prepare(self, operands, params):
         return operands, (0, 6)
@@ -122,6 +133,7 @@ class Softplus(FloatActivation):
 
 @register
 class Softshrink(FloatActivation):
+    ref = staticmethod(_positive_zeros(torch.ops.aten.softshrink))
     param_samples = ({"lambd": 0}, {"lambd": 1.5}, {"lambd": -1}, {"lambd": 2}, {"lambd": float("nan")})
     exact_out_dtype = "found"
     scalars = {"lambd": 0.5}
@@ -136,7 +148,8 @@ class Softshrink(FloatActivation):
     @staticmethod
     @triton.jit
     def math(x, lambd):
-        return tl.where(x > lambd, x - lambd, tl.where(x < -lambd, x + lambd, x * 0))
+        # PyTorch's CUDA formula: +0.0 inside [-lambd, lambd] (its CPU kernel gives x * 0)
+        return tl.where((x >= -lambd) & (x <= lambd), 0, tl.where(x > 0, x - lambd, x + lambd))
 
 
 @register
