@@ -36,7 +36,9 @@ def _needs_grad(args, kwargs):
 def _composite_kernel(op, overload):
     def kernel(*args, **kwargs):
         if _needs_grad(args, kwargs):
-            return overload.decompose(*args, **kwargs)
+            # PyTorch's C++ decomposition, recorded by autograd (``decompose()`` would prefer a
+            # Python decomposition that may bypass our kernels, e.g. an index gather)
+            return overload._op_dk(torch._C.DispatchKey.CompositeImplicitAutograd, *args, **kwargs)
         with torch._C._AutoDispatchBelowAutograd():
             return op(*args, **kwargs)
     return kernel

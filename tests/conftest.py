@@ -4,6 +4,12 @@ import pytest
 import flaggems_exp
 
 
+def _marker(name):
+    """The marker of an op: its name, without leading underscores (pytest refuses them), so
+    ``pytest -m safe_softmax`` selects ``_safe_softmax``."""
+    return name.lstrip("_")
+
+
 def pytest_addoption(parser):
     parser.addoption("--quick", action="store_true",
                      help="float32 and one integer dtype only, instead of every dtype")
@@ -11,7 +17,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     for name in flaggems_exp.list_ops():
-        config.addinivalue_line("markers", f"{name}: tests of the op {name}")
+        config.addinivalue_line("markers", f"{_marker(name)}: tests of the op {name}")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,4 +25,4 @@ def pytest_collection_modifyitems(config, items):
         op = getattr(item, "callspec", None) and item.callspec.params.get("op")
         if op is not None:
             for name in op.names:
-                item.add_marker(getattr(pytest.mark, name))
+                item.add_marker(getattr(pytest.mark, _marker(name)))
