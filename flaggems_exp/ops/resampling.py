@@ -1,1 +1,47 @@
-"""(being written)"""
+"""Nearest upsampling and pixel (un)shuffle: declarations on the ResampleOp kinds."""
+import torch
+
+from ..families import register
+from ..families.resample import NearestOp, ShuffleOp, nearest_exact
+
+# the dispatch slot PyTorch's CUDA build runs: for pixel (un)shuffle that is the device-generic
+# kernel (reshape, permute, contiguous clone), which also runs on CPU tensors; PyTorch's CPU
+# kernel differs (keeps channels_last, rejects channels_last_3d, returns an empty
+# pixel_unshuffle input unchanged in shape)
+_DEVICE_GENERIC = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
+
+
+def _device_generic(overload):
+    def ref(*args, **kwargs):
+        return overload.redispatch(_DEVICE_GENERIC, *args, **kwargs)
+    ref.__name__ = ref.__qualname__ = f"{overload.__name__}_device_generic"
+    return ref
+
+
+@register
+class UpsampleNearest1d(NearestOp):
+    spatial = 1
+
+
+@register
+class UpsampleNearestExact1d(NearestOp):
+    name = "_upsample_nearest_exact1d"
+    spatial = 1
+    index_map = staticmethod(nearest_exact)
+
+
+@register
+class UpsampleNearest3d(NearestOp):
+    spatial = 3
+
+
+@register
+class PixelShuffle(ShuffleOp):
+    upscale = True
+    ref = staticmethod(_device_generic(torch.ops.aten.pixel_shuffle.default))
+
+
+@register
+class PixelUnshuffle(ShuffleOp):
+    upscale = False
+    ref = staticmethod(_device_generic(torch.ops.aten.pixel_unshuffle.default))

@@ -1,0 +1,303 @@
+"""PadOp: replication and reflection padding, as a gather from output index to source index.
+
+Padding, nearest resampling and pixel (un)shuffle all write every output element from exactly
+one input element. ``GatherOp`` holds what they share: one Triton skeleton, ``_gather_kernel``,
+that walks the output and reads ``in[src_0, ..., src_n]`` where each source index is either the
+output index itself (a pass-through dim) or ``INDEX_MAP(j + shift, scale, in_size)`` (a mapped
+dim), plus the host side (binding the aten schemas, out=, layout, launch). ``PadOp`` maps the
+padded trailing dims; ``ResampleOp`` (resample.py) maps resampled dims and runs pixel (un)shuffle
+as a plain strided copy through views of the input and output.
+"""
+import array
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ..runtime import errors, geometry
+from ..runtime.device import INTERPRETED
+from ..runtime.dtypes import ALL, REAL
+from .base import LAUNCHES, Op
+
+
+@triton.jit
+def _unmapped(k, scale, size):
+    return k  # the index map of a plain strided copy: never called, every dim passes through
+
+
+@triton.jit
+def _source(j, shift, scale, size, INDEX_MAP: tl.constexpr, IS_MAPPED: tl.constexpr):
+    if IS_MAPPED:
+        return INDEX_MAP(j + shift, scale, size)
+    else:
+        return j
+
+
+@triton.jit(do_not_specialize=["rows", "cols", "col_blocks", "shape", "out_strides", "in_strides",
+                               "shifts", "scales", "in_sizes"])
+def _gather_kernel(
+    out_ptr, in_ptr, rows, cols, col_blocks, shape, out_strides, in_strides, shifts, scales,
+    in_sizes, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr, NDIM: tl.constexpr,
+    INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    # a BLOCK_R x BLOCK_C tile: columns run along the innermost dim (the output's, in memory),
+    # rows over all outer dims together, so the outer index arithmetic is done once per row
+    pid = tl.program_id(0)
+    if INDEX_64:
+        pid = pid.to(tl.int64)
+    r = (pid // col_blocks) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    c = (pid % col_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+    mask = (r < rows) & (c < cols)
+    rest = r
+    row_out = tl.zeros_like(r)
+    row_in = tl.zeros_like(r)
+    for d in tl.static_range(NDIM - 2, -1, -1):  # innermost outer dim first
+        if d == 0:
+            j = rest
+        else:
+            j = rest % shape[d]
+            rest = rest // shape[d]
+        src = _source(j, shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
+        row_out += j * out_strides[d]
+        row_in += src * in_strides[d]
+    for d in tl.static_range(NDIM - 1, NDIM):  # the columns (a constexpr d for the tuples)
+        src = _source(c, shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
+        out_off = row_out + c * out_strides[d]
+        in_off = row_in + src * in_strides[d]
+    tl.store(out_ptr + out_off, tl.load(in_ptr + in_off, mask=mask), mask=mask)
+
+
+_BLOCK = 1024
+_INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
+_INT32_LIMIT = 2**31 - 1
+_MISSING = object()
+_SPATIAL = {1: (7,), 2: (5, 6), 3: (3, 4, 5)}  # odd, non-square sample sizes by padded dims
+
+
+def float32(value):
+    """``value`` rounded to float32 as C++'s ``static_cast<float>`` does (inf beyond its range)."""
+    return array.array("f", [value])[0]
+
+
+def _fits(value, schema_type):
+    """Whether a Python value can bind to an argument of this aten schema type."""
+    if schema_type.startswith("Optional["):
+        return value is None or _fits(value, schema_type[9:-1])
+    if schema_type.startswith("List["):
+        return isinstance(value, (list, tuple)) and all(_fits(v, schema_type[5:-1]) for v in value)
+    if schema_type == "Tensor":
+        return isinstance(value, torch.Tensor)
+    if schema_type in ("int", "SymInt"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if schema_type == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
+def _shares_memory(a, b):
+    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr() or not b.numel():
+        return False
+
+    def span(t):
+        extent = sum((n - 1) * s for n, s in zip(t.shape, t.stride()))
+        return t.data_ptr(), t.data_ptr() + (extent + 1) * t.element_size()
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
+def _iteration(shape, out_strides, in_strides, maps):
+    """The dims the kernel walks: in the output's memory order (outermost first, so the tile's
+    columns are the output's innermost dim), without size-1 pass-through dims, and with
+    neighbouring pass-through dims merged where both tensors walk them as one."""
+    dims = []
+    for d in sorted(range(len(shape)), key=lambda d: -out_strides[d]):  # stable: ties keep order
+        n, so, si, m = shape[d], out_strides[d], in_strides[d], maps[d]
+        if n == 1 and m is None:
+            continue
+        outer = dims[-1] if dims else None
+        if m is None and outer and outer[3] is None and outer[1:3] == (so * n, si * n):
+            dims[-1] = (outer[0] * n, so, si, None)
+        else:
+            dims.append((n, so, si, m))
+    return dims or [(1, 1, 1, None)]
+
+
+class GatherOp(Op):
+    """An op whose every output element is one input element: the base of PadOp and ResampleOp.
+
+    A family declares:
+      geometry(x, overload, *args) -> (output shape, memory format of a new output, plan):
+                 every check of the arguments, raising PyTorch's errors; ``args`` are the aten
+                 schema's arguments after the input, ``overload`` the aten overload they bound to.
+      views(x, out, plan) -> (shape, out strides, in strides, maps): the copy the kernel runs;
+                 by default the output's own shape and strides with ``plan`` as the maps, one
+                 per dim: None (source index = output index) or ``(shift, scale, in_size)``.
+      index_map  ``@triton.jit def index_map(k, scale, size)``: the source index of a mapped
+                 dim, ``k`` being the output index plus the dim's shift.
+      dtypes     input dtypes the kernel supports; others raise PyTorch's NotImplementedError
+                 naming ``kernel`` (default: the op name); complex raises ours where PyTorch
+                 accepts complex (``complex_accepted``), else PyTorch's not-implemented.
+    The skeleton copies bits (no casts, exact for every dtype), reads through any strides and
+    writes through the output's strides (an out= of any layout), in int64 only where needed.
+    """
+
+    family = "GatherOp"
+    dtypes = ALL
+    kernel = None
+    complex_accepted = True
+    index_map = None
+    reference_in_float64 = False  # data movement: PyTorch's own result is the reference
+
+    def __init__(self):
+        super().__init__()
+        # the functional aten overloads, each as [(argument name, schema type, default)]
+        self.signatures = []
+        for name, overload in self.aten_overloads():
+            arguments = getattr(getattr(torch.ops.aten, name), overload)._schema.arguments
+            if not any(a.kwarg_only and a.name == "out" for a in arguments):
+                self.signatures.append((overload, [
+                    (a.name, str(a.type), a.default_value if a.has_default_value() else _MISSING)
+                    for a in arguments]))
+
+    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
+        return self.call_out(args, kwargs, out=out, inplace=False)
+
+    def bind(self, args, kwargs):
+        """(overload, argument values in schema order) of the first aten overload the call fits,
+        as PyTorch resolves ``torch.ops.aten.<op>(...)``."""
+        for overload, signature in self.signatures:
+            names = [n for n, _, _ in signature]
+            if len(args) > len(names) or any(k not in names[len(args):] for k in kwargs):
+                continue
+            values = [args[i] if i < len(args) else kwargs.get(n, default)
+                      for i, (n, _, default) in enumerate(signature)]
+            if all(v is not _MISSING and _fits(v, t) for v, (_, t, _) in zip(values, signature)):
+                return overload, values
+        raise TypeError(f"{self.name}() received an invalid combination of arguments: "
+                        f"{len(args)} positional, keywords {sorted(kwargs)}")
+
+    def geometry(self, x, overload, *args):
+        raise NotImplementedError
+
+    def views(self, x, out, plan):
+        return tuple(out.shape), out.stride(), x.stride(), plan
+
+    def check_dtype(self, dtype):
+        if dtype in self.dtypes:
+            return
+        if dtype.is_complex and self.complex_accepted:
+            raise errors.complex_unsupported(self.name)
+        raise errors.not_implemented(self.kernel or self.name, dtype)
+
+    # ---- the run: validate everything, then allocate and launch -------------------------
+    def call_out(self, args, kwargs, out, inplace):
+        overload, (x, *rest) = self.bind(args, kwargs)
+        shape, memory_format, plan = self.geometry(x, overload, *rest)
+        if out is not None and out.dtype != x.dtype:  # PyTorch checks out= before the dtype
+            raise errors.out_dtype_mismatch(out.dtype, x.dtype, "expected")
+        self.check_dtype(x.dtype)
+        if out is None:
+            out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format)
+        else:
+            if geometry.has_internal_overlap(out):
+                raise errors.internal_overlap()
+            if tuple(out.shape) != shape:  # the first write, after every check
+                out.resize_(shape, memory_format=memory_format)
+        if out.numel():
+            if _shares_memory(out, x):  # reading what was written: go through a temporary
+                result = torch.empty(shape, dtype=x.dtype, device=x.device)
+                self.launch(result, x, *self.views(x, result, plan))
+                self.launch(out, result, shape, out.stride(), result.stride(), [None] * len(shape))
+            else:
+                self.launch(out, x, *self.views(x, out, plan))
+        return out
+
+    def launch(self, out, x, shape, out_strides, in_strides, maps):
+        dims = _iteration(shape, out_strides, in_strides, maps)
+        sizes = tuple(d[0] for d in dims)
+        cols, rows = sizes[-1], math.prod(sizes[:-1])
+        block = _INTERPRETER_BLOCK if INTERPRETED else _BLOCK
+        block_c = min(triton.next_power_of_2(cols), block)
+        block_r = min(block // block_c, triton.next_power_of_2(rows))
+        col_blocks = triton.cdiv(cols, block_c)
+        extent = max(sum((n - 1) * s for n, s in zip(t.shape, t.stride())) for t in (out, x))
+        index_64 = max(extent, rows + block_r, cols + block_c) > _INT32_LIMIT
+        mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
+        _gather_kernel[(triton.cdiv(rows, block_r) * col_blocks,)](
+            out, x, rows, cols, col_blocks, sizes, tuple(d[1] for d in dims),
+            tuple(d[2] for d in dims), tuple(d[3][0] if d[3] else 0 for d in dims),
+            tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
+            tuple(d[3][2] if d[3] else d[0] for d in dims),
+            INDEX_MAP=self.index_map if mapped else _unmapped, MAPPED=mapped, NDIM=len(dims),
+            INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c)
+        LAUNCHES[self.name] += 1
+
+
+class PadOp(GatherOp):
+    """Padding of the last ``dims`` dims (1: W, 2: H, W, 3: D, H, W), ``padding`` listing
+    (before, after) pairs from the last dim backwards, as PyTorch orders it.
+
+    Declare ``dims`` and ``index_map(k, scale, size)``: the source index of output index
+    ``k + before`` along a dim of input size ``size`` (``scale`` is unused); ``k`` is below 0 in
+    the leading pad and ``size`` or more in the trailing one. A negative pad crops. With
+    ``reflective``, each pad must be smaller than its dim, as reflection needs.
+    The output is contiguous, as PyTorch's CUDA kernels make it (its CPU kernels keep
+    channels_last).
+    """
+
+    family = "PadOp"
+    dims = 1
+    reflective = False
+    dtypes = REAL
+    # PyTorch's messages for an output with no element in any padded dim, by ``dims``
+    _TOO_SMALL = {1: "input (W: {0}) is too small. Calculated output W: {1}",
+                  2: "input (H: {0}, W: {1} ) is too small. Calculated output H: {2} W: {3}",
+                  3: "input (D: {0} H: {1}, W: {2}) is too small. "
+                     "Calculated output D: {3} H: {4} W: {5}"}
+
+    def geometry(self, x, overload, padding):
+        n = self.dims
+        if len(padding) != 2 * n:
+            raise RuntimeError(f"padding size is expected to be {2 * n}"
+                               + (f", but got: {len(padding)}" if self.reflective else ""))
+        inner = x.shape[1:] if x.dim() == n + 2 else x.shape  # the batch dim may be empty
+        if x.dim() not in (n + 1, n + 2) or 0 in inner:
+            raise RuntimeError(
+                f"Expected {n + 1}D or {n + 2}D (batch mode) tensor with possibly 0 batch size and "
+                f"other non-zero dimensions for input, but got: {list(x.shape)}")
+        sizes = tuple(x.shape[-n:])
+        before, after = padding[-2::-2], padding[::-2]  # per padded dim, outermost first
+        if self.reflective:
+            for k in range(n):  # innermost first, as PyTorch checks
+                b, a, size = before[n - 1 - k], after[n - 1 - k], sizes[n - 1 - k]
+                if not (b < size and a < size):
+                    raise RuntimeError(
+                        f"Argument #{4 + 2 * k}: Padding size should be less than the "
+                        f"corresponding input dimension, but got: padding ({b}, {a}) at "
+                        f"dimension {x.dim() - 1 - k} of input {list(x.shape)}")
+        outs = [s + b + a for s, b, a in zip(sizes, before, after)]
+        if all(o < 1 for o in outs):  # one empty padded dim is fine (an empty output)
+            raise RuntimeError(self._TOO_SMALL[n].format(*sizes, *outs))
+        shape = (*x.shape[:-n], *outs)
+        if min(shape) < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension "
+                               f"{next(o for o in shape if o < 0)}: {list(shape)}")
+        maps = [None] * (x.dim() - n) + [(-b, 1.0, s) for b, s in zip(before, sizes)]
+        return shape, torch.contiguous_format, maps
+
+    def sample_calls(self, op, dtype, shape=None, generator=None):
+        """Batched and unbatched inputs; positive, negative (cropping), zero and large pads."""
+        from ..testing import Call, random_tensor
+        n = self.dims
+        shape = tuple(shape or (2, 3, *_SPATIAL[n]))
+        x = random_tensor(shape, dtype, generator=generator)
+        spatial = shape[-n:]
+        # beyond the input for replication; the most reflection allows
+        large = [s - 1 if self.reflective else s + 4 + i for s in reversed(spatial) for i in (0, 1)]
+        pads = {"pad": [1, 2, 2, 1, 0, 2], "crop": [-1, 2, 0, -2, 1, 0], "zero": [0] * 6,
+                "large": large}
+        calls = [Call((x, p[:2 * n]), {}, label) for label, p in pads.items()]
+        calls.append(Call((x[0], pads["pad"][:2 * n]), {}, "unbatched"))
+        calls.append(Call((x[:0], pads["pad"][:2 * n]), {}, "empty batch"))
+        return calls

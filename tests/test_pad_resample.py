@@ -1,0 +1,344 @@
+"""PadOp and ResampleOp against PyTorch: pure data movement, so every result must equal
+PyTorch's bit for bit, for every dtype PyTorch accepts, any input strides and both layouts;
+every overload; errors (type and message) as data; out=; enable() routing and autograd.
+
+PyTorch's CPU kernels differ from its CUDA ones in two places, and CUDA is the contract:
+pixel (un)shuffle is compared with PyTorch's device-generic kernel (the op's ``ref``), and
+output layouts with PyTorch's meta kernels, which lay outputs out as the CUDA kernels do.
+"""
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import LAUNCHES, REGISTRY, testing
+from flaggems_exp.testing import ALL_DTYPES, Call, assert_same_error, check_call, run
+
+DEV = flaggems_exp.device
+OPS = [op for op in dict.fromkeys(REGISTRY.values())
+       if testing.twin(op).family in ("PadOp", "ResampleOp")]
+A = torch.ops.aten
+
+
+def ids(op):
+    return op.name
+
+
+def randn(*shape):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+
+
+def test_the_nine_ops_are_registered():
+    assert sorted(op.name for op in OPS) == sorted([
+        "replication_pad1d", "replication_pad2d", "replication_pad3d", "reflection_pad1d",
+        "upsample_nearest1d", "_upsample_nearest_exact1d", "upsample_nearest3d",
+        "pixel_shuffle", "pixel_unshuffle"])
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+@pytest.mark.parametrize("dtype", ALL_DTYPES + (torch.complex64,), ids=str)
+def test_dtypes(op, dtype):
+    """Exactly PyTorch's values where it accepts the dtype, its error where it does not;
+    complex, which PyTorch pads and shuffles, raises our NotImplementedError."""
+    gen = torch.Generator().manual_seed(0)
+    real = torch.float32 if dtype.is_complex else dtype
+    for call in testing.sample_calls(op, real, generator=gen):
+        if dtype.is_complex:
+            call = Call((call.args[0].to(dtype),) + call.args[1:], call.kwargs, call.label)
+            native = run(op.ref, call)
+            if not isinstance(native, Exception):
+                with pytest.raises(NotImplementedError, match="complex dtypes are not supported"):
+                    op(*testing.on_device(call).args)
+                continue
+        check_call(op, call, exact=True)
+
+
+def layouts(t):
+    """Views holding ``t``'s values in other memory layouts, on ``t``'s device (moving a view
+    with ``.to()`` would make it contiguous)."""
+    flat = t.reshape(-1)
+    variants = {
+        "transposed": t.transpose(0, 1).contiguous().transpose(0, 1),
+        "stepped": t.new_empty(*t.shape[:-1], 2 * t.shape[-1])[..., ::2],
+        "offset": torch.cat([flat[:3], flat])[3:].view(t.shape),
+        "expanded": t[:1].expand(t.shape),
+    }
+    variants["stepped"].copy_(t)
+    if t.dim() in (4, 5):
+        fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
+        variants["channels_last"] = t.contiguous(memory_format=fmt)
+    return variants
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_any_input_strides(op):
+    """Strided inputs are read through their strides (no copies) with PyTorch's values."""
+    gen = torch.Generator().manual_seed(1)
+    for call in testing.sample_calls(op, torch.float32, generator=gen):
+        x, rest = call.args[0], call.args[1:]
+        if x.numel() == 0 or x.shape[0] < 2:
+            continue
+        expected = {kind: op.ref(view, *rest) for kind, view in layouts(x).items()}
+        for kind, view in layouts(x.to(DEV)).items():
+            assert not view.is_contiguous() or view.storage_offset(), kind
+            testing.assert_close(op(view, *rest), expected[kind], exact=True)
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_output_layout_is_pytorchs(op):
+    """Output strides equal those of PyTorch's meta kernel, i.e. of its CUDA kernels: contiguous,
+    except upsample_nearest3d, which keeps a channels_last_3d input's layout."""
+    gen = torch.Generator().manual_seed(2)
+    for call in testing.sample_calls(op, torch.float32, generator=gen):
+        x, rest = call.args[0], call.args[1:]
+        if x.numel() == 0:
+            continue  # PyTorch's meta upsample_nearest1d fails on an empty batch
+        on_cpu = layouts(x)
+        for kind, view in layouts(x.to(DEV)).items():
+            meta = torch.empty_strided(view.shape, view.stride(), device="meta")
+            ours = op(view, *rest)
+            assert ours.stride() == op.ref(meta, *rest).stride(), (kind, call.label)
+            if op.name == "upsample_nearest3d":  # PyTorch's CPU kernel agrees here
+                assert ours.stride() == op.ref(on_cpu[kind], *rest).stride(), kind
+
+
+_NEAREST = ["upsample_nearest1d", "_upsample_nearest_exact1d"]
+
+
+@pytest.mark.parametrize("name", _NEAREST)
+def test_nearest_source_index_sweep(name):
+    """Every (input, output) size pair up to 13 -> 40, with and without explicit scales:
+    PyTorch's float32 source index, floor((j + offset) * scale) clamped."""
+    op = REGISTRY[name]
+    for w_in in (1, 2, 3, 5, 7, 13):
+        x = torch.arange(w_in, dtype=torch.float32).view(1, 1, w_in)
+        for w_out in range(1, 41):
+            check_call(op, Call((x, [w_out])), exact=True)
+            # PyTorch's CPU kernel copies 1x and 2x outputs whatever the scales (index j, j >> 1),
+            # its CUDA kernel (ours) applies the scales: no CPU reference for those
+            if w_out not in (w_in, 2 * w_in) or name != "upsample_nearest1d":
+                check_call(op, Call((x, [w_out], 0.37 * w_out / w_in + 0.1)), exact=True)
+
+
+def test_vec_scale_factors_are_the_scales():
+    """.vec passes s on as ``scales``: the source index uses float32(1/s), not in/out (which
+    picks other source elements for some of these s)."""
+    x = torch.arange(10, dtype=torch.float32).view(1, 1, 10).to(DEV)
+    differs = False
+    for s in (1.45, 0.55, 2.9999, 0.3):
+        for name in _NEAREST:
+            ours = check_call(REGISTRY[name], Call((x.cpu(), None, [s])), exact=True)
+            differs |= not torch.equal(ours, REGISTRY[name](x, [ours.shape[-1]]))
+    assert differs
+    x5 = torch.arange(210, dtype=torch.float32).view(1, 1, 5, 6, 7)
+    check_call(REGISTRY["upsample_nearest3d"], Call((x5, None, [1.45, 0.55, 2.9999])), exact=True)
+    check_call(REGISTRY["upsample_nearest3d"], Call((x5, [7, 5, 3], 1.45, None, -1.0)), exact=True)
+
+
+ERRORS = [
+    ("replication_pad1d", (randn(4), [1, 1])),
+    ("replication_pad1d", (randn(3, 0, 4), [1, 1])),
+    ("replication_pad1d", (randn(1, 3, 4, 5), [1, 1])),
+    ("replication_pad1d", (randn(2, 3, 4), [1, 1, 1])),
+    ("replication_pad1d", (randn(4), [1, 1, 1])),
+    ("replication_pad1d", (randn(2, 3, 4), [-2, -2])),
+    ("replication_pad1d", (randn(2, 3, 4), [-2, -3])),
+    ("replication_pad2d", (randn(2, 3), [1, 1, 1, 1])),
+    ("replication_pad2d", (randn(0, 4, 4), [1, 1, 1, 1])),
+    ("replication_pad2d", (randn(1, 2, 3), [1, 1, 1])),
+    ("replication_pad2d", (randn(1, 2, 3), [-3, 0, -1, 0])),  # one empty dim: empty output
+    ("replication_pad2d", (randn(1, 2, 3), [-4, 0, -1, 0])),
+    ("replication_pad2d", (randn(1, 2, 3), [-4, 0, -2, 0])),
+    ("replication_pad2d", (randn(1, 2, 3), [-4, 0, -3, 0])),
+    ("replication_pad3d", (randn(2, 2, 2), [1] * 6)),
+    ("replication_pad3d", (randn(1, 2, 2, 2), [-1] * 6)),
+    ("replication_pad3d", (randn(1, 2, 2, 2), [-2, -2, 0, 0, 0, 0])),
+    ("replication_pad3d", (randn(1, 2, 2, 2), [-2, -2, -1, -1, -1, -2])),
+    ("replication_pad3d", (randn(1, 2, 2, 2), [-3, -2, 0, 0, 0, 0])),
+    ("replication_pad3d", (randn(2, 1, 2, 2, 2), [1] * 5)),
+    ("reflection_pad1d", (randn(4), [1, 1])),
+    ("reflection_pad1d", (randn(1, 4), [4, 0])),
+    ("reflection_pad1d", (randn(2, 1, 4), [0, 4])),
+    ("reflection_pad1d", (randn(2, 1, 4), [3, 3])),  # the largest pads allowed
+    ("reflection_pad1d", (randn(2, 1, 4), [-5, 3])),
+    ("reflection_pad1d", (randn(2, 1, 4), [-2, -2])),
+    ("reflection_pad1d", (randn(2, 1, 4), [1, 1, 1])),
+    ("reflection_pad1d", (randn(2, 1, 4, 3), [1, 1])),
+    ("reflection_pad1d", (randn(0, 3, 4), [2, 1])),
+    ("upsample_nearest1d", (randn(2, 3), [7])),
+    ("upsample_nearest1d", (randn(2, 3), [7, 8])),
+    ("upsample_nearest1d", (randn(2, 3, 5), [7, 8])),
+    ("upsample_nearest1d", (randn(1, 0, 5), [7])),
+    ("upsample_nearest1d", (randn(0, 0, 5), [7])),
+    ("upsample_nearest1d", (randn(1, 3, 0), [7])),
+    ("upsample_nearest1d", (randn(2, 3, 5), [0])),
+    ("upsample_nearest1d", (randn(2, 3, 5), [-1])),
+    ("upsample_nearest1d", (randn(2, 3, 5), [7], -2.0)),  # non-positive scales are ignored
+    ("upsample_nearest1d", (randn(2, 3, 5), [3], [2.0])),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, None)),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, [2.0, 1.0])),
+    ("upsample_nearest1d", (randn(2, 3, 5), [3, 4], None)),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, [-0.1])),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, [0.1])),
+    ("upsample_nearest1d", (randn(2, 3), None, [2.0])),
+    ("upsample_nearest1d", (randn(2, 3), [], None)),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, [1e30])),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, [float("nan")])),
+    ("upsample_nearest1d", (randn(2, 3, 5), None, [float("inf")])),
+    ("upsample_nearest1d", (randn(2, 3, 5).long(), [0])),  # shapes are checked first
+    ("_upsample_nearest_exact1d", (randn(2, 3, 5, 5), [7])),
+    ("_upsample_nearest_exact1d", (randn(2, 3, 5), None, [2.5])),
+    ("_upsample_nearest_exact1d", (randn(1, 0, 5), None, [2.5])),
+    ("upsample_nearest3d", (randn(3, 2, 3, 4), [3, 4, 5])),
+    ("upsample_nearest3d", (randn(2, 3, 2, 3, 4), [3, 4])),
+    ("upsample_nearest3d", (randn(2, 0, 2, 3, 4), [3, 4, 5])),
+    ("upsample_nearest3d", (randn(0, 3, 2, 3, 4), [3, 4, 5])),
+    ("upsample_nearest3d", (randn(2, 3, 2, 3, 4), [3, 0, 5])),
+    ("upsample_nearest3d", (randn(1, 3, 0, 3, 4), [3, 1, 5])),
+    ("upsample_nearest3d", (randn(2, 3, 2, 3, 4), None, [2.0, 1.5])),
+    ("upsample_nearest3d", (randn(2, 3, 2, 3, 4), [3, 4, 5], [2.0, 1.5, 1.0])),
+    ("upsample_nearest3d", (randn(2, 3, 2, 3, 4).int(), None, [2.0, 1.5, 0.5])),
+    ("pixel_shuffle", (randn(4, 6), 2)),
+    ("pixel_shuffle", (randn(4, 4, 6), 0)),
+    ("pixel_shuffle", (randn(4, 4, 6), -1)),
+    ("pixel_shuffle", (randn(4, 4, 6), 3)),
+    ("pixel_shuffle", (randn(2, 0, 4, 6), 2)),
+    ("pixel_shuffle", (randn(2, 4, 0, 6), 2)),
+    ("pixel_unshuffle", (randn(4, 6), 2)),
+    ("pixel_unshuffle", (randn(4, 4, 6), 0)),
+    ("pixel_unshuffle", (randn(4, 4, 6), 3)),
+    ("pixel_unshuffle", (randn(4, 4, 5), 2)),
+    ("pixel_unshuffle", (randn(4, 3, 5), 2)),
+    ("pixel_unshuffle", (randn(2, 2, 0, 6), 2)),  # empty: the proper shape, as CUDA gives
+]
+
+
+@pytest.mark.parametrize("name, args", ERRORS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(ERRORS)])
+def test_edge_and_error_inputs(name, args):
+    """PyTorch's exception type and message where it raises, its (possibly empty) result where
+    it does not; a rejected call changes nothing."""
+    check_call(REGISTRY[name], Call(args), exact=True)
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_triton_kernel_ran(op):
+    call = testing.on_device(testing.sample_calls(op, torch.float32)[0])
+    before = LAUNCHES[op.name]
+    out = op(*call.args)
+    assert out.device.type == DEV and LAUNCHES[op.name] == before + 1
+
+
+def test_keyword_arguments_bind_as_in_pytorch():
+    x = randn(2, 3, 5)
+    cases = [("upsample_nearest1d", (x,), {"output_size": [8], "scales": 1.7}),
+             ("upsample_nearest1d", (), {"input": x, "output_size": None, "scale_factors": [1.7]}),
+             ("upsample_nearest3d", (randn(1, 2, 3, 4, 5), [4, 5, 6]), {"scales_h": 1.3}),
+             ("replication_pad1d", (), {"self": x, "padding": (1, 2)}),
+             ("pixel_unshuffle", (randn(1, 2, 4, 6),), {"downscale_factor": 2})]
+    for name, args, kwargs in cases:
+        check_call(REGISTRY[name], Call(args, kwargs), exact=True)
+    with pytest.raises(TypeError):
+        REGISTRY["upsample_nearest1d"](x, [8], bogus=1)
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_out(op):
+    """out=: written through its own strides and returned; resized (to PyTorch's layout) when
+    its shape differs; PyTorch's errors for a wrong dtype and an overlapping out, before any
+    write; an out sharing memory with the input still gets the right values."""
+    call = testing.sample_calls(op, torch.float32)[0]
+    expected = op.ref(*call.args)
+    dev = testing.on_device(call)
+    plain = torch.empty_like(expected, device=DEV, memory_format=torch.contiguous_format)
+    strided = torch.empty(expected.shape[::-1], device=DEV).permute(*reversed(range(expected.dim())))
+    for out in (plain, strided, torch.empty(0, device=DEV), torch.empty(3, device=DEV)):
+        strides = out.stride() if out.shape == expected.shape else None
+        assert op(*dev.args, out=out) is out
+        testing.assert_close(out, expected, exact=True)
+        if strides is not None:
+            assert out.stride() == strides  # no restride when the shape already fits
+    assert out.stride() == op(*dev.args).stride()  # a resized out takes the op's layout
+    theirs = run(lambda *a: getattr(A, op.name).out(*a, out=torch.zeros(expected.shape).double()),
+                 call)
+    bad = torch.zeros(expected.shape, dtype=torch.float64, device=DEV)
+    assert_same_error(run(lambda *a: op(*a, out=bad), dev), theirs)
+    # an expanded out: PyTorch's CPU replication_pad2d/3d abort the process on it (they resize
+    # it), the other ops raise the internal-overlap error of every out= op, taken from one here
+    theirs = run(lambda *a: A.replication_pad1d.out(*a, out=torch.zeros(2, 1).expand(2, 4)),
+                 Call((randn(2, 2), [1, 1])))
+    bad = torch.zeros(expected.shape[:-1] + (1,), device=DEV).expand(expected.shape)
+    assert_same_error(run(lambda *a: op(*a, out=bad), dev), theirs)
+    assert not bad.any()
+    # out in the input's own memory: the values are those of a separate out
+    x = dev.args[0]
+    storage = torch.zeros(x.numel() + expected.numel() + 7, device=DEV)
+    storage[:x.numel()] = x.reshape(-1)
+    inside = storage[:x.numel()].view(x.shape)
+    out = storage[5:5 + expected.numel()].view(expected.shape)
+    op(inside, *dev.args[1:], out=out)
+    testing.assert_close(out, expected, exact=True)
+
+
+def _aten_calls(op):
+    """The sample calls through PyTorch's own entry points: every overload (.vec included)."""
+    return [(getattr(A, op.name), c) for c in testing.sample_calls(op, torch.float32)]
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_enable_routes_every_overload(op):
+    """Under use_gems() PyTorch's ops (default, .vec, .out) run our kernel, with its values."""
+    for packet, call in _aten_calls(op):
+        dev = testing.on_device(call)
+        expected = op.ref(*call.args)
+        before = LAUNCHES[op.name]
+        with flaggems_exp.use_gems():
+            got = packet(*dev.args)
+            out = torch.empty(0, device=DEV)
+            if "vec" not in call.label:  # .out exists for the default overload only
+                assert packet.out(*dev.args, out=out) is out
+                testing.assert_close(out, expected, exact=True)
+        testing.assert_close(got, expected, exact=True)
+        assert LAUNCHES[op.name] > before or not expected.numel(), call.label
+
+
+def test_enable_routes_torch_nn_functional():
+    x3, x4, x5 = (randn(*s).to(DEV) for s in ((2, 3, 7), (2, 8, 5, 6), (1, 2, 3, 4, 5)))
+    F = torch.nn.functional
+    calls = {"replication_pad1d": lambda: F.pad(x3, (2, 1), mode="replicate"),
+             "reflection_pad1d": lambda: F.pad(x3, (2, 1), mode="reflect"),
+             "replication_pad2d": lambda: F.pad(x4, (2, 1, 0, 3), mode="replicate"),
+             "replication_pad3d": lambda: F.pad(x5, (2, 1, 0, 3, 1, 1), mode="replicate"),
+             "upsample_nearest1d": lambda: F.interpolate(x3, scale_factor=2.5, mode="nearest"),
+             "_upsample_nearest_exact1d": lambda: F.interpolate(x3, size=11, mode="nearest-exact"),
+             "upsample_nearest3d": lambda: F.interpolate(x5, size=(4, 5, 7), mode="nearest"),
+             "pixel_shuffle": lambda: F.pixel_shuffle(x4, 2),
+             "pixel_unshuffle": lambda: F.pixel_unshuffle(x4, 1)}
+    for name, fn in calls.items():
+        expected = fn()
+        before = LAUNCHES[name]
+        with flaggems_exp.use_gems():
+            got = fn()
+        assert LAUNCHES[name] == before + 1, name
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_autograd_under_enable(op):
+    """PyTorch's backward formulas (its *_backward ops) see our forward: same gradients; the
+    forward runs our kernel (a .vec call that needs a gradient runs PyTorch's decomposition)."""
+    for packet, call in _aten_calls(op):
+        if call.args[0].numel() == 0:
+            continue
+
+        def grads():
+            x = call.args[0].double().to(DEV).requires_grad_()
+            y = packet(x, *call.args[1:])
+            weight = torch.arange(y.numel(), dtype=y.dtype, device=DEV).view(y.shape)
+            return torch.autograd.grad((y * weight).sum(), x)[0]
+
+        expected = grads()
+        before = LAUNCHES[op.name]
+        with flaggems_exp.use_gems():
+            got = grads()
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        if "vec" not in call.label:
+            assert LAUNCHES[op.name] > before, call.label
