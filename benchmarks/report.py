@@ -1,0 +1,384 @@
+"""REPORT.md (and PNG plots) from the benchmark CSV.
+
+    python -m benchmarks.report                       # benchmarks/results/results.csv
+    python -m benchmarks.report --csv other.csv --out some/dir
+
+Everything in the report is computed from the CSV: speedup is eager's (or compile's) p50 over
+gems' p50 for the same op, dtype and size; per op and size it is the geometric mean over the
+dtypes measured. Where a key appears more than once (appended runs), the last row counts.
+Plots need matplotlib (the ``bench`` extra); without it the report says they were skipped.
+"""
+import argparse
+import collections
+import csv
+import math
+import pathlib
+import statistics
+import sys
+
+import attrs
+
+DEFAULT_CSV = pathlib.Path(__file__).resolve().parent / "results" / "results.csv"
+SIZES = ("S", "M", "L")
+DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
+_FLOATS = ("p20_ms", "p50_ms", "p80_ms", "gbps", "fraction", "host_us")
+# diagnosis thresholds: a judgement on the measured numbers, not measurements themselves
+_HOST_BOUND = 0.5         # host µs per call at S >= this share of the kernel's µs at L
+_NEAR_CEILING = 0.7       # a bandwidth fraction this high is bandwidth-bound
+_SCALES_WITH_BYTES = 0.75  # time ratio / bytes ratio across dtypes: memory-bound above this
+
+
+def load(path, gpu=None):
+    """The CSV's rows as dicts with floats parsed and ``correct`` as True/False/None; the
+    last row of each (op, provider, dtype, size), of one machine: ``gpu``, or by default the
+    one with the most rows (a CPU test run in the same file stays out of the report).
+    Returns (rows, {other machine: rows left out})."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    counts = collections.Counter(r["gpu"] for r in rows)
+    gpu = gpu or (counts.most_common(1)[0][0] if counts else None)
+    latest = {}
+    for r in rows:
+        if r["gpu"] != gpu:
+            continue
+        for k in _FLOATS:
+            r[k] = float(r[k]) if r.get(k) not in (None, "") else None
+        r["correct"] = {"True": True, "False": False}.get(r.get("correct", ""))
+        latest[(r["op"], r["provider"], r["dtype"], r["size"])] = r
+    return list(latest.values()), {g: n for g, n in counts.items() if g != gpu}
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+@attrs.frozen
+class Data:
+    """The rows indexed by (op, provider, dtype, size), with the ops, dtypes and families."""
+
+    rows: list
+    index: dict
+    ops: list
+    dtypes: list
+    family: dict
+
+    @classmethod
+    def of(cls, rows):
+        index = {(r["op"], r["provider"], r["dtype"], r["size"]): r for r in rows}
+        ops = list(dict.fromkeys(r["op"] for r in rows))
+        present = {r["dtype"] for r in rows}
+        dtypes = [d for d in DTYPE_ORDER if d in present] + sorted(present - set(DTYPE_ORDER))
+        return cls(rows, index, ops, dtypes, {r["op"]: r["family"] for r in rows})
+
+    def get(self, op, provider, dtype, size):
+        return self.index.get((op, provider, dtype, size))
+
+    def p50(self, op, provider, dtype, size):
+        r = self.get(op, provider, dtype, size)
+        return r["p50_ms"] if r else None
+
+    def speedup(self, op, dtype, size, versus="eager"):
+        """``versus``' time over gems' time: above 1, gems is faster."""
+        theirs, ours = self.p50(op, versus, dtype, size), self.p50(op, "gems", dtype, size)
+        return theirs / ours if theirs and ours else None
+
+    def op_speedup(self, op, size, versus="eager"):
+        return geomean([self.speedup(op, d, size, versus) for d in self.dtypes])
+
+    def value(self, op, provider, size, key):
+        """``key`` of the op's rows at ``size``, median over dtypes."""
+        return median([(self.get(op, provider, d, size) or {}).get(key) for d in self.dtypes])
+
+    def ceiling(self):
+        """The copy ceiling the runs measured, recovered from gbps / fraction."""
+        return median([r["gbps"] / r["fraction"] for r in self.rows if r["gbps"] and r["fraction"]])
+
+
+# ---- the numbers --------------------------------------------------------------------------
+def headline(data):
+    """Per dtype (and over all): geomean speedups and the count of ops below 1.0× at L."""
+    lines = []
+    for dtype in data.dtypes + [None]:
+        dts = [dtype] if dtype else data.dtypes
+        at_l = [data.speedup(op, d, "L") for op in data.ops for d in dts]
+        every = [data.speedup(op, d, s) for op in data.ops for d in dts for s in SIZES]
+        vs_compile = [data.speedup(op, d, "L", "compile") for op in data.ops for d in dts]
+        if dtype:
+            per_op = {op: data.speedup(op, dtype, "L") for op in data.ops}
+        else:
+            per_op = {op: data.op_speedup(op, "L") for op in data.ops}
+        measured = [s for s in per_op.values() if s is not None]
+        lines.append({
+            "dtype": dtype or "all dtypes",
+            "eager_L": geomean(at_l), "eager_all": geomean(every), "compile_L": geomean(vs_compile),
+            "below_L": sum(s < 1 for s in measured), "measured_L": len(measured),
+        })
+    return lines
+
+
+def below_eager_at_l(data):
+    return [op for op in data.ops if (s := data.op_speedup(op, "L")) is not None and s < 1]
+
+
+def compile_wins_at_l(data):
+    return [(op, s) for op in data.ops
+            if (s := data.op_speedup(op, "L", "compile")) is not None and s < 1]
+
+
+def diagnose(data, op):
+    """One line on why ``op`` is below eager at L, from its own numbers: host overhead (its
+    host time per call rivals the kernel's), bandwidth-bound (near the copy ceiling), or far
+    from the ceiling, where the way its time scales with the bytes across dtypes tells extra
+    passes over memory (time grows with bytes) from computation (it does not)."""
+    speeds = {d: s for d in data.dtypes if (s := data.speedup(op, d, "L")) is not None}
+    if not speeds:
+        return "no gems and eager times at L to compare"
+    dtype = min(speeds, key=speeds.get)
+    gems, eager = data.get(op, "gems", dtype, "L"), data.get(op, "eager", dtype, "L")
+    head = f"{dtype} {speeds[dtype]:.2f}× eager: "
+    kernel_us = gems["p50_ms"] * 1e3
+    host = ((data.get(op, "gems", dtype, "S") or {}).get("host_us")
+            or data.value(op, "gems", "S", "host_us"))
+    if host and host >= _HOST_BOUND * kernel_us:
+        return head + f"host overhead: {host:.1f} µs/call vs kernel {kernel_us:.1f} µs"
+    fraction, eager_fraction = gems["fraction"], eager["fraction"]
+    if fraction is None:
+        return head + f"kernel {kernel_us:.1f} µs (no byte count)"
+    theirs = f" (eager at {eager_fraction:.0%})" if eager_fraction is not None else ""
+    if fraction >= _NEAR_CEILING:
+        return head + f"bandwidth-bound at {fraction:.0%} of ceiling{theirs}"
+    where = f"{fraction:.0%} of ceiling{theirs}"
+    scaling = _bytes_scaling(data, op)
+    if scaling:
+        time_ratio, bytes_ratio = scaling
+        grows = f"time ×{time_ratio:.2f} for ×{bytes_ratio:.2f} bytes across dtypes"
+        if time_ratio >= _SCALES_WITH_BYTES * bytes_ratio:
+            return head + f"extra passes: moves {1 / fraction:.1f}× the minimal bytes; {where}; {grows}"
+        return head + f"compute-bound: {grows}; {where}"
+    return head + (f"{where}: its time would move {1 / fraction:.1f}× the minimal bytes at the "
+                   "ceiling")
+
+
+def _bytes_scaling(data, op):
+    """(time ratio, bytes ratio) of gems at L between its dtypes with the fewest and the most
+    bytes moved; None without two such dtypes."""
+    points = []
+    for d in data.dtypes:
+        r = data.get(op, "gems", d, "L")
+        if r and r["p50_ms"] and r["gbps"]:
+            points.append((r["gbps"] * r["p50_ms"] * 1e6, r["p50_ms"]))  # bytes, ms
+    if len(points) < 2:
+        return None
+    (b_lo, t_lo), (b_hi, t_hi) = min(points), max(points)
+    return (t_hi / t_lo, b_hi / b_lo) if b_hi > b_lo else None
+
+
+# ---- markdown -----------------------------------------------------------------------------
+def _x(v):
+    if v is None:
+        return "–"
+    return f"{v:.2f}×" if v >= 0.01 else f"{v:.2g}×"
+
+
+def _pct(v):
+    return f"{v:.0%}" if v is not None else "–"
+
+
+def _num(v, digits=1):
+    return f"{v:.{digits}f}" if v is not None else "–"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _check(data, op):
+    rows = [r for r in data.rows if r["op"] == op and r["provider"] != "eager"]
+    wrong = sum(r["correct"] is False for r in rows)
+    failed = sum(bool(r["error"]) and r["p50_ms"] is None for r in data.rows if r["op"] == op)
+    parts = ([f"✗ {wrong} mismatch"] if wrong else []) + ([f"{failed} error"] if failed else [])
+    return ", ".join(parts) or "ok"
+
+
+def render(data, plots=(), plot_message="", others=None):
+    providers = list(dict.fromkeys(r["provider"] for r in data.rows))
+    out = ["# flaggems_exp benchmarks", ""]
+    def meta(key):
+        return ", ".join(sorted({r[key] for r in data.rows if r.get(key)})) or "–"
+    stamps = sorted(r["timestamp"] for r in data.rows if r.get("timestamp"))
+    out += [f"{len(data.ops)} ops, {len(data.rows)} rows; GPU: {meta('gpu')}; torch {meta('torch')}; "
+            f"triton {meta('triton')}; commit {meta('commit')}"
+            + (f"; measured {stamps[0]} to {stamps[-1]}" if stamps else "") + ".",
+            f"Copy ceiling (device-to-device copy, bytes read + written): "
+            f"{_num(data.ceiling())} GB/s. Speedup = other provider's p50 / gems' p50 "
+            "(above 1.00× gems is faster); per op, the geometric mean over dtypes."]
+    if others:
+        out.append("Left out: rows of other machines (" + ", ".join(
+            f"{gpu}: {n}" for gpu, n in sorted(others.items())) + "; see --gpu).")
+    out.append("")
+
+    out += ["## Headline", ""]
+    out += _table(["dtype", "gems vs eager, L", "gems vs eager, all sizes", "gems vs compile, L",
+                   "ops below 1.0× eager at L"],
+                  [[h["dtype"], _x(h["eager_L"]), _x(h["eager_all"]), _x(h["compile_L"]),
+                    f"{h['below_L']} of {h['measured_L']}"] for h in headline(data)])
+    slow = below_eager_at_l(data)
+    wins = compile_wins_at_l(data)
+    out += ["", f"- **Ops below 1.0× eager at L**: {len(slow)} of "
+                f"{sum(data.op_speedup(op, 'L') is not None for op in data.ops)}"
+                + (": " + ", ".join(f"`{op}`" for op in slow) if slow else "") + "."]
+    if "compile" in providers:
+        out.append(f"- **torch.compile beats gems at L** on {len(wins)} ops"
+                   + (": " + ", ".join(f"`{op}` ({1 / s:.2f}× faster)" for op, s in wins)
+                      if wins else "")
+                   + ".")
+    fractions = {p: median([r["fraction"] for r in data.rows if r["provider"] == p and r["size"] == "L"])
+                 for p in providers}
+    out.append("- **Median bandwidth fraction at L**: " + (", ".join(
+        f"{p} {v:.0%}" for p, v in fractions.items() if v is not None) or "–") + ".")
+    hosts = {p: median([r["host_us"] for r in data.rows if r["provider"] == p and r["size"] == "S"])
+             for p in providers}
+    out.append("- **Median host time per call at S**: " + (", ".join(
+        f"{p} {v:.1f} µs" for p, v in hosts.items() if v is not None) or "–") + ".")
+    wrong = [r for r in data.rows if r["correct"] is False]
+    out.append(f"- **Outputs not matching eager**: {len(wrong)} rows" + (":" if wrong else "."))
+    out += [f"  - `{r['op']}` {r['provider']} {r['dtype']} {r['size']}: {r['error']}" for r in wrong]
+    failed = [r for r in data.rows if r["error"] and r["p50_ms"] is None]
+    out.append(f"- **Rows without a time (errors)**: {len(failed)}" + (":" if failed else "."))
+    out += [f"  - `{r['op']}` {r['provider']} {r['dtype']} {r['size']}: {r['error']}" for r in failed]
+
+    out += ["", "## Per op", ""]
+    out += _table(["op", "family", "×eager S", "×eager M", "×eager L", "×compile L",
+                   "gems % ceiling L", "eager % ceiling L", "host µs S gems", "host µs S eager",
+                   "host µs S dispatch", "check"],
+                  [[f"`{op}`", data.family[op], _x(data.op_speedup(op, "S")),
+                    _x(data.op_speedup(op, "M")), _x(data.op_speedup(op, "L")),
+                    _x(data.op_speedup(op, "L", "compile")),
+                    _pct(data.value(op, "gems", "L", "fraction")),
+                    _pct(data.value(op, "eager", "L", "fraction")),
+                    _num(data.value(op, "gems", "S", "host_us")),
+                    _num(data.value(op, "eager", "S", "host_us")),
+                    _num(data.value(op, "gems_dispatch", "S", "host_us")), _check(data, op)]
+                   for op in data.ops])
+
+    out += ["", "## Below 1.0× eager at L: diagnosis", ""]
+    out += [f"- `{op}`: {diagnose(data, op)}" for op in slow] or ["None."]
+
+    out += ["", "## Plots", ""]
+    out += [f"![{p.stem}]({p.name})" for p in plots] or [plot_message or "No plots."]
+    return "\n".join(out) + "\n"
+
+
+# ---- plots --------------------------------------------------------------------------------
+def plot(data, out_dir):
+    """PNG plots next to the report; ([paths], message)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        return [], "Plots skipped: matplotlib is not installed (pip install -e '.[bench]')."
+    out_dir = pathlib.Path(out_dir)
+    files = []
+
+    def bars(ax, names, values, label, color):
+        ax.barh(range(len(names)), [v or 0 for v in values], color=color, label=label)
+        ax.set_yticks(range(len(names)), names, fontsize=6)
+        ax.invert_yaxis()
+
+    def figure(n, panels=1):
+        return plt.subplots(1, panels, figsize=(5 * panels + 1, max(3.0, 0.16 * n + 1)), squeeze=False)
+
+    ops = sorted((op for op in data.ops if data.op_speedup(op, "L") is not None),
+                 key=lambda op: data.op_speedup(op, "L"))
+    if ops:
+        has_compile = any(data.op_speedup(op, "L", "compile") for op in ops)
+        fig, axes = figure(len(ops), 2 if has_compile else 1)
+        for ax, versus in zip(axes[0], ("eager", "compile")):
+            speedups = [data.op_speedup(op, "L", versus) for op in ops]
+            # bars grow from 1.0 on a log axis: left for slower than the baseline, right for faster
+            ax.barh(range(len(ops)), [(v or 1) - 1 for v in speedups], left=1,
+                    color=["tab:green" if (v or 1) >= 1 else "tab:red" for v in speedups])
+            ax.set_yticks(range(len(ops)), ops, fontsize=6)
+            ax.invert_yaxis()
+            ax.set_xscale("log")
+            times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}×")
+            ax.xaxis.set_major_formatter(times)
+            ax.xaxis.set_minor_formatter(times)
+            ax.tick_params(axis="x", which="both", labelsize=6)
+            ax.axvline(1.0, color="black", linewidth=0.8)
+            ax.set_title(f"gems speedup vs {versus} at L (right of 1×: gems faster)", fontsize=9)
+        files.append(_save(fig, out_dir / "speedup_L.png"))
+
+    ops = sorted((op for op in data.ops if data.value(op, "gems", "L", "fraction") is not None),
+                 key=lambda op: data.value(op, "gems", "L", "fraction"))
+    if ops:
+        fig, axes = figure(len(ops))
+        ax = axes[0][0]
+        bars(ax, ops, [data.value(op, "gems", "L", "fraction") for op in ops], "gems", "tab:green")
+        ax.scatter([data.value(op, "eager", "L", "fraction") or 0 for op in ops], range(len(ops)),
+                   color="black", s=6, label="eager", zorder=3)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_title("fraction of the copy ceiling at L", fontsize=9)
+        ax.legend(fontsize=7)
+        files.append(_save(fig, out_dir / "bandwidth_L.png"))
+
+    ops = sorted((op for op in data.ops if data.value(op, "gems", "S", "host_us") is not None),
+                 key=lambda op: data.value(op, "gems", "S", "host_us"))
+    if ops:
+        fig, axes = figure(len(ops))
+        ax = axes[0][0]
+        bars(ax, ops, [data.value(op, "gems", "S", "host_us") for op in ops], "gems", "tab:orange")
+        ax.scatter([data.value(op, "eager", "S", "host_us") or 0 for op in ops], range(len(ops)),
+                   color="black", s=6, label="eager", zorder=3)
+        ax.set_title("host time per call at S (µs)", fontsize=9)
+        ax.legend(fontsize=7)
+        files.append(_save(fig, out_dir / "host_S.png"))
+    plt.close("all")
+    return files, ""
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--csv", type=pathlib.Path, default=DEFAULT_CSV, help=f"default {DEFAULT_CSV}")
+    parser.add_argument("--out", type=pathlib.Path,
+                        help="where REPORT.md and the PNGs go (default: the CSV's folder)")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--gpu", help="report the rows of this machine (the CSV's gpu column); "
+                                      "default: the one with the most rows")
+    args = parser.parse_args(argv)
+    if not args.csv.exists():
+        parser.error(f"{args.csv} does not exist: run python -m benchmarks.run first")
+    out_dir = args.out or args.csv.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, others = load(args.csv, args.gpu)
+    if not rows:
+        parser.error(f"{args.csv} has no rows" + (f" of {args.gpu}" if args.gpu else ""))
+    data = Data.of(rows)
+    files, message = ([], "Plots skipped (--no-plots).") if args.no_plots else plot(data, out_dir)
+    report = out_dir / "REPORT.md"
+    report.write_text(render(data, files, message, others))
+    print(f"wrote {report}" + "".join(f", {f.name}" for f in files))
+    if message:
+        print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,515 @@
+"""Benchmark every registered op against PyTorch; rows go to one tidy CSV.
+
+    python -m benchmarks.run                                   # everything (long: see README)
+    python -m benchmarks.run --op sigmoid --op mul_ --size S --dtype float32
+    python -m benchmarks.run --quick                           # S and L, float16
+    python -m benchmarks.run --shard 2/8 --resume --time-budget 540
+
+For each distinct op of ``flaggems_exp.REGISTRY`` (in-place forms included), each dtype and
+size, the family's natural first call is timed with every provider (eager, compile, gems,
+gems_dispatch) on the same inputs, checked against eager, and written as one CSV row per
+provider: quantiles of the device time, the bandwidth it reaches against this run's copy
+ceiling, the host time per call at S, and whether its output matched eager's.
+``--resume`` skips the (op, provider, dtype, size) rows the CSV already has, so a long run
+can be split into commands that each fit a time limit.
+"""
+import argparse
+import concurrent.futures
+import csv
+import datetime
+import pathlib
+import subprocess
+import sys
+import time
+
+import attrs
+import torch
+
+import flaggems_exp
+import triton
+from flaggems_exp import REGISTRY, testing
+
+from . import cases, providers, timing, warmup
+
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
+CSV_NAME = "results.csv"
+DEVICE = flaggems_exp.device
+
+
+@attrs.frozen
+class Row:
+    """One CSV row: one op, provider, dtype and size. Empty cells where nothing was measured."""
+
+    op: str
+    family: str
+    provider: str
+    dtype: str
+    size: str
+    shape: str
+    p20_ms: object = None
+    p50_ms: object = None
+    p80_ms: object = None
+    gbps: object = None
+    fraction: object = None
+    host_us: object = None
+    correct: object = None  # None for eager (the baseline) and where eager itself failed
+    error: str = ""
+    gpu: str = ""
+    torch: str = ""
+    triton: str = ""
+    commit: str = ""
+    timestamp: str = ""
+
+    def cells(self):
+        def cell(value):
+            if value is None:
+                return ""
+            if isinstance(value, float):
+                return f"{value:.6g}"
+            return str(value)
+        return {k: cell(v) for k, v in attrs.asdict(self).items()}
+
+
+COLUMNS = tuple(f.name for f in attrs.fields(Row))
+
+
+@attrs.frozen
+class Config:
+    ops: tuple
+    sizes: tuple = cases.SIZES
+    dtypes: tuple = ()  # () -> each op's defaults (cases.op_dtypes)
+    providers: tuple = providers.PROVIDERS
+    out_dir: pathlib.Path = DEFAULT_OUT
+    resume: bool = False
+    retry_errors: bool = False
+    compile_timeout: float = 120.0
+    jobs: int = 0
+    time_budget: float = 0.0  # seconds; 0: none
+    host_calls: int = 200
+    shapes: object = None  # a shape table replacing cases.SHAPES (tests use tiny ones)
+    commit: str = ""
+    log: object = sys.stderr
+
+
+# ---- the CSV ------------------------------------------------------------------------------
+class Results:
+    """The CSV: appended row by row (flushed, so a killed run keeps what it measured)."""
+
+    def __init__(self, path, resume=False, retry_errors=False, gpu=None):
+        """With ``resume``, the rows already measured on ``gpu`` (any, if None) count as done:
+        rows of another machine (a CPU test run) never stand in for this one's."""
+        self.path = pathlib.Path(path)
+        self.done = set()
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                if tuple(reader.fieldnames or ()) != COLUMNS:
+                    raise SystemExit(f"{self.path} has other columns than {', '.join(COLUMNS)}: "
+                                     "move it away or pass another --out")
+                for r in reader:
+                    failed = r["error"] and not r["p50_ms"]
+                    if resume and (gpu is None or r["gpu"] == gpu) and not (retry_errors and failed):
+                        self.done.add((r["op"], r["provider"], r["dtype"], r["size"]))
+        self.written = 0
+
+    def write(self, row):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or not self.path.stat().st_size
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row.cells())
+        self.written += 1
+
+
+@attrs.frozen
+class Environment:
+    gpu: str
+    torch: str
+    triton: str
+    commit: str
+
+
+def environment(commit=""):
+    gpu = torch.cuda.get_device_name() if timing.CUDA else "cpu (Triton interpreter)"
+    return Environment(gpu, torch.__version__, triton.__version__, commit or _git_commit())
+
+
+def _git_commit():
+    """HEAD's short hash, '+dirty' with uncommitted changes; 'unknown' without git."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        # --no-optional-locks: a read-only look, never a refresh of the index
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain",
+                                "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+# ---- planning -----------------------------------------------------------------------------
+def planned(op, config):
+    """The (dtype, size, provider) rows ``op`` should have, in the order they are measured:
+    every S case first (its host timing must not share the CPU with the input prefetch)."""
+    dtypes = cases.op_dtypes(op, config.dtypes)
+    keys = []
+    for size in config.sizes:
+        for dtype in dtypes:
+            for name in config.providers:
+                if name == "gems_dispatch" and size not in providers.DISPATCH_SIZES:
+                    continue
+                keys.append((dtype, size, name))
+    return keys
+
+
+def pending(op, config, results):
+    return [(d, s, p) for d, s, p in planned(op, config)
+            if (op.name, p, cases.dtype_name(d), s) not in results.done]
+
+
+# ---- measuring ----------------------------------------------------------------------------
+class Prefetch:
+    """Builds upcoming cases on a background thread while the GPU times the current one
+    (random inputs of 64M elements take seconds on the CPU). CPU tensors only, and only with
+    CUDA: use_gems() reroutes CPU ops where the kernels run on the CPU."""
+
+    def __init__(self, op, layout, shapes):
+        self.op, self.layout, self.shapes = op, layout, shapes
+        self.pool = concurrent.futures.ThreadPoolExecutor(1) if timing.CUDA else None
+        self.futures = {}
+
+    def start(self, keys):
+        if self.pool:
+            for key in keys:
+                if key not in self.futures:
+                    self.futures[key] = self.pool.submit(self._build, *key)
+
+    def get(self, dtype, size):
+        future = self.futures.pop((dtype, size), None)
+        return future.result() if future else self._build(dtype, size)
+
+    def _build(self, dtype, size):
+        return cases.make_case(self.op, dtype, size, self.layout.index, self.shapes)
+
+    def close(self):
+        if self.pool:
+            for future in self.futures.values():
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+
+def bench_op(op, keys, config, ceiling, env, warm_failures):
+    """Measure ``keys`` [(dtype, size, provider)] of ``op``; yields rows."""
+    torch._dynamo.reset()  # each op starts with an empty compile cache (recompile limits)
+
+    def row(dtype, size, shape, name, **values):
+        return Row(op.name, op.family, name, cases.dtype_name(dtype), size, shape,
+                   gpu=env.gpu, torch=env.torch, triton=env.triton, commit=env.commit,
+                   timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   **values)
+    try:
+        layout = cases.find_layout(op, keys[0][0], DEVICE, config.shapes)
+    except Exception as exc:  # noqa: BLE001 - recorded in every row of the op
+        for d, s, p in keys:
+            yield row(d, s, "", p, error=f"inputs: {cases.one_line(exc)}")
+        return
+    wants_compile = any(p == "compile" for *_, p in keys)
+    compiled = providers.compile_eager(layout.baseline.fn) if wants_compile else None
+    cases_order = list(dict.fromkeys((d, s) for d, s, _ in keys))
+    prefetch = Prefetch(op, layout, config.shapes)
+    try:
+        for dtype, size in cases_order:
+            if size != "S":
+                prefetch.start([k for k in cases_order if k[1] != "S"])
+            names = [p for d, s, p in keys if (d, s) == (dtype, size)]
+            try:
+                case = prefetch.get(dtype, size)
+            except Exception as exc:  # noqa: BLE001
+                for name in names:
+                    yield row(dtype, size, "", name, error=f"inputs: {cases.one_line(exc)}")
+                continue
+            shape = cases.shape_name(case.shape)
+            measured = {}
+            try:
+                for name, values in measure_case(op, case, layout.baseline, names, compiled,
+                                                 config, ceiling, warm_failures):
+                    measured[name] = values
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory moving the inputs
+                for name in names:
+                    measured.setdefault(name, {"error": f"{type(exc).__name__}: {cases.one_line(exc)}"})
+                if timing.CUDA:
+                    torch.cuda.empty_cache()
+            for name in names:
+                yield row(dtype, size, shape, name, **measured[name])
+            del case
+    finally:
+        prefetch.close()
+        torch._dynamo.reset()
+
+
+def measure_case(op, case, baseline, names, compiled, config, ceiling, warm_failures):
+    """Yields (provider, row values) for each provider of ``names`` on one case."""
+    inplace = cases.mutates_self(op)
+    args, kwargs = cases.to_device(case.call, DEVICE)
+
+    def fresh():
+        # in place: a new copy of the inputs per use; otherwise the inputs are never written
+        return cases.clone_args(args, kwargs) if inplace else (args, kwargs)
+
+    expected, eager_error = None, ""
+    try:
+        a, k = fresh()
+        expected = baseline.fn(*a, **k)
+        timing.synchronize()
+    except Exception as exc:  # noqa: BLE001
+        eager_error = f"eager: {type(exc).__name__}: {cases.one_line(exc)}"
+    nbytes = cases.op_bytes(op, args, kwargs, expected) if expected is not None else None
+    for name in names:
+        if name == "eager" and eager_error:
+            yield name, {"error": eager_error}
+            continue
+        values = measure_provider(op, case, baseline, name, compiled, config, args, kwargs, fresh,
+                                  expected, warm_failures)
+        if eager_error and not values.get("error"):
+            values["error"] = f"not checked ({eager_error})"
+        p50 = values.get("p50_ms")
+        if p50 and nbytes:
+            values["gbps"] = nbytes / (p50 * 1e-3) / 1e9
+            values["fraction"] = values["gbps"] / ceiling
+        if case.note and not values.get("error"):
+            values["error"] = case.note
+        yield name, values
+
+
+def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, fresh, expected,
+                     warm_failures):
+    """Row values of one provider: first call (compiled here for ``compile``) and check
+    against eager, host time per call at S, then the kernel-time quantiles."""
+    inplace = cases.mutates_self(op)
+    warm = warm_failures.get((op.name, cases.dtype_name(case.dtype), case.size))
+    if name == "compile" and warm and warm[0] == "timeout":
+        return {"error": f"compile: {warm[1]} (in the warm-up; not retried)"}
+    provider = providers.make(name, op, baseline, compiled)
+    values = {}
+    try:
+        a, k = fresh()
+        limit = config.compile_timeout if name == "compile" else 0
+        with provider.context(), providers.time_limit(limit):
+            out = provider.fn(*a, **k)
+            timing.synchronize()
+    except Exception as exc:  # noqa: BLE001 - recorded, never fatal
+        if name == "compile":
+            torch._dynamo.reset()  # a compile interrupted half-way leaves Dynamo's state unsure
+            if providers.timed_out(exc):
+                return {"error": f"compile: {cases.one_line(exc)}"}
+        return {"error": f"{name}: {type(exc).__name__}: {cases.one_line(exc)}"}
+    if name != "eager" and expected is not None:
+        comparable = cases.values_comparable(op, baseline)
+        values["correct"], why = cases.compare(out, expected, values=comparable)
+        if why or not comparable:
+            values["error"] = why or "note: values not compared (uninitialised or random output)"
+    del out, a, k
+    try:
+        if case.size == "S":
+            values["host_us"] = _host_time(provider, args, kwargs, inplace, config.host_calls)
+        if inplace:
+            work, work_kwargs = fresh()
+            source = args[0]
+            fn, setup = (lambda: provider.fn(*work, **work_kwargs)), (lambda: work[0].copy_(source))
+        else:
+            fn, setup = (lambda: provider.fn(*args, **kwargs)), None
+        with provider.context():
+            values["p20_ms"], values["p50_ms"], values["p80_ms"] = timing.bench(fn, setup)
+    except Exception as exc:  # noqa: BLE001
+        values["error"] = f"{name} timing: {type(exc).__name__}: {cases.one_line(exc)}"
+    return values
+
+
+def _host_time(provider, args, kwargs, inplace, calls):
+    """µs per call over ``calls`` calls; in place, each call gets its own pre-made copy of
+    self (a pool made outside the timed loop), so no call sees another's output."""
+    if inplace:
+        arg_sets = [(args[0].clone(), *args[1:]) for _ in range(calls)]
+    else:
+        arg_sets = [args] * calls
+    with provider.context():
+        return timing.host_us(provider.fn, arg_sets, kwargs)
+
+
+# ---- the run ------------------------------------------------------------------------------
+class Progress:
+    """A text progress bar on stderr, one line per op: op i/N and the elapsed time."""
+
+    def __init__(self, total, log, start):
+        self.total, self.log, self.start = total, log, start
+
+    def show(self, i, name):
+        e = int(time.perf_counter() - self.start)
+        width = 20
+        filled = width * i // max(self.total, 1)
+        print(f"[{'#' * filled}{'.' * (width - filled)}] op {i + 1}/{self.total} {name:<24} "
+              f"elapsed {e // 3600}:{e // 60 % 60:02d}:{e % 60:02d}", file=self.log, flush=True)
+
+
+def run(config):
+    """Measure every pending row of ``config``. Returns 0 when nothing is left to measure,
+    3 when ``time_budget`` stopped the run early (run it again with --resume)."""
+    log, run_start = config.log, time.perf_counter()
+    out = pathlib.Path(config.out_dir)
+    env = environment(config.commit)
+    results = Results(out / CSV_NAME, config.resume, config.retry_errors, env.gpu)
+    plan = [(op, keys) for op in config.ops if (keys := pending(op, config, results))]
+    total_rows = sum(len(k) for _, k in plan)
+    if not plan:
+        print(f"nothing to measure: {out / CSV_NAME} has every row asked for", file=log)
+        return 0
+    providers.configure_dynamo()
+    ceiling = timing.copy_ceiling_gbps()
+    print(f"flaggems_exp benchmarks on {env.gpu} (torch {env.torch}, triton {env.triton}, "
+          f"commit {env.commit}): {len(plan)} ops, {total_rows} rows; copy ceiling "
+          f"{ceiling:.1f} GB/s", file=log)
+    warm_failures = {}
+    if config.jobs > 0:
+        tasks = [warmup.Task(op.name, cases.dtype_name(d), s, "compile" in config.providers,
+                             config.compile_timeout, config.shapes)
+                 for op, keys in plan for d, s in dict.fromkeys((d, s) for d, s, _ in keys)]
+        jobs = min(config.jobs, len(tasks))
+        print(f"warm-up: {len(tasks)} cases on {jobs} processes", file=log)
+        warm_failures = warmup.warm(tasks, jobs, log)
+    progress = Progress(len(plan), log, run_start)
+    slowest, stopped = 0.0, False
+    incorrect, failed = [], []
+    for i, (op, keys) in enumerate(plan):
+        if config.time_budget and i and time.perf_counter() - run_start + slowest > config.time_budget:
+            stopped = True
+            break
+        progress.show(i, op.name)
+        op_start = time.perf_counter()
+        rows = []
+        for row in bench_op(op, keys, config, ceiling, env, warm_failures):
+            results.write(row)
+            rows.append(row)
+            if row.correct is False:
+                incorrect.append(row)
+            elif row.error and row.p50_ms is None:
+                failed.append(row)
+        seconds = time.perf_counter() - op_start
+        slowest = max(slowest, seconds)
+        print(f"    {op.name}: {len(rows)} rows in {seconds:.1f} s; {_speedups(rows)}", file=log)
+    print(f"{results.written} rows written to {out / CSV_NAME} in "
+          f"{time.perf_counter() - run_start:.0f} s",
+          file=log)
+    for title, rows in (("outputs not matching eager", incorrect), ("rows without timing", failed)):
+        if rows:
+            print(f"{len(rows)} {title}:", file=log)
+            for r in rows:
+                print(f"  {r.op} {r.provider} {r.dtype} {r.size}: {r.error}", file=log)
+    if stopped:
+        left = sum(len(k) for _, k in plan[i:])
+        print(f"INCOMPLETE: --time-budget reached with {len(plan) - i} ops ({left} rows) left; "
+              "run the same command again with --resume", file=log)
+        return 3
+    return 0
+
+
+def _speedups(rows):
+    """'gems vs eager at <largest size>: float16 1.02×, ...' for one op's rows."""
+    p50 = {(r.provider, r.dtype, r.size): r.p50_ms for r in rows if r.p50_ms}
+    size = max((r.size for r in rows), key=cases.SIZES.index, default=None)
+    parts = [f"{r.dtype} {p50[('eager', r.dtype, size)] / p50[('gems', r.dtype, size)]:.3g}×"
+             for r in rows if r.provider == "gems" and r.size == size
+             and ("eager", r.dtype, size) in p50 and ("gems", r.dtype, size) in p50]
+    return f"gems vs eager at {size}: " + (", ".join(parts) or "–")
+
+
+# ---- command line -------------------------------------------------------------------------
+def parse_args(argv, **overrides):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--op", action="append", default=[], metavar="NAME",
+                        help="an op name or alias (repeatable); default: every registered op")
+    parser.add_argument("--family", help="only ops of this family (e.g. PointwiseOp, InplaceOp)")
+    parser.add_argument("--dtype", action="append", default=[], metavar="D",
+                        help="a dtype (repeatable); default: float16, bfloat16, float32 where "
+                             "the op supports them (integer dtypes for integer-only ops)")
+    parser.add_argument("--size", action="append", default=[], choices=cases.SIZES,
+                        help="S (~4K elements), M (~1M), L (~64M) (repeatable); default: all")
+    parser.add_argument("--quick", action="store_true",
+                        help="sizes S and L, float16 only (every run times the first call form)")
+    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, metavar="DIR",
+                        help=f"where results.csv goes (default {DEFAULT_OUT})")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip (op, provider, dtype, size) rows the CSV already has")
+    parser.add_argument("--retry-errors", action="store_true",
+                        help="with --resume: measure again the rows that have an error and no time")
+    default_providers = providers.PROVIDERS if timing.CUDA else providers.CPU_PROVIDERS
+    parser.add_argument("--providers", action="append", default=[], metavar="LIST",
+                        help="comma-separated providers (repeatable): "
+                             f"{', '.join(providers.PROVIDERS)}; default: {','.join(default_providers)}")
+    parser.add_argument("--compile-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="limit of one torch.compile warm-up call (default 120)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="processes compiling every case before timing (default: the CPU "
+                             "count up to 16 with CUDA, none without)")
+    parser.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
+                        help="start no op that would likely end after this many seconds; "
+                             "exit status 3 when ops are left (then run again with --resume)")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="only the K-th of N interleaved slices of the selected ops")
+    parser.add_argument("--host-calls", type=int, default=None, metavar="N",
+                        help="calls in the host-time loop at S (default 200; 5 without CUDA)")
+    parser.add_argument("--commit", default="", help="the commit to record (default: git's HEAD)")
+    args = parser.parse_args(argv)
+
+    unknown = [n for n in args.op if n not in REGISTRY]
+    if unknown:
+        parser.error(f"unknown op(s): {', '.join(unknown)}")
+    ops = [REGISTRY[n] for n in args.op] if args.op else list(REGISTRY.values())
+    ops = list(dict.fromkeys(ops))
+    if args.family:
+        ops = [op for op in ops if args.family in (op.family, testing.twin(op).family)]
+    if args.shard:
+        try:
+            k, n = (int(x) for x in args.shard.split("/"))
+            assert 1 <= k <= n
+        except (ValueError, AssertionError):
+            parser.error("--shard takes K/N with 1 <= K <= N")
+        ops = ops[k - 1::n]
+    dtypes = [getattr(torch, d, None) for d in args.dtype or (["float16"] if args.quick else [])]
+    if not all(isinstance(d, torch.dtype) for d in dtypes):
+        parser.error(f"unknown dtype in {args.dtype}")
+    sizes = tuple(dict.fromkeys(args.size)) or (("S", "L") if args.quick else cases.SIZES)
+    names = [p for spec in args.providers for p in spec.split(",") if p] or list(default_providers)
+    bad = [p for p in names if p not in providers.PROVIDERS]
+    if bad:
+        parser.error(f"unknown provider(s) {', '.join(bad)}; known: {', '.join(providers.PROVIDERS)}")
+    jobs = args.jobs if args.jobs is not None else (min(16, _cpu_count()) if timing.CUDA else 0)
+    host_calls = args.host_calls or (200 if timing.CUDA else 5)
+    values = dict(ops=tuple(ops), sizes=tuple(s for s in cases.SIZES if s in sizes),
+                  dtypes=tuple(dtypes), providers=tuple(dict.fromkeys(names)), out_dir=args.out,
+                  resume=args.resume, retry_errors=args.retry_errors,
+                  compile_timeout=args.compile_timeout, jobs=jobs, time_budget=args.time_budget,
+                  host_calls=host_calls, commit=args.commit)
+    values.update(overrides)
+    return Config(**values)
+
+
+def _cpu_count():
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def main(argv=None, **overrides):
+    """The command line; ``overrides`` replace Config fields (tests pass a tiny shape table)."""
+    import warnings
+    # the interpreter computes in numpy, which warns on the inf/NaN some inputs produce
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"triton\.")
+    return run(parse_args(argv, **overrides))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The benchmark runner's own tests: inputs per family, byte counts, the eager baseline, the
+CSV it writes and the report it renders. They run on the CPU (kernels in Triton's
+interpreter) at tiny sizes; nothing here measures performance."""
+import csv
+import io
+import math
+
+import pytest
+import torch
+
+import flaggems_exp
+from benchmarks import cases, report, run, timing
+from flaggems_exp import REGISTRY, testing
+
+DEV = flaggems_exp.device
+# one tiny table for every family: planar first, then N,C,D,H,W / N,C,H,W / N,C,L
+TINY_SHAPES = ((4, 8), (1, 2, 3, 4, 5), (1, 2, 4, 5), (2, 3, 7))
+TINY = {"*": {size: TINY_SHAPES for size in cases.SIZES}}
+
+
+def families():
+    """One op per family (the first registered), functional forms."""
+    first = {}
+    for op in dict.fromkeys(REGISTRY.values()):
+        first.setdefault(cases.family(op), op)
+    return sorted(first.items())
+
+
+def test_shape_table_sizes():
+    """Every candidate shape has the size's principal element count (4K, 1M, 64M)."""
+    for fam, table in cases.SHAPES.items():
+        for size in cases.SIZES:
+            for shape in table[size]:
+                assert math.prod(shape) == cases.ELEMENTS[size], (fam, size, shape)
+
+
+# (not named "op": conftest marks those params with the op's name)
+@pytest.mark.parametrize("fam,family_op", families(), ids=[f for f, _ in families()])
+def test_inputs_per_family_at_a_tiny_size(fam, family_op):
+    """Each family makes its natural first call from a candidate shape, and the resolved eager
+    baseline accepts it."""
+    op = family_op
+    dtype = cases.op_dtypes(op)[0]
+    layout = cases.find_layout(op, dtype, DEV, TINY)
+    case = cases.make_case(op, dtype, "S", layout.index, TINY)
+    assert case.shape == TINY_SHAPES[layout.index]
+    args, kwargs = cases.to_device(case.call, DEV)
+    assert all(t.device.type == torch.device(DEV).type for t in cases.tensors((args, kwargs)))
+    result = layout.baseline.fn(*args, **kwargs)
+    assert list(cases.tensors(result))
+
+
+def test_factory_device_argument_follows_the_benchmark_device():
+    call = testing.Call((3,), {"dtype": torch.float32, "device": "cpu"})
+    _, kwargs = cases.to_device(call, "meta")
+    assert kwargs["device"] == "meta"
+
+
+def test_baseline_is_the_concrete_overload():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 8, generator=gen), torch.rand(4, 8, generator=gen)
+    assert cases.resolve_baseline(REGISTRY["sigmoid"], (x,), {}).fn is torch.ops.aten.sigmoid.default
+    assert cases.resolve_baseline(REGISTRY["mul_"], (x, y), {}).fn is torch.ops.aten.mul_.Tensor
+    assert cases.resolve_baseline(REGISTRY["eq_"], (x, 2), {}).fn is torch.ops.aten.eq_.Scalar
+    custom = cases.resolve_baseline(REGISTRY["margin_ranking_loss"], (x, y, y.sign()), {})
+    assert custom.fn is REGISTRY["margin_ranking_loss"].ref and not custom.is_overload
+    assert cases.mutates_self(REGISTRY["mul_"]) and not cases.mutates_self(REGISTRY["mul"])
+
+
+# ---- bytes --------------------------------------------------------------------------------
+def _bytes(name, *args, **kwargs):
+    op = REGISTRY[name]
+    result = cases.resolve_baseline(op, args, kwargs).fn(*cases.clone_args(args, kwargs)[0], **kwargs)
+    if cases.mutates_self(op):  # in place, the result is self itself
+        result = args[0]
+    return cases.op_bytes(op, args, kwargs, result)
+
+
+def test_bytes_of_a_unary():
+    assert _bytes("sigmoid", torch.rand(4, 8)) == 2 * 32 * 4
+
+
+def test_bytes_of_a_broadcast_binary():
+    """Each input read once at its own size (not the broadcast one), the output written once."""
+    x, y = torch.rand(4, 8, dtype=torch.float16), torch.rand(8, dtype=torch.float16)
+    assert _bytes("mul", x, y) == (32 + 8 + 32) * 2
+
+
+def test_bytes_of_an_inplace_op():
+    """self is read and written, other read."""
+    assert _bytes("mul_", torch.rand(4, 8), torch.rand(4, 8)) == 3 * 32 * 4
+
+
+def test_bytes_of_a_loss_with_reduction():
+    """Both inputs read; the 0-dim mean counts its own size."""
+    x, t = torch.rand(4, 8), torch.rand(4, 8)
+    assert _bytes("huber_loss", x, t, reduction=1) == 2 * 32 * 4 + 4
+
+
+def test_bytes_of_writers_that_do_not_read_self():
+    x, src = torch.rand(4, 8), torch.rand(4, 8)
+    assert cases.count_bytes((x,), {}, x, family_name="CreationOp", inplace=True) == 32 * 4
+    assert cases.count_bytes((x, src), {}, x, family_name="CopyOp", inplace=True) == 2 * 32 * 4
+
+
+# ---- timing -------------------------------------------------------------------------------
+def test_setup_runs_before_every_timed_call():
+    """The in-place restore runs outside, and before, each timed call: no call sees the
+    previous call's output."""
+    events = []
+    quantiles = timing.bench(lambda: events.append("fn"), lambda: events.append("setup"))
+    assert len(quantiles) == 3 and quantiles[0] <= quantiles[1] <= quantiles[2]
+    assert events[0::2] == ["setup"] * (len(events) // 2) and events[1::2] == ["fn"] * (len(events) // 2)
+
+
+# ---- the runner ---------------------------------------------------------------------------
+def _run(tmp_path, *extra):
+    log = io.StringIO()
+    argv = ["--op", "sigmoid", "--op", "mul_", "--size", "S", "--dtype", "float32",
+            "--providers", "eager,gems", "--host-calls", "2", "--jobs", "0",
+            "--out", str(tmp_path), *extra]
+    return run.main(argv, shapes=TINY, log=log), log.getvalue()
+
+
+def _rows(tmp_path):
+    with open(tmp_path / "results.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def test_runner_writes_the_csv_and_resumes(tmp_path):
+    status, log = _run(tmp_path)
+    assert status == 0, log
+    columns, rows = _rows(tmp_path)
+    assert tuple(columns) == run.COLUMNS == (
+        "op", "family", "provider", "dtype", "size", "shape", "p20_ms", "p50_ms", "p80_ms",
+        "gbps", "fraction", "host_us", "correct", "error", "gpu", "torch", "triton", "commit",
+        "timestamp")
+    assert len(rows) == 4
+    assert {(r["op"], r["provider"]) for r in rows} == {
+        ("sigmoid", "eager"), ("sigmoid", "gems"), ("mul_", "eager"), ("mul_", "gems")}
+    for r in rows:
+        assert r["error"] == "", r
+        assert r["dtype"] == "float32" and r["size"] == "S" and r["shape"] == "4x8"
+        assert 0 < float(r["p20_ms"]) <= float(r["p50_ms"]) <= float(r["p80_ms"])
+        assert float(r["gbps"]) > 0 and float(r["fraction"]) > 0 and float(r["host_us"]) > 0
+        assert r["correct"] == ("" if r["provider"] == "eager" else "True")
+    status, log = _run(tmp_path, "--resume")
+    assert status == 0 and "nothing to measure" in log
+    assert len(_rows(tmp_path)[1]) == 4
+
+
+def test_quick_and_shard_selection():
+    config = run.parse_args(["--quick", "--shard", "2/3", "--family", "LossOp"])
+    losses = [op for op in dict.fromkeys(REGISTRY.values()) if op.family == "LossOp"]
+    assert config.sizes == ("S", "L") and config.dtypes == (torch.float16,)
+    assert list(config.ops) == losses[1::3]
+
+
+# ---- the report ---------------------------------------------------------------------------
+CEILING = 4000.0  # GB/s, the fixture's
+KB = 1e3
+
+
+def _row(op, provider, dtype, size, p50, nbytes=None, host=None, correct=None, error="",
+         family="PointwiseOp"):
+    gbps = nbytes / (p50 * 1e-3) / 1e9 if nbytes and p50 else None
+    return {"op": op, "family": family, "provider": provider, "dtype": dtype, "size": size,
+            "shape": "8192x8192", "p20_ms": p50, "p50_ms": p50, "p80_ms": p50, "gbps": gbps,
+            "fraction": gbps / CEILING if gbps else None, "host_us": host,
+            "correct": correct, "error": error, "gpu": "fixture", "torch": "t", "triton": "tr",
+            "commit": "c", "timestamp": "2026-01-01T00:00:00+00:00"}
+
+
+def _fixture():
+    """Times chosen so that each op lands in one diagnosis; bytes double from float16 to
+    float32. ``fast`` beats eager; the others do not (at L)."""
+    rows = []
+    # (op, {dtype: (eager ms, gems ms, compile ms)}) at L; bytes per dtype: 256 MB per 2 bytes
+    specs = {
+        "fast": {"float16": (0.2, 0.1, 0.15), "float32": (0.4, 0.2, 0.1)},
+        "hosty": {"float16": (0.02, 0.04, 0.02), "float32": (0.02, 0.04, 0.02)},
+        "passes": {"float16": (0.1, 0.25, 0.1), "float32": (0.2, 0.5, 0.2)},
+        "computey": {"float16": (0.1, 0.2, 0.1), "float32": (0.2, 0.21, 0.2)},
+        "nearceiling": {"float16": (0.064, 0.08, 0.064), "float32": (0.128, 0.16, 0.128)},
+    }
+    for op, per_dtype in specs.items():
+        for dtype, (eager, gems, compiled) in per_dtype.items():
+            nbytes = 256e6 * (2 if dtype == "float32" else 1)
+            rows += [_row(op, "eager", dtype, "L", eager, nbytes),
+                     _row(op, "gems", dtype, "L", gems, nbytes, correct=True),
+                     _row(op, "compile", dtype, "L", compiled, nbytes, correct=True),
+                     _row(op, "eager", dtype, "S", 0.005, 16 * KB, host=5.0),
+                     _row(op, "gems", dtype, "S", 0.010, 16 * KB, host=30.0 if op == "hosty" else 8.0,
+                          correct=op != "computey",
+                          error="mismatch: fixture" if op == "computey" else "")]
+    return rows, specs
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=run.COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+
+
+def test_report_headline_and_diagnoses(tmp_path):
+    rows, specs = _fixture()
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+
+    def geomean(xs):
+        return math.exp(sum(map(math.log, xs)) / len(xs))
+    f16_l = geomean([e / g for per in specs.values() for e, g, _ in [per["float16"]]])
+    f16_all = geomean([e / g for per in specs.values() for e, g, _ in [per["float16"]]]
+                      + [0.005 / 0.010] * len(specs))
+    f16_compile = geomean([c / g for per in specs.values() for _, g, c in [per["float16"]]])
+    assert f"| float16 | {f16_l:.2f}× | {f16_all:.2f}× | {f16_compile:.2f}× | 4 of 5 |" in text
+    assert "**Ops below 1.0× eager at L**: 4 of 5" in text
+    assert "`fast`" in text.split("torch.compile beats gems at L")[1].split("\n")[0]
+
+    diagnoses = text.split("## Below 1.0× eager at L: diagnosis")[1].split("## Plots")[0]
+    lines = [line for line in diagnoses.splitlines() if line.startswith("- ")]
+    assert len(lines) == 4
+    by_op = {line.split("`")[1]: line for line in lines}
+    assert "host overhead: 30.0 µs/call vs kernel 40.0 µs" in by_op["hosty"]
+    assert "extra passes: moves" in by_op["passes"]
+    assert "compute-bound" in by_op["computey"]
+    assert "bandwidth-bound at 80% of ceiling (eager at 100%)" in by_op["nearceiling"]
+    assert "`computey` gems float16 S: mismatch: fixture" in text  # a mismatch is reported
+    assert f"{CEILING:.1f} GB/s" in text
+    assert "Plots skipped" in text
+
+
+def test_report_keeps_the_last_row_of_a_key(tmp_path):
+    rows, _ = _fixture()
+    again = dict(rows[1], p50_ms=0.05, gbps=None, fraction=None)  # fast gems float16 L re-measured
+    _write_csv(tmp_path / "results.csv", rows + [again])
+    data = report.Data.of(report.load(tmp_path / "results.csv")[0])
+    assert data.speedup("fast", "float16", "L") == pytest.approx(0.2 / 0.05)
+
+
+def test_other_machines_rows_neither_resume_nor_report(tmp_path):
+    """Rows of another machine (a CPU test run in the same file) do not count as measured on
+    this one, and the report leaves them out."""
+    rows, _ = _fixture()
+    foreign = [dict(r, gpu="cpu (Triton interpreter)", p50_ms=1.0) for r in rows[:3]]
+    _write_csv(tmp_path / "results.csv", rows + foreign)
+    assert run.Results(tmp_path / "results.csv", resume=True, gpu="fixture").done == {
+        (r["op"], r["provider"], r["dtype"], r["size"]) for r in rows}
+    assert not run.Results(tmp_path / "results.csv", resume=True, gpu="another").done
+    kept, others = report.load(tmp_path / "results.csv")
+    assert len(kept) == len(rows) and others == {"cpu (Triton interpreter)": 3}
+
+
+def test_time_budget_stops_between_ops_and_resume_finishes(tmp_path):
+    status, log = _run(tmp_path, "--time-budget", "0.001")
+    assert status == 3 and "INCOMPLETE" in log
+    assert {r["op"] for r in _rows(tmp_path)[1]} == {"sigmoid"}  # the first op always runs
+    status, log = _run(tmp_path, "--resume")
+    assert status == 0
+    assert sorted((r["op"], r["provider"]) for r in _rows(tmp_path)[1]) == [
+        ("mul_", "eager"), ("mul_", "gems"), ("sigmoid", "eager"), ("sigmoid", "gems")]
