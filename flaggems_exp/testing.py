@@ -38,8 +38,11 @@ class Call:
     def on(self, device):
         """The same call with its tensors copied to ``device``, each keeping its exact layout
         (strides, steps, expanded dims), so the op under test sees the same views."""
+        kwargs = dict(self.kwargs)
+        if "device" in kwargs:  # a factory's own device argument follows the call
+            kwargs["device"] = device
         return Call(tuple(copy_view(a, device) if isinstance(a, torch.Tensor) else a
-                          for a in self.args), dict(self.kwargs), self.label)
+                          for a in self.args), kwargs, self.label)
 
 
 def copy_view(t, device):

@@ -237,39 +237,8 @@ class PointwiseOp(Op):
             out.resize_(shape)  # the first write, after every check
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False):
-        """Launch the skeleton over ``shape``: results are stored into ``target`` through
-        ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
-        (which then needs ``grid_size(numel)`` elements of the accumulation dtype)."""
-        numel = math.prod(shape)
-        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
-        if geometry.strides_are_dense(shape, out_strides) and all(
-                tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors):
-            ndim, cshape, strides = 0, (numel,), [(1,)] * 4  # dense, one layout: flat offsets
-            index_64 = numel > _INT32_LIMIT
-        else:
-            all_strides = [tuple(out_strides)] + [
-                geometry.expanded_strides(t, shape) if isinstance(t, torch.Tensor)
-                else (0,) * len(shape) for t in operands]
-            cshape, strides = geometry.collapse(shape, all_strides)
-            ndim = len(cshape)
-            extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
-            index_64 = max(numel, extent + 1) > _INT32_LIMIT
-        strides += [(0,) * len(cshape)] * (4 - len(strides))
-        slots, scalar_mask = [], 0
-        for i, operand in enumerate(operands):
-            if isinstance(operand, torch.Tensor):
-                slots.append(operand)
-            else:
-                slots.append(encode_scalar(operand, compute))
-                scalar_mask |= 1 << i
-        slots += [0] * (3 - len(slots))
-        encoded = [encode_scalar(v, compute) for v in kernel_scalars]
-        block = block_size(numel)
-        _pointwise_kernel[(-(-numel // block),)](
-            target, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
-            MATH=self.math, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
-            NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
-        LAUNCHES[self.name] += 1
+        launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
+               compute, reduce)
 
 
 def block_size(numel):
@@ -287,3 +256,42 @@ def _cpu_scalar_to_number(operand):
             and operand.device.type == "cpu"):
         return operand.item()
     return operand
+
+
+def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False):
+    """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
+    (also the launch of families that reuse the skeleton: copies, fills, losses).
+
+    Results are stored into ``target`` through
+    ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
+    (which then needs ``grid_size(numel)`` elements of the accumulation dtype)."""
+    numel = math.prod(shape)
+    tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+    if geometry.strides_are_dense(shape, out_strides) and all(
+            tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors):
+        ndim, cshape, strides = 0, (numel,), [(1,)] * 4  # dense, one layout: flat offsets
+        index_64 = numel > _INT32_LIMIT
+    else:
+        all_strides = [tuple(out_strides)] + [
+            geometry.expanded_strides(t, shape) if isinstance(t, torch.Tensor)
+            else (0,) * len(shape) for t in operands]
+        cshape, strides = geometry.collapse(shape, all_strides)
+        ndim = len(cshape)
+        extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
+        index_64 = max(numel, extent + 1) > _INT32_LIMIT
+    strides += [(0,) * len(cshape)] * (4 - len(strides))
+    slots, scalar_mask = [], 0
+    for i, operand in enumerate(operands):
+        if isinstance(operand, torch.Tensor):
+            slots.append(operand)
+        else:
+            slots.append(encode_scalar(operand, compute))
+            scalar_mask |= 1 << i
+    slots += [0] * (3 - len(slots))
+    encoded = [encode_scalar(v, compute) for v in kernel_scalars]
+    block = block_size(numel)
+    _pointwise_kernel[(-(-numel // block),)](
+        target, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
+        MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
+        NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
+    LAUNCHES[name] += 1

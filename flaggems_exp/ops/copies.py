@@ -1,1 +1,68 @@
-"""(being written)"""
+"""Copies: view_copy ops materialised, clone-likes, and copy (whose in-place form is copy_)."""
+import torch
+
+from ..families import register
+from ..families.copy import CopyOp
+from ..families.creation import checked_scalar
+
+
+@register
+class TCopy(CopyOp):
+    name = "t_copy"
+
+    def view(self, x):
+        return x.t()  # PyTorch's own error beyond 2 dims
+
+    def sample_args(self, x, make):
+        return [(x,), (make(x.shape[-1:]),), (make(()),), (make((2, *x.shape)),)]
+
+
+@register
+class AliasCopy(CopyOp):
+    pass
+
+
+@register
+class LiftFreshCopy(CopyOp):
+    pass
+
+
+@register
+class Copy(CopyOp):
+    """copy(self, src): laid out like self, holding src's values; in place this is copy_."""
+
+    layout = "storage"
+
+    def bind(self, x, src, non_blocking=False):
+        return x, src, non_blocking
+
+    def sample_args(self, x, make):
+        other = (make(x.shape, torch.int64) if x.is_floating_point()
+                 else make(x.shape, torch.float32, (0.0, 100.0)))  # in range of every dtype
+        return [(x, make(x.shape)), (x, other), (x, make(x.shape[-1:])), (x, make(())),
+                (x, make(x.shape), True)]
+
+
+@register
+class FunctionalSymConstrainRangeForSize(CopyOp):
+    """Host-side checks of ``size`` against [min, max], then a clone of dep_token."""
+
+    name = "_functional_sym_constrain_range_for_size"
+    layout = "preserve"
+
+    def view(self, size, min, max, dep_token):
+        if max is not None and max <= 2:
+            raise RuntimeError(
+                f"Max value to constrain_range_for_size must be greater than 2. got: {max}")
+        low, high = 0 if min is None else min, 2**63 - 1 if max is None else max
+        value = checked_scalar(size, torch.int64)  # Scalar -> int64 as PyTorch's toLong
+        if high < low:
+            raise RuntimeError(
+                f"Max must be greater than or equal to min. Got min={low} max={high}")
+        if not low <= value <= high:
+            raise RuntimeError(f"Invalid value range for {value} between [{low}, {high}].")
+        return dep_token
+
+    def sample_args(self, x, make):
+        return [(3, 2, 10, x), (5, None, None, x), (2.7, None, 3, x), (11, 2, 10, x),
+                (5, None, 2, x), (5, 10, 4, x), (-1, None, None, x)]

@@ -1,0 +1,231 @@
+"""CopyOp: a tensor's values (or a number) written, converted, into a new tensor or into self.
+
+A copy is PyTorch's identity on PointwiseOp's strided skeleton, which it borrows rather than
+owning a kernel: the source is read through its strides and broadcast, converted once into the
+destination's dtype and stored through the destination's strides. ``write`` is that launch;
+the creation family fills through it too, a Python number being the skeleton's scalar operand.
+"""
+import threading
+
+import torch
+import triton
+import triton.language as tl
+from torch._C import DispatchKey
+
+from ..runtime import errors, geometry
+from ..runtime.device import DEVICE, INTERPRETED
+from ..runtime.triton_types import TL_DTYPE
+from .base import Op
+from .pointwise import launch
+
+
+@triton.jit
+def identity(x):
+    return x
+
+
+@triton.jit
+def _round_to_bfloat16(x):
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), still as float32, so the
+    store's conversion is exact: Triton's interpreter converts float32 to bfloat16 by
+    truncation, where compiled code and PyTorch round."""
+    bits = x.to(tl.int32, bitcast=True)
+    bits = bits + 0x7FFF + ((bits >> 16) & 1)
+    return tl.where(x != x, x, (bits & -65536).to(tl.float32, bitcast=True))
+
+
+_HALF = (torch.float16, torch.bfloat16)
+_NUMBER_DTYPE = {bool: torch.bool, int: torch.int64, float: torch.float64,  # as PyTorch wraps them
+                 complex: torch.complex128}
+_SAME_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_state = threading.local()  # ``busy`` while one of our copies or fills is launching
+
+
+def unsupported(op_name, dtype):
+    """Our error for a dtype the kernels do not handle (complex: the project's usual one)."""
+    if dtype.is_complex:
+        return errors.complex_unsupported(op_name)
+    return NotImplementedError(f"flaggems_exp.{op_name}: dtype {dtype} is not supported")
+
+
+def movable(dst, src):
+    """Whether ``write`` moves ``src`` values into a ``dst`` tensor: between dtypes the kernel
+    converts, or within any one real dtype (float8, uint16... too): the bits move unchanged."""
+    return dst in TL_DTYPE and src in TL_DTYPE or dst == src and not dst.is_complex
+
+
+def check_movable(op_name, dst, src):
+    if not movable(dst, src):
+        raise unsupported(op_name, dst if dst not in TL_DTYPE else src)
+
+
+def _compute_dtype(src, dst):
+    """The dtype a value passes through on its way from ``src`` to ``dst``: its own, except
+    that PyTorch converts to and from float16/bfloat16 through float32 (so float64 -> float16
+    rounds twice, as c10's conversions do)."""
+    return torch.float32 if src in _HALF or dst in _HALF else src
+
+
+def _bits(t):
+    return t.view(_SAME_WIDTH[t.element_size()])
+
+
+def write(op, out, source):
+    """``out[...] = source`` (a tensor broadcast to out's shape, or a number), converted to
+    out's dtype, through out's strides; one launch of the pointwise skeleton with the identity
+    as its math, counted for ``op``. A copy within one dtype moves bits, through integer views
+    of the dtype's width; so does a zero fill (zero bits in every dtype, complex included)."""
+    result = out
+    if out.numel() == 0:
+        return result
+    if out.device.type != DEVICE:
+        raise RuntimeError(f"flaggems_exp.{op.name}: the kernels run on {DEVICE} tensors, "
+                           f"not on {out.device.type} ones")
+    is_tensor = isinstance(source, torch.Tensor)
+    if is_tensor and source.dtype == out.dtype and not out.is_complex() and (
+            out.is_floating_point() or out.dtype not in TL_DTYPE):
+        out, source = _bits(out), _bits(source)
+    elif not is_tensor and type(source) is int and source == 0 and out.dtype not in TL_DTYPE:
+        out = (torch.view_as_real(out.conj() if out.is_conj() else out) if out.is_complex()
+               else _bits(out))
+    src_dtype = source.dtype if is_tensor else _NUMBER_DTYPE[type(source)]
+    check_movable(op.name, out.dtype, src_dtype)
+    compute = _compute_dtype(src_dtype, out.dtype)
+    rounds = INTERPRETED and out.dtype == torch.bfloat16 and compute == torch.float32
+    _state.busy = True
+    try:
+        launch(op.name, _round_to_bfloat16 if rounds else identity, out, tuple(out.shape),
+               out.stride(), [source], (), compute)
+    finally:
+        _state.busy = False
+    return result
+
+
+def native_copy_(self, src, non_blocking=False):
+    """ATen's own copy_, reached past the kernel ``enable()`` registers for it (copy_ is a
+    CompositeExplicitAutograd op: its native kernel sits under that key, not under CPU/CUDA)."""
+    return torch.ops.aten.copy_.default._op_dk(
+        DispatchKey.CompositeExplicitAutograd, self, src, non_blocking)
+
+
+def _same_storage(a, b):
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _same_data(a, b):
+    """PyTorch's early exit of copy_: the very same elements, nothing to do."""
+    return (a.data_ptr() == b.data_ptr() and a.dtype == b.dtype and a.shape == b.shape
+            and a.stride() == b.stride() and _same_storage(a, b))
+
+
+def _partial_overlap(a, b):
+    """TensorIterator's overlap test: only two dense tensors are compared (PyTorch deems any
+    other pair too hard and lets it pass); the same span with other strides overlaps partly."""
+    if a.numel() == 0 or b.numel() == 0 or not _same_storage(a, b):
+        return False
+    if not (geometry.is_dense(a) and geometry.is_dense(b)):
+        return False
+    a0, b0 = a.data_ptr(), b.data_ptr()
+    a1, b1 = a0 + a.numel() * a.element_size(), b0 + b.numel() * b.element_size()
+    if (a0, a1) == (b0, b1):
+        return a.stride() != b.stride()
+    return a0 < b1 and b0 < a1
+
+
+class CopyOp(Op):
+    """Copies: ``like``-shaped results holding a source's values, converted to like's dtype.
+
+    Declare on a subclass:
+      view(*args)  validate the op's arguments (PyTorch's errors; nothing is written before) and
+                   return the tensor to copy: an argument or a view of it (t_copy: ``self.t()``).
+      layout       how a new result is laid out: "contiguous" (PyTorch's view_copy ops clone
+                   their view contiguous), "preserve" (``clone()``: a dense source keeps its
+                   strides, others get dense strides in the same order) or "storage" (``copy``:
+                   self's whole storage cloned and viewed with self's sizes, strides and offset).
+    The general form is ``bind(*args) -> (like, src, non_blocking)``: the result has like's
+    shape, dtype and layout and src's values broadcast to it (``view`` ops copy the view into
+    its own likeness). ``copy`` binds (self, src); its derived in-place form is PyTorch's
+    ``copy_``, with copy_'s rules: nothing to do for the same elements; self must not overlap
+    itself nor partly src (dense pairs only, as PyTorch); src broadcasts to self, never the
+    reverse; any dtype converts (float -> int truncates, -> bool is != 0). Transfers between
+    devices, and conversions the kernel lacks (complex, float8...), are ATen's own copy_:
+    under ``enable()`` copy_ also serves every ``.to()``/``.cuda()``/``.cpu()``.
+    """
+
+    family = "CopyOp"
+    layout = "contiguous"
+    reference_in_float64 = False  # data movement: PyTorch's own result is the reference
+
+    def __call__(self, *args, out=None, **kwargs):
+        return self.call_out(args, kwargs, out=out, inplace=False)
+
+    def view(self, x):
+        return x
+
+    def bind(self, *args, **kwargs):
+        src = self.view(*args, **kwargs)
+        return src, src, False
+
+    def call_out(self, args, kwargs, out, inplace):
+        like, src, non_blocking = self.bind(*args, **kwargs)
+        is_tensor = isinstance(src, torch.Tensor)
+        if inplace and is_tensor:
+            if src is like or _same_data(like, src):
+                return like
+            if (not movable(like.dtype, src.dtype) or src.device != like.device
+                    or getattr(_state, "busy", False)):
+                # ATen's copy: transfers, dtypes without a kernel here, and any copy_ that the
+                # interpreter running one of our launches makes (no recursion into ourselves)
+                return native_copy_(like, src, non_blocking)
+        check_movable(self.name, like.dtype, src.dtype if is_tensor else _NUMBER_DTYPE[type(src)])
+        if inplace:
+            if like.numel() and geometry.has_internal_overlap(like):
+                raise errors.internal_overlap()
+            if is_tensor and _partial_overlap(like, src):
+                raise errors.partial_overlap()
+        if is_tensor:
+            shape = torch._C._infer_size(like.shape, src.shape)  # TensorIterator's message
+            if shape != like.shape:
+                raise errors.broadcast_mismatch(like.shape, shape)
+        if inplace:
+            return write(self, like, src)
+        if out is None:
+            out = self.new(like)
+        else:
+            if out.dtype != like.dtype:
+                raise errors.out_dtype_mismatch(out.dtype, like.dtype, "expected")
+            if out.shape != like.shape:
+                out.resize_(like.shape)
+            if is_tensor and src.numel() and out.numel() and _same_storage(out, src):
+                src = write(self, torch.empty_like(src), src)  # as PyTorch: via a temporary
+        if is_tensor and src.device != out.device:
+            return native_copy_(out, src, non_blocking)
+        return write(self, out, src)
+
+    def new(self, like):
+        """An uninitialised result for ``like``'s values, laid out as ``layout`` says."""
+        if self.layout == "contiguous":
+            return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+        if self.layout == "preserve" or geometry.has_internal_overlap(like):
+            return torch.empty_like(like)
+        numel = like.untyped_storage().nbytes() // like.element_size()
+        storage = torch.empty(numel, dtype=like.dtype, device=like.device)
+        if like.numel() < numel:  # the elements outside the view keep self's values
+            write(self, storage, like.as_strided((numel,), (1,), 0))
+        return storage.as_strided(like.shape, like.stride(), like.storage_offset())
+
+    # ---- sample inputs --------------------------------------------------------------------
+    def sample_args(self, x, make):
+        """Argument tuples of natural calls around ``x``, a random tensor of the dtype under
+        test; ``make(shape, dtype, domain)`` makes more. Every overload and non-default
+        parameter."""
+        return [(x,)]
+
+    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
+        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
+        from ..testing import Call, random_tensor
+
+        def make(shape, dtype=dtype, domain=(-4.0, 4.0)):
+            return random_tensor(shape, dtype, domain, generator)
+        args = self.sample_args(make(shape), make)
+        return [Call(a, label=str(i)) for i, a in enumerate(args)]

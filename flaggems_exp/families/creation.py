@@ -1,0 +1,160 @@
+"""CreationOp: fills and factories — a new tensor (or ``out``, or self in place) whose elements
+all get one value, written by ``copy.write`` (PyTorch's fill_: the pointwise skeleton with the
+value as its scalar operand); factories that PyTorch leaves uninitialised launch nothing."""
+import math
+
+import torch
+
+from ..runtime import errors
+from ..runtime.triton_types import TL_DTYPE
+from .base import Op
+from .copy import unsupported, write
+
+_FACTORY_OPTIONS = ("dtype", "layout", "device", "pin_memory")
+# the C++ type c10's Scalar conversion names when a value does not fit (complex -> half: double)
+_C_TYPE = {torch.uint8: "uint8_t", torch.int8: "int8_t", torch.int16: "int16_t",
+           torch.int32: "int", torch.int64: "int64_t", torch.float16: "double",
+           torch.bfloat16: "double", torch.float32: "float", torch.float64: "double"}
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def checked_scalar(value, dtype):
+    """A Python number as PyTorch converts a Scalar to ``dtype`` (``Scalar::to<T>``): bool is
+    ``!= 0``; a float to an integer truncates but must lie within the type's range as it is;
+    unsigned integers also take negative ints down to -max (two's complement wrap); float32
+    rejects finite values beyond its range, float16/bfloat16 round them to inf; a complex value
+    must have no imaginary part. Raises PyTorch's RuntimeError otherwise."""
+    if isinstance(value, int) and not -2**63 <= value < 2**64:
+        raise OverflowError("int too big to convert")  # Python's own, as PyTorch's binding
+    if dtype == torch.bool:
+        return bool(value)
+    if isinstance(value, complex):
+        if value.imag != 0:
+            raise _overflow(dtype)
+        value = value.real
+    if dtype.is_floating_point:
+        if dtype == torch.float32 and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+            raise _overflow(dtype)
+        return float(value)
+    info = torch.iinfo(dtype)
+    if isinstance(value, float):
+        if not info.min <= value <= float(info.max):  # C++ compares in double; NaN fails
+            raise _overflow(dtype)
+        return int(value)
+    low = -info.max if info.min == 0 else info.min
+    if not low <= value <= info.max:
+        raise _overflow(dtype)
+    return int(value)
+
+
+def _overflow(dtype):
+    return RuntimeError(f"value cannot be converted to type {_C_TYPE[dtype]} without overflow")
+
+
+def check_sizes(shape):
+    """PyTorch's allocation error for a negative size, raised before any allocation."""
+    bad = [n for n in shape if n < 0]
+    if bad:
+        raise RuntimeError(
+            f"Trying to create tensor with negative dimension {bad[0]}: {list(shape)}")
+
+
+class CreationOp(Op):
+    """A new tensor of a computed shape, every element of which gets one value.
+
+    Declare on a subclass:
+      value        the fill, converted to the result dtype as PyTorch converts a Scalar (default
+                   0); None leaves the tensor uninitialised: nothing is launched.
+      geometry(*args) -> (shape, strides, like): validate the op's own arguments (PyTorch's
+                   errors, raised before anything is allocated or written) and return the
+                   result's shape, its strides (None: contiguous; "like": laid out as ``clone()``
+                   lays out ``like``) and the tensor argument whose dtype and device the result
+                   takes unless dtype=/device= say otherwise (None for factories: the default
+                   dtype, PyTorch's default device).
+    Optional hooks: ``fill_value(dtype, *args)`` (the value for a result of ``dtype``, checked:
+    scalar_tensor's is an argument); ``finish(out)`` for writes after the fill (eye's
+    diagonal). Class flags: ``exact_out_dtype`` (out= must have the result's dtype, as in
+    PyTorch's generated out= wrappers; factories' out= write in out's dtype) and
+    ``any_dtype`` (zeros and uninitialised tensors of every dtype, complex included: a zero is
+    zero bits whatever the dtype).
+
+    The family takes the factory keywords dtype/layout/device/pin_memory (strided layout only),
+    ``out=`` (resized to the result shape), and in place (``zero_``) writes through self's
+    strides: a fill is idempotent, so PyTorch allows self to overlap itself.
+    """
+
+    family = "CreationOp"
+    reference_in_float64 = False  # data movement: PyTorch's own result is the reference
+    value = 0
+    exact_out_dtype = False
+    any_dtype = False
+
+    def __call__(self, *args, out=None, **kwargs):
+        return self.call_out(args, kwargs, out=out, inplace=False)
+
+    def fill_value(self, dtype, *args, **kwargs):
+        return self.value
+
+    def finish(self, out):
+        pass
+
+    def call_out(self, args, kwargs, out, inplace):
+        options = {k: kwargs.pop(k) for k in _FACTORY_OPTIONS if k in kwargs}
+        if options and out is not None:  # the out= overloads take no factory keywords
+            raise TypeError(f"{self.name}() got an unexpected keyword argument '{[*options][0]}'")
+        shape, strides, like = self.geometry(*args, **kwargs)
+        if out is not None:
+            dtype = out.dtype if not self.exact_out_dtype else like.dtype
+        elif options.get("dtype") is not None:
+            dtype = options["dtype"]
+        else:
+            dtype = like.dtype if like is not None else torch.get_default_dtype()
+        if dtype not in TL_DTYPE and not self.any_dtype:
+            raise unsupported(self.name, dtype)
+        if options.get("layout") not in (None, torch.strided):
+            raise NotImplementedError(f"flaggems_exp.{self.name}: layout {options['layout']} is "
+                                      "not supported")
+        value = self.fill_value(dtype, *args, **kwargs)
+        check_sizes(shape)
+        if inplace:
+            pass  # out is self
+        elif out is None:
+            out = self.new(shape, strides, like, dtype, options)
+        else:
+            if out.dtype != dtype:
+                raise errors.out_dtype_mismatch(out.dtype, dtype, "expected")
+            if out.shape != tuple(shape):
+                out.resize_(shape)
+        if value is not None:
+            write(self, out, value)
+            self.finish(out)
+        return out
+
+    def new(self, shape, strides, like, dtype, options):
+        device = options.get("device")
+        if device is None and like is not None:
+            device = like.device
+        if strides == "like":
+            return torch.empty_like(like, dtype=dtype, device=device)
+        if strides is None:
+            return torch.empty(shape, dtype=dtype, device=device,
+                               pin_memory=bool(options.get("pin_memory")))
+        return torch.empty_strided(shape, strides, dtype=dtype, device=device,
+                                   pin_memory=bool(options.get("pin_memory")))
+
+    # ---- sample inputs --------------------------------------------------------------------
+    def sample_args(self, dtype, shape, make):
+        """``(args, kwargs)`` of natural calls making a ``dtype`` result of about ``shape``
+        (``make(shape)`` makes a random ``dtype`` tensor), every overload and keyword included.
+        Factories pass ``device="cpu"``: PyTorch's reference runs there; the tests point it at
+        the device in use."""
+        raise NotImplementedError
+
+    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
+        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
+        from ..testing import Call, random_tensor
+
+        def make(shape):
+            return random_tensor(shape, dtype, generator=generator)
+        return [Call(args, kwargs, label=str(i))
+                for i, (args, kwargs) in enumerate(self.sample_args(dtype, shape, make))]
