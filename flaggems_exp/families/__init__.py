@@ -1,7 +1,18 @@
-"""The op families: each owns one Triton kernel skeleton; ops are short declarations on them."""
+"""The op families: each owns one Triton kernel skeleton (or reuses another's through hooks);
+ops are short declarations on them."""
 from .base import LAUNCHES, REGISTRY, Op, register
 from .inplace import InplaceOp
 from .pointwise import REQUIRED, PointwiseOp
+from .comparison import ComparisonOp
+from .loss import LossOp
+from .pad import GatherOp, PadOp
+from .resample import ResampleOp
+from .index import IndexOp
+from .reduction import ReductionOp
+from .creation import CreationOp
+from .copy import CopyOp
 from ..runtime.promotion import Promotion
 
-__all__ = ["LAUNCHES", "REGISTRY", "Op", "register", "InplaceOp", "PointwiseOp", "Promotion", "REQUIRED"]
+__all__ = ["LAUNCHES", "REGISTRY", "Op", "register", "REQUIRED", "Promotion", "PointwiseOp",
+           "InplaceOp", "ComparisonOp", "LossOp", "GatherOp", "PadOp", "ResampleOp", "IndexOp",
+           "ReductionOp", "CreationOp", "CopyOp"]

@@ -1,1 +1,198 @@
-"""(being written)"""
+"""Index, scatter and triangular ops: pure data movement on the IndexOp skeleton."""
+import warnings
+
+import attrs
+import torch
+import triton
+import triton.language as tl
+
+from ..families import register
+from ..families.index import AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere
+from ..runtime import errors, geometry
+
+
+@register
+class Take(IndexOp):
+    @staticmethod
+    @triton.jit
+    def select(outer, row, col, index, rank, numel, s1, s2):
+        return nowhere(col), everywhere(col), tl.where(index < 0, index + numel, index)
+
+    def prepare(self, out, inplace, x, index):
+        if index.dtype != torch.int64:
+            raise RuntimeError("take(): Expected a long tensor for index, but got "
+                               + errors.scalar_type_name(index.dtype))
+        if out is not None and out.dtype != x.dtype:
+            names = errors.scalar_type_name(x.dtype), errors.scalar_type_name(out.dtype)
+            raise RuntimeError("take(): self and out expected to have the same dtype, but got "
+                               "self.dtype = {} and out.dtype = {}".format(*names))
+        if x.numel() == 0 and index.numel():
+            raise IndexError("take(): tried to take from an empty tensor")
+        return Plan(tuple(index.shape), x.dtype, self.select, aux=(index, index.stride()),
+                    aux_mode=AUX_VALUE, gather=x, scalars=(x.numel(),))
+
+    def check_out(self, out, plan, inputs):
+        super().check_out(out, plan, inputs)
+        for t in inputs:  # take refuses any overlap of out with an input, even a full one
+            if out.numel() and t.numel() and out.data_ptr() == t.data_ptr():
+                raise errors.partial_overlap()
+            geometry.check_no_partial_overlap(out, t)
+
+    def validate(self, plan, out):
+        index, numel = plan.aux[0], plan.scalars[0]
+        if index.numel():
+            # the bounds check runs on the host before the launch; torch.aminmax serves only
+            # this check (and the error path finds the first offending index)
+            lo, hi = torch.stack(torch.aminmax(index)).tolist()
+            if lo < -numel or hi >= numel:
+                bad = index[(index < -numel) | (index >= numel)][0].item()
+                raise IndexError(f"out of range: tried to access index {bad} on a tensor of "
+                                 f"{numel} elements.")
+
+    def sample_args(self, x, generator):
+        n = x.numel()
+        index = torch.randint(-n, max(n, 1), x.shape if n else (0,), generator=generator)
+        calls = [((x, index), {}, "index like self"),
+                 ((x, index.transpose(-1, -2) if index.dim() > 1 else index), {}, "transposed")]
+        return calls + ([((x, index.reshape(-1)[0]), {}, "0-dim index")] if n else [])
+
+
+@register
+class MaskedScatter(IndexOp):
+    @staticmethod
+    @triton.jit
+    def select(outer, row, col, mask, rank, s0, s1, s2):
+        return mask == 0, mask != 0, rank  # source is consumed in row-major order of the hits
+
+    def prepare(self, out, inplace, x, mask, source):
+        if inplace:  # PyTorch checks in place in this order; mask expands to self
+            _check_same_dtype(x, source)
+            shape = tuple(mask.expand(x.shape).shape)
+        else:
+            shape = tuple(torch._C._infer_size(mask.shape, x.shape))
+            _check_same_dtype(x, source)
+        if mask.dtype == torch.uint8:
+            warnings.warn("masked_scatter_ received a mask with dtype torch.uint8, this behavior "
+                          "is now deprecated,please use a mask with dtype torch.bool instead.")
+        if mask.dtype != torch.bool:
+            raise RuntimeError("masked_scatter_ only supports boolean masks, but got mask with "
+                               "dtype " + errors.scalar_type_name(mask.dtype))
+        plan = Plan(shape, x.dtype, self.select, x=(x, geometry.expanded_strides(x, shape)),
+                    aux=(mask, geometry.expanded_strides(mask, shape)), aux_mode=AUX_RANKED,
+                    gather=source)
+        counts, hits = self.count_hits(plan, x.device)  # our kernel counts; the host compares
+        if hits > source.numel():
+            raise RuntimeError("Number of elements of source < number of ones in mask")
+        return attrs.evolve(plan, counts=counts)
+
+    def sample_args(self, x, generator):
+        from ..testing import random_tensor
+        mask = random_tensor(x.shape, torch.bool, generator=generator)
+        source = random_tensor((x.numel() + 3,), x.dtype, self.domain, generator)
+        row_mask = mask[(slice(0, 1),) * (x.dim() - 1)] if x.dim() else mask  # broadcast
+        return [((x, mask, source), {}, ""),
+                ((x, row_mask, source.reshape(1, -1).t()), {}, "broadcast mask, 2-d source")]
+
+
+def _check_same_dtype(x, source):
+    if x.dtype != source.dtype:
+        raise RuntimeError(
+            "masked_scatter: expected self and source to have same dtypes but got"
+            f"{errors.scalar_type_name(x.dtype)} and {errors.scalar_type_name(source.dtype)}")
+
+
+@register
+class Tril(IndexOp):
+    out_overlap = False  # PyTorch checks no overlap for tril; each element is written alone
+
+    @staticmethod
+    @triton.jit
+    def select(outer, row, col, aux, rank, diagonal, s1, s2):
+        return col - row <= diagonal, nowhere(col), col
+
+    def prepare(self, out, inplace, x, diagonal):
+        if x.dim() < 2:
+            raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+        rows, cols = x.shape[-2:]
+        diagonal = max(-rows, min(diagonal, cols))  # same result, and a 32-bit kernel scalar
+        return Plan(tuple(x.shape), x.dtype, self.select, x=(x, x.stride()), scalars=(diagonal,),
+                    pinned=2)
+
+    def sample_args(self, x, generator):
+        return [((x,) + k, {}, str(k)) for k in ((), (1,), (-2,))]
+
+
+@register
+class Diag(IndexOp):
+    @staticmethod
+    @triton.jit
+    def select(outer, row, col, aux, rank, diagonal, s1, s2):
+        return col - row == diagonal, nowhere(col), col
+
+    def prepare(self, out, inplace, x, diagonal):
+        if x.dim() == 1:  # a square matrix whose diagonal-th diagonal is x
+            n = x.shape[0] + abs(diagonal)
+            strides = (x.stride(0), 0) if diagonal >= 0 else (0, x.stride(0))
+            return Plan((n, n), x.dtype, self.select, x=(x, strides), scalars=(diagonal,), pinned=2)
+        if x.dim() == 2:  # a copy of the diagonal (a strided view)
+            d = torch.diagonal(x, diagonal)
+            return Plan(tuple(d.shape), x.dtype, copy, x=(d, d.stride()))
+        prefix = "diag(): " if out is None else ""
+        raise RuntimeError(f"{prefix}Supports 1D or 2D tensors. Got {x.dim()}D")
+
+    def sample_args(self, x, generator):
+        # the first row (a square of its size): a 1-d input
+        v = x[(slice(0, 1),) * (x.dim() - 1)].reshape(-1) if x.dim() > 1 else x
+        return [((v, k), {}, f"1-d, {k}") for k in (0, 2, -1)] + [
+            ((x, k), {}, f"2-d, {k}") for k in (0, 1, -2)]
+
+
+@register
+class SliceScatter(IndexOp):
+    @staticmethod
+    @triton.jit
+    def select(outer, row, col, aux, rank, start, step, length):
+        k = (col - start) // step
+        hit = (col >= start) & ((col - start) % step == 0) & (k < length)
+        return hit == 0, hit, outer * length + k
+
+    def prepare(self, out, inplace, x, src, dim, start, end, step):
+        if x.dim() == 0:
+            raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+        dim = errors.wrap_dim(dim, x.dim())
+        if step <= 0:
+            raise RuntimeError("slice step must be positive")
+        start, end = _clamp_slice(x.shape[dim], start, end)
+        length = (end - start + step - 1) // step
+        sliced = list(x.shape)
+        sliced[dim] = length
+        if list(src.shape) != sliced:
+            raise RuntimeError("expected src to have a size equal to the slice of self. src size = "
+                               f"{list(src.shape)}, slice size = {sliced}")
+        # the sliced dim goes last, where SELECT sees it as col
+        order = tuple(d for d in range(x.dim()) if d != dim) + (dim,)
+        layout = None if geometry.has_internal_overlap(x) else x.stride()  # self's strides kept
+        return Plan(tuple(x.shape), x.dtype, self.select,
+                    x=(x, tuple(x.stride(d) for d in order)), gather=src.permute(order),
+                    scalars=(start, step, length), pinned=1, order=order, strides=layout)
+
+    def sample_args(self, x, generator):
+        from ..testing import random_tensor
+        calls = []
+        for dim, start, end, step in ((0, None, None, 1), (-1, 1, -1, 2), (0, -3, 100, 1)):
+            if x.dim() == 0:
+                break
+            view = x[(slice(None),) * (dim % x.dim()) + (slice(start, end, step),)]
+            src = random_tensor(view.shape, x.dtype, self.domain, generator)
+            calls.append(((x, src, dim, start, end, step), {}, f"{dim}:{start}:{end}:{step}"))
+        return calls or [((x, x.clone(), 0), {}, "0-dim")]
+
+
+def _clamp_slice(size, start, end):
+    """PyTorch's slice bounds: None -> 0 / size, negatives from the end, clamped to [0, size]."""
+    start = 0 if start is None else start
+    end = size if end is None else end
+    start = start + size if start < 0 else start
+    end = end + size if end < 0 else end
+    start = min(max(start, 0), size)
+    return start, min(max(end, start), size)

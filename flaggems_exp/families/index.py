@@ -1,0 +1,351 @@
+"""IndexOp: data movement in which each output element is an element of ``self``, an element
+gathered from another tensor by a computed index, or a written zero."""
+import functools
+import math
+
+import attrs
+import torch
+import triton
+import triton.language as tl
+
+from ..runtime import errors, geometry
+from ..runtime.device import INTERPRETED
+from .base import LAUNCHES, Op
+
+# how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
+# running count of hits is the gather index (masked_scatter: source is consumed in order)
+AUX_NONE, AUX_VALUE, AUX_RANKED = 0, 1, 2
+
+
+@triton.jit(do_not_specialize=["numel", "shape", "out_strides", "x_strides", "aux_strides",
+                               "g_shape", "g_strides", "s0", "s1", "s2"])
+def _index_kernel(
+    out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, numel, shape, out_strides, x_strides, aux_strides,
+    g_shape, g_strides, s0, s1, s2,
+    SELECT: tl.constexpr, NDIM: tl.constexpr, GDIM: tl.constexpr, READ_X: tl.constexpr,
+    AUX: tl.constexpr, COUNT_ONLY: tl.constexpr, SPARSE: tl.constexpr, INDEX_64: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    if INDEX_64:
+        flat = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        flat = pid * BLOCK + tl.arange(0, BLOCK)
+    inside = flat < numel
+    # the output's row-major index -> memory offsets of out, x and aux, and the coordinates
+    # SELECT sees: col (last dim), row (the one before) and outer (all dims but the last, flat)
+    rest = flat
+    out_off = tl.zeros_like(flat)
+    x_off = tl.zeros_like(flat)
+    aux_off = tl.zeros_like(flat)
+    row = tl.zeros_like(flat)
+    col = tl.zeros_like(flat)
+    outer = tl.zeros_like(flat)
+    for d in tl.static_range(NDIM - 1, -1, -1):
+        index = rest % shape[d]
+        rest = rest // shape[d]
+        out_off += index * out_strides[d]
+        x_off += index * x_strides[d]
+        aux_off += index * aux_strides[d]
+        if d == NDIM - 1:
+            col = index
+            outer = rest
+        if d == NDIM - 2:
+            row = index
+    if AUX == 0:
+        aux = tl.zeros_like(flat)
+    else:
+        aux = tl.load(aux_ptr + aux_off, mask=inside, other=0)
+    if COUNT_ONLY:
+        # first pass of a ranked gather: hits per block (an exclusive scan turns them into offsets)
+        tl.store(counts_ptr + pid, tl.sum(aux.to(tl.int64), axis=0))
+    else:
+        rank = tl.zeros_like(flat).to(tl.int64)
+        if AUX == 2:
+            hits = aux.to(tl.int64)
+            rank = tl.cumsum(hits, axis=0) - hits + tl.load(counts_ptr + pid)
+        keep_x, take_g, g_index = SELECT(outer, row, col, aux, rank, s0, s1, s2)
+        # masked-off lanes of x read as 0: the written zero of tril/diag
+        value = tl.zeros([BLOCK], dtype=out_ptr.dtype.element_ty)
+        if READ_X:
+            value = tl.load(x_ptr + x_off, mask=inside & keep_x, other=0)
+            value = value.to(out_ptr.dtype.element_ty)
+        if GDIM > 0:
+            g_off = tl.zeros_like(g_index)
+            for d in tl.static_range(GDIM - 1, -1, -1):  # g read in its logical row-major order
+                g_off += (g_index % g_shape[d]) * g_strides[d]
+                g_index = g_index // g_shape[d]
+            gathered = tl.load(g_ptr + g_off, mask=inside & take_g, other=0)
+            value = tl.where(take_g, gathered.to(out_ptr.dtype.element_ty), value)
+            if SPARSE:
+                inside = inside & (take_g | (keep_x == 0))
+        elif SPARSE:
+            inside = inside & (keep_x == 0)
+        tl.store(out_ptr + out_off, value, mask=inside)
+
+
+@triton.jit(do_not_specialize=["n"])
+def _exclusive_scan(counts_ptr, n, BLOCK: tl.constexpr):
+    """counts[0:n] -> their exclusive prefix sums, and counts[n] = the total (one program)."""
+    carry = tl.zeros([], dtype=tl.int64)
+    for start in range(0, n, BLOCK):
+        offsets = start + tl.arange(0, BLOCK)
+        counts = tl.load(counts_ptr + offsets, mask=offsets < n, other=0)
+        tl.store(counts_ptr + offsets, tl.cumsum(counts, axis=0) - counts + carry, mask=offsets < n)
+        carry += tl.sum(counts, axis=0)
+    tl.store(counts_ptr + n, carry)
+
+
+@triton.jit
+def everywhere(like):
+    return tl.zeros_like(like) == 0
+
+
+@triton.jit
+def nowhere(like):
+    return tl.zeros_like(like) != 0
+
+
+@triton.jit
+def copy(outer, row, col, aux, rank, s0, s1, s2):
+    """Every element from x: a strided copy (the temporary of an aliased in-place call, say)."""
+    return everywhere(col), nowhere(col), col
+
+
+@attrs.frozen
+class Plan:
+    """What one call moves: the result's shape and dtype and where each element comes from.
+
+    x and aux are ``(tensor, strides)`` with strides aligned to the (reordered) result dims, so
+    broadcast or synthesized layouts (diag's) need no view; ``gather`` is read by flat index
+    through its own shape and strides. ``order`` permutes the result's dims before the launch
+    (to bring the dim SELECT looks at last); ``pinned`` trailing dims are never merged.
+    """
+
+    shape: tuple
+    dtype: torch.dtype
+    select: object
+    x: tuple = None
+    aux: tuple = None
+    aux_mode: int = AUX_NONE
+    gather: torch.Tensor = None
+    scalars: tuple = ()
+    pinned: int = 0
+    order: tuple = None
+    strides: tuple = None  # the result's strides when allocated (None: contiguous)
+    counts: torch.Tensor = None  # block offsets of a ranked aux, from ``IndexOp.count_hits``
+
+    def allocate(self, device):
+        if self.strides is None:
+            return torch.empty(self.shape, dtype=self.dtype, device=device)
+        return torch.empty_strided(self.shape, self.strides, dtype=self.dtype, device=device)
+
+
+_BLOCK = 1024
+_INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
+_INT32_LIMIT = 2**31 - 1
+
+
+def _block(numel):
+    return min(_INTERPRETER_BLOCK if INTERPRETED else _BLOCK, triton.next_power_of_2(max(numel, 1)))
+
+
+def _extent(shape, strides):
+    return sum((n - 1) * abs(s) for n, s in zip(shape, strides))
+
+
+def _collapse(shape, strides_list, pinned):
+    """Merge the leading dims (all but ``pinned`` trailing ones) where every operand allows it."""
+    lead = len(shape) - pinned
+    if lead > 0:
+        cshape, cstrides = geometry.collapse(shape[:lead], [s[:lead] for s in strides_list])
+    else:
+        cshape, cstrides = (), [() for _ in strides_list]
+    shape = tuple(cshape) + tuple(shape[lead:])
+    strides = [tuple(c) + tuple(s[lead:]) for c, s in zip(cstrides, strides_list)]
+    if not shape:
+        return (1,), [(0,) for _ in strides_list]
+    return shape, strides
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(name):
+    """(the default overload's arguments, whether an ``.out`` overload exists) of aten's op."""
+    packet = getattr(torch.ops.aten, name)
+    return tuple(packet.default._schema.arguments), "out" in packet.overloads()
+
+
+def bind(op, args, kwargs, out=None):
+    """The call's arguments in aten schema order, defaults filled in (Python's own TypeErrors)."""
+    params, has_out = _schema(op.name)
+    if out is not None and not has_out:
+        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
+    if len(args) > len(params):
+        raise TypeError(f"{op.name}() takes {len(params)} arguments but {len(args)} were given")
+    values, kwargs = list(args), dict(kwargs)
+    for param in params[len(args):]:
+        if param.name in kwargs:
+            values.append(kwargs.pop(param.name))
+        elif param.has_default_value():
+            values.append(param.default_value)
+        else:
+            raise TypeError(f"{op.name}() missing required argument '{param.name}'")
+    if kwargs:
+        raise TypeError(f"{op.name}() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    return values
+
+
+def sample_calls(op, dtype, shape, generator):
+    """Calls of ``op`` (or its in-place form) for tests, self-check and benchmarks: the op's
+    ``sample_args`` around a random tensor of ``shape`` and ``dtype``."""
+    from ..testing import Call, random_tensor
+    x = random_tensor(shape, dtype, op.domain, generator)
+    return [Call(args, kwargs, label) for args, kwargs, label in op.sample_args(x, generator)]
+
+
+def shares_memory(a, b):
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+class IndexOp(Op):
+    """Data movement with one skeleton: out[i] = gathered if take_g else (x if keep_x else 0).
+
+    Declare on a subclass:
+      select    ``@triton.jit def select(outer, row, col, aux, rank, s0, s1, s2)`` returning
+                ``(keep_x, take_g, g_index)`` for a block of output elements: ``col``/``row`` are
+                their coordinates along the last two (reordered) result dims, ``outer`` their
+                flat index over all dims but the last; ``aux`` the auxiliary operand's element
+                (0 without one), ``rank`` the number of nonzero aux elements before this one in
+                row-major order (ranked aux only); ``s0..s2`` the plan's integer scalars.
+                ``g_index`` is a flat row-major index into the gathered tensor.
+      prepare   ``prepare(out, inplace, *args)`` (args in schema order): validates with
+                PyTorch's messages and returns a ``Plan`` (a plan may name another select).
+      out_overlap  whether ``out=`` (and self in place) must not overlap itself.
+      sample_args  ``sample_args(x, generator)`` -> [(args, kwargs, label)]: natural calls built
+                around a random ``x`` of the requested shape and dtype.
+    Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
+
+    The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
+    only where needed, exact data movement for every dtype (a gathered value is cast into the
+    result's dtype), and a written zero wherever neither source is selected. An in-place or
+    out= call whose output shares memory with an input other than the identical view of x is
+    computed into a temporary first; where out is x itself only changed elements are written.
+    """
+
+    family = "IndexOp"
+    select = None
+    out_overlap = True
+
+    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may come as an aten keyword
+        return self.call_out(args, kwargs, out=out, inplace=False)
+
+    def call_out(self, args, kwargs, out, inplace):
+        values = bind(self, args, kwargs, None if inplace else out)
+        tensors = [v for v in values if isinstance(v, torch.Tensor)]
+        if any(t.is_complex() for t in tensors) or (out is not None and out.is_complex()):
+            raise errors.complex_unsupported(self.name)
+        if inplace and self.out_overlap and geometry.has_internal_overlap(out):
+            raise errors.internal_overlap()
+        plan = self.prepare(None if inplace else out, inplace, *values)
+        if out is None:
+            out = plan.allocate(tensors[0].device)
+        elif not inplace:
+            self.check_out(out, plan, tensors)
+        self.validate(plan, out)
+        if tuple(out.shape) != tuple(plan.shape):
+            out.resize_(plan.shape)  # the first write, after every check
+        if out.numel():
+            self.run(plan, out)
+        return out
+
+    # ---- hooks --------------------------------------------------------------------------
+    def prepare(self, out, inplace, *args):
+        raise NotImplementedError
+
+    def validate(self, plan, out):
+        pass
+
+    def check_out_dtype(self, out, dtype):
+        if out.dtype != dtype:
+            raise errors.out_dtype_mismatch(out.dtype, dtype, "expected")
+
+    def check_out(self, out, plan, inputs):
+        """PyTorch's out= checks for this op, after the op's own (prepare's) errors."""
+        self.check_out_dtype(out, plan.dtype)
+        if self.out_overlap and geometry.has_internal_overlap(out):
+            raise errors.internal_overlap()
+
+    def sample_args(self, x, generator):
+        return [((x,), {}, "")]
+
+    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
+        return sample_calls(self, dtype, shape, generator)
+
+    # ---- the launch ---------------------------------------------------------------------
+    def run(self, plan, out):
+        """Write the plan's result into ``out``, through a temporary when an input aliases it."""
+        x = plan.x[0] if plan.x else None
+        aliased = [t for t in (plan.aux and plan.aux[0], plan.gather) if t is not None]
+        view = out.permute(plan.order) if plan.order else out
+        same_x = (x is not None and x.data_ptr() == out.data_ptr() and x.dtype == out.dtype
+                  and tuple(plan.x[1]) == tuple(view.stride()))
+        if (x is not None and not same_x and shares_memory(x, out)) or any(
+                shares_memory(t, out) for t in aliased):
+            tmp = plan.allocate(out.device)
+            self.launch(plan, tmp)
+            self.launch(Plan(plan.shape, plan.dtype, copy, x=(tmp, tmp.stride())), out)
+        else:
+            self.launch(plan, out, sparse=same_x)
+
+    def count_hits(self, plan, device):
+        """Block offsets of a ranked aux (first two passes of masked_scatter) and its total hits;
+        ``plan.counts`` must carry the offsets into the main launch."""
+        counts, total = None, 0
+        numel = math.prod(plan.shape)
+        if numel:
+            nblocks = triton.cdiv(numel, _block(numel))
+            counts = torch.empty(nblocks + 1, dtype=torch.int64, device=device)
+            self.launch(plan, None, counts=counts)
+            _exclusive_scan[(1,)](counts, nblocks, BLOCK=_block(nblocks))
+            LAUNCHES[self.name] += 1
+            total = counts[nblocks].item()
+        return counts, total
+
+    def launch(self, plan, out, sparse=False, counts=None):
+        """One skeleton launch over the plan's result (``out`` None: the counting pass)."""
+        count_only = out is None
+        if count_only:
+            order = plan.order or range(len(plan.shape))
+            view_shape = tuple(plan.shape[d] for d in order)
+            view_strides = (0,) * len(view_shape)
+        else:
+            view = out.permute(plan.order) if plan.order else out
+            view_shape, view_strides = tuple(view.shape), view.stride()
+            counts = plan.counts
+        numel = math.prod(view_shape)
+        ndim = len(view_shape)
+        x, x_strides = plan.x if plan.x else (None, (0,) * ndim)
+        aux, aux_strides = plan.aux if plan.aux else (None, (0,) * ndim)
+        shape, (out_strides, x_strides, aux_strides) = _collapse(
+            view_shape, [view_strides, x_strides, aux_strides], plan.pinned)
+        g = plan.gather
+        if g is not None:
+            g_shape, (g_strides,) = geometry.collapse(tuple(g.shape), [g.stride()])
+            g_shape = tuple(max(n, 1) for n in g_shape)  # an empty g is never read
+        else:
+            g_shape, g_strides = (1,), (0,)
+        extents = [numel, _extent(shape, out_strides), _extent(shape, x_strides),
+                   _extent(shape, aux_strides), _extent(g_shape, g_strides)]
+        block = _block(numel)
+        scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
+        dummy = counts if counts is not None else (out if out is not None else aux)
+        _index_kernel[(triton.cdiv(numel, block),)](
+            dummy if count_only else out, x if x is not None else dummy,
+            aux if aux is not None else dummy, g if g is not None else dummy,
+            counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
+            aux_strides, g_shape, g_strides, *scalars,
+            SELECT=plan.select, NDIM=len(shape), GDIM=len(g_shape) if g is not None else 0,
+            READ_X=x is not None and not sparse, AUX=plan.aux_mode if aux is not None else AUX_NONE,
+            COUNT_ONLY=count_only, SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT,
+            BLOCK=block)
+        LAUNCHES[self.name] += 1

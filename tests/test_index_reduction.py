@@ -1,0 +1,481 @@
+"""IndexOp and ReductionOp, driven by the registry and compared with PyTorch on the CPU.
+
+Data movement (IndexOp) must match bit for bit; reductions within the dtype's tolerance.
+"""
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import LAUNCHES, REGISTRY, testing
+from flaggems_exp.families.inplace import InplaceOp
+from flaggems_exp.testing import ALL_DTYPES, Call, assert_same_error, check_call, run
+
+OPS = list(dict.fromkeys(REGISTRY.values()))
+INDEX = [op for op in OPS if testing.twin(op).family == "IndexOp"]
+REDUCTION = [op for op in OPS if testing.twin(op).family == "ReductionOp"]
+FAMILY = INDEX + REDUCTION
+FUNCTIONAL = [op for op in FAMILY if not isinstance(op, InplaceOp)]
+QUICK_DTYPES = (torch.float32, torch.int64)
+INF = float("inf")
+A = torch.ops.aten
+
+
+def ids(op):
+    return op.name
+
+
+
+def is_exact(op):
+    return testing.twin(op).family == "IndexOp"
+
+
+def check(op, call):
+    return check_call(op, call, exact=is_exact(op))
+
+
+def pytest_generate_tests(metafunc):
+    if "dtype" in metafunc.fixturenames and metafunc.function.__name__ == "test_dtypes":
+        quick = metafunc.config.getoption("--quick")
+        metafunc.parametrize("dtype", QUICK_DTYPES if quick else ALL_DTYPES, ids=str)
+
+
+def test_family_membership():
+    """The eight ops (and the derived in-place forms aten has) are served by these families."""
+    names = {op.name for op in FAMILY}
+    assert names == {"take", "masked_scatter", "masked_scatter_", "tril", "tril_", "diag",
+                     "slice_scatter", "_safe_softmax", "_log_softmax_backward_data", "trace"}
+
+
+@pytest.mark.parametrize("op", FAMILY, ids=ids)
+def test_dtypes(op, dtype):
+    """Every dtype: PyTorch's values (bit-exact for data movement) or PyTorch's error."""
+    gen = torch.Generator().manual_seed(0)
+    calls = testing.sample_calls(op, dtype, generator=gen)
+    assert calls
+    for call in calls:
+        check(op, call)
+
+
+def _bits(t):
+    """A float tensor's bit patterns (so -0.0, NaN payloads and inf compare exactly)."""
+    width = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+    return t.view(width[t.element_size()]) if t.is_floating_point() else t
+
+
+@pytest.mark.parametrize("op", [op for op in INDEX if op in FUNCTIONAL], ids=ids)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64],
+                         ids=str)
+def test_data_movement_is_bit_exact(op, dtype):
+    """Signed zeros, infinities and NaN payloads move unchanged."""
+    gen = torch.Generator().manual_seed(5)
+    for call in testing.sample_calls(op, dtype, generator=gen):
+        args = list(call.args)
+        special = torch.tensor([0.0, -0.0, INF, -INF, float("nan"), -float("nan")], dtype=dtype)
+        payload = _bits(special[4:5].clone())
+        payload += 3  # a NaN with a non-default payload
+        special = torch.cat([special, payload.view(dtype)])
+        for i, a in enumerate(args):
+            if isinstance(a, torch.Tensor) and a.dtype == dtype and a.numel():
+                flat = a.reshape(-1).clone()
+                flat[: special.numel()] = special[: flat.numel()]
+                args[i] = flat.reshape(a.shape)
+        call = Call(tuple(args), call.kwargs)
+        native, _ = testing.reference(op, call)
+        ours = op(*testing.on_device(call).args, **call.kwargs)
+        assert torch.equal(_bits(ours.cpu()), _bits(native)), call.label
+
+
+def layouts(t, kind):
+    """``t``'s values (or, for "expanded", its first row repeated) in another memory layout."""
+    if kind == "transposed" and t.dim() >= 2:
+        return t.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if kind == "stepped" and t.dim() >= 1:
+        wide = torch.empty(t.shape[:-1] + (2 * t.shape[-1],), dtype=t.dtype)[..., ::2]
+        return wide.copy_(t)
+    if kind == "offset":
+        flat = t.reshape(-1)
+        return torch.cat([flat[:1], flat])[1:].view(t.shape)
+    if kind == "expanded" and t.dim() >= 1 and t.shape[0] > 1:
+        return t[:1].expand(t.shape)
+    return t
+
+
+@pytest.mark.parametrize("op", FAMILY, ids=ids)
+@pytest.mark.parametrize("kind", ["transposed", "stepped", "offset", "expanded"])
+def test_noncontiguous(op, kind):
+    """Inputs of any strides are read through them: same answers as PyTorch."""
+    gen = torch.Generator().manual_seed(1)
+    for call in testing.sample_calls(op, torch.float32, shape=(6, 10), generator=gen):
+        args = [layouts(a, kind) if isinstance(a, torch.Tensor) else a for a in call.args]
+        if isinstance(op, InplaceOp) and kind == "expanded":
+            args[0] = call.args[0]  # an expanded self is an overlap error (tested below)
+        check(op, Call(tuple(args), call.kwargs, call.label))
+
+
+@pytest.mark.parametrize("op", FAMILY, ids=ids)
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2), (0, 4), (1, 1), (2, 3, 4)], ids=str)
+def test_zero_dim_empty_and_batched(op, shape):
+    gen = torch.Generator().manual_seed(3)
+    for call in testing.sample_calls(op, torch.float32, shape=shape, generator=gen):
+        check(op, call)
+
+
+@pytest.mark.parametrize("op", FAMILY, ids=ids)
+def test_triton_kernel_ran(op):
+    """No silent fallback: every call launches our kernel (counted under the op's own name)."""
+    name = testing.twin(op).name
+    for call in testing.sample_calls(op, torch.float32):
+        before = LAUNCHES[name]
+        out = op(*testing.on_device(call).args, **call.kwargs)
+        assert isinstance(out, torch.Tensor) and out.device.type == flaggems_exp.device
+        assert LAUNCHES[name] > before, call.label
+
+
+# ---- errors: PyTorch raises for each of these; ours must raise the same type and message ----
+def _t(*shape, dtype=torch.float32):
+    return testing.random_tensor(shape, dtype)
+
+
+def _b(*shape):
+    return torch.ones(shape, dtype=torch.bool)
+
+
+ERRORS = [
+    ("take", (_t(4, 5), torch.tensor([1, 2], dtype=torch.int32))),
+    ("take", (_t(4, 5), torch.tensor([[1, 2], [3, 20]]))),
+    ("take", (_t(4, 5), torch.tensor([[1, -21], [3, 4]]))),
+    ("take", (_t(4, 5), torch.tensor([[1, 30], [-30, 4]]))),
+    ("take", (_t(0, 3), torch.tensor([0]))),
+    ("take", (torch.tensor(3.0), torch.tensor(1))),
+    ("masked_scatter", (_t(5, 4), _b(5, 4).byte(), _t(20))),
+    ("masked_scatter", (_t(5, 4), _b(5, 4).int(), _t(20))),
+    ("masked_scatter", (_t(5, 4), _b(5, 4), _t(20, dtype=torch.float64))),
+    ("masked_scatter", (_t(5, 4), _b(5, 4), _t(19))),
+    ("masked_scatter", (_t(5, 4), _b(3), _t(20))),
+    ("masked_scatter", (_t(3), _b(5, 4), _t(20))),
+    ("masked_scatter", (_t(5, 4), _b(3), _t(20, dtype=torch.float64))),
+    ("masked_scatter", (_t(5, 4), _b(5, 4).byte(), _t(2))),
+    ("masked_scatter", (torch.tensor(1.0), torch.tensor(True), torch.tensor([]))),
+    ("masked_scatter_", (_t(5, 4), _b(3), _t(20))),
+    ("masked_scatter_", (_t(1, 4), _b(5, 4), _t(20))),
+    ("masked_scatter_", (torch.tensor(1.0), _b(2), _t(2))),
+    ("masked_scatter_", (_t(5, 4), _b(3), _t(20, dtype=torch.float64))),
+    ("masked_scatter_", (_t(5, 4), _b(3).byte(), _t(20))),
+    ("masked_scatter_", (_t(5, 4), _b(5, 4).byte(), _t(20, dtype=torch.float64))),
+    ("masked_scatter_", (_t(5, 4), _b(5, 4), _t(2))),
+    ("masked_scatter_", (_t(1, 4).expand(5, 4), _b(5, 4), _t(20, dtype=torch.float64))),
+    ("masked_scatter_", (torch.zeros(5, 4, dtype=torch.int64), _b(5, 4), _t(20))),
+    ("tril", (_t(4),)),
+    ("tril", (torch.tensor(1.0), 1)),
+    ("tril_", (_t(4),)),
+    ("diag", (torch.tensor(1.0),)),
+    ("diag", (_t(2, 2, 2), 1)),
+    ("slice_scatter", (_t(4, 6), _t(4, 2), 1, 1, 5, 1)),
+    ("slice_scatter", (_t(4, 6), _t(1, 4), 1, 1, 5, 1)),
+    ("slice_scatter", (_t(4, 6), _t(4), 1, 1, 5, 1)),
+    ("slice_scatter", (_t(4, 6), _t(4, 4), 1, 1, 5, 0)),
+    ("slice_scatter", (_t(4, 6), _t(4, 4), 1, 1, 5, -1)),
+    ("slice_scatter", (_t(4, 6), _t(4, 4), 2, 1, 5)),
+    ("slice_scatter", (_t(4, 6), _t(4, 4), -3)),
+    ("slice_scatter", (torch.tensor(1.0), torch.tensor(2.0), 0)),
+    ("slice_scatter", (_t(4, 6), _t(1, 6), 0, 3, 1)),
+    ("_safe_softmax", (torch.ones(3, 4, dtype=torch.int64), 1)),
+    ("_safe_softmax", (torch.ones(3, 4, dtype=torch.int64), 5)),
+    ("_safe_softmax", (_t(3, 4), 2)),
+    ("_safe_softmax", (torch.tensor(2.0), 1)),
+    ("_safe_softmax", (_t(3, 4), 1, torch.int64)),
+    ("_safe_softmax", (_t(3, 4), 1, torch.bool)),
+    ("trace", (_t(3),)),
+    ("trace", (torch.tensor(3.0),)),
+    ("trace", (_t(2, 2, 2),)),
+    ("_log_softmax_backward_data", (_t(3, 4), _t(3, 4), 2, torch.float32)),
+    ("_log_softmax_backward_data", (_t(3, 4), _t(3, 4, dtype=torch.float16), 1, torch.float32)),
+    ("_log_softmax_backward_data", (_t(3, 4, dtype=torch.float16), _t(3, 4), 1, torch.float16)),
+    ("_log_softmax_backward_data", (_t(3, 4), _t(3, 4, dtype=torch.float16), 1, torch.float16)),
+    ("_log_softmax_backward_data", (_t(3, 4), _t(3, 4), 1, torch.float64)),  # CUDA's rule
+    ("_log_softmax_backward_data", (_t(3, 4, dtype=torch.float16), _t(3, 4, dtype=torch.float16),
+                                    1, torch.float32)),  # CUDA's rule
+    ("_log_softmax_backward_data", (torch.ones(3, 4, dtype=torch.int64),
+                                    torch.ones(3, 4, dtype=torch.int64), 1, torch.int64)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:masked_scatter_ received a mask with dtype torch.uint8")
+@pytest.mark.parametrize("name, args", ERRORS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(ERRORS)])
+def test_errors(name, args):
+    native, _ = testing.reference(REGISTRY[name], Call(args))
+    assert isinstance(native, Exception), "PyTorch accepts this call: not an error case"
+    check_call(REGISTRY[name], Call(args))
+
+
+def test_complex_is_refused():
+    z = torch.ones(3, 3, dtype=torch.complex64)
+    for name, args in [("take", (z, torch.tensor([0]))), ("tril", (z,)), ("diag", (z,)),
+                       ("masked_scatter", (z, _b(3, 3), z.reshape(-1))), ("trace", (z,)),
+                       ("slice_scatter", (z, z, 0)), ("_safe_softmax", (z, 0, torch.float32))]:
+        with pytest.raises(NotImplementedError, match="complex dtypes are not supported"):
+            REGISTRY[name](*testing.on_device(Call(args)).args)
+    # where PyTorch itself refuses complex, its own error comes
+    check_call(REGISTRY["_safe_softmax"], Call((z, 0)))
+
+
+def test_log_softmax_backward_shape_mismatch_is_refused():
+    """PyTorch's kernel reads past a smaller ``output``; ours refuses the call."""
+    with pytest.raises(RuntimeError, match="expected output of shape"):
+        REGISTRY["_log_softmax_backward_data"](*testing.on_device(
+            Call((_t(3, 4), _t(2, 4), 1, torch.float32))).args)
+
+
+def test_log_softmax_backward_half_to_float():
+    """float32 grad and output with input_dtype float16: a float16 result (PyTorch's CUDA path)."""
+    gen = torch.Generator().manual_seed(7)
+    grad = torch.randn(6, 300, generator=gen)
+    output = torch.log_softmax(torch.randn(6, 300, generator=gen), 1)
+    ours = check_call(REGISTRY["_log_softmax_backward_data"],
+                      Call((grad, output, 1, torch.float16)))
+    assert ours.dtype == torch.float16
+
+
+# ---- op-specific semantics PyTorch pins down ----------------------------------------------
+@pytest.mark.parametrize("length", [1, 1000, 5000, 100_000])
+@pytest.mark.parametrize("dim", [-1, 0], ids=["last", "first"])
+def test_softmax_row_lengths(length, dim):
+    """Rows of any length (no cap), along the last dim or a strided one."""
+    gen = torch.Generator().manual_seed(length)
+    rows = 1 if length == 100_000 else 3
+    shape = (rows, length) if dim == -1 else (length, rows)
+    x = torch.randn(shape, generator=gen) * 4
+    op = REGISTRY["_safe_softmax"]
+    for dtype, result in ((torch.float32, None), (torch.float16, None),
+                          (torch.float16, torch.float32)):
+        # against float64: PyTorch's own float32 sum along a strided dim drifts on long rows
+        expected = A._safe_softmax(x.to(dtype).double(), dim).to(result or dtype)
+        ours = op(*testing.on_device(Call((x.to(dtype), dim, result))).args)
+        testing.assert_close(ours, expected)
+    grad = torch.randn(shape, generator=gen, dtype=torch.float64)
+    output = torch.log_softmax(x.double(), dim)
+    expected = A._log_softmax_backward_data(grad, output, dim, torch.float64).float()
+    ours = REGISTRY["_log_softmax_backward_data"](
+        *testing.on_device(Call((grad.float(), output.float(), dim, torch.float32))).args)
+    testing.assert_close(ours, expected)
+
+
+def test_softmax_special_rows():
+    """All -inf rows give 0; +inf or NaN give NaN; the -inf test uses the input before dtype=."""
+    x = torch.tensor([[-INF, -INF, -INF], [1.0, -INF, -INF], [INF, 1.0, 0.0],
+                      [float("nan"), -INF, -INF], [-1e10, -1e10, -1e10], [0.0, 0.0, 0.0]])
+    op = REGISTRY["_safe_softmax"]
+    for dtype in (None, torch.float16, torch.float64):
+        for dim in (1, 0):
+            check_call(op, Call((x, dim, dtype)))
+            ours = op(*testing.on_device(Call((x, dim, dtype))).args)
+            expected = A._safe_softmax(x, dim, dtype)
+            assert torch.equal(ours.isnan().cpu(), expected.isnan())
+    ours = op(*testing.on_device(Call((x, 1, torch.float16))).args).cpu()
+    assert (ours[0] == 0).all() and ours[4].isnan().all()  # f32 -1e10 -> f16 -inf is not masked
+    for value in (2.0, -INF, float("nan")):
+        check_call(op, Call((torch.tensor(value), 0)))
+        check_call(op, Call((torch.tensor(value), -1)))
+    check_call(op, Call((torch.tensor([[1, 2], [3, 4]], dtype=torch.int32), 0, torch.float32)))
+    check_call(op, Call((torch.tensor([[True, False]]), 1), {"dtype": torch.float16}))
+
+
+def test_trace_values():
+    op = REGISTRY["trace"]
+    for x in (torch.full((300, 300), 255, dtype=torch.uint8),
+              torch.full((300, 200), -128, dtype=torch.int8),
+              torch.full((3000, 5), 1.0001, dtype=torch.float16), torch.ones(0, 3),
+              torch.ones(3, 0, dtype=torch.int32), torch.tensor([[INF, 1.0], [2.0, -INF]]),
+              torch.tensor([[True, True], [False, True]]), torch.randn(7, 5).t()[::2]):
+        ours = check_call(op, Call((x,)))
+        assert ours.dim() == 0
+    bools = testing.on_device(Call((torch.ones(3, 3, dtype=torch.bool),))).args[0]
+    assert op(bools).dtype == torch.int64  # CUDA's rule (the CPU kernel refuses bool)
+
+
+def test_tril_and_diag_diagonals():
+    """Any diagonal, batch dims, a written zero over NaN/inf, diag always a new tensor."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 3, 5, 4, generator=gen)
+    x[0, 0] = float("nan")
+    x[1, 2] = INF
+    for k in (0, 1, -1, 3, -4, 2**40, -(2**40), 100, -100):
+        check_call(REGISTRY["tril"], Call((x, k)), exact=True)
+        check_call(REGISTRY["tril_"], Call((x.clone(), k)), exact=True)
+    v = torch.randn(4, generator=gen)
+    for k in (0, 2, -3, 7, -7):
+        check_call(REGISTRY["diag"], Call((v, k)), exact=True)
+        check_call(REGISTRY["diag"], Call((x[0, 0], k)), exact=True)
+    check_call(REGISTRY["diag"], Call((torch.ones(0), 2)), exact=True)
+    m = torch.randn(3, 3, generator=gen).to(flaggems_exp.device)
+    d = REGISTRY["diag"](m)
+    assert d.untyped_storage().data_ptr() != m.untyped_storage().data_ptr()
+
+
+def test_slice_scatter_bounds_and_layout():
+    """start/end None, negative, clamped, empty; src cast into self's dtype; self's strides kept."""
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(4, 9, generator=gen)
+    op = REGISTRY["slice_scatter"]
+    for dim, start, end, step in ((1, None, None, 1), (1, -4, -1, 1), (1, -30, 100, 4),
+                                  (1, 5, 2, 1), (0, 1, None, 2), (1, 2**62, None, 3),
+                                  (-1, 0, 9, 9)):
+        shape = list(x.shape)
+        shape[dim] = len(range(*slice(start, end, step).indices(x.shape[dim])))
+        src = torch.randn(shape, generator=gen)
+        check_call(op, Call((x, src, dim, start, end, step)), exact=True)
+        check_call(op, Call((x.long(), src, dim, start, end, step)), exact=True)  # truncates
+        check_call(op, Call((x.bool(), src, dim, start, end, step)), exact=True)
+        check_call(op, Call((x, src.to(torch.int16), dim, start, end, step)), exact=True)
+        check_call(op, Call((x, src), {"dim": dim, "start": start, "end": end, "step": step}),
+                   exact=True)
+    for self_tensor in (x.t()[::2], torch.randn(2, 3, 4, 5, generator=gen).permute(0, 2, 3, 1),
+                        x[1:]):
+        self_tensor = self_tensor.to(flaggems_exp.device)  # strides as they are on the device
+        src = torch.randn(self_tensor[:, 1:2].shape, generator=gen).to(flaggems_exp.device)
+        native = op.ref(self_tensor.cpu(), src.cpu(), 1, 1, 2)
+        ours = op(self_tensor, src, 1, 1, 2)
+        assert ours.stride() == self_tensor.stride() and torch.equal(ours.cpu(), native)
+
+
+def test_take_and_masked_scatter_orders():
+    """take reads self in logical row-major order; masked_scatter consumes source in the
+    row-major order of the mask's hits, across program blocks (a large mask)."""
+    gen = torch.Generator().manual_seed(13)
+    x = torch.randn(300, 257, generator=gen).t()
+    index = torch.randint(-x.numel(), x.numel(), (40, 50), generator=gen)
+    check_call(REGISTRY["take"], Call((x, index)), exact=True)
+    check_call(REGISTRY["take"], Call((x, index[::2, ::3])), exact=True)
+    mask = torch.rand(257, 300, generator=gen) > 0.3
+    source = torch.randn(400, 300, generator=gen).t()
+    for call in (Call((x, mask, source)), Call((x, mask[:1], source)),
+                 Call((x[:1], mask.t().t(), source)),
+                 Call((x.to(torch.bfloat16), mask, source.bfloat16()))):
+        check_call(REGISTRY["masked_scatter"], call, exact=True)
+    check_call(REGISTRY["masked_scatter_"], Call((x.clone(), mask, source)), exact=True)
+    check_call(REGISTRY["masked_scatter"], Call((x, mask, source.reshape(-1)[:int(mask.sum())])),
+               exact=True)  # exactly enough source elements
+
+
+def test_inplace_through_strides_and_aliasing():
+    """In place writes self through its strides (neighbours untouched) and returns it; an input
+    aliasing self is read as it was before the call (a temporary)."""
+    gen = torch.Generator().manual_seed(14)
+    base = torch.randn(10, 12, generator=gen).to(flaggems_exp.device)
+    view = base[:, ::2].t()  # (6, 10), transposed and stepped
+    before = base.clone()
+    mask = (torch.rand(6, 10, generator=gen) > 0.5).to(flaggems_exp.device)
+    source = torch.randn(60, generator=gen).to(flaggems_exp.device)
+    expected = torch.masked_scatter(view.cpu(), mask.cpu(), source.cpu())
+    assert REGISTRY["masked_scatter_"](view, mask, source) is view
+    assert torch.equal(view.cpu(), expected)
+    assert torch.equal(base[:, 1::2].cpu(), before[:, 1::2].cpu())
+    expected = view.cpu().tril(1)
+    assert REGISTRY["tril_"](view, 1) is view and torch.equal(view.cpu(), expected)
+    # source and mask alias self
+    x = torch.randn(4, 6, generator=gen).to(flaggems_exp.device)
+    m = x > 0
+    expected = torch.masked_scatter(x.cpu(), m.cpu(), x.cpu().t().reshape(-1))
+    REGISTRY["masked_scatter_"](x, m, x.t())
+    assert torch.equal(x.cpu(), expected)
+    # large enough for several programs even in the interpreter: later blocks read source
+    # elements that earlier blocks have written
+    x = torch.randn(300, 300, generator=gen).to(flaggems_exp.device)
+    expected = x.cpu().t().contiguous()
+    REGISTRY["masked_scatter_"](x, torch.ones_like(x, dtype=torch.bool), x.t())
+    assert torch.equal(x.cpu(), expected)
+    b = (torch.rand(5, 5, generator=gen) > 0.5).to(flaggems_exp.device)
+    expected = torch.masked_scatter(b.cpu(), b.cpu(), ~b.cpu())
+    REGISTRY["masked_scatter_"](b, b, ~b)
+    assert torch.equal(b.cpu(), expected)
+
+
+@pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
+def test_out(op):
+    """``out=``: written through its strides and returned, resized when its shape differs;
+    a wrong dtype or an overlapping out raises as PyTorch does."""
+    call = testing.sample_calls(op, torch.float32)[0]
+    native, expected = testing.reference(op, call)
+    dev = testing.on_device(call)
+    if not op.aten_overloads() or not any(o == "out" for _, o in op.aten_overloads()):
+        with pytest.raises(TypeError):
+            op(*dev.args, out=torch.empty_like(expected).to(flaggems_exp.device), **call.kwargs)
+        return
+    outs = [torch.empty(0, dtype=expected.dtype), torch.empty_like(expected)]
+    if expected.dim() == 2:
+        outs.append(torch.empty(expected.shape[::-1], dtype=expected.dtype).t())
+    for out in outs:
+        out = out.to(flaggems_exp.device)
+        assert op(*dev.args, out=out, **call.kwargs) is out
+        testing.assert_close(out, expected, exact=is_exact(op))
+    bad_outs = [lambda: torch.zeros(expected.shape, dtype=torch.float64)]  # made afresh per use
+    if expected.numel() > 1:
+        bad_outs.append(lambda: torch.zeros(expected.shape)[:1].expand(expected.shape))
+    for bad in bad_outs:
+        theirs = run(lambda *a, **k: op.ref(*a, out=bad(), **k), call)
+        ours_out = bad().to(flaggems_exp.device)
+        if isinstance(theirs, Exception):
+            assert_same_error(run(lambda *a, **k: op(*a, out=ours_out, **k), dev), theirs)
+            assert not ours_out.cpu().any()
+
+
+def test_take_refuses_out_overlapping_an_input():
+    x = torch.randn(4, 5).to(flaggems_exp.device)
+    index = torch.tensor([[1, 2], [3, 4]]).to(flaggems_exp.device)
+    for out in (x, x[0, :4].view(2, 2)):
+        with pytest.raises(RuntimeError, match="some elements of the input tensor"):
+            REGISTRY["take"](x, index, out=out)
+
+
+# ---- enable(): torch's own ops run ours, and autograd through them is PyTorch's ---------------
+@pytest.mark.parametrize("op", FAMILY, ids=ids)
+def test_enable_routes(op):
+    """torch's own op (and its out= overload) runs our kernel under use_gems(), same answer."""
+    call = testing.sample_calls(op, torch.float32)[0]
+    native, expected = testing.reference(op, call)
+    name = testing.twin(op).name
+    packet = getattr(torch.ops.aten, op.name)
+    before = LAUNCHES[name]
+    with flaggems_exp.use_gems():
+        got = packet(*testing.on_device(call).args, **call.kwargs)
+    assert LAUNCHES[name] > before
+    testing.assert_close(got, expected, exact=is_exact(op))
+    if "out" in packet.overloads():
+        out = torch.empty(0, dtype=expected.dtype, device=flaggems_exp.device)
+        before = LAUNCHES[name]
+        with flaggems_exp.use_gems():
+            assert packet(*testing.on_device(call).args, **call.kwargs, out=out) is out
+        assert LAUNCHES[name] > before
+        testing.assert_close(out, expected, exact=is_exact(op))
+
+
+AUTOGRAD = ["_safe_softmax", "take", "masked_scatter", "tril", "diag", "slice_scatter", "trace"]
+
+
+@pytest.mark.parametrize("name", AUTOGRAD)
+def test_autograd_under_enable(name):
+    """The same gradients as PyTorch with our forward enabled (and our kernel ran)."""
+    op = REGISTRY[name]
+    call = testing.sample_calls(op, torch.float64, shape=(4, 6))[0]
+    gen = torch.Generator().manual_seed(15)
+
+    def grads():
+        leaves = [a.to(flaggems_exp.device, copy=True).requires_grad_()
+                  if isinstance(a, torch.Tensor) and a.is_floating_point() else
+                  (a.to(flaggems_exp.device) if isinstance(a, torch.Tensor) else a)
+                  for a in call.args]
+        out = getattr(torch.ops.aten, name)(*leaves, **call.kwargs)
+        weight = torch.randn(out.shape, dtype=out.dtype, generator=gen.manual_seed(16))
+        (out * weight.to(out.device)).sum().backward()
+        return [a.grad for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad]
+
+    expected = grads()
+    before = LAUNCHES[name]
+    with flaggems_exp.use_gems():
+        got = grads()
+    # diag is a composite op in PyTorch: with a gradient needed its decomposition runs
+    assert LAUNCHES[name] > before or name == "diag"
+    assert len(got) == len(expected) and expected
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g.cpu(), e.cpu(), rtol=1e-12, atol=1e-12)
