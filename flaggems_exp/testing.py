@@ -38,7 +38,8 @@ class Call:
     def on(self, device):
         """The same call with its tensors copied to ``device``, each keeping its exact layout
         (strides, steps, expanded dims), so the op under test sees the same views."""
-        kwargs = dict(self.kwargs)
+        kwargs = {k: copy_view(v, device) if isinstance(v, torch.Tensor) else v
+                  for k, v in self.kwargs.items()}
         if "device" in kwargs:  # a factory's own device argument follows the call
             kwargs["device"] = device
         return Call(tuple(copy_view(a, device) if isinstance(a, torch.Tensor) else a
@@ -150,7 +151,8 @@ def reference(op, call):
 
 def normalize_message(message):
     """A PyTorch message with its backend-specific kernel name ("elu_cpu") blanked out."""
-    return re.sub(r'"\w+" not implemented for', '"<kernel>" not implemented for', str(message))
+    message = re.sub(r'"\w+" not implemented for', '"<kernel>" not implemented for', str(message))
+    return re.sub(r"\b(CPU|CUDA)(\w+Type)\b", r"<device>\2", message)  # expand(CUDABoolType...
 
 
 def assert_same_error(ours, theirs):
@@ -163,7 +165,7 @@ def assert_close(ours, expected, exact=False, signed_zeros=False):
     """``ours`` (any device) equals ``expected`` in dtype and shape, values within tolerance."""
     if isinstance(ours, Exception):
         raise AssertionError(f"raised {type(ours).__name__}: {ours}")
-    ours = ours.cpu()
+    ours, expected = ours.cpu(), expected.cpu()
     assert ours.dtype == expected.dtype, (ours.dtype, expected.dtype)
     assert ours.shape == expected.shape, (ours.shape, expected.shape)
     rtol, atol = (0, 0) if exact else TOLERANCE.get(expected.dtype, (0, 0))

@@ -113,7 +113,10 @@ class LogSoftmaxBackwardData(ReductionOp):
 
 
 def _cuda_trace(x, **kwargs):
-    """PyTorch's CUDA trace, which sums bool as int64 (the CPU kernel refuses bool)."""
+    """PyTorch's CUDA trace, which sums bool as int64 and float16/bfloat16 in float32 (some
+    CPU builds refuse bool and the half types)."""
+    if x.dtype in (torch.float16, torch.bfloat16) and "out" not in kwargs:
+        return torch.ops.aten.trace(x.float()).to(x.dtype)
     return torch.ops.aten.trace(x.long() if x.dtype == torch.bool else x, **kwargs)
 
 
