@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 from . import libm
+from .device import INTERPRETED
 
 _INF = tl.constexpr(float("inf"))
 _NAN = tl.constexpr(float("nan"))
@@ -405,3 +406,47 @@ def sinc(x):
     y = x * _PI
     r = libm.sin(y) / y
     return tl.where(x == 0, 1.0, r)
+
+
+if not INTERPRETED:
+    # Compiled, the CUDA math library (libdevice) provides these: the very functions PyTorch's
+    # CUDA kernels call, so results agree with PyTorch's to the bit, and they are faster than
+    # the portable versions above, which the interpreter (where libdevice does nothing) needs.
+    # Rebinding the module's names also switches the functions above that call them.
+    from triton.language.extra import libdevice as _cuda
+
+    @triton.jit
+    def log1p(x):  # noqa: F811
+        return _cuda.log1p(x)
+
+    @triton.jit
+    def expm1(x):  # noqa: F811
+        return _cuda.expm1(x)
+
+    @triton.jit
+    def sinh(x):  # noqa: F811
+        return _cuda.sinh(x)
+
+    @triton.jit
+    def cosh(x):  # noqa: F811
+        return _cuda.cosh(x)
+
+    @triton.jit
+    def asinh(x):  # noqa: F811
+        return _cuda.asinh(x)
+
+    @triton.jit
+    def acosh(x):  # noqa: F811
+        return _cuda.acosh(x)
+
+    @triton.jit
+    def atanh(x):  # noqa: F811
+        return _cuda.atanh(x)
+
+    @triton.jit
+    def erfinv(x):  # noqa: F811
+        return _cuda.erfinv(x)
+
+    @triton.jit
+    def hypot(x, y):  # noqa: F811
+        return _cuda.hypot(x, y)
