@@ -23,7 +23,7 @@ SIZES = ("S", "M", "L")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 _FLOATS = ("p20_ms", "p50_ms", "p80_ms", "gbps", "fraction", "host_us")
 # diagnosis thresholds: a judgement on the measured numbers, not measurements themselves
-_HOST_BOUND = 0.5         # host µs per call at S >= this share of the kernel's µs at L
+_HOST_BOUND = 1.0  # host time per call at least the kernel's: the GPU waits on the host
 _NEAR_CEILING = 0.7       # a bandwidth fraction this high is bandwidth-bound
 _SCALES_WITH_BYTES = 0.75  # time ratio / bytes ratio across dtypes: memory-bound above this
 
@@ -133,7 +133,8 @@ def compile_wins_at_l(data):
 
 def diagnose(data, op):
     """One line on why ``op`` is below eager at L, from its own numbers: host overhead (its
-    host time per call rivals the kernel's), bandwidth-bound (near the copy ceiling), or far
+    host time per call is at least the kernel's, so launches cannot keep the GPU busy),
+    bandwidth-bound (near the copy ceiling), or far
     from the ceiling, where the way its time scales with the bytes across dtypes tells extra
     passes over memory (time grows with bytes) from computation (it does not)."""
     speeds = {d: s for d in data.dtypes if (s := data.speedup(op, d, "L")) is not None}
