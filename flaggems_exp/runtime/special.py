@@ -68,6 +68,7 @@ _I0E_B = tl.constexpr((
     6.88975834691682398426e-5, 3.36911647825569408990e-3,
     8.04490411014108831608e-1,
 ))
+_I0E_B_PADDED = tl.constexpr((0.0,) * 5 + tuple(_I0E_B.value))  # aligned to the A series' length
 
 # Cephes Chebyshev coefficients for exp(-x) I1(x) / x on [0, 8].
 _I1E_A = tl.constexpr((
@@ -104,6 +105,7 @@ _I1E_B = tl.constexpr((
     -1.10588938762623716291e-4, -9.76109749136146840777e-3,
     7.78576235018280120474e-1,
 ))
+_I1E_B_PADDED = tl.constexpr((0.0,) * 4 + tuple(_I1E_B.value))  # aligned to the A series' length
 
 # Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011),
 # single-precision branches in w - 2.5 (w < 5) and sqrt(w) - 3 (w >= 5).
@@ -188,19 +190,6 @@ def _polevl(x, coeffs: tl.constexpr, n: tl.constexpr):
     for i in tl.static_range(1, n):
         r = r * x + coeffs[i]
     return r
-
-
-@triton.jit
-def _chbevl(x, coeffs: tl.constexpr, n: tl.constexpr):
-    # Clenshaw recurrence for a Cephes Chebyshev series at argument x / 2.
-    b0 = tl.zeros_like(x) + coeffs[0]
-    b1 = tl.zeros_like(x)
-    b2 = tl.zeros_like(x)
-    for i in tl.static_range(1, n):
-        b2 = b1
-        b1 = b0
-        b0 = x * b1 - b2 + coeffs[i]
-    return 0.5 * (b0 - b2)
 
 
 @triton.jit
@@ -372,30 +361,48 @@ def digamma(x):
 
 
 @triton.jit
+def _chbevl_either(x, first, A: tl.constexpr, B: tl.constexpr, n: tl.constexpr):
+    """``_chbevl`` of A where ``first``, else of B, in ONE recurrence (both of n coefficients):
+    Bessel functions pick their series by |x| <= 8 per element, and evaluating both series
+    everywhere would double the arithmetic. A shorter series is padded with leading zeros,
+    which leave the recurrence exactly as if it started at its first coefficient."""
+    zero = tl.zeros_like(x)  # coefficients in x's dtype (a bare float literal is float32)
+    b0 = tl.where(first, zero + A[0], zero + B[0])
+    b1 = zero
+    b2 = zero
+    for i in tl.static_range(1, n):
+        b2 = b1
+        b1 = b0
+        b0 = x * b1 - b2 + tl.where(first, zero + A[i], zero + B[i])
+    return 0.5 * (b0 - b2)
+
+
+@triton.jit
+def _bessel_series(a, A: tl.constexpr, B: tl.constexpr, n: tl.constexpr):
+    """Cephes' scaled series for |x| = a: chbevl(a/2 - 2, A) up to 8, chbevl(32/a - 2, B)/sqrt(a)
+    beyond, as ATen's calc_i0e / calc_i1e evaluate them."""
+    small = a <= 8.0
+    series = _chbevl_either(tl.where(small, a * 0.5 - 2.0, 32.0 / a - 2.0), small, A, B, n)
+    return tl.where(small, series, series / _sqrt(a))
+
+
+@triton.jit
 def i0e(x):
-    a = tl.abs(x)
-    lo = _chbevl(a * 0.5 - 2.0, _I0E_A, 30)
-    hi = _chbevl(32.0 / a - 2.0, _I0E_B, 25) / _sqrt(a)
-    return tl.where(a <= 8.0, lo, hi)
+    return _bessel_series(tl.abs(x), _I0E_A, _I0E_B_PADDED, 30)
 
 
 @triton.jit
 def i0(x):
     a = tl.abs(x)
-    e = libm.exp(a)
-    lo = e * _chbevl(a * 0.5 - 2.0, _I0E_A, 30)
-    # Same operation order as ATen: i0(inf) = inf / inf = NaN, like torch.
-    hi = e * _chbevl(32.0 / a - 2.0, _I0E_B, 25) / _sqrt(a)
-    return tl.where(a <= 8.0, lo, hi)
+    # exp(a) times the scaled series, in ATen's order: i0(inf) = inf / inf = NaN, like torch
+    return libm.exp(a) * _bessel_series(a, _I0E_A, _I0E_B_PADDED, 30)
 
 
 @triton.jit
 def i1(x):
     a = tl.abs(x)
-    e = libm.exp(a)
-    lo = e * a * _chbevl(a * 0.5 - 2.0, _I1E_A, 29)
-    hi = e * _chbevl(32.0 / a - 2.0, _I1E_B, 25) / _sqrt(a)
-    r = tl.where(a <= 8.0, lo, hi)
+    series = _bessel_series(a, _I1E_A, _I1E_B_PADDED, 29)
+    r = libm.exp(a) * tl.where(a <= 8.0, a * series, series)
     # Sign from x < 0 (not the sign bit), so i1(-0) = +0 as in torch.
     return tl.where(x < 0, -r, r)
 
