@@ -108,28 +108,10 @@ def native_copy_(self, src, non_blocking=False):
         DispatchKey.CompositeExplicitAutograd, self, src, non_blocking)
 
 
-def _same_storage(a, b):
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-
-
 def _same_data(a, b):
     """PyTorch's early exit of copy_: the very same elements, nothing to do."""
     return (a.data_ptr() == b.data_ptr() and a.dtype == b.dtype and a.shape == b.shape
-            and a.stride() == b.stride() and _same_storage(a, b))
-
-
-def _partial_overlap(a, b):
-    """TensorIterator's overlap test: only two dense tensors are compared (PyTorch deems any
-    other pair too hard and lets it pass); the same span with other strides overlaps partly."""
-    if a.numel() == 0 or b.numel() == 0 or not _same_storage(a, b):
-        return False
-    if not (geometry.is_dense(a) and geometry.is_dense(b)):
-        return False
-    a0, b0 = a.data_ptr(), b.data_ptr()
-    a1, b1 = a0 + a.numel() * a.element_size(), b0 + b.numel() * b.element_size()
-    if (a0, a1) == (b0, b1):
-        return a.stride() != b.stride()
-    return a0 < b1 and b0 < a1
+            and a.stride() == b.stride() and geometry.same_storage(a, b))
 
 
 class CopyOp(Op):
@@ -181,7 +163,7 @@ class CopyOp(Op):
         if inplace:
             if like.numel() and geometry.has_internal_overlap(like):
                 raise errors.internal_overlap()
-            if is_tensor and _partial_overlap(like, src):
+            if is_tensor and geometry.partially_overlaps(like, src):
                 raise errors.partial_overlap()
         if is_tensor:
             shape = torch._C._infer_size(like.shape, src.shape)  # TensorIterator's message
@@ -196,7 +178,7 @@ class CopyOp(Op):
                 raise errors.out_dtype_mismatch(out.dtype, like.dtype, "expected")
             if out.shape != like.shape:
                 out.resize_(like.shape)
-            if is_tensor and src.numel() and out.numel() and _same_storage(out, src):
+            if is_tensor and src.numel() and out.numel() and geometry.same_storage(out, src):
                 src = write(self, torch.empty_like(src), src)  # as PyTorch: via a temporary
         if is_tensor and src.device != out.device:
             return native_copy_(out, src, non_blocking)

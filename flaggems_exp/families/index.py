@@ -203,10 +203,6 @@ def sample_calls(op, dtype, shape, generator):
     return [Call(args, kwargs, label) for args, kwargs, label in op.sample_args(x, generator)]
 
 
-def shares_memory(a, b):
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-
-
 class IndexOp(Op):
     """Data movement with one skeleton: out[i] = gathered if take_g else (x if keep_x else 0).
 
@@ -289,8 +285,8 @@ class IndexOp(Op):
         view = out.permute(plan.order) if plan.order else out
         same_x = (x is not None and x.data_ptr() == out.data_ptr() and x.dtype == out.dtype
                   and tuple(plan.x[1]) == tuple(view.stride()))
-        if (x is not None and not same_x and shares_memory(x, out)) or any(
-                shares_memory(t, out) for t in aliased):
+        if (x is not None and not same_x and geometry.same_storage(x, out)) or any(
+                geometry.same_storage(t, out) for t in aliased):
             tmp = plan.allocate(out.device)
             self.launch(plan, tmp)
             self.launch(Plan(plan.shape, plan.dtype, copy, x=(tmp, tmp.stride())), out)

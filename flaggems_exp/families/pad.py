@@ -95,17 +95,6 @@ def _fits(value, schema_type):
     return True
 
 
-def _shares_memory(a, b):
-    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr() or not b.numel():
-        return False
-
-    def span(t):
-        extent = sum((n - 1) * s for n, s in zip(t.shape, t.stride()))
-        return t.data_ptr(), t.data_ptr() + (extent + 1) * t.element_size()
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return a0 < b1 and b0 < a1
-
-
 def _iteration(shape, out_strides, in_strides, maps):
     """The dims the kernel walks: in the output's memory order (outermost first, so the tile's
     columns are the output's innermost dim), without size-1 pass-through dims, and with
@@ -205,7 +194,7 @@ class GatherOp(Op):
             if tuple(out.shape) != shape:  # the first write, after every check
                 out.resize_(shape, memory_format=memory_format)
         if out.numel():
-            if _shares_memory(out, x):  # reading what was written: go through a temporary
+            if geometry.memory_overlaps(out, x):  # reading what was written: go through a temporary
                 result = torch.empty(shape, dtype=x.dtype, device=x.device)
                 self.launch(result, x, *self.views(x, result, plan))
                 self.launch(out, result, shape, out.stride(), result.stride(), [None] * len(shape))

@@ -67,24 +67,38 @@ def has_internal_overlap(t):
     return t.numel() > 0 and any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride()))
 
 
+def same_storage(a, b):
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
 def _memory_span(t):
     start = t.data_ptr()
     extent = sum((n - 1) * st for n, st in zip(t.shape, t.stride()) if n > 0)
     return start, start + (extent + 1) * t.element_size()
 
 
+def memory_overlaps(a, b):
+    """True when the memory spans of ``a`` and ``b`` (non-empty, one storage) intersect."""
+    if a.numel() == 0 or b.numel() == 0 or not same_storage(a, b):
+        return False
+    (a0, a1), (b0, b1) = _memory_span(a), _memory_span(b)
+    return a0 < b1 and b0 < a1
+
+
+def partially_overlaps(out, inp):
+    """PyTorch's partial overlap of a written tensor with an input: some, but not exactly all,
+    of their memory shared. Only dense pairs are judged (PyTorch deems others too hard and lets
+    them pass: interleaved views such as x[::2], x[1::2] do)."""
+    if not (is_dense(out) and is_dense(inp)) or not memory_overlaps(out, inp):
+        return False
+    # the same bytes walked the same way (a view in another dtype too) overlap fully: each
+    # element is read before it is written, which is safe
+    return not (_memory_span(out) == _memory_span(inp) and out.stride() == inp.stride())
+
+
 def check_no_partial_overlap(out, inp):
-    """Raise PyTorch's error when ``inp`` shares some, but not exactly all, memory with ``out``."""
-    if out.numel() == 0 or inp.numel() == 0 or not (is_dense(out) and is_dense(inp)):
-        return  # PyTorch judges only dense pairs (interleaved views such as x[::2], x[1::2] pass)
-    if out.untyped_storage().data_ptr() != inp.untyped_storage().data_ptr():
-        return
-    if (out.data_ptr() == inp.data_ptr() and out.stride() == inp.stride()
-            and out.shape == inp.shape and out.dtype == inp.dtype):
-        return  # the very same elements: reading then writing each one is safe
-    a0, a1 = _memory_span(out)
-    b0, b1 = _memory_span(inp)
-    if a0 < b1 and b0 < a1:
+    """Raise PyTorch's error when ``inp`` partially overlaps ``out``."""
+    if partially_overlaps(out, inp):
         from .errors import partial_overlap
         raise partial_overlap()
 
