@@ -5,6 +5,7 @@ files it under its aten name and aliases, and derives its in-place form. Everyth
 ``experimental_ops`` namespace, ``enable()``, the tests and the benchmarks — reads ``REGISTRY``.
 """
 import collections
+import functools
 import re
 
 import torch
@@ -76,6 +77,42 @@ class Op:
 
     def __repr__(self):
         return f"<{self.family} {self.name}>"
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(name):
+    """(the default overload's arguments, whether an ``.out`` overload exists) of aten's op."""
+    packet = getattr(torch.ops.aten, name)
+    return tuple(packet.default._schema.arguments), "out" in packet.overloads()
+
+
+def bind(op, args, kwargs, out=None):
+    """The call's arguments in aten schema order, defaults filled in (Python's own TypeErrors)."""
+    params, has_out = _schema(op.name)
+    if out is not None and not has_out:
+        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
+    if len(args) > len(params):
+        raise TypeError(f"{op.name}() takes {len(params)} arguments but {len(args)} were given")
+    values, kwargs = list(args), dict(kwargs)
+    for param in params[len(args):]:
+        if param.name in kwargs:
+            values.append(kwargs.pop(param.name))
+        elif param.has_default_value():
+            values.append(param.default_value)
+        else:
+            raise TypeError(f"{op.name}() missing required argument '{param.name}'")
+    if kwargs:
+        raise TypeError(f"{op.name}() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    return values
+
+
+def sample_calls(op, dtype, shape, generator):
+    """Calls of ``op`` (or its in-place form) for tests, self-check and benchmarks: the op's
+    ``sample_args`` around a random tensor of ``shape`` and ``dtype`` (a family's
+    ``sample_calls`` may delegate here)."""
+    from ..testing import Call, random_tensor
+    x = random_tensor(shape, dtype, op.domain, generator)
+    return [Call(args, kwargs, label) for args, kwargs, label in op.sample_args(x, generator)]
 
 
 def register(cls):

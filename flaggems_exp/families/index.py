@@ -1,6 +1,5 @@
 """IndexOp: data movement in which each output element is an element of ``self``, an element
 gathered from another tensor by a computed index, or a written zero."""
-import functools
 import math
 
 import attrs
@@ -10,7 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from .base import LAUNCHES, Op
+from .base import LAUNCHES, Op, bind, sample_calls
 
 # how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
 # running count of hits is the gather index (masked_scatter: source is consumed in order)
@@ -166,41 +165,6 @@ def _collapse(shape, strides_list, pinned):
     if not shape:
         return (1,), [(0,) for _ in strides_list]
     return shape, strides
-
-
-@functools.lru_cache(maxsize=None)
-def _schema(name):
-    """(the default overload's arguments, whether an ``.out`` overload exists) of aten's op."""
-    packet = getattr(torch.ops.aten, name)
-    return tuple(packet.default._schema.arguments), "out" in packet.overloads()
-
-
-def bind(op, args, kwargs, out=None):
-    """The call's arguments in aten schema order, defaults filled in (Python's own TypeErrors)."""
-    params, has_out = _schema(op.name)
-    if out is not None and not has_out:
-        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
-    if len(args) > len(params):
-        raise TypeError(f"{op.name}() takes {len(params)} arguments but {len(args)} were given")
-    values, kwargs = list(args), dict(kwargs)
-    for param in params[len(args):]:
-        if param.name in kwargs:
-            values.append(kwargs.pop(param.name))
-        elif param.has_default_value():
-            values.append(param.default_value)
-        else:
-            raise TypeError(f"{op.name}() missing required argument '{param.name}'")
-    if kwargs:
-        raise TypeError(f"{op.name}() got an unexpected keyword argument '{next(iter(kwargs))}'")
-    return values
-
-
-def sample_calls(op, dtype, shape, generator):
-    """Calls of ``op`` (or its in-place form) for tests, self-check and benchmarks: the op's
-    ``sample_args`` around a random tensor of ``shape`` and ``dtype``."""
-    from ..testing import Call, random_tensor
-    x = random_tensor(shape, dtype, op.domain, generator)
-    return [Call(args, kwargs, label) for args, kwargs, label in op.sample_args(x, generator)]
 
 
 class IndexOp(Op):

@@ -10,8 +10,7 @@ import triton.language as tl
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.triton_types import TL_DTYPE
-from .base import LAUNCHES, Op
-from .index import bind, sample_calls
+from .base import LAUNCHES, Op, bind, sample_calls
 
 NEG_INF = tl.constexpr(float("-inf"))
 
