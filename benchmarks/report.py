@@ -320,30 +320,26 @@ def plot(data, out_dir):
             ax.set_title(f"gems speedup vs {versus} at L (right of 1×: gems faster)", fontsize=9)
         files.append(_save(fig, out_dir / "speedup_L.png"))
 
-    ops = sorted((op for op in data.ops if data.value(op, "gems", "L", "fraction") is not None),
-                 key=lambda op: data.value(op, "gems", "L", "fraction"))
-    if ops:
+    def gems_against_eager(size, column, title, color, path, ceiling=False):
+        """One bar per op (gems, sorted) with eager's value as a dot beside it."""
+        ops = sorted((op for op in data.ops if data.value(op, "gems", size, column) is not None),
+                     key=lambda op: data.value(op, "gems", size, column))
+        if not ops:
+            return
         fig, axes = figure(len(ops))
         ax = axes[0][0]
-        bars(ax, ops, [data.value(op, "gems", "L", "fraction") for op in ops], "gems", "tab:green")
-        ax.scatter([data.value(op, "eager", "L", "fraction") or 0 for op in ops], range(len(ops)),
+        bars(ax, ops, [data.value(op, "gems", size, column) for op in ops], "gems", color)
+        ax.scatter([data.value(op, "eager", size, column) or 0 for op in ops], range(len(ops)),
                    color="black", s=6, label="eager", zorder=3)
-        ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_title("fraction of the copy ceiling at L", fontsize=9)
+        if ceiling:
+            ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
-        files.append(_save(fig, out_dir / "bandwidth_L.png"))
+        files.append(_save(fig, out_dir / path))
 
-    ops = sorted((op for op in data.ops if data.value(op, "gems", "S", "host_us") is not None),
-                 key=lambda op: data.value(op, "gems", "S", "host_us"))
-    if ops:
-        fig, axes = figure(len(ops))
-        ax = axes[0][0]
-        bars(ax, ops, [data.value(op, "gems", "S", "host_us") for op in ops], "gems", "tab:orange")
-        ax.scatter([data.value(op, "eager", "S", "host_us") or 0 for op in ops], range(len(ops)),
-                   color="black", s=6, label="eager", zorder=3)
-        ax.set_title("host time per call at S (µs)", fontsize=9)
-        ax.legend(fontsize=7)
-        files.append(_save(fig, out_dir / "host_S.png"))
+    gems_against_eager("L", "fraction", "fraction of the copy ceiling at L", "tab:green",
+                       "bandwidth_L.png", ceiling=True)
+    gems_against_eager("S", "host_us", "host time per call at S (µs)", "tab:orange", "host_S.png")
     plt.close("all")
     return files, ""
 
