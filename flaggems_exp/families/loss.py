@@ -62,7 +62,7 @@ class LossOp(PointwiseOp):
     def call_out(self, args, kwargs, out, inplace):
         operands, params = self.bind(args, kwargs)
         if params["reduction"] not in (MEAN, SUM):
-            return super().call_out(args, kwargs, out, inplace)
+            return self.run(operands, params, out, inplace)
         operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
         self.check_dtype(result)  # the elementwise loss fails first, as in PyTorch
         if not result.is_floating_point:

@@ -105,8 +105,8 @@ class PointwiseOp(Op):
       dtypes     result dtypes the kernel supports; others raise PyTorch's NotImplementedError
                  naming ``kernel`` (PyTorch's kernel stem, default the op name).
     Optional hooks: ``prepare(operands, params)`` -> (operands, kernel scalars) to reshape or
-    split operands and derive the kernel's scalars; ``check(operands, params, result_dtype)``
-    for op-specific errors, raised before anything is written.
+    split operands and derive the kernel's scalars; ``check(operands, params, result_dtype,
+    out)`` for op-specific errors, raised before anything is written.
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
     dense same-layout operands, int64 indexing only where needed, one rounding into the output.
@@ -186,7 +186,10 @@ class PointwiseOp(Op):
 
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
-        operands, params = self.bind(args, kwargs)
+        return self.run(*self.bind(args, kwargs), out, inplace)
+
+    def run(self, operands, params, out, inplace):
+        """The call, bound: validate, allocate or check ``out``, launch."""
         operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if out is None:
