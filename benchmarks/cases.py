@@ -237,7 +237,7 @@ def resolve_baseline(op, args, kwargs):
 # ---- inputs -------------------------------------------------------------------------------
 @attrs.frozen
 class Case:
-    """One (op, dtype, size): the family's natural first call at ``shape``, on the CPU."""
+    """One (op, dtype, size): the family's natural first call at ``shape``."""
 
     op: object
     dtype: torch.dtype
@@ -247,15 +247,31 @@ class Case:
     note: str = ""  # where the inputs are not what the size asks for
 
 
-def make_case(op, dtype, size, layout=0, table=None):
-    """The case of ``op`` at ``size``, with the ``layout``-th candidate shape of its family."""
+def make_case(op, dtype, size, layout=0, table=None, device="cpu"):
+    """The case of ``op`` at ``size``, with the ``layout``-th candidate shape of its family.
+
+    The inputs are drawn on ``device``, the benchmark's own: drawing 64M values on the CPU
+    takes seconds per tensor, on the GPU milliseconds. A family whose builder cannot work
+    there (it is written for CPU tensors) gets its inputs drawn on the CPU instead."""
     shape = shape_candidates(op, size, table)[layout]
-    gen = torch.Generator().manual_seed(seed(op.name, dtype_name(dtype), size))
-    calls = testing.sample_calls(op, dtype, shape=shape, generator=gen)
+    try:
+        calls = _draw_calls(op, dtype, size, shape, device)
+    except Exception:  # noqa: BLE001 - the CPU draw below raises the builder's own error
+        if torch.device(device).type == "cpu":
+            raise
+        calls = _draw_calls(op, dtype, size, shape, "cpu")
     if not calls:
         raise RuntimeError(f"{family(op)}.sample_calls gave no call for shape {shape}")
     call = calls[0]
     return Case(op, dtype, size, shape, call, _size_note(call, shape))
+
+
+def _draw_calls(op, dtype, size, shape, device):
+    """The family's sample calls at ``shape``, every factory inside them defaulting to
+    ``device`` and drawing from a generator there, seeded per (op, dtype, size)."""
+    gen = torch.Generator(device=device).manual_seed(seed(op.name, dtype_name(dtype), size))
+    with torch.device(device):
+        return testing.sample_calls(op, dtype, shape=shape, generator=gen)
 
 
 def _size_note(call, shape):
@@ -285,7 +301,7 @@ def find_layout(op, dtype, device, table=None):
     reasons = []
     for index, shape in enumerate(shape_candidates(op, "S", table)):
         try:
-            case = make_case(op, dtype, "S", index, table)
+            case = make_case(op, dtype, "S", index, table, device)
             args, kwargs = to_device(case.call, device)
             return Layout(index, resolve_baseline(op, args, kwargs))
         except Exception as exc:  # noqa: BLE001 - try the next shape, report them all

@@ -14,7 +14,6 @@ ceiling, the host time per call at S, and whether its output matched eager's.
 can be split into commands that each fit a time limit.
 """
 import argparse
-import concurrent.futures
 import csv
 import datetime
 import pathlib
@@ -153,14 +152,16 @@ def _git_commit():
 
 # ---- planning -----------------------------------------------------------------------------
 def planned(op, config):
-    """The (dtype, size, provider) rows ``op`` should have, in the order they are measured:
-    every S case first (its host timing must not share the CPU with the input prefetch)."""
+    """The (dtype, size, provider) rows ``op`` should have, in the order they are measured.
+    ``gems_dispatch`` is a sample: the dispatch cost is per call, so it is measured at the
+    sizes of ``providers.DISPATCH_SIZES`` in the op's first dtype only."""
     dtypes = cases.op_dtypes(op, config.dtypes)
     keys = []
     for size in config.sizes:
         for dtype in dtypes:
             for name in config.providers:
-                if name == "gems_dispatch" and size not in providers.DISPATCH_SIZES:
+                if name == "gems_dispatch" and (size not in providers.DISPATCH_SIZES
+                                                 or dtype != dtypes[0]):
                     continue
                 keys.append((dtype, size, name))
     return keys
@@ -172,36 +173,6 @@ def pending(op, config, results):
 
 
 # ---- measuring ----------------------------------------------------------------------------
-class Prefetch:
-    """Builds upcoming cases on a background thread while the GPU times the current one
-    (random inputs of 64M elements take seconds on the CPU). CPU tensors only, and only with
-    CUDA: use_gems() reroutes CPU ops where the kernels run on the CPU."""
-
-    def __init__(self, op, layout, shapes):
-        self.op, self.layout, self.shapes = op, layout, shapes
-        self.pool = concurrent.futures.ThreadPoolExecutor(1) if timing.CUDA else None
-        self.futures = {}
-
-    def start(self, keys):
-        if self.pool:
-            for key in keys:
-                if key not in self.futures:
-                    self.futures[key] = self.pool.submit(self._build, *key)
-
-    def get(self, dtype, size):
-        future = self.futures.pop((dtype, size), None)
-        return future.result() if future else self._build(dtype, size)
-
-    def _build(self, dtype, size):
-        return cases.make_case(self.op, dtype, size, self.layout.index, self.shapes)
-
-    def close(self):
-        if self.pool:
-            for future in self.futures.values():
-                future.cancel()
-            self.pool.shutdown(wait=True)
-
-
 def bench_op(op, keys, config, ceiling, env, warm_failures):
     """Measure ``keys`` [(dtype, size, provider)] of ``op``; yields rows."""
     torch._dynamo.reset()  # each op starts with an empty compile cache (recompile limits)
@@ -220,14 +191,11 @@ def bench_op(op, keys, config, ceiling, env, warm_failures):
     wants_compile = any(p == "compile" for *_, p in keys)
     compiled = providers.compile_eager(layout.baseline.fn) if wants_compile else None
     cases_order = list(dict.fromkeys((d, s) for d, s, _ in keys))
-    prefetch = Prefetch(op, layout, config.shapes)
     try:
         for dtype, size in cases_order:
-            if size != "S":
-                prefetch.start([k for k in cases_order if k[1] != "S"])
             names = [p for d, s, p in keys if (d, s) == (dtype, size)]
             try:
-                case = prefetch.get(dtype, size)
+                case = cases.make_case(op, dtype, size, layout.index, config.shapes, DEVICE)
             except Exception as exc:  # noqa: BLE001
                 for name in names:
                     yield row(dtype, size, "", name, error=f"inputs: {cases.one_line(exc)}")
@@ -247,7 +215,6 @@ def bench_op(op, keys, config, ceiling, env, warm_failures):
                 yield row(dtype, size, shape, name, **measured[name])
             del case
     finally:
-        prefetch.close()
         torch._dynamo.reset()
 
 
@@ -428,7 +395,7 @@ def _speedups(rows):
 
 # ---- command line -------------------------------------------------------------------------
 def parse_args(argv, **overrides):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", fromfile_prefix_chars="@",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--op", action="append", default=[], metavar="NAME",
                         help="an op name or alias (repeatable); default: every registered op")

@@ -15,8 +15,10 @@ import triton.testing
 
 QUANTILES = (0.2, 0.5, 0.8)
 CUDA = torch.cuda.is_available() and flaggems_exp.device == "cuda"
-# do_bench's default time budgets (ms), reused by the in-place loop so both sample alike
-_WARMUP_MS, _REP_MS = 25, 100
+# time budgets (ms) of every timed call, do_bench's and the in-place loop's alike: under half
+# of do_bench's defaults (25, 100), so that the whole matrix fits one device session; 40 ms
+# still holds 40 runs of a 1 ms case and hundreds of a 64M-element unary op (~0.1 ms).
+_WARMUP_MS, _REP_MS = 10, 40
 # the CPU fallback: a few runs within a small budget (interpreted kernels are slow)
 _CPU_BUDGET_S, _CPU_MIN_REPS, _CPU_MAX_REPS = 0.2, 3, 20
 
@@ -40,9 +42,11 @@ def bench(fn, setup=None):
 def _do_bench(fn):
     params = inspect.signature(triton.testing.do_bench).parameters
     if "quantiles" in params:  # triton >= 2.1, including 3.6 and 3.9
-        result = triton.testing.do_bench(fn, quantiles=list(QUANTILES))
+        result = triton.testing.do_bench(fn, warmup=_WARMUP_MS, rep=_REP_MS,
+                                         quantiles=list(QUANTILES))
     else:  # older releases named them percentiles and returned the median first
-        median, *rest = triton.testing.do_bench(fn, percentiles=[QUANTILES[0], QUANTILES[2]])
+        median, *rest = triton.testing.do_bench(fn, warmup=_WARMUP_MS, rep=_REP_MS,
+                                                percentiles=[QUANTILES[0], QUANTILES[2]])
         result = [rest[0], median, rest[1]]
     return tuple(float(t) for t in result)
 

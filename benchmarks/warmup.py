@@ -58,7 +58,8 @@ def _warm(task):
             _LAYOUTS[task.op, task.dtype] = cases.find_layout(op, dtype, flaggems_exp.device,
                                                               task.shapes)
         layout = _LAYOUTS[task.op, task.dtype]
-        case = cases.make_case(op, dtype, task.size, layout.index, task.shapes)
+        case = cases.make_case(op, dtype, task.size, layout.index, task.shapes,
+                               flaggems_exp.device)
         args, kwargs = cases.to_device(case.call, flaggems_exp.device)
     except Exception:  # noqa: BLE001 - the timing process records input errors itself
         return task.key, None, time.perf_counter() - start

@@ -50,6 +50,17 @@ def test_inputs_per_family_at_a_tiny_size(fam, family_op):
     assert list(cases.tensors(result))
 
 
+def test_inputs_are_seeded_and_fall_back_to_a_cpu_draw():
+    """The same (op, dtype, size) draws the same inputs every time; a device the family's
+    builder cannot draw on (here "meta", which has no generator) gets the CPU's draw."""
+    op = REGISTRY["addcmul"]
+    first, again = (cases.make_case(op, torch.float32, "S", 0, TINY) for _ in range(2))
+    fallback = cases.make_case(op, torch.float32, "S", 0, TINY, device="meta")
+    for a, b, c in zip(*(list(cases.tensors(k.call.args)) for k in (first, again, fallback))):
+        assert a.device.type == c.device.type == "cpu"
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
 def test_factory_device_argument_follows_the_benchmark_device():
     call = testing.Call((3,), {"dtype": torch.float32, "device": "cpu"})
     _, kwargs = cases.to_device(call, "meta")
@@ -148,6 +159,14 @@ def test_runner_writes_the_csv_and_resumes(tmp_path):
     status, log = _run(tmp_path, "--resume")
     assert status == 0 and "nothing to measure" in log
     assert len(_rows(tmp_path)[1]) == 4
+
+
+def test_dispatch_is_sampled_at_s_in_the_first_dtype():
+    config = run.parse_args(["--op", "sigmoid"])
+    keys = run.planned(REGISTRY["sigmoid"], config)
+    dispatch = [(d, s) for d, s, p in keys if p == "gems_dispatch"]
+    assert dispatch == [(cases.op_dtypes(REGISTRY["sigmoid"])[0], "S")]
+    assert len(keys) == 9 * (len(config.providers) - 1) + 1
 
 
 def test_quick_and_shard_selection():

@@ -6,8 +6,7 @@ import triton.language as tl
 from ..families import PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
-
-_INF = tl.constexpr(float("inf"))
+from ..runtime.special import INF
 
 
 @register
@@ -81,7 +80,7 @@ def _log_add(a, b, BASE2: tl.constexpr):
         spread = special.log1p(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634  # 1 / ln 2
     else:
         spread = special.log1p(libm.exp(-tl.abs(a - b)))
-    return tl.where((a == b) & (tl.abs(a) == _INF), a, larger + spread)
+    return tl.where((a == b) & (tl.abs(a) == INF), a, larger + spread)
 
 
 @register

@@ -8,8 +8,7 @@ from ..families.loss import LossOp
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import Promotion, promote
-
-_INF = tl.constexpr(float("inf"))
+from ..runtime.special import INF
 
 
 @register
@@ -75,7 +74,7 @@ class SoftMarginLoss(LossOp):
     @triton.jit
     def math(x, target, overflow):
         e = libm.exp(libm.neg(target) * x)
-        return tl.where(e >= overflow, _INF, special.log1p(e))
+        return tl.where(e >= overflow, INF, special.log1p(e))
 
 
 def _margin_ranking_reference(input1, input2, target, *args, **kwargs):

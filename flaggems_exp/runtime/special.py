@@ -16,7 +16,7 @@ import triton.language as tl
 from . import libm
 from .device import INTERPRETED
 
-_INF = tl.constexpr(float("inf"))
+INF = tl.constexpr(float("inf"))  # public: the ops' kernels use it too
 _NAN = tl.constexpr(float("nan"))
 _PI = tl.constexpr(3.141592653589793)
 _LN2 = tl.constexpr(0.6931471805599453)
@@ -198,7 +198,7 @@ def log1p(x):
     # log(u) * x / (u - 1) cancels the rounding error committed in 1 + x.
     r = libm.log(u) * (x / (u - 1.0))
     r = tl.where(u == 1.0, x, r)
-    return tl.where(x == _INF, x, r)
+    return tl.where(x == INF, x, r)
 
 
 @triton.jit
@@ -209,7 +209,7 @@ def expm1(x):
     r = um1 * (x / libm.log(u))
     r = tl.where(u == 1.0, x, r)
     r = tl.where(um1 == -1.0, um1, r)
-    return tl.where(u == _INF, u, r)
+    return tl.where(u == INF, u, r)
 
 
 @triton.jit
@@ -220,7 +220,7 @@ def sinh(x):
     e = libm.exp(a)
     h = libm.exp(0.5 * a)
     # exp(a) overflows up to ln(2) before sinh does: square exp(a/2).
-    big = tl.where(e == _INF, (0.5 * h) * h, 0.5 * e - 0.5 / e)
+    big = tl.where(e == INF, (0.5 * h) * h, 0.5 * e - 0.5 / e)
     r = tl.where(a < 1.0, small, big)
     return tl.where(_signbit(x), libm.neg(r), r)
 
@@ -230,7 +230,7 @@ def cosh(x):
     a = tl.abs(x)
     e = libm.exp(a)
     h = libm.exp(0.5 * a)
-    return tl.where(e == _INF, (0.5 * h) * h, 0.5 * e + 0.5 / e)
+    return tl.where(e == INF, (0.5 * h) * h, 0.5 * e + 0.5 / e)
 
 
 @triton.jit
@@ -287,7 +287,7 @@ def hypot(x, y):
     q = small / big
     r = big * _sqrt(1.0 + q * q)
     r = tl.where(big == 0.0, big + small, r)
-    return tl.where((a == _INF) | (b == _INF), _INF, r)
+    return tl.where((a == INF) | (b == INF), INF, r)
 
 
 @triton.jit
@@ -321,7 +321,7 @@ def erfinv(x):
         p_central = _polevl(w - 2.5, _ERFINV_CENTRAL, 9)
         p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
         r = tl.where(w < 5.0, p_central, p_tail) * x
-    r = tl.where(a == 1.0, tl.where(x > 0, _INF, -_INF), r)
+    r = tl.where(a == 1.0, tl.where(x > 0, INF, -INF), r)
     return tl.where(a > 1.0, _NAN, r)
 
 
@@ -357,7 +357,7 @@ def digamma(x):
     res = tl.where(neg, res - _PI * cot, res)
     res = tl.where(neg & (x == xt), _NAN, res)
     # C: digamma(+-0) = -+inf.
-    return tl.where(x == 0, tl.where(_signbit(x), _INF, -_INF), res)
+    return tl.where(x == 0, tl.where(_signbit(x), INF, -INF), res)
 
 
 @triton.jit
