@@ -21,7 +21,8 @@ AUX_NONE, AUX_VALUE, AUX_RANKED = 0, 1, 2
 def _index_kernel(
     out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, numel, shape, out_strides, x_strides, aux_strides,
     g_shape, g_strides, s0, s1, s2,
-    SELECT: tl.constexpr, NDIM: tl.constexpr, GDIM: tl.constexpr, READ_X: tl.constexpr,
+    SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
+    READ_X: tl.constexpr,
     AUX: tl.constexpr, COUNT_ONLY: tl.constexpr, SPARSE: tl.constexpr, INDEX_64: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -32,7 +33,8 @@ def _index_kernel(
         flat = pid * BLOCK + tl.arange(0, BLOCK)
     inside = flat < numel
     # the output's row-major index -> memory offsets of out, x and aux, and the coordinates
-    # SELECT sees: col (last dim), row (the one before) and outer (all dims but the last, flat)
+    # SELECT sees: col (the last COL_DIMS dims, flat; ncols of them), row (the dim before) and
+    # outer (the dims before row, flat)
     rest = flat
     out_off = tl.zeros_like(flat)
     x_off = tl.zeros_like(flat)
@@ -40,17 +42,19 @@ def _index_kernel(
     row = tl.zeros_like(flat)
     col = tl.zeros_like(flat)
     outer = tl.zeros_like(flat)
+    ncols = 1
     for d in tl.static_range(NDIM - 1, -1, -1):
         index = rest % shape[d]
         rest = rest // shape[d]
         out_off += index * out_strides[d]
         x_off += index * x_strides[d]
         aux_off += index * aux_strides[d]
-        if d == NDIM - 1:
-            col = index
-            outer = rest
-        if d == NDIM - 2:
+        if d >= NDIM - COL_DIMS:
+            col += index * ncols
+            ncols = ncols * shape[d]
+        if d == NDIM - COL_DIMS - 1:
             row = index
+            outer = rest
     if AUX == 0:
         aux = tl.zeros_like(flat)
     else:
@@ -63,7 +67,7 @@ def _index_kernel(
         if AUX == 2:
             hits = aux.to(tl.int64)
             rank = tl.cumsum(hits, axis=0) - hits + tl.load(counts_ptr + pid)
-        keep_x, take_g, g_index = SELECT(outer, row, col, aux, rank, s0, s1, s2)
+        keep_x, take_g, g_index = SELECT(outer, row, col, ncols, aux, rank, s0, s1, s2)
         # masked-off lanes of x read as 0: the written zero of tril/diag
         value = tl.zeros([BLOCK], dtype=out_ptr.dtype.element_ty)
         if READ_X:
@@ -106,7 +110,7 @@ def nowhere(like):
 
 
 @triton.jit
-def copy(outer, row, col, aux, rank, s0, s1, s2):
+def copy(outer, row, col, ncols, aux, rank, s0, s1, s2):
     """Every element from x: a strided copy (the temporary of an aliased in-place call, say)."""
     return everywhere(col), nowhere(col), col
 
@@ -115,10 +119,10 @@ def copy(outer, row, col, aux, rank, s0, s1, s2):
 class Plan:
     """What one call moves: the result's shape and dtype and where each element comes from.
 
-    x and aux are ``(tensor, strides)`` with strides aligned to the (reordered) result dims, so
-    broadcast or synthesized layouts (diag's) need no view; ``gather`` is read by flat index
-    through its own shape and strides. ``order`` permutes the result's dims before the launch
-    (to bring the dim SELECT looks at last); ``pinned`` trailing dims are never merged.
+    x and aux are ``(tensor, strides)`` with strides aligned to the result dims, so broadcast
+    or synthesized layouts (diag's) need no view; ``gather`` is read by flat index through its
+    own shape and strides. ``pinned`` trailing dims are never merged, so that SELECT's row is
+    the dim before the last ``col_dims`` (the dims its col flattens).
     """
 
     shape: tuple
@@ -130,7 +134,7 @@ class Plan:
     gather: torch.Tensor = None
     scalars: tuple = ()
     pinned: int = 0
-    order: tuple = None
+    col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
     counts: torch.Tensor = None  # block offsets of a ranked aux, from ``IndexOp.count_hits``
 
@@ -171,10 +175,12 @@ class IndexOp(Op):
     """Data movement with one skeleton: out[i] = gathered if take_g else (x if keep_x else 0).
 
     Declare on a subclass:
-      select    ``@triton.jit def select(outer, row, col, aux, rank, s0, s1, s2)`` returning
-                ``(keep_x, take_g, g_index)`` for a block of output elements: ``col``/``row`` are
-                their coordinates along the last two (reordered) result dims, ``outer`` their
-                flat index over all dims but the last; ``aux`` the auxiliary operand's element
+      select    ``@triton.jit def select(outer, row, col, ncols, aux, rank, s0, s1, s2)``
+                returning ``(keep_x, take_g, g_index)`` for a block of output elements: ``col``
+                is their flat index over the plan's last ``col_dims`` result dims (the last
+                one by default; ``ncols`` of them), ``row`` their coordinate along the dim
+                before and ``outer`` their flat index over the dims before that; ``aux`` the
+                auxiliary operand's element
                 (0 without one), ``rank`` the number of nonzero aux elements before this one in
                 row-major order (ranked aux only); ``s0..s2`` the plan's integer scalars.
                 ``g_index`` is a flat row-major index into the gathered tensor.
@@ -246,9 +252,8 @@ class IndexOp(Op):
         """Write the plan's result into ``out``, through a temporary when an input aliases it."""
         x = plan.x[0] if plan.x else None
         aliased = [t for t in (plan.aux and plan.aux[0], plan.gather) if t is not None]
-        view = out.permute(plan.order) if plan.order else out
         same_x = (x is not None and x.data_ptr() == out.data_ptr() and x.dtype == out.dtype
-                  and tuple(plan.x[1]) == tuple(view.stride()))
+                  and tuple(plan.x[1]) == tuple(out.stride()))
         if (x is not None and not same_x and geometry.same_storage(x, out)) or any(
                 geometry.same_storage(t, out) for t in aliased):
             tmp = plan.allocate(out.device)
@@ -275,12 +280,10 @@ class IndexOp(Op):
         """One skeleton launch over the plan's result (``out`` None: the counting pass)."""
         count_only = out is None
         if count_only:
-            order = plan.order or range(len(plan.shape))
-            view_shape = tuple(plan.shape[d] for d in order)
+            view_shape = tuple(plan.shape)
             view_strides = (0,) * len(view_shape)
         else:
-            view = out.permute(plan.order) if plan.order else out
-            view_shape, view_strides = tuple(view.shape), view.stride()
+            view_shape, view_strides = tuple(out.shape), out.stride()
             counts = plan.counts
         numel = math.prod(view_shape)
         ndim = len(view_shape)
@@ -304,7 +307,7 @@ class IndexOp(Op):
             aux if aux is not None else dummy, g if g is not None else dummy,
             counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
             aux_strides, g_shape, g_strides, *scalars,
-            SELECT=plan.select, NDIM=len(shape), GDIM=len(g_shape) if g is not None else 0,
+            SELECT=plan.select, NDIM=len(shape), COL_DIMS=plan.col_dims, GDIM=len(g_shape) if g is not None else 0,
             READ_X=x is not None and not sparse, AUX=plan.aux_mode if aux is not None else AUX_NONE,
             COUNT_ONLY=count_only, SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT,
             BLOCK=block)

@@ -15,7 +15,7 @@ from ..runtime import errors, geometry
 class Take(IndexOp):
     @staticmethod
     @triton.jit
-    def select(outer, row, col, index, rank, numel, s1, s2):
+    def select(outer, row, col, ncols, index, rank, numel, s1, s2):
         return nowhere(col), everywhere(col), tl.where(index < 0, index + numel, index)
 
     def prepare(self, out, inplace, x, index):
@@ -61,7 +61,7 @@ class Take(IndexOp):
 class MaskedScatter(IndexOp):
     @staticmethod
     @triton.jit
-    def select(outer, row, col, mask, rank, s0, s1, s2):
+    def select(outer, row, col, ncols, mask, rank, s0, s1, s2):
         return mask == 0, mask != 0, rank  # source is consumed in row-major order of the hits
 
     def prepare(self, out, inplace, x, mask, source):
@@ -107,7 +107,7 @@ class Tril(IndexOp):
 
     @staticmethod
     @triton.jit
-    def select(outer, row, col, aux, rank, diagonal, s1, s2):
+    def select(outer, row, col, ncols, aux, rank, diagonal, s1, s2):
         return col - row <= diagonal, nowhere(col), col
 
     def prepare(self, out, inplace, x, diagonal):
@@ -126,7 +126,7 @@ class Tril(IndexOp):
 class Diag(IndexOp):
     @staticmethod
     @triton.jit
-    def select(outer, row, col, aux, rank, diagonal, s1, s2):
+    def select(outer, row, col, ncols, aux, rank, diagonal, s1, s2):
         return col - row == diagonal, nowhere(col), col
 
     def prepare(self, out, inplace, x, diagonal):
@@ -151,10 +151,12 @@ class Diag(IndexOp):
 class SliceScatter(IndexOp):
     @staticmethod
     @triton.jit
-    def select(outer, row, col, aux, rank, start, step, length):
-        k = (col - start) // step
-        hit = (col >= start) & ((col - start) % step == 0) & (k < length)
-        return hit == 0, hit, outer * length + k
+    def select(outer, row, col, ncols, aux, rank, start, step, length):
+        # row runs along the sliced dim, col over the dims after it: out keeps self's memory
+        # order, and src (before + (length,) + after, row-major) is read at (outer, k, col)
+        k = (row - start) // step
+        hit = (row >= start) & ((row - start) % step == 0) & (k < length)
+        return hit == 0, hit, (outer * length + k) * ncols + col
 
     def prepare(self, out, inplace, x, src, dim, start, end, step):
         if x.dim() == 0:
@@ -169,12 +171,11 @@ class SliceScatter(IndexOp):
         if list(src.shape) != sliced:
             raise RuntimeError("expected src to have a size equal to the slice of self. src size = "
                                f"{list(src.shape)}, slice size = {sliced}")
-        # the sliced dim goes last, where SELECT sees it as col
-        order = tuple(d for d in range(x.dim()) if d != dim) + (dim,)
+        after = x.dim() - dim - 1
         layout = None if geometry.has_internal_overlap(x) else x.stride()  # self's strides kept
-        return Plan(tuple(x.shape), x.dtype, self.select,
-                    x=(x, tuple(x.stride(d) for d in order)), gather=src.permute(order),
-                    scalars=(start, step, length), pinned=1, order=order, strides=layout)
+        return Plan(tuple(x.shape), x.dtype, self.select, x=(x, x.stride()), gather=src,
+                    scalars=(start, step, length), pinned=after + 1, col_dims=after,
+                    strides=layout)
 
     def sample_args(self, x, generator):
         from ..testing import random_tensor
