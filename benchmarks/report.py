@@ -26,6 +26,7 @@ _FLOATS = ("p20_ms", "p50_ms", "p80_ms", "gbps", "fraction", "host_us")
 _HOST_BOUND = 1.0  # host time per call at least the kernel's: the GPU waits on the host
 _NEAR_CEILING = 0.7       # a bandwidth fraction this high is bandwidth-bound
 _SCALES_WITH_BYTES = 0.75  # time ratio / bytes ratio across dtypes: memory-bound above this
+_NOISE_RATIO = 1.2  # gems' float16 / bfloat16 time ratio past which one of the two is noise
 
 
 def load(path, gpu=None):
@@ -132,7 +133,8 @@ def compile_wins_at_l(data):
 
 
 def diagnose(data, op):
-    """One line on why ``op`` is below eager at L, from its own numbers: host overhead (its
+    """One line on why ``op`` is below eager at L, from its own numbers: noise (two dtypes of
+    the same width disagree, or its fastest runs, p20, match eager's median), host overhead (its
     host time per call is at least the kernel's, so launches cannot keep the GPU busy),
     bandwidth-bound (near the copy ceiling), or far
     from the ceiling, where the way its time scales with the bytes across dtypes tells extra
@@ -144,6 +146,13 @@ def diagnose(data, op):
     gems, eager = data.get(op, "gems", dtype, "L"), data.get(op, "eager", dtype, "L")
     head = f"{dtype} {speeds[dtype]:.2f}× eager: "
     kernel_us = gems["p50_ms"] * 1e3
+    twins = _same_bytes_disagree(data, op)
+    if twins:
+        return head + twins
+    if gems["p20_ms"] is not None and gems["p20_ms"] <= eager["p50_ms"]:
+        return head + (f"timing spread, not the kernel: gems' p20 {gems['p20_ms'] * 1e3:.1f} µs "
+                       f"is within eager's p50 {eager['p50_ms'] * 1e3:.1f} µs; its median is "
+                       "pulled up by runs whose host launch outlasted the L2 flush")
     host = ((data.get(op, "gems", dtype, "S") or {}).get("host_us")
             or data.value(op, "gems", "S", "host_us"))
     if host and host >= _HOST_BOUND * kernel_us:
@@ -164,6 +173,20 @@ def diagnose(data, op):
         return head + f"compute-bound: {grows}; {where}"
     return head + (f"{where}: its time would move {1 / fraction:.1f}× the minimal bytes at the "
                    "ceiling")
+
+
+def _same_bytes_disagree(data, op, pair=("float16", "bfloat16")):
+    """A note when gems' times at L for two dtypes of the same width (same bytes, same code)
+    differ by more than ``_NOISE_RATIO`` while eager's agree: one of them is timing noise."""
+    times = [(data.p50(op, "gems", d, "L"), data.p50(op, "eager", d, "L")) for d in pair]
+    if not all(g and e for g, e in times):
+        return ""
+    (g0, e0), (g1, e1) = times
+    if max(g0, g1) / min(g0, g1) > _NOISE_RATIO and max(e0, e1) / min(e0, e1) < 1.05:
+        return (f"not reproduced: {pair[0]} and {pair[1]} move the same bytes, yet gems took "
+                f"{g0 * 1e3:.1f} and {g1 * 1e3:.1f} µs (eager {e0 * 1e3:.1f} and {e1 * 1e3:.1f}): "
+                "the slower one is timing noise")
+    return ""
 
 
 def _bytes_scaling(data, op):

@@ -4,6 +4,7 @@ interpreter) at tiny sizes; nothing here measures performance."""
 import csv
 import io
 import math
+import pathlib
 
 import pytest
 import torch
@@ -161,6 +162,16 @@ def test_runner_writes_the_csv_and_resumes(tmp_path):
     assert len(_rows(tmp_path)[1]) == 4
 
 
+def test_ops_args_names_every_distinct_op_once():
+    """benchmarks/ops.args, the op list of the committed run, stays the registry's."""
+    path = pathlib.Path(run.__file__).parent / "ops.args"
+    lines = path.read_text().split()
+    assert all(line.startswith("--op=") for line in lines) and len(lines) == len(set(lines))
+    config = run.parse_args([f"@{path}"])  # the runner reads it as arguments
+    assert [op.name for op in config.ops] == [line.removeprefix("--op=") for line in lines]
+    assert {op.name for op in config.ops} == {op.name for op in REGISTRY.values()}
+
+
 def test_dispatch_is_sampled_at_s_in_the_first_dtype():
     config = run.parse_args(["--op", "sigmoid"])
     keys = run.planned(REGISTRY["sigmoid"], config)
@@ -202,10 +213,12 @@ def _fixture():
         "passes": {"float16": (0.1, 0.25, 0.1), "float32": (0.2, 0.5, 0.2)},
         "computey": {"float16": (0.1, 0.2, 0.1), "float32": (0.2, 0.21, 0.2)},
         "nearceiling": {"float16": (0.064, 0.08, 0.064), "float32": (0.128, 0.16, 0.128)},
+        "spready": {"float16": (0.1, 0.15, 0.1), "float32": (0.2, 0.3, 0.2)},
+        "noisy": {"float16": (0.1, 0.1, 0.1), "bfloat16": (0.1, 0.2, 0.1)},
     }
     for op, per_dtype in specs.items():
         for dtype, (eager, gems, compiled) in per_dtype.items():
-            nbytes = 256e6 * (2 if dtype == "float32" else 1)
+            nbytes = 256e6 * (2 if dtype == "float32" else 1)  # float16, bfloat16: 256 MB
             rows += [_row(op, "eager", dtype, "L", eager, nbytes),
                      _row(op, "gems", dtype, "L", gems, nbytes, correct=True),
                      _row(op, "compile", dtype, "L", compiled, nbytes, correct=True),
@@ -213,6 +226,9 @@ def _fixture():
                      _row(op, "gems", dtype, "S", 0.010, 16 * KB, host=50.0 if op == "hosty" else 8.0,
                           correct=op != "computey",
                           error="mismatch: fixture" if op == "computey" else "")]
+    for r in rows:  # spready's fastest gems runs match eager: its median is the spread's
+        if (r["op"], r["provider"], r["size"]) == ("spready", "gems", "L"):
+            r["p20_ms"] = r["p50_ms"] * 0.6
     return rows, specs
 
 
@@ -236,18 +252,21 @@ def test_report_headline_and_diagnoses(tmp_path):
     f16_all = geomean([e / g for per in specs.values() for e, g, _ in [per["float16"]]]
                       + [0.005 / 0.010] * len(specs))
     f16_compile = geomean([c / g for per in specs.values() for _, g, c in [per["float16"]]])
-    assert f"| float16 | {f16_l:.2f}× | {f16_all:.2f}× | {f16_compile:.2f}× | 4 of 5 |" in text
-    assert "**Ops below 1.0× eager at L**: 4 of 5" in text
+    assert f"| float16 | {f16_l:.2f}× | {f16_all:.2f}× | {f16_compile:.2f}× | 5 of 7 |" in text
+    assert "**Ops below 1.0× eager at L**: 6 of 7" in text
     assert "`fast`" in text.split("torch.compile beats gems at L")[1].split("\n")[0]
 
     diagnoses = text.split("## Below 1.0× eager at L: diagnosis")[1].split("## Plots")[0]
     lines = [line for line in diagnoses.splitlines() if line.startswith("- ")]
-    assert len(lines) == 4
+    assert len(lines) == 6
     by_op = {line.split("`")[1]: line for line in lines}
     assert "host overhead: 50.0 µs/call vs kernel 40.0 µs" in by_op["hosty"]
     assert "extra passes: moves" in by_op["passes"]
     assert "compute-bound" in by_op["computey"]
     assert "bandwidth-bound at 80% of ceiling (eager at 100%)" in by_op["nearceiling"]
+    assert "timing spread, not the kernel: gems' p20 90.0 µs" in by_op["spready"]
+    assert "not reproduced: float16 and bfloat16 move the same bytes, yet gems took 100.0 and " \
+        "200.0 µs" in by_op["noisy"]
     assert "`computey` gems float16 S: mismatch: fixture" in text  # a mismatch is reported
     assert f"{CEILING:.1f} GB/s" in text
     assert "Plots skipped" in text
