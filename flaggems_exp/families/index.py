@@ -24,6 +24,7 @@ def _index_kernel(
     SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
     READ_X: tl.constexpr,
     AUX: tl.constexpr, COUNT_ONLY: tl.constexpr, SPARSE: tl.constexpr, INDEX_64: tl.constexpr,
+    DENSE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -55,6 +56,12 @@ def _index_kernel(
         if d == NDIM - COL_DIMS - 1:
             row = index
             outer = rest
+    # out (bit 0) and x (bit 1) laid out row-major: their offset is the flat index itself, which
+    # the compiler can see is contiguous, so those loads and stores are vectorized
+    if DENSE & 1:
+        out_off = flat
+    if DENSE & 2:
+        x_off = flat
     if AUX == 0:
         aux = tl.zeros_like(flat)
     else:
@@ -299,6 +306,9 @@ class IndexOp(Op):
             g_shape, g_strides = (1,), (0,)
         extents = [numel, _extent(shape, out_strides), _extent(shape, x_strides),
                    _extent(shape, aux_strides), _extent(g_shape, g_strides)]
+        row_major = geometry.contiguous_strides(shape)
+        dense = ((not count_only and tuple(out_strides) == row_major)
+                 | (x is not None and tuple(x_strides) == row_major) << 1)
         block = _block(numel)
         scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
         dummy = counts if counts is not None else (out if out is not None else aux)
@@ -307,8 +317,8 @@ class IndexOp(Op):
             aux if aux is not None else dummy, g if g is not None else dummy,
             counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
             aux_strides, g_shape, g_strides, *scalars,
-            SELECT=plan.select, NDIM=len(shape), COL_DIMS=plan.col_dims, GDIM=len(g_shape) if g is not None else 0,
-            READ_X=x is not None and not sparse, AUX=plan.aux_mode if aux is not None else AUX_NONE,
-            COUNT_ONLY=count_only, SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT,
-            BLOCK=block)
+            SELECT=plan.select, NDIM=len(shape), COL_DIMS=plan.col_dims,
+            GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
+            AUX=plan.aux_mode if aux is not None else AUX_NONE, COUNT_ONLY=count_only,
+            SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT, DENSE=dense, BLOCK=block)
         LAUNCHES[self.name] += 1
