@@ -28,14 +28,19 @@ def _padded(fn):
     return timing.bench(fn, lambda: torch.cuda._sleep(_PAD_CYCLES))
 
 
-def measure(op, dtype, size):
-    """(eager, gems) p50 in µs as the runner times them, then with the GPU padded."""
+def _inputs(op, dtype, size):
+    """The runner's case of ``op`` on the device: (eager baseline, args, kwargs)."""
     layout = cases.find_layout(op, dtype, flaggems_exp.device)
     case = cases.make_case(op, dtype, size, layout.index, None, flaggems_exp.device)
-    args, kwargs = cases.to_device(case.call, flaggems_exp.device)
+    return (layout.baseline, *cases.to_device(case.call, flaggems_exp.device))
+
+
+def measure(op, dtype, size):
+    """(eager, gems) p50 in µs as the runner times them, then with the GPU padded."""
+    baseline, args, kwargs = _inputs(op, dtype, size)
     times = []
     for name in ("eager", "gems"):
-        provider = providers.make(name, op, layout.baseline)
+        provider = providers.make(name, op, baseline)
         fn = (lambda p=provider: p.fn(*args, **kwargs))
         fn()
         times += [timing.bench(fn)[1] * 1e3, _padded(fn)[1] * 1e3]
@@ -43,9 +48,7 @@ def measure(op, dtype, size):
 
 
 def profile(op, dtype, size, calls=2000, top=15):
-    layout = cases.find_layout(op, dtype, flaggems_exp.device)
-    case = cases.make_case(op, dtype, size, layout.index, None, flaggems_exp.device)
-    args, kwargs = cases.to_device(case.call, flaggems_exp.device)
+    _, args, kwargs = _inputs(op, dtype, size)
     op(*args, **kwargs)
     timing.synchronize()
     profiler = cProfile.Profile()
