@@ -113,7 +113,7 @@ def test_triton_kernel_ran(op):
     dev = testing.on_device(call)
     out = op(*dev.args, **dev.kwargs)
     assert isinstance(out, torch.Tensor) and out.device.type == flaggems_exp.device
-    assert LAUNCHES[op.name] == before + 1
+    assert LAUNCHES[op.name] > before  # a fused loss also launches its partial-sum kernel
 
 
 @pytest.mark.parametrize("op", INPLACE, ids=ids)

@@ -4,17 +4,17 @@ An op is a class that declares what is particular to it; ``@register`` makes one
 files it under its aten name and aliases, and derives its in-place form. Everything else — the
 ``experimental_ops`` namespace, ``enable()``, the tests and the benchmarks — reads ``REGISTRY``.
 """
-import collections
 import functools
 import re
 
 import torch
 
+from ..runtime import launch as launching
+from ..runtime.launch import LAUNCHES  # noqa: F401  (re-exported)
+from ..runtime.plans import PlanCache, Recorder, build, call_key, not_replayable
+
 REGISTRY = {}
 """Every registered name (aliases and in-place forms included) -> the op object serving it."""
-
-LAUNCHES = collections.Counter()
-"""Triton kernel launches per op name: the proof, in tests, that our kernel ran."""
 
 
 def _snake_case(name):
@@ -52,6 +52,8 @@ class Op:
     param_samples = ()        # non-default parameter sets worth testing, as {name: value}
     special_values = ()       # inputs beyond ±0, ±inf, NaN worth testing exactly (kinks)
     reference_in_float64 = True  # False where PyTorch's result depends on its working dtype
+    runtime_numbers = False   # True: Python numbers reach the kernel unread (see plans.py)
+    writes_self = False       # True for in-place forms: the first argument is written
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -61,6 +63,38 @@ class Op:
     def __init__(self):
         if self.ref is None:
             self.ref = getattr(torch.ops.aten, self.name)  # an op without aten twin names one
+        self.plans = PlanCache()
+
+    # ---- the call: a plan of its signature, or the family's full path (which makes one) ----
+    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
+        key, tensors, pointers = call_key(args, kwargs, out, not self.runtime_numbers)
+        if key is not None:
+            plan = self.plans.get(key)
+            if plan is not None:
+                result = plan(args, kwargs, tensors, pointers)
+                if result is not None:
+                    return result
+        if getattr(launching._state, "recorder", None) is not None:
+            # called from another op's full path: that call's plan would miss this one's
+            not_replayable()
+            return self.call(args, kwargs, out)
+        if key is None:
+            return self.call(args, kwargs, out)
+        shapes = [t.shape for t in tensors]
+        with Recorder() as recorder:
+            result = self.call(args, kwargs, out)
+        written = len(tensors) - 1 if out is not None else 0 if self.writes_self else None
+        plan = build(recorder, tensors, shapes, written, result)
+        if plan is not None:
+            self.plans.put(key, plan)
+        return result
+
+    def call(self, args, kwargs, out):
+        """The family's full path: every check in PyTorch's order, then allocate and launch."""
+        return self.call_out(args, kwargs, out, inplace=False)
+
+    def call_out(self, args, kwargs, out, inplace):
+        raise NotImplementedError
 
     @property
     def names(self):

@@ -14,6 +14,7 @@ from torch._C import DispatchKey
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE, INTERPRETED
+from ..runtime.plans import not_replayable
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op
 from .pointwise import launch
@@ -104,6 +105,7 @@ def write(op, out, source):
 def native_copy_(self, src, non_blocking=False):
     """ATen's own copy_, reached past the kernel ``enable()`` registers for it (copy_ is a
     CompositeExplicitAutograd op: its native kernel sits under that key, not under CPU/CUDA)."""
+    not_replayable()  # ATen's kernel, not ours: a call plan would miss it
     return torch.ops.aten.copy_.default._op_dk(
         DispatchKey.CompositeExplicitAutograd, self, src, non_blocking)
 
@@ -138,8 +140,6 @@ class CopyOp(Op):
     layout = "contiguous"
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 
-    def __call__(self, *args, out=None, **kwargs):
-        return self.call_out(args, kwargs, out=out, inplace=False)
 
     def view(self, x):
         return x
@@ -190,6 +190,7 @@ class CopyOp(Op):
             return torch.empty(like.shape, dtype=like.dtype, device=like.device)
         if self.layout == "preserve" or geometry.has_internal_overlap(like):
             return torch.empty_like(like)
+        not_replayable()  # depends on self's storage (size, offset), which no signature holds
         numel = like.untyped_storage().nbytes() // like.element_size()
         storage = torch.empty(numel, dtype=like.dtype, device=like.device)
         if like.numel() < numel:  # the elements outside the view keep self's values

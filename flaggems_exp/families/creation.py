@@ -89,8 +89,6 @@ class CreationOp(Op):
     exact_out_dtype = False
     any_dtype = False
 
-    def __call__(self, *args, out=None, **kwargs):
-        return self.call_out(args, kwargs, out=out, inplace=False)
 
     def fill_value(self, dtype, *args, **kwargs):
         return self.value

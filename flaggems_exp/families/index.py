@@ -9,7 +9,9 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from .base import LAUNCHES, Op, bind, sample_calls
+from ..runtime.launch import launch
+from ..runtime.plans import not_replayable
+from .base import Op, bind, sample_calls
 
 # how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
 # running count of hits is the gather index (masked_scatter: source is consumed in order)
@@ -209,8 +211,6 @@ class IndexOp(Op):
     select = None
     out_overlap = True
 
-    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may come as an aten keyword
-        return self.call_out(args, kwargs, out=out, inplace=False)
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, None if inplace else out)
@@ -278,8 +278,8 @@ class IndexOp(Op):
             nblocks = triton.cdiv(numel, _block(numel))
             counts = torch.empty(nblocks + 1, dtype=torch.int64, device=device)
             self.launch(plan, None, counts=counts)
-            _exclusive_scan[(1,)](counts, nblocks, BLOCK=_block(nblocks))
-            LAUNCHES[self.name] += 1
+            launch(self.name, _exclusive_scan, (1,), counts, nblocks, BLOCK=_block(nblocks))
+            not_replayable()  # the total is read back to the host
             total = counts[nblocks].item()
         return counts, total
 
@@ -312,8 +312,8 @@ class IndexOp(Op):
         block = _block(numel)
         scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
         dummy = counts if counts is not None else (out if out is not None else aux)
-        _index_kernel[(triton.cdiv(numel, block),)](
-            dummy if count_only else out, x if x is not None else dummy,
+        launch(
+            self.name, _index_kernel, (triton.cdiv(numel, block),), dummy if count_only else out, x if x is not None else dummy,
             aux if aux is not None else dummy, g if g is not None else dummy,
             counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
             aux_strides, g_shape, g_strides, *scalars,
@@ -321,4 +321,3 @@ class IndexOp(Op):
             GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
             AUX=plan.aux_mode if aux is not None else AUX_NONE, COUNT_ONLY=count_only,
             SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT, DENSE=dense, BLOCK=block)
-        LAUNCHES[self.name] += 1

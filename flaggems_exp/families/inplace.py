@@ -20,5 +20,12 @@ class InplaceOp(Op):
     special_values = property(lambda self: self.twin.special_values)
     reference_in_float64 = property(lambda self: self.twin.reference_in_float64)
 
-    def __call__(self, self_tensor, *args, **kwargs):
-        return self.twin.call_out((self_tensor, *args), kwargs, out=self_tensor, inplace=True)
+    writes_self = True
+    runtime_numbers = property(lambda self: self.twin.runtime_numbers)
+
+    def call(self, args, kwargs, out):
+        if out is not None:
+            raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
+        if not args:
+            raise TypeError(f"{self.name}() missing required argument 'self'")
+        return self.twin.call_out(args, kwargs, out=args[0], inplace=True)

@@ -15,6 +15,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
+from ..runtime.launch import launch
 from .pointwise import PointwiseOp, grid_size
 
 NONE, MEAN, SUM = 0, 1, 2
@@ -82,6 +83,6 @@ class LossOp(PointwiseOp):
         if numel:
             self.launch(partials, shape, geometry.contiguous_strides(shape), operands,
                         kernel_scalars, compute, reduce=True)
-        _sum_partials_kernel[(1,)](partials, out, count, numel, MEAN=params["reduction"] == MEAN,
-                                   BLOCK=1024 if INTERPRETED else 256)
+        launch(self.name, _sum_partials_kernel, (1,), partials, out, count, numel,
+               MEAN=params["reduction"] == MEAN, BLOCK=1024 if INTERPRETED else 256)
         return out

@@ -18,7 +18,8 @@ import triton.language as tl
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.dtypes import ALL, REAL
-from .base import LAUNCHES, Op
+from ..runtime.launch import launch
+from .base import Op
 
 
 @triton.jit
@@ -149,8 +150,6 @@ class GatherOp(Op):
                     (a.name, str(a.type), a.default_value if a.has_default_value() else _MISSING)
                     for a in arguments]))
 
-    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
-        return self.call_out(args, kwargs, out=out, inplace=False)
 
     def bind(self, args, kwargs):
         """(overload, argument values in schema order) of the first aten overload the call fits,
@@ -213,14 +212,13 @@ class GatherOp(Op):
         extent = max(sum((n - 1) * s for n, s in zip(t.shape, t.stride())) for t in (out, x))
         index_64 = max(extent, rows + block_r, cols + block_c) > _INT32_LIMIT
         mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
-        _gather_kernel[(triton.cdiv(rows, block_r) * col_blocks,)](
-            out, x, rows, cols, col_blocks, sizes, tuple(d[1] for d in dims),
+        launch(
+            self.name, _gather_kernel, (triton.cdiv(rows, block_r) * col_blocks,), out, x, rows, cols, col_blocks, sizes, tuple(d[1] for d in dims),
             tuple(d[2] for d in dims), tuple(d[3][0] if d[3] else 0 for d in dims),
             tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
             tuple(d[3][2] if d[3] else d[0] for d in dims),
             INDEX_MAP=self.index_map if mapped else _unmapped, MAPPED=mapped, NDIM=len(dims),
             INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c)
-        LAUNCHES[self.name] += 1
 
 
 class PadOp(GatherOp):

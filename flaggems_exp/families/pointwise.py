@@ -10,7 +10,9 @@ from ..runtime.device import DEVICE, INTERPRETED
 from ..runtime.dtypes import ALL
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import TL_DTYPE, encode_scalar
-from .base import LAUNCHES, Op
+from ..runtime.launch import launch as run
+from ..runtime.plans import bind_numbers, not_replayable
+from .base import Op
 
 
 @triton.jit
@@ -24,17 +26,20 @@ def _decode_scalar(bits, COMPUTE: tl.constexpr):
 
 
 @triton.jit
-def _load_operand(ref, offsets, mask, IS_SCALAR: tl.constexpr, COMPUTE: tl.constexpr):
+def _load_operand(ptr, number, offsets, mask, IS_SCALAR: tl.constexpr, COMPUTE: tl.constexpr):
     if IS_SCALAR:
-        return _decode_scalar(ref, COMPUTE)
+        return _decode_scalar(number, COMPUTE)
     else:
-        return tl.load(ref + offsets, mask=mask).to(COMPUTE)
+        return tl.load(ptr + offsets, mask=mask).to(COMPUTE)
 
 
-@triton.jit(do_not_specialize=["shape", "out_strides", "in0_strides", "in1_strides", "in2_strides"])
+# numbers (n0-n2: Python-number operands, s0-s2: Scalar parameters) are never specialized on
+# their values, so one compiled kernel serves every value and a call plan can pass new ones
+@triton.jit(do_not_specialize=["shape", "out_strides", "in0_strides", "in1_strides", "in2_strides",
+                               "n0", "n1", "n2", "s0", "s1", "s2"])
 def _pointwise_kernel(
     out_ptr, in0, in1, in2, numel, shape, out_strides, in0_strides, in1_strides, in2_strides,
-    s0: tl.int64, s1: tl.int64, s2: tl.int64,
+    n0: tl.int64, n1: tl.int64, n2: tl.int64, s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
     NDIM: tl.constexpr, COMPUTE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
     REDUCE: tl.constexpr = False,
@@ -63,14 +68,14 @@ def _pointwise_kernel(
             off0 += index * in0_strides[d]
             off1 += index * in1_strides[d]
             off2 += index * in2_strides[d]
-    x0 = _load_operand(in0, off0, mask, SCALAR_OPERANDS & 1, COMPUTE)
+    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, COMPUTE)
     if NIN == 1:
         operands = (x0,)
     elif NIN == 2:
-        operands = (x0, _load_operand(in1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE))
+        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE))
     else:
-        operands = (x0, _load_operand(in1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE),
-                    _load_operand(in2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMPUTE))
+        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE),
+                    _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
     if REDUCE:
@@ -137,10 +142,20 @@ class PointwiseOp(Op):
         self.number_operands = frozenset(
             i for args in positional for i, a in enumerate(args[:self.nin])
             if not str(a.type).startswith("Tensor"))
+        # an op whose own hooks read no number's value takes its numbers per call in a plan
+        self.runtime_numbers = all(getattr(type(self), hook) is getattr(PointwiseOp, hook)
+                                   for hook in ("call_out", "bind", "run", "validate", "promote", "prepare",
+                                               "check"))
 
     # ---- calling convention -------------------------------------------------------------
-    def __call__(self, *args, out=None, **kwargs):
-        return self.call_out(args, kwargs, out=out, inplace=False)
+    def number_sources(self, args, kwargs):
+        """Where each operand and Scalar parameter of a call comes from: ("args", position) or
+        ("kwargs", name); None for a parameter left at its default."""
+        names = list(self.scalars)
+        return ([("args", i) for i in range(self.nin)],
+                [("args", self.nin + j) if self.nin + j < len(args)
+                 else ("kwargs", name) if name in kwargs else None
+                 for j, name in enumerate(names)])
 
     def bind(self, args, kwargs):
         """Split a call into operands and a {name: value} of Scalar parameters."""
@@ -186,9 +201,10 @@ class PointwiseOp(Op):
 
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
-        return self.run(*self.bind(args, kwargs), out, inplace)
+        sources = self.number_sources(args, kwargs) if self.runtime_numbers else None
+        return self.run(*self.bind(args, kwargs), out, inplace, sources)
 
-    def run(self, operands, params, out, inplace):
+    def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""
         operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
@@ -198,7 +214,8 @@ class PointwiseOp(Op):
             self.check_out(out, tensors, shape, result, inplace)
         self.check_dtype(result)
         if out.numel():
-            self.launch(out, shape, out.stride(), operands, kernel_scalars, compute)
+            self.launch(out, shape, out.stride(), operands, kernel_scalars, compute,
+                        sources=sources)
         return out
 
     def check_dtype(self, result_dtype):
@@ -239,9 +256,10 @@ class PointwiseOp(Op):
         if tuple(out.shape) != shape:
             out.resize_(shape)  # the first write, after every check
 
-    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False):
+    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
+               sources=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
-               compute, reduce)
+               compute, reduce, sources)
 
 
 def block_size(numel):
@@ -257,17 +275,21 @@ def _cpu_scalar_to_number(operand):
     """A 0-dim CPU tensor beside GPU tensors is a scalar to PyTorch: hand it over as a number."""
     if (isinstance(operand, torch.Tensor) and operand.dim() == 0 and DEVICE != "cpu"
             and operand.device.type == "cpu"):
+        not_replayable()  # its value becomes a kernel number: this call is never planned
         return operand.item()
     return operand
 
 
-def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False):
+def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
+           reduce=False, sources=None):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
     Results are stored into ``target`` through
     ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
-    (which then needs ``grid_size(numel)`` elements of the accumulation dtype)."""
+    (which then needs ``grid_size(numel)`` elements of the accumulation dtype). ``sources``:
+    where in the call each number operand and kernel scalar came from (``Op.number_sources``),
+    for a call plan to take them from the next call."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -283,18 +305,29 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
         index_64 = max(numel, extent + 1) > _INT32_LIMIT
     strides += [(0,) * len(cshape)] * (4 - len(strides))
-    slots, scalar_mask = [], 0
+    pointers, numbers, scalar_mask = [], [], 0
     for i, operand in enumerate(operands):
         if isinstance(operand, torch.Tensor):
-            slots.append(operand)
+            pointers.append(operand)
+            numbers.append(0)
         else:
-            slots.append(encode_scalar(operand, compute))
+            pointers.append(target)  # never read: the kernel takes the number instead
+            numbers.append(encode_scalar(operand, compute))
             scalar_mask |= 1 << i
-    slots += [0] * (3 - len(slots))
+    pointers += [target] * (3 - len(pointers))
+    numbers += [0] * (3 - len(numbers))
     encoded = [encode_scalar(v, compute) for v in kernel_scalars]
     block = block_size(numel)
-    _pointwise_kernel[(-(-numel // block),)](
-        target, *slots, numel, cshape, *strides, *(encoded + [0] * (3 - len(encoded))),
+    run(name, _pointwise_kernel, (-(-numel // block),),
+        target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
         NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
-    LAUNCHES[name] += 1
+    if sources is not None:
+        operand_sources, scalar_sources = sources
+        bind_numbers({**{_ARGUMENT[f"n{i}"]: (source, compute)
+                         for i, source in enumerate(operand_sources) if scalar_mask >> i & 1},
+                      **{_ARGUMENT[f"s{j}"]: (source, compute)
+                         for j, source in enumerate(scalar_sources) if source is not None}})
+
+
+_ARGUMENT = {name: i for i, name in enumerate(_pointwise_kernel.arg_names)}

@@ -10,7 +10,8 @@ import triton.language as tl
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.triton_types import TL_DTYPE
-from .base import LAUNCHES, Op, bind, sample_calls
+from ..runtime.launch import launch
+from .base import Op, bind, sample_calls
 
 NEG_INF = tl.constexpr(float("-inf"))
 
@@ -155,8 +156,6 @@ class ReductionOp(Op):
     merge = staticmethod(sum_merge)
     finish = None
 
-    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may come as an aten keyword
-        return self.call_out(args, kwargs, out=out, inplace=False)
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
@@ -204,11 +203,10 @@ class ReductionOp(Op):
             sum((n - 1) * abs(s) for n, s in zip(outer, st)) + (row_len - 1) * abs(step)
             for st, step in zip(strides, steps)))
         rows_per_program, block = _plan_tile(row_len, n_rows, steps[1] != 1)
-        _reduction_kernel[(triton.cdiv(n_rows, rows_per_program),)](
-            out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
+        launch(
+            self.name, _reduction_kernel, (triton.cdiv(n_rows, rows_per_program),), out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
             STEP=self.step, MERGE=self.merge, FINISH=self.finish, PER_ROW=per_row,
             OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
             COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, ONE_PASS=row_len <= block,
             INDEX_64=extent > _INT32_LIMIT, ROWS=rows_per_program, BLOCK=block,
             num_warps=4 if rows_per_program * block <= 2048 else 8)
-        LAUNCHES[self.name] += 1

@@ -9,6 +9,7 @@ import triton.language as tl
 from ..families import register
 from ..families.index import AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere
 from ..runtime import errors, geometry
+from ..runtime.plans import not_replayable
 
 
 @register
@@ -43,6 +44,7 @@ class Take(IndexOp):
         if index.numel():
             # the bounds check runs on the host before the launch; torch.aminmax serves only
             # this check (and the error path finds the first offending index)
+            not_replayable()  # the bounds are read back to the host
             lo, hi = torch.stack(torch.aminmax(index)).tolist()
             if lo < -numel or hi >= numel:
                 bad = index[(index < -numel) | (index >= numel)][0].item()

@@ -1,0 +1,109 @@
+"""Kernel launches: every family launches through ``launch``, which counts the launch and, while a
+call plan is being built (``plans.py``), records it so that later calls of the same signature can
+replay it through the compiled kernel's own launcher.
+
+Triton's public launch, ``kernel[grid](*args)``, costs about 8 µs of host time per call on an
+H200 (binding, a cache key built from a stringified options dict, launch hooks); the compiled
+kernel's launcher, called with the arguments in order, about 3. That launcher's positional
+contract is internal to Triton and has changed between releases, so it is checked once, against
+the release read here (``FAST_LAUNCH``); on any other Triton every launch takes the public path:
+slower, never wrong. The interpreter (no GPU) always takes the public path.
+"""
+import collections
+import functools
+import inspect
+import threading
+
+import torch
+import triton
+
+from .device import INTERPRETED
+
+LAUNCHES = collections.Counter()
+"""Triton kernel launches per op name: the proof, in tests, that our kernel ran."""
+
+_state = threading.local()  # ``recorder``: the plan being built on this thread, if any
+
+
+def _launcher_contract():
+    """Whether this Triton's compiled kernels can be launched directly, as read in triton 3.6:
+    ``CompiledKernel.run`` is a ``CudaLauncher`` whose ``launch`` takes (gridX, gridY, gridZ,
+    stream, function, cooperative, pdl, global scratch, profile scratch, packed metadata, launch
+    metadata, enter hook, exit hook, *kernel arguments in signature order)."""
+    if INTERPRETED or tuple(int(v) for v in triton.__version__.split(".")[:2]) != (3, 6):
+        return False
+    try:
+        from triton.backends.nvidia.driver import CudaLauncher
+        from triton.compiler.compiler import CompiledKernel
+    except ImportError:
+        return False
+    return all(hasattr(CompiledKernel, a) for a in ("run", "_init_handles")) and callable(
+        getattr(CudaLauncher, "__call__", None))
+
+
+FAST_LAUNCH = _launcher_contract()
+
+
+def launch(name, kernel, grid, *args, **options):
+    """``kernel[grid](*args, **options)``, counted for ``name`` and recorded for a call plan."""
+    compiled = kernel[grid](*args, **options)
+    LAUNCHES[name] += 1
+    recorder = getattr(_state, "recorder", None)
+    if recorder is not None:
+        recorder.launches.append(Recorded(name, kernel, tuple(grid), args, options, compiled))
+    return compiled
+
+
+class Recorded:
+    """One launch as the public path made it: enough to make it again with other pointers."""
+
+    __slots__ = ("name", "kernel", "grid", "args", "options", "compiled")
+
+    def __init__(self, name, kernel, grid, args, options, compiled):
+        self.name, self.kernel, self.grid = name, kernel, grid
+        self.args, self.options, self.compiled = args, options, compiled
+
+    def arguments(self):
+        """Every kernel parameter's value in signature order (defaults filled in), and the
+        launch options (num_warps...) that are not parameters."""
+        params = _parameters(self.kernel)
+        values = list(self.args)
+        for param in params[len(values):]:
+            values.append(self.options[param.name] if param.name in self.options
+                          else param.default)
+        names = {p.name for p in params}
+        options = {k: v for k, v in self.options.items() if k not in names}
+        return values, options
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(kernel):
+    """A kernel's parameters (compiled and interpreted kernels both keep the Python function)."""
+    return list(inspect.signature(kernel.fn).parameters.values())
+
+
+def direct_launcher(recorded):
+    """A function ``(stream, arguments)`` that launches ``recorded``'s compiled kernel through its
+    own launcher, skipping Triton's per-call binding; None where the contract does not hold
+    (then the plan launches through ``kernel[grid]``)."""
+    compiled = recorded.compiled
+    if not FAST_LAUNCH or compiled is None or not hasattr(compiled, "packed_metadata"):
+        return None
+    runner = compiled.run  # loads the module on first use
+    raw = getattr(runner, "launch", None)
+    if raw is None or getattr(runner, "global_scratch_size", 1) or getattr(
+            runner, "profile_scratch_size", 1):
+        return None
+    gx, gy, gz = (tuple(recorded.grid) + (1, 1))[:3]
+    prefix = (gx, gy, gz)
+    fixed = (compiled.function, runner.launch_cooperative_grid, runner.launch_pdl, None, None,
+             compiled.packed_metadata, None, None, None)
+
+    def run(stream, arguments):
+        raw(*prefix, stream, *fixed, *arguments)
+    return run
+
+
+def current_stream(device_index):
+    """The raw handle of the current CUDA stream of a device (what Triton itself launches on)."""
+    return torch._C._cuda_getCurrentRawStream(device_index)

@@ -1,0 +1,299 @@
+"""Call plans: what a call of one signature does, decided once and replayed.
+
+A call's signature is everything an op's full path decides on without reading a value: for each
+tensor argument its dtype, shape, strides, device and whether its data pointer is 16-byte aligned
+(Triton specializes kernels on that); which arguments are the very same tensor object; for each
+Python number its type, or its value where the op's host code reads it (``Op.runtime_numbers``);
+every other argument as it is; and where the call writes (``out=``, or self in place).
+
+The first call of a signature runs the family's full path (bind, every check in PyTorch's order,
+promotion, geometry, compilation) while a ``Recorder`` notes its launches. The plan built from that
+record holds, for each launch, the compiled kernel's launcher and its arguments with the pointers
+left blank, each pointer being "call tensor i plus k bytes" or "new buffer j plus k bytes". A later
+call of the signature does only what depends on values: read the data pointers, check that the
+written tensor overlaps no other argument (else it takes the full path, which knows PyTorch's
+rules), allocate, encode the Python numbers the kernel receives, launch.
+
+A call is not planned (it always takes the full path) when its full path did something a replay
+would miss: read a value back to the host, ran an ATen kernel, resized ``out``, or read memory
+neither an argument nor written by its own launches (``Recorder.cacheable``).
+"""
+import struct
+import threading
+
+import torch
+
+from . import launch as launching
+from .launch import LAUNCHES, current_stream, direct_launcher
+from .triton_types import encode_scalar
+
+PLAN_LIMIT = 256
+"""Plans kept per op: a new signature beyond it evicts the oldest (each plan holds a few small
+tuples and a reference to a compiled kernel, which Triton caches anyway)."""
+
+_Tensor = torch.Tensor
+_STRIDED = torch.strided
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+_NUMBERS = (bool, int, float, complex)
+
+
+def _float_key(value):
+    # the exact value: -0.0 and 0.0 differ, and NaN (never equal to itself) still hits
+    return struct.pack("<d", value)
+
+
+def _frozen(value):
+    """A hashable stand-in for a non-tensor argument (lists become tuples)."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def call_key(args, kwargs, out, numbers_by_value):
+    """(signature key, tensors, their data pointers) of a call, or (None, ...) for a call that is
+    never planned (a tensor subclass, a sparse or other non-strided tensor)."""
+    tensors, pointers = [], []
+    key = [len(args)]
+    values = args
+    if kwargs:
+        key.append(tuple(kwargs))
+        values = (*args, *kwargs.values())
+    if out is not None:
+        values = (*values, out)
+        key.append(True)
+    for v in values:
+        if isinstance(v, _Tensor):
+            if type(v) not in _PLAIN or v.layout is not _STRIDED:
+                return None, None, None
+            p = v.data_ptr()
+            key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0)
+            tensors.append(v)
+            pointers.append(p)
+        elif type(v) in _NUMBERS:
+            if not numbers_by_value:
+                key.append(type(v))
+            elif type(v) is float:
+                key.append(_float_key(v))
+            elif type(v) is complex:
+                key.append((_float_key(v.real), _float_key(v.imag)))
+            else:
+                key.append((type(v), v))
+        else:
+            key.append(_frozen(v))
+    if len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
+        # which arguments are the same object (``x * x``): a plan maps each pointer to one
+        key.append(tuple(next(j for j, u in enumerate(tensors) if u is t) for t in tensors))
+    return tuple(key), tensors, pointers
+
+
+class Recorder:
+    """What one call's full path launched, and whether a replay could stand for it."""
+
+    def __init__(self):
+        self.launches = []
+        self.numbers = {}  # id of a Recorded launch -> {argument index: (source, compute dtype)}
+        self.cacheable = True
+
+    def __enter__(self):
+        self.outer = getattr(launching._state, "recorder", None)
+        launching._state.recorder = self
+        return self
+
+    def __exit__(self, *exc):
+        launching._state.recorder = self.outer
+
+
+def not_replayable():
+    """Called by a full path that does what a replay would miss (see the module docstring)."""
+    recorder = getattr(launching._state, "recorder", None)
+    if recorder is not None:
+        recorder.cacheable = False
+
+
+def bind_numbers(bindings):
+    """Declare, for the launch just recorded, which kernel arguments are Python numbers of the
+    call, encoded per call: ``{argument index: (("args", i) or ("kwargs", name), compute)}``."""
+    recorder = getattr(launching._state, "recorder", None)
+    if recorder is not None and recorder.launches:
+        recorder.numbers[id(recorder.launches[-1])] = bindings
+
+
+def _span(t):
+    """Bytes from ``t``'s first element to one past its last (0 when it is empty)."""
+    if t.numel() == 0:
+        return 0
+    return (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))) * t.element_size()
+
+
+class _Launch:
+    """One recorded launch, replayable: the argument list with blanks, what fills them, and how
+    to launch (the compiled kernel's own launcher, or ``kernel[grid]``)."""
+
+    __slots__ = ("name", "kernel", "grid", "values", "options", "pointers", "numbers", "run",
+                 "views")
+
+    def __init__(self, recorded, pointers, numbers, views):
+        self.name, self.kernel, self.grid = recorded.name, recorded.kernel, recorded.grid
+        self.values, self.options = recorded.arguments()
+        self.pointers = tuple(pointers)  # (argument index, base index, byte offset)
+        self.numbers = tuple(numbers)    # (argument index, ("args"|"kwargs", i), compute dtype)
+        self.views = views               # argument index -> (dtype, size, stride) (public path)
+        self.run = direct_launcher(recorded)
+
+
+class Plan:
+    """A recorded call, replayed: see the module docstring."""
+
+    def __init__(self, launches, allocations, result, written, spans, device_index):
+        self.launches = tuple(launches)
+        self.allocations = tuple(allocations)  # (shape, stride, dtype, device) or (nbytes, device)
+        self.result = result                   # ("call", i) or ("new", j)
+        self.written = written                 # index of the written call tensor, or None
+        self.spans = spans                     # bytes each call tensor covers
+        self.device_index = device_index
+        self.direct = all(launch.run is not None for launch in self.launches)
+        self.others = () if written is None else tuple(
+            i for i, s in enumerate(spans) if i != written and s)
+        self.replays = 0  # calls this plan served
+
+    def __call__(self, args, kwargs, tensors, pointers):
+        """The call's result, or None where the written tensor overlaps another argument (the
+        caller then takes the full path)."""
+        written = self.written
+        if written is not None and self.spans[written]:
+            lo = pointers[written]
+            hi = lo + self.spans[written]
+            for i in self.others:
+                p = pointers[i]
+                if p < hi and lo < p + self.spans[i] and tensors[i] is not tensors[written]:
+                    return None
+        news = [torch.empty_strided(a[0], a[1], dtype=a[2], device=a[3]) if len(a) == 4
+                else torch.empty(a[0], dtype=torch.uint8, device=a[1]) for a in self.allocations]
+        if self.direct:
+            bases = pointers + [t.data_ptr() for t in news] if news else pointers
+            stream = current_stream(self.device_index) if self.launches else None
+            for launch in self.launches:
+                values = launch.values.copy()
+                for slot, base, offset in launch.pointers:
+                    values[slot] = bases[base] + offset
+                for slot, source, compute in launch.numbers:
+                    values[slot] = encode_scalar(
+                        args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
+                launch.run(stream, values)
+                LAUNCHES[launch.name] += 1
+        else:
+            self._launch_public(args, kwargs, tensors + news)
+        self.replays += 1
+        kind, index = self.result
+        return tensors[index] if kind == "call" else news[index]
+
+    def _launch_public(self, args, kwargs, bases):
+        """The launches through ``kernel[grid]`` (the interpreter, or a Triton whose launcher
+        contract is not the one read here): pointers as tensors viewing the bases' memory."""
+        for launch in self.launches:
+            values = list(launch.values)
+            for slot, base, offset in launch.pointers:
+                dtype, size, stride = launch.views[slot]
+                memory = bases[base].untyped_storage()
+                start = bases[base].data_ptr() + offset - memory.data_ptr()
+                values[slot] = torch.empty(0, dtype=dtype, device=bases[base].device).set_(
+                    memory, start // dtype.itemsize, size, stride)
+            for slot, source, compute in launch.numbers:
+                values[slot] = encode_scalar(
+                    args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
+            launch.kernel[launch.grid](*values, **launch.options)
+            LAUNCHES[launch.name] += 1
+
+
+def build(recorder, tensors, shapes, written, result):
+    """The plan of a finished full-path call, or None where a replay could not stand for it.
+
+    ``tensors`` are the call's tensor arguments (``shapes`` their shapes before the call),
+    ``written`` the index of the one it writes (or None), ``result`` what it returned."""
+    if not recorder.cacheable or not isinstance(result, _Tensor):
+        return None
+    if any(t.shape != s for t, s in zip(tensors, shapes)):
+        return None  # out= was resized
+    storages = [t.untyped_storage().data_ptr() for t in tensors]
+    if written is not None and tensors[written].numel():
+        w = tensors[written]
+        if any(storages[i] == storages[written] and t is not w and t.numel()
+               for i, t in enumerate(tensors)):
+            return None  # the written tensor shares memory: the full path decides each time
+    allocations, fresh = [], {}  # fresh: storage pointer -> index among the new buffers
+    result_source = next((("call", i) for i, t in enumerate(tensors) if t is result), None)
+    result_storage = result.untyped_storage().data_ptr()
+    if result_source is None:
+        if result_storage in storages or result.storage_offset() or (
+                result.untyped_storage().nbytes() != _span(result)):
+            return None
+        fresh[result_storage] = 0
+        allocations.append((tuple(result.shape), result.stride(), result.dtype, result.device))
+        result_source = ("new", 0)
+
+    def locate(t, position):
+        """(base index, byte offset) of a launch's tensor argument; None: not replayable."""
+        for i, u in enumerate(tensors):
+            if t is u:
+                return i, 0
+        storage = t.untyped_storage().data_ptr()
+        owners = {id(u): i for i, u in enumerate(tensors) if storages[i] == storage and storage}
+        if len(owners) > 1:
+            return None
+        if owners:
+            i = owners.popitem()[1]
+            return i, t.data_ptr() - tensors[i].data_ptr()
+        if storage not in fresh:
+            if position != 0:  # every skeleton writes its first pointer: a buffer first seen
+                return None    # elsewhere holds values made outside our launches
+            fresh[storage] = len(allocations)
+            allocations.append((t.untyped_storage().nbytes(), t.device))
+        return len(tensors) + fresh[storage], t.data_ptr() - storage
+
+    launches = []
+    for recorded in recorder.launches:
+        values, _ = recorded.arguments()
+        pointers, views = [], {}
+        for position, v in enumerate(values):
+            if isinstance(v, _Tensor):
+                where = locate(v, position)
+                if where is None:
+                    return None
+                pointers.append((position, *where))
+                views[position] = (v.dtype, tuple(v.shape), v.stride())
+        numbers = [(slot, source, compute) for slot, (source, compute)
+                   in recorder.numbers.get(id(recorded), {}).items()]
+        launches.append(_Launch(recorded, pointers, numbers, views))
+    device = result.device
+    return Plan(launches, allocations, result_source, written, [_span(t) for t in tensors],
+                device.index if device.type == "cuda" else None)
+
+
+class PlanCache:
+    """Plans of one op by call signature, at most ``PLAN_LIMIT`` (the oldest goes first)."""
+
+    def __init__(self):
+        self.plans = {}
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        try:
+            return self.plans.get(key)
+        except TypeError:  # an unhashable argument: never planned
+            return None
+
+    def put(self, key, plan):
+        try:
+            hash(key)
+        except TypeError:
+            return
+        with self.lock:
+            if len(self.plans) >= PLAN_LIMIT:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = plan
+
+    def __len__(self):
+        return len(self.plans)
+
+    def clear(self):
+        self.plans.clear()

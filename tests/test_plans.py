@@ -1,0 +1,209 @@
+"""Call plans (flaggems_exp/runtime/plans.py): a call replayed from its signature's plan does what
+the family's full path does, for every registered op; signatures that differ get their own plan;
+the launcher contract falls back to Triton's public launch."""
+import pytest
+import torch
+import triton
+
+import flaggems_exp
+from flaggems_exp import REGISTRY, experimental_ops as ops, testing
+from flaggems_exp.runtime import launch as launching, plans
+from flaggems_exp.testing import run
+
+OPS = list(dict.fromkeys(REGISTRY.values()))
+DEVICE = flaggems_exp.device
+# full paths a replay could not stand for, so they are never planned: masked_scatter reads its
+# count of selected elements back to the host, take its index bounds in the interpreter, and
+# copy clones self's whole storage (its size and offset are no part of a signature)
+UNPLANNED = {"masked_scatter", "masked_scatter_", "copy"} | ({"take"} if DEVICE == "cpu" else set())
+
+
+def _replays(op):
+    return sum(plan.replays for plan in op.plans.plans.values())
+
+
+def _same(a, b):
+    """Both results identical: the same exception, or tensors equal bit for bit in layout too."""
+    if isinstance(b, Exception):
+        testing.assert_same_error(a, b)
+        return
+    assert not isinstance(a, Exception), f"raised {type(a).__name__}: {a}"
+    assert (a.dtype, a.shape, a.stride(), a.device) == (b.dtype, b.shape, b.stride(), b.device)
+    if a.dtype.is_floating_point:  # bit for bit: NaN payloads and signed zeros too
+        a, b = (t.cpu().reshape(-1).view(torch.uint8) for t in (a, b))
+    assert torch.equal(a.cpu(), b.cpu())
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_replay_is_the_full_path(op):
+    """Each sample call's signature is recorded with one set of values, then called with other
+    values: once served by the plan, once by the full path; results and written inputs agree."""
+    dtype = torch.float32
+    first = testing.sample_calls(op, dtype, generator=torch.Generator().manual_seed(1))
+    second = testing.sample_calls(op, dtype, generator=torch.Generator().manual_seed(2))
+    assert first and len(first) == len(second), "no sample calls"
+    for a, b in zip(first, second):
+        op.plans.clear()
+        run(op, testing.on_device(a))                        # records a plan
+        planned, full = testing.on_device(b), testing.on_device(b)
+        ours = run(op, planned)                               # served by the plan, if any
+        op.plans.clear()
+        theirs = run(op, full)                                # the full path
+        _same(ours, theirs)
+        for x, y in zip(planned.args, full.args):
+            if isinstance(x, torch.Tensor):
+                _same(x, y)
+    if op.name not in UNPLANNED:
+        # the last sample with a result of some size, again: its plan must serve it
+        sample = next((c for c in reversed(second) if getattr(run(op, testing.on_device(c)),
+                                                             "numel", lambda: 0)()), None)
+        op.plans.clear()
+        call = testing.on_device(sample) if sample else None
+        if sample and not isinstance(run(op, call), Exception):
+            before = _replays(op)
+            run(op, testing.on_device(sample))
+            assert _replays(op) == before + 1 or any(
+                isinstance(v, torch.Tensor) and v.device.type != DEVICE
+                for v in (*call.args, *call.kwargs.values())), "the second call missed its plan"
+
+
+def test_hit_miss_and_what_makes_a_new_plan():
+    op = REGISTRY["sigmoid"]
+    op.plans.clear()
+    x = torch.randn(64, 32, device=DEVICE)
+    op(x)
+    assert len(op.plans) == 1
+    for other in (torch.randn(64, 32, device=DEVICE), torch.randn(64, 32, device=DEVICE)):
+        torch.testing.assert_close(op(other), torch.sigmoid(other))
+    assert len(op.plans) == 1 and _replays(op) == 2  # values and pointers are not the signature
+    op(x.t())                                                   # strides
+    op(x.to(torch.float16))                                     # dtype
+    op(torch.randn(65, 32, device=DEVICE))                      # shape
+    misaligned = torch.randn(64 * 32 + 1, device=DEVICE)[1:].view(64, 32)
+    assert misaligned.data_ptr() % 16
+    torch.testing.assert_close(op(misaligned), torch.sigmoid(misaligned))   # alignment
+    assert len(op.plans) == 5
+
+
+def test_numbers_are_per_call_values():
+    """A Python number the host code never reads reaches the kernel per call: one plan serves
+    every value of it, and int and float (other promotion) get their own plans."""
+    op = REGISTRY["mul"]
+    op.plans.clear()
+    x = torch.randn(16, device=DEVICE)
+    for value in (2.0, -0.5, 3e38, float("nan"), -0.0):
+        torch.testing.assert_close(op(x, value), x * value, equal_nan=True)
+    assert len(op.plans) == 1
+    ints = torch.arange(16, device=DEVICE)
+    assert torch.equal(op(ints, 3), ints * 3) and torch.equal(op(ints, 2**40), ints * 2**40)
+    assert torch.equal(op(ints, 2.5), ints * 2.5)
+    assert len(op.plans) == 3
+    addcmul = REGISTRY["addcmul"]
+    addcmul.plans.clear()
+    y, z = torch.randn(16, device=DEVICE), torch.randn(16, device=DEVICE)
+    for value in (1, 2, -3):
+        torch.testing.assert_close(addcmul(x, y, z, value=value),
+                                   torch.addcmul(x, y, z, value=value))
+    torch.testing.assert_close(addcmul(x, y, z), torch.addcmul(x, y, z))
+    assert len(addcmul.plans) == 2  # value as a keyword, and left at its default
+
+
+def test_numbers_read_by_host_code_are_part_of_the_signature():
+    op = REGISTRY["softshrink"]  # checks lambd's range on the host
+    op.plans.clear()
+    x = torch.randn(16, device=DEVICE)
+    torch.testing.assert_close(op(x, 0.5), torch.nn.functional.softshrink(x.cpu(), 0.5).to(DEVICE))
+    with pytest.raises(RuntimeError, match="lambda must be in range"):
+        op(x, -1.0)
+    torch.testing.assert_close(op(x, 1.5), torch.nn.functional.softshrink(x.cpu(), 1.5).to(DEVICE))
+    assert len(op.plans) == 2
+
+
+def test_a_plan_does_not_write_over_an_overlapping_input():
+    """The overlap of the written tensor with the others depends on pointers, checked per call:
+    where they overlap, the full path applies PyTorch's rules."""
+    op = ops.mul_
+    op.plans.clear()
+    base = torch.randn(40, device=DEVICE)
+    op(base[:20].clone(), base[20:].clone())                   # planned: no overlap
+    x = base.clone()
+    with pytest.raises(RuntimeError, match="some elements of the input tensor and the written-to"):
+        op(x[:20], x[10:30])                                     # the same signature, overlapping
+    assert torch.equal(x, base)
+    y = base.clone()
+    expected = base[:20] * base[:20]
+    assert op(y[:20], y[:20].view(20)) is not None and torch.equal(y[:20], expected)
+
+
+def test_the_same_tensor_twice_is_its_own_signature():
+    op = REGISTRY["mul"]
+    op.plans.clear()
+    x, y = torch.randn(8, device=DEVICE), torch.randn(8, device=DEVICE)
+    assert torch.equal(op(x, x), x * x)
+    assert torch.equal(op(x, y), x * y)
+    assert torch.equal(op(y, y), y * y)
+    assert len(op.plans) == 2
+
+
+def test_out_and_inplace_plans():
+    op = REGISTRY["sigmoid"]
+    op.plans.clear()
+    x = torch.randn(6, 5, device=DEVICE)
+    for _ in range(2):
+        out = torch.empty(5, 6, device=DEVICE).t()
+        assert op(x, out=out) is out
+        torch.testing.assert_close(out, torch.sigmoid(x))
+    assert len(op.plans) == 1 and _replays(op) == 1
+    resized = torch.empty(0, device=DEVICE)
+    assert op(x, out=resized) is resized and resized.shape == x.shape  # resized: never planned
+    inplace = ops.sigmoid_
+    inplace.plans.clear()
+    for _ in range(2):
+        y = torch.randn(6, 5, device=DEVICE)
+        expected = torch.sigmoid(y)
+        assert inplace(y) is y
+        torch.testing.assert_close(y, expected)
+    assert _replays(inplace) == 1
+
+
+def test_the_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(plans, "PLAN_LIMIT", 3)
+    op = REGISTRY["neg"]
+    op.plans.clear()
+    for n in range(1, 7):
+        x = torch.randn(n, device=DEVICE)
+        assert torch.equal(op(x), -x)
+    assert len(op.plans) == 3
+
+
+def test_a_launcher_contract_other_than_the_known_one_takes_the_public_path(monkeypatch):
+    monkeypatch.setattr(triton, "__version__", "99.0.0")
+    assert launching._launcher_contract() is False
+    monkeypatch.setattr(launching, "FAST_LAUNCH", False)
+    op = REGISTRY["exp"]
+    op.plans.clear()
+    x = torch.randn(32, device=DEVICE)
+    for _ in range(3):
+        torch.testing.assert_close(op(x), torch.exp(x))
+    (plan,) = op.plans.plans.values()
+    assert not plan.direct and plan.replays == 2
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="the compiled kernel's own launcher needs a GPU")
+def test_the_known_contract_launches_directly():
+    assert launching.FAST_LAUNCH == (triton.__version__.startswith("3.6."))
+    op = REGISTRY["exp"]
+    op.plans.clear()
+    x = torch.randn(32, device=DEVICE)
+    op(x)
+    (plan,) = op.plans.plans.values()
+    assert plan.direct == launching.FAST_LAUNCH
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(10**7)  # keeps the side stream busy: our launch must queue behind it
+        y = op(x)
+        event = torch.cuda.Event()
+        event.record(stream)
+    assert not event.query(), "the launch did not wait for the work queued on its stream"
+    torch.cuda.synchronize()
+    torch.testing.assert_close(y, torch.exp(x))
