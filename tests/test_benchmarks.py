@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import flaggems_exp
-from benchmarks import cases, report, run, timing
+from benchmarks import cases, host_time, report, run, timing
 from flaggems_exp import REGISTRY, testing
 
 DEV = flaggems_exp.device
@@ -301,3 +301,21 @@ def test_time_budget_stops_between_ops_and_resume_finishes(tmp_path):
     assert status == 0
     assert sorted((r["op"], r["provider"]) for r in _rows(tmp_path)[1]) == [
         ("mul_", "eager"), ("mul_", "gems"), ("sigmoid", "eager"), ("sigmoid", "gems")]
+
+
+# ---- host time ----------------------------------------------------------------------------
+def test_host_time_writes_every_provider_and_the_summary(tmp_path):
+    argv = ["--op", "sigmoid", "--op", "mul", "--dtype", "float32", "--calls", "3",
+            "--repeats", "1", "--out", str(tmp_path)]
+    assert host_time.main(argv, log=io.StringIO()) == 0
+    with open(tmp_path / host_time.CSV_NAME, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == host_time.COLUMNS
+        rows = list(reader)
+    assert sorted((r["op"], r["provider"]) for r in rows) == sorted(
+        (op, p) for op in ("sigmoid", "mul") for p in ("eager", "gems", "gems_dispatch"))
+    for r in rows:
+        assert r["error"] == "" and float(r["host_us"]) > 0 and r["calls"] == "3", r
+        assert r["dtype"] == "float32" and r["gpu"] and r["commit"]
+    text = (tmp_path / host_time.SUMMARY_NAME).read_text()
+    assert "| gems / eager |" in text and "gems_dispatch above 2× eager" in text
