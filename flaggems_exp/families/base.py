@@ -64,14 +64,15 @@ class Op:
         if self.ref is None:
             self.ref = getattr(torch.ops.aten, self.name)  # an op without aten twin names one
         self.plans = PlanCache()
+        self.numbers_by_value = not self.runtime_numbers
 
     # ---- the call: a plan of its signature, or the family's full path (which makes one) ----
     def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
-        key, tensors, pointers = call_key(args, kwargs, out, not self.runtime_numbers)
+        key, tensors, pointers = call_key(args, kwargs, out, self.numbers_by_value)
         if key is not None:
             plan = self.plans.get(key)
             if plan is not None:
-                result = plan(args, kwargs, tensors, pointers)
+                result = plan.replay(args, kwargs, tensors, pointers)
                 if result is not None:
                     return result
         if getattr(launching._state, "recorder", None) is not None:

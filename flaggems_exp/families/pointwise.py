@@ -143,9 +143,10 @@ class PointwiseOp(Op):
             i for args in positional for i, a in enumerate(args[:self.nin])
             if not str(a.type).startswith("Tensor"))
         # an op whose own hooks read no number's value takes its numbers per call in a plan
-        self.runtime_numbers = all(getattr(type(self), hook) is getattr(PointwiseOp, hook)
-                                   for hook in ("call_out", "bind", "run", "validate", "promote", "prepare",
-                                               "check"))
+        self.runtime_numbers = all(
+            getattr(type(self), hook) is getattr(PointwiseOp, hook)
+            for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check"))
+        self.numbers_by_value = not self.runtime_numbers
 
     # ---- calling convention -------------------------------------------------------------
     def number_sources(self, args, kwargs):

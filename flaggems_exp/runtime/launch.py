@@ -83,9 +83,10 @@ def _parameters(kernel):
 
 
 def direct_launcher(recorded):
-    """A function ``(stream, arguments)`` that launches ``recorded``'s compiled kernel through its
-    own launcher, skipping Triton's per-call binding; None where the contract does not hold
-    (then the plan launches through ``kernel[grid]``)."""
+    """``(launch, grid, fixed)`` to launch ``recorded``'s compiled kernel through its own
+    launcher, skipping Triton's per-call binding, as
+    ``launch(*grid, stream, *fixed, *kernel arguments in signature order)``; None where the
+    contract does not hold (then a plan launches through ``kernel[grid]``)."""
     compiled = recorded.compiled
     if not FAST_LAUNCH or compiled is None or not hasattr(compiled, "packed_metadata"):
         return None
@@ -94,14 +95,12 @@ def direct_launcher(recorded):
     if raw is None or getattr(runner, "global_scratch_size", 1) or getattr(
             runner, "profile_scratch_size", 1):
         return None
-    gx, gy, gz = (tuple(recorded.grid) + (1, 1))[:3]
-    prefix = (gx, gy, gz)
+    grid = (tuple(recorded.grid) + (1, 1))[:3]
+    # function, cooperative grid, PDL, global and profile scratch, metadata, launch metadata
+    # and the enter/exit hooks (None: no hook runs)
     fixed = (compiled.function, runner.launch_cooperative_grid, runner.launch_pdl, None, None,
              compiled.packed_metadata, None, None, None)
-
-    def run(stream, arguments):
-        raw(*prefix, stream, *fixed, *arguments)
-    return run
+    return raw, grid, fixed
 
 
 def current_stream(device_index):

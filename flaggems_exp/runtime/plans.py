@@ -18,6 +18,7 @@ A call is not planned (it always takes the full path) when its full path did som
 would miss: read a value back to the host, ran an ATen kernel, resized ``out``, or read memory
 neither an argument nor written by its own launches (``Recorder.cacheable``).
 """
+import functools
 import struct
 import threading
 
@@ -32,9 +33,8 @@ PLAN_LIMIT = 256
 tuples and a reference to a compiled kernel, which Triton caches anyway)."""
 
 _Tensor = torch.Tensor
-_STRIDED = torch.strided
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
-_NUMBERS = (bool, int, float, complex)
+_Parameter = torch.nn.Parameter
+_NUMBERS = frozenset((bool, int, float, complex))
 
 
 def _float_key(value):
@@ -51,7 +51,7 @@ def _frozen(value):
 
 def call_key(args, kwargs, out, numbers_by_value):
     """(signature key, tensors, their data pointers) of a call, or (None, ...) for a call that is
-    never planned (a tensor subclass, a sparse or other non-strided tensor)."""
+    never planned (a tensor subclass, a sparse or other tensor without strides)."""
     tensors, pointers = [], []
     key = [len(args)]
     values = args
@@ -61,25 +61,29 @@ def call_key(args, kwargs, out, numbers_by_value):
     if out is not None:
         values = (*values, out)
         key.append(True)
-    for v in values:
-        if isinstance(v, _Tensor):
-            if type(v) not in _PLAIN or v.layout is not _STRIDED:
-                return None, None, None
-            p = v.data_ptr()
-            key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0)
-            tensors.append(v)
-            pointers.append(p)
-        elif type(v) in _NUMBERS:
-            if not numbers_by_value:
-                key.append(type(v))
-            elif type(v) is float:
-                key.append(_float_key(v))
-            elif type(v) is complex:
-                key.append((_float_key(v.real), _float_key(v.imag)))
+    try:
+        for v in values:
+            kind = type(v)
+            if kind is _Tensor or kind is _Parameter:
+                p = v.data_ptr()
+                key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0)
+                tensors.append(v)
+                pointers.append(p)
+            elif kind in _NUMBERS:
+                if not numbers_by_value:
+                    key.append(kind)
+                elif kind is float:
+                    key.append(_float_key(v))
+                elif kind is complex:
+                    key.append((_float_key(v.real), _float_key(v.imag)))
+                else:
+                    key.append((kind, v))
+            elif isinstance(v, _Tensor):
+                return None, None, None  # a subclass: its own dispatch decides
             else:
-                key.append((type(v), v))
-        else:
-            key.append(_frozen(v))
+                key.append(_frozen(v))
+    except RuntimeError:  # stride() of a sparse (or other strideless) tensor
+        return None, None, None
     if len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
         # which arguments are the same object (``x * x``): a plan maps each pointer to one
         key.append(tuple(next(j for j, u in enumerate(tensors) if u is t) for t in tensors))
@@ -129,7 +133,7 @@ class _Launch:
     """One recorded launch, replayable: the argument list with blanks, what fills them, and how
     to launch (the compiled kernel's own launcher, or ``kernel[grid]``)."""
 
-    __slots__ = ("name", "kernel", "grid", "values", "options", "pointers", "numbers", "run",
+    __slots__ = ("name", "kernel", "grid", "values", "options", "pointers", "numbers", "direct",
                  "views")
 
     def __init__(self, recorded, pointers, numbers, views):
@@ -138,58 +142,48 @@ class _Launch:
         self.pointers = tuple(pointers)  # (argument index, base index, byte offset)
         self.numbers = tuple(numbers)    # (argument index, ("args"|"kwargs", i), compute dtype)
         self.views = views               # argument index -> (dtype, size, stride) (public path)
-        self.run = direct_launcher(recorded)
+        self.direct = direct_launcher(recorded)
 
 
 class Plan:
-    """A recorded call, replayed: see the module docstring."""
+    """A recorded call, replayed: ``plan.replay(args, kwargs, tensors, pointers)`` returns the
+    call's result, or None where the written tensor overlaps another argument (the caller then
+    takes the full path). With the compiled kernels' own launchers the replay is a function
+    generated for this plan (the checks, allocations and launches written out, constants bound),
+    so a call runs no loop over the plan's parts."""
 
     def __init__(self, launches, allocations, result, written, spans, device_index):
         self.launches = tuple(launches)
-        self.allocations = tuple(allocations)  # (shape, stride, dtype, device) or (nbytes, device)
+        self.allocations = tuple(  # one function per new tensor: the result, or a byte buffer
+            functools.partial(torch.empty_strided, a[0], a[1], dtype=a[2], device=a[3])
+            if len(a) == 4 else functools.partial(torch.empty, a[0], dtype=torch.uint8,
+                                                  device=a[1]) for a in allocations)
         self.result = result                   # ("call", i) or ("new", j)
         self.written = written                 # index of the written call tensor, or None
         self.spans = spans                     # bytes each call tensor covers
         self.device_index = device_index
-        self.direct = all(launch.run is not None for launch in self.launches)
         self.others = () if written is None else tuple(
             i for i, s in enumerate(spans) if i != written and s)
         self.replays = 0  # calls this plan served
+        self.direct = all(launch.direct is not None for launch in self.launches)
+        self.replay = _generated_replay(self) if self.direct else self._replay
 
-    def __call__(self, args, kwargs, tensors, pointers):
-        """The call's result, or None where the written tensor overlaps another argument (the
-        caller then takes the full path)."""
+    def _overlaps(self, tensors, pointers):
         written = self.written
-        if written is not None and self.spans[written]:
-            lo = pointers[written]
-            hi = lo + self.spans[written]
-            for i in self.others:
-                p = pointers[i]
-                if p < hi and lo < p + self.spans[i] and tensors[i] is not tensors[written]:
-                    return None
-        news = [torch.empty_strided(a[0], a[1], dtype=a[2], device=a[3]) if len(a) == 4
-                else torch.empty(a[0], dtype=torch.uint8, device=a[1]) for a in self.allocations]
-        if self.direct:
-            bases = pointers + [t.data_ptr() for t in news] if news else pointers
-            stream = current_stream(self.device_index) if self.launches else None
-            for launch in self.launches:
-                values = launch.values.copy()
-                for slot, base, offset in launch.pointers:
-                    values[slot] = bases[base] + offset
-                for slot, source, compute in launch.numbers:
-                    values[slot] = encode_scalar(
-                        args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
-                launch.run(stream, values)
-                LAUNCHES[launch.name] += 1
-        else:
-            self._launch_public(args, kwargs, tensors + news)
-        self.replays += 1
-        kind, index = self.result
-        return tensors[index] if kind == "call" else news[index]
+        if written is None or not self.spans[written]:
+            return False
+        lo = pointers[written]
+        hi = lo + self.spans[written]
+        return any(pointers[i] < hi and lo < pointers[i] + self.spans[i]
+                   and tensors[i] is not tensors[written] for i in self.others)
 
-    def _launch_public(self, args, kwargs, bases):
+    def _replay(self, args, kwargs, tensors, pointers):
         """The launches through ``kernel[grid]`` (the interpreter, or a Triton whose launcher
         contract is not the one read here): pointers as tensors viewing the bases' memory."""
+        if self._overlaps(tensors, pointers):
+            return None
+        news = [allocate() for allocate in self.allocations]
+        bases = tensors + news
         for launch in self.launches:
             values = list(launch.values)
             for slot, base, offset in launch.pointers:
@@ -203,6 +197,62 @@ class Plan:
                     args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
             launch.kernel[launch.grid](*values, **launch.options)
             LAUNCHES[launch.name] += 1
+        self.replays += 1
+        kind, index = self.result
+        return tensors[index] if kind == "call" else news[index]
+
+
+def _generated_replay(plan):
+    """``plan``'s replay as straight-line Python: what ``Plan._replay`` does, with each launch
+    through the compiled kernel's own launcher and pointers passed as integers (our checks
+    already guarantee their device, so the launcher need not ask the driver)."""
+    names = {"LAUNCHES": LAUNCHES, "current_stream": current_stream, "encode": encode_scalar,
+             "plan": plan}
+    lines = ["def replay(args, kwargs, tensors, pointers):"]
+    w = plan.written
+    if w is not None and plan.spans[w]:
+        lines += [f"    lo = pointers[{w}]", f"    hi = lo + {plan.spans[w]}"]
+        for i in plan.others:
+            lines += [f"    p = pointers[{i}]",
+                      f"    if p < hi and lo < p + {plan.spans[i]} and "
+                      f"tensors[{i}] is not tensors[{w}]:",
+                      "        return None"]
+    count = len(plan.spans)
+    for i in sorted({base for launch in plan.launches for _, base, _ in launch.pointers
+                     if base < count}):
+        lines.append(f"    b{i} = pointers[{i}]")
+    for j, allocate in enumerate(plan.allocations):
+        names[f"allocate{j}"] = allocate
+        lines += [f"    new{j} = allocate{j}()", f"    b{count + j} = new{j}.data_ptr()"]
+    if plan.launches:
+        lines.append(f"    stream = current_stream({plan.device_index})")
+    for k, launch in enumerate(plan.launches):
+        raw, grid, fixed = launch.direct
+        names[f"launch{k}"] = raw
+        pointers = {slot: (base, offset) for slot, base, offset in launch.pointers}
+        numbers = {slot: (source, compute) for slot, source, compute in launch.numbers}
+        arguments = [str(g) for g in grid] + ["stream"]
+        for m, value in enumerate(fixed):
+            names[f"fixed{k}_{m}"] = value
+            arguments.append(f"fixed{k}_{m}")
+        for slot, value in enumerate(launch.values):
+            if slot in pointers:
+                base, offset = pointers[slot]
+                arguments.append(f"b{base} + {offset}" if offset else f"b{base}")
+            elif slot in numbers:
+                (where, key), compute = numbers[slot]
+                names[f"compute{k}_{slot}"] = compute
+                arguments.append(f"encode({where}[{key!r}], compute{k}_{slot})")
+            else:
+                names[f"value{k}_{slot}"] = value
+                arguments.append(f"value{k}_{slot}")
+        lines += [f"    launch{k}({', '.join(arguments)})",
+                  f"    LAUNCHES[{launch.name!r}] += 1"]
+    kind, index = plan.result
+    lines += ["    plan.replays += 1",
+              f"    return tensors[{index}]" if kind == "call" else f"    return new{index}"]
+    exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the recorded plan
+    return names["replay"]
 
 
 def build(recorder, tensors, shapes, written, result):
