@@ -9,7 +9,7 @@ contract is internal to Triton and has changed between releases, so it is checke
 the release read here (``FAST_LAUNCH``); on any other Triton every launch takes the public path:
 slower, never wrong. The interpreter (no GPU) always takes the public path.
 """
-import collections
+import collections.abc
 import functools
 import inspect
 import threading
@@ -19,7 +19,28 @@ import triton
 
 from .device import INTERPRETED
 
-LAUNCHES = collections.Counter()
+class LaunchCounts(collections.abc.Mapping):
+    """Launches per op name (0 for a name never launched). Each name's count lives in a cell of
+    its own, a one-element list, so a call plan adds to it without a lookup by name."""
+
+    def __init__(self):
+        self._cells = {}
+
+    def cell(self, name):
+        return self._cells.setdefault(name, [0])
+
+    def __getitem__(self, name):
+        cell = self._cells.get(name)
+        return cell[0] if cell else 0
+
+    def __iter__(self):
+        return iter(self._cells)
+
+    def __len__(self):
+        return len(self._cells)
+
+
+LAUNCHES = LaunchCounts()
 """Triton kernel launches per op name: the proof, in tests, that our kernel ran."""
 
 _state = threading.local()  # ``recorder``: the plan being built on this thread, if any
@@ -47,7 +68,7 @@ FAST_LAUNCH = _launcher_contract()
 def launch(name, kernel, grid, *args, **options):
     """``kernel[grid](*args, **options)``, counted for ``name`` and recorded for a call plan."""
     compiled = kernel[grid](*args, **options)
-    LAUNCHES[name] += 1
+    LAUNCHES.cell(name)[0] += 1
     recorder = getattr(_state, "recorder", None)
     if recorder is not None:
         recorder.launches.append(Recorded(name, kernel, tuple(grid), args, options, compiled))

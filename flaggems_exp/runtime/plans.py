@@ -196,7 +196,7 @@ class Plan:
                 values[slot] = encode_scalar(
                     args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
             launch.kernel[launch.grid](*values, **launch.options)
-            LAUNCHES[launch.name] += 1
+            LAUNCHES.cell(launch.name)[0] += 1
         self.replays += 1
         kind, index = self.result
         return tensors[index] if kind == "call" else news[index]
@@ -206,8 +206,7 @@ def _generated_replay(plan):
     """``plan``'s replay as straight-line Python: what ``Plan._replay`` does, with each launch
     through the compiled kernel's own launcher and pointers passed as integers (our checks
     already guarantee their device, so the launcher need not ask the driver)."""
-    names = {"LAUNCHES": LAUNCHES, "current_stream": current_stream, "encode": encode_scalar,
-             "plan": plan}
+    names = {"current_stream": current_stream, "encode": encode_scalar, "plan": plan}
     lines = ["def replay(args, kwargs, tensors, pointers):"]
     w = plan.written
     if w is not None and plan.spans[w]:
@@ -246,8 +245,8 @@ def _generated_replay(plan):
             else:
                 names[f"value{k}_{slot}"] = value
                 arguments.append(f"value{k}_{slot}")
-        lines += [f"    launch{k}({', '.join(arguments)})",
-                  f"    LAUNCHES[{launch.name!r}] += 1"]
+        names[f"count{k}"] = LAUNCHES.cell(launch.name)
+        lines += [f"    launch{k}({', '.join(arguments)})", f"    count{k}[0] += 1"]
     kind, index = plan.result
     lines += ["    plan.replays += 1",
               f"    return tensors[{index}]" if kind == "call" else f"    return new{index}"]
