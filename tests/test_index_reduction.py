@@ -2,6 +2,8 @@
 
 Data movement (IndexOp) must match bit for bit; reductions within the dtype's tolerance.
 """
+import dataclasses
+
 import pytest
 import torch
 
@@ -204,6 +206,10 @@ ERRORS = [
 @pytest.mark.parametrize("name, args", ERRORS,
                          ids=[f"{n}-{i}" for i, (n, _) in enumerate(ERRORS)])
 def test_errors(name, args):
+    if name == "take" and flaggems_exp.device != "cpu" and args[0].numel() and (
+            args[1].dtype == torch.int64):
+        pytest.skip("a bad take index is a device-side assertion on the GPU, as in PyTorch: it "
+                    "would leave the CUDA context unusable for the tests after it")
     native, _ = testing.reference(REGISTRY[name], Call(args))
     assert isinstance(native, Exception), "PyTorch accepts this call: not an error case"
     check_call(REGISTRY[name], Call(args))
@@ -426,6 +432,74 @@ def test_take_refuses_out_overlapping_an_input():
     for out in (x, x[0, :4].view(2, 2)):
         with pytest.raises(RuntimeError, match="some elements of the input tensor"):
             REGISTRY["take"](x, index, out=out)
+
+
+@pytest.mark.skipif(flaggems_exp.device != "cpu", reason="the interpreter's host bounds check; "
+                    "on the GPU a bad index is a device-side assertion that ends the CUDA context")
+def test_take_checks_bounds_on_every_call_in_the_interpreter():
+    """The interpreter has no device asserts: each call reads its index bounds back, so no plan
+    is kept, a second call of a signature gets PyTorch's values, and a bad index PyTorch's error
+    before out= is written."""
+    op = REGISTRY["take"]
+    op.plans.clear()
+    gen = torch.Generator().manual_seed(15)
+    x = torch.randn(4, 5, generator=gen)
+    for index in (torch.tensor([[1, -20], [19, 0]]), torch.tensor([[-1, 3], [7, -8]])):
+        assert torch.equal(op(x, index), torch.take(x, index))
+        out = torch.zeros(2, 2)
+        assert op(x, index, out=out) is out and torch.equal(out, torch.take(x, index))
+    assert len(op.plans) == 0
+    for index in (torch.tensor([[1, 2], [20, 0]]), torch.tensor([[1, 2], [3, -21]])):
+        assert_same_error(run(op, Call((x, index))), run(torch.take, Call((x, index))))
+        out = torch.zeros(2, 2)
+        theirs = run(lambda *a: torch.take(*a, out=torch.zeros(2, 2)), Call((x, index)))
+        assert_same_error(run(lambda *a: op(*a, out=out), Call((x, index))), theirs)
+        assert not out.any()
+
+
+def test_take_device_assert_condition(monkeypatch):
+    """The bounds check compiled into take's kernel on the GPU, run in the interpreter with
+    Triton's debug option (where device asserts are live) and no host check."""
+    from triton.runtime import interpreter
+    from flaggems_exp.ops import indexing
+    builder = getattr(interpreter, "interpreter_builder", None)
+    if flaggems_exp.device != "cpu" or not dataclasses.is_dataclass(getattr(builder, "options",
+                                                                            None)):
+        pytest.skip("needs Triton's interpreter (its builder's options)")
+    monkeypatch.setattr(builder, "options", dataclasses.replace(builder.options, debug=True))
+    monkeypatch.setattr(indexing, "INTERPRETED", False)  # no host check: the kernel's own
+    op = REGISTRY["take"]
+    x = torch.randn(4, 5)
+    index = torch.tensor([[0, -20], [19, -1]])
+    assert torch.equal(op.call((x, index), {}, None), torch.take(x, index))  # the full path
+    for bad in (20, -21):
+        with pytest.raises(Exception, match=r"take\(\): index out of range"):
+            op.call((x, torch.tensor([[0, 1], [bad, 2]])), {}, None)
+
+
+@pytest.mark.skipif(flaggems_exp.device != "cuda", reason="host synchronization needs a GPU (the "
+                    "interpreter checks take's bounds on the host)")
+def test_take_launches_without_host_synchronization():
+    """Compiled, take checks its indices in the kernel: neither its full path nor the plan it
+    makes waits for the GPU (held busy here), and the results are PyTorch's."""
+    op = REGISTRY["take"]
+    x = torch.randn(1000, device="cuda")
+    index = torch.randint(-1000, 1000, (64, 33), device="cuda")
+    op(x, index)  # compiles
+    torch.cuda.synchronize()
+    op.plans.clear()
+    results = []
+    for _ in range(2):  # the full path, then its plan
+        torch.cuda._sleep(10**8)
+        busy = torch.cuda.Event()
+        busy.record()
+        results.append(op(x, index))
+        assert not busy.query(), "take waited for the GPU"
+    (plan,) = op.plans.plans.values()
+    assert plan.replays == 1
+    torch.cuda.synchronize()
+    for result in results:
+        assert torch.equal(result, torch.take(x, index))
 
 
 # ---- enable(): torch's own ops run ours, and autograd through them is PyTorch's ---------------

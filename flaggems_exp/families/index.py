@@ -146,6 +146,7 @@ class Plan:
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
     counts: torch.Tensor = None  # block offsets of a ranked aux, from ``IndexOp.count_hits``
+    device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
 
     def allocate(self, device):
         if self.strides is None:
@@ -153,6 +154,9 @@ class Plan:
         return torch.empty_strided(self.shape, self.strides, dtype=self.dtype, device=device)
 
 
+# a plan's device checks: tl.device_assert is compiled in only under Triton's debug option; the
+# integer-overflow checks that debug would also add are left out (the kernel is otherwise the same)
+_DEVICE_CHECKS = {"debug": True, "sanitize_overflow": False}
 _BLOCK = 1024
 _INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
 _INT32_LIMIT = 2**31 - 1
@@ -199,6 +203,10 @@ class IndexOp(Op):
       sample_args  ``sample_args(x, generator)`` -> [(args, kwargs, label)]: natural calls built
                 around a random ``x`` of the requested shape and dtype.
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
+    A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
+    PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
+    host read); compiled kernels launch it with Triton's ``debug`` option. The interpreter
+    ignores device asserts: there the op's ``validate`` checks on the host.
 
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
@@ -320,4 +328,5 @@ class IndexOp(Op):
             SELECT=plan.select, NDIM=len(shape), COL_DIMS=plan.col_dims,
             GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
             AUX=plan.aux_mode if aux is not None else AUX_NONE, COUNT_ONLY=count_only,
-            SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT, DENSE=dense, BLOCK=block)
+            SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT, DENSE=dense, BLOCK=block,
+            **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
