@@ -319,3 +319,29 @@ def test_host_time_writes_every_provider_and_the_summary(tmp_path):
         assert r["dtype"] == "float32" and r["gpu"] and r["commit"]
     text = (tmp_path / host_time.SUMMARY_NAME).read_text()
     assert "| gems / eager |" in text and "gems_dispatch above 2× eager" in text
+
+
+# ---- real models --------------------------------------------------------------------------
+def test_models_run_with_and_without_gems(tmp_path):
+    """The tiny transformer and conv net, inference and training at batch 1: every case is
+    timed, matches eager, launched our kernels and recorded no error."""
+    from benchmarks import models
+    argv = ["--tiny", "--model", "transformer", "--model", "convnet", "--batch", "small",
+            "--mode", "inference", "--mode", "training", "--steps", "1", "--out", str(tmp_path)]
+    assert models.main(argv, log=io.StringIO()) == 0
+    with open(tmp_path / models.CSV_NAME, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == models.COLUMNS
+        rows = list(reader)
+    assert sorted((r["model"], r["mode"]) for r in rows) == [
+        ("convnet", "inference"), ("convnet", "training"),
+        ("transformer", "inference"), ("transformer", "training")]
+    for r in rows:
+        assert r["error"] == "", r
+        assert r["ok"] == "True" and int(r["launches"]) > 0, r
+        assert r["batch"] == "small" and r["dtype"] == "float32" and r["device"] and r["commit"]
+        assert all(float(r[c]) > 0 for c in ("eager_ms", "eager_again_ms", "gems_ms", "ratio")), r
+        assert float(r["gems_diff"]) >= 0 and float(r["eager_noise"]) >= 0, r
+    text = (tmp_path / models.REPORT_NAME).read_text()
+    assert "| transformer | small | training | float32 |" in text
+    assert "replication_pad2d" in text and "pixel_unshuffle" in text  # the conv net's own ops
