@@ -8,6 +8,7 @@ import triton
 import flaggems_exp
 from flaggems_exp import REGISTRY, experimental_ops as ops, testing
 from flaggems_exp.runtime import launch as launching, plans
+from flaggems_exp.runtime.triton_types import encode_scalar
 from flaggems_exp.testing import run
 
 OPS = list(dict.fromkeys(REGISTRY.values()))
@@ -207,3 +208,43 @@ def test_the_known_contract_launches_directly():
     assert not event.query(), "the launch did not wait for the work queued on its stream"
     torch.cuda.synchronize()
     torch.testing.assert_close(y, torch.exp(x))
+
+
+def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
+    """The straight-line replay (the compiled path) on any machine: a stand-in for the compiled
+    launcher records what it is given — the kernel's arguments in order, the call's pointers as
+    integers (the new result's, each operand's), the call's numbers encoded — and the counts."""
+    launched = []
+    fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
+    monkeypatch.setattr(plans, "direct_launcher",
+                        lambda recorded: (lambda *a: launched.append(a), (3, 1, 1), fixed))
+    monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
+    op = REGISTRY["addcmul"]
+    op.plans.clear()
+    x, y, z = (torch.randn(8, device=DEVICE) for _ in range(3))
+    op(x, y, z, value=2.5)  # the full path, recorded
+    (plan,) = op.plans.plans.values()
+    assert plan.direct
+    a, b, c = (torch.randn(8, device=DEVICE) for _ in range(3))
+    before = flaggems_exp.LAUNCHES["addcmul"]
+    result = plan.replay((a, b, c), {"value": -3.0}, [a, b, c],
+                         [a.data_ptr(), b.data_ptr(), c.data_ptr()])
+    (args,) = launched
+    assert args[:4] == (3, 1, 1, 1234) and args[4:13] == fixed
+    kernel_args = args[13:]
+    names = list(launching._parameters(plan.launches[0].kernel))
+    value = dict(zip((p.name for p in names), kernel_args))
+    assert value["out_ptr"] == result.data_ptr() and result.shape == a.shape
+    assert (value["in0"], value["in1"], value["in2"]) == (a.data_ptr(), b.data_ptr(),
+                                                          c.data_ptr())
+    assert value["s0"] == encode_scalar(-3.0, torch.float32)
+    assert flaggems_exp.LAUNCHES["addcmul"] == before + 1 and plan.replays == 1
+    # the written tensor overlapping an input: no launch, the caller takes the full path
+    inplace = ops.mul_
+    inplace.plans.clear()
+    inplace(x.clone(), y)
+    (plan,) = inplace.plans.plans.values()
+    w = torch.randn(8, device=DEVICE)
+    view = w[:8]  # another object over the same memory
+    assert plan.replay((w, view), {}, [w, view], [w.data_ptr(), view.data_ptr()]) is None
+    assert len(launched) == 1
