@@ -248,3 +248,17 @@ def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
     view = w[:8]  # another object over the same memory
     assert plan.replay((w, view), {}, [w, view], [w.data_ptr(), view.data_ptr()]) is None
     assert len(launched) == 1
+
+
+def test_a_factory_follows_the_default_dtype():
+    op = REGISTRY["scalar_tensor"]
+    op.plans.clear()
+    assert op(1.5).dtype == torch.get_default_dtype()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        result = op(1.5)
+    finally:
+        torch.set_default_dtype(previous)
+    assert result.dtype == torch.float64 and result.item() == 1.5
+    assert len(op.plans) == 2

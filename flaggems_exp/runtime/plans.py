@@ -84,7 +84,9 @@ def call_key(args, kwargs, out, numbers_by_value):
                 key.append(_frozen(v))
     except RuntimeError:  # stride() of a sparse (or other strideless) tensor
         return None, None, None
-    if len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
+    if not tensors:  # a factory: its result follows PyTorch's defaults where no argument says
+        key.append((torch.get_default_dtype(), torch.get_default_device()))
+    elif len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
         # which arguments are the same object (``x * x``): a plan maps each pointer to one
         key.append(tuple(next(j for j, u in enumerate(tensors) if u is t) for t in tensors))
     return tuple(key), tensors, pointers
