@@ -1,5 +1,8 @@
 """The library around the ops: registry, namespace, promotion, enable()/use_gems(), autograd,
 and ops added from outside the package."""
+import warnings
+
+import numpy as np
 import pytest
 import torch
 import triton
@@ -205,3 +208,23 @@ def test_zero_dim_cpu_tensor_is_a_scalar_beside_device_tensors():
     x = torch.randn(5, device=flaggems_exp.device)
     scale = torch.tensor(3.0)
     torch.testing.assert_close(experimental_ops.mul(x, scale), x * 3.0)
+
+
+@pytest.mark.parametrize("name", ["xlogy", "log", "addcdiv", "digamma", "i0", "selu", "logit",
+                                  "sinc", "_safe_softmax"])
+def test_quiet_on_valid_input(name):
+    """The interpreter's numpy warns on the inf/NaN valid inputs produce; PyTorch does not, so
+    neither do we (and the user's own warning settings are left as they were)."""
+    op = REGISTRY[name]
+    calls = testing.sample_calls(op, torch.float32, generator=torch.Generator().manual_seed(3))
+    settings = np.geterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in calls:
+            native, _ = testing.reference(op, call)
+            for _ in range(2):  # the full path, then its plan
+                result = testing.run(op, testing.on_device(call))
+                # a warning turned error surfaces as an exception (the interpreter's own type)
+                assert isinstance(result, Exception) == isinstance(native, Exception), (
+                    f"{call.label}: {result!r}")
+    assert np.geterr() == settings

@@ -25,7 +25,7 @@ import threading
 import torch
 
 from . import launch as launching
-from .launch import LAUNCHES, current_stream, direct_launcher
+from .launch import LAUNCHES, current_stream, direct_launcher, run_kernel
 from .triton_types import encode_scalar
 
 PLAN_LIMIT = 256
@@ -197,7 +197,7 @@ class Plan:
             for slot, source, compute in launch.numbers:
                 values[slot] = encode_scalar(
                     args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
-            launch.kernel[launch.grid](*values, **launch.options)
+            run_kernel(launch.kernel, launch.grid, values, launch.options)
             LAUNCHES.cell(launch.name)[0] += 1
         self.replays += 1
         kind, index = self.result
