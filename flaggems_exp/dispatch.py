@@ -18,6 +18,7 @@ from .runtime.device import DEVICE
 _BACKEND_KEY = "CUDA" if DEVICE == "cuda" else "CPU"
 _AUTOGRAD_KEY = "Autograd" + _BACKEND_KEY
 _library = None
+_routed = ()  # the op objects routed while enabled
 
 
 def _out_kernel(op):
@@ -44,10 +45,10 @@ def _composite_kernel(op, overload):
     return kernel
 
 
-def _registrations():
-    """(qualified aten name, kernel, dispatch key) for every op, name and overload."""
+def _registrations(ops):
+    """(qualified aten name, kernel, dispatch key) for every name and overload of ``ops``."""
     seen = set()
-    for op in dict.fromkeys(REGISTRY.values()):
+    for op in ops:
         for name, overload_name in op.aten_overloads():
             overload = getattr(getattr(torch.ops.aten, name), overload_name)
             qualname = name if overload_name == "default" else f"{name}.{overload_name}"
@@ -62,39 +63,74 @@ def _registrations():
                 yield qualname, _composite_kernel(op, overload), _AUTOGRAD_KEY
 
 
-def enable():
-    """Route every registered aten op to flaggems_exp's kernels until ``disable()``."""
-    global _library
-    if _library is not None:
-        return
+def _ops(names):
+    """The op objects serving ``names`` (aliases resolve to their op), in registry order."""
+    unknown = sorted(set(names) - set(REGISTRY))
+    if unknown:
+        raise ValueError(f"not flaggems_exp ops: {', '.join(unknown)} (see flaggems_exp.list_ops())")
+    return {REGISTRY[n] for n in names}
+
+
+def selection(include=None, exclude=None):
+    """The ops ``enable(include, exclude)`` routes, in registry order: every op, or those
+    ``include`` names, less those ``exclude`` names. A name is an op's aten name or alias;
+    an in-place form is an op of its own (``exclude=["mul", "mul_"]`` leaves both to PyTorch)."""
+    if isinstance(include, str) or isinstance(exclude, str):
+        raise TypeError("include and exclude take a list of op names, not one string")
+    chosen = _ops(include) if include is not None else None
+    dropped = _ops(exclude or ())
+    return tuple(op for op in dict.fromkeys(REGISTRY.values())
+                 if (chosen is None or op in chosen) and op not in dropped)
+
+
+def _route(ops):
+    global _library, _routed
+    disable()
     library = torch.library.Library("aten", "IMPL")
     with warnings.catch_warnings():
         # overriding PyTorch's kernels is the point: silence its warning that we do
         warnings.filterwarnings("ignore", message=".*[Oo]verrid")
-        for qualname, kernel, key in _registrations():
+        for qualname, kernel, key in _registrations(ops):
             library.impl(qualname, kernel, key)
-    _library = library
+    _library, _routed = library, ops
+
+
+def enable(include=None, exclude=None):
+    """Route PyTorch's aten ops to flaggems_exp's kernels until ``disable()``: every registered
+    op, or only the ``include`` names, less the ``exclude`` names (see ``selection``). Calling
+    it again with another choice replaces the first."""
+    ops = selection(include, exclude)
+    if _library is None or ops != _routed:
+        _route(ops)
 
 
 def disable():
     """Restore PyTorch's own kernels for every op ``enable()`` replaced."""
-    global _library
+    global _library, _routed
     if _library is not None:
         _library._destroy()
-        _library = None
+        _library, _routed = None, ()
 
 
 def is_enabled():
     return _library is not None
 
 
+def routed():
+    """The names of the aten ops routed to flaggems_exp now (sorted; empty when disabled)."""
+    return sorted(n for op in _routed for n in op.names)
+
+
 @contextlib.contextmanager
-def use_gems():
-    """Route aten ops to flaggems_exp inside the block only; restores the previous state."""
-    was_enabled = is_enabled()
-    enable()
+def use_gems(include=None, exclude=None):
+    """Route aten ops to flaggems_exp inside the block only (``include``/``exclude`` as in
+    ``enable``); restores the previous state, the previous choice of ops included."""
+    previous = _routed if is_enabled() else None
+    enable(include, exclude)
     try:
         yield
     finally:
-        if not was_enabled:
+        if previous is None:
             disable()
+        elif previous != _routed:
+            _route(previous)

@@ -228,3 +228,33 @@ def test_quiet_on_valid_input(name):
                 assert isinstance(result, Exception) == isinstance(native, Exception), (
                     f"{call.label}: {result!r}")
     assert np.geterr() == settings
+
+
+def test_enable_routes_the_chosen_ops():
+    x = torch.randn(16, device=flaggems_exp.device)
+    try:
+        flaggems_exp.enable(include=["sigmoid", "multiply"])  # an alias names its op
+        assert flaggems_exp.routed() == ["mul", "multiply", "sigmoid"]
+        before = (_count("sigmoid"), _count("mul"), _count("exp"))
+        torch.sigmoid(x), torch.mul(x, 2), torch.exp(x)
+        assert (_count("sigmoid"), _count("mul"), _count("exp")) == (
+            before[0] + 1, before[1] + 1, before[2])
+        flaggems_exp.enable(exclude=["exp", "exp_"])
+        assert "exp" not in flaggems_exp.routed() and "exp_" not in flaggems_exp.routed()
+        assert "sigmoid_" in flaggems_exp.routed()
+        before = (_count("exp"), _count("sigmoid"))
+        torch.exp(x), x.clone().exp_(), torch.sigmoid(x)
+        assert (_count("exp"), _count("sigmoid")) == (before[0], before[1] + 1)
+        with flaggems_exp.use_gems(include=["exp"]):
+            assert flaggems_exp.routed() == ["exp"]
+            torch.exp(x)
+            assert _count("exp") == before[0] + 1
+        assert "exp" not in flaggems_exp.routed() and "sigmoid" in flaggems_exp.routed()
+    finally:
+        flaggems_exp.disable()
+    assert flaggems_exp.routed() == [] and not flaggems_exp.is_enabled()
+    with pytest.raises(ValueError, match="not flaggems_exp ops: nope"):
+        flaggems_exp.enable(include=["nope"])
+    with pytest.raises(TypeError, match="a list of op names"):
+        flaggems_exp.enable(exclude="exp")
+    assert not flaggems_exp.is_enabled()
