@@ -258,3 +258,27 @@ def test_enable_routes_the_chosen_ops():
     with pytest.raises(TypeError, match="a list of op names"):
         flaggems_exp.enable(exclude="exp")
     assert not flaggems_exp.is_enabled()
+
+
+def test_calls_from_several_threads():
+    """Each thread's results are PyTorch's (on the CPU the interpreter's launches take turns)."""
+    import concurrent.futures
+    names = ["sigmoid", "mul", "tril", "smooth_l1_loss", "replication_pad1d", "_safe_softmax"]
+    calls = [(REGISTRY[n], c) for n in names
+             for c in testing.sample_calls(REGISTRY[n], torch.float32,
+                                           generator=torch.Generator().manual_seed(4))[:2]]
+    expected = [testing.run(op, testing.on_device(c)) for op, c in calls]
+
+    def work(seed):
+        order = torch.randperm(len(calls), generator=torch.Generator().manual_seed(seed))
+        return [(int(i), testing.run(calls[i][0], testing.on_device(calls[i][1])))
+                for i in order.tolist() * 3]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for results in pool.map(work, range(4)):
+            for i, result in results:
+                if isinstance(expected[i], Exception):
+                    assert type(result) is type(expected[i])
+                else:
+                    assert not isinstance(result, Exception), repr(result)
+                    assert torch.equal(result.cpu(), expected[i].cpu())

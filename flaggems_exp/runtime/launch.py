@@ -66,12 +66,16 @@ def _launcher_contract():
 FAST_LAUNCH = _launcher_contract()
 
 
+_interpreter_lock = threading.RLock()  # reentrant: a launch may copy_, which may launch
+
+
 def run_kernel(kernel, grid, args, options):
-    """``kernel[grid](*args, **options)``. In the interpreter, numpy evaluates the math and
-    warns on the inf/NaN that valid inputs produce (log of a negative, 0/0): PyTorch does not,
-    so those warnings are silenced for the launch alone (the user's own settings stay)."""
+    """``kernel[grid](*args, **options)``. The interpreter keeps global state per launch, so
+    its launches run one at a time (compiled launches stay concurrent); and its numpy warns on
+    the inf/NaN that valid inputs produce (log of a negative, 0/0) where PyTorch does not, so
+    those warnings are silenced for the launch alone (the user's own settings stay)."""
     if INTERPRETED:
-        with numpy.errstate(all="ignore"):
+        with _interpreter_lock, numpy.errstate(all="ignore"):
             return kernel[grid](*args, **options)
     return kernel[grid](*args, **options)
 
