@@ -64,10 +64,11 @@ def _registrations(ops):
 
 
 def _ops(names):
-    """The op objects serving ``names`` (aliases resolve to their op), in registry order."""
+    """The set of op objects serving ``names`` (aliases resolve to their op)."""
     unknown = sorted(set(names) - set(REGISTRY))
     if unknown:
-        raise ValueError(f"not flaggems_exp ops: {', '.join(unknown)} (see flaggems_exp.list_ops())")
+        raise ValueError(f"not flaggems_exp ops: {', '.join(unknown)} "
+                         "(see flaggems_exp.list_ops())")
     return {REGISTRY[n] for n in names}
 
 

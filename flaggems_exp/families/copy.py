@@ -140,7 +140,6 @@ class CopyOp(Op):
     layout = "contiguous"
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 
-
     def view(self, x):
         return x
 

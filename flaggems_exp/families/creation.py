@@ -89,7 +89,6 @@ class CreationOp(Op):
     exact_out_dtype = False
     any_dtype = False
 
-
     def fill_value(self, dtype, *args, **kwargs):
         return self.value
 

@@ -321,7 +321,8 @@ class IndexOp(Op):
         scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
         dummy = counts if counts is not None else (out if out is not None else aux)
         launch(
-            self.name, _index_kernel, (triton.cdiv(numel, block),), dummy if count_only else out, x if x is not None else dummy,
+            self.name, _index_kernel, (triton.cdiv(numel, block),),
+            dummy if count_only else out, x if x is not None else dummy,
             aux if aux is not None else dummy, g if g is not None else dummy,
             counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
             aux_strides, g_shape, g_strides, *scalars,

@@ -150,7 +150,6 @@ class GatherOp(Op):
                     (a.name, str(a.type), a.default_value if a.has_default_value() else _MISSING)
                     for a in arguments]))
 
-
     def bind(self, args, kwargs):
         """(overload, argument values in schema order) of the first aten overload the call fits,
         as PyTorch resolves ``torch.ops.aten.<op>(...)``."""
@@ -213,7 +212,8 @@ class GatherOp(Op):
         index_64 = max(extent, rows + block_r, cols + block_c) > _INT32_LIMIT
         mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
         launch(
-            self.name, _gather_kernel, (triton.cdiv(rows, block_r) * col_blocks,), out, x, rows, cols, col_blocks, sizes, tuple(d[1] for d in dims),
+            self.name, _gather_kernel, (triton.cdiv(rows, block_r) * col_blocks,),
+            out, x, rows, cols, col_blocks, sizes, tuple(d[1] for d in dims),
             tuple(d[2] for d in dims), tuple(d[3][0] if d[3] else 0 for d in dims),
             tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
             tuple(d[3][2] if d[3] else d[0] for d in dims),

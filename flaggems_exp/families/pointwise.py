@@ -10,7 +10,7 @@ from ..runtime.device import DEVICE, INTERPRETED
 from ..runtime.dtypes import ALL
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import TL_DTYPE, encode_scalar
-from ..runtime.launch import launch as run
+from ..runtime import launch as launching
 from ..runtime.plans import bind_numbers, not_replayable
 from .base import Op
 
@@ -142,11 +142,13 @@ class PointwiseOp(Op):
         self.number_operands = frozenset(
             i for args in positional for i, a in enumerate(args[:self.nin])
             if not str(a.type).startswith("Tensor"))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
         # an op whose own hooks read no number's value takes its numbers per call in a plan
-        self.runtime_numbers = all(
-            getattr(type(self), hook) is getattr(PointwiseOp, hook)
+        cls.runtime_numbers = all(
+            getattr(cls, hook) is getattr(PointwiseOp, hook)
             for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check"))
-        self.numbers_by_value = not self.runtime_numbers
 
     # ---- calling convention -------------------------------------------------------------
     def number_sources(self, args, kwargs):
@@ -319,7 +321,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     numbers += [0] * (3 - len(numbers))
     encoded = [encode_scalar(v, compute) for v in kernel_scalars]
     block = block_size(numel)
-    run(name, _pointwise_kernel, (-(-numel // block),),
+    launching.launch(
+        name, _pointwise_kernel, (-(-numel // block),),
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
         NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)

@@ -156,7 +156,6 @@ class ReductionOp(Op):
     merge = staticmethod(sum_merge)
     finish = None
 
-
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
         # prepare first: where PyTorch rejects complex itself (softmax), its error comes first
@@ -204,7 +203,8 @@ class ReductionOp(Op):
             for st, step in zip(strides, steps)))
         rows_per_program, block = _plan_tile(row_len, n_rows, steps[1] != 1)
         launch(
-            self.name, _reduction_kernel, (triton.cdiv(n_rows, rows_per_program),), out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
+            self.name, _reduction_kernel, (triton.cdiv(n_rows, rows_per_program),),
+            out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
             STEP=self.step, MERGE=self.merge, FINISH=self.finish, PER_ROW=per_row,
             OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
             COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, ONE_PASS=row_len <= block,

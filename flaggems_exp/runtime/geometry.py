@@ -77,6 +77,14 @@ def _memory_span(t):
     return start, start + (extent + 1) * t.element_size()
 
 
+def span_bytes(t):
+    """Bytes from ``t``'s first element to one past its last (0 when it is empty)."""
+    if t.numel() == 0:
+        return 0
+    start, end = _memory_span(t)
+    return end - start
+
+
 def memory_overlaps(a, b):
     """True when the memory spans of ``a`` and ``b`` (non-empty, one storage) intersect."""
     if a.numel() == 0 or b.numel() == 0 or not same_storage(a, b):

@@ -93,11 +93,12 @@ def launch(name, kernel, grid, *args, **options):
 class Recorded:
     """One launch as the public path made it: enough to make it again with other pointers."""
 
-    __slots__ = ("name", "kernel", "grid", "args", "options", "compiled")
+    __slots__ = ("name", "kernel", "grid", "args", "options", "compiled", "numbers")
 
     def __init__(self, name, kernel, grid, args, options, compiled):
         self.name, self.kernel, self.grid = name, kernel, grid
         self.args, self.options, self.compiled = args, options, compiled
+        self.numbers = {}  # argument index -> (its source in the call, compute dtype)
 
     def arguments(self):
         """Every kernel parameter's value in signature order (defaults filled in), and the

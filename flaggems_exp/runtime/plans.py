@@ -25,6 +25,7 @@ import threading
 import torch
 
 from . import launch as launching
+from .geometry import span_bytes
 from .launch import LAUNCHES, current_stream, direct_launcher, run_kernel
 from .triton_types import encode_scalar
 
@@ -97,7 +98,6 @@ class Recorder:
 
     def __init__(self):
         self.launches = []
-        self.numbers = {}  # id of a Recorded launch -> {argument index: (source, compute dtype)}
         self.cacheable = True
 
     def __enter__(self):
@@ -121,14 +121,7 @@ def bind_numbers(bindings):
     call, encoded per call: ``{argument index: (("args", i) or ("kwargs", name), compute)}``."""
     recorder = getattr(launching._state, "recorder", None)
     if recorder is not None and recorder.launches:
-        recorder.numbers[id(recorder.launches[-1])] = bindings
-
-
-def _span(t):
-    """Bytes from ``t``'s first element to one past its last (0 when it is empty)."""
-    if t.numel() == 0:
-        return 0
-    return (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))) * t.element_size()
+        recorder.launches[-1].numbers = bindings
 
 
 class _Launch:
@@ -276,7 +269,7 @@ def build(recorder, tensors, shapes, written, result):
     result_storage = result.untyped_storage().data_ptr()
     if result_source is None:
         if result_storage in storages or result.storage_offset() or (
-                result.untyped_storage().nbytes() != _span(result)):
+                result.untyped_storage().nbytes() != span_bytes(result)):
             return None
         fresh[result_storage] = 0
         allocations.append((tuple(result.shape), result.stride(), result.dtype, result.device))
@@ -312,11 +305,11 @@ def build(recorder, tensors, shapes, written, result):
                     return None
                 pointers.append((position, *where))
                 views[position] = (v.dtype, tuple(v.shape), v.stride())
-        numbers = [(slot, source, compute) for slot, (source, compute)
-                   in recorder.numbers.get(id(recorded), {}).items()]
+        numbers = [(slot, source, compute)
+                   for slot, (source, compute) in recorded.numbers.items()]
         launches.append(_Launch(recorded, pointers, numbers, views))
     device = result.device
-    return Plan(launches, allocations, result_source, written, [_span(t) for t in tensors],
+    return Plan(launches, allocations, result_source, written, [span_bytes(t) for t in tensors],
                 device.index if device.type == "cuda" else None)
 
 
