@@ -266,6 +266,14 @@ def make_case(op, dtype, size, layout=0, table=None, device="cpu"):
     return Case(op, dtype, size, shape, call, _size_note(call, shape))
 
 
+def runner_inputs(op, dtype, size, device):
+    """The runner's case of ``op`` at ``size`` (its first layout), ready on ``device``:
+    (eager baseline, args, kwargs)."""
+    layout = find_layout(op, dtype, device)
+    case = make_case(op, dtype, size, layout.index, None, device)
+    return (layout.baseline, *to_device(case.call, device))
+
+
 def _draw_calls(op, dtype, size, shape, device):
     """The family's sample calls at ``shape``, every factory inside them defaulting to
     ``device`` and drawing from a generator there, seeded per (op, dtype, size)."""

@@ -28,16 +28,9 @@ def _padded(fn):
     return timing.bench(fn, lambda: torch.cuda._sleep(_PAD_CYCLES))
 
 
-def _inputs(op, dtype, size):
-    """The runner's case of ``op`` on the device: (eager baseline, args, kwargs)."""
-    layout = cases.find_layout(op, dtype, flaggems_exp.device)
-    case = cases.make_case(op, dtype, size, layout.index, None, flaggems_exp.device)
-    return (layout.baseline, *cases.to_device(case.call, flaggems_exp.device))
-
-
 def measure(op, dtype, size):
     """(eager, gems) p50 in µs as the runner times them, then with the GPU padded."""
-    baseline, args, kwargs = _inputs(op, dtype, size)
+    baseline, args, kwargs = cases.runner_inputs(op, dtype, size, flaggems_exp.device)
     times = []
     for name in ("eager", "gems"):
         provider = providers.make(name, op, baseline)
@@ -48,7 +41,7 @@ def measure(op, dtype, size):
 
 
 def profile(op, dtype, size, calls=2000, top=15):
-    _, args, kwargs = _inputs(op, dtype, size)
+    _, args, kwargs = cases.runner_inputs(op, dtype, size, flaggems_exp.device)
     op(*args, **kwargs)
     timing.synchronize()
     profiler = cProfile.Profile()

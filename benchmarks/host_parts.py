@@ -44,14 +44,12 @@ def per_call(fn, calls):
 
 def parts(op, dtype, calls):
     """[(part, µs per call)] of ``op``'s S case in ``dtype``."""
-    layout = cases.find_layout(op, dtype, "cuda")
-    case = cases.make_case(op, dtype, "S", layout.index, None, "cuda")
-    args, kwargs = cases.to_device(case.call, "cuda")
+    baseline, args, kwargs = cases.runner_inputs(op, dtype, "S", "cuda")
     op.plans.clear()
     op(*args, **kwargs)
     key, tensors, pointers = plans.call_key(args, kwargs, None, op.numbers_by_value)
     plan = op.plans.get(key)
-    rows = [("PyTorch", per_call(lambda: layout.baseline.fn(*args, **kwargs), calls)),
+    rows = [("PyTorch", per_call(lambda: baseline.fn(*args, **kwargs), calls)),
             ("ours", per_call(lambda: op(*args, **kwargs), calls))]
     if plan is None:
         return rows + [("(not planned)", float("nan"))]
@@ -90,9 +88,7 @@ def _once(fn):
 
 def first_call(op, dtype):
     """(first call ms, new signature µs, hit µs) of ``op``'s S case in ``dtype``."""
-    layout = cases.find_layout(op, dtype, "cuda")
-    case = cases.make_case(op, dtype, "S", layout.index, None, "cuda")
-    args, kwargs = cases.to_device(case.call, "cuda")
+    _, args, kwargs = cases.runner_inputs(op, dtype, "S", "cuda")
     first = _once(lambda: op(*args, **kwargs))
     new = []
     for _ in range(5):
