@@ -253,11 +253,11 @@ def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
 def test_a_factory_follows_the_default_dtype():
     op = REGISTRY["scalar_tensor"]
     op.plans.clear()
-    assert op(1.5).dtype == torch.get_default_dtype()
+    assert op(1.5, device=DEVICE).dtype == torch.get_default_dtype()
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        result = op(1.5)
+        result = op(1.5, device=DEVICE)
     finally:
         torch.set_default_dtype(previous)
     assert result.dtype == torch.float64 and result.item() == 1.5
