@@ -22,4 +22,4 @@ def clamp_positive_zero(x, lo, hi):
 
 @triton.jit
 def sigmoid(x):
-    return 1.0 / (1.0 + libm.exp(-x))
+    return libm.div(1.0, 1.0 + libm.exp(-x))

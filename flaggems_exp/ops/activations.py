@@ -17,7 +17,7 @@ def _cuda_hardswish_backward(grad_output, x, **kwargs):
     """PyTorch's CUDA formula, whose NaN input takes the last branch (grad) where the CPU
     kernel returns NaN; PyTorch's own op runs first for its dtype rules and errors."""
     native = torch.ops.aten.hardswish_backward(grad_output, x, **kwargs)
-    third = grad_output * (x / 3 + 0.5)
+    third = grad_output * (libm.div(x, 3.0) + 0.5)
     return torch.where(x <= -3, torch.zeros_like(third),
                        torch.where(x < 3, third, grad_output.expand_as(third))).to(native.dtype)
 
@@ -41,7 +41,7 @@ class Silu(FloatActivation):
     @staticmethod
     @triton.jit
     def math(x):
-        return x / (1.0 + libm.exp(-x))
+        return libm.div(x, 1.0 + libm.exp(-x))
 
 
 @register
@@ -62,7 +62,7 @@ class Hardsigmoid(FloatActivation):
     @staticmethod
     @triton.jit
     def math(x):
-        return clamp(x + 3.0, 0.0, 6.0) / 6.0
+        return libm.div(clamp(x + 3.0, 0.0, 6.0), 6.0)
 
 
 @register
@@ -71,7 +71,7 @@ class Hardswish(FloatActivation):
     @staticmethod
     @triton.jit
     def math(x):
-        return x * clamp(x + 3.0, 0.0, 6.0) / 6.0
+        return libm.div(x * clamp(x + 3.0, 0.0, 6.0), 6.0)
 
 
 @register
@@ -128,7 +128,7 @@ class Softplus(FloatActivation):
     @staticmethod
     @triton.jit
     def math(x, beta, threshold):
-        return tl.where(x * beta > threshold, x, special.log1p(libm.exp(x * beta)) / beta)
+        return tl.where(x * beta > threshold, x, libm.div(special.log1p(libm.exp(x * beta)), beta))
 
 
 @register
@@ -234,7 +234,7 @@ class HardswishBackward(FloatActivation):
     @staticmethod
     @triton.jit
     def math(grad, x):
-        return tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (x / 3.0 + 0.5), grad))
+        return tl.where(x <= -3.0, 0.0, tl.where(x < 3.0, grad * (libm.div(x, 3.0) + 0.5), grad))
 
 
 @register

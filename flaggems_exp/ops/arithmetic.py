@@ -50,7 +50,7 @@ class Addcdiv(PointwiseOp):
     @staticmethod
     @triton.jit
     def math(x, tensor1, tensor2, value):
-        return x + value * (tensor1 / tensor2)
+        return x + value * libm.div(tensor1, tensor2)
 
 
 @register

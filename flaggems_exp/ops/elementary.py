@@ -7,6 +7,7 @@ import triton.language as tl
 from ..families import PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
+from ._common import sigmoid
 
 
 class FloatUnary(PointwiseOp):
@@ -89,7 +90,7 @@ class Reciprocal(FloatUnary):
     @staticmethod
     @triton.jit
     def math(x):
-        return 1.0 / x
+        return libm.div(1.0, x)
 
 
 @register
@@ -97,7 +98,7 @@ class Sigmoid(FloatUnary):
     @staticmethod
     @triton.jit
     def math(x):
-        return 1.0 / (1.0 + libm.exp(-x))
+        return sigmoid(x)
 
 
 @register
@@ -115,7 +116,7 @@ class Logit(FloatUnary):
     def math(x, eps):
         # the lower test first: for eps > 0.5 it wins, as in PyTorch
         z = tl.where(eps < 0, x, tl.where(x < eps, eps, tl.where(x > 1 - eps, 1 - eps, x)))
-        return libm.log(z / (1 - z))
+        return libm.log(libm.div(z, 1.0 - z))
 
 
 @register

@@ -162,4 +162,4 @@ class SmoothL1Loss(LossOp):
     def math(x, target, beta):
         z = tl.abs(x - target)
         # beta == 0 is pure L1: the quadratic branch is empty (z < 0 never holds)
-        return tl.where(z < beta, 0.5 * z * z / beta, z - 0.5 * beta)
+        return tl.where(z < beta, libm.div(0.5 * z * z, beta), z - 0.5 * beta)

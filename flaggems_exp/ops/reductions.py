@@ -45,7 +45,7 @@ class SafeSoftmax(ReductionOp):
     @staticmethod
     @triton.jit
     def finish(xc, yc, row_max, total, live):
-        return tl.where(live > 0, libm.exp(xc - row_max) / total, 0.0)  # all -inf rows give 0
+        return tl.where(live > 0, libm.div(libm.exp(xc - row_max), total), 0.0)  # all -inf rows give 0
 
     def prepare(self, out, x, dim, dtype):
         dim = errors.wrap_dim(dim, x.dim())
