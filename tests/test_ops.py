@@ -191,23 +191,26 @@ def test_int64_indexing_path(name, monkeypatch):
 
 # ops whose value is the formula of PyTorch's CUDA kernel, operation by operation, in the same
 # working precision and with the same CUDA math library: compiled, they must be bitwise equal
-BITWISE_ON_CUDA = ["sigmoid", "silu", "hardsigmoid", "hardswish", "hardswish_backward",
-                   "reciprocal", "logit", "softplus"]
+# (softplus in float64 differs in the last bit on some inputs: its log1p and exp are libdevice's,
+# and PyTorch's build may link another libdevice)
+BITWISE_ON_CUDA = [(name, dtype) for name in ("sigmoid", "silu", "hardsigmoid", "hardswish",
+                                              "hardswish_backward", "reciprocal", "logit")
+                   for dtype in (torch.float32, torch.float64)] + [("softplus", torch.float32)]
 
 
 @pytest.mark.skipif(flaggems_exp.device != "cuda",
                     reason="PyTorch's CPU kernels use other (vectorized) formulas")
-@pytest.mark.parametrize("name", BITWISE_ON_CUDA)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("name, dtype", BITWISE_ON_CUDA, ids=str)
 def test_bitwise_equal_to_pytorch_cuda(name, dtype):
-    """On a million random values of the op's domain, compiled results equal PyTorch's CUDA
-    results bit for bit: one differing ulp, amplified by batch norms, moves a network's
-    gradients (an approximate division did)."""
+    """On a million random values of the op's domain, compiled results equal those of
+    PyTorch's own CUDA kernel bit for bit: one differing ulp, amplified by batch norms, moves a
+    network's gradients (an approximate division did)."""
     op = REGISTRY[name]
+    aten = getattr(torch.ops.aten, name)  # not ``op.ref``, which may emulate CUDA on the CPU
     gen = torch.Generator().manual_seed(5)
     for call in testing.sample_calls(op, dtype, shape=(1 << 20,), generator=gen)[:2]:
         dev = testing.on_device(call)
-        expected = op.ref(*dev.args, **dev.kwargs)
+        expected = aten(*dev.args, **dev.kwargs)
         ours = op(*dev.args, **dev.kwargs)
         mismatched = (ours != expected) & ~(ours.isnan() & expected.isnan())
         assert not mismatched.any(), (call.label, int(mismatched.sum()))

@@ -13,11 +13,15 @@ _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
 
 
+# PyTorch's CUDA kernels multiply by float32(1/6) (``1.0f / 6.0f``), widened for float64
+_ONE_SIXTH = tl.constexpr(0.1666666716337204)
+
+
 def _cuda_hardswish_backward(grad_output, x, **kwargs):
     """PyTorch's CUDA formula, whose NaN input takes the last branch (grad) where the CPU
     kernel returns NaN; PyTorch's own op runs first for its dtype rules and errors."""
     native = torch.ops.aten.hardswish_backward(grad_output, x, **kwargs)
-    third = grad_output * (libm.div(x, 3.0) + 0.5)
+    third = grad_output * (x / 3 + 0.5)
     return torch.where(x <= -3, torch.zeros_like(third),
                        torch.where(x < 3, third, grad_output.expand_as(third))).to(native.dtype)
 
@@ -28,6 +32,15 @@ def _positive_zeros(op):
     def reference(*args, **kwargs):
         result = op(*args, **kwargs)
         return result + 0 if result.is_floating_point() else result  # -0.0 + 0 is +0.0
+    return reference
+
+
+def _float64_as_cuda(op, formula):
+    """PyTorch's ``op``; for float64, its CUDA kernel's ``formula``, which multiplies by
+    float32(1/6) widened where the CPU kernel divides by 6 (the last bits differ)."""
+    def reference(x, *args, **kwargs):
+        result = op(x, *args, **kwargs)
+        return formula(x) if result.dtype == torch.float64 else result
     return reference
 
 
@@ -59,19 +72,23 @@ class Selu(FloatActivation):
 @register
 class Hardsigmoid(FloatActivation):
     exact_out_dtype = "found"
+    ref = staticmethod(_float64_as_cuda(torch.ops.aten.hardsigmoid,
+                                        lambda x: (x + 3).clamp(0, 6) * _ONE_SIXTH.value))
     @staticmethod
     @triton.jit
     def math(x):
-        return libm.div(clamp(x + 3.0, 0.0, 6.0), 6.0)
+        return clamp(x + 3.0, 0.0, 6.0) * _ONE_SIXTH
 
 
 @register
 class Hardswish(FloatActivation):
     exact_out_dtype = "found"
+    ref = staticmethod(_float64_as_cuda(torch.ops.aten.hardswish,
+                                        lambda x: x * (x + 3).clamp(0, 6) * _ONE_SIXTH.value))
     @staticmethod
     @triton.jit
     def math(x):
-        return libm.div(x * clamp(x + 3.0, 0.0, 6.0), 6.0)
+        return x * clamp(x + 3.0, 0.0, 6.0) * _ONE_SIXTH
 
 
 @register

@@ -26,7 +26,16 @@ else:
     def div(x, y):
         """x / y correctly rounded, as PyTorch's kernels divide (nvcc's default -prec-div=true):
         compiled, Triton's ``/`` on float32 is ``div.full.f32``, up to 2 ulp off, which changes
-        one sigmoid in seven and, through a network's batch norms, its gradients."""
+        one sigmoid in seven and, through a network's batch norms, its gradients. libdevice
+        has no mixed-dtype division: a Python constant (a small integer or half here, exact in
+        float32) takes the other operand's dtype."""
+        if isinstance(x, float):
+            x = tl.cast(x, y.dtype)
+        if isinstance(y, float):
+            y = tl.cast(y, x.dtype)
+        if x.dtype != y.dtype:
+            x = x.to(tl.float64)
+            y = y.to(tl.float64)
         return _lib.div_rn(x, y)
 
 
