@@ -13,7 +13,7 @@ import triton.language as tl
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
-from flaggems_exp.families import InplaceOp
+from flaggems_exp.families import InplaceOp, PointwiseOp
 from flaggems_exp.testing import Call, assert_close, assert_same_error, reference, run
 
 OPS = list(dict.fromkeys(REGISTRY.values()))
@@ -177,3 +177,49 @@ def test_dtype_bfloat16_from_float64(op):
     gen = torch.Generator().manual_seed(14)
     for call in testing.sample_calls(op, torch.float64, generator=gen):
         testing.check_call(op, Call(call.args, {**call.kwargs, "dtype": BF16}, call.label))
+
+
+# ---- subnormal numbers in the math -----------------------------------------------------------
+# float32 subnormals (and their neighbours): each op's math must neither read them as 0 nor
+# flush a subnormal result (rsqrt(1e-40) is 1e20, log(1e-40) -92.1, sin(1e-40) 1e-40)
+SUBNORMALS = (1e-40, -1e-40, 2.0**-149, -(2.0**-149), 3e-39, -1.1e-38, 2.0**-126, 0.0, -0.0,
+              1.0, -0.5)
+POINTWISE = [op for op in OPS if isinstance(testing.twin(op), PointwiseOp)]
+
+
+@pytest.mark.parametrize("op", POINTWISE, ids=ids)
+@pytest.mark.parametrize("dtype", [torch.float32, BF16], ids=str)
+def test_subnormal_operands(op, dtype):
+    """Every combination of subnormal operands: PyTorch's values within a relative tolerance
+    and one step of the subnormal range (a larger absolute tolerance would pass a subnormal
+    flushed to 0). The step covers ties at the very bottom, which a fused multiply-add
+    (PyTorch's, and compiled Triton's) rounds once and the interpreter twice, and PyTorch's
+    CPU log1p(2**-149), 0 where its CUDA log1pf keeps 2**-149. Where PyTorch's CPU kernel
+    rounds in another order than its CUDA kernel, which ours follow (addcdiv: CPU
+    ``value * t1 / t2``, CUDA ``value * (t1 / t2)``), the float64 reference decides."""
+    values = torch.tensor(SUBNORMALS, dtype=torch.float32).to(dtype)
+    nin = testing.twin(op).nin
+    grids = torch.meshgrid(*[values] * nin, indexing="ij")
+    rtol, atol = (1e-5, 2.0**-149) if dtype == torch.float32 else (testing.TOLERANCE[BF16][0], TINY)
+    for params in testing.param_sets(op):
+        call = Call(tuple(g.reshape(-1) for g in grids), params)
+        native, expected = reference(op, call)
+        if isinstance(native, Exception):
+            continue  # errors are test_dtypes' business
+        ours = run(op, testing.on_device(call))
+        assert not isinstance(ours, Exception), ours
+        ours = ours.cpu()
+        assert ours.dtype == native.dtype and ours.shape == native.shape
+        off = ~(torch.isclose(ours, native, rtol, atol, equal_nan=True)
+                | torch.isclose(ours, expected, rtol, atol, equal_nan=True))
+        assert not off.any(), (f"{params}: operands {[g.reshape(-1)[off] for g in grids]} give "
+                               f"{ours[off]}, PyTorch {native[off]}, float64 {expected[off]}")
+
+
+@pytest.mark.skipif(flaggems_exp.device == "cpu", reason="compiled launches only")
+def test_compiled_launches_keep_subnormals():
+    """Compiled kernels are built with libdevice's flush-to-zero branches off."""
+    from triton.backends.nvidia.compiler import CUDAOptions
+
+    from flaggems_exp.runtime import launch
+    assert CUDAOptions(**launch.COMPILE_OPTIONS).enable_reflect_ftz is False
