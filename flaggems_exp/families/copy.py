@@ -9,11 +9,11 @@ import threading
 
 import torch
 import triton
-import triton.language as tl
+import triton.language as tl  # noqa: F401  (Triton requires it in a jit function's module)
 from torch._C import DispatchKey
 
 from ..runtime import errors, geometry
-from ..runtime.device import DEVICE, INTERPRETED
+from ..runtime.device import DEVICE
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op
@@ -23,16 +23,6 @@ from .pointwise import launch
 @triton.jit
 def identity(x):
     return x
-
-
-@triton.jit
-def _round_to_bfloat16(x):
-    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), still as float32, so the
-    store's conversion is exact: Triton's interpreter converts float32 to bfloat16 by
-    truncation, where compiled code and PyTorch round."""
-    bits = x.to(tl.int32, bitcast=True)
-    bits = bits + 0x7FFF + ((bits >> 16) & 1)
-    return tl.where(x != x, x, (bits & -65536).to(tl.float32, bitcast=True))
 
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -92,11 +82,9 @@ def write(op, out, source):
     src_dtype = source.dtype if is_tensor else _NUMBER_DTYPE[type(source)]
     check_movable(op.name, out.dtype, src_dtype)
     compute = _compute_dtype(src_dtype, out.dtype)
-    rounds = INTERPRETED and out.dtype == torch.bfloat16 and compute == torch.float32
     _state.busy = True
     try:
-        launch(op.name, _round_to_bfloat16 if rounds else identity, out, tuple(out.shape),
-               out.stride(), [source], (), compute)
+        launch(op.name, identity, out, tuple(out.shape), out.stride(), [source], (), compute)
     finally:
         _state.busy = False
     return result

@@ -15,3 +15,8 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 DEVICE = "cpu" if INTERPRETED else "cuda"
 # the suffix PyTorch puts on kernel names in "not implemented for" messages
 KERNEL_SUFFIX = "cpu" if DEVICE == "cpu" else "cuda"
+
+if INTERPRETED:
+    from . import interpreter_casts
+
+    interpreter_casts.install()  # the interpreter's bfloat16 conversions, made exact

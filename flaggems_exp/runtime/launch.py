@@ -80,8 +80,17 @@ def run_kernel(kernel, grid, args, options):
     return kernel[grid](*args, **options)
 
 
+# Compiled kernels keep float32 subnormal numbers, as PyTorch's CUDA kernels do (nvcc builds
+# them without -ftz): by default Triton links libdevice with its flush-to-zero branches taken
+# (the NVIDIA backend's ``enable_reflect_ftz``), so rsqrt(1e-40) is inf, log(1e-40) -inf and
+# log1p(1e-40) 0 where PyTorch gives 1e20, -92.1 and 1e-40. Recorded with each launch, so a
+# plan's replay runs the same compiled kernel.
+COMPILE_OPTIONS = {} if INTERPRETED else {"enable_reflect_ftz": False}
+
+
 def launch(name, kernel, grid, *args, **options):
     """``kernel[grid](*args, **options)``, counted for ``name`` and recorded for a call plan."""
+    options.update(COMPILE_OPTIONS)
     compiled = run_kernel(kernel, grid, args, options)
     LAUNCHES.cell(name)[0] += 1
     recorder = getattr(_state, "recorder", None)

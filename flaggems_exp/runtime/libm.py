@@ -5,6 +5,10 @@ Compiled, ``tl.exp``/``tl.log``/``tl.sin``... lower to the GPU's approximate ins
 CUDA math library. libdevice is that library, but in Triton's interpreter its functions return
 None, so each function here picks libdevice when compiled and ``tl`` (numpy, correctly rounded)
 when interpreted. Every function takes and returns the compute dtype (float32 or float64).
+
+Subnormal float32 numbers: libdevice's functions have flush-to-zero branches (rsqrt.approx.ftz,
+ex2.approx.ftz...) that Triton takes by default; compiled kernels are built with them off
+(``launch.COMPILE_OPTIONS``), as nvcc builds PyTorch's, so rsqrt(1e-40) is 1e20, not inf.
 """
 import triton
 import triton.language as tl
