@@ -3,6 +3,7 @@ what the first call of a signature costs.
 
     python -m benchmarks.host_parts --op sigmoid --op mul --dtype float16 [--calls 20000]
     TRITON_CACHE_DIR=$(mktemp -d) python -m benchmarks.host_parts --first-call --op sigmoid ...
+    python -m benchmarks.host_parts --floor
 
 For the runner's S case of each op: PyTorch's call, ours, and the parts of ours — the signature
 key, the plan lookup, the replay, each allocation it makes and each launch through the compiled
@@ -12,12 +13,21 @@ those of the compiled launch. ``--first-call`` times instead, per op, its first 
 process (Triton's compilation included unless its cache already holds the kernel: point
 ``TRITON_CACHE_DIR`` at an empty folder), the full path of a signature whose kernel is compiled
 (the plans dropped first: every check, the recording and the plan's construction) and a hit.
+``--floor`` times what any Python op library pays per call on this machine, whatever its code:
+PyTorch's own ``torch.sigmoid`` (the bar), an allocation from Python, the dispatcher's call into
+a Python kernel registered with ``torch.library`` (one returning a ready tensor), and the launch
+of a minimal compiled Triton kernel through its own launcher.
 """
 import argparse
 import statistics
 import time
 
+import functools
+import warnings
+
 import torch
+import triton
+import triton.language as tl
 
 import flaggems_exp
 from flaggems_exp import REGISTRY
@@ -78,6 +88,42 @@ def parts(op, dtype, calls):
     return rows
 
 
+@triton.jit
+def _copy_kernel(out_ptr, in_ptr, numel, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < numel
+    tl.store(out_ptr + offsets, tl.load(in_ptr + offsets, mask=mask), mask=mask)
+
+
+def floor(calls):
+    """[(part, µs per call)]: the per-call costs no Python op library avoids (``--floor``)."""
+    x = torch.randn(4096, device="cuda", dtype=torch.float16)
+    ready = torch.empty_like(x)
+    rows = [("torch.sigmoid (PyTorch eager)", per_call(lambda: torch.sigmoid(x), calls)),
+            ("torch.empty_strided, arguments bound", per_call(functools.partial(
+                torch.empty_strided, (4096,), (1,), dtype=x.dtype, device=x.device), calls))]
+    library = torch.library.Library("aten", "IMPL")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Oo]verrid")
+            library.impl("sigmoid", lambda self: ready, "CUDA")
+        rows.append(("torch.sigmoid into a Python kernel returning a ready tensor",
+                     per_call(lambda: torch.sigmoid(x), calls)))
+    finally:
+        library._destroy()
+    args = (ready, x, x.numel())
+    recorded = launching.Recorded("floor", _copy_kernel, (4,), args, {"BLOCK": 1024},
+                                  launching.run_kernel(_copy_kernel, (4,), args, {"BLOCK": 1024}))
+    direct = launching.direct_launcher(recorded)
+    if direct is not None:
+        raw, grid, fixed = direct
+        values = (ready.data_ptr(), x.data_ptr(), x.numel(), 1024)
+        stream = launching.current_stream(x.device.index)
+        rows.append(("launch of a 3-argument kernel, its own launcher",
+                     per_call(lambda: raw(*grid, stream, *fixed, *values), calls)))
+    return rows
+
+
 def _once(fn):
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -100,11 +146,14 @@ def first_call(op, dtype):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.host_parts")
-    parser.add_argument("--op", action="append", required=True)
+    parser.add_argument("--op", action="append", default=[])
     parser.add_argument("--dtype", default="float16")
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--first-call", action="store_true")
+    parser.add_argument("--floor", action="store_true")
     args = parser.parse_args(argv)
+    if not args.op and not args.floor:
+        parser.error("name at least one --op, or --floor")
     if flaggems_exp.device != "cuda":
         raise SystemExit("host_parts needs a CUDA device: it times the compiled launch")
     if args.first_call:
@@ -116,6 +165,10 @@ def main(argv=None):
             print(f"| {name} | {op.family} | {times[0]:.0f} | {times[1]:.0f} | {times[2]:.0f} |",
                   flush=True)
         return
+    if args.floor:
+        print("\n| per-call floor (float16, 4096 elements) | µs per call |\n| --- | --- |")
+        for part, us in floor(args.calls):
+            print(f"| {part} | {us:.2f} |", flush=True)
     for name in args.op:
         print(f"\n| {name} ({args.dtype}) | µs per call |\n| --- | --- |")
         for part, us in parts(REGISTRY[name], getattr(torch, args.dtype), args.calls):
