@@ -210,11 +210,11 @@ class PointwiseOp(Op):
     def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""
         operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
-        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if out is None:
-            out = geometry.empty_like_layout(tensors, shape, result)
+            device = next(t for t in operands if isinstance(t, torch.Tensor)).device
+            out = geometry.new_result(operands, shape, result, device)
         else:
-            self.check_out(out, tensors, shape, result, inplace)
+            self.check_out(out, operands, shape, result, inplace)
         self.check_dtype(result)
         if out.numel():
             self.launch(out, shape, out.stride(), operands, kernel_scalars, compute,
@@ -242,8 +242,10 @@ class PointwiseOp(Op):
         shape = geometry.broadcast_shape([t.shape for t in operands if isinstance(t, torch.Tensor)])
         return operands, kernel_scalars, compute, result, shape
 
-    def check_out(self, out, tensors, shape, result, inplace):
-        """PyTorch's rules for writing into ``out`` (in place: self), checked in its order."""
+    def check_out(self, out, operands, shape, result, inplace):
+        """PyTorch's rules for writing into ``out`` (in place: self), checked in its order; a
+        resized out takes the layout a new result would have (TensorIterator's)."""
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if not inplace and not self.has_out:
             raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
         if geometry.has_internal_overlap(out):
@@ -256,8 +258,8 @@ class PointwiseOp(Op):
             raise errors.out_dtype_mismatch(out.dtype, result, self.exact_out_dtype)
         if not torch.can_cast(result, out.dtype):
             raise errors.cast_error(result, out.dtype)
-        if tuple(out.shape) != shape:
-            out.resize_(shape)  # the first write, after every check
+        if tuple(out.shape) != shape:  # the first write, after every check
+            geometry.resize_out(out, shape, geometry.iteration_strides(operands, shape))
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
                sources=None):
