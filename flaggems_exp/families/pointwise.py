@@ -152,7 +152,8 @@ class PointwiseOp(Op):
         # an op whose own hooks read no number's value takes its numbers per call in a plan
         cls.runtime_numbers = all(
             getattr(cls, hook) is getattr(PointwiseOp, hook)
-            for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check"))
+            for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check",
+                         "layout_operands"))
 
     # ---- calling convention -------------------------------------------------------------
     def number_sources(self, args, kwargs):
