@@ -163,8 +163,11 @@ class CopyOp(Op):
         else:
             if out.dtype != like.dtype:
                 raise errors.out_dtype_mismatch(out.dtype, like.dtype, "expected")
-            if out.shape != like.shape:
-                out.resize_(like.shape)
+            # PyTorch's out= of a copy resizes out (contiguous), then copy_s the result into
+            # it: copy_'s rule that the written tensor must not overlap itself applies
+            if out.shape == like.shape and geometry.has_internal_overlap(out):
+                raise errors.internal_overlap()
+            geometry.resize_out(out, like.shape)
             if is_tensor and src.numel() and out.numel() and geometry.same_storage(out, src):
                 src = write(self, torch.empty_like(src), src)  # as PyTorch: via a temporary
         if is_tensor and src.device != out.device:

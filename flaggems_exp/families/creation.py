@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..runtime import errors
+from ..runtime import errors, geometry
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op
 from .copy import unsupported, write
@@ -88,6 +88,10 @@ class CreationOp(Op):
     value = 0
     exact_out_dtype = False
     any_dtype = False
+    # out= as PyTorch's generated out= wrappers do it: the result made, out resized (with
+    # resize_output's warning) and the result copy_'d in, so an out that overlaps itself is
+    # rejected; False where the op's own out= kernel resizes silently and fills out (eye)
+    out_is_copied = True
 
     def fill_value(self, dtype, *args, **kwargs):
         return self.value
@@ -120,8 +124,13 @@ class CreationOp(Op):
         else:
             if out.dtype != dtype:
                 raise errors.out_dtype_mismatch(out.dtype, dtype, "expected")
-            if out.shape != tuple(shape):
-                out.resize_(shape)
+            if not self.out_is_copied:
+                if out.shape != tuple(shape):
+                    out.resize_(shape)  # the op's own out= kernel: a silent resize
+            else:
+                if out.shape == tuple(shape) and geometry.has_internal_overlap(out):
+                    raise errors.internal_overlap()
+                geometry.resize_out(out, shape)
         if value is not None:
             write(self, out, value)
             self.finish(out)

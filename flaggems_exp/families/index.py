@@ -233,8 +233,8 @@ class IndexOp(Op):
         elif not inplace:
             self.check_out(out, plan, tensors)
         self.validate(plan, out)
-        if tuple(out.shape) != tuple(plan.shape):
-            out.resize_(plan.shape)  # the first write, after every check
+        if tuple(out.shape) != tuple(plan.shape):  # the first write, after every check
+            geometry.resize_out(out, plan.shape, self.resized_out_strides(plan))
         if out.numel():
             self.run(plan, out)
         return out
@@ -249,6 +249,11 @@ class IndexOp(Op):
     def check_out_dtype(self, out, dtype):
         if out.dtype != dtype:
             raise errors.out_dtype_mismatch(out.dtype, dtype, "expected")
+
+    def resized_out_strides(self, plan):
+        """The layout of a resized ``out=``: None, contiguous (PyTorch's out= of these ops
+        resizes out with ``resize_output``, or its meta function asks for no strides)."""
+        return None
 
     def check_out(self, out, plan, inputs):
         """PyTorch's out= checks for this op, after the op's own (prepare's) errors."""

@@ -16,6 +16,7 @@ import triton.language as tl
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.launch import launch
+from ..runtime.plans import not_replayable
 from .pointwise import PointwiseOp, grid_size
 
 NONE, MEAN, SUM = 0, 1, 2
@@ -76,7 +77,13 @@ class LossOp(PointwiseOp):
         if out is None:
             out = torch.empty((), dtype=result, device=tensors[0].device)
         else:
-            self.check_out(out, tensors, (), result, inplace)
+            # PyTorch's out= of a reduced loss first holds the elementwise loss: checked and
+            # resized (resize_output's warning included) as for reduction none, then resized
+            # to a scalar silently
+            self.check_out(out, tensors, shape, result, inplace)
+            if out.shape != ():
+                not_replayable()  # out was resized: a replay would not warn
+                out.resize_(())
         numel = math.prod(shape)
         count = grid_size(numel) if numel else 0
         partials = torch.empty(max(count, 1), dtype=_accumulation_dtype(compute), device=out.device)

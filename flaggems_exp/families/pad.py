@@ -189,15 +189,15 @@ class GatherOp(Op):
         else:
             if geometry.has_internal_overlap(out):
                 raise errors.internal_overlap()
-            if tuple(out.shape) != shape:  # the first write, after every check
-                out.resize_(shape, memory_format=memory_format)
+            # an out= sharing memory with the input would be read after being written (or be
+            # resized under it): PyTorch's kernels do not check and compute from that memory,
+            # we refuse it with PyTorch's error for an out= that overlaps an input
+            if geometry.memory_overlaps(out, x):
+                raise errors.partial_overlap()
+            # the first write, after every check
+            geometry.resize_out(out, shape, memory_format=memory_format)
         if out.numel():
-            if geometry.memory_overlaps(out, x):  # reading what was written: go through a temporary
-                result = torch.empty(shape, dtype=x.dtype, device=x.device)
-                self.launch(result, x, *self.views(x, result, plan))
-                self.launch(out, result, shape, out.stride(), result.stride(), [None] * len(shape))
-            else:
-                self.launch(out, x, *self.views(x, out, plan))
+            self.launch(out, x, *self.views(x, out, plan))
         return out
 
     def launch(self, out, x, shape, out_strides, in_strides, maps):

@@ -128,6 +128,10 @@ class PointwiseOp(Op):
     # out= must have exactly the result dtype: "found" for TensorIterator's message,
     # "expected" for that of PyTorch's generated out= wrappers; None lets out cast
     exact_out_dtype = None
+    # out= as PyTorch's generated wrapper of an op without an out= kernel does it: the result
+    # computed apart, out resized contiguous and the result copied in (so out may share memory
+    # with an input; it must not overlap itself)
+    out_is_copied = False
 
     def __init__(self):
         super().__init__()
@@ -148,7 +152,8 @@ class PointwiseOp(Op):
         # an op whose own hooks read no number's value takes its numbers per call in a plan
         cls.runtime_numbers = all(
             getattr(cls, hook) is getattr(PointwiseOp, hook)
-            for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check"))
+            for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check",
+                         "layout_operands"))
 
     # ---- calling convention -------------------------------------------------------------
     def number_sources(self, args, kwargs):
@@ -210,15 +215,24 @@ class PointwiseOp(Op):
     def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""
         operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
-        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        layout = self.layout_operands(operands, params)
         if out is None:
-            out = geometry.empty_like_layout(tensors, shape, result)
+            device = next(t for t in operands if isinstance(t, torch.Tensor)).device
+            out = geometry.new_result(layout, shape, result, device)
         else:
-            self.check_out(out, tensors, shape, result, inplace)
+            self.check_out(out, operands, shape, result, inplace, layout)
         self.check_dtype(result)
         if out.numel():
-            self.launch(out, shape, out.stride(), operands, kernel_scalars, compute,
+            target = out
+            if self.out_is_copied and not inplace and any(
+                    isinstance(t, torch.Tensor) and geometry.memory_overlaps(out, t)
+                    for t in operands):
+                target = geometry.new_result(layout, shape, result, out.device)
+            self.launch(target, shape, target.stride(), operands, kernel_scalars, compute,
                         sources=sources)
+            if target is not out:
+                from .copy import write  # copy.py builds on this module
+                write(self, out, target)
         return out
 
     def check_dtype(self, result_dtype):
@@ -242,22 +256,34 @@ class PointwiseOp(Op):
         shape = geometry.broadcast_shape([t.shape for t in operands if isinstance(t, torch.Tensor)])
         return operands, kernel_scalars, compute, result, shape
 
-    def check_out(self, out, tensors, shape, result, inplace):
-        """PyTorch's rules for writing into ``out`` (in place: self), checked in its order."""
+    def layout_operands(self, operands, params):
+        """The operands in the order in which they decide the layout of a new result
+        (``geometry.iteration_strides``): PyTorch's TensorIterator sees the op's inputs in
+        schema order, a composite's last TensorIterator op in its own order."""
+        return operands
+
+    def check_out(self, out, operands, shape, result, inplace, layout=None):
+        """PyTorch's rules for writing into ``out`` (in place: self), checked in its order; a
+        resized out takes the layout a new result would have (TensorIterator's, over
+        ``layout``, by default the operands)."""
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if not inplace and not self.has_out:
             raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
         if geometry.has_internal_overlap(out):
             raise errors.internal_overlap()
-        for t in tensors:
-            geometry.check_no_partial_overlap(out, t)
+        if inplace or not self.out_is_copied:
+            for t in tensors:
+                geometry.check_no_partial_overlap(out, t)
         if inplace and tuple(out.shape) != shape:
             raise errors.broadcast_mismatch(out.shape, shape)
         if not inplace and self.exact_out_dtype and out.dtype != result:
             raise errors.out_dtype_mismatch(out.dtype, result, self.exact_out_dtype)
         if not torch.can_cast(result, out.dtype):
             raise errors.cast_error(result, out.dtype)
-        if tuple(out.shape) != shape:
-            out.resize_(shape)  # the first write, after every check
+        if tuple(out.shape) != shape:  # the first write, after every check
+            strides = None if self.out_is_copied and not inplace else (
+                geometry.iteration_strides(operands if layout is None else layout, shape))
+            geometry.resize_out(out, shape, strides)
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
                sources=None):

@@ -170,8 +170,7 @@ class ReductionOp(Op):
                 raise errors.out_dtype_mismatch(out.dtype, rows.dtype, "expected")
             if tuple(out.shape) == rows.shape and geometry.has_internal_overlap(out):
                 raise errors.internal_overlap()
-            if tuple(out.shape) != rows.shape:
-                out.resize_(rows.shape)  # the first write, after every check
+            geometry.resize_out(out, rows.shape)  # the first write, after every check
         if out.numel():
             self.launch(rows, out)
         return out

@@ -22,8 +22,9 @@ def _cuda_hardswish_backward(grad_output, x, **kwargs):
     kernel returns NaN; PyTorch's own op runs first for its dtype rules and errors."""
     native = torch.ops.aten.hardswish_backward(grad_output, x, **kwargs)
     third = grad_output * (x / 3 + 0.5)
-    return torch.where(x <= -3, torch.zeros_like(third),
-                       torch.where(x < 3, third, grad_output.expand_as(third))).to(native.dtype)
+    # written into PyTorch's own result: its dtype and its layout (TensorIterator's)
+    return native.copy_(torch.where(x <= -3, torch.zeros_like(third),
+                                    torch.where(x < 3, third, grad_output.expand_as(third))))
 
 
 def _positive_zeros(op):
@@ -245,6 +246,7 @@ class Prelu(FloatActivation):
 class HardswishBackward(FloatActivation):
     nin = 2
     exact_out_dtype = "expected"
+    out_is_copied = True
     inplace = False
     ref = staticmethod(_cuda_hardswish_backward)
 
@@ -278,6 +280,13 @@ class RreluWithNoiseBackward(PointwiseOp):
             raise RuntimeError(_NEGATIVE_SLOPE_INPLACE_BACKWARD)
         if result_dtype not in FLOATING:
             raise errors.not_implemented("leaky_relu_backward", result_dtype)
+
+    out_is_copied = True
+
+    def layout_operands(self, operands, params):
+        # PyTorch's composite: noise * grad in training, else leaky_relu_backward(self, grad)
+        grad, x, noise = operands
+        return [noise, grad] if params["training"] else [x, grad]
 
     def prepare(self, operands, params):
         grad, x, noise = operands

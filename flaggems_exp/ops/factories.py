@@ -23,6 +23,8 @@ class Zero(CreationOp):
 
 @register
 class Eye(CreationOp):
+    out_is_copied = False  # eye.out resizes out and fills it: no warning, an expanded out is filled
+
     def geometry(self, n, m=None):
         if n < 0:
             raise RuntimeError(f"n must be greater or equal to 0, got {n}")

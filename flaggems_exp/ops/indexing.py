@@ -37,6 +37,11 @@ class Take(IndexOp):
         return Plan(tuple(index.shape), x.dtype, self.select, aux=(index, index.stride()),
                     aux_mode=AUX_VALUE, gather=x, scalars=(x.numel(),), device_checks=True)
 
+    def resized_out_strides(self, plan):
+        # take.out iterates over (out, index) with TensorIterator: a resized out is laid out
+        # as the index is
+        return geometry.iteration_strides([plan.aux[0]], plan.shape)
+
     def check_out(self, out, plan, inputs):
         super().check_out(out, plan, inputs)
         for t in inputs:  # take refuses any overlap of out with an input, even a full one

@@ -26,6 +26,11 @@ class HingeEmbeddingLoss(LossOp):
             raise errors.bool_subtraction()
         super().check(operands, params, result_dtype, out)
 
+    def layout_operands(self, operands, params):
+        # PyTorch's composite ends in where(target != 1, ...): the target's layout comes first
+        x, target = operands
+        return [target, x]
+
     @staticmethod
     @triton.jit
     def math(x, target, margin):
@@ -108,6 +113,11 @@ class MarginRankingLoss(LossOp):
         if target.dtype == torch.bool:
             raise errors.bool_negation()
         super().check(operands, params, result_dtype, out)
+
+    def layout_operands(self, operands, params):
+        # PyTorch's composite: -target * (input1 - input2) + margin, -target first
+        input1, input2, target = operands
+        return [target, input1, input2]
 
     @staticmethod
     @triton.jit

@@ -1,4 +1,6 @@
 """Shapes, strides and memory overlap: everything a launch needs to know about tensor layout."""
+import warnings
+
 import torch
 
 
@@ -111,16 +113,101 @@ def check_no_partial_overlap(out, inp):
         raise partial_overlap()
 
 
-def empty_like_layout(tensors, shape, dtype):
-    """A new tensor of ``shape`` laid out like the first full-shape dense input (as PyTorch's
-    TensorIterator keeps a transposed or channels-last layout), else contiguous.
+def iteration_strides(operands, shape):
+    """The strides TensorIterator gives a new result of ``shape`` computed from ``operands``
+    (tensors, and Python numbers, which it sees as 0-dim tensors), as its ``fast_set_up``,
+    ``reorder_dimensions`` and ``allocate_or_resize_outputs`` decide them:
+
+    - every operand of the result's shape and contiguous: contiguous; every one channels_last:
+      channels_last; every one dense with the same strides: those strides;
+    - otherwise the dims are sorted by the operands' strides (the first operand with a strict
+      order between two dims decides; a broadcast dim (stride 0) has no say; equal strides put
+      the smaller dim inside) and the result is dense in that order; with no order found at
+      all, contiguous. So ``sigmoid(x.t()[:, ::2])`` is column-major as ``x.t()`` is.
+    """
+    shape = tuple(shape)
+    tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+    if tensors and all(isinstance(o, torch.Tensor) and o.shape == shape for o in operands):
+        if all(t.is_contiguous() for t in tensors):
+            return contiguous_strides(shape)
+        if all(t.is_contiguous(memory_format=torch.channels_last) for t in tensors):
+            return _dense_strides(shape, (1, 3, 2, 0), skip_empty=True)
+        if all(is_dense(t) for t in tensors) and len({t.stride() for t in tensors}) == 1:
+            return tensors[0].stride()
+    ndim = len(shape)
+    inner_first = list(range(ndim - 1, -1, -1))
+    if ndim <= 1:
+        return contiguous_strides(shape)
+    strides = [expanded_strides(t, shape) for t in tensors]
+
+    def order(d0, d1):
+        """1: d0 goes outside d1; -1: inside; 0: no operand says."""
+        for st in strides:
+            s0, s1 = st[d0], st[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return 1 if s0 > s1 else -1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(inner_first)  # perm[0]: the innermost dim
+    for i in range(1, ndim):  # insertion sort that stops at an ambiguous comparison's "no"
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = order(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    if perm == inner_first:
+        return contiguous_strides(shape)
+    return _dense_strides(shape, perm, skip_empty=False)
+
+
+def _dense_strides(shape, inner_first, skip_empty):
+    """Dense strides with the dims laid out from ``inner_first[0]`` (innermost) outwards; a
+    size-0 dim counts as 1 with ``skip_empty`` (``empty``'s rule) and as 0 without it
+    (TensorIterator's ``compatible_stride``)."""
+    strides, step = [0] * len(shape), 1
+    for d in inner_first:
+        strides[d] = step
+        step *= max(shape[d], 1) if skip_empty else shape[d]
+    return tuple(strides)
+
+
+def new_result(operands, shape, dtype, device):
+    """An uninitialised result of ``shape`` laid out as TensorIterator lays it out (above).
 
     ``empty_strided`` rather than ``empty_like``: the result must not inherit an input's
     dispatch keys (an autograd ZeroTensor, say), only its memory order.
     """
-    like = next((t for t in tensors if t.shape == shape and is_dense(t)), None)
-    strides = like.stride() if like is not None else contiguous_strides(shape)
-    return torch.empty_strided(shape, strides, dtype=dtype, device=tensors[0].device)
+    return torch.empty_strided(shape, iteration_strides(operands, shape), dtype=dtype,
+                               device=device)
+
+
+def resize_out(out, shape, strides=None, memory_format=torch.contiguous_format):
+    """PyTorch's ``resize_output`` of an ``out=`` tensor whose shape differs from the result's:
+    its deprecation warning when ``out`` had elements, then the resize to the layout a new
+    result would have, as structured kernels restride a resized out: ``strides``, or else
+    ``memory_format``. The first write of a call: every check comes before. Returns whether it
+    resized (a call that resizes its out= is never planned)."""
+    shape = tuple(shape)
+    if tuple(out.shape) == shape:
+        return False
+    if out.numel():
+        warnings.warn(
+            f"An output with one or more elements was resized since it had shape "
+            f"{list(out.shape)}, which does not match the required output shape {list(shape)}. "
+            "This behavior is deprecated, and in a future PyTorch release outputs will not be "
+            "resized unless they have zero elements. You can explicitly reuse an out tensor t "
+            "by resizing it, inplace, to zero elements with t.resize_(0).", UserWarning)
+    out.resize_(shape, memory_format=memory_format)
+    if strides is not None and tuple(strides) != out.stride():
+        out.as_strided_(shape, strides)
+    return True
 
 
 def contiguous_strides(shape):
