@@ -52,8 +52,9 @@ def test_margin_ranking_loss_wraps_as_integers(dtype, reduction):
     gen = torch.Generator().manual_seed(1)
     args = tuple(_extremes(dtype, 40, gen) for _ in range(3))
     for margin in (0.5, -2.0):
-        check_call(REGISTRY["margin_ranking_loss"], Call(args, {"margin": margin,
-                                                                "reduction": reduction}))
+        call = Call(args, {"margin": margin, "reduction": reduction})
+        ours = check_call(REGISTRY["margin_ranking_loss"], call)
+        testing.assert_close(ours, testing.run(torch.ops.aten.margin_ranking_loss, call))
 
 
 def test_margin_ranking_loss_steps_take_their_own_dtypes():
