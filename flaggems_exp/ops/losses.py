@@ -39,8 +39,11 @@ class HingeEmbeddingLoss(LossOp):
             target = target.to(tl.int8)  # a bool target is compared as an integer
         elif target.dtype.is_fp16() or target.dtype.is_bf16():
             target = target.to(tl.float32)  # exactly (the interpreter has no bfloat16 arithmetic)
-        # target + 1 != 0 is target != -1 in the target's dtype: uint8's -1 is 255
-        return tl.where(target != 1, hinge, 0) + tl.where(target + 1 != 0, x, 0)
+        if target.dtype.is_int():
+            minus_one = ~tl.zeros_like(target)  # all bits set: -1 in its dtype, 255 in uint8
+        else:
+            minus_one = -1.0
+        return tl.where(target != 1, hinge, 0) + tl.where(target != minus_one, x, 0)
 
 
 @register
