@@ -9,7 +9,7 @@ from .runtime.device import DEVICE as device  # noqa: I001  (sets up the interpr
 from . import experimental_ops
 from .families import REGISTRY, LAUNCHES
 from . import ops  # noqa: F401  (registers every op)
-from .dispatch import disable, enable, is_enabled, routed, use_gems
+from .dispatch import DELEGATED, disable, enable, is_enabled, routed, use_gems
 
 __version__ = "0.1.0"
 
@@ -20,4 +20,4 @@ def list_ops():
 
 
 __all__ = ["device", "enable", "disable", "is_enabled", "routed", "use_gems", "experimental_ops",
-           "list_ops", "REGISTRY", "LAUNCHES"]
+           "list_ops", "REGISTRY", "LAUNCHES", "DELEGATED"]

@@ -6,7 +6,12 @@ overloads get a wrapper that forwards ``out=``. Ops that PyTorch implements as a
 CompositeImplicitAutograd decomposition have no autograd formula of their own: a backend kernel
 alone would hide the decomposition from autograd, so for those an autograd-key kernel runs ours
 when no gradient is needed and PyTorch's decomposition (which records the graph) when one is.
+The dispatcher picks our kernel by the device of a call's tensors, so a factory that asks for
+another device (``x.new_ones(size, device="cpu")`` of a GPU tensor) reaches it too: such a call
+is PyTorch's own (its CompositeExplicitAutograd kernel, as copy_ hands over transfers between
+devices), counted in ``DELEGATED``. A direct call of the op raises instead.
 """
+import collections
 import contextlib
 import warnings
 
@@ -19,6 +24,10 @@ _BACKEND_KEY = "CUDA" if DEVICE == "cuda" else "CPU"
 _AUTOGRAD_KEY = "Autograd" + _BACKEND_KEY
 _library = None
 _routed = ()  # the op objects routed while enabled
+
+DELEGATED = collections.Counter()
+"""Calls routed to flaggems_exp that PyTorch's own kernel served, per op name: factories asked
+for a device the kernels do not run on."""
 
 
 def _out_kernel(op):
@@ -45,6 +54,16 @@ def _composite_kernel(op, overload):
     return kernel
 
 
+def _factory_kernel(op, overload):
+    def kernel(*args, **kwargs):
+        device = kwargs.get("device")
+        if device is not None and torch.device(device).type != DEVICE:
+            DELEGATED[op.name] += 1
+            return overload._op_dk(torch._C.DispatchKey.CompositeExplicitAutograd, *args, **kwargs)
+        return op(*args, **kwargs)
+    return kernel
+
+
 def _registrations(ops):
     """(qualified aten name, kernel, dispatch key) for every name and overload of ``ops``."""
     seen = set()
@@ -55,10 +74,11 @@ def _registrations(ops):
             if qualname in seen:
                 continue
             seen.add(qualname)
-            is_out = any(a.kwarg_only and a.name == "out" for a in overload._schema.arguments)
-            kernel = _out_kernel(op) if is_out else op
+            keywords = {a.name for a in overload._schema.arguments if a.kwarg_only}
+            kernel = (_out_kernel(op) if "out" in keywords
+                      else _factory_kernel(op, overload) if "device" in keywords else op)
             yield qualname, kernel, _BACKEND_KEY
-            if not is_out and torch._C._dispatch_has_kernel_for_dispatch_key(
+            if "out" not in keywords and torch._C._dispatch_has_kernel_for_dispatch_key(
                     overload.name(), "CompositeImplicitAutograd"):
                 yield qualname, _composite_kernel(op, overload), _AUTOGRAD_KEY
 

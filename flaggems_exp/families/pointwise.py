@@ -26,9 +26,12 @@ def _decode_scalar(bits, COMPUTE: tl.constexpr):
 
 
 @triton.jit
-def _load_operand(ptr, number, offsets, mask, IS_SCALAR: tl.constexpr, COMPUTE: tl.constexpr):
+def _load_operand(ptr, number, offsets, mask, IS_SCALAR: tl.constexpr, STORED: tl.constexpr,
+                  COMPUTE: tl.constexpr):
     if IS_SCALAR:
         return _decode_scalar(number, COMPUTE)
+    elif STORED:
+        return tl.load(ptr + offsets, mask=mask)
     else:
         return tl.load(ptr + offsets, mask=mask).to(COMPUTE)
 
@@ -42,7 +45,7 @@ def _pointwise_kernel(
     n0: tl.int64, n1: tl.int64, n2: tl.int64, s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
     NDIM: tl.constexpr, COMPUTE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
-    REDUCE: tl.constexpr = False,
+    REDUCE: tl.constexpr = False, STORED_OPERANDS: tl.constexpr = 0,
 ):
     if INDEX_64:
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -68,14 +71,17 @@ def _pointwise_kernel(
             off0 += index * in0_strides[d]
             off1 += index * in1_strides[d]
             off2 += index * in2_strides[d]
-    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, COMPUTE)
+    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, STORED_OPERANDS & 1, COMPUTE)
     if NIN == 1:
         operands = (x0,)
-    elif NIN == 2:
-        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE))
     else:
-        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE),
-                    _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMPUTE))
+        x1 = _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1,
+                           (STORED_OPERANDS >> 1) & 1, COMPUTE)
+        if NIN == 2:
+            operands = (x0, x1)
+        else:
+            operands = (x0, x1, _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1,
+                                              (STORED_OPERANDS >> 2) & 1, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
     if REDUCE:
@@ -111,7 +117,9 @@ class PointwiseOp(Op):
                  naming ``kernel`` (PyTorch's kernel stem, default the op name).
     Optional hooks: ``prepare(operands, params)`` -> (operands, kernel scalars) to reshape or
     split operands and derive the kernel's scalars; ``check(operands, params, result_dtype,
-    out)`` for op-specific errors, raised before anything is written.
+    out)`` for op-specific errors, raised before anything is written; ``stored_operands(
+    operands)`` -> the positions of the tensor operands the math receives as stored, in their
+    own dtype, where PyTorch computes with them in that dtype (a loss's target).
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
     dense same-layout operands, int64 indexing only where needed, one rounding into the output.
@@ -160,16 +168,22 @@ class PointwiseOp(Op):
         """Where each operand and Scalar parameter of a call comes from: ("args", position) or
         ("kwargs", name); None for a parameter left at its default."""
         names = list(self.scalars)
-        return ([("args", i) for i in range(self.nin)],
+        return ([("args", i) if i < len(args) else ("kwargs", self.operand_names[i])
+                 for i in range(self.nin)],
                 [("args", self.nin + j) if self.nin + j < len(args)
                  else ("kwargs", name) if name in kwargs else None
                  for j, name in enumerate(names)])
 
     def bind(self, args, kwargs):
-        """Split a call into operands and a {name: value} of Scalar parameters."""
-        if len(args) < self.nin:
-            raise TypeError(f"{self.name}() missing operand {len(args)}")
+        """Split a call into operands (positional, or by their schema names) and a
+        {name: value} of Scalar parameters."""
         operands = list(args[:self.nin])
+        if len(operands) < self.nin:
+            kwargs = dict(kwargs)
+            for name in self.operand_names[len(operands):]:
+                if name not in kwargs:
+                    raise TypeError(f"{self.name}() missing operand {len(operands)}")
+                operands.append(kwargs.pop(name))
         names = list(self.scalars)
         if len(args) - self.nin > len(names):
             raise TypeError(f"{self.name}() takes at most {self.nin + len(names)} arguments")
@@ -206,6 +220,9 @@ class PointwiseOp(Op):
 
     def promote(self, operands, params):
         return promote(operands, self.promotion)
+
+    def stored_operands(self, operands):
+        return ()
 
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
@@ -288,7 +305,7 @@ class PointwiseOp(Op):
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
                sources=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
-               compute, reduce, sources)
+               compute, reduce, sources, stored=self.stored_operands(operands))
 
 
 def block_size(numel):
@@ -310,7 +327,7 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=False, sources=None):
+           reduce=False, sources=None, stored=()):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -318,7 +335,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
     (which then needs ``grid_size(numel)`` elements of the accumulation dtype). ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
-    for a call plan to take them from the next call."""
+    for a call plan to take them from the next call. ``stored``: the positions of tensor operands
+    the math receives as stored instead of in ``compute``."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -351,7 +369,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         name, _pointwise_kernel, (-(-numel // block),),
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
-        NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
+        NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce,
+        STORED_OPERANDS=sum(1 << i for i in stored))
     if sources is not None:
         operand_sources, scalar_sources = sources
         bind_numbers({**{_ARGUMENT[f"n{i}"]: (source, compute)

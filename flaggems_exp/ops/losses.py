@@ -31,14 +31,24 @@ class HingeEmbeddingLoss(LossOp):
         x, target = operands
         return [target, x]
 
+    def stored_operands(self, operands):
+        return (1,)  # PyTorch compares the target with 1 and -1 in the target's own dtype
+
     @staticmethod
     @triton.jit
     def math(x, target, margin):
         # margin arrives in self's compute dtype (truncated for integer self, as in PyTorch)
         hinge = margin - x
         hinge = tl.where(hinge < 0, 0, hinge)  # clamp_min(0), NaN kept
-        # target + 1 != 0 is target != -1, also for unsigned targets (where -1 is the maximum)
-        return tl.where(target != 1, hinge, 0) + tl.where(target + 1 != 0, x, 0)
+        if target.dtype == tl.int1:
+            target = target.to(tl.int8)  # a bool target is compared as an integer
+        elif target.dtype.is_fp16() or target.dtype.is_bf16():
+            target = target.to(tl.float32)  # exactly (the interpreter has no bfloat16 arithmetic)
+        if target.dtype.is_int():
+            minus_one = ~tl.zeros_like(target)  # all bits set: -1 in its dtype, 255 in uint8
+        else:
+            minus_one = -1.0
+        return tl.where(target != 1, hinge, 0) + tl.where(target != minus_one, x, 0)
 
 
 @register
@@ -52,20 +62,20 @@ class SoftMarginLoss(LossOp):
     strict_reduction = True
 
     def promote(self, operands, params):
-        x, target = operands
-        # PyTorch computes -target, * x, exp, log1p in a buffer of self's dtype
-        if target.dtype == torch.bool:
+        # PyTorch negates self into a buffer of self's dtype, then multiplies it by the target in
+        # place (a bool target is 0 or 1), then exp and log1p in place
+        if operands[0].dtype == torch.bool:
             raise errors.bool_negation()
-        if not x.is_floating_point():
-            raise errors.cast_error(target.dtype if target.is_floating_point() else torch.float32,
-                                    x.dtype)
-        return promote([x], Promotion.DEFAULT)
+        return promote(operands[:1], Promotion.DEFAULT)
 
     def check(self, operands, params, result_dtype, out):
         x, target = operands
         shape = torch.broadcast_shapes(x.shape, target.shape)
         if shape != x.shape:  # target broadcasts to self, never the reverse
             raise errors.broadcast_mismatch(x.shape, shape)
+        if not x.is_floating_point():  # the float product (or exp) cannot go back into self
+            raise errors.cast_error(target.dtype if target.is_floating_point() else torch.float32,
+                                    x.dtype)
         super().check(operands, params, result_dtype, out)
 
     def prepare(self, operands, params):
@@ -82,34 +92,58 @@ class SoftMarginLoss(LossOp):
         return tl.where(e >= overflow, INF, special.log1p(e))
 
 
-def _margin_ranking_reference(input1, input2, target, *args, **kwargs):
-    """PyTorch's loss with integer inputs promoted first: ours computes the whole expression in
-    the promoted floating dtype, without PyTorch's integer wrap-around in ``input1 - input2``
-    and ``-target`` (uint8 ``1 - 2`` is 255 there)."""
-    dtype = torch.result_type(input1, input2)
-    if not dtype.is_floating_point and dtype != torch.bool and target.dtype != torch.bool:
-        input1, input2, target = (t.to(torch.float64) for t in (input1, input2, target))
-        return torch.ops.aten.margin_ranking_loss(input1, input2, target, *args, **kwargs).float()
-    return torch.ops.aten.margin_ranking_loss(input1, input2, target, *args, **kwargs)
+def _wrap_spec(dtype):
+    """How integer arithmetic in ``dtype`` wraps: 2**bits for a signed integer dtype narrower
+    than int64, -2**bits for an unsigned one; 0 for int64 (its own arithmetic) and floats."""
+    if dtype.is_floating_point or dtype.itemsize == 8:
+        return 0
+    modulus = 1 << 8 * dtype.itemsize
+    return modulus if dtype.is_signed else -modulus
+
+
+@triton.jit
+def _wrap(x, spec):
+    """int64 ``x`` as integer arithmetic in the dtype ``spec`` describes leaves it (see
+    ``_wrap_spec``): its low bits, sign-extended for a signed dtype."""
+    spec = spec.to(tl.int64)
+    modulus = tl.abs(spec)
+    low = tl.where(spec > 0, -(modulus >> 1), 0)
+    return ((x - low) & (modulus - 1)) + low
+
+
+def _like(dtype, zero_dim):
+    """A tensor that PyTorch's type promotion sees as one of ``dtype`` and that dimensionality."""
+    return torch.empty(() if zero_dim else (1,), dtype=dtype, device="meta")
+
+
+def _ranking_steps(input1, input2, target):
+    """PyTorch's ``-target * (input1 - input2)`` one step at a time: the dtype of the difference
+    and the product, as tensors promotion sees (a 0-dim operand weighs less)."""
+    zero_dim = input1.dim() == input2.dim() == 0
+    diff = _like(torch.result_type(input1, input2), zero_dim)
+    return diff, _like(torch.result_type(target, diff), zero_dim and target.dim() == 0)
 
 
 @register
 class MarginRankingLoss(LossOp):
-    """Integer inputs are computed in float32 without integer wrap-around (see the reference)."""
+    """PyTorch's ``(-target * (input1 - input2) + margin).clamp_min_(0)``, each step in its own
+    dtype: integer steps wrap (uint8 ``1 - 2`` is 255, ``-1`` is 255) before the float margin."""
 
     nin = 3
-    ref = staticmethod(_margin_ranking_reference)
     param_samples = ({"margin": 0.3, "reduction": 0}, {"margin": -0.2, "reduction": 2})
     scalars = {"margin": 0.0, "reduction": 1}
     dtypes = FLOATING | REAL
 
     def promote(self, operands, params):
-        return promote([*operands, float(params["margin"])], Promotion.DEFAULT)
+        product = _ranking_steps(*operands)[1]
+        return promote([product, float(params["margin"])], Promotion.DEFAULT)
 
     def check(self, operands, params, result_dtype, out):
         input1, input2, target = operands
         if input1.dtype == input2.dtype == torch.bool:
             raise errors.bool_subtraction()
+        if torch.bool in (input1.dtype, input2.dtype):
+            raise errors.bool_operand_subtraction()
         if target.dtype == torch.bool:
             raise errors.bool_negation()
         super().check(operands, params, result_dtype, out)
@@ -119,10 +153,26 @@ class MarginRankingLoss(LossOp):
         input1, input2, target = operands
         return [target, input1, input2]
 
+    def prepare(self, operands, params):
+        diff, product = _ranking_steps(*operands)
+        return operands, (params["margin"], _wrap_spec(diff.dtype), _wrap_spec(product.dtype))
+
+    def stored_operands(self, operands):
+        # integer steps are computed from the integers as stored, in int64, then wrapped
+        return tuple(i for i, t in enumerate(operands) if not t.is_floating_point())
+
     @staticmethod
     @triton.jit
-    def math(input1, input2, target, margin):
-        loss = libm.neg(target) * (input1 - input2) + margin
+    def math(input1, input2, target, margin, diff_wrap, product_wrap):
+        if input1.dtype.is_int() and input2.dtype.is_int():
+            diff = _wrap(input1.to(tl.int64) - input2.to(tl.int64), diff_wrap)
+        else:
+            diff = input1 - input2
+        negated = libm.neg(target)  # in an integer target's own dtype
+        if negated.dtype.is_int() and diff.dtype.is_int():
+            loss = _wrap(negated.to(tl.int64) * diff, product_wrap) + margin
+        else:
+            loss = negated * diff + margin
         return tl.where(loss < 0, 0, loss)  # clamp_min(0), NaN kept
 
 
@@ -134,12 +184,16 @@ class HuberLoss(LossOp):
     dtypes = FLOATING
     kernel = "huber"
 
-    def promote(self, operands, params):
+    def validate(self, operands, params, out):
+        # PyTorch computes in the common dtype (its kernel dispatches on it) and writes the loss
+        # into out=, or into a new tensor of self's dtype; mean and sum then reduce that
         x = operands[0]
-        compute, result = promote(operands, Promotion.DEFAULT)
-        if not torch.can_cast(result, x.dtype):  # computed in the promoted dtype, stored in self's
-            raise errors.cast_error(result, x.dtype)
-        return compute, x.dtype
+        operands, kernel_scalars, compute, common, shape = super().validate(operands, params, out)
+        written = out.dtype if out is not None else x.dtype
+        if not torch.can_cast(common, written):
+            raise errors.cast_error(common, written)
+        self.check_dtype(common)
+        return operands, kernel_scalars, compute, written, shape
 
     def check(self, operands, params, result_dtype, out):
         if params["delta"] <= 0:

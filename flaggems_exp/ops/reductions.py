@@ -6,6 +6,7 @@ import triton.language as tl
 from ..families import register
 from ..families.reduction import NEG_INF, ReductionOp, Rows
 from ..runtime import errors, libm
+from ..runtime.special import INF, NAN
 
 
 def _opmath(dtype):
@@ -16,24 +17,27 @@ _DIMS = ((-1, "last dim"), (0, "first dim"))
 
 
 @triton.jit
-def _online_softmax_step(m, s, live, x, xc, yc, valid):
-    """Per lane: running max m, sum s of exp(x - m), and whether x held anything but -inf."""
+def _online_softmax_step(m, s, kind, x, xc, yc, valid):
+    """Per lane: running max m, sum s of exp(x - m), and the row's kind so far: 0 only -inf, 1
+    something else, 2 a NaN or +inf (PyTorch's softmax then makes the whole row NaN)."""
     xc = tl.where(valid, xc, NEG_INF)
     m_new = tl.maximum(m, xc)
     # a lane that has seen only -inf keeps s = 0 (exp(-inf - -inf) would be NaN)
     s = tl.where(m_new == NEG_INF, 0.0, s * libm.exp(m - m_new) + libm.exp(xc - m_new))
-    if x.dtype.is_floating():  # the -inf test is on the input as given, before any dtype cast
-        live = tl.where(valid & (x != NEG_INF), 1.0, live)
-    else:
-        live = tl.where(valid, 1.0, live)
-    return m_new, s, live
+    # the NaN and +inf test is on the value the softmax sees (a float32 1e10 cast to float16 is
+    # +inf), the -inf test on the input as given, before any dtype cast
+    seen = tl.where((xc != xc) | (xc == INF), 2.0, 1.0)
+    if x.dtype.is_floating():
+        seen = tl.where(x == NEG_INF, 0.0, seen)
+    kind = tl.maximum(kind, tl.where(valid, seen, 0.0))
+    return m_new, s, kind
 
 
 @triton.jit
-def _online_softmax_merge(m, s, live):
+def _online_softmax_merge(m, s, kind):
     row_max = tl.max(m, axis=1, keep_dims=True)
     s = tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
-    return row_max, tl.sum(s, axis=1, keep_dims=True), tl.max(live, axis=1, keep_dims=True)
+    return row_max, tl.sum(s, axis=1, keep_dims=True), tl.max(kind, axis=1, keep_dims=True)
 
 
 @register
@@ -44,8 +48,10 @@ class SafeSoftmax(ReductionOp):
 
     @staticmethod
     @triton.jit
-    def finish(xc, yc, row_max, total, live):
-        return tl.where(live > 0, libm.div(libm.exp(xc - row_max), total), 0.0)  # all -inf rows give 0
+    def finish(xc, yc, row_max, total, kind):
+        # a row of only -inf gives 0 (PyTorch's _safe_softmax), one with a NaN or +inf NaN
+        return tl.where(kind > 1, NAN,
+                        tl.where(kind > 0, libm.div(libm.exp(xc - row_max), total), 0.0))
 
     def prepare(self, out, x, dim, dtype):
         dim = errors.wrap_dim(dim, x.dim())

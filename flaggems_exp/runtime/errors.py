@@ -61,6 +61,12 @@ def bool_subtraction():
         "`logical_xor()` operator instead.")
 
 
+def bool_operand_subtraction():
+    return RuntimeError(
+        "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to "
+        "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
 def dim_out_of_range(dim, ndim):
     lo, hi = (-ndim, ndim - 1) if ndim > 0 else (-1, 0)
     return IndexError(

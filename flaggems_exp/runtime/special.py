@@ -16,8 +16,8 @@ import triton.language as tl
 from . import libm
 from .device import INTERPRETED
 
-INF = tl.constexpr(float("inf"))  # public: the ops' kernels use it too
-_NAN = tl.constexpr(float("nan"))
+INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
+NAN = tl.constexpr(float("nan"))
 _PI = tl.constexpr(3.141592653589793)
 _LN2 = tl.constexpr(0.6931471805599453)
 # digamma(10), the value Cephes/ATen return when the recurrence lands on 10.
@@ -251,7 +251,7 @@ def acosh(x):
     mid = libm.log(2.0 * x - 1.0 / (x + _sqrt(x * x - 1.0)))
     small = log1p(t + _sqrt(2.0 * t + t * t))
     r = tl.where(x > _BIG_ARG, huge, tl.where(x > 2.0, mid, small))
-    return tl.where(x < 1.0, _NAN, r)
+    return tl.where(x < 1.0, NAN, r)
 
 
 @triton.jit
@@ -262,7 +262,7 @@ def atanh(x):
     small = 0.5 * log1p(t + t * a / (1.0 - a))
     large = 0.5 * log1p(t / (1.0 - a))
     r = tl.where(a < 0.5, small, large)
-    r = tl.where(a > 1.0, _NAN, r)
+    r = tl.where(a > 1.0, NAN, r)
     return tl.where(_signbit(x), libm.neg(r), r)
 
 
@@ -322,7 +322,7 @@ def erfinv(x):
         p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
         r = tl.where(w < 5.0, p_central, p_tail) * x
     r = tl.where(a == 1.0, tl.where(x > 0, INF, -INF), r)
-    return tl.where(a > 1.0, _NAN, r)
+    return tl.where(a > 1.0, NAN, r)
 
 
 @triton.jit
@@ -355,7 +355,7 @@ def digamma(x):
     res = acc + libm.log(z) - 0.5 / z - series
     res = tl.where(z == 10.0, acc + _PSI_10, res)
     res = tl.where(neg, res - _PI * cot, res)
-    res = tl.where(neg & (x == xt), _NAN, res)
+    res = tl.where(neg & (x == xt), NAN, res)
     # C: digamma(+-0) = -+inf.
     return tl.where(x == 0, tl.where(_signbit(x), INF, -INF), res)
 

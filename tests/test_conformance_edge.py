@@ -1,0 +1,189 @@
+"""Edge cases of the losses, the safe softmax, prelu and the factories, each against PyTorch:
+special values in softmax rows, PyTorch's integer arithmetic in the losses, bool operands,
+operands passed by keyword, the dtype an out= decides, and factories asked for another device."""
+import itertools
+
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import REGISTRY, testing
+from flaggems_exp.testing import Call, check_call
+
+NAN, INF = float("nan"), float("inf")
+
+
+# ---- _safe_softmax: a NaN or +inf anywhere in a row makes the whole row NaN ----------------
+@pytest.mark.parametrize("length", [3, 70_000], ids=["one pass", "two passes"])
+@pytest.mark.parametrize("dim", [1, 0])
+def test_safe_softmax_nan_or_inf_poisons_its_row(length, dim):
+    gen = torch.Generator().manual_seed(length)
+    x = torch.randn(6, length, generator=gen)
+    x[0, length // 2] = NAN                      # NaN among finite values
+    x[1, -1] = INF                               # +inf among finite values
+    x[2] = -INF                                  # only -inf: zeros
+    x[3, :] = -INF
+    x[3, 0] = NAN                                # NaN among -inf: NaN, not zeros
+    x[4, 1] = 1e10                               # +inf once cast to float16
+    x = x if dim == 1 else x.t()
+    op = REGISTRY["_safe_softmax"]
+    for dtype in (None, torch.float16, torch.float64):
+        ours = check_call(op, Call((x, dim, dtype)))
+        expected = torch.ops.aten._safe_softmax(x, dim, dtype)
+        assert torch.equal(ours.isnan().cpu(), expected.isnan())
+
+
+# ---- losses on integers: PyTorch's integer arithmetic, wrap-around included ------------------
+INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _extremes(dtype, n, gen):
+    """``n`` integers of ``dtype`` that overflow its arithmetic: its limits, 0, +-1, small ones."""
+    info = torch.iinfo(dtype)
+    values = torch.tensor([info.max, info.min, info.max - 1, 0, 1, 2, 7, 100, -1, -3])
+    values = values[(values >= info.min) & (values <= info.max)]
+    return values[torch.randint(0, len(values), (n,), generator=gen)].to(dtype)
+
+
+@pytest.mark.parametrize("dtype", INTEGERS)
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_margin_ranking_loss_wraps_as_integers(dtype, reduction):
+    """uint8 ``1 - 2`` is 255 and ``-1`` is 255; int32 products wrap at 2**32."""
+    gen = torch.Generator().manual_seed(1)
+    args = tuple(_extremes(dtype, 40, gen) for _ in range(3))
+    for margin in (0.5, -2.0):
+        call = Call(args, {"margin": margin, "reduction": reduction})
+        ours = check_call(REGISTRY["margin_ranking_loss"], call)
+        testing.assert_close(ours, testing.run(torch.ops.aten.margin_ranking_loss, call))
+
+
+def test_margin_ranking_loss_steps_take_their_own_dtypes():
+    """Each step is promoted on its own: input1 - input2, then -target * that (a 0-dim operand
+    weighing less), then + margin; integer steps wrap, float ones do not."""
+    gen = torch.Generator().manual_seed(2)
+    dtypes = (torch.uint8, torch.int8, torch.int32, torch.int64, torch.float16, torch.float32)
+    op = REGISTRY["margin_ranking_loss"]
+    for dts in itertools.product(dtypes, repeat=3):
+        args = [_extremes(dt, 12, gen) if not dt.is_floating_point
+                else torch.randn(12, generator=gen).mul(50).to(dt) for dt in dts]
+        for zero_dim in (None, 0, 2):
+            call_args = list(args)
+            if zero_dim is not None:
+                call_args[zero_dim] = call_args[zero_dim][3]
+            check_call(op, Call(tuple(call_args), {"margin": 0.25, "reduction": 0}))
+
+
+@pytest.mark.parametrize("bools", [(0,), (1,), (0, 1), (0, 2), (1, 2), (2,), (0, 1, 2)])
+def test_margin_ranking_loss_bool_operands_raise_as_pytorch(bools):
+    """The subtraction is checked first (one bool or two), then the target's negation."""
+    gen = torch.Generator().manual_seed(3)
+    args = tuple(torch.randint(0, 2, (4,), generator=gen).bool() if i in bools
+                 else torch.randn(4, generator=gen) for i in range(3))
+    assert check_call(REGISTRY["margin_ranking_loss"], Call(args)) is None
+
+
+@pytest.mark.parametrize("self_dtype", INTEGERS + (torch.float16, torch.float32))
+@pytest.mark.parametrize("target_dtype", (torch.bool, torch.uint8, torch.int8, torch.int16,
+                                          torch.bfloat16, torch.float64))
+def test_hinge_embedding_loss_compares_the_target_in_its_own_dtype(self_dtype, target_dtype):
+    """``target != 1`` and ``target != -1`` are PyTorch's comparisons in the target's dtype:
+    uint8 255 is -1 there, int16 257 is not 1, float 1.5 is neither, a bool compares as 0/1."""
+    gen = torch.Generator().manual_seed(4)
+    x = (_extremes(self_dtype, 16, gen) if not self_dtype.is_floating_point
+         else torch.randn(16, generator=gen).to(self_dtype))
+    candidates = {torch.bool: [0, 1], torch.uint8: [1, 255, 0, 2], torch.int8: [1, -1, 0, 127],
+                  torch.int16: [1, -1, 257, -255, 0], torch.bfloat16: [1, -1, 1.5, -0.5],
+                  torch.float64: [1, -1, 1.0000001, -1.5]}[target_dtype]
+    target = torch.tensor(candidates)[torch.randint(0, len(candidates), (16,), generator=gen)]
+    target = target.to(target_dtype)
+    for reduction in (0, 1, 2):
+        check_call(REGISTRY["hinge_embedding_loss"], Call((x, target, 3.0, reduction)))
+
+
+# ---- accepted by PyTorch: bool targets, out= deciding the dtype, operands by keyword ---------
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_soft_margin_loss_bool_target_and_bool_self(reduction):
+    """PyTorch negates self (a bool self raises) and multiplies by the target (a bool target is
+    0 or 1); an integer self fails on the float result, whatever the target."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(6, generator=gen)
+    flags = torch.randint(0, 2, (6,), generator=gen).bool()
+    op = REGISTRY["soft_margin_loss"]
+    kwargs = {"reduction": reduction}
+    assert check_call(op, Call((x, flags), kwargs)) is not None
+    assert check_call(op, Call((x.half(), flags), kwargs)) is not None
+    for target in (flags, x, flags.long()):
+        assert check_call(op, Call((flags, target), kwargs)) is None
+        assert check_call(op, Call((flags.to(torch.uint8), target), kwargs)) is None
+
+
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_huber_loss_writes_in_the_out_dtype(reduction):
+    """With out=, PyTorch writes the loss in out's dtype (int16 self and float64 target into a
+    float64 out); without it in self's dtype, which must hold the common dtype."""
+    gen = torch.Generator().manual_seed(6)
+    x = _extremes(torch.int16, 5, gen)
+    target = torch.randn(5, generator=gen, dtype=torch.float64)
+    op = REGISTRY["huber_loss"]
+    shape = (5,) if reduction == 0 else ()
+    for out_dtype in (torch.float64, torch.float32, torch.int16):
+        out = torch.empty(shape, dtype=out_dtype)
+        check_call(op, Call((x, target, reduction, 0.5), {"out": out}))
+        check_call(op, Call((x.double(), target.float(), reduction, 0.5), {"out": out}))
+    assert check_call(op, Call((x, target, reduction))) is None  # Double into Short
+
+
+def test_huber_loss_names_the_common_dtype_it_has_no_kernel_for():
+    """int16 and int32 give an int32 computation: PyTorch names Int, not self's Short."""
+    x = torch.arange(4, dtype=torch.int16)
+    for other in (torch.int32, torch.int8, torch.uint8):
+        assert check_call(REGISTRY["huber_loss"], Call((x, x.to(other), 0))) is None
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (2, 3), (2, 3, 4)])
+def test_operands_by_keyword(shape):
+    """prelu(x, weight=w) with a 0-d weight (OpInfo's call), losses with target=, and a Python
+    number operand by keyword, whose plan takes the number of each call."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(shape, generator=gen)
+    for weight in (torch.tensor(0.25), torch.tensor([-0.5])):
+        check_call(REGISTRY["prelu"], Call((x,), {"weight": weight}))
+        check_call(REGISTRY["prelu"], Call((), {"self": x, "weight": weight}))
+    check_call(REGISTRY["huber_loss"], Call((x,), {"target": x.flip(0), "delta": 0.5}))
+    for other in (2, 3, -1.5):
+        check_call(REGISTRY["mul"], Call((x,), {"other": other}))
+
+
+# ---- factories asked for another device ------------------------------------------------------
+def test_new_ones_for_another_device_is_pytorchs_under_enable():
+    """A factory call for a device the kernels do not run on reaches our kernel under enable()
+    (the dispatcher goes by self's device): PyTorch's own kernel makes it, counted in DELEGATED
+    with no launch. On the CPU the other device is "meta"; on a GPU it is also "cpu"."""
+    other = "meta" if flaggems_exp.device == "cpu" else "cpu"
+    x = torch.randn(3, device=flaggems_exp.device)
+    expected = torch.ops.aten.new_ones(x, [2, 3], device=other)
+    delegated, launched = flaggems_exp.DELEGATED["new_ones"], flaggems_exp.LAUNCHES["new_ones"]
+    with flaggems_exp.use_gems(include=["new_ones"]):
+        ours = x.new_ones((2, 3), device=other)
+        mine = x.new_ones((2, 3), device=flaggems_exp.device)
+    assert ours.device == expected.device
+    assert (ours.shape, ours.dtype) == (expected.shape, expected.dtype)
+    if other != "meta":
+        assert torch.equal(ours, expected)
+    testing.assert_close(mine, torch.ones(2, 3), exact=True)
+    assert flaggems_exp.DELEGATED["new_ones"] == delegated + 1
+    assert flaggems_exp.LAUNCHES["new_ones"] == launched + 1  # ours, for the kernels' device
+
+
+def test_new_ones_for_another_device_called_directly_raises():
+    other = "meta" if flaggems_exp.device == "cpu" else "cpu"
+    x = torch.randn(3, device=flaggems_exp.device)
+    with pytest.raises(RuntimeError, match=f"flaggems_exp.new_ones: .* not on {other} "):
+        flaggems_exp.experimental_ops.new_ones(x, [2, 3], device=other)
+
+
+def test_soft_margin_loss_checks_the_broadcast_before_the_dtype():
+    """A target bigger than an integer self: PyTorch's in-place product fails on the shape."""
+    x = torch.tensor(3, dtype=torch.uint8)
+    for target in (torch.ones(3, dtype=torch.int8), torch.ones(3)):
+        assert check_call(REGISTRY["soft_margin_loss"], Call((x, target, 0))) is None
