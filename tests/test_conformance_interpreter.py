@@ -18,6 +18,7 @@ import triton.language as tl
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
 from flaggems_exp.families import InplaceOp, PointwiseOp
+from flaggems_exp.runtime import triton_types
 from flaggems_exp.testing import Call, assert_same_error, reference, run
 
 OPS = list(dict.fromkeys(REGISTRY.values()))
@@ -33,10 +34,12 @@ def ids(op):
 
 @triton.jit
 def _store_kernel(src_ptr, dst_ptr, n, BLOCK: tl.constexpr):
-    """dst[i] = src[i]: the store converts into dst's dtype, as every kernel's last store does."""
+    """dst[i] = src[i], converted into dst's dtype as every kernel's last store converts."""
     offsets = tl.arange(0, BLOCK)
     mask = offsets < n
-    tl.store(dst_ptr + offsets, tl.load(src_ptr + offsets, mask=mask), mask=mask)
+    value = tl.load(src_ptr + offsets, mask=mask)
+    tl.store(dst_ptr + offsets, triton_types.converted(value, dst_ptr.dtype.element_ty),
+             mask=mask)
 
 
 def converted(src, dtype):

@@ -11,6 +11,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
+from ..runtime.triton_types import converted
 from .base import Op, bind, sample_calls
 
 # how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
@@ -81,14 +82,14 @@ def _index_kernel(
         value = tl.zeros([BLOCK], dtype=out_ptr.dtype.element_ty)
         if READ_X:
             value = tl.load(x_ptr + x_off, mask=inside & keep_x, other=0)
-            value = value.to(out_ptr.dtype.element_ty)
+            value = converted(value, out_ptr.dtype.element_ty)
         if GDIM > 0:
             g_off = tl.zeros_like(g_index)
             for d in tl.static_range(GDIM - 1, -1, -1):  # g read in its logical row-major order
                 g_off += (g_index % g_shape[d]) * g_strides[d]
                 g_index = g_index // g_shape[d]
             gathered = tl.load(g_ptr + g_off, mask=inside & take_g, other=0)
-            value = tl.where(take_g, gathered.to(out_ptr.dtype.element_ty), value)
+            value = tl.where(take_g, converted(gathered, out_ptr.dtype.element_ty), value)
             if SPARSE:
                 inside = inside & (take_g | (keep_x == 0))
         elif SPARSE:

@@ -17,6 +17,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
+from ..runtime.triton_types import converted
 from .pointwise import PointwiseOp, grid_size
 
 NONE, MEAN, SUM = 0, 1, 2
@@ -32,7 +33,7 @@ def _sum_partials_kernel(partials_ptr, out_ptr, count, divisor: tl.int64, MEAN: 
     total = tl.sum(acc, axis=0)
     if MEAN:
         total = total / tl.cast(divisor, tl.int64).to(total.dtype)
-    tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
+    tl.store(out_ptr, converted(total, out_ptr.dtype.element_ty))
 
 
 def _accumulation_dtype(compute):

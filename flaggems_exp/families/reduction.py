@@ -9,7 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.triton_types import TL_DTYPE
+from ..runtime.triton_types import TL_DTYPE, converted
 from ..runtime.launch import launch
 from .base import Op, bind, sample_calls
 
@@ -75,7 +75,7 @@ def _reduction_kernel(
         a, b, c = MERGE(a, b, c)
         if not PER_ROW:
             result = FINISH(xc, yc, a, b, c)
-            tl.store(out_ptr + out_base + cols * out_step, result.to(out_ptr.dtype.element_ty),
+            tl.store(out_ptr + out_base + cols * out_step, converted(result, out_ptr.dtype.element_ty),
                      mask=valid)
     else:
         for start in range(0, row_len, BLOCK):
@@ -91,9 +91,9 @@ def _reduction_kernel(
                                        valid, CAST, COMPUTE, HAS_Y)
                 result = FINISH(xc, yc, a, b, c)
                 tl.store(out_ptr + out_base + (start + cols) * out_step,
-                         result.to(out_ptr.dtype.element_ty), mask=valid)
+                         converted(result, out_ptr.dtype.element_ty), mask=valid)
     if PER_ROW:
-        tl.store(out_ptr + out_base, b.to(out_ptr.dtype.element_ty), mask=row_ok)
+        tl.store(out_ptr + out_base, converted(b, out_ptr.dtype.element_ty), mask=row_ok)
 
 
 @triton.jit

@@ -1,8 +1,10 @@
-"""torch dtype <-> Triton dtype, and Python numbers encoded as kernel scalars."""
+"""torch dtype <-> Triton dtype, Python numbers encoded as kernel scalars, and the conversion
+every kernel's store makes."""
 import math
 import struct
 
 import torch
+import triton
 import triton.language as tl
 
 TL_DTYPE = {
@@ -32,3 +34,14 @@ def encode_scalar(value, compute_dtype):
         value = int(value)  # truncation toward zero, as C++ does
     value = int(value) & (2**64 - 1)
     return value - 2**64 if value >= 2**63 else value
+
+
+@triton.jit
+def converted(value, dtype):
+    """``value`` in ``dtype`` as PyTorch converts it: c10's Half and BFloat16 are made from a
+    float, so anything but a float32 (float64, integers, bool) reaches a 16-bit float through
+    float32, rounding twice where a direct conversion (Triton's, compiled) would round once."""
+    if (dtype == tl.float16 or dtype == tl.bfloat16) and value.dtype != tl.float32:
+        if value.dtype != dtype:
+            value = value.to(tl.float32)
+    return value.to(dtype)
