@@ -20,6 +20,9 @@ class ComparisonOp(PointwiseOp):
     nin = 2
     promotion = Promotion.ALWAYS_BOOL
 
+    def common_dtype(self, operands, result_dtype):
+        return promote(operands, Promotion.DEFAULT)[1]
+
     def prepare(self, operands, params):
         # a Scalar is first rounded to the promoted dtype (float16 ``eq_(1.0000001)`` compares
         # 1.0 with 1.0); the compare itself runs in opmath, which is exact for these dtypes

@@ -26,11 +26,25 @@ def _decode_scalar(bits, COMPUTE: tl.constexpr):
 
 
 @triton.jit
-def _load_operand(ptr, number, offsets, mask, IS_SCALAR: tl.constexpr, COMPUTE: tl.constexpr):
+def _convert(x, DTYPE: tl.constexpr):
+    """``x.to(DTYPE)`` as PyTorch converts: into float16 and bfloat16 through float32 (c10::Half
+    and c10::BFloat16 are made from a float, so a double or a wide integer rounds twice), and a
+    bool into a float through float32 (the interpreter cannot convert int1 to bfloat16)."""
+    if DTYPE.is_fp16() or DTYPE.is_bf16() or (DTYPE.is_floating() and x.dtype == tl.int1):
+        return x.to(tl.float32).to(DTYPE)
+    else:
+        return x.to(DTYPE)
+
+
+@triton.jit
+def _load_operand(ptr, number, offsets, mask, IS_SCALAR: tl.constexpr, COMMON: tl.constexpr,
+                  COMPUTE: tl.constexpr):
     if IS_SCALAR:
         return _decode_scalar(number, COMPUTE)
     else:
-        return tl.load(ptr + offsets, mask=mask).to(COMPUTE)
+        # TensorIterator converts every tensor operand to the common dtype before the math
+        # (a float32 0-dim tensor beside float16 compares as float16), then the math widens
+        return _convert(tl.load(ptr + offsets, mask=mask), COMMON).to(COMPUTE)
 
 
 # numbers (n0-n2: Python-number operands, s0-s2: Scalar parameters) are never specialized on
@@ -41,8 +55,8 @@ def _pointwise_kernel(
     out_ptr, in0, in1, in2, numel, shape, out_strides, in0_strides, in1_strides, in2_strides,
     n0: tl.int64, n1: tl.int64, n2: tl.int64, s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
-    NDIM: tl.constexpr, COMPUTE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
-    REDUCE: tl.constexpr = False,
+    NDIM: tl.constexpr, COMMON: tl.constexpr, COMPUTE: tl.constexpr, RESULT: tl.constexpr,
+    INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = False,
 ):
     if INDEX_64:
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -68,14 +82,17 @@ def _pointwise_kernel(
             off0 += index * in0_strides[d]
             off1 += index * in1_strides[d]
             off2 += index * in2_strides[d]
-    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, COMPUTE)
+    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, COMMON, COMPUTE)
     if NIN == 1:
         operands = (x0,)
     elif NIN == 2:
-        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE))
+        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMMON,
+                                      COMPUTE))
     else:
-        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMPUTE),
-                    _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMPUTE))
+        operands = (x0, _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1, COMMON,
+                                      COMPUTE),
+                    _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1, COMMON,
+                                  COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
     if REDUCE:
@@ -83,10 +100,10 @@ def _pointwise_kernel(
         partial = tl.sum(tl.where(mask, result.to(out_ptr.dtype.element_ty), 0), axis=0)
         tl.store(out_ptr + tl.program_id(0), partial)
     else:
-        if result.dtype == tl.int1 and out_ptr.dtype.element_ty.is_floating():
-            # bool -> float via float32: the interpreter cannot convert int1 to bfloat16
-            result = result.to(tl.float32)
-        tl.store(out_ptr + out_off, result.to(out_ptr.dtype.element_ty), mask=mask)
+        # rounded to the op's result dtype first, then cast to out's own dtype, as PyTorch
+        # does (float16 exp2(16.5) is inf even into a float32 out)
+        stored = _convert(_convert(result, RESULT), out_ptr.dtype.element_ty)
+        tl.store(out_ptr + out_off, stored, mask=mask)
 
 
 REQUIRED = object()  # a ``scalars`` default marking a parameter without one
@@ -209,17 +226,23 @@ class PointwiseOp(Op):
 
     def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""
-        operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
-        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+        prepared, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
+        tensors = [t for t in prepared if isinstance(t, torch.Tensor)]
         if out is None:
             out = geometry.empty_like_layout(tensors, shape, result)
         else:
             self.check_out(out, tensors, shape, result, inplace)
         self.check_dtype(result)
         if out.numel():
-            self.launch(out, shape, out.stride(), operands, kernel_scalars, compute,
-                        sources=sources)
+            self.launch(out, shape, out.stride(), prepared, kernel_scalars, compute,
+                        sources=sources, common=self.common_dtype(operands, result),
+                        result=result)
         return out
+
+    def common_dtype(self, operands, result_dtype):
+        """The dtype every tensor operand is converted to before the math (TensorIterator's
+        common dtype): the result dtype, for every kind of promotion but ALWAYS_BOOL."""
+        return result_dtype
 
     def check_dtype(self, result_dtype):
         """PyTorch's dispatch error for a dtype the kernel has no case for (after its other
@@ -252,17 +275,23 @@ class PointwiseOp(Op):
             geometry.check_no_partial_overlap(out, t)
         if inplace and tuple(out.shape) != shape:
             raise errors.broadcast_mismatch(out.shape, shape)
-        if not inplace and self.exact_out_dtype and out.dtype != result:
-            raise errors.out_dtype_mismatch(out.dtype, result, self.exact_out_dtype)
+        exact = self.exact_out_dtype_of(tensors)
+        if not inplace and exact and out.dtype != result:
+            raise errors.out_dtype_mismatch(out.dtype, result, exact)
         if not torch.can_cast(result, out.dtype):
             raise errors.cast_error(result, out.dtype)
         if tuple(out.shape) != shape:
             out.resize_(shape)  # the first write, after every check
 
+    def exact_out_dtype_of(self, tensors):
+        """``exact_out_dtype`` for a call with these tensor operands (an op whose overloads
+        differ decides by them)."""
+        return self.exact_out_dtype
+
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
-               sources=None):
+               sources=None, common=None, result=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
-               compute, reduce, sources)
+               compute, reduce, sources, common, result)
 
 
 def block_size(numel):
@@ -284,7 +313,7 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=False, sources=None):
+           reduce=False, sources=None, common=None, result=None):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -292,7 +321,9 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
     (which then needs ``grid_size(numel)`` elements of the accumulation dtype). ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
-    for a call plan to take them from the next call."""
+    for a call plan to take them from the next call. Tensor operands are converted to
+    ``common`` (default ``compute``) before the math; its result is rounded to ``result``
+    (default ``target``'s dtype) before the store converts it to ``target``'s dtype."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -325,7 +356,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         name, _pointwise_kernel, (-(-numel // block),),
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
-        NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
+        NDIM=ndim, COMMON=TL_DTYPE[common or compute], COMPUTE=TL_DTYPE[compute],
+        RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block, REDUCE=reduce)
     if sources is not None:
         operand_sources, scalar_sources = sources
         bind_numbers({**{_ARGUMENT[f"n{i}"]: (source, compute)

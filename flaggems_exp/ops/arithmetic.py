@@ -124,6 +124,9 @@ class ClampMax(PointwiseOp):
     exact_out_dtype = "found"
     complex_error = (NotImplementedError, '"clamp_max" not implemented for complex tensors')
 
+    def exact_out_dtype_of(self, tensors):
+        return self.exact_out_dtype if len(tensors) == 1 else None  # .Tensor casts into out
+
     def check(self, operands, params, result_dtype, out):
         x, limit = operands
         if isinstance(limit, torch.Tensor):
