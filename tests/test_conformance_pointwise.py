@@ -18,9 +18,9 @@ def _bits(t):
     return t.view(torch.uint8) if t.is_floating_point() else t
 
 
-def _same_as_torch(name, args, kwargs=None, reference=None):
+def _same_as_torch(name, args, kwargs=None, reference=None, exact=True):
     """``name`` on our device and PyTorch's aten op on the CPU, on copies of the same inputs:
-    the same error, or bitwise the same result and written tensors."""
+    the same error, or the same result and written tensors (bitwise, unless not ``exact``)."""
     kwargs = kwargs or {}
     reference = reference or getattr(torch.ops.aten, name)
     theirs_call = Call(tuple(args), dict(kwargs)).on("cpu")
@@ -32,11 +32,14 @@ def _same_as_torch(name, args, kwargs=None, reference=None):
     else:
         assert not isinstance(ours, Exception), f"raised {type(ours).__name__}: {ours}"
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-        assert torch.equal(_bits(ours), _bits(theirs)), (ours, theirs)
     written = [*ours_call.args, *ours_call.kwargs.values()]
-    for mine, its in zip(written, [*theirs_call.args, *theirs_call.kwargs.values()]):
-        if isinstance(mine, torch.Tensor):
-            assert torch.equal(_bits(mine), _bits(its)), f"{mine} != {its}"
+    pairs = zip([ours, *written], [theirs, *theirs_call.args, *theirs_call.kwargs.values()])
+    for mine, its in pairs:
+        if isinstance(mine, torch.Tensor) and isinstance(its, torch.Tensor):
+            if exact:
+                assert torch.equal(_bits(mine), _bits(its)), f"{mine} != {its}"
+            else:
+                testing.assert_close(mine, its)
     return ours
 
 
@@ -112,3 +115,76 @@ def test_arithmetic_with_a_0dim_tensor_of_a_wider_dtype(name, reference):
     x = torch.tensor([1.0, 2049.0, 0.5, 3.0], dtype=F16)
     _same_as_torch(name, [x, torch.tensor(1.00048828125 + 2**-12, dtype=torch.float64)],
                    reference=reference)
+
+
+# ---- Scalars PyTorch converts with its overflow check --------------------------------------
+
+I8, NAN = torch.int8, float("nan")
+SCALAR_CASES = [  # (op, self dtype, the call's other tensors, a good and a bad {parameter: value})
+    ("hardtanh_", I8, 0, {"min_val": -100, "max_val": 1}, {"min_val": -200, "max_val": 1}),
+    ("hardtanh", I8, 0, {"min_val": -1, "max_val": 127.5}, {"min_val": -1, "max_val": 128}),
+    ("hardtanh", torch.int32, 0, {"min_val": -1.5, "max_val": 1}, {"min_val": NAN, "max_val": 1}),
+    ("hardshrink", F16, 0, {"lambd": 60000.0}, {"lambd": 1e6}),
+    ("leaky_relu", torch.float32, 0, {"negative_slope": 1e38}, {"negative_slope": 1e300}),
+    ("softplus", F16, 0, {"beta": 2.0, "threshold": 1e30}, {"beta": 2.0, "threshold": 1e300}),
+    ("addcmul_", I8, 2, {"value": 100}, {"value": 300}),
+    ("addcmul", torch.float64, 2, {"value": 2 + 0j}, {"value": 1j}),
+    ("addcdiv", torch.float32, 2, {"value": 0.5}, {"value": 1j}),
+    ("rrelu_with_noise_backward", torch.float32, 2,
+     {"lower": 0.1, "upper": 0.2, "training": False, "self_is_result": False},
+     {"lower": 1e300, "upper": 0.2, "training": False, "self_is_result": False}),
+]
+
+
+@pytest.mark.parametrize("name, dtype, others, good, bad", SCALAR_CASES,
+                         ids=[f"{c[0]}-{list(c[4].values())[0]}" for c in SCALAR_CASES])
+@pytest.mark.parametrize("size", [6, 0])
+def test_scalar_out_of_range_raises_before_any_write(name, dtype, others, good, bad, size):
+    """PyTorch's overflow error on the first call of a signature and on a call its plan
+    replays (numbers reach the kernel per call there), with every tensor left unchanged; an
+    empty result is no exception."""
+    op = REGISTRY[name]
+    op.plans.clear()
+
+    def tensors():
+        gen = torch.Generator().manual_seed(0)
+        return [testing.random_tensor((size,), dtype, (-3, 3), gen) for _ in range(1 + others)]
+
+    _same_as_torch(name, tensors(), bad)                # the first call of its signature
+    _same_as_torch(name, tensors(), good, exact=False)  # makes a plan...
+    _same_as_torch(name, tensors(), bad)                # ...which must not let it through
+    _same_as_torch(name, tensors(), good, exact=False)
+
+
+def _cuda_clamp_max_(x, limit):
+    """PyTorch's CUDA clamp_max_ converts an int limit into self's type, wrapping a negative
+    one into an unsigned type (uint8: -1 is 255); its CPU kernel agrees for uint8."""
+    return torch.ops.aten.clamp_max_(x, limit)
+
+
+@pytest.mark.parametrize("dtype, limit", [(torch.uint8, -1), (torch.uint8, -200), (torch.uint8, -256),
+                                          (I8, 1000), (I8, -129), (torch.int32, 2**31),
+                                          (torch.float32, 1e39)])
+def test_clamp_max_scalar_conversion(dtype, limit):
+    """(A float16 self takes a limit up to float32's range on CUDA, up to 65504 on the CPU.)"""
+    x = torch.tensor([0, 5, 100, 200, 255]).to(dtype)
+    _same_as_torch("clamp_max_", [x, limit], reference=_cuda_clamp_max_)
+    _same_as_torch("clamp_max", [x, limit])
+
+
+# ---- signed zeros: PyTorch's CUDA clamp orders -0.0 below +0.0 -----------------------------
+
+@pytest.mark.parametrize("name", ["hardtanh", "hardtanh_"])
+@pytest.mark.parametrize("dtype", [F16, torch.float32, torch.float64])
+@pytest.mark.parametrize("limits", [(0, 1), (0.0, 6.0), (-0.0, 1.0), (-1.0, 0.0), (-1.0, -0.0),
+                                    (-0.0, -0.0), (-1, 1)])
+def test_hardtanh_zeros_follow_the_cuda_kernel(name, dtype, limits):
+    """hardtanh(-0.0, min_val=0) is +0.0 on CUDA (fmaxf), -0.0 on the CPU; PyTorch's CPU op
+    with the CUDA kernel's ordering of zeros stands for the reference."""
+    from flaggems_exp.ops.activations import _cuda_hardtanh
+    x = torch.tensor([-0.0, 0.0, -2.0, 2.0, 0.5], dtype=dtype)
+    reference = _cuda_hardtanh if name == "hardtanh" else (
+        lambda t, *limits: t.copy_(_cuda_hardtanh(t, *limits)))
+    ours = _same_as_torch(name, [x, *limits], reference=reference)
+    if repr(limits) == "(0, 1)":
+        assert not torch.signbit(ours[0].cpu()), "hardtanh(-0.0, 0, 1) is +0.0 on CUDA"

@@ -9,7 +9,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import DEVICE, INTERPRETED
 from ..runtime.dtypes import ALL
 from ..runtime.promotion import Promotion, promote
-from ..runtime.triton_types import TL_DTYPE, encode_scalar
+from ..runtime.triton_types import TL_DTYPE, CheckedScalar, encode_scalar
 from ..runtime import launch as launching
 from ..runtime.plans import bind_numbers, not_replayable
 from .base import Op
@@ -141,6 +141,9 @@ class PointwiseOp(Op):
     promotion = Promotion.DEFAULT
     dtypes = ALL
     kernel = None
+    # how PyTorch's kernel converts the Scalar parameters: None without a check (a plain C++
+    # cast), "result" checked as Scalar::to<scalar_t>(), "compute" as Scalar::to<opmath_t>()
+    scalar_check = None
     complex_error = None  # (exception type, message) where PyTorch itself rejects complex
     # out= must have exactly the result dtype: "found" for TensorIterator's message,
     # "expected" for that of PyTorch's generated out= wrappers; None lets out cast
@@ -233,10 +236,18 @@ class PointwiseOp(Op):
         else:
             self.check_out(out, tensors, shape, result, inplace)
         self.check_dtype(result)
+        scalars_as = compute if self.scalar_check is None else CheckedScalar(
+            compute, result if self.scalar_check == "result" else compute)
         if out.numel():
             self.launch(out, shape, out.stride(), prepared, kernel_scalars, compute,
                         sources=sources, common=self.common_dtype(operands, result),
-                        result=result)
+                        result=result, scalars_as=scalars_as)
+        elif scalars_as is not compute:
+            # PyTorch converts its Scalars even for an empty result; no launch would check
+            # them in a replay, so such a call is never planned
+            not_replayable()
+            for value in kernel_scalars:
+                encode_scalar(value, scalars_as)
         return out
 
     def common_dtype(self, operands, result_dtype):
@@ -289,9 +300,9 @@ class PointwiseOp(Op):
         return self.exact_out_dtype
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
-               sources=None, common=None, result=None):
+               sources=None, common=None, result=None, scalars_as=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
-               compute, reduce, sources, common, result)
+               compute, reduce, sources, common, result, scalars_as)
 
 
 def block_size(numel):
@@ -313,7 +324,7 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=False, sources=None, common=None, result=None):
+           reduce=False, sources=None, common=None, result=None, scalars_as=None):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -323,7 +334,9 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math; its result is rounded to ``result``
-    (default ``target``'s dtype) before the store converts it to ``target``'s dtype."""
+    (default ``target``'s dtype) before the store converts it to ``target``'s dtype. The
+    kernel scalars are encoded for ``scalars_as`` (default ``compute``; a ``CheckedScalar``
+    checks each value, at this call and at every replay of its plan)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -350,7 +363,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
             scalar_mask |= 1 << i
     pointers += [target] * (3 - len(pointers))
     numbers += [0] * (3 - len(numbers))
-    encoded = [encode_scalar(v, compute) for v in kernel_scalars]
+    scalars_as = scalars_as or compute
+    encoded = [encode_scalar(v, scalars_as) for v in kernel_scalars]
     block = block_size(numel)
     launching.launch(
         name, _pointwise_kernel, (-(-numel // block),),
@@ -362,7 +376,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         operand_sources, scalar_sources = sources
         bind_numbers({**{_ARGUMENT[f"n{i}"]: (source, compute)
                          for i, source in enumerate(operand_sources) if scalar_mask >> i & 1},
-                      **{_ARGUMENT[f"s{j}"]: (source, compute)
+                      **{_ARGUMENT[f"s{j}"]: (source, scalars_as)
                          for j, source in enumerate(scalar_sources) if source is not None}})
 
 

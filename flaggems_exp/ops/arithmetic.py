@@ -7,6 +7,7 @@ from ..families import PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.special import INF
+from ..runtime.triton_types import checked_scalar
 
 
 @register
@@ -27,6 +28,7 @@ class Mul(PointwiseOp):
 class Addcmul(PointwiseOp):
     param_samples = ({"value": 2}, {"value": 2.5}, {"value": True})
     nin = 3
+    scalar_check = "compute"  # value.to<opmath_t>()
     scalars = {"value": 1}
     dtypes = REAL
 
@@ -40,6 +42,7 @@ class Addcmul(PointwiseOp):
 class Addcdiv(PointwiseOp):
     param_samples = ({"value": 2}, {"value": -0.5}, {"value": True})
     nin = 3
+    scalar_check = "compute"  # value.to<opmath_t>()
     scalars = {"value": 1}
 
     def check(self, operands, params, result_dtype, out):
@@ -138,12 +141,11 @@ class ClampMax(PointwiseOp):
             # the Scalar overload prints the C++ type of self
             raise RuntimeError(f"result type {errors.scalar_type_name(result_dtype)} can't be "
                                f"cast to the desired output type {errors.cpp_type_name(x.dtype)}")
+        # PyTorch's CUDA kernel converts max with Scalar::to<opmath_t>() (its CPU kernel with
+        # to<scalar_t>(): float16 self rejects 1e5 there), checked: a negative int wraps into
+        # an unsigned self (uint8 clamp_max_(-1) clamps by 255)
         target = x.dtype if inplace else result_dtype
-        if isinstance(limit, int) and not target.is_floating_point and target != torch.bool:
-            info = torch.iinfo(target)
-            if not info.min <= limit <= info.max:
-                raise RuntimeError(f"value cannot be converted to type {errors.cpp_type_name(target)} "
-                                   "without overflow")
+        checked_scalar(limit, torch.float32 if target in (torch.float16, torch.bfloat16) else target)
 
     @staticmethod
     @triton.jit

@@ -86,6 +86,18 @@ def cpp_type_name(dtype):
     return _CPP_TYPE[dtype]
 
 
+_CHECKED_TYPE = {torch.bool: "bool", torch.uint8: "uint8_t", torch.int8: "int8_t",
+                 torch.int16: "int16_t", torch.int32: "int", torch.int64: "int64_t",
+                 torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16",
+                 torch.float32: "float", torch.float64: "double"}
+
+
+def scalar_overflow(dtype):
+    """A Scalar out of ``dtype``'s range (c10's checked conversion, ``Scalar::to<T>()``)."""
+    return RuntimeError(f"value cannot be converted to type {_CHECKED_TYPE[dtype]} without "
+                        "overflow")
+
+
 def out_dtype_mismatch(out_dtype, result_dtype, style):
     if style == "found":
         return RuntimeError(f"Found dtype {scalar_type_name(out_dtype)} but expected "
