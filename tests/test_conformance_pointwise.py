@@ -188,3 +188,90 @@ def test_hardtanh_zeros_follow_the_cuda_kernel(name, dtype, limits):
     ours = _same_as_torch(name, [x, *limits], reference=reference)
     if repr(limits) == "(0, 1)":
         assert not torch.signbit(ours[0].cpu()), "hardtanh(-0.0, 0, 1) is +0.0 on CUDA"
+
+
+# ---- which error comes first -----------------------------------------------------------------
+
+C64 = torch.complex64
+
+
+def _x(dtype=torch.float32, shape=(2, 3)):
+    return testing.random_tensor(shape, dtype, (-2, 2), torch.Generator().manual_seed(1)) \
+        if not dtype.is_complex else torch.randn(shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("hypot_", [_x(), _x(C64)]), ("xlogy_", [_x(), _x(C64)]), ("xlogy_", [_x(F16), _x(C64, ())]),
+    ("clamp_max_", [_x(), _x(C64)]), ("addcmul_", [_x(), _x(C64), _x()]),
+    ("hypot_", [_x(), _x(C64, (4, 2, 3))]),   # self's shape, then the cast
+    ("lt_", [_x(torch.int32), _x(C64)]),
+])
+def test_a_complex_result_into_a_real_self_is_a_cast_error(name, args):
+    _same_as_torch(name, args)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("hypot", [_x(C64), _x(C64)], {}), ("xlogy", [_x(C64), _x(torch.bool)], {}),
+    ("logaddexp2", [_x(torch.bool), _x(C64)], {"out": torch.empty(0)}),
+    ("softshrink", [_x(C64)], {}), ("softshrink", [_x(C64)], {"out": torch.empty(0)}),
+    ("lt", [_x(), _x(C64)], {}), ("ge", [_x(), 1j], {}),
+    ("hardsigmoid", [_x(C64)], {"out": torch.empty(0)}),
+    ("clamp_max", [_x(), _x(C64)], {}), ("clamp_max", [_x(C64), 1.0], {}),
+    ("clamp_max_", [_x(), 1j], {}), ("hardtanh", [_x(C64)], {"out": torch.empty(0)}),
+    ("glu", [_x(C64)], {"dim": 1}), ("prelu", [_x(), _x(C64, (3,))], {}),
+    ("hardswish_backward", [_x(), _x(C64)], {"out": torch.empty(0)}),
+    ("rrelu_with_noise_backward", [_x(), _x(), _x(C64)], {
+        "lower": 0.1, "upper": 0.3, "training": False, "self_is_result": False}),
+])
+def test_complex_rejected_in_torchs_order(name, args, kwargs):
+    """Complex where PyTorch's kernel has no complex case: its own checks, then out=, then
+    its dtype dispatch error (or the op's own complex check, which comes first)."""
+    _same_as_torch(name, args, kwargs)
+
+
+@pytest.mark.parametrize("name, args, out_dtype", [
+    ("softshrink", [_x(torch.int16)], torch.float64), ("softshrink", [_x(torch.bool)], F16),
+    ("hardswish_backward", [_x(torch.bool), _x(torch.bool)], torch.float32),
+    ("hardswish_backward", [_x(torch.int32), _x(torch.int32)], torch.float32),
+])
+def test_unsupported_dtype_and_out_dtype_in_torchs_order(name, args, out_dtype):
+    """softshrink's lambd check dispatches on the dtype before any out= check; ops whose out=
+    form computes first (hardswish_backward) raise the kernel's dtype error before the out's."""
+    _same_as_torch(name, args, {"out": torch.empty(0, dtype=out_dtype)})
+
+
+# ---- complex Python numbers and malformed calls ----------------------------------------------
+
+@pytest.mark.parametrize("name", ["eq", "ne", "eq_", "ne_", "not_equal_"])
+@pytest.mark.parametrize("dtype", [F16, torch.float32, torch.float64, torch.int64, torch.bool])
+@pytest.mark.parametrize("number", [1j, 1 + 0j, 2.0 + 0j, 1 + 1e-30j, 16777217 + 0j, -0.0 + 0j])
+def test_eq_ne_with_a_complex_number(name, dtype, number):
+    """PyTorch compares in complex: real parts, and the imaginary part with 0 (rounded to the
+    compared dtype: 1e-30j is 0 in complex32, 16777217 rounds in complex64)."""
+    x = torch.tensor([1.0, 2.0, 0.0, 16777217, 16777216, -1.0], dtype=torch.float64).to(dtype)
+    _same_as_torch(name, [x, number])
+
+
+@pytest.mark.parametrize("call", [
+    ("xlogy", (), {}), ("xlogy", (_x(),), {}), ("addcmul", (_x(), _x()), {}),
+    ("eq", (_x(),), {}), ("hardtanh", (), {}), ("hypot", (), {"other": _x()}),
+], ids=lambda c: c[0] + str(len(c[1])))
+def test_a_missing_operand_names_it(call):
+    name, args, kwargs = call
+    op = REGISTRY[name]
+    missing = op.operand_names[len(args):]
+    missing = [m for m in missing if m not in kwargs][0]
+    with pytest.raises(TypeError, match=rf"{name}\(\) missing required argument '{missing}'"):
+        op(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("xlogy", [_x()], {"other": _x().abs()}), ("xlogy", [], {"self": _x(), "other": 2.0}),
+    ("addcmul", [_x()], {"tensor1": _x(), "tensor2": _x(), "value": 2}),
+])
+def test_operands_by_keyword(name, args, kwargs):
+    """Operands may be passed by their schema names, as PyTorch accepts; a second call with
+    another number replays with that number."""
+    _same_as_torch(name, args, kwargs, exact=False)
+    kwargs = {k: (v + 1 if isinstance(v, (int, float)) else v) for k, v in kwargs.items()}
+    _same_as_torch(name, args, kwargs, exact=False)

@@ -1,5 +1,6 @@
 """PointwiseOp: elementwise math on 1-3 broadcast operands plus runtime Scalar parameters."""
 import math
+import typing
 
 import torch
 import triton
@@ -107,6 +108,17 @@ def _pointwise_kernel(
 
 
 REQUIRED = object()  # a ``scalars`` default marking a parameter without one
+
+
+class Dispatch(typing.NamedTuple):
+    """A ``complex_error``: PyTorch's dtype dispatch of ``kernel`` (default the op's) has no
+    complex case, so it raises its NotImplementedError after its checks of out=."""
+
+    kernel: typing.Optional[str] = None
+
+
+DISPATCH = Dispatch()
+
 _BLOCK = 1024
 _INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
 _INT32_LIMIT = 2**31 - 1
@@ -144,7 +156,10 @@ class PointwiseOp(Op):
     # how PyTorch's kernel converts the Scalar parameters: None without a check (a plain C++
     # cast), "result" checked as Scalar::to<scalar_t>(), "compute" as Scalar::to<opmath_t>()
     scalar_check = None
-    complex_error = None  # (exception type, message) where PyTorch itself rejects complex
+    # where PyTorch itself rejects complex: (exception type, message) of the op's own check,
+    # which comes before every other, or a Dispatch; None where PyTorch computes in complex
+    # and we do not
+    complex_error = None
     # out= must have exactly the result dtype: "found" for TensorIterator's message,
     # "expected" for that of PyTorch's generated out= wrappers; None lets out cast
     exact_out_dtype = None
@@ -175,19 +190,25 @@ class PointwiseOp(Op):
         """Where each operand and Scalar parameter of a call comes from: ("args", position) or
         ("kwargs", name); None for a parameter left at its default."""
         names = list(self.scalars)
-        return ([("args", i) for i in range(self.nin)],
+        return ([("args", i) if i < len(args) else ("kwargs", name)
+                 for i, name in enumerate(self.operand_names)],
                 [("args", self.nin + j) if self.nin + j < len(args)
                  else ("kwargs", name) if name in kwargs else None
                  for j, name in enumerate(names)])
 
     def bind(self, args, kwargs):
-        """Split a call into operands and a {name: value} of Scalar parameters."""
-        if len(args) < self.nin:
-            raise TypeError(f"{self.name}() missing operand {len(args)}")
-        operands = list(args[:self.nin])
+        """Split a call into operands (positional or by their schema names) and a
+        {name: value} of Scalar parameters."""
         names = list(self.scalars)
-        if len(args) - self.nin > len(names):
+        if len(args) > self.nin + len(names):
             raise TypeError(f"{self.name}() takes at most {self.nin + len(names)} arguments")
+        operands = list(args[:self.nin])
+        if len(operands) < self.nin:
+            kwargs = dict(kwargs)
+            for name in self.operand_names[len(operands):]:
+                if name not in kwargs:
+                    raise TypeError(f"{self.name}() missing required argument '{name}'")
+                operands.append(kwargs.pop(name))
         params = dict(self.scalars)
         params.update(zip(names, args[self.nin:]))
         for key, value in kwargs.items():
@@ -234,6 +255,9 @@ class PointwiseOp(Op):
         if out is None:
             out = geometry.empty_like_layout(tensors, shape, result)
         else:
+            if self.exact_out_dtype_of(tensors) == "expected":
+                # PyTorch's generated out= wrapper computes first, then checks out
+                self.check_dtype(result)
             self.check_out(out, tensors, shape, result, inplace)
         self.check_dtype(result)
         scalars_as = compute if self.scalar_check is None else CheckedScalar(
@@ -265,16 +289,40 @@ class PointwiseOp(Op):
         """Every check that does not concern ``out``, in PyTorch's order; returns the prepared
         operands, the kernel's scalars, the compute and result dtypes and the result shape."""
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
-        if any(t.is_complex() for t in tensors) or (out is not None and out.is_complex()):
-            if self.complex_error:
-                raise self.complex_error[0](self.complex_error[1])
-            raise errors.complex_unsupported(self.name)
         compute, result = self.promote(operands, params)
+        complex_out = out is not None and out.is_complex()
+        complex_error = None
+        if compute.is_complex or complex_out or any(t.is_complex() for t in tensors):
+            complex_error = self.complex_error_of(operands)
+            if complex_error is not None and not isinstance(complex_error, Dispatch):
+                raise complex_error[0](complex_error[1])
         self.check(operands, params, result, out)
-        operands, kernel_scalars = self.prepare(operands, params)
-        operands = [_cpu_scalar_to_number(t) for t in operands]
+        prepared, kernel_scalars = self.prepare(operands, params)
+        used = [t for t in prepared if isinstance(t, torch.Tensor)]  # rrelu's eval: no noise
+        if compute.is_complex or complex_out or any(t.is_complex() for t in used):
+            self.reject_complex(operands, used, result, out, complex_error)
+        operands = [_cpu_scalar_to_number(t) for t in prepared]
         shape = geometry.broadcast_shape([t.shape for t in operands if isinstance(t, torch.Tensor)])
         return operands, kernel_scalars, compute, result, shape
+
+    def complex_error_of(self, operands):
+        """``complex_error`` for a call with these operands (an op whose overloads differ
+        decides by them)."""
+        return self.complex_error
+
+    def reject_complex(self, operands, used, result, out, complex_error):
+        """PyTorch's error for a call in complex dtypes, after the op's own checks, in its
+        order: out= (or self) is checked first (a complex result is not written into a real
+        tensor; an out= wrapper that computes first checks it after), then the kernel's dtype
+        dispatch fails, or ours where PyTorch would compute. ``used``: the prepared tensors."""
+        dtype = self.common_dtype(operands, result)
+        dispatch = isinstance(complex_error, Dispatch) and dtype.is_complex
+        if out is not None and not (dispatch and self.exact_out_dtype_of(used) == "expected"):
+            shape = geometry.broadcast_shape([t.shape for t in used])
+            self.check_out(out, used, shape, result, inplace=out is operands[0])
+        if dispatch:
+            raise errors.not_implemented(complex_error.kernel or self.kernel or self.name, dtype)
+        raise errors.complex_unsupported(self.name)
 
     def check_out(self, out, tensors, shape, result, inplace):
         """PyTorch's rules for writing into ``out`` (in place: self), checked in its order."""

@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..families import REQUIRED, PointwiseOp, register
+from ..families import DISPATCH, REQUIRED, PointwiseOp, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import promote
@@ -48,10 +48,12 @@ def _cuda_hardtanh(x, min_val=-1, max_val=1, **kwargs):
 
 class FloatActivation(PointwiseOp):
     dtypes = FLOATING
+    complex_error = DISPATCH
 
 
 @register
 class Silu(FloatActivation):
+    complex_error = None  # PyTorch's silu computes in complex
     exact_out_dtype = "found"
     @staticmethod
     @triton.jit
@@ -173,7 +175,9 @@ class Softshrink(FloatActivation):
 
     def check(self, operands, params, result_dtype, out):
         lambd, dtype = params["lambd"], operands[0].dtype
-        if dtype in FLOATING and not 0 <= lambd <= torch.finfo(dtype).max:
+        if dtype not in FLOATING:  # PyTorch's check of lambd dispatches on the dtype, before out=
+            raise errors.not_implemented(self.kernel, dtype)
+        if not 0 <= lambd <= torch.finfo(dtype).max:
             raise RuntimeError(f"lambda must be in range [0, {_FINFO_MAX[dtype]}] for input dtype "
                                f"{errors.scalar_type_name(dtype)}, but found {lambd:g}")
 

@@ -3,7 +3,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..families import PointwiseOp, Promotion, register
+from ..families import DISPATCH, Dispatch, PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.special import INF
@@ -47,7 +47,8 @@ class Addcdiv(PointwiseOp):
 
     def check(self, operands, params, result_dtype, out):
         _, tensor1, tensor2 = operands
-        if not tensor1.is_floating_point() and not tensor2.is_floating_point():
+        integral = [not (t.is_floating_point() or t.is_complex()) for t in (tensor1, tensor2)]
+        if all(integral):
             raise RuntimeError(_INTEGER_ADDCDIV)
 
     @staticmethod
@@ -58,6 +59,7 @@ class Addcdiv(PointwiseOp):
 
 @register
 class Xlogy(PointwiseOp):
+    complex_error = DISPATCH
     nin = 2
     promotion = Promotion.INT_TO_FLOAT
 
@@ -69,6 +71,7 @@ class Xlogy(PointwiseOp):
 
 @register
 class Hypot(PointwiseOp):
+    complex_error = DISPATCH
     nin = 2
     dtypes = FLOATING
     math = staticmethod(special.hypot)
@@ -99,6 +102,7 @@ class Logaddexp(PointwiseOp):
 
 @register
 class Logaddexp2(PointwiseOp):
+    complex_error = DISPATCH
     nin = 2
     dtypes = FLOATING
 
@@ -125,7 +129,11 @@ class Fmin(PointwiseOp):
 class ClampMax(PointwiseOp):
     nin = 2
     exact_out_dtype = "found"
-    complex_error = (NotImplementedError, '"clamp_max" not implemented for complex tensors')
+    complex_error = (NotImplementedError, "clamp is not supported for complex types")
+
+    def complex_error_of(self, operands):
+        # .Tensor runs PyTorch's minimum kernel, whose dispatch rejects complex after out=
+        return Dispatch("minimum") if isinstance(operands[1], torch.Tensor) else self.complex_error
 
     def exact_out_dtype_of(self, tensors):
         return self.exact_out_dtype if len(tensors) == 1 else None  # .Tensor casts into out
