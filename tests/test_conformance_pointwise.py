@@ -275,3 +275,14 @@ def test_operands_by_keyword(name, args, kwargs):
     _same_as_torch(name, args, kwargs, exact=False)
     kwargs = {k: (v + 1 if isinstance(v, (int, float)) else v) for k, v in kwargs.items()}
     _same_as_torch(name, args, kwargs, exact=False)
+
+
+@pytest.mark.parametrize("dtype", [F16, torch.bfloat16])
+@pytest.mark.parametrize("lambd", [0.49999, 0.50001, 0.4990234375 + 2**-13, 1 / 3])
+def test_hardshrink_compares_with_lambd_in_the_input_dtype(dtype, lambd):
+    """hardshrink's lambd is Scalar::to<scalar_t>(): 0.49999 is 0.5 in float16, so 0.5 is
+    shrunk; on a replay of the plan too."""
+    x = torch.tensor([0.5, -0.5, 0.4990234375, 0.333251953125, 0.3359375, -0.3330078125])
+    REGISTRY["hardshrink"].plans.clear()
+    for value in (lambd, lambd):  # the first call, then its plan's replay
+        _same_as_torch("hardshrink", [x.to(dtype), value])

@@ -51,7 +51,19 @@ def checked_scalar(value, dtype):
         lowest = info.min
     if not lowest <= value <= info.max:
         raise errors.scalar_overflow(dtype)
-    return value
+    return _rounded(value, dtype) if dtype in (torch.float16, torch.bfloat16) else value
+
+
+def _rounded(value, dtype):
+    """A float in range of ``dtype`` (float16 or bfloat16) rounded to it as c10 rounds: to
+    float32 first, then to nearest even (a kernel comparing with the Scalar sees this value)."""
+    single = struct.unpack("<f", struct.pack("<f", value))[0]
+    if dtype == torch.float16 or not math.isfinite(single):
+        return struct.unpack("<e", struct.pack("<e", single))[0] if dtype == torch.float16 \
+            else single
+    bits = struct.unpack("<I", struct.pack("<f", single))[0]
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
 def encode_scalar(value, compute_dtype):
