@@ -6,6 +6,7 @@ import torch
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
+from flaggems_exp.ops.activations import _cuda_hardtanh
 from flaggems_exp.testing import Call
 
 DEV = flaggems_exp.device
@@ -156,19 +157,15 @@ def test_scalar_out_of_range_raises_before_any_write(name, dtype, others, good, 
     _same_as_torch(name, tensors(), good, exact=False)
 
 
-def _cuda_clamp_max_(x, limit):
-    """PyTorch's CUDA clamp_max_ converts an int limit into self's type, wrapping a negative
-    one into an unsigned type (uint8: -1 is 255); its CPU kernel agrees for uint8."""
-    return torch.ops.aten.clamp_max_(x, limit)
-
-
 @pytest.mark.parametrize("dtype, limit", [(torch.uint8, -1), (torch.uint8, -200), (torch.uint8, -256),
                                           (I8, 1000), (I8, -129), (torch.int32, 2**31),
                                           (torch.float32, 1e39)])
 def test_clamp_max_scalar_conversion(dtype, limit):
-    """(A float16 self takes a limit up to float32's range on CUDA, up to 65504 on the CPU.)"""
+    """A negative int limit wraps into uint8 (-1 is 255) as c10's checked conversion allows,
+    on CUDA and CPU alike. (A float16 self takes a limit up to float32's range on CUDA, up to
+    65504 on the CPU, so float16 is not compared here.)"""
     x = torch.tensor([0, 5, 100, 200, 255]).to(dtype)
-    _same_as_torch("clamp_max_", [x, limit], reference=_cuda_clamp_max_)
+    _same_as_torch("clamp_max_", [x, limit])
     _same_as_torch("clamp_max", [x, limit])
 
 
@@ -181,7 +178,6 @@ def test_clamp_max_scalar_conversion(dtype, limit):
 def test_hardtanh_zeros_follow_the_cuda_kernel(name, dtype, limits):
     """hardtanh(-0.0, min_val=0) is +0.0 on CUDA (fmaxf), -0.0 on the CPU; PyTorch's CPU op
     with the CUDA kernel's ordering of zeros stands for the reference."""
-    from flaggems_exp.ops.activations import _cuda_hardtanh
     x = torch.tensor([-0.0, 0.0, -2.0, 2.0, 0.5], dtype=dtype)
     reference = _cuda_hardtanh if name == "hardtanh" else (
         lambda t, *limits: t.copy_(_cuda_hardtanh(t, *limits)))
@@ -286,3 +282,13 @@ def test_hardshrink_compares_with_lambd_in_the_input_dtype(dtype, lambd):
     REGISTRY["hardshrink"].plans.clear()
     for value in (lambd, lambd):  # the first call, then its plan's replay
         _same_as_torch("hardshrink", [x.to(dtype), value])
+
+
+@pytest.mark.parametrize("dtype, limit, out_dtype", [
+    (torch.bool, True, torch.float32), (torch.bool, 1e300, torch.float64),
+    (torch.uint8, 300, torch.float32), (torch.uint8, 300, torch.uint8),
+    (torch.bool, True, torch.bool)])
+def test_clamp_max_checks_out_before_its_kernel(dtype, limit, out_dtype):
+    """clamp_max(Scalar): out='s dtype first, then the kernel's dtype dispatch (bool), then the
+    conversion of the limit."""
+    _same_as_torch("clamp_max", [_x(dtype), limit], {"out": torch.empty(0, dtype=out_dtype)})

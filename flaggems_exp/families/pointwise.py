@@ -259,7 +259,7 @@ class PointwiseOp(Op):
                 # PyTorch's generated out= wrapper computes first, then checks out
                 self.check_dtype(result)
             self.check_out(out, tensors, shape, result, inplace)
-        self.check_dtype(result)
+        self.check_kernel(prepared, result)
         scalars_as = compute if self.scalar_check is None else CheckedScalar(
             compute, result if self.scalar_check == "result" else compute)
         if out.numel():
@@ -278,6 +278,11 @@ class PointwiseOp(Op):
         """The dtype every tensor operand is converted to before the math (TensorIterator's
         common dtype): the result dtype, for every kind of promotion but ALWAYS_BOOL."""
         return result_dtype
+
+    def check_kernel(self, operands, result_dtype):
+        """The errors PyTorch's kernel raises, after its checks of out=: its dtype dispatch (and
+        an op's own conversion of a Scalar operand)."""
+        self.check_dtype(result_dtype)
 
     def check_dtype(self, result_dtype):
         """PyTorch's dispatch error for a dtype the kernel has no case for (after its other

@@ -140,20 +140,23 @@ class ClampMax(PointwiseOp):
 
     def check(self, operands, params, result_dtype, out):
         x, limit = operands
-        if isinstance(limit, torch.Tensor):
-            return
-        if result_dtype == torch.bool:
-            raise errors.not_implemented("clamp_max_scalar", result_dtype)
-        inplace = out is x
-        if inplace and not torch.can_cast(result_dtype, x.dtype):
+        if out is x and not isinstance(limit, torch.Tensor) and not torch.can_cast(
+                result_dtype, x.dtype):
             # the Scalar overload prints the C++ type of self
             raise RuntimeError(f"result type {errors.scalar_type_name(result_dtype)} can't be "
                                f"cast to the desired output type {errors.cpp_type_name(x.dtype)}")
-        # PyTorch's CUDA kernel converts max with Scalar::to<opmath_t>() (its CPU kernel with
-        # to<scalar_t>(): float16 self rejects 1e5 there), checked: a negative int wraps into
-        # an unsigned self (uint8 clamp_max_(-1) clamps by 255)
-        target = x.dtype if inplace else result_dtype
-        checked_scalar(limit, torch.float32 if target in (torch.float16, torch.bfloat16) else target)
+
+    def check_kernel(self, operands, result_dtype):
+        limit = operands[1]
+        if not isinstance(limit, torch.Tensor):
+            if result_dtype == torch.bool:
+                raise errors.not_implemented("clamp_max_scalar", result_dtype)
+            # PyTorch's CUDA kernel converts max with Scalar::to<opmath_t>() (its CPU kernel
+            # with to<scalar_t>(): float16 rejects 1e5 there), checked: a negative int wraps
+            # into an unsigned type (uint8 clamp_max_(-1) clamps by 255)
+            checked_scalar(limit, torch.float32 if result_dtype in (torch.float16, torch.bfloat16)
+                           else result_dtype)
+        super().check_kernel(operands, result_dtype)
 
     @staticmethod
     @triton.jit
