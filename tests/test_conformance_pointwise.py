@@ -33,8 +33,13 @@ def _same_as_torch(name, args, kwargs=None, reference=None, exact=True):
     else:
         assert not isinstance(ours, Exception), f"raised {type(ours).__name__}: {ours}"
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-    written = [*ours_call.args, *ours_call.kwargs.values()]
-    pairs = zip([ours, *written], [theirs, *theirs_call.args, *theirs_call.kwargs.values()])
+    pairs = [(ours, theirs), *zip(ours_call.args, theirs_call.args)]
+    for key, mine in ours_call.kwargs.items():
+        its = theirs_call.kwargs[key]
+        if isinstance(theirs, Exception) and isinstance(mine, torch.Tensor):
+            assert mine.shape == its.shape  # an out= resized before the error: contents unset
+        else:
+            pairs.append((mine, its))
     for mine, its in pairs:
         if isinstance(mine, torch.Tensor) and isinstance(its, torch.Tensor):
             if exact:
