@@ -2,7 +2,7 @@
 ops are short declarations on them."""
 from .base import LAUNCHES, REGISTRY, Op, register
 from .inplace import InplaceOp
-from .pointwise import REQUIRED, PointwiseOp
+from .pointwise import DISPATCH, REQUIRED, Dispatch, PointwiseOp
 from .comparison import ComparisonOp
 from .loss import LossOp
 from .pad import GatherOp, PadOp
@@ -13,6 +13,6 @@ from .creation import CreationOp
 from .copy import CopyOp
 from ..runtime.promotion import Promotion
 
-__all__ = ["LAUNCHES", "REGISTRY", "Op", "register", "REQUIRED", "Promotion", "PointwiseOp",
-           "InplaceOp", "ComparisonOp", "LossOp", "GatherOp", "PadOp", "ResampleOp", "IndexOp",
+__all__ = ["LAUNCHES", "REGISTRY", "Op", "register", "DISPATCH", "Dispatch", "REQUIRED",
+           "Promotion", "PointwiseOp", "InplaceOp", "ComparisonOp", "LossOp", "GatherOp", "PadOp", "ResampleOp", "IndexOp",
            "ReductionOp", "CreationOp", "CopyOp"]

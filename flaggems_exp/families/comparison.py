@@ -6,10 +6,12 @@ compares with 255); the result is bool, and the derived in-place form stores it 
 dtype as 1/0 through self's strides. A comparison needs nothing of its own beyond that dtype
 rule, so the family reuses ``PointwiseOp``'s skeleton and hooks unchanged.
 """
+import math
+
 import torch
 
 from ..runtime.promotion import Promotion, promote
-from .pointwise import PointwiseOp
+from .pointwise import PointwiseOp, _cpu_scalar_to_number
 
 
 class ComparisonOp(PointwiseOp):
@@ -20,11 +22,38 @@ class ComparisonOp(PointwiseOp):
     nin = 2
     promotion = Promotion.ALWAYS_BOOL
 
+    def promote(self, operands, params):
+        compute, result = promote(operands, self.promotion)
+        if compute.is_complex and self.complex_error is None:
+            # a complex Python number beside real tensors: PyTorch compares in complex, which
+            # for real tensors is comparing real parts (and imaginary parts with 0)
+            compute = self.common_dtype(operands, result)
+            compute = torch.float32 if compute in (torch.float16, torch.bfloat16) else compute
+        return compute, result
+
+    def common_dtype(self, operands, result_dtype):
+        common = promote(operands, Promotion.DEFAULT)[1]
+        return common.to_real() if common.is_complex and self.complex_error is None else common
+
     def prepare(self, operands, params):
-        # a Scalar is first rounded to the promoted dtype (float16 ``eq_(1.0000001)`` compares
-        # 1.0 with 1.0); the compare itself runs in opmath, which is exact for these dtypes
-        promoted = promote(operands, Promotion.DEFAULT)[1]
-        if promoted in (torch.float16, torch.bfloat16):
-            operands = [torch.tensor(o, dtype=promoted).item()
-                        if not isinstance(o, torch.Tensor) else o for o in operands]
+        # a Python number is first converted to the compared dtype, as PyTorch's kernel converts
+        # it (float16 ``eq_(1.0000001)`` compares 1.0 with 1.0); the compare itself runs in
+        # opmath, which is exact for these dtypes
+        common = self.common_dtype(operands, None)
+        operands = [o if isinstance(o, torch.Tensor) else _compared(o, common)
+                    for o in map(_cpu_scalar_to_number, operands)]
         return super().prepare(operands, params)
+
+
+def _compared(number, dtype):
+    """A Python number as PyTorch compares it in ``dtype``: rounded to a half-precision dtype;
+    a complex one (eq, ne) by its real part when its imaginary part rounds to 0 in ``dtype``,
+    else NaN, which equals nothing, as no real value equals it."""
+    if dtype.is_complex:  # an ordering comparison, rejected after its checks
+        return number
+    if isinstance(number, complex):
+        imag = torch.tensor(number.imag, dtype=dtype).item()
+        number = number.real if imag == 0 else math.nan
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.tensor(number, dtype=dtype).item()
+    return number

@@ -1,5 +1,6 @@
 """PointwiseOp: elementwise math on 1-3 broadcast operands plus runtime Scalar parameters."""
 import math
+import typing
 
 import torch
 import triton
@@ -9,7 +10,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import DEVICE, INTERPRETED
 from ..runtime.dtypes import ALL
 from ..runtime.promotion import Promotion, promote
-from ..runtime.triton_types import TL_DTYPE, encode_scalar
+from ..runtime.triton_types import TL_DTYPE, CheckedScalar, converted, encode_scalar
 from ..runtime import launch as launching
 from ..runtime.plans import bind_numbers, not_replayable
 from .base import Op
@@ -27,13 +28,15 @@ def _decode_scalar(bits, COMPUTE: tl.constexpr):
 
 @triton.jit
 def _load_operand(ptr, number, offsets, mask, IS_SCALAR: tl.constexpr, STORED: tl.constexpr,
-                  COMPUTE: tl.constexpr):
+                  COMMON: tl.constexpr, COMPUTE: tl.constexpr):
     if IS_SCALAR:
         return _decode_scalar(number, COMPUTE)
     elif STORED:
         return tl.load(ptr + offsets, mask=mask)
     else:
-        return tl.load(ptr + offsets, mask=mask).to(COMPUTE)
+        # TensorIterator converts every tensor operand to the common dtype before the math
+        # (a float32 0-dim tensor beside float16 compares as float16), then the math widens
+        return converted(tl.load(ptr + offsets, mask=mask), COMMON).to(COMPUTE)
 
 
 # numbers (n0-n2: Python-number operands, s0-s2: Scalar parameters) are never specialized on
@@ -44,8 +47,9 @@ def _pointwise_kernel(
     out_ptr, in0, in1, in2, numel, shape, out_strides, in0_strides, in1_strides, in2_strides,
     n0: tl.int64, n1: tl.int64, n2: tl.int64, s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
-    NDIM: tl.constexpr, COMPUTE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
-    REDUCE: tl.constexpr = False, STORED_OPERANDS: tl.constexpr = 0,
+    NDIM: tl.constexpr, COMMON: tl.constexpr, COMPUTE: tl.constexpr, RESULT: tl.constexpr,
+    INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = False,
+    STORED_OPERANDS: tl.constexpr = 0,
 ):
     if INDEX_64:
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -71,17 +75,18 @@ def _pointwise_kernel(
             off0 += index * in0_strides[d]
             off1 += index * in1_strides[d]
             off2 += index * in2_strides[d]
-    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, STORED_OPERANDS & 1, COMPUTE)
+    x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, STORED_OPERANDS & 1, COMMON,
+                       COMPUTE)
     if NIN == 1:
         operands = (x0,)
     else:
         x1 = _load_operand(in1, n1, off1, mask, (SCALAR_OPERANDS >> 1) & 1,
-                           (STORED_OPERANDS >> 1) & 1, COMPUTE)
+                           (STORED_OPERANDS >> 1) & 1, COMMON, COMPUTE)
         if NIN == 2:
             operands = (x0, x1)
         else:
             operands = (x0, x1, _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1,
-                                              (STORED_OPERANDS >> 2) & 1, COMPUTE))
+                                              (STORED_OPERANDS >> 2) & 1, COMMON, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
     if REDUCE:
@@ -89,13 +94,24 @@ def _pointwise_kernel(
         partial = tl.sum(tl.where(mask, result.to(out_ptr.dtype.element_ty), 0), axis=0)
         tl.store(out_ptr + tl.program_id(0), partial)
     else:
-        if result.dtype == tl.int1 and out_ptr.dtype.element_ty.is_floating():
-            # bool -> float via float32: the interpreter cannot convert int1 to bfloat16
-            result = result.to(tl.float32)
-        tl.store(out_ptr + out_off, result.to(out_ptr.dtype.element_ty), mask=mask)
+        # rounded to the op's result dtype first, then cast to out's own dtype, as PyTorch
+        # does (float16 exp2(16.5) is inf even into a float32 out)
+        stored = converted(converted(result, RESULT), out_ptr.dtype.element_ty)
+        tl.store(out_ptr + out_off, stored, mask=mask)
 
 
 REQUIRED = object()  # a ``scalars`` default marking a parameter without one
+
+
+class Dispatch(typing.NamedTuple):
+    """A ``complex_error``: PyTorch's dtype dispatch of ``kernel`` (default the op's) has no
+    complex case, so it raises its NotImplementedError after its checks of out=."""
+
+    kernel: typing.Optional[str] = None
+
+
+DISPATCH = Dispatch()
+
 _BLOCK = 1024
 _INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
 _INT32_LIMIT = 2**31 - 1
@@ -132,7 +148,13 @@ class PointwiseOp(Op):
     promotion = Promotion.DEFAULT
     dtypes = ALL
     kernel = None
-    complex_error = None  # (exception type, message) where PyTorch itself rejects complex
+    # how PyTorch's kernel converts the Scalar parameters: None without a check (a plain C++
+    # cast), "result" checked as Scalar::to<scalar_t>(), "compute" as Scalar::to<opmath_t>()
+    scalar_check = None
+    # where PyTorch itself rejects complex: (exception type, message) of the op's own check,
+    # which comes before every other, or a Dispatch; None where PyTorch computes in complex
+    # and we do not
+    complex_error = None
     # out= must have exactly the result dtype: "found" for TensorIterator's message,
     # "expected" for that of PyTorch's generated out= wrappers; None lets out cast
     exact_out_dtype = None
@@ -168,25 +190,25 @@ class PointwiseOp(Op):
         """Where each operand and Scalar parameter of a call comes from: ("args", position) or
         ("kwargs", name); None for a parameter left at its default."""
         names = list(self.scalars)
-        return ([("args", i) if i < len(args) else ("kwargs", self.operand_names[i])
-                 for i in range(self.nin)],
+        return ([("args", i) if i < len(args) else ("kwargs", name)
+                 for i, name in enumerate(self.operand_names)],
                 [("args", self.nin + j) if self.nin + j < len(args)
                  else ("kwargs", name) if name in kwargs else None
                  for j, name in enumerate(names)])
 
     def bind(self, args, kwargs):
-        """Split a call into operands (positional, or by their schema names) and a
+        """Split a call into operands (positional or by their schema names) and a
         {name: value} of Scalar parameters."""
+        names = list(self.scalars)
+        if len(args) > self.nin + len(names):
+            raise TypeError(f"{self.name}() takes at most {self.nin + len(names)} arguments")
         operands = list(args[:self.nin])
         if len(operands) < self.nin:
             kwargs = dict(kwargs)
             for name in self.operand_names[len(operands):]:
                 if name not in kwargs:
-                    raise TypeError(f"{self.name}() missing operand {len(operands)}")
+                    raise TypeError(f"{self.name}() missing required argument '{name}'")
                 operands.append(kwargs.pop(name))
-        names = list(self.scalars)
-        if len(args) - self.nin > len(names):
-            raise TypeError(f"{self.name}() takes at most {self.nin + len(names)} arguments")
         params = dict(self.scalars)
         params.update(zip(names, args[self.nin:]))
         for key, value in kwargs.items():
@@ -231,26 +253,47 @@ class PointwiseOp(Op):
 
     def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""
-        operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
-        layout = self.layout_operands(operands, params)
+        prepared, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
+        tensors = [t for t in prepared if isinstance(t, torch.Tensor)]
+        layout = self.layout_operands(prepared, params)
         if out is None:
-            device = next(t for t in operands if isinstance(t, torch.Tensor)).device
-            out = geometry.new_result(layout, shape, result, device)
+            out = geometry.new_result(layout, shape, result, tensors[0].device)
         else:
-            self.check_out(out, operands, shape, result, inplace, layout)
-        self.check_dtype(result)
+            if self.exact_out_dtype_of(tensors) == "expected":
+                # PyTorch's generated out= wrapper computes first, then checks out
+                self.check_dtype(result)
+            self.check_out(out, prepared, shape, result, inplace, layout)
+        self.check_kernel(prepared, result)
+        scalars_as = compute if self.scalar_check is None else CheckedScalar(
+            compute, result if self.scalar_check == "result" else compute)
         if out.numel():
             target = out
             if self.out_is_copied and not inplace and any(
-                    isinstance(t, torch.Tensor) and geometry.memory_overlaps(out, t)
-                    for t in operands):
+                    geometry.memory_overlaps(out, t) for t in tensors):
                 target = geometry.new_result(layout, shape, result, out.device)
-            self.launch(target, shape, target.stride(), operands, kernel_scalars, compute,
-                        sources=sources)
+            self.launch(target, shape, target.stride(), prepared, kernel_scalars, compute,
+                        sources=sources, common=self.common_dtype(operands, result),
+                        result=result, scalars_as=scalars_as)
             if target is not out:
                 from .copy import write  # copy.py builds on this module
                 write(self, out, target)
+        elif scalars_as is not compute:
+            # PyTorch converts its Scalars even for an empty result; no launch would check
+            # them in a replay, so such a call is never planned
+            not_replayable()
+            for value in kernel_scalars:
+                encode_scalar(value, scalars_as)
         return out
+
+    def common_dtype(self, operands, result_dtype):
+        """The dtype every tensor operand is converted to before the math (TensorIterator's
+        common dtype): the result dtype, for every kind of promotion but ALWAYS_BOOL."""
+        return result_dtype
+
+    def check_kernel(self, operands, result_dtype):
+        """The errors PyTorch's kernel raises, after its checks of out=: its dtype dispatch (and
+        an op's own conversion of a Scalar operand)."""
+        self.check_dtype(result_dtype)
 
     def check_dtype(self, result_dtype):
         """PyTorch's dispatch error for a dtype the kernel has no case for (after its other
@@ -262,14 +305,19 @@ class PointwiseOp(Op):
         """Every check that does not concern ``out``, in PyTorch's order; returns the prepared
         operands, the kernel's scalars, the compute and result dtypes and the result shape."""
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
-        if any(t.is_complex() for t in tensors) or (out is not None and out.is_complex()):
-            if self.complex_error:
-                raise self.complex_error[0](self.complex_error[1])
-            raise errors.complex_unsupported(self.name)
         compute, result = self.promote(operands, params)
+        complex_out = out is not None and out.is_complex()
+        complex_error = None
+        if compute.is_complex or complex_out or any(t.is_complex() for t in tensors):
+            complex_error = self.complex_error_of(operands)
+            if complex_error is not None and not isinstance(complex_error, Dispatch):
+                raise complex_error[0](complex_error[1])
         self.check(operands, params, result, out)
-        operands, kernel_scalars = self.prepare(operands, params)
-        operands = [_cpu_scalar_to_number(t) for t in operands]
+        prepared, kernel_scalars = self.prepare(operands, params)
+        used = [t for t in prepared if isinstance(t, torch.Tensor)]  # rrelu's eval: no noise
+        if compute.is_complex or complex_out or any(t.is_complex() for t in used):
+            self.reject_complex(operands, used, result, out, complex_error)
+        operands = [_cpu_scalar_to_number(t) for t in prepared]
         shape = geometry.broadcast_shape([t.shape for t in operands if isinstance(t, torch.Tensor)])
         return operands, kernel_scalars, compute, result, shape
 
@@ -278,6 +326,25 @@ class PointwiseOp(Op):
         (``geometry.iteration_strides``): PyTorch's TensorIterator sees the op's inputs in
         schema order, a composite's last TensorIterator op in its own order."""
         return operands
+
+    def complex_error_of(self, operands):
+        """``complex_error`` for a call with these operands (an op whose overloads differ
+        decides by them)."""
+        return self.complex_error
+
+    def reject_complex(self, operands, used, result, out, complex_error):
+        """PyTorch's error for a call in complex dtypes, after the op's own checks, in its
+        order: out= (or self) is checked first (a complex result is not written into a real
+        tensor; an out= wrapper that computes first checks it after), then the kernel's dtype
+        dispatch fails, or ours where PyTorch would compute. ``used``: the prepared tensors."""
+        dtype = self.common_dtype(operands, result)
+        dispatch = isinstance(complex_error, Dispatch) and dtype.is_complex
+        if out is not None and not (dispatch and self.exact_out_dtype_of(used) == "expected"):
+            shape = geometry.broadcast_shape([t.shape for t in used])
+            self.check_out(out, used, shape, result, inplace=out is operands[0])
+        if dispatch:
+            raise errors.not_implemented(complex_error.kernel or self.kernel or self.name, dtype)
+        raise errors.complex_unsupported(self.name)
 
     def check_out(self, out, operands, shape, result, inplace, layout=None):
         """PyTorch's rules for writing into ``out`` (in place: self), checked in its order; a
@@ -293,8 +360,9 @@ class PointwiseOp(Op):
                 geometry.check_no_partial_overlap(out, t)
         if inplace and tuple(out.shape) != shape:
             raise errors.broadcast_mismatch(out.shape, shape)
-        if not inplace and self.exact_out_dtype and out.dtype != result:
-            raise errors.out_dtype_mismatch(out.dtype, result, self.exact_out_dtype)
+        exact = self.exact_out_dtype_of(tensors)
+        if not inplace and exact and out.dtype != result:
+            raise errors.out_dtype_mismatch(out.dtype, result, exact)
         if not torch.can_cast(result, out.dtype):
             raise errors.cast_error(result, out.dtype)
         if tuple(out.shape) != shape:  # the first write, after every check
@@ -302,10 +370,16 @@ class PointwiseOp(Op):
                 geometry.iteration_strides(operands if layout is None else layout, shape))
             geometry.resize_out(out, shape, strides)
 
+    def exact_out_dtype_of(self, tensors):
+        """``exact_out_dtype`` for a call with these tensor operands (an op whose overloads
+        differ decides by them)."""
+        return self.exact_out_dtype
+
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
-               sources=None):
+               sources=None, common=None, result=None, scalars_as=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
-               compute, reduce, sources, stored=self.stored_operands(operands))
+               compute, reduce, sources, common, result, scalars_as,
+               stored=self.stored_operands(operands))
 
 
 def block_size(numel):
@@ -327,7 +401,7 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=False, sources=None, stored=()):
+           reduce=False, sources=None, common=None, result=None, scalars_as=None, stored=()):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -335,8 +409,12 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
     (which then needs ``grid_size(numel)`` elements of the accumulation dtype). ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
-    for a call plan to take them from the next call. ``stored``: the positions of tensor operands
-    the math receives as stored instead of in ``compute``."""
+    for a call plan to take them from the next call. Tensor operands are converted to
+    ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
+    which the math receives as stored; its result is rounded to ``result`` (default
+    ``target``'s dtype) before the store converts it to ``target``'s dtype. The kernel scalars
+    are encoded for ``scalars_as`` (default ``compute``; a ``CheckedScalar`` checks each value,
+    at this call and at every replay of its plan)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -363,19 +441,21 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
             scalar_mask |= 1 << i
     pointers += [target] * (3 - len(pointers))
     numbers += [0] * (3 - len(numbers))
-    encoded = [encode_scalar(v, compute) for v in kernel_scalars]
+    scalars_as = scalars_as or compute
+    encoded = [encode_scalar(v, scalars_as) for v in kernel_scalars]
     block = block_size(numel)
     launching.launch(
         name, _pointwise_kernel, (-(-numel // block),),
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
-        NDIM=ndim, COMPUTE=TL_DTYPE[compute], INDEX_64=index_64, BLOCK=block, REDUCE=reduce,
+        NDIM=ndim, COMMON=TL_DTYPE[common or compute], COMPUTE=TL_DTYPE[compute],
+        RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block, REDUCE=reduce,
         STORED_OPERANDS=sum(1 << i for i in stored))
     if sources is not None:
         operand_sources, scalar_sources = sources
         bind_numbers({**{_ARGUMENT[f"n{i}"]: (source, compute)
                          for i, source in enumerate(operand_sources) if scalar_mask >> i & 1},
-                      **{_ARGUMENT[f"s{j}"]: (source, compute)
+                      **{_ARGUMENT[f"s{j}"]: (source, scalars_as)
                          for j, source in enumerate(scalar_sources) if source is not None}})
 
 

@@ -7,17 +7,15 @@ from ..runtime import libm
 
 @triton.jit
 def clamp(x, lo, hi):
-    """min(max(x, lo), hi) as PyTorch's clamp: NaN in x or in a limit propagates, -0.0 is kept."""
-    x = tl.where(x < lo, lo, x)
+    """min(max(x, lo), hi) as PyTorch's CUDA clamp: NaN in x or in a limit propagates, and the
+    maximum and minimum order -0.0 below +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0,
+    min_val=0) is +0.0; its CPU kernel keeps the -0.0)."""
+    # on two zeros the sum is +0.0 unless both are -0.0 (the maximum), and the negated sum of
+    # the negations -0.0 unless both are +0.0 (the minimum)
+    x = tl.where(x < lo, lo, tl.where(x == lo, tl.where(x == 0, x + lo, x), x))
+    x = tl.where(x > hi, hi, tl.where(x == hi, tl.where(x == 0, -(-x - hi), x), x))
     x = tl.where(lo != lo, lo, x)
-    x = tl.where(x > hi, hi, x)
     return tl.where(hi != hi, hi, x)
-
-
-@triton.jit
-def clamp_positive_zero(x, lo, hi):
-    """``clamp`` whose lower limit 0 turns -0.0 into +0.0, as CUDA's fmaxf does in PyTorch."""
-    return clamp(tl.where(x == lo, lo, x), lo, hi)
 
 
 @triton.jit

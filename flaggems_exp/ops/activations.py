@@ -1,13 +1,16 @@
 """Activation functions and the backward formulas of two of them."""
+import math
+
 import torch
 import triton
 import triton.language as tl
 
-from ..families import REQUIRED, PointwiseOp, register
+from ..families import DISPATCH, REQUIRED, PointwiseOp, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import promote
-from ._common import clamp, clamp_positive_zero, sigmoid
+from ..runtime.triton_types import checked_scalar
+from ._common import clamp, sigmoid
 
 _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
@@ -45,12 +48,26 @@ def _float64_as_cuda(op, formula):
     return reference
 
 
+def _cuda_hardtanh(x, min_val=-1, max_val=1, **kwargs):
+    """PyTorch's hardtanh with the zeros of its CUDA kernel, whose maximum and minimum order
+    -0.0 below +0.0 (its CPU kernel keeps x's zero): a +0.0 min_val makes every zero result
+    +0.0, then a -0.0 max_val makes it -0.0."""
+    result = torch.ops.aten.hardtanh(x, min_val, max_val, **kwargs)  # its dtypes and errors
+    if result.is_floating_point():
+        for limit, zero in ((min_val, 0.0), (max_val, -0.0)):
+            if float(limit) == 0 and math.copysign(1, float(limit)) == math.copysign(1, zero):
+                result.copy_(torch.where(result == 0, torch.full_like(result, zero), result))
+    return result
+
+
 class FloatActivation(PointwiseOp):
     dtypes = FLOATING
+    complex_error = DISPATCH
 
 
 @register
 class Silu(FloatActivation):
+    complex_error = None  # PyTorch's silu computes in complex
     exact_out_dtype = "found"
     @staticmethod
     @triton.jit
@@ -94,19 +111,35 @@ class Hardswish(FloatActivation):
 
 @register
 class Hardtanh(PointwiseOp):
+    ref = staticmethod(_cuda_hardtanh)
     param_samples = ({"min_val": -0.5, "max_val": 2}, {"min_val": 2, "max_val": 1},
                      {"min_val": -1.5, "max_val": 2.5}, {"min_val": 0, "max_val": True})
     exact_out_dtype = "found"
     scalars = {"min_val": -1, "max_val": 1}
+    # PyTorch's CUDA clamp converts its limits with Scalar::to<opmath_t>() (float16 accepts
+    # 1e5), its CPU kernel with to<scalar_t>()
+    scalar_check = "compute"
     dtypes = REAL
     complex_error = (NotImplementedError, "clamp is not supported for complex types")
+
+    @staticmethod
+    def integer_limits(params):
+        """The limits as PyTorch's hardtanh hands them to clamp for integer inputs: made int64
+        first (Scalar::toLong(), checked, truncating)."""
+        return tuple(int(checked_scalar(v, torch.int64)) for v in params.values())
 
     def check(self, operands, params, result_dtype, out):
         if result_dtype == torch.bool:
             raise RuntimeError("Bool inputs not supported for hardtanh")
-        limits = (params.get("min_val", 0), params.get("max_val", 0))  # relu6: (0, 6)
-        if result_dtype == torch.uint8 and min(int(v) for v in limits) < 0:  # after truncation
-            raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
+        if not result_dtype.is_floating_point:
+            limits = self.integer_limits(params)  # relu6 has none: its limits are (0, 6)
+            if result_dtype == torch.uint8 and min(limits, default=0) < 0:
+                raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
+
+    def prepare(self, operands, params):
+        if operands[0].is_floating_point():
+            return operands, tuple(params.values())
+        return operands, self.integer_limits(params)
 
     math = staticmethod(clamp)
 
@@ -117,7 +150,6 @@ class Relu6(Hardtanh):
     ref = staticmethod(_positive_zeros(torch.ops.aten.relu6))
     scalars = {}
     param_samples = ()
-    math = staticmethod(clamp_positive_zero)
 
     def prepare(self, operands, params):
         return operands, (0, 6)
@@ -127,6 +159,7 @@ class Relu6(Hardtanh):
 class LeakyRelu(FloatActivation):
     param_samples = ({"negative_slope": 0.2}, {"negative_slope": -1.5}, {"negative_slope": 2},
                      {"negative_slope": True})
+    scalar_check = "compute"
     exact_out_dtype = "found"
     scalars = {"negative_slope": 0.01}
 
@@ -140,6 +173,7 @@ class LeakyRelu(FloatActivation):
 class Softplus(FloatActivation):
     param_samples = ({"beta": 2, "threshold": 5}, {"beta": 0.5, "threshold": 1},
                      {"beta": -1, "threshold": 20}, {"beta": 0}, {"beta": True, "threshold": 1.5})
+    scalar_check = "compute"
     exact_out_dtype = "found"
     scalars = {"beta": 1, "threshold": 20}
 
@@ -159,7 +193,9 @@ class Softshrink(FloatActivation):
 
     def check(self, operands, params, result_dtype, out):
         lambd, dtype = params["lambd"], operands[0].dtype
-        if dtype in FLOATING and not 0 <= lambd <= torch.finfo(dtype).max:
+        if dtype not in FLOATING:  # PyTorch's check of lambd dispatches on the dtype, before out=
+            raise errors.not_implemented(self.kernel, dtype)
+        if not 0 <= lambd <= torch.finfo(dtype).max:
             raise RuntimeError(f"lambda must be in range [0, {_FINFO_MAX[dtype]}] for input dtype "
                                f"{errors.scalar_type_name(dtype)}, but found {lambd:g}")
 
@@ -173,6 +209,7 @@ class Softshrink(FloatActivation):
 @register
 class Hardshrink(FloatActivation):
     param_samples = ({"lambd": 1}, {"lambd": -0.5}, {"lambd": 0}, {"lambd": True})
+    scalar_check = "result"
     exact_out_dtype = "found"
     scalars = {"lambd": 0.5}
 
@@ -262,6 +299,7 @@ class RreluWithNoiseBackward(PointwiseOp):
 
     nin = 3
     exact_out_dtype = "expected"
+    scalar_check = "compute"  # leaky_relu_backward's negval.to<opmath_t>()
     scalars = {"lower": REQUIRED, "upper": REQUIRED, "training": REQUIRED,
                "self_is_result": REQUIRED}
     param_samples = ({"lower": 0.1, "upper": 0.3, "training": True, "self_is_result": False},

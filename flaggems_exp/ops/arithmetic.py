@@ -3,10 +3,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ..families import PointwiseOp, Promotion, register
+from ..families import DISPATCH, Dispatch, PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.special import INF
+from ..runtime.triton_types import checked_scalar
 
 
 @register
@@ -27,6 +28,7 @@ class Mul(PointwiseOp):
 class Addcmul(PointwiseOp):
     param_samples = ({"value": 2}, {"value": 2.5}, {"value": True})
     nin = 3
+    scalar_check = "compute"  # value.to<opmath_t>()
     scalars = {"value": 1}
     dtypes = REAL
 
@@ -40,11 +42,13 @@ class Addcmul(PointwiseOp):
 class Addcdiv(PointwiseOp):
     param_samples = ({"value": 2}, {"value": -0.5}, {"value": True})
     nin = 3
+    scalar_check = "compute"  # value.to<opmath_t>()
     scalars = {"value": 1}
 
     def check(self, operands, params, result_dtype, out):
         _, tensor1, tensor2 = operands
-        if not tensor1.is_floating_point() and not tensor2.is_floating_point():
+        integral = [not (t.is_floating_point() or t.is_complex()) for t in (tensor1, tensor2)]
+        if all(integral):
             raise RuntimeError(_INTEGER_ADDCDIV)
 
     @staticmethod
@@ -55,6 +59,7 @@ class Addcdiv(PointwiseOp):
 
 @register
 class Xlogy(PointwiseOp):
+    complex_error = DISPATCH
     nin = 2
     promotion = Promotion.INT_TO_FLOAT
 
@@ -66,6 +71,7 @@ class Xlogy(PointwiseOp):
 
 @register
 class Hypot(PointwiseOp):
+    complex_error = DISPATCH
     nin = 2
     dtypes = FLOATING
     math = staticmethod(special.hypot)
@@ -96,6 +102,7 @@ class Logaddexp(PointwiseOp):
 
 @register
 class Logaddexp2(PointwiseOp):
+    complex_error = DISPATCH
     nin = 2
     dtypes = FLOATING
 
@@ -122,25 +129,34 @@ class Fmin(PointwiseOp):
 class ClampMax(PointwiseOp):
     nin = 2
     exact_out_dtype = "found"
-    complex_error = (NotImplementedError, '"clamp_max" not implemented for complex tensors')
+    complex_error = (NotImplementedError, "clamp is not supported for complex types")
+
+    def complex_error_of(self, operands):
+        # .Tensor runs PyTorch's minimum kernel, whose dispatch rejects complex after out=
+        return Dispatch("minimum") if isinstance(operands[1], torch.Tensor) else self.complex_error
+
+    def exact_out_dtype_of(self, tensors):
+        return self.exact_out_dtype if len(tensors) == 1 else None  # .Tensor casts into out
 
     def check(self, operands, params, result_dtype, out):
         x, limit = operands
-        if isinstance(limit, torch.Tensor):
-            return
-        if result_dtype == torch.bool:
-            raise errors.not_implemented("clamp_max_scalar", result_dtype)
-        inplace = out is x
-        if inplace and not torch.can_cast(result_dtype, x.dtype):
+        if out is x and not isinstance(limit, torch.Tensor) and not torch.can_cast(
+                result_dtype, x.dtype):
             # the Scalar overload prints the C++ type of self
             raise RuntimeError(f"result type {errors.scalar_type_name(result_dtype)} can't be "
                                f"cast to the desired output type {errors.cpp_type_name(x.dtype)}")
-        target = x.dtype if inplace else result_dtype
-        if isinstance(limit, int) and not target.is_floating_point and target != torch.bool:
-            info = torch.iinfo(target)
-            if not info.min <= limit <= info.max:
-                raise RuntimeError(f"value cannot be converted to type {errors.cpp_type_name(target)} "
-                                   "without overflow")
+
+    def check_kernel(self, operands, result_dtype):
+        limit = operands[1]
+        if not isinstance(limit, torch.Tensor):
+            if result_dtype == torch.bool:
+                raise errors.not_implemented("clamp_max_scalar", result_dtype)
+            # PyTorch's CUDA kernel converts max with Scalar::to<opmath_t>() (its CPU kernel
+            # with to<scalar_t>(): float16 rejects 1e5 there), checked: a negative int wraps
+            # into an unsigned type (uint8 clamp_max_(-1) clamps by 255)
+            checked_scalar(limit, torch.float32 if result_dtype in (torch.float16, torch.bfloat16)
+                           else result_dtype)
+        super().check_kernel(operands, result_dtype)
 
     @staticmethod
     @triton.jit

@@ -2,7 +2,7 @@
 import triton
 import triton.language as tl
 
-from ..families import register
+from ..families import DISPATCH, register
 from ..families.comparison import ComparisonOp
 
 
@@ -26,6 +26,7 @@ class Ne(ComparisonOp):
 
 @register
 class Lt(ComparisonOp):
+    complex_error = DISPATCH
     aliases = ("less",)
 
     @staticmethod
@@ -36,6 +37,7 @@ class Lt(ComparisonOp):
 
 @register
 class Le(ComparisonOp):
+    complex_error = DISPATCH
     aliases = ("less_equal",)
 
     @staticmethod
@@ -46,6 +48,7 @@ class Le(ComparisonOp):
 
 @register
 class Gt(ComparisonOp):
+    complex_error = DISPATCH
     aliases = ("greater",)
 
     @staticmethod
@@ -56,6 +59,7 @@ class Gt(ComparisonOp):
 
 @register
 class Ge(ComparisonOp):
+    complex_error = DISPATCH
     aliases = ("greater_equal",)
 
     @staticmethod

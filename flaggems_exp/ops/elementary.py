@@ -4,7 +4,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..families import PointwiseOp, Promotion, register
+from ..families import DISPATCH, PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ._common import sigmoid
@@ -103,6 +103,7 @@ class Sigmoid(FloatUnary):
 
 @register
 class Logit(FloatUnary):
+    complex_error = DISPATCH
     domain = (-0.2, 1.2)
     param_samples = ({"eps": -1.0}, {"eps": 0.0}, {"eps": 0.2}, {"eps": 0.5}, {"eps": 0.7})
     scalars = {"eps": None}
@@ -121,26 +122,31 @@ class Logit(FloatUnary):
 
 @register
 class Erfinv(FloatUnary):
+    complex_error = DISPATCH
     math = staticmethod(special.erfinv)
 
 
 @register
 class Digamma(FloatUnary):
+    complex_error = DISPATCH
     math = staticmethod(special.digamma)
 
 
 @register
 class I0(FloatUnary):
+    complex_error = DISPATCH
     math = staticmethod(special.i0)
 
 
 @register
 class SpecialI0e(FloatUnary):
+    complex_error = DISPATCH
     math = staticmethod(special.i0e)
 
 
 @register
 class SpecialI1(FloatUnary):
+    complex_error = DISPATCH
     math = staticmethod(special.i1)
 
 
@@ -264,6 +270,7 @@ class Floor(PointwiseOp):
 
 @register
 class Frac(PointwiseOp):
+    complex_error = DISPATCH
     exact_out_dtype = "found"
     dtypes = FLOATING
 

@@ -84,12 +84,25 @@ def wrap_dim(dim, ndim):
 _CPP_TYPE = {torch.bool: "bool", torch.uint8: "unsigned char", torch.int8: "signed char",
              torch.int16: "short int", torch.int32: "int", torch.int64: "long int",
              torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16", torch.float32: "float",
-             torch.float64: "double"}
+             torch.float64: "double", torch.complex32: "c10::complex<c10::Half>",
+             torch.complex64: "c10::complex<float>", torch.complex128: "c10::complex<double>"}
 
 
 def cpp_type_name(dtype):
     """The C++ type PyTorch prints for a dtype in some messages ("long int", "float")."""
     return _CPP_TYPE[dtype]
+
+
+_CHECKED_TYPE = {torch.bool: "bool", torch.uint8: "uint8_t", torch.int8: "int8_t",
+                 torch.int16: "int16_t", torch.int32: "int", torch.int64: "int64_t",
+                 torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16",
+                 torch.float32: "float", torch.float64: "double"}
+
+
+def scalar_overflow(dtype):
+    """A Scalar out of ``dtype``'s range (c10's checked conversion, ``Scalar::to<T>()``)."""
+    return RuntimeError(f"value cannot be converted to type {_CHECKED_TYPE[dtype]} without "
+                        "overflow")
 
 
 def out_dtype_mismatch(out_dtype, result_dtype, style):

@@ -2,10 +2,13 @@
 every kernel's store makes."""
 import math
 import struct
+import typing
 
 import torch
 import triton
 import triton.language as tl
+
+from . import errors
 
 TL_DTYPE = {
     torch.bool: tl.int1, torch.uint8: tl.uint8, torch.int8: tl.int8, torch.int16: tl.int16,
@@ -16,14 +19,67 @@ TL_DTYPE = {
 _INT_BITS = {torch.uint8: 8, torch.int8: 8, torch.int16: 16, torch.int32: 32, torch.int64: 64}
 
 
+class CheckedScalar(typing.NamedTuple):
+    """A Scalar parameter that PyTorch's kernel converts with c10's overflow check
+    (``Scalar::to<scalar_t>()`` or ``to<opmath_t>()``): checked against ``checked``, then
+    encoded for ``compute``. ``encode_scalar`` takes it in place of a compute dtype, so a call
+    plan that encodes its numbers per call checks them on every call."""
+
+    compute: torch.dtype
+    checked: torch.dtype
+
+
+def checked_scalar(value, dtype):
+    """``value`` (a Python number) as c10's ``checked_convert`` lets it into ``dtype``, or
+    PyTorch's RuntimeError: a complex needs a zero imaginary part; an integer into an unsigned
+    type may be negative down to -max (it wraps); inf fits a floating type, NaN only a floating
+    one; anything else must lie within the type's range."""
+    if isinstance(value, complex):
+        if value.imag != 0:
+            raise errors.scalar_overflow(dtype)
+        value = value.real
+    if isinstance(value, bool) or dtype == torch.bool:
+        return value
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
+    if isinstance(value, int):
+        lowest = -info.max if dtype == torch.uint8 else info.min
+    elif math.isinf(value) and dtype.is_floating_point:
+        return value
+    elif math.isnan(value):
+        if dtype.is_floating_point:
+            return value
+        raise errors.scalar_overflow(dtype)
+    else:
+        lowest = info.min
+    if not lowest <= value <= info.max:
+        raise errors.scalar_overflow(dtype)
+    return _rounded(value, dtype) if dtype in (torch.float16, torch.bfloat16) else value
+
+
+def _rounded(value, dtype):
+    """A float in range of ``dtype`` (float16 or bfloat16) rounded to it as c10 rounds: to
+    float32 first, then to nearest even (a kernel comparing with the Scalar sees this value)."""
+    single = struct.unpack("<f", struct.pack("<f", value))[0]
+    if dtype == torch.float16 or not math.isfinite(single):
+        return struct.unpack("<e", struct.pack("<e", single))[0] if dtype == torch.float16 \
+            else single
+    bits = struct.unpack("<I", struct.pack("<f", single))[0]
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
 def encode_scalar(value, compute_dtype):
-    """A Python number as the int64 a kernel scalar slot carries.
+    """A Python number as the int64 a kernel scalar slot carries (``compute_dtype`` may be a
+    ``CheckedScalar``, whose check comes first).
 
     Triton passes a Python float as float32, which would round float64 parameters, so a
     floating compute dtype gets the IEEE-754 bits of the float64 value (the kernel bitcasts
     them back); an integer compute dtype gets the value itself, wrapped into 64 bits (the kernel
     then narrows it, as PyTorch's Scalar conversion does: int32 * 2**40 multiplies by 0).
     """
+    if type(compute_dtype) is CheckedScalar:
+        value = checked_scalar(value, compute_dtype.checked)
+        compute_dtype = compute_dtype.compute
     if compute_dtype.is_floating_point:
         return struct.unpack("<q", struct.pack("<d", float(value)))[0]
     if compute_dtype == torch.bool:

@@ -1,0 +1,299 @@
+"""Pointwise ops against PyTorch where dtypes meet: out= of another dtype, operands of several
+dtypes, Scalar parameters out of range, signed zeros, and which error PyTorch raises first.
+Every expectation is PyTorch's own answer on the CPU (or its CUDA kernel's, where said)."""
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import REGISTRY, testing
+from flaggems_exp.ops.activations import _cuda_hardtanh
+from flaggems_exp.testing import Call
+
+DEV = flaggems_exp.device
+F16 = torch.float16
+
+
+def _bits(t):
+    """A tensor's values bit for bit (signed zeros, NaN and inf included), on the CPU."""
+    t = t.detach().cpu().reshape(-1)
+    return t.view(torch.uint8) if t.is_floating_point() else t
+
+
+def _same_as_torch(name, args, kwargs=None, reference=None, exact=True):
+    """``name`` on our device and PyTorch's aten op on the CPU, on copies of the same inputs:
+    the same error, or the same result and written tensors (bitwise, unless not ``exact``)."""
+    kwargs = kwargs or {}
+    reference = reference or getattr(torch.ops.aten, name)
+    theirs_call = Call(tuple(args), dict(kwargs)).on("cpu")
+    ours_call = Call(tuple(args), dict(kwargs)).on(DEV)
+    theirs = testing.run(reference, theirs_call)
+    ours = testing.run(REGISTRY[name], ours_call)
+    if isinstance(theirs, Exception):
+        testing.assert_same_error(ours, theirs)
+    else:
+        assert not isinstance(ours, Exception), f"raised {type(ours).__name__}: {ours}"
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    pairs = [(ours, theirs), *zip(ours_call.args, theirs_call.args)]
+    for key, mine in ours_call.kwargs.items():
+        its = theirs_call.kwargs[key]
+        if isinstance(theirs, Exception) and isinstance(mine, torch.Tensor):
+            assert mine.shape == its.shape  # an out= resized before the error: contents unset
+        else:
+            pairs.append((mine, its))
+    for mine, its in pairs:
+        if isinstance(mine, torch.Tensor) and isinstance(its, torch.Tensor):
+            if exact:
+                assert torch.equal(_bits(mine), _bits(its)), f"{mine} != {its}"
+            else:
+                testing.assert_close(mine, its)
+    return ours
+
+
+# ---- out= of another dtype: the result is rounded to the op's own dtype first --------------
+
+@pytest.mark.parametrize("name, args", [
+    ("exp2", [torch.tensor([16.5, 2.0], dtype=F16)]),
+    ("i0", [torch.tensor([12.0, 1.5], dtype=F16)]),
+    ("special_i1", [torch.tensor([12.0, -1.5], dtype=F16)]),
+    ("xlogy", [torch.tensor([30000.0, 3.0], dtype=F16), torch.tensor([16.0, 2.0], dtype=F16)]),
+    ("hypot", [torch.tensor([60000.0, 3.0], dtype=F16), torch.tensor([60000.0, 4.0], dtype=F16)]),
+    ("addcdiv", [torch.tensor([60000.0, 1.0], dtype=F16), torch.tensor([60000.0, 1.0], dtype=F16),
+                 torch.tensor([1.0, 3.0], dtype=F16)]),
+])
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.float64])
+def test_out_of_a_wider_dtype_gets_the_result_rounded_first(name, args, out_dtype):
+    """float16 math overflows to inf (and rounds to float16) even into a float32 out."""
+    _same_as_torch(name, args, {"out": torch.empty(2, dtype=out_dtype)})
+
+
+@pytest.mark.parametrize("op", [op for op in dict.fromkeys(REGISTRY.values())
+                                if op.family in ("PointwiseOp", "ComparisonOp") and op.has_out],
+                         ids=lambda op: op.name)
+def test_out_of_a_wider_dtype_matches_torch(op):
+    """Every pointwise op, float16 inputs into a float64 out: PyTorch's error, or its values,
+    which are float16 values (the op's own rounding) wherever PyTorch's are."""
+    for call in testing.sample_calls(op, F16, generator=torch.Generator().manual_seed(3)):
+        call = Call(call.args, {**call.kwargs, "out": torch.empty(0, dtype=torch.float64)})
+        theirs = testing.run(op.ref, call.on("cpu"))
+        ours = testing.run(op, call.on(DEV))
+        if isinstance(theirs, Exception):
+            testing.assert_same_error(ours, theirs)
+            continue
+        assert not isinstance(ours, Exception), f"raised {type(ours).__name__}: {ours}"
+        ours = ours.cpu()
+        torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3, equal_nan=True)
+        representable = theirs.to(F16).double().eq(theirs)
+        torch.testing.assert_close(ours.to(F16).double()[representable], ours[representable],
+                                   rtol=0, atol=0, equal_nan=True)
+
+
+# ---- operands of several dtypes: converted to the common dtype before the math -------------
+
+@pytest.mark.parametrize("name", ["eq_", "ne_", "lt_", "le_", "gt_", "ge_", "greater_"])
+def test_comparison_with_a_0dim_tensor_of_a_wider_dtype(name):
+    """A 0-dim float32/float64 tensor does not widen a float16 comparison: it is rounded to
+    float16 first (1.0001 and 1.0 compare equal in float16)."""
+    x = torch.tensor([1.0, 1.0009765625, -3.66015625, 0.0], dtype=F16)
+    for other in (torch.tensor(1.0001), torch.tensor(-3.6605, dtype=torch.float64),
+                  torch.tensor(1.0004, dtype=torch.float64)):
+        _same_as_torch(name, [x.clone(), other])
+
+
+@pytest.mark.parametrize("name", ["eq_", "ne_", "lt_", "ge_"])
+def test_comparison_converts_integers_to_the_float_dtype(name):
+    """float16 self against an int32 tensor: the integers become float16 (2049 -> 2048)."""
+    x = torch.tensor([2048.0, 2050.0, 4096.0, -2048.0], dtype=F16)
+    other = torch.tensor([2049, 2049, 4097, -2049], dtype=torch.int32)
+    _same_as_torch(name, [x.clone(), other])
+    _same_as_torch(name, [x.clone(), other[0].clone()])
+
+
+def _cuda_mul(x, y):
+    """PyTorch's CUDA mul: a 0-dim tensor on the device is loaded as the common dtype like any
+    operand (its CPU kernel multiplies by the original value of a tensor of one element)."""
+    return torch.mul(x, y.to(torch.result_type(x, y)))
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("mul", _cuda_mul), ("hypot", None), ("fmin", None), ("xlogy", None), ("logaddexp", None)])
+def test_arithmetic_with_a_0dim_tensor_of_a_wider_dtype(name, reference):
+    """The 0-dim float64 tensor is rounded to float16 (the common dtype) before the math."""
+    x = torch.tensor([1.0, 2049.0, 0.5, 3.0], dtype=F16)
+    _same_as_torch(name, [x, torch.tensor(1.00048828125 + 2**-12, dtype=torch.float64)],
+                   reference=reference)
+
+
+# ---- Scalars PyTorch converts with its overflow check --------------------------------------
+
+I8, NAN = torch.int8, float("nan")
+SCALAR_CASES = [  # (op, self dtype, the call's other tensors, a good and a bad {parameter: value})
+    ("hardtanh_", I8, 0, {"min_val": -100, "max_val": 1}, {"min_val": -200, "max_val": 1}),
+    ("hardtanh", I8, 0, {"min_val": -1, "max_val": 127.5}, {"min_val": -1, "max_val": 128}),
+    ("hardtanh", torch.int32, 0, {"min_val": -1.5, "max_val": 1}, {"min_val": NAN, "max_val": 1}),
+    ("hardshrink", F16, 0, {"lambd": 60000.0}, {"lambd": 1e6}),
+    ("leaky_relu", torch.float32, 0, {"negative_slope": 1e38}, {"negative_slope": 1e300}),
+    ("softplus", F16, 0, {"beta": 2.0, "threshold": 1e30}, {"beta": 2.0, "threshold": 1e300}),
+    ("addcmul_", I8, 2, {"value": 100}, {"value": 300}),
+    ("addcmul", torch.float64, 2, {"value": 2 + 0j}, {"value": 1j}),
+    ("addcdiv", torch.float32, 2, {"value": 0.5}, {"value": 1j}),
+    ("rrelu_with_noise_backward", torch.float32, 2,
+     {"lower": 0.1, "upper": 0.2, "training": False, "self_is_result": False},
+     {"lower": 1e300, "upper": 0.2, "training": False, "self_is_result": False}),
+]
+
+
+@pytest.mark.parametrize("name, dtype, others, good, bad", SCALAR_CASES,
+                         ids=[f"{c[0]}-{list(c[4].values())[0]}" for c in SCALAR_CASES])
+@pytest.mark.parametrize("size", [6, 0])
+def test_scalar_out_of_range_raises_before_any_write(name, dtype, others, good, bad, size):
+    """PyTorch's overflow error on the first call of a signature and on a call its plan
+    replays (numbers reach the kernel per call there), with every tensor left unchanged; an
+    empty result is no exception."""
+    op = REGISTRY[name]
+    op.plans.clear()
+
+    def tensors():
+        gen = torch.Generator().manual_seed(0)
+        return [testing.random_tensor((size,), dtype, (-3, 3), gen) for _ in range(1 + others)]
+
+    _same_as_torch(name, tensors(), bad)                # the first call of its signature
+    _same_as_torch(name, tensors(), good, exact=False)  # makes a plan...
+    _same_as_torch(name, tensors(), bad)                # ...which must not let it through
+    _same_as_torch(name, tensors(), good, exact=False)
+
+
+@pytest.mark.parametrize("dtype, limit", [(torch.uint8, -1), (torch.uint8, -200), (torch.uint8, -256),
+                                          (I8, 1000), (I8, -129), (torch.int32, 2**31),
+                                          (torch.float32, 1e39)])
+def test_clamp_max_scalar_conversion(dtype, limit):
+    """A negative int limit wraps into uint8 (-1 is 255) as c10's checked conversion allows,
+    on CUDA and CPU alike. (A float16 self takes a limit up to float32's range on CUDA, up to
+    65504 on the CPU, so float16 is not compared here.)"""
+    x = torch.tensor([0, 5, 100, 200, 255]).to(dtype)
+    _same_as_torch("clamp_max_", [x, limit])
+    _same_as_torch("clamp_max", [x, limit])
+
+
+# ---- signed zeros: PyTorch's CUDA clamp orders -0.0 below +0.0 -----------------------------
+
+@pytest.mark.parametrize("name", ["hardtanh", "hardtanh_"])
+@pytest.mark.parametrize("dtype", [F16, torch.float32, torch.float64])
+@pytest.mark.parametrize("limits", [(0, 1), (0.0, 6.0), (-0.0, 1.0), (-1.0, 0.0), (-1.0, -0.0),
+                                    (-0.0, -0.0), (-1, 1)])
+def test_hardtanh_zeros_follow_the_cuda_kernel(name, dtype, limits):
+    """hardtanh(-0.0, min_val=0) is +0.0 on CUDA (fmaxf), -0.0 on the CPU; PyTorch's CPU op
+    with the CUDA kernel's ordering of zeros stands for the reference."""
+    x = torch.tensor([-0.0, 0.0, -2.0, 2.0, 0.5], dtype=dtype)
+    reference = _cuda_hardtanh if name == "hardtanh" else (
+        lambda t, *limits: t.copy_(_cuda_hardtanh(t, *limits)))
+    ours = _same_as_torch(name, [x, *limits], reference=reference)
+    if repr(limits) == "(0, 1)":
+        assert not torch.signbit(ours[0].cpu()), "hardtanh(-0.0, 0, 1) is +0.0 on CUDA"
+
+
+# ---- which error comes first -----------------------------------------------------------------
+
+C64 = torch.complex64
+
+
+def _x(dtype=torch.float32, shape=(2, 3)):
+    return testing.random_tensor(shape, dtype, (-2, 2), torch.Generator().manual_seed(1)) \
+        if not dtype.is_complex else torch.randn(shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("hypot_", [_x(), _x(C64)]), ("xlogy_", [_x(), _x(C64)]), ("xlogy_", [_x(F16), _x(C64, ())]),
+    ("clamp_max_", [_x(), _x(C64)]), ("addcmul_", [_x(), _x(C64), _x()]),
+    ("hypot_", [_x(), _x(C64, (4, 2, 3))]),   # self's shape, then the cast
+    ("lt_", [_x(torch.int32), _x(C64)]),
+])
+def test_a_complex_result_into_a_real_self_is_a_cast_error(name, args):
+    _same_as_torch(name, args)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("hypot", [_x(C64), _x(C64)], {}), ("xlogy", [_x(C64), _x(torch.bool)], {}),
+    ("logaddexp2", [_x(torch.bool), _x(C64)], {"out": torch.empty(0)}),
+    ("softshrink", [_x(C64)], {}), ("softshrink", [_x(C64)], {"out": torch.empty(0)}),
+    ("lt", [_x(), _x(C64)], {}), ("ge", [_x(), 1j], {}),
+    ("hardsigmoid", [_x(C64)], {"out": torch.empty(0)}),
+    ("clamp_max", [_x(), _x(C64)], {}), ("clamp_max", [_x(C64), 1.0], {}),
+    ("clamp_max_", [_x(), 1j], {}), ("hardtanh", [_x(C64)], {"out": torch.empty(0)}),
+    ("glu", [_x(C64)], {"dim": 1}), ("prelu", [_x(), _x(C64, (3,))], {}),
+    ("hardswish_backward", [_x(), _x(C64)], {"out": torch.empty(0)}),
+    ("rrelu_with_noise_backward", [_x(), _x(), _x(C64)], {
+        "lower": 0.1, "upper": 0.3, "training": False, "self_is_result": False}),
+])
+def test_complex_rejected_in_torchs_order(name, args, kwargs):
+    """Complex where PyTorch's kernel has no complex case: its own checks, then out=, then
+    its dtype dispatch error (or the op's own complex check, which comes first)."""
+    _same_as_torch(name, args, kwargs)
+
+
+@pytest.mark.parametrize("name, args, out_dtype", [
+    ("softshrink", [_x(torch.int16)], torch.float64), ("softshrink", [_x(torch.bool)], F16),
+    ("hardswish_backward", [_x(torch.bool), _x(torch.bool)], torch.float32),
+    ("hardswish_backward", [_x(torch.int32), _x(torch.int32)], torch.float32),
+])
+def test_unsupported_dtype_and_out_dtype_in_torchs_order(name, args, out_dtype):
+    """softshrink's lambd check dispatches on the dtype before any out= check; ops whose out=
+    form computes first (hardswish_backward) raise the kernel's dtype error before the out's."""
+    _same_as_torch(name, args, {"out": torch.empty(0, dtype=out_dtype)})
+
+
+# ---- complex Python numbers and malformed calls ----------------------------------------------
+
+@pytest.mark.parametrize("name", ["eq", "ne", "eq_", "ne_", "not_equal_"])
+@pytest.mark.parametrize("dtype", [F16, torch.float32, torch.float64, torch.int64, torch.bool])
+@pytest.mark.parametrize("number", [1j, 1 + 0j, 2.0 + 0j, 1 + 1e-30j, 16777217 + 0j, -0.0 + 0j])
+def test_eq_ne_with_a_complex_number(name, dtype, number):
+    """PyTorch compares in complex: real parts, and the imaginary part with 0 (rounded to the
+    compared dtype: 1e-30j is 0 in complex32, 16777217 rounds in complex64)."""
+    x = torch.tensor([1.0, 2.0, 0.0, 16777217, 16777216, -1.0], dtype=torch.float64).to(dtype)
+    _same_as_torch(name, [x, number])
+
+
+@pytest.mark.parametrize("call", [
+    ("xlogy", (), {}), ("xlogy", (_x(),), {}), ("addcmul", (_x(), _x()), {}),
+    ("eq", (_x(),), {}), ("hardtanh", (), {}), ("hypot", (), {"other": _x()}),
+], ids=lambda c: c[0] + str(len(c[1])))
+def test_a_missing_operand_names_it(call):
+    name, args, kwargs = call
+    op = REGISTRY[name]
+    missing = op.operand_names[len(args):]
+    missing = [m for m in missing if m not in kwargs][0]
+    with pytest.raises(TypeError, match=rf"{name}\(\) missing required argument '{missing}'"):
+        op(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("xlogy", [_x()], {"other": _x().abs()}), ("xlogy", [], {"self": _x(), "other": 2.0}),
+    ("addcmul", [_x()], {"tensor1": _x(), "tensor2": _x(), "value": 2}),
+])
+def test_operands_by_keyword(name, args, kwargs):
+    """Operands may be passed by their schema names, as PyTorch accepts; a second call with
+    another number replays with that number."""
+    _same_as_torch(name, args, kwargs, exact=False)
+    kwargs = {k: (v + 1 if isinstance(v, (int, float)) else v) for k, v in kwargs.items()}
+    _same_as_torch(name, args, kwargs, exact=False)
+
+
+@pytest.mark.parametrize("dtype", [F16, torch.bfloat16])
+@pytest.mark.parametrize("lambd", [0.49999, 0.50001, 0.4990234375 + 2**-13, 1 / 3])
+def test_hardshrink_compares_with_lambd_in_the_input_dtype(dtype, lambd):
+    """hardshrink's lambd is Scalar::to<scalar_t>(): 0.49999 is 0.5 in float16, so 0.5 is
+    shrunk; on a replay of the plan too."""
+    x = torch.tensor([0.5, -0.5, 0.4990234375, 0.333251953125, 0.3359375, -0.3330078125])
+    REGISTRY["hardshrink"].plans.clear()
+    for value in (lambd, lambd):  # the first call, then its plan's replay
+        _same_as_torch("hardshrink", [x.to(dtype), value])
+
+
+@pytest.mark.parametrize("dtype, limit, out_dtype", [
+    (torch.bool, True, torch.float32), (torch.bool, 1e300, torch.float64),
+    (torch.uint8, 300, torch.float32), (torch.uint8, 300, torch.uint8),
+    (torch.bool, True, torch.bool)])
+def test_clamp_max_checks_out_before_its_kernel(dtype, limit, out_dtype):
+    """clamp_max(Scalar): out='s dtype first, then the kernel's dtype dispatch (bool), then the
+    conversion of the limit."""
+    _same_as_torch("clamp_max", [_x(dtype), limit], {"out": torch.empty(0, dtype=out_dtype)})
