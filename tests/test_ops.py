@@ -3,6 +3,8 @@
 Each compares flaggems_exp with PyTorch on the CPU: values against a float64 reference, and
 result dtype, shape and errors (type and message) against PyTorch in the inputs' own dtypes.
 """
+import math
+
 import pytest
 import torch
 
@@ -214,3 +216,27 @@ def test_bitwise_equal_to_pytorch_cuda(name, dtype):
         ours = op(*dev.args, **dev.kwargs)
         mismatched = (ours != expected) & ~(ours.isnan() & expected.isnan())
         assert not mismatched.any(), (call.label, int(mismatched.sum()))
+
+
+# signed zeros, kinks and non-finite inputs: where PyTorch's CUDA and CPU kernels disagree (a
+# fmaxf against a compare and select), the compiled result must be the CUDA kernel's
+KINKS_ON_CUDA = [("hardtanh", {"min_val": 0.0, "max_val": 1.0}),
+                 ("hardtanh", {"min_val": -1.0, "max_val": -0.0}),
+                 ("hardtanh", {}), ("relu6", {}), ("hardsigmoid", {}), ("hardswish", {}),
+                 ("hardswish_backward", None)]
+
+
+@pytest.mark.skipif(flaggems_exp.device != "cuda",
+                    reason="compares with PyTorch's CUDA kernels on the device")
+@pytest.mark.parametrize("name, kwargs", KINKS_ON_CUDA, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_zeros_and_kinks_as_pytorch_cuda(name, kwargs, dtype):
+    x = torch.tensor([-0.0, 0.0, -3.0, 3.0, -6.0, 6.0, -1.0, 1.0, math.inf, -math.inf, math.nan],
+                     dtype=dtype, device="cuda")
+    args = (torch.full_like(x, 0.75), x) if kwargs is None else (x,)
+    expected = getattr(torch.ops.aten, name)(*args, **(kwargs or {}))
+    ours = REGISTRY[name](*args, **(kwargs or {}))
+    assert torch.equal(ours.isnan(), expected.isnan())
+    bits = {torch.float16: torch.int16, torch.float32: torch.int32}[dtype]
+    numbers = ~expected.isnan()
+    assert torch.equal(ours[numbers].view(bits), expected[numbers].view(bits)), (ours, expected)

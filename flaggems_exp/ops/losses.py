@@ -157,6 +157,11 @@ class MarginRankingLoss(LossOp):
         diff, product = _ranking_steps(*operands)
         return operands, (params["margin"], _wrap_spec(diff.dtype), _wrap_spec(product.dtype))
 
+    def common_dtype(self, operands, result_dtype):
+        # float steps run in the compute dtype and round once at the end (PyTorch rounds each
+        # step in its own dtype: a float16 difference differs by an ulp of the loss)
+        return torch.float32 if result_dtype in (torch.float16, torch.bfloat16) else result_dtype
+
     def stored_operands(self, operands):
         # integer steps are computed from the integers as stored, in int64, then wrapped
         return tuple(i for i, t in enumerate(operands) if not t.is_floating_point())
@@ -194,6 +199,10 @@ class HuberLoss(LossOp):
             raise errors.cast_error(common, written)
         self.check_dtype(common)
         return operands, kernel_scalars, compute, written, shape
+
+    def common_dtype(self, operands, result_dtype):
+        # the loss is computed in the operands' common dtype, whatever out='s dtype
+        return torch.result_type(*operands)
 
     def check(self, operands, params, result_dtype, out):
         if params["delta"] <= 0:
