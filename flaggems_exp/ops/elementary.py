@@ -199,9 +199,16 @@ class Sgn(Sign):
     complex_error = None
 
 
-def _cuda_abs(x, **kwargs):
-    """PyTorch's CUDA abs, whose bool case is the identity (its CPU kernel rejects bool)."""
-    return torch.abs(x, **kwargs) if x.dtype != torch.bool else x.clone()
+def _cuda_abs(x, *, out=None):
+    """PyTorch's CUDA abs, whose bool case is the identity (its CPU kernel rejects bool), with
+    its out= rules (out must be bool too)."""
+    if x.dtype != torch.bool:
+        return torch.abs(x) if out is None else torch.abs(x, out=out)
+    if out is None:
+        return x.clone()
+    if out.dtype != torch.bool:
+        raise errors.out_dtype_mismatch(out.dtype, torch.bool, "found")
+    return out.resize_(x.shape).copy_(x)
 
 
 @register
