@@ -113,15 +113,9 @@ def _has_out(op):
 
 # out= takes the result's dtype and place: a factory's own dtype/device arguments go
 _FACTORY_KWARGS = ("dtype", "device", "layout", "pin_memory")
-# the Tensor overload of clamp_max lets out= cast, as binary ops do; ours requires the result
-# dtype in both overloads (only the Scalar overload does in PyTorch)
-_OUT_DTYPE_TOO_STRICT = {"clamp_max"}
 
 
-@pytest.mark.parametrize("op", [
-    pytest.param(op, marks=pytest.mark.xfail(reason="out= dtype check of the Tensor overload"))
-    if op.name in _OUT_DTYPE_TOO_STRICT else op
-    for op in FUNCTIONAL if _has_out(op)], ids=ids)
+@pytest.mark.parametrize("op", [op for op in FUNCTIONAL if _has_out(op)], ids=ids)
 def test_bfloat16_out(op):
     """A float64, integer or bool result written into a bfloat16 ``out=``: PyTorch's values
     rounded as PyTorch rounds them (exactly), or PyTorch's error with out untouched."""
