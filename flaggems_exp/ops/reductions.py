@@ -75,6 +75,13 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
             raise RuntimeError(_MISMATCH)
         result = torch.ops.aten._log_softmax_backward_data(grad_output, output, dim, torch.float32)
         return result.to(torch.float16)
+    out = kwargs.get("out")
+    if out is not None and out.shape == grad_output.shape and not out.is_contiguous():
+        # PyTorch's CPU kernel writes a strided out= as if it were contiguous; its CUDA kernel
+        # (a structured kernel's proxy out) writes through out's strides
+        dense = torch.ops.aten._log_softmax_backward_data(
+            grad_output, output, dim, input_dtype, out=out.contiguous())
+        return out.copy_(dense)
     return torch.ops.aten._log_softmax_backward_data(grad_output, output, dim, input_dtype,
                                                      **kwargs)
 
