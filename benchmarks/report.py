@@ -15,6 +15,7 @@ import math
 import pathlib
 import statistics
 import sys
+import tempfile
 
 import attrs
 
@@ -378,7 +379,9 @@ def main(argv=None):
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--csv", type=pathlib.Path, default=DEFAULT_CSV, help=f"default {DEFAULT_CSV}")
     parser.add_argument("--out", type=pathlib.Path,
-                        help="where REPORT.md and the PNGs go (default: the CSV's folder)")
+                        help="where REPORT.md and the PNGs go (default: the CSV's folder, unless "
+                             "that is the published results: then a fresh temporary folder; "
+                             "name it with --out to rewrite the published report)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--gpu", help="report the rows of this machine (the CSV's gpu column); "
                                       "default: the one with the most rows")
@@ -386,6 +389,8 @@ def main(argv=None):
     if not args.csv.exists():
         parser.error(f"{args.csv} does not exist: run python -m benchmarks.run first")
     out_dir = args.out or args.csv.parent
+    if args.out is None and args.csv.resolve().parent == DEFAULT_CSV.parent:
+        out_dir = pathlib.Path(tempfile.mkdtemp(prefix="flaggems-report-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, others = load(args.csv, args.gpu)
     if not rows:

@@ -19,6 +19,7 @@ import datetime
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 
 import attrs
@@ -30,7 +31,7 @@ from flaggems_exp import REGISTRY, testing
 
 from . import cases, providers, timing, warmup
 
-DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
+PUBLISHED = pathlib.Path(__file__).resolve().parent / "results"  # written only when named
 CSV_NAME = "results.csv"
 DEVICE = flaggems_exp.device
 
@@ -78,7 +79,7 @@ class Config:
     sizes: tuple = cases.SIZES
     dtypes: tuple = ()  # () -> each op's defaults (cases.op_dtypes)
     providers: tuple = providers.PROVIDERS
-    out_dir: pathlib.Path = DEFAULT_OUT
+    out_dir: pathlib.Path = None  # None: a fresh temporary folder
     resume: bool = False
     retry_errors: bool = False
     compile_timeout: float = 120.0
@@ -326,7 +327,7 @@ def run(config):
     """Measure every pending row of ``config``. Returns 0 when nothing is left to measure,
     3 when ``time_budget`` stopped the run early (run it again with --resume)."""
     log, run_start = config.log, time.perf_counter()
-    out = pathlib.Path(config.out_dir)
+    out = pathlib.Path(config.out_dir or tempfile.mkdtemp(prefix="flaggems-bench-"))
     env = environment(config.commit)
     results = Results(out / CSV_NAME, config.resume, config.retry_errors, env.gpu)
     plan = [(op, keys) for op in config.ops if (keys := pending(op, config, results))]
@@ -407,8 +408,9 @@ def parse_args(argv, **overrides):
                         help="S (~4K elements), M (~1M), L (~64M) (repeatable); default: all")
     parser.add_argument("--quick", action="store_true",
                         help="sizes S and L, float16 only (every run times the first call form)")
-    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, metavar="DIR",
-                        help=f"where results.csv goes (default {DEFAULT_OUT})")
+    parser.add_argument("--out", type=pathlib.Path, default=None, metavar="DIR",
+                        help="where results.csv goes (default: a fresh temporary folder; "
+                             f"--out {PUBLISHED} updates the published results)")
     parser.add_argument("--resume", action="store_true",
                         help="skip (op, provider, dtype, size) rows the CSV already has")
     parser.add_argument("--retry-errors", action="store_true",

@@ -5,6 +5,7 @@ import csv
 import io
 import math
 import pathlib
+import tempfile
 
 import pytest
 import torch
@@ -345,3 +346,24 @@ def test_models_run_with_and_without_gems(tmp_path):
     text = (tmp_path / models.REPORT_NAME).read_text()
     assert "| transformer | small | training | float32 |" in text
     assert "replication_pad2d" in text and "pixel_unshuffle" in text  # the conv net's own ops
+
+
+def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
+    """Without --out, the runner and the report write into fresh temporary folders: the
+    committed results change only when named."""
+    published = sorted(run.PUBLISHED.iterdir())
+    before = {p.name: p.read_bytes() for p in published if p.is_file()}
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # re-read TMPDIR
+    try:
+        log = io.StringIO()
+        argv = ["--op", "sigmoid", "--size", "S", "--dtype", "float32", "--providers", "eager",
+                "--host-calls", "2", "--jobs", "0"]
+        assert run.main(argv, shapes=TINY, log=log) == 0
+        assert report.main(["--no-plots"]) == 0
+    finally:
+        tempfile.tempdir = None
+    after = {p.name: p.read_bytes() for p in sorted(run.PUBLISHED.iterdir()) if p.is_file()}
+    assert after == before
+    written = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"results.csv", "REPORT.md"} <= written
