@@ -187,3 +187,16 @@ def test_soft_margin_loss_checks_the_broadcast_before_the_dtype():
     x = torch.tensor(3, dtype=torch.uint8)
     for target in (torch.ones(3, dtype=torch.int8), torch.ones(3)):
         assert check_call(REGISTRY["soft_margin_loss"], Call((x, target, 0))) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.float32], ids=str)
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_hinge_margin_is_converted_into_self_dtype(dtype, reduction):
+    """PyTorch fills a tensor of self's dtype with margin: out of that dtype's range it raises
+    (before mean's dtype error), on the first call of a signature and on its replays alike."""
+    op = REGISTRY["hinge_embedding_loss"]
+    x = torch.tensor([3, 100, 0], dtype=dtype)
+    target = torch.tensor([1, -1, -1], dtype=torch.int8)
+    op.plans.clear()
+    for margin in (1.5, -1.0, 300.0, 1e300, 2.0):
+        check_call(op, Call((x, target, margin, reduction)))

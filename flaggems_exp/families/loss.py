@@ -17,7 +17,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
-from ..runtime.triton_types import converted
+from ..runtime.triton_types import CheckedScalar, converted, encode_scalar
 from .pointwise import PointwiseOp, grid_size
 
 NONE, MEAN, SUM = 0, 1, 2
@@ -66,8 +66,15 @@ class LossOp(PointwiseOp):
         operands, params = self.bind(args, kwargs)
         if params["reduction"] not in (MEAN, SUM):
             return self.run(operands, params, out, inplace)
+        bound = operands
         operands, kernel_scalars, compute, result, shape = self.validate(operands, params, out)
         self.check_dtype(result)  # the elementwise loss fails first, as in PyTorch
+        common = self.common_dtype(bound, result)
+        scalars_as = compute if self.scalar_check is None else CheckedScalar(
+            compute, result if self.scalar_check == "result" else compute)
+        if scalars_as is not compute:
+            for value in kernel_scalars:  # PyTorch converts them before its mean's dtype check
+                encode_scalar(value, scalars_as)
         if not result.is_floating_point:
             if params["reduction"] == MEAN:
                 raise RuntimeError("mean(): could not infer output dtype. Input dtype must be "
@@ -90,7 +97,10 @@ class LossOp(PointwiseOp):
         partials = torch.empty(max(count, 1), dtype=_accumulation_dtype(compute), device=out.device)
         if numel:
             self.launch(partials, shape, geometry.contiguous_strides(shape), operands,
-                        kernel_scalars, compute, reduce=True)
+                        kernel_scalars, compute, reduce=True, common=common,
+                        scalars_as=scalars_as)
+        elif scalars_as is not compute:
+            not_replayable()  # no launch would check the Scalars in a replay
         launch(self.name, _sum_partials_kernel, (1,), partials, out, count, numel,
                MEAN=params["reduction"] == MEAN, BLOCK=1024 if INTERPRETED else 256)
         return out

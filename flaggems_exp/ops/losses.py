@@ -17,6 +17,7 @@ class HingeEmbeddingLoss(LossOp):
     param_samples = ({"margin": 0.5, "reduction": 0}, {"margin": 2.0, "reduction": 2}, {"reduction": 7})
     scalars = {"margin": 1.0, "reduction": 1}
     dtypes = REAL
+    scalar_check = "result"  # PyTorch fills a tensor of self's dtype with margin
 
     def promote(self, operands, params):
         return promote(operands[:1], Promotion.DEFAULT)  # self's dtype; target's is irrelevant
