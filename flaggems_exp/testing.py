@@ -90,6 +90,13 @@ def param_sets(op):
     return [{}, *op.param_samples] if not _required_params(op) else list(op.param_samples)
 
 
+def grid_calls(op, values):
+    """Calls of a pointwise ``op`` (or its in-place form) over every combination of ``values``
+    for its operands, one per parameter set (``param_sets``)."""
+    grids = torch.meshgrid(*[values] * twin(op).nin, indexing="ij")
+    return [Call(tuple(g.reshape(-1) for g in grids), params) for params in param_sets(op)]
+
+
 def _required_params(op):
     from .families.pointwise import REQUIRED
     return [k for k, v in twin(op).scalars.items() if v is REQUIRED]
@@ -116,6 +123,14 @@ def run(fn, call):
         return fn(*call.args, **call.kwargs)
     except Exception as exc:  # noqa: BLE001 - the exception is the result under test
         return exc
+
+
+def _own_dtype(op, call):
+    """The dtype of PyTorch's result of an ``out=`` call made without it (None otherwise)."""
+    if "out" not in call.kwargs or isinstance(op, InplaceOp):
+        return None
+    own = run(op.ref, Call(call.args, {k: v for k, v in call.kwargs.items() if k != "out"}))
+    return own.dtype if isinstance(own, torch.Tensor) else None
 
 
 def reference(op, call):
@@ -147,11 +162,10 @@ def reference(op, call):
     expected = run(op.ref, wide)
     if isinstance(expected, Exception) or not native.is_floating_point():
         return native, native
-    if "out" in call.kwargs:
+    own = _own_dtype(op, call)
+    if own is not None:
         # PyTorch computes in the op's own result dtype and casts that into out=
-        own = run(op.ref, Call(call.args, kwargs))
-        if isinstance(own, torch.Tensor):
-            expected = expected.to(own.dtype)
+        expected = expected.to(own)
     return native, expected.to(native.dtype)
 
 
@@ -189,14 +203,6 @@ def sample_calls(op, dtype, shape=None, generator=None):
     """Natural calls of ``op`` (functional or in place) with ``dtype`` inputs: its family's."""
     kwargs = {} if shape is None else {"shape": shape}
     return twin(op).sample_calls(op, dtype, generator=generator, **kwargs)
-
-
-def _own_dtype(op, call):
-    """The dtype of PyTorch's result of an ``out=`` call made without it (None otherwise)."""
-    if "out" not in call.kwargs or isinstance(op, InplaceOp):
-        return None
-    own = run(op.ref, Call(call.args, {k: v for k, v in call.kwargs.items() if k != "out"}))
-    return own.dtype if isinstance(own, torch.Tensor) else None
 
 
 def check_call(op, call, exact=False):

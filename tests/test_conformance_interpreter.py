@@ -199,11 +199,8 @@ def test_subnormal_operands(op, dtype):
     rounds in another order than its CUDA kernel, which ours follow (addcdiv: CPU
     ``value * t1 / t2``, CUDA ``value * (t1 / t2)``), the float64 reference decides."""
     values = torch.tensor(SUBNORMALS, dtype=torch.float32).to(dtype)
-    nin = testing.twin(op).nin
-    grids = torch.meshgrid(*[values] * nin, indexing="ij")
     rtol, atol = (1e-5, 2.0**-149) if dtype == torch.float32 else (testing.TOLERANCE[BF16][0], TINY)
-    for params in testing.param_sets(op):
-        call = Call(tuple(g.reshape(-1) for g in grids), params)
+    for call in testing.grid_calls(op, values):
         native, expected = reference(op, call)
         if isinstance(native, Exception):
             continue  # errors are test_dtypes' business

@@ -45,9 +45,7 @@ def test_special_values(op, dtype):
     """±0, ±inf, NaN and each op's kinks, in every combination of operands, exactly as PyTorch."""
     values = torch.tensor(testing.SPECIAL_VALUES + tuple(op.special_values), dtype=dtype)
     nin = testing.twin(op).nin
-    grids = torch.meshgrid(*[values] * nin, indexing="ij")
-    for params in testing.param_sets(op):
-        call = Call(tuple(g.reshape(-1) for g in grids), params)
+    for call in testing.grid_calls(op, values):
         native, _ = reference(op, call)
         if isinstance(native, Exception):
             continue  # errors are test_dtypes' business
