@@ -5,7 +5,7 @@ import triton.language as tl
 
 from ..families import register
 from ..families.reduction import NEG_INF, ReductionOp, Rows
-from ..runtime import errors, libm
+from ..runtime import errors, geometry, libm
 from ..runtime.special import INF, NAN
 
 
@@ -129,9 +129,18 @@ class LogSoftmaxBackwardData(ReductionOp):
 def _cuda_trace(x, **kwargs):
     """PyTorch's CUDA trace, which sums bool as int64 and float16/bfloat16 in float32 (some
     CPU builds refuse bool and the half types)."""
-    if x.dtype in (torch.float16, torch.bfloat16) and "out" not in kwargs:
-        return torch.ops.aten.trace(x.float()).to(x.dtype)
-    return torch.ops.aten.trace(x.long() if x.dtype == torch.bool else x, **kwargs)
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        return torch.ops.aten.trace(x.long() if x.dtype == torch.bool else x, **kwargs)
+    result = torch.ops.aten.trace(x.float()).to(x.dtype)
+    out = kwargs.get("out")
+    if out is None:
+        return result
+    # trace.out is a generated out= variant: the functional result, out resized to it, then
+    # out's dtype checked, then the copy
+    geometry.resize_out(out, result.shape)
+    if out.dtype != result.dtype:
+        raise errors.out_dtype_mismatch(out.dtype, result.dtype, "expected")
+    return out.copy_(result)
 
 
 @register

@@ -99,5 +99,19 @@ def converted(value, dtype):
     float32, rounding twice where a direct conversion (Triton's, compiled) would round once."""
     if (dtype == tl.float16 or dtype == tl.bfloat16) and value.dtype != tl.float32:
         if value.dtype != dtype:
+            if dtype == tl.bfloat16 and value.dtype.is_int():
+                # compiled, an integer's conversion to float32 and the one on to bfloat16 fuse
+                # into one direct conversion (2**40 + 2**32 + 1 rounds up instead of to even)
+                return _bfloat16_of_float32(value.to(tl.float32))
             value = value.to(tl.float32)
     return value.to(dtype)
+
+
+@triton.jit
+def _bfloat16_of_float32(value):
+    """float32 to bfloat16 on the bits, round to nearest even as c10's BFloat16 does (NaN its
+    0x7FC0): integer operations the compiler cannot merge into the conversion before."""
+    bits = value.to(tl.uint32, bitcast=True)
+    rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) >> 16
+    rounded = tl.where(value != value, 0x7FC0, rounded)
+    return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
