@@ -206,11 +206,10 @@ ERRORS = [
 @pytest.mark.parametrize("name, args", ERRORS,
                          ids=[f"{n}-{i}" for i, (n, _) in enumerate(ERRORS)])
 def test_errors(name, args):
-    if name == "take" and flaggems_exp.device != "cpu" and args[0].numel() and (
-            args[1].dtype == torch.int64):
-        pytest.skip("a bad take index is a device-side assertion on the GPU, as in PyTorch: it "
-                    "would leave the CUDA context unusable for the tests after it")
     native, _ = testing.reference(REGISTRY[name], Call(args))
+    if testing.asserted_on_device(native):
+        pytest.skip("a device-side assertion on the GPU, as in PyTorch: it would leave the CUDA "
+                    "context unusable for the tests after it")
     assert isinstance(native, Exception), "PyTorch accepts this call: not an error case"
     check_call(REGISTRY[name], Call(args))
 
@@ -457,35 +456,53 @@ def test_take_checks_bounds_on_every_call_in_the_interpreter():
         assert not out.any()
 
 
-def test_take_device_assert_condition(monkeypatch):
-    """The bounds check compiled into take's kernel on the GPU, run in the interpreter with
-    Triton's debug option (where device asserts are live) and no host check."""
+# calls PyTorch's CUDA kernels (and ours, compiled) check on the device: (op, good args, bad args,
+# the kernel's assertion message)
+_DEVICE_CHECKED = [
+    ("take", (torch.randn(4, 5), torch.tensor([[0, -20], [19, -1]])),
+     (torch.randn(4, 5), torch.tensor([[0, 1], [20, 2]])), r"take\(\): index out of range"),
+    ("take", (torch.randn(4, 5), torch.tensor([[0, -20], [19, -1]])),
+     (torch.randn(4, 5), torch.tensor([[0, 1], [-21, 2]])), r"take\(\): index out of range"),
+    ("masked_scatter", (torch.randn(4, 5), torch.arange(20).reshape(4, 5) % 3 == 0,
+                        torch.randn(7)),
+     (torch.randn(4, 5), torch.arange(20).reshape(4, 5) % 3 == 0, torch.randn(6)),
+     "Number of elements of source < number of ones in mask"),
+]
+
+
+@pytest.mark.parametrize("name, good, bad, message", _DEVICE_CHECKED,
+                         ids=[c[0] for c in _DEVICE_CHECKED])
+def test_device_assert_condition(monkeypatch, name, good, bad, message):
+    """The check compiled into the kernel on the GPU, run in the interpreter with Triton's debug
+    option (where device asserts are live) and no host check."""
     from triton.runtime import interpreter
+    from flaggems_exp.families import index
     from flaggems_exp.ops import indexing
     builder = getattr(interpreter, "interpreter_builder", None)
     if flaggems_exp.device != "cpu" or not dataclasses.is_dataclass(getattr(builder, "options",
                                                                             None)):
         pytest.skip("needs Triton's interpreter (its builder's options)")
     monkeypatch.setattr(builder, "options", dataclasses.replace(builder.options, debug=True))
-    monkeypatch.setattr(indexing, "INTERPRETED", False)  # no host check: the kernel's own
-    op = REGISTRY["take"]
-    x = torch.randn(4, 5)
-    index = torch.tensor([[0, -20], [19, -1]])
-    assert torch.equal(op.call((x, index), {}, None), torch.take(x, index))  # the full path
-    for bad in (20, -21):
-        with pytest.raises(Exception, match=r"take\(\): index out of range"):
-            op.call((x, torch.tensor([[0, 1], [bad, 2]])), {}, None)
+    # no host check: the kernel's own
+    monkeypatch.setattr(indexing, "INTERPRETED", False)
+    monkeypatch.setattr(index, "INTERPRETED", False)
+    op = REGISTRY[name]
+    assert torch.equal(op.call(good, {}, None), getattr(torch, name)(*good))  # the full path
+    with pytest.raises(Exception, match=message):
+        op.call(bad, {}, None)
 
 
 @pytest.mark.skipif(flaggems_exp.device != "cuda", reason="host synchronization needs a GPU (the "
-                    "interpreter checks take's bounds on the host)")
-def test_take_launches_without_host_synchronization():
-    """Compiled, take checks its indices in the kernel: neither its full path nor the plan it
-    makes waits for the GPU (held busy here), and the results are PyTorch's."""
-    op = REGISTRY["take"]
-    x = torch.randn(1000, device="cuda")
-    index = torch.randint(-1000, 1000, (64, 33), device="cuda")
-    op(x, index)  # compiles
+                    "interpreter checks on the host)")
+@pytest.mark.parametrize("name", ["take", "masked_scatter"])
+def test_launches_without_host_synchronization(name):
+    """Compiled, take checks its indices and masked_scatter its source's size in the kernel:
+    neither the full path nor the plan it makes waits for the GPU (held busy here), and the
+    results are PyTorch's."""
+    op = REGISTRY[name]
+    args = next(good for n, good, _, _ in _DEVICE_CHECKED if n == name)
+    args = tuple(a.to("cuda") for a in args)
+    op(*args)  # compiles
     torch.cuda.synchronize()
     op.plans.clear()
     results = []
@@ -493,13 +510,13 @@ def test_take_launches_without_host_synchronization():
         torch.cuda._sleep(10**8)
         busy = torch.cuda.Event()
         busy.record()
-        results.append(op(x, index))
-        assert not busy.query(), "take waited for the GPU"
+        results.append(op(*args))
+        assert not busy.query(), f"{name} waited for the GPU"
     (plan,) = op.plans.plans.values()
     assert plan.replays == 1
     torch.cuda.synchronize()
     for result in results:
-        assert torch.equal(result, torch.take(x, index))
+        assert torch.equal(result, getattr(torch, name)(*args))
 
 
 # ---- enable(): torch's own ops run ours, and autograd through them is PyTorch's ---------------

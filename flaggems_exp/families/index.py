@@ -285,7 +285,9 @@ class IndexOp(Op):
 
     def count_hits(self, plan, device):
         """Block offsets of a ranked aux (first two passes of masked_scatter) and its total hits;
-        ``plan.counts`` must carry the offsets into the main launch."""
+        ``plan.counts`` must carry the offsets into the main launch. Compiled, the total stays
+        on the device (None): the op checks it there, in its select's device assert, as PyTorch's
+        CUDA kernel does; the interpreter has no device asserts, so it reads the total back."""
         counts, total = None, 0
         numel = math.prod(plan.shape)
         if numel:
@@ -293,6 +295,8 @@ class IndexOp(Op):
             counts = torch.empty(nblocks + 1, dtype=torch.int64, device=device)
             self.launch(plan, None, counts=counts)
             launch(self.name, _exclusive_scan, (1,), counts, nblocks, BLOCK=_block(nblocks))
+            if not INTERPRETED:
+                return counts, None
             not_replayable()  # the total is read back to the host
             total = counts[nblocks].item()
         return counts, total

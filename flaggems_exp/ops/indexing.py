@@ -74,7 +74,11 @@ class Take(IndexOp):
 class MaskedScatter(IndexOp):
     @staticmethod
     @triton.jit
-    def select(outer, row, col, ncols, mask, rank, s0, s1, s2):
+    def select(outer, row, col, ncols, mask, rank, source_numel, s1, s2):
+        # compiled in only under the plan's device_checks: PyTorch's CUDA kernel checks the
+        # count on the device too, with no host read
+        tl.device_assert((mask == 0) | (rank < source_numel),
+                         "masked_scatter: Number of elements of source < number of ones in mask")
         return mask == 0, mask != 0, rank  # source is consumed in row-major order of the hits
 
     def prepare(self, out, inplace, x, mask, source):
@@ -92,9 +96,9 @@ class MaskedScatter(IndexOp):
                                "dtype " + errors.scalar_type_name(mask.dtype))
         plan = Plan(shape, x.dtype, self.select, x=(x, geometry.expanded_strides(x, shape)),
                     aux=(mask, geometry.expanded_strides(mask, shape)), aux_mode=AUX_RANKED,
-                    gather=source)
-        counts, hits = self.count_hits(plan, x.device)  # our kernel counts; the host compares
-        if hits > source.numel():
+                    gather=source, scalars=(source.numel(),), device_checks=True)
+        counts, hits = self.count_hits(plan, x.device)
+        if hits is not None and hits > source.numel():  # the interpreter's host check
             raise RuntimeError("Number of elements of source < number of ones in mask")
         return attrs.evolve(plan, counts=counts)
 
