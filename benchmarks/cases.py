@@ -165,11 +165,12 @@ def count_bytes(args, kwargs, result, *, family_name, inplace):
 
 
 def op_bytes(op, args, kwargs, result):
-    """``count_bytes`` for ``op``, unless its functional twin defines
-    ``bench_bytes(args, kwargs, result)`` (for ops that read part of an input)."""
+    """``count_bytes`` for ``op``, unless its functional twin's
+    ``bench_bytes(args, kwargs, result)`` (for ops that read part of an input) gives a count."""
     own = getattr(testing.twin(op), "bench_bytes", None)
-    if own is not None:
-        return own(args, kwargs, result)
+    counted = own(args, kwargs, result) if own is not None else None
+    if counted is not None:
+        return counted
     return count_bytes(args, kwargs, result, family_name=family(op), inplace=mutates_self(op))
 
 

@@ -110,6 +110,16 @@ def test_bytes_of_a_loss_with_reduction():
     assert _bytes("huber_loss", x, t, reduction=1) == 2 * 32 * 4 + 4
 
 
+def test_bytes_of_ops_that_read_part_of_an_input():
+    """take reads its index and one element of self per index; diag of a matrix and trace only
+    the diagonal; diag of a vector keeps the rule (the vector read, the square written)."""
+    x = torch.rand(6, 8)
+    assert _bytes("take", x, torch.tensor([[0, 5], [7, 47]])) == 4 * 8 + 2 * 4 * 4
+    assert _bytes("diag", x, 1) == 2 * 6 * 4
+    assert _bytes("trace", x) == 6 * 4 + 4
+    assert _bytes("diag", torch.rand(5), 1) == (5 + 36) * 4
+
+
 def test_bytes_of_writers_that_do_not_read_self():
     x, src = torch.rand(4, 8), torch.rand(4, 8)
     assert cases.count_bytes((x,), {}, x, family_name="CreationOp", inplace=True) == 32 * 4

@@ -37,6 +37,12 @@ class Take(IndexOp):
         return Plan(tuple(index.shape), x.dtype, self.select, aux=(index, index.stride()),
                     aux_mode=AUX_VALUE, gather=x, scalars=(x.numel(),), device_checks=True)
 
+    @staticmethod
+    def bench_bytes(args, kwargs, result):
+        """The index read, one element of self read per index, the result written."""
+        index = args[1]
+        return index.numel() * index.element_size() + 2 * result.numel() * result.element_size()
+
     def resized_out_strides(self, plan):
         # take.out iterates over (out, index) with TensorIterator: a resized out is laid out
         # as the index is
@@ -156,6 +162,13 @@ class Diag(IndexOp):
             return Plan(tuple(d.shape), x.dtype, copy, x=(d, d.stride()))
         prefix = "diag(): " if out is None else ""
         raise RuntimeError(f"{prefix}Supports 1D or 2D tensors. Got {x.dim()}D")
+
+    @staticmethod
+    def bench_bytes(args, kwargs, result):
+        """2-d: only the diagonal is read; 1-d: the default count (x read, the square written)."""
+        if args[0].dim() == 2:
+            return 2 * result.numel() * result.element_size()
+        return None
 
     def sample_args(self, x, generator):
         # the first row (a square of its size): a 1-d input

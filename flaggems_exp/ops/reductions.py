@@ -153,5 +153,11 @@ class Trace(ReductionOp):
         result = x.dtype if x.is_floating_point() else torch.int64
         return Rows(torch.diagonal(x), 0, (), result, _opmath(result))
 
+    @staticmethod
+    def bench_bytes(args, kwargs, result):
+        """Only the diagonal is read."""
+        x = args[0]
+        return min(x.shape) * x.element_size() + result.element_size()
+
     def sample_args(self, x, generator):
         return [((x,), {}, ""), ((x.transpose(-1, -2) if x.dim() >= 2 else x,), {}, "transposed")]
