@@ -42,7 +42,9 @@ class LaunchCounts(collections.abc.Mapping):
 
 
 LAUNCHES = LaunchCounts()
-"""Triton kernel launches per op name: the proof, in tests, that our kernel ran."""
+"""Triton kernel launches per op name: the proof, in tests, that our kernel ran. An in-place
+form counts under its functional op's name (``sigmoid_`` under ``sigmoid``): they share the
+kernel."""
 
 _state = threading.local()  # ``recorder``: the plan being built on this thread, if any
 
