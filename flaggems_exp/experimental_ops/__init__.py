@@ -7,5 +7,7 @@ __all__ = []
 
 def _refresh():
     from ..families.base import REGISTRY
+    from ..families.autograd_calls import served
     globals().update(REGISTRY)
     __all__[:] = sorted(REGISTRY)
+    served.cache_clear()

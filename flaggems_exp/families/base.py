@@ -9,9 +9,12 @@ import re
 
 import torch
 
+from . import autograd_calls, traced_calls
 from ..runtime import launch as launching
 from ..runtime.launch import LAUNCHES  # noqa: F401  (re-exported)
 from ..runtime.plans import PlanCache, Recorder, build, call_key, not_replayable
+
+_is_traced = torch.compiler.is_dynamo_compiling  # False when run; True while Dynamo traces
 
 REGISTRY = {}
 """Every registered name (aliases and in-place forms included) -> the op object serving it."""
@@ -68,6 +71,8 @@ class Op:
 
     # ---- the call: a plan of its signature, or the family's full path (which makes one) ----
     def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
+        if _is_traced():  # Dynamo traces this call: an opaque custom op, not our host code
+            return traced_calls.traced_call(self, args, kwargs, out)
         key, tensors, pointers = call_key(args, kwargs, out, self.numbers_by_value)
         if key is not None:
             plan = self.plans.get(key)
@@ -75,6 +80,8 @@ class Op:
                 result = plan.replay(args, kwargs, tensors, pointers)
                 if result is not None:
                     return result
+        if autograd_calls.needs_grad(args, kwargs, out):  # never planned: the key says so
+            return autograd_calls.recorded_call(self, args, kwargs, out)
         if getattr(launching._state, "recorder", None) is not None:
             # called from another op's full path: that call's plan would miss this one's
             not_replayable()

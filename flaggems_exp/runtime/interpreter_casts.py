@@ -20,6 +20,9 @@ the only one PyTorch has, takes them (two roundings, like PyTorch). bfloat16 to 
 through float32 already in Triton's own ``cast`` (exact).
 
 Applied only when the interpreter runs the kernels: compiled kernels convert on the GPU.
+
+``install`` also makes a scalar usable as a Python int under numpy 2.4 in Triton 3.6's
+interpreter (a runtime loop bound, ``range(0, count, BLOCK)``): see ``_squeezed_index``.
 """
 import numpy as np
 import triton.language as tl
@@ -76,3 +79,21 @@ def install():
 
     builder.cast_impl, builder.create_fp_to_fp = exact_cast_impl, exact_fp_to_fp
     builder._bfloat16_exact = True
+    _squeezed_index()
+
+
+def _squeezed_index():
+    """Triton 3.6's interpreter turns a scalar into a Python int with ``int()`` of its
+    one-element array, which numpy 2.4 refuses for an array of one dimension (3.9 squeezes it
+    first): squeeze there too. Its patches of ``tl.tensor`` are made per launch, so the
+    function that makes them is wrapped."""
+    patch_tensor = interpreter._patch_lang_tensor
+    if getattr(patch_tensor, "_squeezed", False):
+        return
+
+    def patch_with_squeezed_index(tensor, scope):
+        patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+
+    patch_with_squeezed_index._squeezed = True
+    interpreter._patch_lang_tensor = patch_with_squeezed_index

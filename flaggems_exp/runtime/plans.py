@@ -1,10 +1,12 @@
 """Call plans: what a call of one signature does, decided once and replayed.
 
 A call's signature is everything an op's full path decides on without reading a value: for each
-tensor argument its dtype, shape, strides, device and whether its data pointer is 16-byte aligned
-(Triton specializes kernels on that); which arguments are the very same tensor object; for each
-Python number its type, or its value where the op's host code reads it (``Op.runtime_numbers``);
-every other argument as it is; and where the call writes (``out=``, or self in place).
+tensor argument its dtype, shape, strides, device, whether its data pointer is 16-byte aligned
+(Triton specializes kernels on that) and whether autograd must record it (it requires grad and grad
+mode is on: such a call never reaches a plan, see ``families.autograd_calls``); which arguments
+are the very same tensor object; for each Python number its type, or its value where the op's host
+code reads it (``Op.runtime_numbers``); every other argument as it is; and where the call writes
+(``out=``, or self in place).
 
 The first call of a signature runs the family's full path (bind, every check in PyTorch's order,
 promotion, geometry, compilation) while a ``Recorder`` notes its launches. The plan built from that
@@ -34,6 +36,7 @@ PLAN_LIMIT = 256
 tuples and a reference to a compiled kernel, which Triton caches anyway)."""
 
 _Tensor = torch.Tensor
+_grad_enabled = torch.is_grad_enabled
 _Parameter = torch.nn.Parameter
 _NUMBERS = frozenset((bool, int, float, complex))
 
@@ -67,7 +70,8 @@ def call_key(args, kwargs, out, numbers_by_value):
             kind = type(v)
             if kind is _Tensor or kind is _Parameter:
                 p = v.data_ptr()
-                key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0)
+                key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0,
+                        v.requires_grad and _grad_enabled())
                 tensors.append(v)
                 pointers.append(p)
             elif kind in _NUMBERS:
