@@ -48,7 +48,7 @@ def _pointwise_kernel(
     n0: tl.int64, n1: tl.int64, n2: tl.int64, s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
     NDIM: tl.constexpr, COMMON: tl.constexpr, COMPUTE: tl.constexpr, RESULT: tl.constexpr,
-    INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = False,
+    INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = None,
     STORED_OPERANDS: tl.constexpr = 0,
 ):
     if INDEX_64:
@@ -89,9 +89,12 @@ def _pointwise_kernel(
                                               (STORED_OPERANDS >> 2) & 1, COMMON, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
-    if REDUCE:
-        # fused reduction: one partial sum per program, in out_ptr's accumulation dtype
-        partial = tl.sum(tl.where(mask, result.to(out_ptr.dtype.element_ty), 0), axis=0)
+    if REDUCE is not None:
+        # fused reduction: one partial sum per program, in out_ptr's accumulation dtype, of the
+        # results rounded to the op's result dtype, then to REDUCE: PyTorch reduces a tensor of
+        # that dtype holding them
+        loss = converted(converted(result, RESULT), REDUCE)
+        partial = tl.sum(tl.where(mask, loss.to(out_ptr.dtype.element_ty), 0), axis=0)
         tl.store(out_ptr + tl.program_id(0), partial)
     else:
         # rounded to the op's result dtype first, then cast to out's own dtype, as PyTorch
@@ -375,7 +378,7 @@ class PointwiseOp(Op):
         differ decides by them)."""
         return self.exact_out_dtype
 
-    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
+    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
                sources=None, common=None, result=None, scalars_as=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
@@ -401,13 +404,14 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=False, sources=None, common=None, result=None, scalars_as=None, stored=()):
+           reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=()):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
     Results are stored into ``target`` through
-    ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
-    (which then needs ``grid_size(numel)`` elements of the accumulation dtype). ``sources``:
+    ``out_strides``, or, with ``reduce`` (the dtype of the tensor PyTorch would reduce), summed
+    into one partial per program in ``target`` (which then needs ``grid_size(numel)`` elements
+    of the accumulation dtype). ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
@@ -449,7 +453,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
         NDIM=ndim, COMMON=TL_DTYPE[common or compute], COMPUTE=TL_DTYPE[compute],
-        RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block, REDUCE=reduce,
+        RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block,
+        REDUCE=None if reduce is None else TL_DTYPE[reduce],
         STORED_OPERANDS=sum(1 << i for i in stored))
     if sources is not None:
         operand_sources, scalar_sources = sources
