@@ -165,7 +165,7 @@ class CopyOp(Op):
                 raise errors.out_dtype_mismatch(out.dtype, like.dtype, "expected")
             # PyTorch's out= of a copy resizes out (contiguous), then copy_s the result into
             # it: copy_'s rule that the written tensor must not overlap itself applies
-            if out.shape == like.shape and geometry.has_internal_overlap(out):
+            if geometry.keeps_internal_overlap(out, like.shape):
                 raise errors.internal_overlap()
             geometry.resize_out(out, like.shape)
             if is_tensor and src.numel() and out.numel() and geometry.same_storage(out, src):

@@ -259,8 +259,8 @@ class IndexOp(Op):
     def check_out(self, out, plan, inputs):
         """PyTorch's out= checks for this op, after the op's own (prepare's) errors."""
         self.check_out_dtype(out, plan.dtype)
-        if self.out_overlap and geometry.has_internal_overlap(out):
-            raise errors.internal_overlap()
+        if self.out_overlap and geometry.keeps_internal_overlap(out, plan.shape):
+            raise errors.internal_overlap()  # resize_output comes first
 
     def sample_args(self, x, generator):
         return [((x,), {}, "")]

@@ -187,7 +187,7 @@ class GatherOp(Op):
         if out is None:
             out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format)
         else:
-            if geometry.has_internal_overlap(out):
+            if geometry.keeps_internal_overlap(out, shape):  # resize_output comes first
                 raise errors.internal_overlap()
             # an out= sharing memory with the input would be read after being written (or be
             # resized under it): PyTorch's kernels do not check and compute from that memory,

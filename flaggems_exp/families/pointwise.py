@@ -356,7 +356,10 @@ class PointwiseOp(Op):
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if not inplace and not self.has_out:
             raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
-        if geometry.has_internal_overlap(out):
+        # TensorIterator refuses an out= that overlaps itself before resizing it; a generated
+        # out= wrapper resizes out first (resize_output), then copies the result in
+        if (geometry.keeps_internal_overlap(out, shape) if self.out_is_copied and not inplace
+                else geometry.has_internal_overlap(out)):
             raise errors.internal_overlap()
         if inplace or not self.out_is_copied:
             for t in tensors:
