@@ -270,16 +270,14 @@ class PointwiseOp(Op):
         scalars_as = compute if self.scalar_check is None else CheckedScalar(
             compute, result if self.scalar_check == "result" else compute)
         if out.numel():
-            target = out
-            if self.out_is_copied and not inplace and any(
-                    geometry.memory_overlaps(out, t) for t in tensors):
-                target = geometry.new_result(layout, shape, result, out.device)
-            self.launch(target, shape, target.stride(), prepared, kernel_scalars, compute,
-                        sources=sources, common=self.common_dtype(operands, result),
-                        result=result, scalars_as=scalars_as)
-            if target is not out:
-                from .copy import write  # copy.py builds on this module
-                write(self, out, target)
+            from .copy import computed_apart  # copy.py builds on this module
+            computed_apart(
+                self, out, tensors if self.out_is_copied and not inplace else (),
+                lambda: geometry.new_result(layout, shape, result, out.device),
+                lambda target: self.launch(
+                    target, shape, target.stride(), prepared, kernel_scalars, compute,
+                    sources=sources, common=self.common_dtype(operands, result), result=result,
+                    scalars_as=scalars_as))
         elif scalars_as is not compute:
             # PyTorch converts its Scalars even for an empty result; no launch would check
             # them in a replay, so such a call is never planned
