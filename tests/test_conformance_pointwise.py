@@ -136,6 +136,8 @@ SCALAR_CASES = [  # (op, self dtype, the call's other tensors, a good and a bad 
     ("addcmul_", I8, 2, {"value": 100}, {"value": 300}),
     ("addcmul", torch.float64, 2, {"value": 2 + 0j}, {"value": 1j}),
     ("addcdiv", torch.float32, 2, {"value": 0.5}, {"value": 1j}),
+    ("logit", torch.float32, 0, {"eps": 1e38}, {"eps": 1e39}),
+    ("logit_", torch.float32, 0, {"eps": -1e38}, {"eps": -1e39}),
     ("rrelu_with_noise_backward", torch.float32, 2,
      {"lower": 0.1, "upper": 0.2, "training": False, "self_is_result": False},
      {"lower": 1e300, "upper": 0.2, "training": False, "self_is_result": False}),
