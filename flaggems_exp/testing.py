@@ -133,6 +133,18 @@ def _own_dtype(op, call):
     return own.dtype if isinstance(own, torch.Tensor) else None
 
 
+def _widened(value, single):
+    """An argument of the float64 reference: a floating tensor in float64; a Python float as
+    a kernel computing in float32 (``single``) holds it. PyTorch converts a Scalar or a number
+    operand to its compute dtype, float32 below float64, so widening the number would change
+    the result where its precision matters (logit's eps=1.9e-240 is 0 in float32: -inf)."""
+    if isinstance(value, torch.Tensor):
+        return value.double() if value.is_floating_point() else value
+    if single and type(value) is float:
+        return torch.tensor(value, dtype=torch.float32).item()
+    return value
+
+
 def reference(op, call):
     """PyTorch's answer on the CPU: (native result or exception, float64-accurate expected).
 
@@ -154,15 +166,16 @@ def reference(op, call):
             return native, None
         return native, expected.to(native.dtype)
     native = run(op.ref, call)
-    if isinstance(native, Exception) or not op.reference_in_float64:
-        return native, native
-    kwargs = {k: v for k, v in call.kwargs.items() if k != "out"}
-    wide = Call(tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                      for a in call.args), kwargs)
-    expected = run(op.ref, wide)
-    if isinstance(expected, Exception) or not native.is_floating_point():
+    if (isinstance(native, Exception) or not op.reference_in_float64
+            or not native.is_floating_point()):
         return native, native
     own = _own_dtype(op, call)
+    single = (own or native.dtype) != torch.float64
+    wide = Call(tuple(_widened(a, single) for a in call.args),
+                {k: _widened(v, single) for k, v in call.kwargs.items() if k != "out"})
+    expected = run(op.ref, wide)
+    if isinstance(expected, Exception):
+        return native, native
     if own is not None:
         # PyTorch computes in the op's own result dtype and casts that into out=
         expected = expected.to(own)

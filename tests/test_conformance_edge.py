@@ -2,6 +2,7 @@
 special values in softmax rows, PyTorch's integer arithmetic in the losses, bool operands,
 operands passed by keyword, the dtype an out= decides, and factories asked for another device."""
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -73,6 +74,80 @@ def test_margin_ranking_loss_steps_take_their_own_dtypes():
             check_call(op, Call(tuple(call_args), {"margin": 0.25, "reduction": 0}))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_margin_ranking_loss_rounds_after_each_float_step(dtype, reduction):
+    """PyTorch rounds ``input1 - input2``, the product and the sum with margin to the dtype one
+    by one, then reduces the rounded losses: the very bits of its result. The losses here are 0
+    or above 1 and few, so float32 sums them exactly in any order; the margin is exact in the
+    dtype (PyTorch's CPU kernel rounds it to the dtype first, its CUDA kernel, which ours
+    follows, takes it in float32: the two agree on such a margin)."""
+    op = REGISTRY["margin_ranking_loss"]
+    for seed in range(16):
+        gen = torch.Generator().manual_seed(seed)
+        input1 = (torch.rand(6, generator=gen) * 254 + 2) * torch.randn(6, generator=gen).sign()
+        input2 = torch.rand(6, generator=gen) - 0.5  # bits below input1's last one
+        target = torch.randn(6, generator=gen).sign()
+        call = Call(tuple(t.to(dtype) for t in (input1, input2, target)),
+                    {"margin": 0.25, "reduction": reduction})
+        ours = check_call(op, call)
+        testing.assert_close(ours, testing.run(torch.ops.aten.margin_ranking_loss, call),
+                             exact=True)
+
+
+def test_margin_ranking_loss_converts_operands_into_each_step():
+    """Each float step converts its operands into its own dtype first (a float64 0-dim operand
+    beside float16 ones becomes float16) and rounds its result to it: exactly PyTorch's bits."""
+    gen = torch.Generator().manual_seed(8)
+    dtypes = (torch.int32, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    op = REGISTRY["margin_ranking_loss"]
+    for dts in itertools.product(dtypes, repeat=3):
+        args = [torch.randint(-100, 100, (12,), generator=gen).to(dt) if not dt.is_floating_point
+                else torch.randn(12, generator=gen).mul(100).to(dt) for dt in dts]
+        for zero_dim in (None, 0, 1, 2):
+            call_args = list(args)
+            if zero_dim is not None:
+                call_args[zero_dim] = call_args[zero_dim][3]
+            call = Call(tuple(call_args), {"margin": -0.75, "reduction": 0})
+            testing.assert_close(op(*testing.on_device(call).args, **call.kwargs),
+                                 testing.run(torch.ops.aten.margin_ranking_loss, call), exact=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_hinge_embedding_loss_rounds_after_each_float_step(dtype, reduction):
+    """PyTorch's ``(margin - self).clamp_min_(0)`` is rounded to self's dtype before the sum of
+    the two ``where``s: a margin with bits below self's last one shows it. The losses are
+    multiples of 0.25 and few, so float32 sums them exactly in any order."""
+    op = REGISTRY["hinge_embedding_loss"]
+    for seed in range(16):
+        gen = torch.Generator().manual_seed(seed)
+        x = (torch.rand(6, generator=gen) * 1792 + 256) * torch.randn(6, generator=gen).sign()
+        target = torch.tensor([1.0, -1.0, 0.5])[torch.randint(0, 3, (6,), generator=gen)]
+        call = Call((x.to(dtype), target.to(dtype)), {"margin": 0.25, "reduction": reduction})
+        ours = check_call(op, call)
+        testing.assert_close(ours, testing.run(torch.ops.aten.hinge_embedding_loss, call),
+                             exact=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("target_dtype", [None, torch.float32, torch.float64, torch.int64])
+def test_soft_margin_loss_rounds_after_each_step(dtype, target_dtype):
+    """PyTorch multiplies the negated self by the target in their common dtype (a 0-dim target
+    weighs less) into a tensor of self's dtype, then takes exp and log1p of it in place: each
+    step rounded to self's dtype, exp +inf past its largest value. (The 0-dim target holds a
+    value of self's dtype: PyTorch's CPU mul reads a 0-dim second operand in float32, its CUDA
+    kernel converts it to the common dtype first, as ours does.)"""
+    gen = torch.Generator().manual_seed(9)
+    x = (torch.randn(32, generator=gen) * 6).to(dtype)
+    target = torch.randn(32, generator=gen).mul(2).to(target_dtype or dtype)
+    op = REGISTRY["soft_margin_loss"]
+    for t in (target, target[5].to(dtype).to(target.dtype)):
+        call = Call((x, t), {"reduction": 0})
+        ours = check_call(op, call)
+        testing.assert_close(ours, testing.run(torch.ops.aten.soft_margin_loss, call), exact=True)
+
+
 @pytest.mark.parametrize("bools", [(0,), (1,), (0, 1), (0, 2), (1, 2), (2,), (0, 1, 2)])
 def test_margin_ranking_loss_bool_operands_raise_as_pytorch(bools):
     """The subtraction is checked first (one bool or two), then the target's negation."""
@@ -131,6 +206,32 @@ def test_huber_loss_writes_in_the_out_dtype(reduction):
         check_call(op, Call((x, target, reduction, 0.5), {"out": out}))
         check_call(op, Call((x.double(), target.float(), reduction, 0.5), {"out": out}))
     assert check_call(op, Call((x, target, reduction))) is None  # Double into Short
+
+
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_huber_loss_rounds_to_the_common_dtype_before_writing(reduction):
+    """A 0-dim float64 self beside a float16 target gives a float16 computation (a 0-dim
+    tensor weighs less in promotion) that PyTorch rounds to float16, then writes into its loss
+    tensor of self's dtype (or out='s), which mean and sum reduce; float16 self and float32
+    target: the reverse. (The float64 reference of check_call cannot see the float16 step:
+    PyTorch's own result is the reference here.)"""
+    gen = torch.Generator().manual_seed(10)
+    x = torch.randn(8, generator=gen, dtype=torch.float64) * 3
+    target = torch.randn(8, generator=gen) * 3
+    op = REGISTRY["huber_loss"]
+    shape = (8,) if reduction == 0 else ()
+    for args in ((x[0], target.half()), (x.half(), target), (target.half(), x[1])):
+        for out_dtype in (None, torch.float64, torch.float32):
+            for delta in (1.0, 0.5):
+                def call(fn, device):
+                    kwargs = {"reduction": reduction, "delta": delta}
+                    if out_dtype is not None:
+                        kwargs["out"] = torch.empty(shape, dtype=out_dtype, device=device)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # PyTorch resizes its loss tensor
+                        return fn(*(a.to(device) for a in args), **kwargs)
+                testing.assert_close(call(op, flaggems_exp.device),
+                                     call(torch.ops.aten.huber_loss, "cpu"), exact=True)
 
 
 def test_huber_loss_names_the_common_dtype_it_has_no_kernel_for():

@@ -7,7 +7,7 @@ import torch
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
 from flaggems_exp.ops.activations import _cuda_hardtanh
-from flaggems_exp.testing import Call
+from flaggems_exp.testing import Call, check_call
 
 DEV = flaggems_exp.device
 F16 = torch.float16
@@ -136,6 +136,8 @@ SCALAR_CASES = [  # (op, self dtype, the call's other tensors, a good and a bad 
     ("addcmul_", I8, 2, {"value": 100}, {"value": 300}),
     ("addcmul", torch.float64, 2, {"value": 2 + 0j}, {"value": 1j}),
     ("addcdiv", torch.float32, 2, {"value": 0.5}, {"value": 1j}),
+    ("logit", torch.float32, 0, {"eps": 1e38}, {"eps": 1e39}),
+    ("logit_", torch.float32, 0, {"eps": -1e38}, {"eps": -1e39}),
     ("rrelu_with_noise_backward", torch.float32, 2,
      {"lower": 0.1, "upper": 0.2, "training": False, "self_is_result": False},
      {"lower": 1e300, "upper": 0.2, "training": False, "self_is_result": False}),
@@ -160,6 +162,20 @@ def test_scalar_out_of_range_raises_before_any_write(name, dtype, others, good, 
     _same_as_torch(name, tensors(), good, exact=False)  # makes a plan...
     _same_as_torch(name, tensors(), bad)                # ...which must not let it through
     _same_as_torch(name, tensors(), good, exact=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, I8, F16, torch.float32])
+@pytest.mark.parametrize("lower", [0.0, -1.0, 1e300, NAN])
+def test_rrelu_with_noise_backward_converts_no_slope_in_training(dtype, lower):
+    """In training PyTorch computes noise * grad: the slope (lower + upper) / 2, which its eval
+    branch converts with the overflow check (leaky_relu_backward's), is never converted there,
+    whatever its value and the dtype."""
+    gen = torch.Generator().manual_seed(12)
+    grad, x, noise = (testing.random_tensor((6,), dtype, (-3, 3), gen) for _ in range(3))
+    for upper in (-1.0, 0.5):
+        params = {"lower": lower, "upper": upper, "training": True, "self_is_result": False}
+        assert check_call(REGISTRY["rrelu_with_noise_backward"],
+                          Call((grad, x, noise), params)) is not None
 
 
 @pytest.mark.parametrize("dtype, limit", [(torch.uint8, -1), (torch.uint8, -200), (torch.uint8, -256),

@@ -55,6 +55,26 @@ def test_special_values(op, dtype):
         assert_close(ours, native, signed_zeros=nin == 1)
 
 
+@pytest.mark.parametrize("op", POINTWISE, ids=ids)
+@pytest.mark.parametrize("number", [1.9e-240, -3e-39, 0.1], ids=str)
+def test_floats_float32_rounds(op, number):
+    """A Python float (a Scalar parameter or a number operand) that float32 rounds (to 0, to a
+    subnormal, or just a little): PyTorch's kernel converts it to its compute dtype, float32
+    below float64, and so does ours; the float64 reference must not keep its full value
+    (logit's eps=1.9e-240 is 0 for float16, so logit is -inf at 0, not -552)."""
+    replaced = 0
+    for dtype in (torch.float16, torch.float32, torch.float64):
+        gen = torch.Generator().manual_seed(0)
+        for call in testing.sample_calls(op, dtype, generator=gen):
+            floats = {k for k, v in call.kwargs.items() if type(v) is float}
+            args = tuple(number if type(a) is float else a for a in call.args)
+            if floats or args != call.args:
+                replaced += 1
+                check_call(op, Call(args, {**call.kwargs, **dict.fromkeys(floats, number)}))
+    if not replaced:
+        pytest.skip("no Python float in its sample calls")
+
+
 def strided_variants(t):
     """Views holding ``t``'s values that are not contiguous: transposed, stepped, expanded, offset."""
     flat = t.reshape(-1)

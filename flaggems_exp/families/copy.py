@@ -90,6 +90,19 @@ def write(op, out, source):
     return result
 
 
+def computed_apart(op, out, inputs, new, compute):
+    """``compute(target)``, a launch writing a result into ``target``, run for ``out``: into out
+    itself, or, where out shares memory with one of the ``inputs`` the launch reads, into a new
+    tensor (``new()``) then written into out. So out gets the values of an out apart from the
+    inputs, where a kernel writing it directly would read elements it had already written."""
+    if not any(geometry.memory_overlaps(out, t) for t in inputs):
+        compute(out)
+        return
+    apart = new()
+    compute(apart)
+    write(op, out, apart)
+
+
 def native_copy_(self, src, non_blocking=False):
     """ATen's own copy_, reached past the kernel ``enable()`` registers for it (copy_ is a
     CompositeExplicitAutograd op: its native kernel sits under that key, not under CPU/CUDA)."""
@@ -165,7 +178,7 @@ class CopyOp(Op):
                 raise errors.out_dtype_mismatch(out.dtype, like.dtype, "expected")
             # PyTorch's out= of a copy resizes out (contiguous), then copy_s the result into
             # it: copy_'s rule that the written tensor must not overlap itself applies
-            if out.shape == like.shape and geometry.has_internal_overlap(out):
+            if geometry.keeps_internal_overlap(out, like.shape):
                 raise errors.internal_overlap()
             geometry.resize_out(out, like.shape)
             if is_tensor and src.numel() and out.numel() and geometry.same_storage(out, src):

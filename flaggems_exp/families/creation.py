@@ -128,7 +128,7 @@ class CreationOp(Op):
                 if out.shape != tuple(shape):
                     out.resize_(shape)  # the op's own out= kernel: a silent resize
             else:
-                if out.shape == tuple(shape) and geometry.has_internal_overlap(out):
+                if geometry.keeps_internal_overlap(out, shape):
                     raise errors.internal_overlap()
                 geometry.resize_out(out, shape)
         if value is not None:

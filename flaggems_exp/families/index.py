@@ -13,6 +13,7 @@ from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import converted
 from .base import Op, bind, sample_calls
+from .copy import computed_apart
 
 # how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
 # running count of hits is the gather index (masked_scatter: source is consumed in order)
@@ -121,7 +122,7 @@ def nowhere(like):
 
 @triton.jit
 def copy(outer, row, col, ncols, aux, rank, s0, s1, s2):
-    """Every element from x: a strided copy (the temporary of an aliased in-place call, say)."""
+    """Every element from x: a strided copy (of a matrix's diagonal, for diag)."""
     return everywhere(col), nowhere(col), col
 
 
@@ -259,8 +260,8 @@ class IndexOp(Op):
     def check_out(self, out, plan, inputs):
         """PyTorch's out= checks for this op, after the op's own (prepare's) errors."""
         self.check_out_dtype(out, plan.dtype)
-        if self.out_overlap and geometry.has_internal_overlap(out):
-            raise errors.internal_overlap()
+        if self.out_overlap and geometry.keeps_internal_overlap(out, plan.shape):
+            raise errors.internal_overlap()  # resize_output comes first
 
     def sample_args(self, x, generator):
         return [((x,), {}, "")]
@@ -270,18 +271,15 @@ class IndexOp(Op):
 
     # ---- the launch ---------------------------------------------------------------------
     def run(self, plan, out):
-        """Write the plan's result into ``out``, through a temporary when an input aliases it."""
+        """Write the plan's result into ``out``, through a temporary when an input aliases it;
+        where out is x itself (in place), only the elements that change are written."""
         x = plan.x[0] if plan.x else None
-        aliased = [t for t in (plan.aux and plan.aux[0], plan.gather) if t is not None]
         same_x = (x is not None and x.data_ptr() == out.data_ptr() and x.dtype == out.dtype
                   and tuple(plan.x[1]) == tuple(out.stride()))
-        if (x is not None and not same_x and geometry.same_storage(x, out)) or any(
-                geometry.same_storage(t, out) for t in aliased):
-            tmp = plan.allocate(out.device)
-            self.launch(plan, tmp)
-            self.launch(Plan(plan.shape, plan.dtype, copy, x=(tmp, tmp.stride())), out)
-        else:
-            self.launch(plan, out, sparse=same_x)
+        inputs = [t for t in (None if same_x else x, plan.aux and plan.aux[0], plan.gather)
+                  if t is not None]
+        computed_apart(self, out, inputs, lambda: plan.allocate(out.device),
+                       lambda target: self.launch(plan, target, sparse=same_x and target is out))
 
     def count_hits(self, plan, device):
         """Block offsets of a ranked aux (first two passes of masked_scatter) and its total hits;

@@ -2,8 +2,9 @@
 
 ``reduction`` (0 none, 1 mean, 2 sum) picks the epilogue of ``_pointwise_kernel``: none stores
 the elementwise loss like any pointwise op; mean and sum make each program store the sum of its
-block in the accumulation dtype (float32 for float16/bfloat16/float32, float64 for float64,
-int64 for integers), and ``_sum_partials_kernel`` adds those partials in a fixed order (the
+block, each loss rounded to the dtype of the tensor PyTorch would reduce, in that dtype's
+accumulation dtype (float32 for float16/bfloat16/float32, float64 for float64, int64 for
+integers), and ``_sum_partials_kernel`` adds those partials in a fixed order (the
 same bits on every run) and divides by the element count for mean. One pass over the inputs,
 no intermediate tensor of the inputs' size; mean of nothing is NaN, sum of nothing is 0.
 """
@@ -75,6 +76,8 @@ class LossOp(PointwiseOp):
         if scalars_as is not compute:
             for value in kernel_scalars:  # PyTorch converts them before its mean's dtype check
                 encode_scalar(value, scalars_as)
+        # the dtype of the elementwise loss PyTorch reduces: out='s, which holds it first
+        loss_dtype = result if out is None else out.dtype
         if not result.is_floating_point:
             if params["reduction"] == MEAN:
                 raise RuntimeError("mean(): could not infer output dtype. Input dtype must be "
@@ -94,13 +97,22 @@ class LossOp(PointwiseOp):
                 out.resize_(())
         numel = math.prod(shape)
         count = grid_size(numel) if numel else 0
-        partials = torch.empty(max(count, 1), dtype=_accumulation_dtype(compute), device=out.device)
+        partials = torch.empty(max(count, 1), dtype=_accumulation_dtype(loss_dtype),
+                               device=out.device)
         if numel:
             self.launch(partials, shape, geometry.contiguous_strides(shape), operands,
-                        kernel_scalars, compute, reduce=True, common=common,
+                        kernel_scalars, compute, reduce=loss_dtype, common=common,
                         scalars_as=scalars_as)
         elif scalars_as is not compute:
             not_replayable()  # no launch would check the Scalars in a replay
         launch(self.name, _sum_partials_kernel, (1,), partials, out, count, numel,
                MEAN=params["reduction"] == MEAN, BLOCK=1024 if INTERPRETED else 256)
         return out
+
+    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
+               sources=None, common=None, result=None, scalars_as=None):
+        # TensorIterator computes the loss in the common dtype and rounds it to that dtype, then
+        # converts it into the tensor it writes, which may have another dtype (huber_loss
+        # writes self's, and a 0-dim self does not decide the common dtype)
+        super().launch(target, shape, out_strides, operands, kernel_scalars, compute, reduce,
+                       sources, common, common, scalars_as)

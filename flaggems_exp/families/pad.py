@@ -20,6 +20,7 @@ from ..runtime.device import INTERPRETED
 from ..runtime.dtypes import ALL, REAL
 from ..runtime.launch import launch
 from .base import Op
+from .copy import computed_apart
 
 
 @triton.jit
@@ -129,7 +130,8 @@ class GatherOp(Op):
                  naming ``kernel`` (default: the op name); complex raises ours where PyTorch
                  accepts complex (``complex_accepted``), else PyTorch's not-implemented.
     The skeleton copies bits (no casts, exact for every dtype), reads through any strides and
-    writes through the output's strides (an out= of any layout), in int64 only where needed.
+    writes through the output's strides (an out= of any layout), in int64 only where needed;
+    an out= sharing the input's memory gets the result computed apart, then copied in.
     """
 
     family = "GatherOp"
@@ -184,20 +186,24 @@ class GatherOp(Op):
         if out is not None and out.dtype != x.dtype:  # PyTorch checks out= before the dtype
             raise errors.out_dtype_mismatch(out.dtype, x.dtype, "expected")
         self.check_dtype(x.dtype)
+
+        def new():
+            return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format)
+
         if out is None:
-            out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format)
+            out = new()
         else:
-            if geometry.has_internal_overlap(out):
+            if geometry.keeps_internal_overlap(out, shape):  # resize_output comes first
                 raise errors.internal_overlap()
-            # an out= sharing memory with the input would be read after being written (or be
-            # resized under it): PyTorch's kernels do not check and compute from that memory,
-            # we refuse it with PyTorch's error for an out= that overlaps an input
-            if geometry.memory_overlaps(out, x):
-                raise errors.partial_overlap()
+            if out is x:  # read through a view that resizing out (x itself) leaves as it is
+                x = x.view(x.shape)
             # the first write, after every check
             geometry.resize_out(out, shape, memory_format=memory_format)
         if out.numel():
-            self.launch(out, x, *self.views(x, out, plan))
+            # PyTorch's kernels do not check whether out= shares the input's memory, and then
+            # read elements they have written; ours give the values of an out apart from it
+            computed_apart(self, out, [x], new,
+                           lambda target: self.launch(target, x, *self.views(x, target, plan)))
         return out
 
     def launch(self, out, x, shape, out_strides, in_strides, maps):

@@ -48,7 +48,7 @@ def _pointwise_kernel(
     n0: tl.int64, n1: tl.int64, n2: tl.int64, s0: tl.int64, s1: tl.int64, s2: tl.int64,
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
     NDIM: tl.constexpr, COMMON: tl.constexpr, COMPUTE: tl.constexpr, RESULT: tl.constexpr,
-    INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = False,
+    INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = None,
     STORED_OPERANDS: tl.constexpr = 0,
 ):
     if INDEX_64:
@@ -89,9 +89,12 @@ def _pointwise_kernel(
                                               (STORED_OPERANDS >> 2) & 1, COMMON, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
     result = MATH(*operands, *scalars[:NSCALARS])
-    if REDUCE:
-        # fused reduction: one partial sum per program, in out_ptr's accumulation dtype
-        partial = tl.sum(tl.where(mask, result.to(out_ptr.dtype.element_ty), 0), axis=0)
+    if REDUCE is not None:
+        # fused reduction: one partial sum per program, in out_ptr's accumulation dtype, of the
+        # results rounded to the op's result dtype, then to REDUCE: PyTorch reduces a tensor of
+        # that dtype holding them
+        loss = converted(converted(result, RESULT), REDUCE)
+        partial = tl.sum(tl.where(mask, loss.to(out_ptr.dtype.element_ty), 0), axis=0)
         tl.store(out_ptr + tl.program_id(0), partial)
     else:
         # rounded to the op's result dtype first, then cast to out's own dtype, as PyTorch
@@ -267,16 +270,14 @@ class PointwiseOp(Op):
         scalars_as = compute if self.scalar_check is None else CheckedScalar(
             compute, result if self.scalar_check == "result" else compute)
         if out.numel():
-            target = out
-            if self.out_is_copied and not inplace and any(
-                    geometry.memory_overlaps(out, t) for t in tensors):
-                target = geometry.new_result(layout, shape, result, out.device)
-            self.launch(target, shape, target.stride(), prepared, kernel_scalars, compute,
-                        sources=sources, common=self.common_dtype(operands, result),
-                        result=result, scalars_as=scalars_as)
-            if target is not out:
-                from .copy import write  # copy.py builds on this module
-                write(self, out, target)
+            from .copy import computed_apart  # copy.py builds on this module
+            computed_apart(
+                self, out, tensors if self.out_is_copied and not inplace else (),
+                lambda: geometry.new_result(layout, shape, result, out.device),
+                lambda target: self.launch(
+                    target, shape, target.stride(), prepared, kernel_scalars, compute,
+                    sources=sources, common=self.common_dtype(operands, result), result=result,
+                    scalars_as=scalars_as))
         elif scalars_as is not compute:
             # PyTorch converts its Scalars even for an empty result; no launch would check
             # them in a replay, so such a call is never planned
@@ -353,7 +354,10 @@ class PointwiseOp(Op):
         tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         if not inplace and not self.has_out:
             raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
-        if geometry.has_internal_overlap(out):
+        # TensorIterator refuses an out= that overlaps itself before resizing it; a generated
+        # out= wrapper resizes out first (resize_output), then copies the result in
+        if (geometry.keeps_internal_overlap(out, shape) if self.out_is_copied and not inplace
+                else geometry.has_internal_overlap(out)):
             raise errors.internal_overlap()
         if inplace or not self.out_is_copied:
             for t in tensors:
@@ -375,7 +379,7 @@ class PointwiseOp(Op):
         differ decides by them)."""
         return self.exact_out_dtype
 
-    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=False,
+    def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
                sources=None, common=None, result=None, scalars_as=None):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
@@ -401,13 +405,14 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=False, sources=None, common=None, result=None, scalars_as=None, stored=()):
+           reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=()):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
     Results are stored into ``target`` through
-    ``out_strides``, or, with ``reduce``, summed into one partial per program in ``target``
-    (which then needs ``grid_size(numel)`` elements of the accumulation dtype). ``sources``:
+    ``out_strides``, or, with ``reduce`` (the dtype of the tensor PyTorch would reduce), summed
+    into one partial per program in ``target`` (which then needs ``grid_size(numel)`` elements
+    of the accumulation dtype). ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
@@ -449,7 +454,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
         NDIM=ndim, COMMON=TL_DTYPE[common or compute], COMPUTE=TL_DTYPE[compute],
-        RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block, REDUCE=reduce,
+        RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block,
+        REDUCE=None if reduce is None else TL_DTYPE[reduce],
         STORED_OPERANDS=sum(1 << i for i in stored))
     if sources is not None:
         operand_sources, scalar_sources = sources

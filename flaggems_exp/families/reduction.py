@@ -168,7 +168,7 @@ class ReductionOp(Op):
         else:
             if out.dtype != rows.dtype:
                 raise errors.out_dtype_mismatch(out.dtype, rows.dtype, "expected")
-            if tuple(out.shape) == rows.shape and geometry.has_internal_overlap(out):
+            if geometry.keeps_internal_overlap(out, rows.shape):
                 raise errors.internal_overlap()
             geometry.resize_out(out, rows.shape)  # the first write, after every check
         if out.numel():

@@ -328,9 +328,11 @@ class RreluWithNoiseBackward(PointwiseOp):
 
     def prepare(self, operands, params):
         grad, x, noise = operands
-        # the unused operand becomes the number 0, so it neither loads nor broadcasts
-        operands = [grad, 0, noise] if params["training"] else [grad, x, 0]
-        return operands, ((params["lower"] + params["upper"]) / 2, int(bool(params["training"])))
+        # the unused operand becomes the number 0, so it neither loads nor broadcasts; so does
+        # the slope in training, which PyTorch never converts then (uint8 takes lower=-1.0)
+        if params["training"]:
+            return [grad, 0, noise], (0, 1)
+        return [grad, x, 0], ((params["lower"] + params["upper"]) / 2, 0)
 
     @staticmethod
     @triton.jit

@@ -49,8 +49,12 @@ class Take(IndexOp):
         return geometry.iteration_strides([plan.aux[0]], plan.shape)
 
     def check_out(self, out, plan, inputs):
-        super().check_out(out, plan, inputs)
-        for t in inputs:  # take refuses any overlap of out with an input, even a full one
+        # take checks out= before resizing it: whatever its shape, it must not overlap itself
+        # or an input (not even fully)
+        self.check_out_dtype(out, plan.dtype)
+        if geometry.has_internal_overlap(out):
+            raise errors.internal_overlap()
+        for t in inputs:
             if out.numel() and t.numel() and out.data_ptr() == t.data_ptr():
                 raise errors.partial_overlap()
             geometry.check_no_partial_overlap(out, t)

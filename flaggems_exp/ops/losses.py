@@ -8,12 +8,19 @@ from ..families.loss import LossOp
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import Promotion, promote
-from ..runtime.special import INF
+from ..runtime.steps import rounded, step_spec, wrapped
+from ..runtime.triton_types import converted
+
+
+def _like(dtype, zero_dim):
+    """A tensor that PyTorch's type promotion sees as one of ``dtype`` and that dimensionality."""
+    return torch.empty(() if zero_dim else (1,), dtype=dtype, device="meta")
 
 
 @register
 class HingeEmbeddingLoss(LossOp):
     nin = 2
+    reference_in_float64 = False  # margin - self rounds to self's dtype before the sum
     param_samples = ({"margin": 0.5, "reduction": 0}, {"margin": 2.0, "reduction": 2}, {"reduction": 7})
     scalars = {"margin": 1.0, "reduction": 1}
     dtypes = REAL
@@ -33,13 +40,16 @@ class HingeEmbeddingLoss(LossOp):
         return [target, x]
 
     def stored_operands(self, operands):
-        return (1,)  # PyTorch compares the target with 1 and -1 in the target's own dtype
+        # PyTorch compares the target with 1 and -1 in the target's own dtype; each step of its
+        # composite leaves self's dtype
+        return (0, 1)
 
     @staticmethod
     @triton.jit
     def math(x, target, margin):
         # margin arrives in self's compute dtype (truncated for integer self, as in PyTorch)
-        hinge = margin - x
+        self_value = x.to(margin.dtype)  # exactly
+        hinge = converted(margin - self_value, x.dtype).to(margin.dtype)  # rounded, or wrapped
         hinge = tl.where(hinge < 0, 0, hinge)  # clamp_min(0), NaN kept
         if target.dtype == tl.int1:
             target = target.to(tl.int8)  # a bool target is compared as an integer
@@ -49,13 +59,13 @@ class HingeEmbeddingLoss(LossOp):
             minus_one = ~tl.zeros_like(target)  # all bits set: -1 in its dtype, 255 in uint8
         else:
             minus_one = -1.0
-        return tl.where(target != 1, hinge, 0) + tl.where(target != minus_one, x, 0)
+        return tl.where(target != 1, hinge, 0) + tl.where(target != minus_one, self_value, 0)
 
 
 @register
 class SoftMarginLoss(LossOp):
     nin = 2
-    reference_in_float64 = False  # the overflow of exp in self's dtype is part of the result
+    reference_in_float64 = False  # each step rounds to self's dtype (exp overflows there)
     param_samples = ({"reduction": 0}, {"reduction": 2})
     exact_out_dtype = "found"
     scalars = {"reduction": 1}
@@ -80,41 +90,33 @@ class SoftMarginLoss(LossOp):
         super().check(operands, params, result_dtype, out)
 
     def prepare(self, operands, params):
-        # PyTorch evaluates exp(-target * x) in self's dtype: it is +inf once it passes the
-        # largest value that dtype rounds to finitely, and then so is the loss
-        info = torch.finfo(operands[0].dtype)
-        limit = float(info.max) * (1 + info.eps / 4) if operands[0].dtype.itemsize < 4 else float("inf")
-        return operands, (limit,)
+        # the product is computed in the common dtype of the negated self (a tensor of self's
+        # dtype and shape) and the target (a 0-dim target weighs less)
+        x, target = operands
+        product = torch.result_type(_like(x.dtype, x.dim() == 0), target)
+        return operands, (step_spec(product),)
+
+    def stored_operands(self, operands):
+        return (0, 1)  # each step converts them into its own dtype
 
     @staticmethod
     @triton.jit
-    def math(x, target, overflow):
-        e = libm.exp(libm.neg(target) * x)
-        return tl.where(e >= overflow, INF, special.log1p(e))
-
-
-def _wrap_spec(dtype):
-    """How integer arithmetic in ``dtype`` wraps: 2**bits for a signed integer dtype narrower
-    than int64, -2**bits for an unsigned one; 0 for int64 (its own arithmetic) and floats."""
-    if dtype.is_floating_point or dtype.itemsize == 8:
-        return 0
-    modulus = 1 << 8 * dtype.itemsize
-    return modulus if dtype.is_signed else -modulus
-
-
-@triton.jit
-def _wrap(x, spec):
-    """int64 ``x`` as integer arithmetic in the dtype ``spec`` describes leaves it (see
-    ``_wrap_spec``): its low bits, sign-extended for a signed dtype."""
-    spec = spec.to(tl.int64)
-    modulus = tl.abs(spec)
-    low = tl.where(spec > 0, -(modulus >> 1), 0)
-    return ((x - low) & (modulus - 1)) + low
-
-
-def _like(dtype, zero_dim):
-    """A tensor that PyTorch's type promotion sees as one of ``dtype`` and that dimensionality."""
-    return torch.empty(() if zero_dim else (1,), dtype=dtype, device="meta")
+    def math(x, target, product_step):
+        # PyTorch's steps, each rounded: -self * target into self's dtype, then exp (+inf past
+        # the dtype's largest value), then log1p
+        if x.dtype == tl.float64 or target.dtype == tl.float64:
+            wide: tl.constexpr = tl.float64
+        else:
+            wide: tl.constexpr = tl.float32
+        if x.dtype == tl.float64:
+            compute: tl.constexpr = tl.float64
+        else:
+            compute: tl.constexpr = tl.float32
+        negated = libm.neg(x.to(wide))  # exact
+        product = rounded(rounded(negated, product_step, wide) * rounded(target, product_step, wide),
+                          product_step, wide)
+        product = converted(product, x.dtype).to(compute)
+        return special.log1p(converted(libm.exp(product), x.dtype).to(compute))
 
 
 def _ranking_steps(input1, input2, target):
@@ -127,10 +129,13 @@ def _ranking_steps(input1, input2, target):
 
 @register
 class MarginRankingLoss(LossOp):
-    """PyTorch's ``(-target * (input1 - input2) + margin).clamp_min_(0)``, each step in its own
-    dtype: integer steps wrap (uint8 ``1 - 2`` is 255, ``-1`` is 255) before the float margin."""
+    """PyTorch's ``(-target * (input1 - input2) + margin).clamp_min_(0)``: each step in its own
+    dtype, its operands converted to that dtype first. Integer steps wrap (uint8 ``1 - 2`` is
+    255, ``-1`` is 255); float steps round (float16 ``input1 - input2`` is computed in float32
+    and rounded to float16, as PyTorch's CUDA kernels do each op, before the product)."""
 
     nin = 3
+    reference_in_float64 = False  # a float16 step rounds before a float32 one, say
     param_samples = ({"margin": 0.3, "reduction": 0}, {"margin": -0.2, "reduction": 2})
     scalars = {"margin": 0.0, "reduction": 1}
     dtypes = FLOATING | REAL
@@ -156,29 +161,37 @@ class MarginRankingLoss(LossOp):
 
     def prepare(self, operands, params):
         diff, product = _ranking_steps(*operands)
-        return operands, (params["margin"], _wrap_spec(diff.dtype), _wrap_spec(product.dtype))
-
-    def common_dtype(self, operands, result_dtype):
-        # float steps run in the compute dtype and round once at the end (PyTorch rounds each
-        # step in its own dtype: a float16 difference differs by an ulp of the loss)
-        return torch.float32 if result_dtype in (torch.float16, torch.bfloat16) else result_dtype
+        return operands, (params["margin"], step_spec(diff.dtype), step_spec(product.dtype))
 
     def stored_operands(self, operands):
-        # integer steps are computed from the integers as stored, in int64, then wrapped
-        return tuple(i for i, t in enumerate(operands) if not t.is_floating_point())
+        return (0, 1, 2)  # the math converts each operand into its step's dtype
 
     @staticmethod
     @triton.jit
-    def math(input1, input2, target, margin, diff_wrap, product_wrap):
+    def math(input1, input2, target, margin, diff_step, product_step):
+        # float steps are held in float64 where an operand is float64 (a step may be float64
+        # then, whatever the result's dtype), else in float32; both hold a float16, bfloat16
+        # or float32 step's sum or product of two values of its dtype exactly enough that
+        # rounding it gives the correctly rounded result, as PyTorch's float32 opmath does
+        if input1.dtype == tl.float64 or input2.dtype == tl.float64 or target.dtype == tl.float64:
+            wide: tl.constexpr = tl.float64
+        else:
+            wide: tl.constexpr = tl.float32
         if input1.dtype.is_int() and input2.dtype.is_int():
-            diff = _wrap(input1.to(tl.int64) - input2.to(tl.int64), diff_wrap)
+            diff = wrapped(input1.to(tl.int64) - input2.to(tl.int64), diff_step)
         else:
-            diff = input1 - input2
-        negated = libm.neg(target)  # in an integer target's own dtype
+            diff = rounded(rounded(input1, diff_step, wide) - rounded(input2, diff_step, wide),
+                          diff_step, wide)
+        if target.dtype.is_int():
+            negated = libm.neg(target)  # in the target's own dtype (uint8 -1 is 255)
+        else:
+            negated = libm.neg(target.to(wide))  # exact
         if negated.dtype.is_int() and diff.dtype.is_int():
-            loss = _wrap(negated.to(tl.int64) * diff, product_wrap) + margin
+            loss = wrapped(negated.to(tl.int64) * diff, product_step) + margin
         else:
-            loss = negated * diff + margin
+            product = rounded(rounded(negated, product_step, wide) * rounded(diff, product_step, wide),
+                             product_step, wide)
+            loss = product + margin  # rounded to the result's dtype by the skeleton
         return tl.where(loss < 0, 0, loss)  # clamp_min(0), NaN kept
 
 

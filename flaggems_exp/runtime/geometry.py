@@ -69,6 +69,13 @@ def has_internal_overlap(t):
     return t.numel() > 0 and any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride()))
 
 
+def keeps_internal_overlap(out, shape):
+    """Whether an ``out=`` that PyTorch resizes to ``shape`` (``resize_output``) still overlaps
+    itself when it is written: only one of that very shape can, as resizing gives an out of
+    another shape a new, dense layout before anything checks it."""
+    return tuple(out.shape) == tuple(shape) and has_internal_overlap(out)
+
+
 def same_storage(a, b):
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
