@@ -56,7 +56,9 @@ class HingeEmbeddingLoss(LossOp):
         elif target.dtype.is_fp16() or target.dtype.is_bf16():
             target = target.to(tl.float32)  # exactly (the interpreter has no bfloat16 arithmetic)
         if target.dtype.is_int():
-            minus_one = ~tl.zeros_like(target)  # all bits set: -1 in its dtype, 255 in uint8
+            # -1 in its dtype, 255 in uint8 (a wrapping subtraction: Triton 3.6's interpreter
+            # makes the all-ones constant of ~ from a Python -1, which numpy 2 refuses)
+            minus_one = tl.zeros_like(target) - 1
         else:
             minus_one = -1.0
         return tl.where(target != 1, hinge, 0) + tl.where(target != minus_one, self_value, 0)
