@@ -37,13 +37,18 @@ class Call:
 
     def on(self, device):
         """The same call with its tensors copied to ``device``, each keeping its exact layout
-        (strides, steps, expanded dims), so the op under test sees the same views."""
-        kwargs = {k: copy_view(v, device) if isinstance(v, torch.Tensor) else v
-                  for k, v in self.kwargs.items()}
+        (strides, steps, expanded dims), and those sharing memory sharing it there too (the
+        same tensor twice, overlapping views), so the op under test sees the same views."""
+        copies = copy_views([v for v in (*self.args, *self.kwargs.values())
+                             if isinstance(v, torch.Tensor)], device)
+
+        def moved(value):
+            return copies[id(value)] if isinstance(value, torch.Tensor) else value
+
+        kwargs = {k: moved(v) for k, v in self.kwargs.items()}
         if "device" in kwargs:  # a factory's own device argument follows the call
             kwargs["device"] = device
-        return Call(tuple(copy_view(a, device) if isinstance(a, torch.Tensor) else a
-                          for a in self.args), kwargs, self.label)
+        return Call(tuple(moved(a) for a in self.args), kwargs, self.label)
 
 
 def copy_view(t, device):
@@ -54,6 +59,39 @@ def copy_view(t, device):
     span = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))
     memory = t.as_strided((span,), (1,), t.storage_offset()).to(device, copy=True)
     return memory.as_strided(t.shape, t.stride())
+
+
+def _byte_span(t):
+    start = t.storage_offset() * t.element_size()
+    return start, start + (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))) * (
+        t.element_size())
+
+
+def copy_views(tensors, device):
+    """{id(t): a copy of t on ``device``} for ``tensors``, each with its shape and strides;
+    tensors of one storage share memory in their copies as they do now (the bytes they span
+    together copied once, each a view at its own offset), the same tensor once."""
+    copies, shared = {}, {}
+    for t in tensors:
+        if id(t) in copies:
+            continue
+        copies[id(t)] = None
+        if t.numel() and not t.requires_grad:
+            shared.setdefault(t.untyped_storage().data_ptr(), []).append(t)
+        else:
+            copies[id(t)] = copy_view(t, device)
+    for views in shared.values():
+        spans = [_byte_span(t) for t in views]
+        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        if any((start - lo) % t.element_size() for t, (start, _) in zip(views, spans)):
+            copies.update((id(t), copy_view(t, device)) for t in views)  # not one element grid
+            continue
+        memory = torch.empty(0, dtype=torch.uint8).set_(
+            views[0].untyped_storage(), lo, (hi - lo,), (1,)).to(device, copy=True)
+        for t, (start, _) in zip(views, spans):
+            copies[id(t)] = torch.empty(0, dtype=t.dtype, device=device).set_(
+                memory.untyped_storage(), (start - lo) // t.element_size(), t.shape, t.stride())
+    return copies
 
 
 def random_tensor(shape, dtype, domain=(-4.0, 4.0), generator=None):
@@ -145,6 +183,14 @@ def _widened(value, single):
     return value
 
 
+def _kernel_error(op, call, error):
+    """Whether PyTorch's functional ``op`` raises ``error`` on ``call`` too: an error of the
+    kernel both forms share (which a reference standing for the CUDA kernel may not raise),
+    rather than one of the in-place rules."""
+    functional = run(getattr(torch.ops.aten, op.name), call.on("cpu"))
+    return type(functional) is type(error) and str(functional) == str(error)
+
+
 def reference(op, call):
     """PyTorch's answer on the CPU: (native result or exception, float64-accurate expected).
 
@@ -154,10 +200,15 @@ def reference(op, call):
     if isinstance(op, InplaceOp):
         native = run(getattr(torch.ops.aten, op.name), call.on("cpu"))
         functional, expected = reference(op.twin, call)
+        kernel_error = isinstance(native, Exception) and _kernel_error(op.twin, call, native)
         if type(op.twin).ref is not None and (
-                not isinstance(native, Exception) or isinstance(native, NotImplementedError)):
+                not isinstance(native, Exception) or isinstance(native, NotImplementedError)
+                or kernel_error):
             # the twin's own reference stands for PyTorch's CUDA behaviour where the CPU kernel
-            # differs (abs of a bool, signed zeros): in place it is the functional result cast
+            # differs (abs of a bool, signed zeros, a Scalar's conversion): in place it is the
+            # functional result cast, or the functional kernel's own error
+            if kernel_error and isinstance(functional, Exception):
+                return functional, None
             self_tensor = call.args[0]
             if (not isinstance(functional, Exception) and functional.shape == self_tensor.shape
                     and torch.can_cast(functional.dtype, self_tensor.dtype)):

@@ -107,13 +107,19 @@ def test_soft_margin_overflows_like_pytorch_in_half_precision():
 @pytest.mark.parametrize("args, kwargs", [
     ((torch.randn(3), torch.randn(3)), {"delta": 0.0}),
     ((torch.randn(3), torch.randn(3)), {"delta": -1.0}),
+    ((torch.randn(3), torch.randn(3)), {"delta": float("nan")}),
+    ((torch.ones(3, dtype=torch.bool), torch.ones(3)), {"delta": float("nan")}),
 ])
 def test_huber_rejects_non_positive_delta(args, kwargs):
+    """PyTorch checks delta > 0 (which NaN fails) before its dtype dispatch."""
     check_call(REGISTRY["huber_loss"], Call(args, kwargs))
 
 
-def test_smooth_l1_rejects_negative_beta():
-    check_call(REGISTRY["smooth_l1_loss"], Call((torch.randn(3), torch.randn(3)), {"beta": -0.5}))
+@pytest.mark.parametrize("beta", [-0.5, float("nan")])
+def test_smooth_l1_rejects_negative_beta(beta):
+    """PyTorch checks beta >= 0 (which NaN fails) before its dtype dispatch."""
+    for x in (torch.randn(3), torch.ones(3, dtype=torch.bool)):
+        check_call(REGISTRY["smooth_l1_loss"], Call((x, torch.randn(3)), {"beta": beta}))
 
 
 def test_hinge_on_integers_sums_to_int64_and_rejects_mean():

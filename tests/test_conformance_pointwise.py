@@ -178,6 +178,35 @@ def test_rrelu_with_noise_backward_converts_no_slope_in_training(dtype, lower):
                           Call((grad, x, noise), params)) is not None
 
 
+@pytest.mark.parametrize("lower, upper", [(NAN, 0.2), (-0.5, 0.2), (0.0, -0.0), (-1e308, -1e308)])
+def test_rrelu_with_noise_backward_self_is_result_needs_a_slope_not_below_zero(lower, upper):
+    """In eval with self_is_result, PyTorch requires (lower + upper) / 2 >= 0: a NaN slope fails
+    it (raised before the dtype's own error, a bool one's say), -0.0 passes."""
+    gen = torch.Generator().manual_seed(13)
+    for dtype in (F16, torch.bool):
+        grad, x, noise = (testing.random_tensor((6,), dtype, (-3, 3), gen) for _ in range(3))
+        params = {"lower": lower, "upper": upper, "training": False, "self_is_result": True}
+        check_call(REGISTRY["rrelu_with_noise_backward"], Call((grad, x, noise), params))
+
+
+OPMATH_SCALARS = [  # (op, its Scalars as (args, kwargs) of a value)
+    ("hardtanh", lambda v: ((), {"min_val": -v, "max_val": v})),
+    ("hardtanh_", lambda v: ((), {"min_val": -2.0, "max_val": v})),
+    ("clamp_max", lambda v: ((v,), {})), ("clamp_max_", lambda v: ((-v,), {})),
+    ("logit", lambda v: ((), {"eps": v})), ("logit_", lambda v: ((v,), {}))]
+
+
+@pytest.mark.parametrize("name, params", OPMATH_SCALARS, ids=[c[0] for c in OPMATH_SCALARS])
+@pytest.mark.parametrize("value", [1e5, 1e30, 1e39])
+def test_float16_takes_scalars_of_float32s_range(name, params, value):
+    """PyTorch's CUDA kernels of these convert their Scalars with to<opmath_t>(): a float16
+    self takes 1e5 and 1e30, not 1e39 (float32 overflows); their CPU kernels convert to float16
+    and refuse 1e5. The reference stands for the CUDA kernel, in place too."""
+    x = torch.tensor([-70000.0, -3.0, -0.0, 0.25, 0.5, 2.0, 60000.0, float("inf")]).half()
+    args, kwargs = params(value)
+    check_call(REGISTRY[name], Call((x, *args), kwargs))
+
+
 @pytest.mark.parametrize("dtype, limit", [(torch.uint8, -1), (torch.uint8, -200), (torch.uint8, -256),
                                           (I8, 1000), (I8, -129), (torch.int32, 2**31),
                                           (torch.float32, 1e39)])

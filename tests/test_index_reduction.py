@@ -3,6 +3,7 @@
 Data movement (IndexOp) must match bit for bit; reductions within the dtype's tolerance.
 """
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -240,6 +241,21 @@ def test_log_softmax_backward_half_to_float():
     ours = check_call(REGISTRY["_log_softmax_backward_data"],
                       Call((grad, output, 1, torch.float16)))
     assert ours.dtype == torch.float16
+
+
+@pytest.mark.parametrize("shape, dtype", [((0,), torch.float16), ((6, 30), torch.float16),
+                                          ((6, 30), torch.float64), ((), torch.float32)],
+                         ids=str)
+def test_log_softmax_backward_half_to_float_out(shape, dtype):
+    """The float16 result of the half-to-float path goes into an out= of float16 (resized as a
+    structured kernel's out=); an out= of another dtype is PyTorch's structured error."""
+    gen = torch.Generator().manual_seed(8)
+    grad = torch.randn(6, 30, generator=gen)
+    output = torch.log_softmax(torch.randn(6, 30, generator=gen), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # resizing a non-empty out warns, as in PyTorch
+        check_call(REGISTRY["_log_softmax_backward_data"],
+                   Call((grad, output, 1, torch.float16), {"out": torch.zeros(shape, dtype=dtype)}))
 
 
 # ---- op-specific semantics PyTorch pins down ----------------------------------------------

@@ -121,6 +121,19 @@ def test_nearest_source_index_sweep(name):
                 check_call(op, Call((x, [w_out], 0.37 * w_out / w_in + 0.1)), exact=True)
 
 
+@pytest.mark.skipif(DEV != "cuda", reason="PyTorch's CPU kernel reads out of bounds there")
+@pytest.mark.parametrize("name", _NEAREST + ["upsample_nearest3d"])
+def test_scales_whose_inverse_overflows_float32(name):
+    """scales=1e-240 makes the float32 scale inf: CUDA's source index of output 0 is then
+    floor(0 * inf), NaN, which its conversion to an integer makes 0; every other index clamps
+    to the last. As PyTorch's CUDA kernel, bit for bit."""
+    op = REGISTRY[name]
+    x = torch.randn((2, 3, 5) if name != "upsample_nearest3d" else (1, 2, 3, 4, 5), device=DEV)
+    sizes = [7] if name != "upsample_nearest3d" else [4, 6, 7]
+    for scales in ([1e-240] * len(sizes), [1e-240, 0.5, 3e-39][:len(sizes)]):
+        assert torch.equal(op(x, sizes, *scales), getattr(torch.ops.aten, name)(x, sizes, *scales))
+
+
 def test_vec_scale_factors_are_the_scales():
     """.vec passes s on as ``scales``: the source index uses float32(1/s), not in/out (which
     picks other source elements for some of these s)."""

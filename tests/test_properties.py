@@ -2,8 +2,10 @@
 
 For each op (functional and in place), hypothesis draws a dtype, a shape (0 to 3 dims, empty
 ones included; pads and resampling keep their own shapes), the op's own parameters (one of its
-sample calls), a layout for each tensor (contiguous, transposed, stepped, offset, expanded), the
-same tensor passed twice, and an ``out=`` (of the result's dtype and shape, empty, of another
+sample calls, each Python float in it kept or redrawn: 0.0, -0.0, inf, -inf, NaN, 1e30, -1e30,
+1e-240 or a small integer-valued float), a layout for each tensor (contiguous, transposed,
+stepped, offset, expanded), the same tensor passed twice or two overlapping views of one
+memory (self and other one element apart), and an ``out=`` (of the result's dtype and shape, empty, of another
 dtype, transposed). ``check_call`` compares values, dtype, shape and the exception (type and
 message) with PyTorch and checks that a rejected call wrote nothing; the result's strides are
 compared too, where PyTorch's op is the reference and a dim's stride is not arbitrary (sizes
@@ -24,8 +26,15 @@ from flaggems_exp.testing import ALL_DTYPES, Call, check_call, run
 EXAMPLES = int(os.environ.get("FLAGGEMS_PROPERTY_EXAMPLES", "4"))
 OPS = list(dict.fromkeys(REGISTRY.values()))
 LAYOUTS = ("contiguous", "transposed", "stepped", "offset", "expanded")
+ALIASES = ("apart", "same", "shifted")  # the first two tensors: separate, one, overlapping
 OUT_KINDS = ("result", "empty", "other dtype", "transposed")
 _FACTORY_KEYWORDS = {"dtype", "device", "layout", "pin_memory"}
+# what a drawn call's Python float may become: values at the edges of every dtype's range
+FLOATS = (0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e30, -1e30, 1e-240)
+# a resampling op's scales: not 1e-240, whose inverse overflows float32, as PyTorch's CPU
+# kernel then reads out of bounds (garbage, or a crash for uint8); test_pad_resample compares
+# ours with its CUDA kernel there
+_RESAMPLE_FLOATS = tuple(f for f in FLOATS if f != 1e-240)
 _NO_OUT_OVERLOAD = "argument(s)"  # "expected at most N argument(s)", "failed to match any schema"
 # families whose sample calls take any shape (pads and resampling need their own ranks)
 _ANY_SHAPE = {"PointwiseOp", "ComparisonOp", "LossOp", "CopyOp", "CreationOp", "IndexOp",
@@ -51,6 +60,17 @@ def relaid(t, kind):
         flat = t.reshape(-1)
         return torch.cat([flat[:1], flat])[1:].view(t.shape)
     return t[:1].expand_as(t)
+
+
+def redrawn(draw, value, floats):
+    """``value`` with each Python float in it (in a list too) kept or redrawn: one of
+    ``floats`` or a small integer-valued float."""
+    if type(value) is float:
+        return draw(st.one_of(st.just(value), st.sampled_from(floats),
+                              st.integers(-3, 3).map(float)))
+    if isinstance(value, (list, tuple)) and any(type(v) is float for v in value):
+        return type(value)(redrawn(draw, v, floats) for v in value)
+    return value
 
 
 def has_out(op):
@@ -82,14 +102,21 @@ def drawn_calls(draw, op):
         calls = []  # no sample of this dtype or shape (e.g. an index op over an empty tensor)
     assume(calls)
     call = draw(st.sampled_from(calls))
-    args = [relaid(a, draw(st.sampled_from(LAYOUTS))) if isinstance(a, torch.Tensor) else a
-            for a in call.args]
+    floats = _RESAMPLE_FLOATS if testing.twin(op).family == "ResampleOp" else FLOATS
+    args = [relaid(a, draw(st.sampled_from(LAYOUTS))) if isinstance(a, torch.Tensor)
+            else redrawn(draw, a, floats) for a in call.args]
     tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
-    if len(tensors) >= 2 and draw(st.booleans()):
+    if len(tensors) >= 2:
         first, second = args[tensors[0]], args[tensors[1]]
-        if first.shape == second.shape and first.dtype == second.dtype:
+        alias = draw(st.sampled_from(ALIASES))
+        if first.shape == second.shape and first.dtype == second.dtype and alias == "same":
             args[tensors[1]] = first  # the very same tensor twice (x * x, x.mul_(x))
-    kwargs = dict(call.kwargs)
+        elif first.shape == second.shape and first.dtype == second.dtype and alias == "shifted":
+            # two views of one memory, one element apart: x.mul_(y) where y overlaps x
+            memory = torch.cat([first.reshape(-1), second.reshape(-1)[-1:]])
+            args[tensors[0]] = memory[:-1].view(first.shape)
+            args[tensors[1]] = memory[1:].view(first.shape)
+    kwargs = {k: redrawn(draw, v, floats) for k, v in call.kwargs.items()}
     if (not isinstance(op, InplaceOp) and has_out(op) and not _FACTORY_KEYWORDS & set(kwargs)
             and draw(st.booleans())):
         native = run(op.ref, Call(tuple(args), kwargs))

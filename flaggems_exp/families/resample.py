@@ -24,7 +24,9 @@ def _nearest_source(j, scale, size, OFFSET: tl.constexpr):
     # PyTorch's float32 arithmetic: min(floor((j + offset) * scale), size - 1); the product is
     # never negative, so the conversion's truncation is the floor
     x = (j.to(tl.float32) + OFFSET) * scale
-    x = tl.where(x < _NO_OVERFLOW, x, _NO_OVERFLOW)  # a huge 1/scales (and NaN) clamp too
+    # a huge 1/scales clamps too; NaN (0 * inf, where 1/scales overflowed float32) is index 0,
+    # as CUDA's conversion to an integer makes it (PyTorch's CPU kernel reads out of bounds)
+    x = tl.where(x < _NO_OVERFLOW, x, tl.where(x == x, _NO_OVERFLOW, 0.0))
     return tl.minimum(x.to(tl.int64), size - 1).to(j.dtype)
 
 

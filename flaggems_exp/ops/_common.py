@@ -1,8 +1,29 @@
-"""Small Triton helpers several op declarations share."""
+"""Small helpers several op declarations share: Triton functions, and a reference."""
+import torch
 import triton
 import triton.language as tl
 
 from ..runtime import libm
+
+
+def opmath_scalars(op):
+    """PyTorch's ``op`` with its CUDA kernel's Scalar conversion, ``Scalar::to<opmath_t>()``:
+    a float16 self takes a Scalar up to float32's range (1e5), which its CPU kernel, converting
+    to float16, refuses. Such a call's values are the CPU kernel's on float32 copies of the
+    float16 tensors, rounded to float16 (and written into out=, which PyTorch's own call has
+    checked and resized before refusing the Scalar)."""
+    def reference(*args, **kwargs):
+        try:
+            return op(*args, **kwargs)
+        except RuntimeError as exc:
+            if "c10::Half without overflow" not in str(exc):
+                raise
+        single = [a.float() if isinstance(a, torch.Tensor) and a.dtype == torch.float16 else a
+                  for a in args]
+        out = kwargs.pop("out", None)
+        result = op(*single, **kwargs).to(torch.float16)
+        return result if out is None else out.copy_(result)
+    return reference
 
 
 @triton.jit

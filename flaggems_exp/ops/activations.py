@@ -10,7 +10,7 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import promote
 from ..runtime.triton_types import checked_scalar
-from ._common import clamp, sigmoid
+from ._common import clamp, opmath_scalars, sigmoid
 
 _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
@@ -48,11 +48,14 @@ def _float64_as_cuda(op, formula):
     return reference
 
 
+_hardtanh = opmath_scalars(torch.ops.aten.hardtanh)
+
+
 def _cuda_hardtanh(x, min_val=-1, max_val=1, **kwargs):
     """PyTorch's hardtanh with the zeros of its CUDA kernel, whose maximum and minimum order
     -0.0 below +0.0 (its CPU kernel keeps x's zero): a +0.0 min_val makes every zero result
     +0.0, then a -0.0 max_val makes it -0.0."""
-    result = torch.ops.aten.hardtanh(x, min_val, max_val, **kwargs)  # its dtypes and errors
+    result = _hardtanh(x, min_val, max_val, **kwargs)  # its dtypes and errors
     if result.is_floating_point():
         for limit, zero in ((min_val, 0.0), (max_val, -0.0)):
             if float(limit) == 0 and math.copysign(1, float(limit)) == math.copysign(1, zero):
@@ -314,7 +317,8 @@ class RreluWithNoiseBackward(PointwiseOp):
     def check(self, operands, params, result_dtype, out):
         if params["training"]:
             return
-        if params["self_is_result"] and params["lower"] + params["upper"] < 0:
+        # leaky_relu_backward's check: negval >= 0, which a NaN slope fails too
+        if params["self_is_result"] and not (params["lower"] + params["upper"]) / 2 >= 0:
             raise RuntimeError(_NEGATIVE_SLOPE_INPLACE_BACKWARD)
         if result_dtype not in FLOATING:
             raise errors.not_implemented("leaky_relu_backward", result_dtype)

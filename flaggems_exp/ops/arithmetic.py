@@ -8,6 +8,7 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.special import INF
 from ..runtime.triton_types import checked_scalar
+from ._common import opmath_scalars
 
 
 @register
@@ -127,6 +128,7 @@ class Fmin(PointwiseOp):
 
 @register
 class ClampMax(PointwiseOp):
+    ref = staticmethod(opmath_scalars(torch.ops.aten.clamp_max))
     nin = 2
     exact_out_dtype = "found"
     complex_error = (NotImplementedError, "clamp is not supported for complex types")

@@ -7,7 +7,7 @@ import triton.language as tl
 from ..families import DISPATCH, PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
-from ._common import sigmoid
+from ._common import opmath_scalars, sigmoid
 
 
 class FloatUnary(PointwiseOp):
@@ -103,6 +103,7 @@ class Sigmoid(FloatUnary):
 
 @register
 class Logit(FloatUnary):
+    ref = staticmethod(opmath_scalars(torch.ops.aten.logit))
     complex_error = DISPATCH
     domain = (-0.2, 1.2)
     param_samples = ({"eps": -1.0}, {"eps": 0.0}, {"eps": 0.2}, {"eps": 0.5}, {"eps": 0.7})

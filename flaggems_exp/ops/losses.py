@@ -221,7 +221,7 @@ class HuberLoss(LossOp):
         return torch.result_type(*operands)
 
     def check(self, operands, params, result_dtype, out):
-        if params["delta"] <= 0:
+        if not params["delta"] > 0:  # PyTorch's check, which NaN fails
             raise RuntimeError("huber_loss does not support non-positive values for delta.")
         super().check(operands, params, result_dtype, out)
 
@@ -242,7 +242,7 @@ class SmoothL1Loss(LossOp):
     strict_reduction = True
 
     def check(self, operands, params, result_dtype, out):
-        if params["beta"] < 0:
+        if not params["beta"] >= 0:  # PyTorch's check, which NaN fails
             raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
         super().check(operands, params, result_dtype, out)
 

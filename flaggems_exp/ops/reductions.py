@@ -68,14 +68,20 @@ class SafeSoftmax(ReductionOp):
 
 def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwargs):
     """PyTorch's CUDA rules (the CPU kernel has no half-to-float path): float32 grad with
-    float16 input_dtype gives a float16 result; other dtype mismatches raise."""
+    float16 input_dtype gives a float16 result (into an out= of that dtype, resized as a
+    structured kernel resizes it); other dtype mismatches raise."""
     errors.wrap_dim(dim, grad_output.dim())
+    out = kwargs.get("out")
     if grad_output.dtype != input_dtype:
         if (grad_output.dtype, input_dtype) != (torch.float32, torch.float16):
             raise RuntimeError(_MISMATCH)
         result = torch.ops.aten._log_softmax_backward_data(grad_output, output, dim, torch.float32)
-        return result.to(torch.float16)
-    out = kwargs.get("out")
+        if out is None:
+            return result.to(torch.float16)
+        if out.dtype != torch.float16:
+            raise errors.out_dtype_mismatch(out.dtype, torch.float16, "expected")
+        geometry.resize_out(out, result.shape)
+        return out.copy_(result)
     if out is not None and out.shape == grad_output.shape and not out.is_contiguous():
         # PyTorch's CPU kernel writes a strided out= as if it were contiguous; its CUDA kernel
         # (a structured kernel's proxy out) writes through out's strides
