@@ -48,7 +48,10 @@ def _forward_and_grads(fn, op, call):
     """``fn``'s result (or exception) and the gradients of its leaves (torch.autograd.grad; None
     where the result records no graph; the exception where backward raises)."""
     leaves, args = _graph_call(op, call)
-    result = testing.run(fn, testing.Call(tuple(args), call.kwargs))
+    kwargs = dict(call.kwargs)
+    if kwargs.get("device") is not None:  # a factory's: the sample's CPU, made the kernels'
+        kwargs["device"] = DEVICE
+    result = testing.run(fn, testing.Call(tuple(args), kwargs))
     if not (isinstance(result, torch.Tensor) and result.requires_grad):
         return result, None
     weights = torch.linspace(-1, 2, result.numel(), dtype=result.dtype,

@@ -203,8 +203,17 @@ def test_huber_loss_writes_in_the_out_dtype(reduction):
     shape = (5,) if reduction == 0 else ()
     for out_dtype in (torch.float64, torch.float32, torch.int16):
         out = torch.empty(shape, dtype=out_dtype)
-        check_call(op, Call((x, target, reduction, 0.5), {"out": out}))
-        check_call(op, Call((x.double(), target.float(), reduction, 0.5), {"out": out}))
+        for args in ((x, target, reduction, 0.5), (x.double(), target.float(), reduction, 0.5)):
+            call = Call(args, {"out": out})
+            if reduction == 0 or not out_dtype.is_floating_point:
+                check_call(op, call)
+                continue
+            # a sum of losses rounded to out's dtype, accumulated in it: its order differs
+            # between devices (and between PyTorch's CPU and CUDA kernels), so the values agree
+            # at out's precision, not at the float64 computation's
+            native, _ = testing.reference(op, call)
+            ours = testing.run(op, testing.on_device(call))
+            testing.assert_close(ours, native)
     assert check_call(op, Call((x, target, reduction))) is None  # Double into Short
 
 
@@ -230,8 +239,10 @@ def test_huber_loss_rounds_to_the_common_dtype_before_writing(reduction):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # PyTorch resizes its loss tensor
                         return fn(*(a.to(device) for a in args), **kwargs)
+                # a mean or sum: its order of additions differs between devices
                 testing.assert_close(call(op, flaggems_exp.device),
-                                     call(torch.ops.aten.huber_loss, "cpu"), exact=True)
+                                     call(torch.ops.aten.huber_loss, "cpu"),
+                                     exact=reduction == 0)
 
 
 def test_huber_loss_names_the_common_dtype_it_has_no_kernel_for():

@@ -79,15 +79,24 @@ def _register_new_ops():
         for name, overload_name in op.aten_overloads():
             if name == op.name:  # aliases call the op by its own name
                 overload = getattr(getattr(torch.ops.aten, name), overload_name)
-                namespace = OUT_NAMESPACE if torch.Tag.out in overload.tags else NAMESPACE
+                namespace = OUT_NAMESPACE if _is_out(overload) else NAMESPACE
                 _register(_libraries[namespace], op, overload)
+
+
+# torch.Tag.out is newer than torch 2.11, whose out= overloads are known by their schema
+_MUTATION_TAGS = tuple(getattr(torch.Tag, name) for name in ("inplace", "out")
+                       if hasattr(torch.Tag, name))
+
+
+def _is_out(overload):
+    return any(a.is_out for a in overload._schema.arguments)
 
 
 def _register(library, op, aten_overload):
     schema = aten_overload._schema
     name = schema.name.split("::")[1]
     qualname = name + (f".{schema.overload_name}" if schema.overload_name else "")
-    tags = [t for t in aten_overload.tags if t in (torch.Tag.inplace, torch.Tag.out)]
+    tags = [t for t in aten_overload.tags if t in _MUTATION_TAGS]
     library.define(str(schema).split("::", 1)[1], tags=tags)
     library.impl(qualname, op, "CompositeExplicitAutograd")
     torch.library.register_fake(f"{library.ns}::{qualname}", aten_overload, lib=library)
