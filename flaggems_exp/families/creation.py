@@ -84,6 +84,7 @@ class CreationOp(Op):
     """
 
     family = "CreationOp"
+    moves_any_tensor = True  # ``any_dtype`` decides, and ``write`` refuses another device
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
     value = 0
     exact_out_dtype = False
@@ -112,9 +113,6 @@ class CreationOp(Op):
             dtype = like.dtype if like is not None else torch.get_default_dtype()
         if dtype not in TL_DTYPE and not self.any_dtype:
             raise unsupported(self.name, dtype)
-        if options.get("layout") not in (None, torch.strided):
-            raise NotImplementedError(f"flaggems_exp.{self.name}: layout {options['layout']} is "
-                                      "not supported")
         value = self.fill_value(dtype, *args, **kwargs)
         check_sizes(shape)
         if inplace:
