@@ -92,6 +92,28 @@ def _same_error(ours, theirs):
             and testing.normalize_message(ours) == testing.normalize_message(theirs))
 
 
+# ---- a number where the schema has a tensor (PyTorch's wrapped number) ----------------------
+@pytest.mark.parametrize("first, second", [
+    (2, torch.float32), (2.5, torch.int32), (True, torch.float16), (-3, torch.uint8),
+    (2.5, torch.bfloat16)], ids=str)
+def test_mul_takes_a_number_for_either_operand(first, second):
+    """PyTorch binds a Python number to mul's tensor operands (``torch.mul(2, x)``), as its
+    wrapped number; a sparse mul calls ``mul(2, values)`` so, and the dispatcher hands the
+    number over as a number. Ours computes it, called directly or routed."""
+    x = testing.random_tensor((3, 5), second).to(DEV)
+    for args in [(first, x), (x, first)]:
+        theirs = torch.ops.aten.mul.Tensor(*args)
+        testing.assert_close(ops.mul(*args), theirs, exact=True)
+        out = torch.empty(3, 5, dtype=theirs.dtype, device=DEV)
+        assert ops.mul(*args, out=out) is out
+        testing.assert_close(out, theirs, exact=True)
+    launched = LAUNCHES["mul"]
+    with flaggems_exp.use_gems(include=["mul"]):
+        ours = torch.mul(first, x)
+    testing.assert_close(ours, torch.mul(first, x), exact=True)
+    assert LAUNCHES["mul"] == launched + 1
+
+
 # ---- direct calls ask for our kernel: they raise ---------------------------------------------
 def _direct_calls():
     z = torch.randn(3, 4, dtype=torch.complex64, device=DEV)
