@@ -101,7 +101,8 @@ class CreationOp(Op):
         pass
 
     def call_out(self, args, kwargs, out, inplace):
-        options = {k: kwargs.pop(k) for k in _FACTORY_OPTIONS if k in kwargs}
+        options = {k: v for k, v in kwargs.items() if k in _FACTORY_OPTIONS}
+        kwargs = {k: v for k, v in kwargs.items() if k not in _FACTORY_OPTIONS}  # the call's own
         if options and out is not None:  # the out= overloads take no factory keywords
             raise TypeError(f"{self.name}() got an unexpected keyword argument '{[*options][0]}'")
         shape, strides, like = self.geometry(*args, **kwargs)
