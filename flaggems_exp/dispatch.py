@@ -6,28 +6,109 @@ overloads get a wrapper that forwards ``out=``. Ops that PyTorch implements as a
 CompositeImplicitAutograd decomposition have no autograd formula of their own: a backend kernel
 alone would hide the decomposition from autograd, so for those an autograd-key kernel runs ours
 when no gradient is needed and PyTorch's decomposition (which records the graph) when one is.
-The dispatcher picks our kernel by the device of a call's tensors, so a factory that asks for
-another device (``x.new_ones(size, device="cpu")`` of a GPU tensor) reaches it too: such a call
-is PyTorch's own (its CompositeExplicitAutograd kernel, as copy_ hands over transfers between
-devices), counted in ``DELEGATED``. A direct call of the op raises instead.
+
+The dispatcher hands a registered kernel whatever PyTorch's op takes at that key, and some of
+it our kernels do not cover: complex and other dtypes without a kernel, a factory asked for
+another device (``x.new_ones(size, device="meta")``), numbers alone (``torch.mul(2, 3)``), and
+at an autograd key sparse tensors themselves (AutogradCPU/AutogradCUDA serve sparse tensors
+too; sparse kernels call our backend kernels only on their dense values). The full path raises
+``NotCovered`` for them before anything is written, and the call becomes PyTorch's own: the
+kernel the op had at that key before ``enable()`` replaced it takes it, counted in
+``DELEGATED``; a direct call of the op raises instead. This costs nothing on a planned call:
+what the dispatcher calls at the backend key is a twin of the op that shares its state (plans
+included) and its ``__call__``, and differs only in its full path, which only a plan miss
+reaches. A signature handed over once goes straight to PyTorch's kernel on its next calls.
 """
 import collections
 import contextlib
+import functools
 import warnings
 
 import torch
 
 from .families.base import REGISTRY
 from .runtime.device import DEVICE
+from .runtime.errors import NotCovered
+from .runtime.plans import PlanCache, call_key, not_replayable
+from .runtime.promotion import Promotion, promote
 
 _BACKEND_KEY = "CUDA" if DEVICE == "cuda" else "CPU"
 _AUTOGRAD_KEY = "Autograd" + _BACKEND_KEY
+# what the dispatcher hands a kernel at the backend key (measured): PyTorch's kernel gets it too
+_KEYSET = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, _BACKEND_KEY))
 _library = None
 _routed = ()  # the op objects routed while enabled
 
 DELEGATED = collections.Counter()
-"""Calls routed to flaggems_exp that PyTorch's own kernel served, per op name: factories asked
-for a device the kernels do not run on."""
+"""Calls routed to flaggems_exp that PyTorch's own kernel served, per op name: inputs the
+kernels do not cover (complex and other dtypes without a kernel, sparse tensors at a composite
+op's autograd key, a factory asked for another device, numbers alone)."""
+
+
+class _HandsOver:
+    """Mixed in before an op's class for the twin the dispatcher calls (``_routed_op``): its
+    full path hands what the kernels do not cover to PyTorch's kernel at the same key, and
+    remembers the signature, whose later calls (plan misses all: a hand-over makes no plan)
+    go over at once. Handing over is always right, PyTorch's kernel making every check."""
+
+    __slots__ = ()
+
+    def call(self, args, kwargs, out):
+        key = call_key(args, kwargs, out, self.numbers_by_value)[0]
+        if key is not None and self.handed_over.get(key):
+            return self.hand_over(args, kwargs, out)
+        try:
+            return super().call(args, kwargs, out)
+        except NotCovered:
+            if key is not None:  # what is covered follows from the signature alone
+                self.handed_over.put(key, True)
+            return self.hand_over(args, kwargs, out)
+
+    def hand_over(self, args, kwargs, out):
+        not_replayable()  # PyTorch's kernel, not ours: no plan for this signature
+        DELEGATED[self.name] += 1
+        if out is not None:
+            kwargs = {**kwargs, "out": out}
+        return self.pytorch_kernel.call_boxed(_KEYSET, *self.tensor_args(args), **kwargs)
+
+    def tensor_args(self, args):
+        """``args`` with each Python number where the schema has a tensor as the tensor PyTorch
+        made of it (a wrapped number, which reached us as a number; a boxed call takes
+        tensors only): a CPU scalar of the call's common dtype, which promotes as the wrapped
+        number did and holds its value converted, as PyTorch's kernel converts it."""
+        numbers = [i for i in self.tensor_positions if i < len(args)
+                   and not isinstance(args[i], torch.Tensor)]
+        if not numbers:
+            return args
+        operands = [args[i] for i in self.tensor_positions if i < len(args)]
+        common = promote(operands, Promotion.DEFAULT)[1]
+        return [torch.tensor(a, dtype=common) if i in numbers else a for i, a in enumerate(args)]
+
+
+@functools.cache
+def _routed_class(cls):
+    slots = ("pytorch_kernel", "tensor_positions", "handed_over")
+    routed = type(cls.__name__, (_HandsOver, cls), {"__slots__": slots, "__module__": __name__})
+    # the families' __init_subclass__ derive class attributes (name, runtime_numbers) of a new
+    # class from it: the twin reads its op class's own instead, whatever they are now
+    for attribute in set(vars(routed)) - set(slots):
+        if not attribute.startswith("__"):
+            delattr(routed, attribute)
+    return routed
+
+
+def _routed_op(op, overload):
+    """``op`` as the dispatcher calls it at the backend key for ``overload``: the same object
+    state (a shared ``__dict__``: plans, counters, anything patched) and the same ``__call__``,
+    with the kernel PyTorch has at that key now, fetched before ``enable()`` replaces it."""
+    routed = object.__new__(_routed_class(type(op)))
+    routed.__dict__ = op.__dict__
+    routed.pytorch_kernel = torch.library.get_kernel(overload, _BACKEND_KEY)
+    routed.handed_over = PlanCache()  # the signatures handed over (a bounded set)
+    tensor = torch._C.TensorType.get()
+    routed.tensor_positions = tuple(i for i, a in enumerate(overload._schema.arguments)
+                                   if not a.kwarg_only and a.type.isSubtypeOf(tensor))
+    return routed
 
 
 def _out_kernel(op):
@@ -44,29 +125,27 @@ def _needs_grad(args, kwargs):
 
 
 def _composite_kernel(op, overload):
+    """The autograd-key kernel of a CompositeImplicitAutograd op: ours below autograd, or
+    PyTorch's C++ decomposition (the kernel the op had at this key) where a gradient is needed,
+    recorded by autograd, or where ours does not cover the call (sparse tensors reach this key:
+    AutogradCPU and AutogradCUDA serve them too), outside the guard, as the dispatcher would
+    have run it. (``decompose()`` would prefer a Python decomposition that may bypass our
+    kernels, e.g. an index gather.)"""
     def kernel(*args, **kwargs):
-        if _needs_grad(args, kwargs):
-            # PyTorch's C++ decomposition, recorded by autograd (``decompose()`` would prefer a
-            # Python decomposition that may bypass our kernels, e.g. an index gather)
-            return overload._op_dk(torch._C.DispatchKey.CompositeImplicitAutograd, *args, **kwargs)
-        with torch._C._AutoDispatchBelowAutograd():
-            return op(*args, **kwargs)
-    return kernel
-
-
-def _factory_kernel(op, overload):
-    def kernel(*args, **kwargs):
-        device = kwargs.get("device")
-        if device is not None and torch.device(device).type != DEVICE:
-            DELEGATED[op.name] += 1
-            return overload._op_dk(torch._C.DispatchKey.CompositeExplicitAutograd, *args, **kwargs)
-        return op(*args, **kwargs)
+        if not _needs_grad(args, kwargs):
+            try:
+                with torch._C._AutoDispatchBelowAutograd():
+                    return op(*args, **kwargs)
+            except NotCovered:
+                DELEGATED[op.name] += 1
+        return overload._op_dk(torch._C.DispatchKey.CompositeImplicitAutograd, *args, **kwargs)
     return kernel
 
 
 def _registrations(ops):
-    """(qualified aten name, kernel, dispatch key) for every name and overload of ``ops``."""
-    seen = set()
+    """[(qualified aten name, kernel, dispatch key)] for every name and overload of ``ops``,
+    made before any is registered, so that each holds PyTorch's own kernel at its key."""
+    seen, registrations = set(), []
     for op in ops:
         for name, overload_name in op.aten_overloads():
             overload = getattr(getattr(torch.ops.aten, name), overload_name)
@@ -74,13 +153,14 @@ def _registrations(ops):
             if qualname in seen:
                 continue
             seen.add(qualname)
+            routed = _routed_op(op, overload)
             keywords = {a.name for a in overload._schema.arguments if a.kwarg_only}
-            kernel = (_out_kernel(op) if "out" in keywords
-                      else _factory_kernel(op, overload) if "device" in keywords else op)
-            yield qualname, kernel, _BACKEND_KEY
+            kernel = _out_kernel(routed) if "out" in keywords else routed
+            registrations.append((qualname, kernel, _BACKEND_KEY))
             if "out" not in keywords and torch._C._dispatch_has_kernel_for_dispatch_key(
                     overload.name(), "CompositeImplicitAutograd"):
-                yield qualname, _composite_kernel(op, overload), _AUTOGRAD_KEY
+                registrations.append((qualname, _composite_kernel(op, overload), _AUTOGRAD_KEY))
+    return registrations
 
 
 def _ops(names):

@@ -10,6 +10,7 @@ import re
 import torch
 
 from . import autograd_calls, traced_calls
+from ..runtime import coverage
 from ..runtime import launch as launching
 from ..runtime.launch import LAUNCHES  # noqa: F401  (re-exported)
 from ..runtime.plans import PlanCache, Recorder, build, call_key, not_replayable
@@ -57,6 +58,7 @@ class Op:
     reference_in_float64 = True  # False where PyTorch's result depends on its working dtype
     runtime_numbers = False   # True: Python numbers reach the kernel unread (see plans.py)
     writes_self = False       # True for in-place forms: the first argument is written
+    moves_any_tensor = False  # True: the family decides itself which dtypes and devices it moves
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -98,7 +100,9 @@ class Op:
         return result
 
     def call(self, args, kwargs, out):
-        """The family's full path: every check in PyTorch's order, then allocate and launch."""
+        """The family's full path: what the kernels cover, every check in PyTorch's order, then
+        allocate and launch."""
+        coverage.check(self, args, kwargs, out)
         return self.call_out(args, kwargs, out, inplace=False)
 
     def call_out(self, args, kwargs, out, inplace):

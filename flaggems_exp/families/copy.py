@@ -36,7 +36,7 @@ def unsupported(op_name, dtype):
     """Our error for a dtype the kernels do not handle (complex: the project's usual one)."""
     if dtype.is_complex:
         return errors.complex_unsupported(op_name)
-    return NotImplementedError(f"flaggems_exp.{op_name}: dtype {dtype} is not supported")
+    return errors.NotCovered(f"flaggems_exp.{op_name}: dtype {dtype} is not supported")
 
 
 def movable(dst, src):
@@ -70,8 +70,8 @@ def write(op, out, source):
     if out.numel() == 0:
         return result
     if out.device.type != DEVICE:
-        raise RuntimeError(f"flaggems_exp.{op.name}: the kernels run on {DEVICE} tensors, "
-                           f"not on {out.device.type} ones")
+        raise errors.NotCovered(f"flaggems_exp.{op.name}: the kernels run on {DEVICE} tensors, "
+                                f"not on {out.device.type} ones")
     is_tensor = isinstance(source, torch.Tensor)
     if is_tensor and source.dtype == out.dtype and not out.is_complex() and (
             out.is_floating_point() or out.dtype not in TL_DTYPE):
@@ -138,6 +138,7 @@ class CopyOp(Op):
     """
 
     family = "CopyOp"
+    moves_any_tensor = True  # ``movable`` decides, and ATen's copy_ transfers between devices
     layout = "contiguous"
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 

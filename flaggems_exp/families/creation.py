@@ -84,6 +84,7 @@ class CreationOp(Op):
     """
 
     family = "CreationOp"
+    moves_any_tensor = True  # ``any_dtype`` decides, and ``write`` refuses another device
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
     value = 0
     exact_out_dtype = False
@@ -100,7 +101,8 @@ class CreationOp(Op):
         pass
 
     def call_out(self, args, kwargs, out, inplace):
-        options = {k: kwargs.pop(k) for k in _FACTORY_OPTIONS if k in kwargs}
+        options = {k: v for k, v in kwargs.items() if k in _FACTORY_OPTIONS}
+        kwargs = {k: v for k, v in kwargs.items() if k not in _FACTORY_OPTIONS}  # the call's own
         if options and out is not None:  # the out= overloads take no factory keywords
             raise TypeError(f"{self.name}() got an unexpected keyword argument '{[*options][0]}'")
         shape, strides, like = self.geometry(*args, **kwargs)
@@ -112,9 +114,6 @@ class CreationOp(Op):
             dtype = like.dtype if like is not None else torch.get_default_dtype()
         if dtype not in TL_DTYPE and not self.any_dtype:
             raise unsupported(self.name, dtype)
-        if options.get("layout") not in (None, torch.strided):
-            raise NotImplementedError(f"flaggems_exp.{self.name}: layout {options['layout']} is "
-                                      "not supported")
         value = self.fill_value(dtype, *args, **kwargs)
         check_sizes(shape)
         if inplace:

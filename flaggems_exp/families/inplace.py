@@ -5,6 +5,9 @@ twin's family enforces before anything is written: the result dtype must cast sa
 dtype, self is never broadcast to a bigger shape, self must not overlap itself or partially
 overlap another input; self is written through its own strides and returned (the same object).
 """
+import torch
+
+from ..runtime import coverage
 from .base import Op
 
 
@@ -28,4 +31,8 @@ class InplaceOp(Op):
             raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
         if not args:
             raise TypeError(f"{self.name}() missing required argument 'self'")
+        if not isinstance(args[0], torch.Tensor):  # a number may be a tensor operand (mul)
+            raise TypeError(f"{self.name}(): argument 'self' (position 1) must be Tensor, not "
+                            f"{type(args[0]).__name__}")
+        coverage.check(self.twin, args, kwargs, None)
         return self.twin.call_out(args, kwargs, out=args[0], inplace=True)

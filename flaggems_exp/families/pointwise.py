@@ -179,6 +179,11 @@ class PointwiseOp(Op):
         self.number_operands = frozenset(
             i for args in positional for i, a in enumerate(args[:self.nin])
             if not str(a.type).startswith("Tensor"))
+        if any(torch._C._should_allow_numbers_as_tensors(n) for n in self.names):
+            # PyTorch binds a Python number to any tensor operand of these ops (``torch.mul(2,
+            # x)``) as a wrapped number, and the dispatcher hands a wrapped number to a Python
+            # kernel as that number (a sparse ``mul`` calls ``mul(2, values)``)
+            self.number_operands = frozenset(range(self.nin))
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -226,6 +231,9 @@ class PointwiseOp(Op):
                 raise TypeError(
                     f"{self.name}(): argument '{self.operand_names[i]}' (position {i + 1}) must be "
                     f"Tensor, not {type(operand).__name__}")
+        if not any(isinstance(operand, torch.Tensor) for operand in operands):
+            # numbers alone (``torch.mul(2, 3)``): PyTorch's result is a CPU tensor
+            raise errors.NotCovered(f"flaggems_exp.{self.name}: no tensor operand")
         return operands, params
 
     def prepare(self, operands, params):

@@ -86,7 +86,9 @@ class SoftMarginLoss(LossOp):
         shape = torch.broadcast_shapes(x.shape, target.shape)
         if shape != x.shape:  # target broadcasts to self, never the reverse
             raise errors.broadcast_mismatch(x.shape, shape)
-        if not x.is_floating_point():  # the float product (or exp) cannot go back into self
+        if not (x.is_floating_point() or x.is_complex()):
+            # the float product (or exp) cannot go back into self; PyTorch computes a complex
+            # self, which our kernels do not cover
             raise errors.cast_error(target.dtype if target.is_floating_point() else torch.float32,
                                     x.dtype)
         super().check(operands, params, result_dtype, out)

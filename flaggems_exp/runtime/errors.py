@@ -22,8 +22,15 @@ def not_implemented(kernel, dtype):
         f'"{kernel}_{KERNEL_SUFFIX}" not implemented for \'{scalar_type_name(dtype)}\'')
 
 
+class NotCovered(NotImplementedError):
+    """An input that PyTorch's op takes and our kernels do not cover (a complex or other dtype
+    without a kernel, a sparse or other non-strided layout, a device the kernels do not run on).
+    A direct call raises it; under ``enable()`` the call is PyTorch's own kernel's instead
+    (``dispatch.py``). Raised before anything is written."""
+
+
 def complex_unsupported(op_name):
-    return NotImplementedError(f"flaggems_exp.{op_name}: complex dtypes are not supported")
+    return NotCovered(f"flaggems_exp.{op_name}: complex dtypes are not supported")
 
 
 def cast_error(result_dtype, out_dtype):
