@@ -19,12 +19,14 @@ import functools
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..runtime.plans import autograd_records
+
 _Tensor = torch.Tensor
 
 
 def needs_grad(args, kwargs, out):
     """Whether autograd must record this call (only asked of calls no plan served)."""
-    if not torch.is_grad_enabled():
+    if not autograd_records():
         return False
     return any(isinstance(v, _Tensor) and v.requires_grad
                for v in (*args, *kwargs.values(), out))

@@ -37,6 +37,15 @@ tuples and a reference to a compiled kernel, which Triton caches anyway)."""
 
 _Tensor = torch.Tensor
 _grad_enabled = torch.is_grad_enabled
+_excluded = torch._C._dispatch_tls_is_dispatch_key_excluded
+_AUTOGRAD = torch._C.DispatchKey.AutogradFunctionality
+
+
+def autograd_records():
+    """Whether autograd would record a call made now: grad mode is on and the call is not made
+    below autograd (by the dispatcher, under enable(), after autograd has recorded it)."""
+    return _grad_enabled() and not _excluded(_AUTOGRAD)
+
 _Parameter = torch.nn.Parameter
 _NUMBERS = frozenset((bool, int, float, complex))
 
@@ -71,7 +80,7 @@ def call_key(args, kwargs, out, numbers_by_value):
             if kind is _Tensor or kind is _Parameter:
                 p = v.data_ptr()
                 key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0,
-                        v.requires_grad and _grad_enabled())
+                        v.requires_grad and autograd_records())
                 tensors.append(v)
                 pointers.append(p)
             elif kind in _NUMBERS:
