@@ -192,6 +192,24 @@ def test_soft_margin_loss_bool_target_and_bool_self(reduction):
         assert check_call(op, Call((flags.to(torch.uint8), target), kwargs)) is None
 
 
+@pytest.mark.parametrize("reduction", [0, 1])
+def test_soft_margin_loss_checks_in_its_steps_order(reduction):
+    """PyTorch's neg_out(out, self) checks out='s dtype first, then the in-place mul_ by the
+    target broadcasts (TensorIterator's message), then the product must fit self's dtype."""
+    gen = torch.Generator().manual_seed(14)
+    x, x0 = torch.randn(4, generator=gen), torch.tensor(0.5, dtype=torch.float64)
+    op = REGISTRY["soft_margin_loss"]
+    for args in ((x, torch.randn(3, generator=gen)), (x0, x.half()), (x.long(), x[:3]),
+                 (x, x.expand(2, 4)), (x.long(), x)):
+        for out_dtype in (None, torch.float64, torch.float32, torch.int64):
+            kwargs = {"reduction": reduction}
+            if out_dtype is not None:
+                kwargs["out"] = torch.empty(0, dtype=out_dtype)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                check_call(op, Call(args, kwargs))
+
+
 @pytest.mark.parametrize("reduction", [0, 1, 2])
 def test_huber_loss_writes_in_the_out_dtype(reduction):
     """With out=, PyTorch writes the loss in out's dtype (int16 self and float64 target into a

@@ -5,7 +5,7 @@ import triton.language as tl
 
 from ..families import register
 from ..families.loss import LossOp
-from ..runtime import errors, libm, special
+from ..runtime import errors, geometry, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import Promotion, promote
 from ..runtime.steps import rounded, step_spec, wrapped
@@ -83,8 +83,10 @@ class SoftMarginLoss(LossOp):
 
     def check(self, operands, params, result_dtype, out):
         x, target = operands
-        shape = torch.broadcast_shapes(x.shape, target.shape)
-        if shape != x.shape:  # target broadcasts to self, never the reverse
+        if out is not None and out.dtype != x.dtype:  # neg_out(out, self) comes first
+            raise errors.out_dtype_mismatch(out.dtype, x.dtype, "found")
+        shape = geometry.broadcast_shape([x.shape, target.shape])  # in-place mul_'s message
+        if shape != tuple(x.shape):  # target broadcasts to self, never the reverse
             raise errors.broadcast_mismatch(x.shape, shape)
         if not (x.is_floating_point() or x.is_complex()):
             # the float product (or exp) cannot go back into self; PyTorch computes a complex
