@@ -26,6 +26,7 @@ import warnings
 
 import torch
 
+from .families.autograd_calls import needs_grad
 from .families.base import REGISTRY
 from .runtime.device import DEVICE
 from .runtime.errors import NotCovered
@@ -117,13 +118,6 @@ def _out_kernel(op):
     return kernel
 
 
-def _needs_grad(args, kwargs):
-    if not torch.is_grad_enabled():
-        return False
-    leaves = [*args, *kwargs.values()]
-    return any(isinstance(a, torch.Tensor) and a.requires_grad for a in leaves)
-
-
 def _composite_kernel(op, overload):
     """The autograd-key kernel of a CompositeImplicitAutograd op: ours below autograd, or
     PyTorch's C++ decomposition (the kernel the op had at this key) where a gradient is needed,
@@ -132,7 +126,7 @@ def _composite_kernel(op, overload):
     have run it. (``decompose()`` would prefer a Python decomposition that may bypass our
     kernels, e.g. an index gather.)"""
     def kernel(*args, **kwargs):
-        if not _needs_grad(args, kwargs):
+        if not needs_grad(args, kwargs, None):
             try:
                 with torch._C._AutoDispatchBelowAutograd():
                     return op(*args, **kwargs)

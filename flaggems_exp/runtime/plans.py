@@ -36,18 +36,17 @@ PLAN_LIMIT = 256
 tuples and a reference to a compiled kernel, which Triton caches anyway)."""
 
 _Tensor = torch.Tensor
+_Parameter = torch.nn.Parameter
 _grad_enabled = torch.is_grad_enabled
 _excluded = torch._C._dispatch_tls_is_dispatch_key_excluded
 _AUTOGRAD = torch._C.DispatchKey.AutogradFunctionality
+_NUMBERS = frozenset((bool, int, float, complex))
 
 
 def autograd_records():
     """Whether autograd would record a call made now: grad mode is on and the call is not made
     below autograd (by the dispatcher, under enable(), after autograd has recorded it)."""
     return _grad_enabled() and not _excluded(_AUTOGRAD)
-
-_Parameter = torch.nn.Parameter
-_NUMBERS = frozenset((bool, int, float, complex))
 
 
 def _float_key(value):
