@@ -128,7 +128,8 @@ class GatherOp(Op):
                  dim, ``k`` being the output index plus the dim's shift.
       dtypes     input dtypes the kernel supports; others raise PyTorch's NotImplementedError
                  naming ``kernel`` (default: the op name); complex raises ours where PyTorch
-                 accepts complex (``complex_accepted``), else PyTorch's not-implemented.
+                 accepts complex (``complex_accepted``), else PyTorch's not-implemented;
+                 with ``dtype_checked_when_empty`` False an empty input is never rejected.
     The skeleton copies bits (no casts, exact for every dtype), reads through any strides and
     writes through the output's strides (an out= of any layout), in int64 only where needed;
     an out= sharing the input's memory gets the result computed apart, then copied in.
@@ -138,6 +139,7 @@ class GatherOp(Op):
     dtypes = ALL
     kernel = None
     complex_accepted = True
+    dtype_checked_when_empty = True  # False: an empty input's output returns before the check
     index_map = None
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 
@@ -185,7 +187,8 @@ class GatherOp(Op):
         shape, memory_format, plan = self.geometry(x, overload, *rest)
         if out is not None and out.dtype != x.dtype:  # PyTorch checks out= before the dtype
             raise errors.out_dtype_mismatch(out.dtype, x.dtype, "expected")
-        self.check_dtype(x.dtype)
+        if x.numel() or self.dtype_checked_when_empty:
+            self.check_dtype(x.dtype)
 
         def new():
             return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format)

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 from torch._prims_common import suggest_memory_format
 
+from ..runtime.device import DEVICE
 from ..runtime.dtypes import ALL, FLOATING
 from .pad import GatherOp, float32
 
@@ -86,6 +87,9 @@ class NearestOp(ResampleOp):
     index_map = staticmethod(nearest)
     dtypes = FLOATING | {torch.uint8}
     complex_accepted = False  # PyTorch's own not-implemented error
+    # PyTorch's CUDA kernels return an empty input's (empty) output before their dtype
+    # dispatch, its CPU kernels dispatch first: the device's behaviour is the reference
+    dtype_checked_when_empty = DEVICE != "cuda"
 
     def vec_sizes(self, x, output_size, scale_factors):
         """PyTorch's ``compute_output_size`` of a ``.vec`` call -> (output_size, scales)."""

@@ -5,9 +5,11 @@ direct call that Dynamo traces (``torch.compiler.is_dynamo_compiling()``, not ``
 which stays true while the compiler runs real ops, ours under ``enable()`` among them) is a call of
 the custom operator ``torch.ops.flaggems_exp.<name>`` (``torch.ops.flaggems_exp_out.<name>`` with
 ``out=``): an opaque node of the graph that runs our op. Each overload of an op's aten name is
-defined with the aten overload's schema (the alias annotations of in-place and ``out=`` forms
-included, and their ``inplace``/``out`` tags, so AOTAutograd functionalizes them) and registered
-with:
+defined with the aten overload's schema, the alias annotations of in-place and ``out=`` forms
+included so that AOTAutograd functionalizes them, with one change: an in-place or ``out=``
+overload returns nothing, and ``traced_call`` returns the argument it wrote (what the aten
+overload returns), because torch 2.11's functionalization rejects a custom operator whose output
+aliases an input. Each is registered with:
 
 - the kernel: the op itself (CompositeExplicitAutograd: factories have no tensor to dispatch on);
 - the fake kernel: the aten overload run on the fake tensors, which gives PyTorch's result shape,
@@ -16,10 +18,10 @@ with:
   aten overload recomputed from the saved inputs in backward (so backward runs PyTorch's forward
   once more, or Inductor's); an in-place or ``out=`` overload raises when a gradient is needed.
 
-The ``out=`` overloads live in a namespace of their own because Inductor lowers a functional
-custom op to the ``out``-tagged overload of the same name, and its generated call then passes the
-non-tensor arguments twice, positionally and by keyword (torch 2.13: ``huber_loss.out(x, y, 1, 1.0,
-reduction=1, delta=1.0, out=buf0)`` raises).
+The ``out=`` overloads live in a namespace of their own: Inductor lowers a functional custom op
+to an ``out=`` overload of the same name when one exists, and its generated call then passes the
+non-tensor arguments twice, positionally and by keyword (torch 2.13: ``huber_loss.out(x, y, 1,
+1.0, reduction=1, delta=1.0, out=buf0)`` raises).
 
 Registering the ~270 overloads takes about a tenth of a second, too slow for import: they are
 registered together the first time Dynamo looks one up in ``OPS`` or ``OUT_OPS``, modules whose
@@ -60,9 +62,13 @@ OPS, OUT_OPS = _lazy_namespace(NAMESPACE), _lazy_namespace(OUT_NAMESPACE)
 
 def traced_call(op, args, kwargs, out):
     """``op``'s direct call as Dynamo traces it: a call of its custom operator."""
-    if out is None:
-        return getattr(OPS, op.name)(*args, **kwargs)
-    return getattr(OUT_OPS, op.name)(*args, out=out, **kwargs)
+    if out is not None:
+        getattr(OUT_OPS, op.name)(*args, out=out, **kwargs)
+        return out
+    result = getattr(OPS, op.name)(*args, **kwargs)
+    if result is None:  # an in-place overload: every aten one writes and returns self
+        return args[0] if args else kwargs["self"]
+    return result
 
 
 def _register_new_ops():
@@ -83,11 +89,6 @@ def _register_new_ops():
                 _register(_libraries[namespace], op, overload)
 
 
-# torch.Tag.out is newer than torch 2.11, whose out= overloads are known by their schema
-_MUTATION_TAGS = tuple(getattr(torch.Tag, name) for name in ("inplace", "out")
-                       if hasattr(torch.Tag, name))
-
-
 def _is_out(overload):
     return any(a.is_out for a in overload._schema.arguments)
 
@@ -96,8 +97,11 @@ def _register(library, op, aten_overload):
     schema = aten_overload._schema
     name = schema.name.split("::")[1]
     qualname = name + (f".{schema.overload_name}" if schema.overload_name else "")
-    tags = [t for t in aten_overload.tags if t in _MUTATION_TAGS]
-    library.define(str(schema).split("::", 1)[1], tags=tags)
+    definition = str(schema).split("::", 1)[1]
+    if schema.is_mutable:  # untagged: an ``out``-tagged schema must return its outputs
+        definition = definition.rsplit(" -> ", 1)[0] + " -> ()"
+        op, aten_overload = _returning_nothing(op), _returning_nothing(aten_overload)
+    library.define(definition)
     library.impl(qualname, op, "CompositeExplicitAutograd")
     torch.library.register_fake(f"{library.ns}::{qualname}", aten_overload, lib=library)
     custom = getattr(getattr(getattr(torch.ops, library.ns), name),
@@ -108,6 +112,12 @@ def _register(library, op, aten_overload):
         torch.library.register_autograd(
             f"{library.ns}::{qualname}", _vjp_backward(aten_overload),
             setup_context=_save_inputs, lib=library)
+
+
+def _returning_nothing(fn):
+    def written(*args, **kwargs):
+        fn(*args, **kwargs)
+    return written
 
 
 def _mutating_autograd(custom, schema):
