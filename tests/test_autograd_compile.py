@@ -155,6 +155,31 @@ def test_a_signature_planned_under_no_grad_records_in_grad_mode():
     torch.testing.assert_close(g, torch.autograd.grad(torch.sigmoid(x).sum(), x)[0])
 
 
+@pytest.mark.parametrize("name, args", [("sigmoid", 1), ("mul", 2), ("huber_loss", 2),
+                                        ("replication_pad1d", [1, 2]), ("tril", 0)])
+def test_forward_mode_tangents_are_pytorchs(name, args):
+    """A tensor carrying a forward-mode tangent (which grad mode does not switch off): our
+    kernel computes the primal, PyTorch's forward derivative the tangent, even for a
+    signature that already has a plan (no call is planned while a dual level is open)."""
+    import torch.autograd.forward_ad as fwad
+    op, aten_op = getattr(ops, name), getattr(torch.ops.aten, name)
+    x, tangent = (torch.randn(3, 6, device=DEVICE, dtype=torch.float64) for _ in range(2))
+    extra = (tuple(torch.randn(3, 6, device=DEVICE, dtype=torch.float64)
+                   for _ in range(args - 1)) if isinstance(args, int) and name != "tril"
+             else (args,))
+    op(x, *extra)  # a plan for the primal's signature
+    op(x, *extra)
+    with fwad.dual_level(), torch.no_grad():
+        dual = fwad.make_dual(x, tangent)
+        before = _launched()
+        ours = fwad.unpack_dual(op(dual, *extra))
+        assert _launched() > before, "our kernel must compute the primal"
+        theirs = fwad.unpack_dual(aten_op(dual, *extra))
+    assert ours.tangent is not None, "the tangent was dropped"
+    torch.testing.assert_close(ours.primal, theirs.primal)
+    torch.testing.assert_close(ours.tangent, theirs.tangent)
+
+
 # ---- torch.compile ----
 
 def _family_calls(ns):

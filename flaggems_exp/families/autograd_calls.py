@@ -1,7 +1,8 @@
 """Direct calls that autograd must record: the aten op's call, with our kernels below autograd.
 
 A direct call needs a gradient when grad mode is on and one of its tensors requires grad (that
-bit is part of a call's signature, so such a call never reaches a plan). It is then made as the
+bit is part of a call's signature, so such a call never reaches a plan), or when one carries a
+forward-mode tangent (no call is planned while a dual level is open). It is then made as the
 call of the aten op of the same name inside ``_OurKernels``, a dispatch mode that hands every
 aten overload a registered op serves to that op. PyTorch's autograd kernel runs first, as for any
 call of the aten op: it raises PyTorch's errors before anything is written (in place on a leaf
@@ -17,19 +18,25 @@ them).
 import functools
 
 import torch
+from torch.autograd import forward_ad
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..runtime.plans import autograd_records
+from ..runtime.plans import autograd_records, below_autograd
 
 _Tensor = torch.Tensor
 
 
 def needs_grad(args, kwargs, out):
-    """Whether autograd must record this call (only asked of calls no plan served)."""
-    if not autograd_records():
-        return False
-    return any(isinstance(v, _Tensor) and v.requires_grad
-               for v in (*args, *kwargs.values(), out))
+    """Whether autograd must record this call (only asked of calls no plan served): in reverse
+    mode, grad mode is on and a tensor requires grad; in forward mode (which grad mode does not
+    switch off), a dual level is open and a tensor carries a tangent."""
+    values = (*args, *kwargs.values(), out)
+    if autograd_records() and any(isinstance(v, _Tensor) and v.requires_grad for v in values):
+        return True
+    level = forward_ad._current_level
+    return level >= 0 and not below_autograd() and any(
+        isinstance(v, _Tensor) and forward_ad.unpack_dual(v, level=level).tangent is not None
+        for v in values)
 
 
 @functools.cache

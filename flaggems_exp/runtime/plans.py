@@ -25,6 +25,7 @@ import struct
 import threading
 
 import torch
+from torch.autograd import forward_ad as _forward_ad
 
 from . import launch as launching
 from .geometry import span_bytes
@@ -43,9 +44,15 @@ _AUTOGRAD = torch._C.DispatchKey.AutogradFunctionality
 _NUMBERS = frozenset((bool, int, float, complex))
 
 
+def below_autograd():
+    """Whether this call is made below autograd (by the dispatcher, under enable(), after
+    autograd has recorded it)."""
+    return _excluded(_AUTOGRAD)
+
+
 def autograd_records():
     """Whether autograd would record a call made now: grad mode is on and the call is not made
-    below autograd (by the dispatcher, under enable(), after autograd has recorded it)."""
+    below autograd."""
     return _grad_enabled() and not _excluded(_AUTOGRAD)
 
 
@@ -64,6 +71,10 @@ def _frozen(value):
 def call_key(args, kwargs, out, numbers_by_value):
     """(signature key, tensors, their data pointers) of a call, or (None, ...) for a call that is
     never planned (a tensor subclass, a sparse or other tensor without strides)."""
+    if _forward_ad._current_level >= 0:
+        # a dual level is open (forward-mode AD): whether a tensor carries a tangent is not in
+        # the key, so no call is planned until it closes
+        return None, None, None
     tensors, pointers = [], []
     key = [len(args)]
     values = args
