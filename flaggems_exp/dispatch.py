@@ -30,7 +30,7 @@ from .families.autograd_calls import needs_grad
 from .families.base import REGISTRY
 from .runtime.device import DEVICE
 from .runtime.errors import NotCovered
-from .runtime.plans import PlanCache, call_key, not_replayable
+from .runtime.plans import PlanCache, not_replayable
 from .runtime.promotion import Promotion, promote
 
 _BACKEND_KEY = "CUDA" if DEVICE == "cuda" else "CPU"
@@ -54,12 +54,11 @@ class _HandsOver:
 
     __slots__ = ()
 
-    def call(self, args, kwargs, out):
-        key = call_key(args, kwargs, out, self.numbers_by_value)[0]
+    def unplanned(self, key, tensors, args, kwargs, out):
         if key is not None and self.handed_over.get(key):
             return self.hand_over(args, kwargs, out)
         try:
-            return super().call(args, kwargs, out)
+            return super().unplanned(key, tensors, args, kwargs, out)
         except NotCovered:
             if key is not None:  # what is covered follows from the signature alone
                 self.handed_over.put(key, True)

@@ -82,6 +82,11 @@ class Op:
                 result = plan.replay(args, kwargs, tensors, pointers)
                 if result is not None:
                     return result
+        return self.unplanned(key, tensors, args, kwargs, out)
+
+    def unplanned(self, key, tensors, args, kwargs, out):
+        """A call no plan served (``key`` None: a call never planned): recorded by autograd,
+        or the full path, whose launches become the signature's plan where they can."""
         if autograd_calls.needs_grad(args, kwargs, out):  # never planned: the key says so
             return autograd_calls.recorded_call(self, args, kwargs, out)
         if getattr(launching._state, "recorder", None) is not None:
