@@ -84,7 +84,7 @@ def overview(plt, data, path):
     if not versus or not families:
         return None
     fig, axes = plt.subplots(1, len(versus), figsize=(5.5 * len(versus) + 1.5,
-                                                      0.5 * len(families) + 1.6),
+                                                      max(3.0, 0.5 * len(families) + 1.6)),
                              sharey=True, squeeze=False)
     speedups = {(f, v): [s for op in by_family[f] if (s := data.op_speedup(op, "L", v))]
                 for f in families for v in versus}
@@ -207,11 +207,10 @@ def op_figure(plt, data, op, path):
     for col, dtype in enumerate(dtypes):
         time_ax, speed_ax = axes[0][col], axes[1][col]
         for p in providers:
-            color, marker = _PROVIDER_STYLE.get(p, ("gray", "o"))
             points = [(x, t * 1e3) for x, s in zip(positions, data.sizes)
                       if (t := data.p50(op, p, dtype, s))]
             if points:
-                time_ax.plot(*zip(*points), marker=marker, color=color, label=p)
+                time_ax.plot(*zip(*points), label=p, **_line(p))
         by_size = [{v: data.speedup(op, dtype, s, v) for v in ("eager", "compile")}
                    for s in data.sizes]
         for versus in ("eager", "compile"):
@@ -219,12 +218,13 @@ def op_figure(plt, data, op, path):
             if not points:
                 continue
             speedups += [v for _, v in points]
-            color, marker = _PROVIDER_STYLE[versus]
-            speed_ax.plot(*zip(*points), marker=marker, color=color, label=f"gems vs {versus}")
+            color = _PROVIDER_STYLE[versus][0]
+            speed_ax.plot(*zip(*points), label=f"gems vs {versus}", **_line(versus))
             for x, v in points:
-                # the higher of the two values labelled above its point, the lower below
+                # the higher of the two values labelled above its point, the lower below (a
+                # tie: eager above)
                 other = by_size[x]["compile" if versus == "eager" else "eager"]
-                above = other is None or v >= other
+                above = other is None or v > other or (v == other and versus == "eager")
                 speed_ax.annotate(f"{v:.2f}×", (x, v), textcoords="offset points",
                                   xytext=(6, 4 if above else -11), fontsize=7, color=color)
         speed_ax.axhline(1.0, color="black", linewidth=0.8)
@@ -249,6 +249,15 @@ def op_figure(plt, data, op, path):
     fig.suptitle(f"{op} ({family_label(data.family[op])}): time and speedup by size",
                  fontsize=11)
     return _save(fig, path)
+
+
+def _line(provider):
+    """A provider's line: compile's dashed with hollow markers, so that eager's shows through
+    where the two meet."""
+    color, marker = _PROVIDER_STYLE.get(provider, ("gray", "o"))
+    hollow = provider == "compile"
+    return {"color": color, "marker": marker, "linestyle": "--" if hollow else "-",
+            "fillstyle": "none" if hollow else "full"}
 
 
 def _save(fig, path):
