@@ -305,8 +305,10 @@ def render(data, plots=(), plot_message="", others=None):
     out += [f"- `{op}`: {diagnose(data, op)}" for op in slow] or ["None."]
 
     out += ["", "## Plots", ""]
-    out += [f"![{p.stem}]({p.name})" for p in plots] or [plot_message or "No plots."]
-    return "\n".join(out) + "\n"
+    # a blank line after each image: images on consecutive lines render side by side
+    out += [line for p in plots for line in (f"![{p.stem}]({p.name})", "")] or [
+        plot_message or "No plots.", ""]
+    return "\n".join(out)
 
 
 # ---- plots --------------------------------------------------------------------------------
