@@ -7,8 +7,9 @@
   per call at S.
 - ``<op>.png`` (on request): one op's p50 time and speedup against size, one column per dtype.
 
-Every function takes pyplot from ``pyplot()``, which raises ``Unavailable`` with the message
-to show when matplotlib is not installed (it is in the ``bench`` extra).
+The drawing functions take the module ``pyplot()`` returns; it raises ``Unavailable``, with the
+message to show, when matplotlib (in the ``bench`` extra) is not installed. matplotlib is
+imported only inside functions, so that this module imports without it.
 """
 import math
 
@@ -157,7 +158,7 @@ def family_figure(plt, data, family, path):
     _log_axis(speed, lo, hi, unit="×")
     speed.set_title("speedup at L (right of 1×: gems faster)", fontsize=9)
 
-    # bandwidth: fraction of the copy ceiling, gems as bars, eager as dots
+    # bandwidth and host time: gems as bars, eager and the dispatch sample as dots
     def bars_and_dots(ax, size, column, color, unit_line=None):
         values = {p: [data.value(op, p, size, column) for op in ops]
                   for p in ("gems", "eager", "gems_dispatch")}
