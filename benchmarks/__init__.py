@@ -5,5 +5,6 @@
 
 Modules: ``cases`` (inputs, eager baseline, byte counts, correctness), ``timing`` (do_bench
 wrapper, host timing, copy ceiling), ``providers`` (eager, compile, gems, gems_dispatch),
-``warmup`` (parallel compile warm-up), ``run`` (CLI, CSV) and ``report`` (markdown, plots).
+``warmup`` (parallel compile warm-up), ``run`` (CLI, CSV), ``report`` (markdown) and
+``plots`` (its PNG figures).
 """

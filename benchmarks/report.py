@@ -2,6 +2,7 @@
 
     python -m benchmarks.report                       # benchmarks/results/results.csv
     python -m benchmarks.report --csv other.csv --out some/dir
+    python -m benchmarks.report --op sigmoid          # sigmoid.png: one op across sizes
 
 Everything in the report is computed from the CSV: speedup is eager's (or compile's) p50 over
 gems' p50 for the same op, dtype and size; per op and size it is the geometric mean over the
@@ -62,21 +63,27 @@ def median(values):
 
 @attrs.frozen
 class Data:
-    """The rows indexed by (op, provider, dtype, size), with the ops, dtypes and families."""
+    """The rows indexed by (op, provider, dtype, size), with the ops, providers, dtypes, sizes
+    and families."""
 
     rows: list
     index: dict
     ops: list
+    providers: list
     dtypes: list
+    sizes: list
     family: dict
 
     @classmethod
     def of(cls, rows):
         index = {(r["op"], r["provider"], r["dtype"], r["size"]): r for r in rows}
-        ops = list(dict.fromkeys(r["op"] for r in rows))
-        present = {r["dtype"] for r in rows}
-        dtypes = [d for d in DTYPE_ORDER if d in present] + sorted(present - set(DTYPE_ORDER))
-        return cls(rows, index, ops, dtypes, {r["op"]: r["family"] for r in rows})
+
+        def present(key, order=()):
+            found = list(dict.fromkeys(r[key] for r in rows))
+            return [v for v in order if v in found] + [v for v in found if v not in order]
+        return cls(rows, index, present("op"), present("provider"),
+                   present("dtype", DTYPE_ORDER), present("size", SIZES),
+                   {r["op"]: r["family"] for r in rows})
 
     def get(self, op, provider, dtype, size):
         return self.index.get((op, provider, dtype, size))
@@ -234,7 +241,7 @@ def _check(data, op):
 
 
 def render(data, plots=(), plot_message="", others=None):
-    providers = list(dict.fromkeys(r["provider"] for r in data.rows))
+    providers = data.providers
     out = ["# flaggems_exp benchmarks", ""]
     def meta(key):
         return ", ".join(sorted({r[key] for r in data.rows if r.get(key)})) or "–"
@@ -298,80 +305,26 @@ def render(data, plots=(), plot_message="", others=None):
     out += [f"- `{op}`: {diagnose(data, op)}" for op in slow] or ["None."]
 
     out += ["", "## Plots", ""]
-    out += [f"![{p.stem}]({p.name})" for p in plots] or [plot_message or "No plots."]
-    return "\n".join(out) + "\n"
+    # a blank line after each image: images on consecutive lines render side by side
+    out += [line for p in plots for line in (f"![{p.stem}]({p.name})", "")] or [
+        plot_message or "No plots.", ""]
+    return "\n".join(out)
 
 
 # ---- plots --------------------------------------------------------------------------------
 def plot(data, out_dir):
-    """PNG plots next to the report; ([paths], message)."""
+    """The overview and one figure per family, next to the report; ([paths], message)."""
+    from benchmarks import plots  # here, not at the top: plots uses this module
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-    except ImportError:
-        return [], "Plots skipped: matplotlib is not installed (pip install -e '.[bench]')."
+        plt = plots.pyplot()
+    except plots.Unavailable as exc:
+        return [], f"Plots skipped: {exc}."
     out_dir = pathlib.Path(out_dir)
-    files = []
-
-    def bars(ax, names, values, label, color):
-        ax.barh(range(len(names)), [v or 0 for v in values], color=color, label=label)
-        ax.set_yticks(range(len(names)), names, fontsize=6)
-        ax.invert_yaxis()
-
-    def figure(n, panels=1):
-        return plt.subplots(1, panels, figsize=(5 * panels + 1, max(3.0, 0.16 * n + 1)), squeeze=False)
-
-    ops = sorted((op for op in data.ops if data.op_speedup(op, "L") is not None),
-                 key=lambda op: data.op_speedup(op, "L"))
-    if ops:
-        has_compile = any(data.op_speedup(op, "L", "compile") for op in ops)
-        fig, axes = figure(len(ops), 2 if has_compile else 1)
-        for ax, versus in zip(axes[0], ("eager", "compile")):
-            speedups = [data.op_speedup(op, "L", versus) for op in ops]
-            # bars grow from 1.0 on a log axis: left for slower than the baseline, right for faster
-            ax.barh(range(len(ops)), [(v or 1) - 1 for v in speedups], left=1,
-                    color=["tab:green" if (v or 1) >= 1 else "tab:red" for v in speedups])
-            ax.set_yticks(range(len(ops)), ops, fontsize=6)
-            ax.invert_yaxis()
-            ax.set_xscale("log")
-            times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}×")
-            ax.xaxis.set_major_formatter(times)
-            ax.xaxis.set_minor_formatter(times)
-            ax.tick_params(axis="x", which="both", labelsize=6)
-            ax.axvline(1.0, color="black", linewidth=0.8)
-            ax.set_title(f"gems speedup vs {versus} at L (right of 1×: gems faster)", fontsize=9)
-        files.append(_save(fig, out_dir / "speedup_L.png"))
-
-    def gems_against_eager(size, column, title, color, path, ceiling=False):
-        """One bar per op (gems, sorted) with eager's value as a dot beside it."""
-        ops = sorted((op for op in data.ops if data.value(op, "gems", size, column) is not None),
-                     key=lambda op: data.value(op, "gems", size, column))
-        if not ops:
-            return
-        fig, axes = figure(len(ops))
-        ax = axes[0][0]
-        bars(ax, ops, [data.value(op, "gems", size, column) for op in ops], "gems", color)
-        ax.scatter([data.value(op, "eager", size, column) or 0 for op in ops], range(len(ops)),
-                   color="black", s=6, label="eager", zorder=3)
-        if ceiling:
-            ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
-        files.append(_save(fig, out_dir / path))
-
-    gems_against_eager("L", "fraction", "fraction of the copy ceiling at L", "tab:green",
-                       "bandwidth_L.png", ceiling=True)
-    gems_against_eager("S", "host_us", "host time per call at S (µs)", "tab:orange", "host_S.png")
-    plt.close("all")
-    return files, ""
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    files = [plots.overview(plt, data, out_dir / "overview_L.png")]
+    for family in sorted(set(data.family.values()), key=plots.family_label):
+        files.append(plots.family_figure(
+            plt, data, family, out_dir / f"family_{plots.family_label(family)}.png"))
+    return [f for f in files if f], ""
 
 
 def main(argv=None):
@@ -383,25 +336,48 @@ def main(argv=None):
                              "that is the published results: then a fresh temporary folder; "
                              "name it with --out to rewrite the published report)")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--op", action="append", default=[], metavar="NAME",
+                        help="instead of the report, plot this op's time and speedup against "
+                             "size into NAME.png (repeatable)")
     parser.add_argument("--gpu", help="report the rows of this machine (the CSV's gpu column); "
                                       "default: the one with the most rows")
     args = parser.parse_args(argv)
     if not args.csv.exists():
         parser.error(f"{args.csv} does not exist: run python -m benchmarks.run first")
-    out_dir = args.out or args.csv.parent
-    if args.out is None and args.csv.resolve().parent == DEFAULT_CSV.parent:
-        out_dir = pathlib.Path(tempfile.mkdtemp(prefix="flaggems-report-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows, others = load(args.csv, args.gpu)
     if not rows:
         parser.error(f"{args.csv} has no rows" + (f" of {args.gpu}" if args.gpu else ""))
     data = Data.of(rows)
+    unknown = [op for op in args.op if op not in data.family]
+    if unknown:
+        parser.error(f"no rows for op(s) {', '.join(unknown)} in {args.csv}")
+    if args.op and args.no_plots:
+        parser.error("--op draws plots: it cannot go with --no-plots")
+    out_dir = args.out or args.csv.parent
+    if args.out is None and args.csv.resolve().parent == DEFAULT_CSV.parent:
+        out_dir = pathlib.Path(tempfile.mkdtemp(prefix="flaggems-report-"))
+    if args.op:
+        return _plot_ops(parser, data, args.op, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     files, message = ([], "Plots skipped (--no-plots).") if args.no_plots else plot(data, out_dir)
     report = out_dir / "REPORT.md"
     report.write_text(render(data, files, message, others))
     print(f"wrote {report}" + "".join(f", {f.name}" for f in files))
     if message:
         print(message)
+    return 0
+
+
+def _plot_ops(parser, data, ops, out_dir):
+    """``--op``: one figure per named op, and nothing else."""
+    from benchmarks import plots
+    try:
+        plt = plots.pyplot()
+    except plots.Unavailable as exc:
+        parser.error(f"--op: {exc}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [plots.op_figure(plt, data, op, out_dir / f"{op}.png") for op in ops]
+    print("wrote " + ", ".join(str(f) for f in files))
     return 0
 
 

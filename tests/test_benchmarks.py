@@ -2,9 +2,12 @@
 CSV it writes and the report it renders. They run on the CPU (kernels in Triton's
 interpreter) at tiny sizes; nothing here measures performance."""
 import csv
+import importlib.util
 import io
 import math
 import pathlib
+import struct
+import sys
 import tempfile
 
 import pytest
@@ -283,6 +286,71 @@ def test_report_headline_and_diagnoses(tmp_path):
     assert "Plots skipped" in text
 
 
+def _png_size(path):
+    """(width, height) from a PNG's header, which must be a PNG's."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", head[16:24])
+
+
+def _published():
+    return {p.name: p.read_bytes() for p in run.PUBLISHED.iterdir() if p.is_file()}
+
+
+def test_report_draws_an_overview_one_figure_per_family_and_one_op_on_request(tmp_path):
+    """The report's plots: the overview and one figure per family (a sane size: the 3000-pixel
+    list of every op is gone), listed in REPORT.md; --op draws that op alone into NAME.png.
+    Everything goes to --out; the published results stay as they are."""
+    pytest.importorskip("matplotlib")
+    published = _published()
+    rows, _ = _fixture()
+    for r in rows:
+        if r["op"] in ("fast", "hosty"):
+            r["family"] = "LossOp"
+    (tmp_path / "csv").mkdir()
+    csv_path = tmp_path / "csv" / "results.csv"
+    _write_csv(csv_path, rows)
+    out = tmp_path / "report"
+    assert report.main(["--csv", str(csv_path), "--out", str(out)]) == 0
+    pngs = {"overview_L.png", "family_loss.png", "family_pointwise.png"}
+    assert {p.name for p in out.iterdir()} == pngs | {"REPORT.md"}
+    text = (out / "REPORT.md").read_text()
+    for name in pngs:
+        assert f"({name})" in text
+        width, height = _png_size(out / name)
+        assert 600 <= width <= 1600 and 300 <= height <= 1600, (name, width, height)
+
+    one_op = tmp_path / "one_op"
+    assert report.main(["--csv", str(csv_path), "--op", "fast", "--op", "noisy",
+                        "--out", str(one_op)]) == 0
+    assert {p.name for p in one_op.iterdir()} == {"fast.png", "noisy.png"}
+    width, height = _png_size(one_op / "noisy.png")
+    assert 600 <= width <= 1600 and 300 <= height <= 1000, (width, height)
+    with pytest.raises(SystemExit) as exc:
+        report.main(["--csv", str(csv_path), "--op", "absent", "--out", str(one_op)])
+    assert exc.value.code == 2
+    assert {p.name for p in (tmp_path / "csv").iterdir()} == {"results.csv"}
+    assert _published() == published
+
+
+def test_report_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
+    """Without matplotlib the report is written and says the plots were skipped and how to
+    install it; --op, which is nothing but a plot, stops with that message."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    rows, _ = _fixture()
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv")]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "Plots skipped: plots need matplotlib" in text and "pip install -e '.[bench]'" in text
+    assert not list(tmp_path.glob("*.png"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        report.main(["--csv", str(tmp_path / "results.csv"), "--op", "fast"])
+    assert exc.value.code == 2
+    assert "--op: plots need matplotlib" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_report_keeps_the_last_row_of_a_key(tmp_path):
     rows, _ = _fixture()
     again = dict(rows[1], p50_ms=0.05, gbps=None, fraction=None)  # fast gems float16 L re-measured
@@ -371,9 +439,13 @@ def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
                 "--host-calls", "2", "--jobs", "0"]
         assert run.main(argv, shapes=TINY, log=log) == 0
         assert report.main(["--no-plots"]) == 0
+        if importlib.util.find_spec("matplotlib"):
+            assert report.main(["--op", "sigmoid"]) == 0
     finally:
         tempfile.tempdir = None
     after = {p.name: p.read_bytes() for p in sorted(run.PUBLISHED.iterdir()) if p.is_file()}
     assert after == before
     written = {p.name for p in tmp_path.rglob("*") if p.is_file()}
     assert {"results.csv", "REPORT.md"} <= written
+    if importlib.util.find_spec("matplotlib"):
+        assert "sigmoid.png" in written
