@@ -7,7 +7,6 @@ a plan's replay compares the device once per call). The first tests need no GPU:
 decisions with a stand-in device, and plans kept apart by device. The rest need two CUDA
 devices and are skipped, with the reason, where there are fewer.
 """
-import contextlib
 import json
 import os
 import subprocess
@@ -136,45 +135,39 @@ def test_a_plan_serves_only_its_device(monkeypatch):
 PAIRS = [(1, 0), (0, 1)]  # (the tensors' device, the current device)
 
 
-def _through(op, routed):
-    """How a test calls ``op``: directly, or its aten op under use_gems(include=[op.name])."""
-    if not routed:
-        return contextlib.nullcontext(), op
-    return flaggems_exp.use_gems(include=[op.name]), getattr(torch.ops.aten, op.name)
-
-
 def _devices_of(result):
     return {t.device for t in (result if isinstance(result, tuple) else (result,))
             if isinstance(t, torch.Tensor)}
 
 
 @TWO_GPUS
-@pytest.mark.parametrize("routed", [False, True], ids=["direct", "use_gems"])
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"on{p[0]}-current{p[1]}")
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-def test_every_op_on_either_device(op, pair, routed):
+def test_every_op_on_either_device(op, pair, monkeypatch):
     """Each sample call with its tensors on cuda:``tensors`` while cuda:``current`` is the
-    current device, twice (the second served by its plan): PyTorch's result or exception, the
-    result on the tensors' device, our kernel's (nothing handed over), the current device kept."""
+    current device, twice (the second served by its plan): directly, ``check_call``'s verdict
+    against PyTorch; under use_gems(include=[op.name]), our kernel's (nothing handed over) and
+    the direct call's answer; every result on the tensors' device, the current device kept."""
     tensors, current = pair
-    device = f"cuda:{tensors}"
-    context, fn = _through(op, routed)
+    device = torch.device("cuda", tensors)
+    monkeypatch.setattr(testing, "DEVICE", device)  # where check_call puts the call's tensors
+    fn = getattr(torch.ops.aten, op.name)
     for call in testing.sample_calls(op, torch.float32, generator=torch.Generator().manual_seed(0)):
-        native, expected = testing.reference(op, call)
-        if testing.asserted_on_device(native):
+        if testing.asserted_on_device(testing.reference(op, call)[0]):
             continue  # a device assertion would end the context: test_ops' business
         for attempt in ("full path", "plan"):
-            ours_call = call.on(device)
-            handed = DELEGATED[op.name]
-            with torch.cuda.device(current), context:
-                ours = run(fn, ours_call)
+            with torch.cuda.device(current):
+                direct = testing.check_call(op, call)
+                handed = DELEGATED[op.name]
+                with flaggems_exp.use_gems(include=[op.name]):
+                    routed = run(fn, call.on(device))
                 assert torch.cuda.current_device() == current
             assert DELEGATED[op.name] == handed, f"{call.label}: handed over to PyTorch"
-            if isinstance(native, Exception):
-                assert_same_error(ours, native)
+            if direct is None:  # rejected: PyTorch's error, checked by check_call
+                assert isinstance(routed, Exception), f"{call.label}: not rejected under use_gems"
                 continue
-            assert_close(ours, expected, exact=not expected.is_floating_point())
-            assert _devices_of(ours) == {torch.device(device)}, (call.label, attempt)
+            assert_close(routed, direct)
+            assert _devices_of(direct) == _devices_of(routed) == {device}, (call.label, attempt)
 
 
 @TWO_GPUS
@@ -192,26 +185,31 @@ def test_the_tensors_current_stream_runs_it(op, pair):
                                                 generator=torch.Generator().manual_seed(0))
                 if not isinstance(testing.reference(op, c)[0], Exception))
     native, _ = testing.reference(op, call)
-    ours_call = call.on(device)
-    before = ours_call.args[0].clone()
-    sleeper, stream, probe = (torch.cuda.Stream(device=device) for _ in range(3))
-    with torch.cuda.device(tensors):
-        torch.cuda.synchronize()
-        with torch.cuda.stream(sleeper):
-            torch.cuda._sleep(2_000_000_000)  # about a second: a few orders above a launch
-            slept = torch.cuda.Event()
-            slept.record(sleeper)
-        stream.wait_event(slept)
-    with torch.cuda.stream(stream), torch.cuda.device(current):  # the stream stays current
-        assert torch.cuda.current_stream(tensors) == stream
-        result = op(*ours_call.args, **ours_call.kwargs)
-    with torch.cuda.stream(probe):
-        meanwhile = ours_call.args[0].to("cpu")  # waits for the probe stream alone
-    assert not slept.query(), "the sleep ended before the probe: the test proves nothing"
-    assert torch.equal(meanwhile, before.cpu()), "our kernel ran before its stream's sleep ended"
-    stream.synchronize()
-    assert result is ours_call.args[0]
-    assert_close(result, native, exact=not native.is_floating_point())
+    with torch.cuda.device(current):
+        run(op, call.on(device))  # compiled beforehand: the sleep below outlasts a launch only
+    for attempt in ("full path", "plan"):
+        if attempt == "full path":
+            op.plans.clear()
+        ours_call = call.on(device)
+        before = ours_call.args[0].clone()
+        sleeper, stream, probe = (torch.cuda.Stream(device=device) for _ in range(3))
+        with torch.cuda.device(tensors):
+            torch.cuda.synchronize()
+            with torch.cuda.stream(sleeper):
+                torch.cuda._sleep(2_000_000_000)  # about a second: orders above a launch
+                slept = torch.cuda.Event()
+                slept.record(sleeper)
+            stream.wait_event(slept)
+        with torch.cuda.stream(stream), torch.cuda.device(current):  # the stream stays current
+            assert torch.cuda.current_stream(tensors) == stream
+            result = op(*ours_call.args, **ours_call.kwargs)
+        with torch.cuda.stream(probe):
+            meanwhile = ours_call.args[0].to("cpu")  # waits for the probe stream alone
+        assert not slept.query(), f"{attempt}: the sleep ended before the probe: proves nothing"
+        assert torch.equal(meanwhile, before.cpu()), f"{attempt}: ran before its stream's sleep"
+        stream.synchronize()
+        assert result is ours_call.args[0]
+        assert_close(result, native, exact=not native.is_floating_point())
 
 
 def _mixed(call, first, rest):
