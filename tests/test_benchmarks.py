@@ -5,8 +5,10 @@ import csv
 import importlib.util
 import io
 import math
+import os
 import pathlib
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -424,6 +426,34 @@ def test_models_run_with_and_without_gems(tmp_path):
     text = (tmp_path / models.REPORT_NAME).read_text()
     assert "| transformer | small | training | float32 |" in text
     assert "replication_pad2d" in text and "pixel_unshuffle" in text  # the conv net's own ops
+
+
+def test_ddp_trains_under_torchrun(tmp_path):
+    """``torchrun -m benchmarks.ddp`` with one process (gloo on the CPU; two GPUs use NCCL the
+    same way): both models train with and without use_gems, agree, and rank 0 writes the CSV
+    and the report into --out."""
+    from benchmarks import ddp
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "1", "-m", "benchmarks.ddp", "--tiny", "--steps", "1", "--warmup", "0",
+               "--out", str(tmp_path)]
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    with open(tmp_path / ddp.CSV_NAME, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == ddp.COLUMNS
+        rows = list(reader)
+    assert [r["model"] for r in rows] == list(ddp.DDP_MODELS)
+    for r in rows:
+        assert r["error"] == "" and r["ok"] == "True", r
+        assert (r["ranks"], r["backend"], r["steps"]) == ("1", "gloo" if DEV == "cpu" else "nccl",
+                                                         "1"), r
+        assert int(r["launches"]) > 0 and float(r["ratio"]) > 0, r
+        assert float(r["weight_noise"]) >= 0 and float(r["loss_noise"]) >= 0, r
+    assert "| transformer | 1 | 2 |" in (tmp_path / ddp.REPORT_NAME).read_text()
 
 
 def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):

@@ -5,7 +5,12 @@ dtypes Triton computes in. A tensor outside that (sparse or another layout, quan
 a negative-bit view; on another device such as "meta", or of a dtype without a Triton type such
 as uint16 or float8, where the family computes values), or a factory asked for another device
 or layout, raises ``NotCovered`` before anything is read or written: a direct call reports it,
-and under ``enable()`` PyTorch's own kernel takes the call (``dispatch.py``). Copies and fills
+and under ``enable()`` PyTorch's own kernel takes the call (``dispatch.py``). So do tensors on
+more than one device in one call (cuda:0 and cuda:1, or a CUDA tensor and a CPU one that is no
+scalar): a kernel reads every operand on the device it runs on, and PyTorch's answer differs by
+op (TensorIterator's "found at least two devices", the generated wrappers' "(when checking
+argument in method ...)", or a cross-device copy that slice_scatter accepts), so its own kernel
+gives it. Copies and fills
 move any dtype and hand transfers to ATen's copy_ themselves (``Op.moves_any_tensor``); complex
 dtypes are each family's business: it raises PyTorch's own error where PyTorch rejects complex
 and ``NotCovered`` where PyTorch would compute.
@@ -38,11 +43,18 @@ def _uncovered(t, moves_any_tensor):
 def check(op, args, kwargs, out):
     """``NotCovered`` for a call of ``op`` its kernels do not cover. ``op.moves_any_tensor``:
     the family (copies, fills) decides itself which dtypes and devices it moves."""
+    devices = []
     for value in (*args, *kwargs.values(), out):
         if isinstance(value, torch.Tensor):
             reason = _uncovered(value, op.moves_any_tensor)
             if reason is not None:
                 raise NotCovered(f"flaggems_exp.{op.name}: {reason}")
+            # a 0-dim CPU tensor beside GPU tensors is a scalar to PyTorch (and the families)
+            if value.device not in devices and (value.dim() or value.device.type != "cpu"):
+                devices.append(value.device)
+    if len(devices) > 1 and not op.moves_any_tensor:
+        raise NotCovered(f"flaggems_exp.{op.name}: tensors on {devices[0]} and {devices[1]} in "
+                         "one call; the kernels read every operand on the device they run on")
     device = kwargs.get("device")
     if device is not None and torch.device(device).type != DEVICE:
         raise NotCovered(f"flaggems_exp.{op.name}: the kernels run on {DEVICE} tensors, "

@@ -71,15 +71,37 @@ FAST_LAUNCH = _launcher_contract()
 _interpreter_lock = threading.RLock()  # reentrant: a launch may copy_, which may launch
 
 
+# what a launch asks to find the CUDA device it runs on (absent from CPU-only builds of torch)
+_current_device = getattr(torch._C, "_cuda_getDevice", None)
+_device_guard = torch.cuda.device
+
+
+def device_guard(index):
+    """A context making CUDA device ``index`` the current one, or None where it already is (or
+    ``index`` is -1, a CPU tensor's). Triton compiles, loads and launches a kernel on the
+    current device, on that device's current stream; PyTorch's kernels run under a guard
+    setting the current device to their tensors' device, so a kernel for tensors on cuda:1
+    called while cuda:0 is current must be launched under one too. Leaving the guard restores
+    the previous device without creating a context there (``torch.cuda.device``)."""
+    if index < 0 or index == _current_device():
+        return None
+    return _device_guard(index)
+
+
 def run_kernel(kernel, grid, args, options):
-    """``kernel[grid](*args, **options)``. The interpreter keeps global state per launch, so
+    """``kernel[grid](*args, **options)`` on the device of ``args[0]`` (every skeleton's first
+    argument is the tensor it writes). The interpreter keeps global state per launch, so
     its launches run one at a time (compiled launches stay concurrent); and its numpy warns on
     the inf/NaN that valid inputs produce (log of a negative, 0/0) where PyTorch does not, so
     those warnings are silenced for the launch alone (the user's own settings stay)."""
     if INTERPRETED:
         with _interpreter_lock, numpy.errstate(all="ignore"):
             return kernel[grid](*args, **options)
-    return kernel[grid](*args, **options)
+    guard = device_guard(args[0].get_device())
+    if guard is None:
+        return kernel[grid](*args, **options)
+    with guard:
+        return kernel[grid](*args, **options)
 
 
 # Compiled kernels keep float32 subnormal numbers, as PyTorch's CUDA kernels do (nvcc builds

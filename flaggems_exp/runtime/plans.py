@@ -226,6 +226,14 @@ def _generated_replay(plan):
     already guarantee their device, so the launcher need not ask the driver)."""
     names = {"current_stream": current_stream, "encode": encode_scalar, "plan": plan}
     lines = ["def replay(args, kwargs, tensors, pointers):"]
+    if plan.device_index is not None:
+        # the launchers run in the current device's context (``launch.device_guard``): one
+        # comparison per call, a guard only where the tensors' device is not the current one
+        names.update(current_device=launching._current_device,
+                     on_device=launching._device_guard)
+        lines += [f"    if current_device() != {plan.device_index}:",
+                  f"        with on_device({plan.device_index}):",
+                  "            return replay(args, kwargs, tensors, pointers)"]
     w = plan.written
     if w is not None and plan.spans[w]:
         lines += [f"    lo = pointers[{w}]", f"    hi = lo + {plan.spans[w]}"]
