@@ -23,7 +23,7 @@ import attrs
 DEFAULT_CSV = pathlib.Path(__file__).resolve().parent / "results" / "results.csv"
 SIZES = ("S", "M", "L")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
-_FLOATS = ("p20_ms", "p50_ms", "p80_ms", "gbps", "fraction", "host_us")
+_FLOATS = ("p20_ms", "p50_ms", "p80_ms", "gbps", "fraction", "host_us", "extra_bytes")
 # diagnosis thresholds: a judgement on the measured numbers, not measurements themselves
 _HOST_BOUND = 1.0  # host time per call at least the kernel's: the GPU waits on the host
 _NEAR_CEILING = 0.7       # a bandwidth fraction this high is bandwidth-bound
@@ -226,6 +226,16 @@ def _num(v, digits=1):
     return f"{v:.{digits}f}" if v is not None else "–"
 
 
+def _memory(nbytes):
+    """Bytes as B, KiB or MiB; – where not measured (no CUDA)."""
+    if nbytes is None:
+        return "–"
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(nbytes) >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes:.0f} B"
+
+
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -280,6 +290,10 @@ def render(data, plots=(), plot_message="", others=None):
              for p in providers}
     out.append("- **Median host time per call at S**: " + (", ".join(
         f"{p} {v:.1f} µs" for p, v in hosts.items() if v is not None) or "–") + ".")
+    extras = {p: median([r.get("extra_bytes") for r in data.rows if r["provider"] == p
+                         and r["size"] == "L"]) for p in ("gems", "eager")}
+    out.append("- **Median extra memory per call at L** (beyond inputs and result; CUDA "
+               "only): " + ", ".join(f"{p} {_memory(v)}" for p, v in extras.items()) + ".")
     wrong = [r for r in data.rows if r["correct"] is False]
     out.append(f"- **Outputs not matching eager**: {len(wrong)} rows" + (":" if wrong else "."))
     out += [f"  - `{r['op']}` {r['provider']} {r['dtype']} {r['size']}: {r['error']}" for r in wrong]
@@ -290,7 +304,7 @@ def render(data, plots=(), plot_message="", others=None):
     out += ["", "## Per op", ""]
     out += _table(["op", "family", "×eager S", "×eager M", "×eager L", "×compile L",
                    "gems % ceiling L", "eager % ceiling L", "host µs S gems", "host µs S eager",
-                   "host µs S dispatch", "check"],
+                   "host µs S dispatch", "extra mem L gems", "extra mem L eager", "check"],
                   [[f"`{op}`", data.family[op], _x(data.op_speedup(op, "S")),
                     _x(data.op_speedup(op, "M")), _x(data.op_speedup(op, "L")),
                     _x(data.op_speedup(op, "L", "compile")),
@@ -298,7 +312,9 @@ def render(data, plots=(), plot_message="", others=None):
                     _pct(data.value(op, "eager", "L", "fraction")),
                     _num(data.value(op, "gems", "S", "host_us")),
                     _num(data.value(op, "eager", "S", "host_us")),
-                    _num(data.value(op, "gems_dispatch", "S", "host_us")), _check(data, op)]
+                    _num(data.value(op, "gems_dispatch", "S", "host_us")),
+                    _memory(data.value(op, "gems", "L", "extra_bytes")),
+                    _memory(data.value(op, "eager", "L", "extra_bytes")), _check(data, op)]
                    for op in data.ops])
 
     out += ["", "## Below 1.0× eager at L: diagnosis", ""]

@@ -9,7 +9,8 @@ For each distinct op of ``flaggems_exp.REGISTRY`` (in-place forms included), eac
 size, the family's natural first call is timed with every provider (eager, compile, gems,
 gems_dispatch) on the same inputs, checked against eager, and written as one CSV row per
 provider: quantiles of the device time, the bandwidth it reaches against this run's copy
-ceiling, the host time per call at S, and whether its output matched eager's.
+ceiling, the host time per call at S, the memory a call needs beyond its inputs and result
+(CUDA only), and whether its output matched eager's.
 ``--resume`` skips the (op, provider, dtype, size) rows the CSV already has, so a long run
 can be split into commands that each fit a time limit.
 """
@@ -52,6 +53,7 @@ class Row:
     gbps: object = None
     fraction: object = None
     host_us: object = None
+    extra_bytes: object = None  # memory a call needs beyond its inputs and result (CUDA only)
     correct: object = None  # None for eager (the baseline) and where eager itself failed
     error: str = ""
     gpu: str = ""
@@ -282,6 +284,10 @@ def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, f
             values["error"] = why or "note: values not compared (uninitialised or random output)"
     del out, a, k
     try:
+        a, k = fresh()
+        with provider.context():
+            values["extra_bytes"] = timing.extra_bytes(provider.fn, a, k)
+        del a, k
         if case.size == "S":
             values["host_us"] = _host_time(provider, args, kwargs, inplace, config.host_calls)
         if inplace:

@@ -130,6 +130,23 @@ def host_us(fn, arg_sets, kwargs):
     return (time.perf_counter() - t0) / len(arg_sets) * 1e6
 
 
+def extra_bytes(fn, args, kwargs):
+    """The memory one call ``fn(*args, **kwargs)`` needs beyond its inputs and its result: the
+    peak of ``torch.cuda.max_memory_allocated`` during the call (peak statistics reset before
+    it) less what was allocated before it (the inputs) and what the call left allocated (its
+    result). None without CUDA: the interpreter's CPU tensors have no such counter."""
+    if not CUDA:
+        return None
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    result = fn(*args, **kwargs)
+    torch.cuda.synchronize()
+    extra = torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated()
+    del result
+    return extra
+
+
 def copy_ceiling_gbps(nbytes=None):
     """The device's copy bandwidth, the roofline's ceiling: (bytes read + bytes written) per
     second of one large device-to-device copy, p50 of ``bench``. 2 GiB copied on CUDA."""

@@ -16,6 +16,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped elsewhere, with the reason)")
     for name in flaggems_exp.list_ops():
         config.addinivalue_line("markers", f"{_marker(name)}: tests of the op {name}")
 

@@ -141,6 +141,17 @@ def test_setup_runs_before_every_timed_call():
     assert events[0::2] == ["setup"] * (len(events) // 2) and events[1::2] == ["fn"] * (len(events) // 2)
 
 
+def test_extra_bytes_is_what_a_call_needs_beyond_inputs_and_result():
+    """A call making a temporary of n bytes needs n extra; one writing into its result none."""
+    x = torch.ones(1 << 20, device=DEV)
+    temporary, in_place = timing.extra_bytes(lambda t: (t + 1) * 2, (x,), {}), \
+        timing.extra_bytes(lambda t: (t + 1).mul_(2), (x,), {})
+    if not timing.CUDA:
+        assert temporary is None and in_place is None  # no such counter on the CPU
+        return
+    assert (temporary, in_place) == (x.numel() * x.element_size(), 0)
+
+
 # ---- the runner ---------------------------------------------------------------------------
 def _run(tmp_path, *extra):
     log = io.StringIO()
@@ -162,8 +173,8 @@ def test_runner_writes_the_csv_and_resumes(tmp_path):
     columns, rows = _rows(tmp_path)
     assert tuple(columns) == run.COLUMNS == (
         "op", "family", "provider", "dtype", "size", "shape", "p20_ms", "p50_ms", "p80_ms",
-        "gbps", "fraction", "host_us", "correct", "error", "gpu", "torch", "triton", "commit",
-        "timestamp")
+        "gbps", "fraction", "host_us", "extra_bytes", "correct", "error", "gpu", "torch",
+        "triton", "commit", "timestamp")
     assert len(rows) == 4
     assert {(r["op"], r["provider"]) for r in rows} == {
         ("sigmoid", "eager"), ("sigmoid", "gems"), ("mul_", "eager"), ("mul_", "gems")}
@@ -173,6 +184,10 @@ def test_runner_writes_the_csv_and_resumes(tmp_path):
         assert 0 < float(r["p20_ms"]) <= float(r["p50_ms"]) <= float(r["p80_ms"])
         assert float(r["gbps"]) > 0 and float(r["fraction"]) > 0 and float(r["host_us"]) > 0
         assert r["correct"] == ("" if r["provider"] == "eager" else "True")
+        # measured on CUDA only: empty in a run on the CPU
+        assert (r["extra_bytes"] != "") == timing.CUDA, r["extra_bytes"]
+        if timing.CUDA:
+            assert int(r["extra_bytes"]) >= 0
     status, log = _run(tmp_path, "--resume")
     assert status == 0 and "nothing to measure" in log
     assert len(_rows(tmp_path)[1]) == 4
@@ -351,6 +366,26 @@ def test_report_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 2
     assert "--op: plots need matplotlib" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_report_shows_extra_memory_per_call(tmp_path):
+    """The per-op table has ours' and eager's extra memory at L (median over dtypes), – where
+    the CSV has none (a run without CUDA); the headline has the medians over ops."""
+    rows, _ = _fixture()
+    extra = {("fast", "gems"): 0, ("fast", "eager"): 4 << 20, ("passes", "gems"): 3 << 10}
+    rows = [dict(r, extra_bytes=extra.get((r["op"], r["provider"])) if r["size"] == "L" else None)
+            for r in rows]
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| op |")).split(" | ")
+    cells = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines()
+             if line.startswith("| `")}
+    gems, eager = header.index("extra mem L gems"), header.index("extra mem L eager")
+    assert (cells["| `fast`"][gems], cells["| `fast`"][eager]) == ("0 B", "4.0 MiB")
+    assert (cells["| `passes`"][gems], cells["| `passes`"][eager]) == ("3.0 KiB", "–")
+    assert "**Median extra memory per call at L** (beyond inputs and result; CUDA only): " \
+        "gems 1.5 KiB, eager 4.0 MiB." in text
 
 
 def test_report_keeps_the_last_row_of_a_key(tmp_path):
