@@ -513,7 +513,10 @@ def _huge_comparison(big):
 def _huge_loss(big):
     x, t = _rand(big, _ROW), _rand(big, _ROW)
     f = torch.nn.functional.huber_loss
-    _compare_rows(ops.huber_loss(x, t, 0), lambda i, j: f(x[i:j], t[i:j], reduction="none"), big)
+    # not bit for bit: PyTorch's CUDA kernel rounds each step of the loss to float16, ours
+    # rounds the float32 loss once (a last-bit difference; the index arithmetic is the point)
+    _compare_rows(ops.huber_loss(x, t, 0), lambda i, j: f(x[i:j], t[i:j], reduction="none"), big,
+                  exact=False)
     mean = ops.huber_loss(x, t, 1)
     total = sum(f(x[i:i + 4096].double(), t[i:i + 4096].double(), reduction="sum")
                 for i in range(0, big, 4096))
