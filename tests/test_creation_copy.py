@@ -71,13 +71,21 @@ def base_of(t):
     return t if t._base is None else t._base
 
 
-def sample_args(op, x, device):
-    """``op``'s sample argument tuples around the view ``x``, the same values on any device."""
-    gen = torch.Generator().manual_seed(1)
-
-    def make(shape, dtype=x.dtype, domain=(-4.0, 4.0)):
-        return testing.random_tensor(shape, dtype, domain, gen).to(device)
-    return op.sample_args(x, make)
+def calls_on_views(op, kind, dtype):
+    """(CPU call, device call) pairs: ``op``'s sample calls with the tensor their first call
+    draws (self, or the dep token) replaced by the same values in a ``kind`` view, made on each
+    side (so the whole storage is alike too)."""
+    x_cpu, x = view(kind, dtype, "cpu"), view(kind, dtype, DEV)
+    calls = testing.sample_calls(op, dtype, shape=tuple(x.shape),
+                                 generator=torch.Generator().manual_seed(1))
+    drawn = next(a for a in calls[0].args if isinstance(a, torch.Tensor))
+    pairs = []
+    for call in calls:
+        moved = call.on(DEV)
+        pairs.append((Call(tuple(x_cpu if a is drawn else a for a in call.args), call.kwargs),
+                      Call(tuple(x if a is drawn else b for a, b in zip(call.args, moved.args)),
+                           moved.kwargs)))
+    return pairs
 
 
 # ---- every op, every dtype ---------------------------------------------------------------
@@ -138,10 +146,8 @@ def test_copies_of_views(op, kind):
     """Any strided input is read through its strides; the result is laid out as PyTorch's:
     contiguous (view_copy ops), clone()'s layout (the dep token), or self's storage (copy)."""
     for dtype in (torch.float32, torch.int16):
-        x_cpu, x = view(kind, dtype, "cpu"), view(kind, dtype, DEV)
-        calls = zip(sample_args(op, x_cpu, "cpu"), sample_args(op, x, DEV))
-        for theirs_args, ours_args in calls:
-            theirs, ours = run(op.ref, Call(theirs_args)), run(op, Call(ours_args))
+        for theirs_call, ours_call in calls_on_views(op, kind, dtype):
+            theirs, ours = run(op.ref, theirs_call), run(op, ours_call)
             assert_same_result(ours, theirs, storage=op.name == "copy")
 
 

@@ -200,19 +200,3 @@ class CopyOp(Op):
         if like.numel() < numel:  # the elements outside the view keep self's values
             write(self, storage, like.as_strided((numel,), (1,), 0))
         return storage.as_strided(like.shape, like.stride(), like.storage_offset())
-
-    # ---- sample inputs --------------------------------------------------------------------
-    def sample_args(self, x, make):
-        """Argument tuples of natural calls around ``x``, a random tensor of the dtype under
-        test; ``make(shape, dtype, domain)`` makes more. Every overload and non-default
-        parameter."""
-        return [(x,)]
-
-    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
-        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
-        from ..testing import Call, random_tensor
-
-        def make(shape, dtype=dtype, domain=(-4.0, 4.0)):
-            return random_tensor(shape, dtype, domain, generator)
-        args = self.sample_args(make(shape), make)
-        return [Call(a, label=str(i)) for i, a in enumerate(args)]
