@@ -9,7 +9,8 @@ import re
 import attrs
 import torch
 
-from .families import REQUIRED, InplaceOp, Op, PadOp, PointwiseOp
+from .families import REQUIRED, InplaceOp, LossOp, Op, PadOp, PointwiseOp
+from .families.loss import MEAN, SUM
 from .families.resample import NearestOp, ShuffleOp
 from .runtime.device import DEVICE
 
@@ -238,12 +239,16 @@ _SAMPLE_BUILDERS = ((PointwiseOp, pointwise_calls), (PadOp, pad_calls),
                     (NearestOp, nearest_calls), (ShuffleOp, shuffle_calls), (Op, declared_calls))
 
 
+def builder_of(op):
+    """The function that builds ``op``'s sample calls, as its family reads its declarations."""
+    return next(b for family, b in _SAMPLE_BUILDERS if isinstance(twin(op), family))
+
+
 def sample_calls(op, dtype, shape=None, generator=None):
     """Natural calls of ``op`` (functional or in place) with ``dtype`` inputs, built from what
     the op declares, as its family reads it; ``shape`` (the family's own sizes by default)
     sizes the main input."""
-    builder = next(b for family, b in _SAMPLE_BUILDERS if isinstance(twin(op), family))
-    return builder(op, dtype, generator=generator, **({} if shape is None else {"shape": shape}))
+    return builder_of(op)(op, dtype, generator=generator, **({} if shape is None else {"shape": shape}))
 
 
 def run(fn, call):
@@ -395,3 +400,15 @@ def check_call(op, call, exact=False):
     if isinstance(op, InplaceOp):
         assert ours is ours_call.args[0], "in-place must return self, the same object"
     return ours
+
+
+def expected_launches(op, call, result):
+    """How many kernel launches ``op`` makes for ``call``, which gave ``result``: none for an
+    empty result, else the op's ``launches_per_call`` (a loss not reduced launches once)."""
+    if not isinstance(result, torch.Tensor) or result.numel() == 0:
+        return 0
+    if isinstance(twin(op), LossOp):
+        _, params = twin(op).bind(call.args, call.kwargs)
+        if params["reduction"] not in (MEAN, SUM):
+            return 1
+    return twin(op).launches_per_call

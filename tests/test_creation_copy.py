@@ -528,3 +528,14 @@ def test_factories_follow_pytorchs_default_device():
         with pytest.raises(RuntimeError, match="kernels run on cuda"):
             ops.eye(2)
     assert ops.empty_permuted([2, 3], [1, 0]).device.type == "cpu"  # allocation only
+
+
+def test_out_refused_where_aten_has_no_out_overload():
+    """_functional_sym_constrain_range_for_size has no out= overload: an out= is refused with
+    the TypeError of PyTorch's binding, before anything is written."""
+    x, out = torch.randn(3, device=DEV), torch.zeros(3, device=DEV)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'out'"):
+        ops._functional_sym_constrain_range_for_size(3, 2, 10, x, out=out)
+    assert not out.any()
+    with pytest.raises(RuntimeError, match="expected at most 4 argument"):  # aten refuses it too
+        A._functional_sym_constrain_range_for_size(3, 2, 10, x.cpu(), out=out.cpu())

@@ -57,6 +57,7 @@ class Op:
     domain = (-4.0, 4.0)      # range of random floating inputs
     param_samples = ()        # non-default parameter sets worth testing, as {name: value}
     special_values = ()       # inputs beyond ±0, ±inf, NaN worth testing exactly (kinks)
+    launches_per_call = 1     # kernel launches of a call with a non-empty result (tests count them)
     reference_in_float64 = True  # False where PyTorch's result depends on its working dtype
     runtime_numbers = False   # True: Python numbers reach the kernel unread (see plans.py)
     writes_self = False       # True for in-place forms: the first argument is written
@@ -143,11 +144,17 @@ def _schema(name):
     return tuple(packet.default._schema.arguments), "out" in packet.overloads()
 
 
+def check_out_accepted(op, out):
+    """An ``out=`` given to an op aten has no out= overload for: the TypeError of PyTorch's
+    Python binding."""
+    if out is not None and not _schema(op.name)[1]:
+        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
+
+
 def bind(op, args, kwargs, out=None):
     """The call's arguments in aten schema order, defaults filled in (Python's own TypeErrors)."""
-    params, has_out = _schema(op.name)
-    if out is not None and not has_out:
-        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
+    params, _ = _schema(op.name)
+    check_out_accepted(op, out)
     if len(args) > len(params):
         raise TypeError(f"{op.name}() takes {len(params)} arguments but {len(args)} were given")
     values, kwargs = list(args), dict(kwargs)

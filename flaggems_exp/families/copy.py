@@ -16,7 +16,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import TL_DTYPE
-from .base import Op
+from .base import Op, check_out_accepted
 from .pointwise import launch
 
 
@@ -150,6 +150,8 @@ class CopyOp(Op):
         return src, src, False
 
     def call_out(self, args, kwargs, out, inplace):
+        if not inplace:
+            check_out_accepted(self, out)
         like, src, non_blocking = self.bind(*args, **kwargs)
         is_tensor = isinstance(src, torch.Tensor)
         if inplace and is_tensor:

@@ -23,6 +23,7 @@ class Zero(CreationOp):
 
 @register
 class Eye(CreationOp):
+    launches_per_call = 2  # zeros, then the diagonal
     out_is_copied = False  # eye.out resizes out and fills it: no warning, an expanded out is filled
 
     def geometry(self, n, m=None):
@@ -80,6 +81,7 @@ class EmptyPermuted(CreationOp):
 
     value = None
     any_dtype = True
+    launches_per_call = 0
 
     def geometry(self, size, physical_layout):
         ndim = len(size)

@@ -83,6 +83,7 @@ class Take(IndexOp):
 
 @register
 class MaskedScatter(IndexOp):
+    launches_per_call = 3  # the mask's hits counted per block, their offsets, the scatter
     @staticmethod
     @triton.jit
     def select(outer, row, col, ncols, mask, rank, source_numel, s1, s2):
