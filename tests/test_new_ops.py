@@ -64,7 +64,8 @@ def test_new_op_gets_the_generic_checks(new_op):
     if checks.takes_edge_shapes(new_op):
         checks.check_edge_shapes(new_op)
     checks.check_strided_inputs(new_op)
-    checks.check_out(new_op)
+    if new_op.aten_overloads():  # out= errors are compared with an aten op of the same name
+        checks.check_out(new_op)
     checks.check_launches(new_op)
     inplace = REGISTRY.get(new_op.name + "_")
     if inplace is not None:
