@@ -262,7 +262,7 @@ def make_case(op, dtype, size, layout=0, table=None, device="cpu"):
             raise
         calls = _draw_calls(op, dtype, size, shape, "cpu")
     if not calls:
-        raise RuntimeError(f"{family(op)}.sample_calls gave no call for shape {shape}")
+        raise RuntimeError(f"testing.sample_calls gave {op.name} no call for shape {shape}")
     call = calls[0]
     return Case(op, dtype, size, shape, call, _size_note(call, shape))
 

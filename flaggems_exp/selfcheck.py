@@ -9,9 +9,6 @@ is one, else the CPU through Triton's interpreter. Its calls come from ``flaggem
 and are judged as the test suite judges them: where PyTorch raises, ours must raise the same
 error; otherwise the values must match PyTorch's float64 reference within tolerance.
 The exit status is 1 when any op fails.
-
-An op is checked when its family (for an in-place op: its functional twin's) provides
-``sample_calls``; the others are listed as "no sampler".
 """
 import argparse
 import sys
@@ -71,12 +68,8 @@ def main(argv=None):
           f"(torch {torch.__version__}, triton {triton.__version__}); dtypes: "
           + ", ".join(str(d).removeprefix("torch.") for d in dtypes))
     print(f"{'op':<28} {'family':<12} {'cases':>5}  {'result':<10} {'ms':>8}")
-    passed, failed, skipped = 0, 0, 0
+    passed, failed = 0, 0
     for op in ops:
-        if not hasattr(testing.twin(op), "sample_calls"):
-            skipped += 1
-            print(f"{op.name:<28} {op.family:<12} {'-':>5}  {'no sampler':<10} {'-':>8}")
-            continue
         start = time.perf_counter()
         cases, failure = check_op(op, dtypes)
         ms = (time.perf_counter() - start) * 1e3
@@ -84,8 +77,7 @@ def main(argv=None):
         print(f"{op.name:<28} {op.family:<12} {cases:>5}  {'FAIL' if failure else 'pass':<10} {ms:>8.1f}")
         if failure:
             print(f"    {failure}")
-    summary = f"{len(ops)} ops: {passed} passed, {failed} failed"
-    print(summary + (f", {skipped} without a sampler" if skipped else ""))
+    print(f"{len(ops)} ops: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
 

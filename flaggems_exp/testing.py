@@ -9,7 +9,9 @@ import re
 import attrs
 import torch
 
-from .families.inplace import InplaceOp
+from .families import REQUIRED, InplaceOp, LossOp, Op, PadOp, PointwiseOp
+from .families.loss import MEAN, SUM
+from .families.resample import NearestOp, ShuffleOp
 from .runtime.device import DEVICE
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -136,14 +138,21 @@ def grid_calls(op, values):
 
 
 def _required_params(op):
-    from .families.pointwise import REQUIRED
     return [k for k, v in twin(op).scalars.items() if v is REQUIRED]
+
+
+def operand_shapes(op, shape):
+    """Operand shapes of a natural call of a pointwise ``op`` whose result has ``shape``: each
+    operand takes the dims of ``shape`` its ``sample_operand_dims`` slice picks (all of them
+    by default)."""
+    picks = twin(op).sample_operand_dims or (slice(None),) * twin(op).nin
+    return [tuple(shape)[pick] for pick in picks]
 
 
 def pointwise_calls(op, dtype, shape=(5, 8), generator=None):
     """Calls of a pointwise op (functional or in place) with every operand ``dtype``."""
     calls = []
-    shapes = twin(op).sample_shapes(shape)
+    shapes = operand_shapes(op, shape)
     for form, params in itertools.product(operand_forms(op), param_sets(op)):
         # a Python number operand is tried as an int, a float and a bool
         numbers = (2, -1.5, True) if not all(form) else (None,)
@@ -153,6 +162,93 @@ def pointwise_calls(op, dtype, shape=(5, 8), generator=None):
             label = "-".join("T" if f else repr(number) for f in form)
             calls.append(Call(args, dict(params), label + str(params or "")))
     return calls
+
+
+_PAD_SPATIAL = {1: (7,), 2: (5, 6), 3: (3, 4, 5)}  # odd, non-square sizes by padded dims
+
+
+def pad_calls(op, dtype, shape=None, generator=None):
+    """Batched and unbatched inputs; positive, negative (cropping), zero and large pads."""
+    n = twin(op).dims
+    shape = tuple(shape or (2, 3, *_PAD_SPATIAL[n]))
+    x = random_tensor(shape, dtype, generator=generator)
+    spatial = shape[-n:]
+    # beyond the input for replication; the most reflection allows
+    large = [s - 1 if twin(op).reflective else s + 4 + i for s in reversed(spatial) for i in (0, 1)]
+    pads = {"pad": [1, 2, 2, 1, 0, 2], "crop": [-1, 2, 0, -2, 1, 0], "zero": [0] * 6,
+            "large": large}
+    calls = [Call((x, p[:2 * n]), {}, label) for label, p in pads.items()]
+    calls.append(Call((x[0], pads["pad"][:2 * n]), {}, "unbatched"))
+    calls.append(Call((x[:0], pads["pad"][:2 * n]), {}, "empty batch"))
+    return calls
+
+
+def nearest_calls(op, dtype, shape=None, generator=None):
+    """Both overloads; up- and downsampling by non-integer ratios; explicit scales.
+
+    Explicit scales are never paired with an output of 1x or 2x the input: PyTorch's CPU
+    kernel copies those (index j, j >> 1) whatever the scales, its CUDA kernel (which ours
+    follows) applies the scales."""
+    n = twin(op).spatial
+    shape = tuple(shape or (2, 3, *(3, 4, 5)[3 - n:]))
+    x = random_tensor(shape, dtype, generator=generator)
+    up = [2 * s + 1 for s in shape[2:]]
+    down = [max(1, s * 2 // 3) for s in shape[2:]]
+    scales = [2.3, None, 1.7][:n]
+    return [Call((x, up), {}, "up"), Call((x, down), {}, "down"),
+            Call((x, up, *scales), {}, "scales"),
+            Call((x, None, [2.5, 1.3, 0.6][:n]), {}, "vec scale_factors"),
+            Call((x, None, [2.0] * n), {}, "vec 2x"),
+            Call((x, down, None), {}, "vec output_size"),
+            Call((x[:0], up), {}, "empty batch")]
+
+
+def shuffle_calls(op, dtype, shape=None, generator=None):
+    """The op's ``sample_cases`` (input shape, factor); at a given ``shape``, factor 2."""
+    cases = twin(op).sample_cases if shape is None else [(tuple(shape), 2)]
+    return [Call((random_tensor(s, dtype, generator=generator), r), {}, f"{list(s)} r={r}")
+            for s, r in cases]
+
+
+def tensor_factory(op, dtype, shape, generator=None):
+    """``make(shape=shape, dtype=dtype, domain=None)``: a random tensor for an op's
+    ``sample_args``. Floats are uniform in ``domain`` (the op's own by default); integers are
+    small ones, or uniform in [lo, hi) of a ``domain`` given for them."""
+    def make(size=shape, dtype=dtype, domain=None):
+        if domain is not None and not dtype.is_floating_point and dtype != torch.bool:
+            lo, hi = domain
+            return torch.randint(lo, hi, size, generator=generator).to(dtype)
+        return random_tensor(size, dtype, domain or op.domain, generator)
+    return make
+
+
+def declared_calls(op, dtype, shape=(5, 8), generator=None):
+    """The calls an op's ``sample_args(dtype, shape, make)`` declares, ``make`` drawing its
+    random tensors from ``generator``."""
+    declared = twin(op)
+    shape = tuple(shape)
+    make = tensor_factory(declared, dtype, shape, generator)
+    return [Call(tuple(args), dict(kwargs), label)
+            for args, kwargs, label in declared.sample_args(dtype, shape, make)]
+
+
+# (family class, the builder of its calls), most particular first: the families whose samples
+# are data (operand forms, parameter sets, padded or resampled dims), then every other op's
+# ``sample_args``
+_SAMPLE_BUILDERS = ((PointwiseOp, pointwise_calls), (PadOp, pad_calls),
+                    (NearestOp, nearest_calls), (ShuffleOp, shuffle_calls), (Op, declared_calls))
+
+
+def builder_of(op):
+    """The function that builds ``op``'s sample calls, as its family reads its declarations."""
+    return next(b for family, b in _SAMPLE_BUILDERS if isinstance(twin(op), family))
+
+
+def sample_calls(op, dtype, shape=None, generator=None):
+    """Natural calls of ``op`` (functional or in place) with ``dtype`` inputs, built from what
+    the op declares, as its family reads it; ``shape`` (the family's own sizes by default)
+    sizes the main input."""
+    return builder_of(op)(op, dtype, generator=generator, **({} if shape is None else {"shape": shape}))
 
 
 def run(fn, call):
@@ -276,12 +372,6 @@ def on_device(call):
     return call.on(DEVICE)
 
 
-def sample_calls(op, dtype, shape=None, generator=None):
-    """Natural calls of ``op`` (functional or in place) with ``dtype`` inputs: its family's."""
-    kwargs = {} if shape is None else {"shape": shape}
-    return twin(op).sample_calls(op, dtype, generator=generator, **kwargs)
-
-
 def check_call(op, call, exact=False):
     """Run ``call`` through PyTorch (CPU) and through ``op`` (on the device in use); they must
     agree: the same error (type and message), or the same values, dtype and shape.
@@ -310,3 +400,15 @@ def check_call(op, call, exact=False):
     if isinstance(op, InplaceOp):
         assert ours is ours_call.args[0], "in-place must return self, the same object"
     return ours
+
+
+def expected_launches(op, call, result):
+    """How many kernel launches ``op`` makes for ``call``, which gave ``result``: none for an
+    empty result, else the op's ``launches_per_call`` (a loss not reduced launches once)."""
+    if not isinstance(result, torch.Tensor) or result.numel() == 0:
+        return 0
+    if isinstance(twin(op), LossOp):
+        _, params = twin(op).bind(call.args, call.kwargs)
+        if params["reduction"] not in (MEAN, SUM):
+            return 1
+    return twin(op).launches_per_call

@@ -54,7 +54,7 @@ def test_fused_reduction_of_a_million_half_precision_elements(op, dtype, reducti
     """One fused pass with float32 accumulation: as close to the float64 reference as the
     result dtype's rounding allows."""
     gen = torch.Generator().manual_seed(5)
-    shapes = op.sample_shapes((1000, 1000))
+    shapes = testing.operand_shapes(op, (1000, 1000))
     args = [testing.random_tensor(s, dtype, (-2, 2), gen) for s in shapes]
     args[-1] = args[-1].sign() if op.name != "huber_loss" and op.name != "smooth_l1_loss" else args[-1]
     check_call(op, Call(tuple(args), {"reduction": reduction}))
@@ -74,7 +74,7 @@ def test_broadcast_target_and_noncontiguous_inputs(op, reduction):
 def test_reduction_is_deterministic(op):
     gen = torch.Generator().manual_seed(7)
     args = [testing.random_tensor(s, torch.float32, (-2, 2), gen).to(DEV)
-            for s in op.sample_shapes((300, 333))]
+            for s in testing.operand_shapes(op, (300, 333))]
     first = op(*args, reduction=2)
     for _ in range(3):
         again = op(*args, reduction=2)
@@ -83,7 +83,7 @@ def test_reduction_is_deterministic(op):
 
 @pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
 def test_mean_of_empty_is_nan_and_sum_is_zero(op):
-    args = tuple(torch.empty(s) for s in op.sample_shapes((0, 3)))
+    args = tuple(torch.empty(s) for s in testing.operand_shapes(op, (0, 3)))
     for reduction in (1, 2):
         check_call(op, Call(args, {"reduction": reduction}))
 
@@ -132,7 +132,7 @@ def test_hinge_on_integers_sums_to_int64_and_rejects_mean():
 @pytest.mark.parametrize("op", LOSSES, ids=lambda op: op.name)
 def test_losses_under_enable_route_and_keep_gradients(op):
     gen = torch.Generator().manual_seed(8)
-    base = [testing.random_tensor(s, torch.float64, (-2, 2), gen) for s in op.sample_shapes((4, 5))]
+    base = [testing.random_tensor(s, torch.float64, (-2, 2), gen) for s in testing.operand_shapes(op, (4, 5))]
 
     def run():
         leaves = [b.to(DEV, copy=True) for b in base]

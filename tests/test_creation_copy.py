@@ -71,64 +71,21 @@ def base_of(t):
     return t if t._base is None else t._base
 
 
-def sample_args(op, x, device):
-    """``op``'s sample argument tuples around the view ``x``, the same values on any device."""
-    gen = torch.Generator().manual_seed(1)
-
-    def make(shape, dtype=x.dtype, domain=(-4.0, 4.0)):
-        return testing.random_tensor(shape, dtype, domain, gen).to(device)
-    return op.sample_args(x, make)
-
-
-# ---- every op, every dtype ---------------------------------------------------------------
-@pytest.mark.parametrize("op", OPS, ids=ids)
-@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
-def test_sample_calls(op, dtype):
-    """Values, dtype, shape and errors exactly as PyTorch; a rejected call changes nothing."""
-    for call in testing.sample_calls(op, dtype, generator=torch.Generator().manual_seed(0)):
-        check(op, call)
-
-
-@pytest.mark.parametrize("op", OPS, ids=ids)
-@pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2), (1, 7)], ids=str)
-def test_zero_dim_and_empty(op, shape):
-    for call in testing.sample_calls(op, torch.float32, shape=shape,
-                                     generator=torch.Generator().manual_seed(3)):
-        check(op, call)
-
-
-# one natural call per op and the launches it makes: eye fills twice (zeros, then its
-# diagonal, as PyTorch does); empty_permuted only allocates, as PyTorch does
-LAUNCH_CALLS = {
-    "zero": (lambda x: ops.zero(x), 1),
-    "zero_": (lambda x: ops.zero_(x), 1),
-    "eye": (lambda x: ops.eye(5, 7, device=DEV), 2),
-    "scalar_tensor": (lambda x: ops.scalar_tensor(2.5, device=DEV), 1),
-    "new_ones": (lambda x: ops.new_ones(x, [2, 3]), 1),
-    "empty_permuted": (lambda x: ops.empty_permuted([4, 5, 6], [2, 0, 1], device=DEV), 0),
-    "t_copy": (lambda x: ops.t_copy(x), 1),
-    "alias_copy": (lambda x: ops.alias_copy(x), 1),
-    "lift_fresh_copy": (lambda x: ops.lift_fresh_copy(x), 1),
-    "copy": (lambda x: ops.copy(x, x[0]), 1),
-    "copy_": (lambda x: ops.copy_(x, x[0] * 2), 1),
-    "_functional_sym_constrain_range_for_size": (
-        lambda x: ops._functional_sym_constrain_range_for_size(3, None, None, x), 1),
-}
-
-
-def test_every_op_has_a_launch_check():
-    assert sorted(op.name for op in OPS) == sorted(LAUNCH_CALLS)
-
-
-@pytest.mark.parametrize("op", OPS, ids=ids)
-def test_our_kernel_ran(op):
-    """No silent fallback to PyTorch: each call launches our kernel as often as stated."""
-    call, expected = LAUNCH_CALLS[op.name]
-    x = torch.randn(4, 6, device=DEV)
-    before = launches(op)
-    out = call(x)
-    assert isinstance(out, torch.Tensor) and out.device.type == DEV
-    assert launches(op) == before + expected
+def calls_on_views(op, kind, dtype):
+    """(CPU call, device call) pairs: ``op``'s sample calls with the tensor their first call
+    draws (self, or the dep token) replaced by the same values in a ``kind`` view, made on each
+    side (so the whole storage is alike too)."""
+    x_cpu, x = view(kind, dtype, "cpu"), view(kind, dtype, DEV)
+    calls = testing.sample_calls(op, dtype, shape=tuple(x.shape),
+                                 generator=torch.Generator().manual_seed(1))
+    drawn = next(a for a in calls[0].args if isinstance(a, torch.Tensor))
+    pairs = []
+    for call in calls:
+        moved = call.on(DEV)
+        pairs.append((Call(tuple(x_cpu if a is drawn else a for a in call.args), call.kwargs),
+                      Call(tuple(x if a is drawn else b for a, b in zip(call.args, moved.args)),
+                           moved.kwargs)))
+    return pairs
 
 
 # ---- layouts: strides as PyTorch's ------------------------------------------------------
@@ -138,10 +95,8 @@ def test_copies_of_views(op, kind):
     """Any strided input is read through its strides; the result is laid out as PyTorch's:
     contiguous (view_copy ops), clone()'s layout (the dep token), or self's storage (copy)."""
     for dtype in (torch.float32, torch.int16):
-        x_cpu, x = view(kind, dtype, "cpu"), view(kind, dtype, DEV)
-        calls = zip(sample_args(op, x_cpu, "cpu"), sample_args(op, x, DEV))
-        for theirs_args, ours_args in calls:
-            theirs, ours = run(op.ref, Call(theirs_args)), run(op, Call(ours_args))
+        for theirs_call, ours_call in calls_on_views(op, kind, dtype):
+            theirs, ours = run(op.ref, theirs_call), run(op, ours_call)
             assert_same_result(ours, theirs, storage=op.name == "copy")
 
 
@@ -522,3 +477,14 @@ def test_factories_follow_pytorchs_default_device():
         with pytest.raises(RuntimeError, match="kernels run on cuda"):
             ops.eye(2)
     assert ops.empty_permuted([2, 3], [1, 0]).device.type == "cpu"  # allocation only
+
+
+def test_out_refused_where_aten_has_no_out_overload():
+    """_functional_sym_constrain_range_for_size has no out= overload: an out= is refused with
+    the TypeError of PyTorch's binding, before anything is written."""
+    x, out = torch.randn(3, device=DEV), torch.zeros(3, device=DEV)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'out'"):
+        ops._functional_sym_constrain_range_for_size(3, 2, 10, x, out=out)
+    assert not out.any()
+    with pytest.raises(RuntimeError, match="expected at most 4 argument"):  # aten refuses it too
+        A._functional_sym_constrain_range_for_size(3, 2, 10, x.cpu(), out=out.cpu())

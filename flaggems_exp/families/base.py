@@ -43,7 +43,8 @@ class Op:
       ref       the PyTorch reference the tests and benchmarks compare with
                 (default: the aten op of the same name)
       inplace   derive ``name_`` (default: when aten has an in-place twin)
-      domain, param_samples, special_values: the inputs tests and benchmarks use
+      domain, param_samples, special_values, sample_args: the inputs tests and benchmarks
+                use (``flaggems_exp.testing`` turns them into calls)
     """
 
     name = None
@@ -51,10 +52,12 @@ class Op:
     ref = None
     inplace = None
     family = "Op"
-    # what tests and benchmarks feed the op (see flaggems_exp.testing)
+    # what tests and benchmarks feed the op: plain data, which flaggems_exp.testing turns into
+    # calls as the op's family reads it
     domain = (-4.0, 4.0)      # range of random floating inputs
     param_samples = ()        # non-default parameter sets worth testing, as {name: value}
     special_values = ()       # inputs beyond ±0, ±inf, NaN worth testing exactly (kinks)
+    launches_per_call = 1     # kernel launches of a call with a non-empty result (tests count them)
     reference_in_float64 = True  # False where PyTorch's result depends on its working dtype
     runtime_numbers = False   # True: Python numbers reach the kernel unread (see plans.py)
     writes_self = False       # True for in-place forms: the first argument is written
@@ -117,6 +120,15 @@ class Op:
     def names(self):
         return (self.name, *self.aliases)
 
+    def sample_args(self, dtype, shape, make):
+        """Natural calls of the op for tests, self-check and benchmarks, as
+        ``[(args, kwargs, label)]`` around inputs of ``dtype`` and about ``shape``;
+        ``make(shape=shape, dtype=dtype, domain=None)`` draws a random tensor (the caller's
+        generator, the op's ``domain``). A factory passes ``device="cpu"``: PyTorch's reference
+        runs there, and a call moved to the device in use takes that device. Families whose
+        samples are data (pointwise, pad, resample) do not read it."""
+        return [((make(),), {}, "")]
+
     def aten_overloads(self):
         """``(name, overload)`` pairs this op serves, read from aten's own schema registry."""
         pairs = []
@@ -137,11 +149,17 @@ def _schema(name):
     return tuple(packet.default._schema.arguments), "out" in packet.overloads()
 
 
+def check_out_accepted(op, out):
+    """An ``out=`` given to an op aten has no out= overload for: the TypeError of PyTorch's
+    Python binding."""
+    if out is not None and not _schema(op.name)[1]:
+        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
+
+
 def bind(op, args, kwargs, out=None):
     """The call's arguments in aten schema order, defaults filled in (Python's own TypeErrors)."""
-    params, has_out = _schema(op.name)
-    if out is not None and not has_out:
-        raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
+    params, _ = _schema(op.name)
+    check_out_accepted(op, out)
     if len(args) > len(params):
         raise TypeError(f"{op.name}() takes {len(params)} arguments but {len(args)} were given")
     values, kwargs = list(args), dict(kwargs)
@@ -155,15 +173,6 @@ def bind(op, args, kwargs, out=None):
     if kwargs:
         raise TypeError(f"{op.name}() got an unexpected keyword argument '{next(iter(kwargs))}'")
     return values
-
-
-def sample_calls(op, dtype, shape, generator):
-    """Calls of ``op`` (or its in-place form) for tests, self-check and benchmarks: the op's
-    ``sample_args`` around a random tensor of ``shape`` and ``dtype`` (a family's
-    ``sample_calls`` may delegate here)."""
-    from ..testing import Call, random_tensor
-    x = random_tensor(shape, dtype, op.domain, generator)
-    return [Call(args, kwargs, label) for args, kwargs, label in op.sample_args(x, generator)]
 
 
 def register(cls):

@@ -16,7 +16,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import TL_DTYPE
-from .base import Op
+from .base import Op, check_out_accepted
 from .pointwise import launch
 
 
@@ -150,6 +150,8 @@ class CopyOp(Op):
         return src, src, False
 
     def call_out(self, args, kwargs, out, inplace):
+        if not inplace:
+            check_out_accepted(self, out)
         like, src, non_blocking = self.bind(*args, **kwargs)
         is_tensor = isinstance(src, torch.Tensor)
         if inplace and is_tensor:
@@ -200,19 +202,3 @@ class CopyOp(Op):
         if like.numel() < numel:  # the elements outside the view keep self's values
             write(self, storage, like.as_strided((numel,), (1,), 0))
         return storage.as_strided(like.shape, like.stride(), like.storage_offset())
-
-    # ---- sample inputs --------------------------------------------------------------------
-    def sample_args(self, x, make):
-        """Argument tuples of natural calls around ``x``, a random tensor of the dtype under
-        test; ``make(shape, dtype, domain)`` makes more. Every overload and non-default
-        parameter."""
-        return [(x,)]
-
-    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
-        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
-        from ..testing import Call, random_tensor
-
-        def make(shape, dtype=dtype, domain=(-4.0, 4.0)):
-            return random_tensor(shape, dtype, domain, generator)
-        args = self.sample_args(make(shape), make)
-        return [Call(a, label=str(i)) for i, a in enumerate(args)]

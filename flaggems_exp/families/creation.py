@@ -146,20 +146,3 @@ class CreationOp(Op):
                                pin_memory=bool(options.get("pin_memory")))
         return torch.empty_strided(shape, strides, dtype=dtype, device=device,
                                    pin_memory=bool(options.get("pin_memory")))
-
-    # ---- sample inputs --------------------------------------------------------------------
-    def sample_args(self, dtype, shape, make):
-        """``(args, kwargs)`` of natural calls making a ``dtype`` result of about ``shape``
-        (``make(shape)`` makes a random ``dtype`` tensor), every overload and keyword included.
-        Factories pass ``device="cpu"``: PyTorch's reference runs there; the tests point it at
-        the device in use."""
-        raise NotImplementedError
-
-    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
-        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
-        from ..testing import Call, random_tensor
-
-        def make(shape):
-            return random_tensor(shape, dtype, generator=generator)
-        return [Call(args, kwargs, label=str(i))
-                for i, (args, kwargs) in enumerate(self.sample_args(dtype, shape, make))]

@@ -12,7 +12,7 @@ from ..runtime.device import INTERPRETED
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import converted
-from .base import Op, bind, sample_calls
+from .base import Op, bind
 from .copy import computed_apart
 
 # how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
@@ -202,8 +202,8 @@ class IndexOp(Op):
       prepare   ``prepare(out, inplace, *args)`` (args in schema order): validates with
                 PyTorch's messages and returns a ``Plan`` (a plan may name another select).
       out_overlap  whether ``out=`` (and self in place) must not overlap itself.
-      sample_args  ``sample_args(x, generator)`` -> [(args, kwargs, label)]: natural calls built
-                around a random ``x`` of the requested shape and dtype.
+      sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)]: natural
+                calls (``Op``'s hook).
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
     A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
     PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
@@ -262,12 +262,6 @@ class IndexOp(Op):
         self.check_out_dtype(out, plan.dtype)
         if self.out_overlap and geometry.keeps_internal_overlap(out, plan.shape):
             raise errors.internal_overlap()  # resize_output comes first
-
-    def sample_args(self, x, generator):
-        return [((x,), {}, "")]
-
-    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
-        return sample_calls(self, dtype, shape, generator)
 
     # ---- the launch ---------------------------------------------------------------------
     def run(self, plan, out):

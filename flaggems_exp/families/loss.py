@@ -52,6 +52,7 @@ class LossOp(PointwiseOp):
     """
 
     family = "LossOp"
+    launches_per_call = 2  # reduced (mean, sum): the partial sums, then their total
     strict_reduction = False
 
     def prepare(self, operands, params):

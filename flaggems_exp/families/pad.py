@@ -74,7 +74,6 @@ _BLOCK = 1024
 _INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
 _INT32_LIMIT = 2**31 - 1
 _MISSING = object()
-_SPATIAL = {1: (7,), 2: (5, 6), 3: (3, 4, 5)}  # odd, non-square sample sizes by padded dims
 
 
 def float32(value):
@@ -281,19 +280,3 @@ class PadOp(GatherOp):
                                f"{next(o for o in shape if o < 0)}: {list(shape)}")
         maps = [None] * (x.dim() - n) + [(-b, 1.0, s) for b, s in zip(before, sizes)]
         return shape, torch.contiguous_format, maps
-
-    def sample_calls(self, op, dtype, shape=None, generator=None):
-        """Batched and unbatched inputs; positive, negative (cropping), zero and large pads."""
-        from ..testing import Call, random_tensor
-        n = self.dims
-        shape = tuple(shape or (2, 3, *_SPATIAL[n]))
-        x = random_tensor(shape, dtype, generator=generator)
-        spatial = shape[-n:]
-        # beyond the input for replication; the most reflection allows
-        large = [s - 1 if self.reflective else s + 4 + i for s in reversed(spatial) for i in (0, 1)]
-        pads = {"pad": [1, 2, 2, 1, 0, 2], "crop": [-1, 2, 0, -2, 1, 0], "zero": [0] * 6,
-                "large": large}
-        calls = [Call((x, p[:2 * n]), {}, label) for label, p in pads.items()]
-        calls.append(Call((x[0], pads["pad"][:2 * n]), {}, "unbatched"))
-        calls.append(Call((x[:0], pads["pad"][:2 * n]), {}, "empty batch"))
-        return calls

@@ -165,6 +165,9 @@ class PointwiseOp(Op):
     # computed apart, out resized contiguous and the result copied in (so out may share memory
     # with an input; it must not overlap itself)
     out_is_copied = False
+    # the operands' sample shapes: per operand, the slice of the result's sample shape it takes
+    # (None: every operand has the whole shape)
+    sample_operand_dims = None
 
     def __init__(self):
         super().__init__()
@@ -241,15 +244,6 @@ class PointwiseOp(Op):
 
     def check(self, operands, params, result_dtype, out):
         pass
-
-    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
-        """Calls of ``op`` (this op or its in-place form) for tests, self-check, benchmarks."""
-        from ..testing import pointwise_calls
-        return pointwise_calls(op, dtype, shape, generator)
-
-    def sample_shapes(self, shape):
-        """Operand shapes of a natural call whose result has ``shape`` (tests, benchmarks)."""
-        return [shape] * self.nin
 
     def promote(self, operands, params):
         return promote(operands, self.promotion)

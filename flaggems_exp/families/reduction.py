@@ -11,7 +11,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.triton_types import TL_DTYPE, converted
 from ..runtime.launch import launch
-from .base import Op, bind, sample_calls
+from .base import Op, bind
 
 NEG_INF = tl.constexpr(float("-inf"))
 
@@ -147,7 +147,7 @@ class ReductionOp(Op):
       finish    ``finish(xc, yc, a, b, c)`` -> the output element in the compute dtype; None for
                 an op with one value per row: then ``b`` after merge is the result.
       prepare   ``prepare(out, *args)`` (schema order): PyTorch's checks -> ``Rows``.
-      sample_args  ``sample_args(x, generator)`` -> [(args, kwargs, label)] around a random x.
+      sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)] (``Op``'s).
     A row that fits one tile is read once, a longer one twice (state pass, then output pass).
     """
 
@@ -177,9 +177,6 @@ class ReductionOp(Op):
 
     def prepare(self, out, *args):
         raise NotImplementedError
-
-    def sample_calls(self, op, dtype, shape=(5, 8), generator=None):
-        return sample_calls(self, dtype, shape, generator)
 
     def launch(self, rows, out):
         x, y, dim = rows.x, rows.y, rows.dim

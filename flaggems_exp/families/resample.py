@@ -127,27 +127,6 @@ class NearestOp(ResampleOp):
                                for i, o, s in zip(sizes, output_size, scales)]
         return (*x.shape[:2], *output_size), suggest_memory_format(x), maps
 
-    def sample_calls(self, op, dtype, shape=None, generator=None):
-        """Both overloads; up- and downsampling by non-integer ratios; explicit scales.
-
-        Explicit scales are never paired with an output of 1x or 2x the input: PyTorch's CPU
-        kernel copies those (index j, j >> 1) whatever the scales, its CUDA kernel (which ours
-        follows) applies the scales."""
-        from ..testing import Call, random_tensor
-        n = self.spatial
-        shape = tuple(shape or (2, 3, *(3, 4, 5)[3 - n:]))
-        x = random_tensor(shape, dtype, generator=generator)
-        up = [2 * s + 1 for s in shape[2:]]
-        down = [max(1, s * 2 // 3) for s in shape[2:]]
-        scales = [2.3, None, 1.7][:n]
-        calls = [Call((x, up), {}, "up"), Call((x, down), {}, "down"),
-                 Call((x, up, *scales), {}, "scales"),
-                 Call((x, None, [2.5, 1.3, 0.6][:n]), {}, "vec scale_factors"),
-                 Call((x, None, [2.0] * n), {}, "vec 2x"),
-                 Call((x, down, None), {}, "vec output_size"),
-                 Call((x[:0], up), {}, "empty batch")]
-        return calls
-
 
 class ShuffleOp(ResampleOp):
     """pixel_shuffle (``upscale``): (*, C*r*r, H, W) -> (*, C, H*r, W*r), and pixel_unshuffle,
@@ -156,6 +135,7 @@ class ShuffleOp(ResampleOp):
 
     upscale = True
     dtypes = ALL
+    sample_cases = ()  # (input shape, factor) of the natural calls tests and benchmarks make
 
     def geometry(self, x, overload, r):
         word = "upscale_factor" if self.upscale else "downscale_factor"
@@ -193,15 +173,3 @@ class ShuffleOp(ResampleOp):
             in_strides = (*sb, sc, sh, sw, sh * r, sw * r)
             out_strides = (*tb, tc * r * r, tc * r, tc, th, tw)
         return shape, out_strides, in_strides, [None] * len(shape)
-
-    def sample_calls(self, op, dtype, shape=None, generator=None):
-        """Factors 1-3, with none, one and two leading batch dims; odd, non-square sizes."""
-        from ..testing import Call, random_tensor
-        if self.upscale:
-            cases = [((2, 12, 3, 5), 2), ((2, 2, 18, 2, 3), 3), ((8, 3, 5), 2), ((2, 3, 4, 5), 1)]
-        else:
-            cases = [((2, 3, 6, 10), 2), ((2, 2, 2, 9, 6), 3), ((2, 6, 10), 2), ((2, 3, 4, 5), 1)]
-        if shape is not None:
-            cases = [(tuple(shape), 2)]
-        return [Call((random_tensor(s, dtype, generator=generator), r), {}, f"{list(s)} r={r}")
-                for s, r in cases]

@@ -247,6 +247,7 @@ class Glu(FloatActivation):
 @register
 class Prelu(FloatActivation):
     nin = 2
+    sample_operand_dims = (slice(None), slice(1, 2))  # the weight: one value per channel
 
     def check(self, operands, params, result_dtype, out):
         x, weight = operands
@@ -265,9 +266,6 @@ class Prelu(FloatActivation):
         if weight.dim() > 1:
             raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
                                f"ndim = {weight.dim()}")
-
-    def sample_shapes(self, shape):
-        return [shape, shape[1:2]]
 
     def prepare(self, operands, params):
         x, weight = operands

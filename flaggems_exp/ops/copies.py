@@ -13,8 +13,9 @@ class TCopy(CopyOp):
     def view(self, x):
         return x.t()  # PyTorch's own error beyond 2 dims
 
-    def sample_args(self, x, make):
-        return [(x,), (make(x.shape[-1:]),), (make(()),), (make((2, *x.shape)),)]
+    def sample_args(self, dtype, shape, make):
+        return [((make(),), {}, "2-d"), ((make(shape[-1:]),), {}, "1-d"), ((make(()),), {}, "0-d"),
+                ((make((2, *shape)),), {}, "3-d")]
 
 
 @register
@@ -36,11 +37,13 @@ class Copy(CopyOp):
     def bind(self, x, src, non_blocking=False):
         return x, src, non_blocking
 
-    def sample_args(self, x, make):
-        other = (make(x.shape, torch.int64) if x.is_floating_point()
-                 else make(x.shape, torch.float32, (0.0, 100.0)))  # in range of every dtype
-        return [(x, make(x.shape)), (x, other), (x, make(x.shape[-1:])), (x, make(())),
-                (x, make(x.shape), True)]
+    def sample_args(self, dtype, shape, make):
+        x = make()
+        other = (make(shape, torch.int64) if dtype.is_floating_point
+                 else make(shape, torch.float32, (0.0, 100.0)))  # in range of every dtype
+        return [((x, make()), {}, "same dtype"), ((x, other), {}, "other dtype"),
+                ((x, make(shape[-1:])), {}, "broadcast src"), ((x, make(())), {}, "0-d src"),
+                ((x, make(), True), {}, "non_blocking")]
 
 
 @register
@@ -63,6 +66,8 @@ class FunctionalSymConstrainRangeForSize(CopyOp):
             raise RuntimeError(f"Invalid value range for {value} between [{low}, {high}].")
         return dep_token
 
-    def sample_args(self, x, make):
-        return [(3, 2, 10, x), (5, None, None, x), (2.7, None, 3, x), (11, 2, 10, x),
-                (5, None, 2, x), (5, 10, 4, x), (-1, None, None, x)]
+    def sample_args(self, dtype, shape, make):
+        x = make()
+        return [((size, low, high, x), {}, f"{size} in [{low}, {high}]")
+                for size, low, high in ((3, 2, 10), (5, None, None), (2.7, None, 3), (11, 2, 10),
+                                        (5, None, 2), (5, 10, 4), (-1, None, None))]

@@ -18,11 +18,12 @@ class Zero(CreationOp):
         return x.shape, "like", x
 
     def sample_args(self, dtype, shape, make):
-        return [((make(shape),), {})]
+        return [((make(),), {}, "")]
 
 
 @register
 class Eye(CreationOp):
+    launches_per_call = 2  # zeros, then the diagonal
     out_is_copied = False  # eye.out resizes out and fills it: no warning, an expanded out is filled
 
     def geometry(self, n, m=None):
@@ -38,9 +39,10 @@ class Eye(CreationOp):
 
     def sample_args(self, dtype, shape, make):
         n, m = (tuple(shape) + (3, 4))[:2]
-        calls = [(size, {"dtype": dtype, "device": "cpu"})
+        calls = [(size, {"dtype": dtype, "device": "cpu"}, str(size))
                  for size in [(n,), (n, m), (m, n), (-1,), (3, -1)]]
-        return calls + ([((n,), {"device": "cpu"})] if dtype == torch.float32 else [])
+        return calls + ([((n,), {"device": "cpu"}, "default dtype")]
+                        if dtype == torch.float32 else [])
 
 
 @register
@@ -53,8 +55,9 @@ class ScalarTensor(CreationOp):
 
     def sample_args(self, dtype, shape, make):
         values = (2.75, -3, True, 300, float("nan"), 1e39, 2 + 0j)
-        calls = [((s,), {"dtype": dtype, "device": "cpu"}) for s in values]
-        return calls + ([((7,), {"device": "cpu"})] if dtype == torch.float32 else [])
+        calls = [((s,), {"dtype": dtype, "device": "cpu"}, repr(s)) for s in values]
+        return calls + ([((7,), {"device": "cpu"}, "default dtype")]
+                        if dtype == torch.float32 else [])
 
 
 @register
@@ -65,9 +68,11 @@ class NewOnes(CreationOp):
         return tuple(size), None, x
 
     def sample_args(self, dtype, shape, make):
-        x = make(shape)
-        return [((x, list(shape)), {}), ((x.t() if x.dim() == 2 else x, [3, 2]), {}),
-                ((x, [2]), {"dtype": torch.float64}), ((x, []), {}), ((x, [-1, 3]), {})]
+        x = make()
+        return [((x, list(shape)), {}, "like self"),
+                ((x.t() if x.dim() == 2 else x, [3, 2]), {}, "transposed self"),
+                ((x, [2]), {"dtype": torch.float64}, "dtype=float64"), ((x, []), {}, "0-dim"),
+                ((x, [-1, 3]), {}, "negative size")]
 
 
 @register
@@ -76,6 +81,7 @@ class EmptyPermuted(CreationOp):
 
     value = None
     any_dtype = True
+    launches_per_call = 0
 
     def geometry(self, size, physical_layout):
         ndim = len(size)
@@ -104,5 +110,5 @@ class EmptyPermuted(CreationOp):
         size = [*shape, 0]
         order = list(range(len(size)))[::-1]
         errors = [([2, 3], [0]), ([2, 3], [0, 2]), ([2, 3], [1, 1]), ([2, -1], [1, 0])]
-        return [((size, order), {"dtype": dtype, "device": "cpu"})] + [
-            (args, {"device": "cpu"}) for args in errors]
+        return [((size, order), {"dtype": dtype, "device": "cpu"}, "reversed")] + [
+            (args, {"device": "cpu"}, f"{args}") for args in errors]

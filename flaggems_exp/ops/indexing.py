@@ -72,9 +72,10 @@ class Take(IndexOp):
                 raise IndexError(f"out of range: tried to access index {bad} on a tensor of "
                                  f"{numel} elements.")
 
-    def sample_args(self, x, generator):
+    def sample_args(self, dtype, shape, make):
+        x = make()
         n = x.numel()
-        index = torch.randint(-n, max(n, 1), x.shape if n else (0,), generator=generator)
+        index = make(x.shape if n else (0,), torch.int64, (-n, max(n, 1)))
         calls = [((x, index), {}, "index like self"),
                  ((x, index.transpose(-1, -2) if index.dim() > 1 else index), {}, "transposed")]
         return calls + ([((x, index.reshape(-1)[0]), {}, "0-dim index")] if n else [])
@@ -82,6 +83,7 @@ class Take(IndexOp):
 
 @register
 class MaskedScatter(IndexOp):
+    launches_per_call = 3  # the mask's hits counted per block, their offsets, the scatter
     @staticmethod
     @triton.jit
     def select(outer, row, col, ncols, mask, rank, source_numel, s1, s2):
@@ -112,10 +114,10 @@ class MaskedScatter(IndexOp):
             raise RuntimeError("Number of elements of source < number of ones in mask")
         return attrs.evolve(plan, counts=counts)
 
-    def sample_args(self, x, generator):
-        from ..testing import random_tensor
-        mask = random_tensor(x.shape, torch.bool, generator=generator)
-        source = random_tensor((x.numel() + 3,), x.dtype, self.domain, generator)
+    def sample_args(self, dtype, shape, make):
+        x = make()
+        mask = make(shape, torch.bool)
+        source = make((x.numel() + 3,))
         row_mask = mask[(slice(0, 1),) * (x.dim() - 1)] if x.dim() else mask  # broadcast
         return [((x, mask, source), {}, ""),
                 ((x, row_mask, source.reshape(1, -1).t()), {}, "broadcast mask, 2-d source")]
@@ -145,7 +147,8 @@ class Tril(IndexOp):
         return Plan(tuple(x.shape), x.dtype, self.select, x=(x, x.stride()), scalars=(diagonal,),
                     pinned=2)
 
-    def sample_args(self, x, generator):
+    def sample_args(self, dtype, shape, make):
+        x = make()
         return [((x,) + k, {}, str(k)) for k in ((), (1,), (-2,))]
 
 
@@ -174,7 +177,8 @@ class Diag(IndexOp):
             return 2 * result.numel() * result.element_size()
         return None
 
-    def sample_args(self, x, generator):
+    def sample_args(self, dtype, shape, make):
+        x = make()
         # the first row (a square of its size): a 1-d input
         v = x[(slice(0, 1),) * (x.dim() - 1)].reshape(-1) if x.dim() > 1 else x
         return [((v, k), {}, f"1-d, {k}") for k in (0, 2, -1)] + [
@@ -211,14 +215,14 @@ class SliceScatter(IndexOp):
                     scalars=(start, step, length), pinned=after + 1, col_dims=after,
                     strides=layout)
 
-    def sample_args(self, x, generator):
-        from ..testing import random_tensor
+    def sample_args(self, dtype, shape, make):
+        x = make()
         calls = []
         for dim, start, end, step in ((0, None, None, 1), (-1, 1, -1, 2), (0, -3, 100, 1)):
             if x.dim() == 0:
                 break
             view = x[(slice(None),) * (dim % x.dim()) + (slice(start, end, step),)]
-            src = random_tensor(view.shape, x.dtype, self.domain, generator)
+            src = make(view.shape)
             calls.append(((x, src, dim, start, end, step), {}, f"{dim}:{start}:{end}:{step}"))
         return calls or [((x, x.clone(), 0), {}, "0-dim")]
 

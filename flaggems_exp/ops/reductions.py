@@ -61,7 +61,8 @@ class SafeSoftmax(ReductionOp):
             raise errors.not_implemented("host_softmax", result)
         return Rows(x, dim, tuple(x.shape), result, _opmath(result), cast=result)
 
-    def sample_args(self, x, generator):
+    def sample_args(self, dtype, shape, make):
+        x = make()
         return [((x, dim), {}, label) for dim, label in _DIMS] + [
             ((x, -1), {"dtype": torch.float64}, "dtype=float64")]
 
@@ -123,11 +124,11 @@ class LogSoftmaxBackwardData(ReductionOp):
                                f"{list(grad.shape)} (grad_output's), but got {list(output.shape)}")
         return Rows(grad, dim, tuple(grad.shape), result, _opmath(grad.dtype), y=output)
 
-    def sample_args(self, x, generator):
-        output = torch.log_softmax(torch.randn(x.shape, generator=generator, dtype=torch.float64),
-                                   -1 if x.dim() else 0).to(x.dtype)
-        calls = [((x, output, dim, x.dtype), {}, label) for dim, label in _DIMS]
-        if x.dtype == torch.float32:
+    def sample_args(self, dtype, shape, make):
+        x = make()
+        output = torch.log_softmax(make(shape, torch.float64), -1 if x.dim() else 0).to(dtype)
+        calls = [((x, output, dim, dtype), {}, label) for dim, label in _DIMS]
+        if dtype == torch.float32:
             calls.append(((x, output, -1, torch.float16), {}, "float16 input_dtype"))
         return calls
 
@@ -165,5 +166,6 @@ class Trace(ReductionOp):
         x = args[0]
         return min(x.shape) * x.element_size() + result.element_size()
 
-    def sample_args(self, x, generator):
+    def sample_args(self, dtype, shape, make):
+        x = make()
         return [((x,), {}, ""), ((x.transpose(-1, -2) if x.dim() >= 2 else x,), {}, "transposed")]

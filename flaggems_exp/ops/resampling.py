@@ -39,9 +39,12 @@ class UpsampleNearest3d(NearestOp):
 class PixelShuffle(ShuffleOp):
     upscale = True
     ref = staticmethod(_device_generic(torch.ops.aten.pixel_shuffle.default))
+    # factors 1-3, with none, one and two leading batch dims; odd, non-square sizes
+    sample_cases = (((2, 12, 3, 5), 2), ((2, 2, 18, 2, 3), 3), ((8, 3, 5), 2), ((2, 3, 4, 5), 1))
 
 
 @register
 class PixelUnshuffle(ShuffleOp):
     upscale = False
     ref = staticmethod(_device_generic(torch.ops.aten.pixel_unshuffle.default))
+    sample_cases = (((2, 3, 6, 10), 2), ((2, 2, 2, 9, 6), 3), ((2, 6, 10), 2), ((2, 3, 4, 5), 1))
