@@ -13,7 +13,6 @@ import triton
 import triton.language as tl
 from torch._prims_common import suggest_memory_format
 
-from ..runtime.device import DEVICE
 from ..runtime.dtypes import ALL, FLOATING
 from .pad import GatherOp, float32
 
@@ -71,6 +70,17 @@ class ResampleOp(GatherOp):
     family = "ResampleOp"
 
 
+def _empty_before_dtype_check(aten_op):
+    """``aten_op`` as PyTorch's CUDA kernels run it: an empty input's output, of the input's
+    dtype, whatever the dtype (the CPU kernels reject bool, integers and complex first)."""
+    def reference(x, *args, **kwargs):
+        if x.numel() or x.dtype in NearestOp.dtypes or "out" in kwargs:
+            return aten_op(x, *args, **kwargs)
+        return aten_op(torch.empty_like(x, dtype=torch.float32), *args, **kwargs).to(x.dtype)
+    reference.__name__ = reference.__qualname__ = f"{aten_op.__name__}_cuda"
+    return reference
+
+
 class NearestOp(ResampleOp):
     """Nearest-neighbour resampling of the last ``spatial`` dims of an (N, C, *spatial) input.
 
@@ -88,8 +98,13 @@ class NearestOp(ResampleOp):
     dtypes = FLOATING | {torch.uint8}
     complex_accepted = False  # PyTorch's own not-implemented error
     # PyTorch's CUDA kernels return an empty input's (empty) output before their dtype
-    # dispatch, its CPU kernels dispatch first: the device's behaviour is the reference
-    dtype_checked_when_empty = DEVICE != "cuda"
+    # dispatch; its CPU kernels dispatch first, and reject it. CUDA's behaviour is ours, on
+    # every device (``ref`` follows it too)
+    dtype_checked_when_empty = False
+
+    def __init__(self):
+        super().__init__()
+        self.ref = _empty_before_dtype_check(self.ref)
 
     def vec_sizes(self, x, output_size, scale_factors):
         """PyTorch's ``compute_output_size`` of a ``.vec`` call -> (output_size, scales)."""
