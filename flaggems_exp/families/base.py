@@ -163,16 +163,17 @@ def sample_calls(op, dtype, shape, generator):
 
 def register(cls):
     """Register ``cls`` under its names; derive and register its in-place form too."""
+    from .. import experimental_ops
     op = cls()
     for n in op.names:
         if n in REGISTRY:
             raise ValueError(f"{n} is already registered by {REGISTRY[n]!r}")
         REGISTRY[n] = op
+        vars(experimental_ops).pop(n, None)  # the op kept there for a name since removed
     inplace_names = [n + "_" for n in op.names if hasattr(torch.ops.aten, n + "_")]
     if op.inplace is not False and inplace_names:
         from .inplace import InplaceOp
         register(type(cls.__name__ + "_", (InplaceOp,),
                       {"twin": op, "name": inplace_names[0], "aliases": tuple(inplace_names[1:])}))
-    from .. import experimental_ops
-    experimental_ops._refresh()
+    autograd_calls.served.cache_clear()  # its map of aten overloads to ops is now incomplete
     return cls
