@@ -9,7 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import block_size, needs_int64, offset, unravel
+from ..runtime.indexing import block_size, grid_size, needs_int64, offset, unravel
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import converted
@@ -274,7 +274,7 @@ class IndexOp(Op):
         counts, total = None, 0
         numel = math.prod(plan.shape)
         if numel:
-            nblocks = triton.cdiv(numel, block_size(numel))
+            nblocks = grid_size(numel)
             counts = torch.empty(nblocks + 1, dtype=torch.int64, device=device)
             self.launch(plan, None, counts=counts)
             launch(self.name, _exclusive_scan, (1,), counts, nblocks, BLOCK=block_size(nblocks))
@@ -308,8 +308,7 @@ class IndexOp(Op):
         row_major = geometry.contiguous_strides(shape)
         dense = ((not count_only and tuple(out_strides) == row_major)
                  | (x is not None and tuple(x_strides) == row_major) << 1)
-        block = block_size(numel)
-        grid = triton.cdiv(numel, block)
+        block, grid = block_size(numel), grid_size(numel)
         index_64 = needs_int64([(shape, out_strides), (shape, x_strides), (shape, aux_strides),
                                 (g_shape, g_strides)], grid * block - 1)
         scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))

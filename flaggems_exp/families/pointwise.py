@@ -416,8 +416,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
             else (0,) * len(shape) for t in operands]
         cshape, strides = geometry.collapse(shape, all_strides)
         ndim = len(cshape)
-    block = block_size(numel)
-    grid = grid_size(numel)
+    block, grid = block_size(numel), grid_size(numel)
     index_64 = needs_int64([(cshape, st) for st in strides], grid * block - 1)
     strides += [(0,) * len(cshape)] * (4 - len(strides))
     pointers, numbers, scalar_mask = [], [], 0
