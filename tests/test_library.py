@@ -11,6 +11,7 @@ import triton.language as tl
 import flaggems_exp
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops, testing
 from flaggems_exp.families import InplaceOp, PointwiseOp, Promotion, register
+from flaggems_exp.families.autograd_calls import served
 from flaggems_exp.runtime.dtypes import FLOATING
 from flaggems_exp.runtime.promotion import promote
 
@@ -24,6 +25,42 @@ def test_every_name_is_exported_and_listed():
         assert getattr(experimental_ops, name) is op
         assert name in op.names
         assert callable(op.ref), name
+
+
+def test_namespace_reads_the_registry():
+    """The namespace holds no list of ops: every registered name is found by attribute, ``from
+    ... import``, ``import *`` and ``dir()`` (tab completion), and an op registered again under
+    a name (after its removal) replaces the one found before."""
+    from flaggems_exp.experimental_ops import sigmoid
+    assert sigmoid is REGISTRY["sigmoid"]
+    namespace = {}
+    exec("from flaggems_exp.experimental_ops import *", namespace)  # noqa: S102
+    assert {k: v for k, v in namespace.items() if k != "__builtins__"} == REGISTRY
+    assert set(REGISTRY) <= set(dir(experimental_ops))
+    with pytest.raises(AttributeError, match="has no attribute 'namespace_probe'"):
+        experimental_ops.namespace_probe
+
+    def probe():
+        @register
+        class NamespaceProbe(PointwiseOp):  # no aten op of this name
+            promotion = Promotion.INT_TO_FLOAT
+            dtypes = FLOATING
+            ref = staticmethod(torch.nn.functional.softsign)
+            math = staticmethod(flaggems_exp.ops._common.sigmoid)
+        return REGISTRY["namespace_probe"]
+
+    try:
+        first = probe()
+        assert experimental_ops.namespace_probe is first
+        assert "namespace_probe" in dir(experimental_ops)
+        del REGISTRY["namespace_probe"]  # removing an op: from the registry and the kept name
+        vars(experimental_ops).pop("namespace_probe")
+        second = probe()
+        assert second is not first and experimental_ops.namespace_probe is second
+    finally:
+        REGISTRY.pop("namespace_probe", None)
+        vars(experimental_ops).pop("namespace_probe", None)
+        served.cache_clear()
 
 
 def test_every_name_is_an_aten_op():
@@ -193,8 +230,8 @@ def test_an_op_added_from_outside_the_package():
     finally:
         for name in ("expm1", "expm1_", "softsign"):
             del REGISTRY[name]
-            delattr(experimental_ops, name)
-        experimental_ops._refresh()
+            vars(experimental_ops).pop(name, None)
+        served.cache_clear()
 
 
 def test_registering_a_name_twice_is_an_error():

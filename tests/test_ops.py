@@ -109,19 +109,47 @@ def test_inplace_errors(op):
         check_call(op, Call(tuple(case_args)))
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "mul", "addcmul_", "hypot", "soft_margin_loss"])
+# every skeleton with an int64 path: pointwise (copies and fused loss sums run on it), index,
+# reduction (per-row state and one value per row), gather (padding, resampling, shuffles)
+INT64_PATH_OPS = ["sigmoid", "mul", "addcmul_", "hypot", "soft_margin_loss", "copy_",
+                  "take", "masked_scatter", "tril", "diag", "slice_scatter",
+                  "_safe_softmax", "_log_softmax_backward_data", "trace",
+                  "reflection_pad1d", "replication_pad3d", "upsample_nearest3d", "pixel_shuffle"]
+
+
+def _stepped(t):
+    """``t``'s values in a view with a step along its last dim (neither dense nor row-major)."""
+    if t.dim() == 0:
+        return t
+    stepped = torch.empty((*t.shape[:-1], 2 * t.shape[-1]), dtype=t.dtype)[..., ::2]
+    return stepped.copy_(t)
+
+
+@pytest.mark.parametrize("name", INT64_PATH_OPS)
 def test_int64_indexing_path(name, monkeypatch):
-    """The int64-offset variant of the skeleton (taken above 2**31 - 1 elements), forced on
-    small inputs by lowering the threshold: dense and strided layouts."""
-    from flaggems_exp.families import pointwise
-    monkeypatch.setattr(pointwise, "_INT32_LIMIT", 16)
+    """The int64 variant of each skeleton (taken past 2**31 - 1), forced on small inputs by
+    lowering the limit: dense and strided layouts, every launch of the skeleton in int64."""
+    from flaggems_exp.runtime import indexing, launch
+    from flaggems_exp.runtime.plans import PlanCache
+    monkeypatch.setattr(indexing, "INT32_LIMIT", 16)
     op = REGISTRY[name]
+    monkeypatch.setattr(op, "plans", PlanCache())  # an earlier call's plan replays int32 launches
+    widths = []
+    run_kernel = launch.run_kernel
+
+    def recorded(kernel, grid, args, options):
+        widths.append(options.get("INDEX_64"))
+        return run_kernel(kernel, grid, args, options)
+
+    monkeypatch.setattr(launch, "run_kernel", recorded)
     gen = torch.Generator().manual_seed(9)
-    for call in testing.sample_calls(op, torch.float32, shape=(6, 10), generator=gen)[:2]:
+    shape = (6, 10) if isinstance(testing.twin(op), PointwiseOp) else None
+    for call in testing.sample_calls(op, torch.float32, shape=shape, generator=gen)[:2]:
         check_call(op, call)
-        args = tuple(strided_variants(a)["stepped"] if isinstance(a, torch.Tensor) else a
-                     for a in call.args)
+        args = tuple(_stepped(a) if isinstance(a, torch.Tensor) else a for a in call.args)
         check_call(op, Call(args, call.kwargs))
+    skeleton = [w for w in widths if w is not None]  # not the loss's sum or a block scan
+    assert skeleton and all(skeleton), widths
 
 
 # ops whose value is the formula of PyTorch's CUDA kernel, operation by operation, in the same

@@ -9,6 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
+from ..runtime.indexing import block_size, grid_size, needs_int64, offset, unravel
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import converted
@@ -37,29 +38,26 @@ def _index_kernel(
     else:
         flat = pid * BLOCK + tl.arange(0, BLOCK)
     inside = flat < numel
-    # the output's row-major index -> memory offsets of out, x and aux, and the coordinates
-    # SELECT sees: col (the last COL_DIMS dims, flat; ncols of them), row (the dim before) and
-    # outer (the dims before row, flat)
-    rest = flat
-    out_off = tl.zeros_like(flat)
-    x_off = tl.zeros_like(flat)
-    aux_off = tl.zeros_like(flat)
-    row = tl.zeros_like(flat)
+    # the output's row-major index -> its coordinates, and the coordinates SELECT sees: col
+    # (the last COL_DIMS dims, flat; ncols of them), row (the dim before) and outer (the dims
+    # before row, flat), which the unravelling leaves on its way
+    if NDIM > COL_DIMS:
+        inner, outer = unravel(flat, shape, NDIM - COL_DIMS - 1, NDIM)
+        lead, _ = unravel(outer, shape, 0, NDIM - COL_DIMS - 1)
+        coords = lead + inner
+        row = inner[0]
+    else:
+        coords, _ = unravel(flat, shape, 0, NDIM)
+        row = tl.zeros_like(flat)
+        outer = tl.zeros_like(flat)
     col = tl.zeros_like(flat)
-    outer = tl.zeros_like(flat)
     ncols = 1
-    for d in tl.static_range(NDIM - 1, -1, -1):
-        index = rest % shape[d]
-        rest = rest // shape[d]
-        out_off += index * out_strides[d]
-        x_off += index * x_strides[d]
-        aux_off += index * aux_strides[d]
-        if d >= NDIM - COL_DIMS:
-            col += index * ncols
-            ncols = ncols * shape[d]
-        if d == NDIM - COL_DIMS - 1:
-            row = index
-            outer = rest
+    for d in tl.static_range(NDIM - 1, NDIM - COL_DIMS - 1, -1):
+        col += coords[d] * ncols
+        ncols = ncols * shape[d]
+    out_off = offset(coords, out_strides, flat)
+    x_off = offset(coords, x_strides, flat)
+    aux_off = offset(coords, aux_strides, flat)
     # out (bit 0) and x (bit 1) laid out row-major: their offset is the flat index itself, which
     # the compiler can see is contiguous, so those loads and stores are vectorized
     if DENSE & 1:
@@ -159,19 +157,6 @@ class Plan:
 # a plan's device checks: tl.device_assert is compiled in only under Triton's debug option; the
 # integer-overflow checks that debug would also add are left out (the kernel is otherwise the same)
 _DEVICE_CHECKS = {"debug": True, "sanitize_overflow": False}
-_BLOCK = 1024
-_INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
-_INT32_LIMIT = 2**31 - 1
-
-
-def _block(numel):
-    return min(_INTERPRETER_BLOCK if INTERPRETED else _BLOCK, triton.next_power_of_2(max(numel, 1)))
-
-
-def _extent(shape, strides):
-    return sum((n - 1) * abs(s) for n, s in zip(shape, strides))
-
-
 def _collapse(shape, strides_list, pinned):
     """Merge the leading dims (all but ``pinned`` trailing ones) where every operand allows it."""
     lead = len(shape) - pinned
@@ -283,10 +268,10 @@ class IndexOp(Op):
         counts, total = None, 0
         numel = math.prod(plan.shape)
         if numel:
-            nblocks = triton.cdiv(numel, _block(numel))
+            nblocks = grid_size(numel)
             counts = torch.empty(nblocks + 1, dtype=torch.int64, device=device)
             self.launch(plan, None, counts=counts)
-            launch(self.name, _exclusive_scan, (1,), counts, nblocks, BLOCK=_block(nblocks))
+            launch(self.name, _exclusive_scan, (1,), counts, nblocks, BLOCK=block_size(nblocks))
             if not INTERPRETED:
                 return counts, None
             not_replayable()  # the total is read back to the host
@@ -314,16 +299,16 @@ class IndexOp(Op):
             g_shape = tuple(max(n, 1) for n in g_shape)  # an empty g is never read
         else:
             g_shape, g_strides = (1,), (0,)
-        extents = [numel, _extent(shape, out_strides), _extent(shape, x_strides),
-                   _extent(shape, aux_strides), _extent(g_shape, g_strides)]
         row_major = geometry.contiguous_strides(shape)
         dense = ((not count_only and tuple(out_strides) == row_major)
                  | (x is not None and tuple(x_strides) == row_major) << 1)
-        block = _block(numel)
+        block, grid = block_size(numel), grid_size(numel)
+        index_64 = needs_int64([(shape, out_strides), (shape, x_strides), (shape, aux_strides),
+                                (g_shape, g_strides)], grid * block - 1)
         scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
         dummy = counts if counts is not None else (out if out is not None else aux)
         launch(
-            self.name, _index_kernel, (triton.cdiv(numel, block),),
+            self.name, _index_kernel, (grid,),
             dummy if count_only else out, x if x is not None else dummy,
             aux if aux is not None else dummy, g if g is not None else dummy,
             counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
@@ -331,5 +316,5 @@ class IndexOp(Op):
             SELECT=plan.select, NDIM=len(shape), COL_DIMS=plan.col_dims,
             GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
             AUX=plan.aux_mode if aux is not None else AUX_NONE, COUNT_ONLY=count_only,
-            SPARSE=sparse, INDEX_64=max(extents) > _INT32_LIMIT, DENSE=dense, BLOCK=block,
+            SPARSE=sparse, INDEX_64=index_64, DENSE=dense, BLOCK=block,
             **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))

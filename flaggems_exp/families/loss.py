@@ -16,10 +16,11 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
+from ..runtime.indexing import grid_size
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import CheckedScalar, converted, encode_scalar
-from .pointwise import PointwiseOp, grid_size
+from .pointwise import PointwiseOp
 
 NONE, MEAN, SUM = 0, 1, 2
 

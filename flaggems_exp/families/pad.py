@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from ..runtime import errors, geometry
-from ..runtime.device import INTERPRETED
+from ..runtime.indexing import BLOCK, needs_int64, offset, unravel
 from ..runtime.dtypes import ALL, REAL
 from ..runtime.launch import launch
 from .base import Op
@@ -51,17 +51,16 @@ def _gather_kernel(
     r = (pid // col_blocks) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
     c = (pid % col_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
     mask = (r < rows) & (c < cols)
-    rest = r
-    row_out = tl.zeros_like(r)
+    if NDIM > 1:
+        # r < rows: what unravelling dims 1..NDIM-2 leaves of r is dim 0's coordinate
+        inner, first = unravel(r, shape, 1, NDIM - 1)
+        outer = (first,) + inner
+    else:
+        outer = ()
+    row_out = offset(outer, out_strides, r)
     row_in = tl.zeros_like(r)
-    for d in tl.static_range(NDIM - 2, -1, -1):  # innermost outer dim first
-        if d == 0:
-            j = rest
-        else:
-            j = rest % shape[d]
-            rest = rest // shape[d]
-        src = _source(j, shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
-        row_out += j * out_strides[d]
+    for d in tl.static_range(NDIM - 2, -1, -1):
+        src = _source(outer[d], shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
         row_in += src * in_strides[d]
     for d in tl.static_range(NDIM - 1, NDIM):  # the columns (a constexpr d for the tuples)
         src = _source(c, shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
@@ -70,9 +69,6 @@ def _gather_kernel(
     tl.store(out_ptr + out_off, tl.load(in_ptr + in_off, mask=mask), mask=mask)
 
 
-_BLOCK = 1024
-_INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
-_INT32_LIMIT = 2**31 - 1
 _MISSING = object()
 
 
@@ -212,12 +208,12 @@ class GatherOp(Op):
         dims = _iteration(shape, out_strides, in_strides, maps)
         sizes = tuple(d[0] for d in dims)
         cols, rows = sizes[-1], math.prod(sizes[:-1])
-        block = _INTERPRETER_BLOCK if INTERPRETED else _BLOCK
-        block_c = min(triton.next_power_of_2(cols), block)
-        block_r = min(block // block_c, triton.next_power_of_2(rows))
+        block_c = min(triton.next_power_of_2(cols), BLOCK)
+        block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
         col_blocks = triton.cdiv(cols, block_c)
-        extent = max(sum((n - 1) * s for n, s in zip(t.shape, t.stride())) for t in (out, x))
-        index_64 = max(extent, rows + block_r, cols + block_c) > _INT32_LIMIT
+        # the rows and columns of the tiles, masked lanes included
+        index_64 = needs_int64([(t.shape, t.stride()) for t in (out, x)],
+                               triton.cdiv(rows, block_r) * block_r - 1, col_blocks * block_c - 1)
         mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
         launch(
             self.name, _gather_kernel, (triton.cdiv(rows, block_r) * col_blocks,),

@@ -7,8 +7,9 @@ import triton
 import triton.language as tl
 
 from ..runtime import errors, geometry
-from ..runtime.device import DEVICE, INTERPRETED
+from ..runtime.device import DEVICE
 from ..runtime.dtypes import ALL
+from ..runtime.indexing import block_size, grid_size, needs_int64, strided_offsets
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import TL_DTYPE, CheckedScalar, converted, encode_scalar
 from ..runtime import launch as launching
@@ -63,18 +64,8 @@ def _pointwise_kernel(
         off1 = offsets
         off2 = offsets
     else:
-        rest = offsets
-        out_off = tl.zeros_like(offsets)
-        off0 = tl.zeros_like(offsets)
-        off1 = tl.zeros_like(offsets)
-        off2 = tl.zeros_like(offsets)
-        for d in tl.static_range(NDIM - 1, -1, -1):  # innermost dim first
-            index = rest % shape[d]
-            rest = rest // shape[d]
-            out_off += index * out_strides[d]
-            off0 += index * in0_strides[d]
-            off1 += index * in1_strides[d]
-            off2 += index * in2_strides[d]
+        out_off, off0, off1, off2 = strided_offsets(
+            offsets, shape, (out_strides, in0_strides, in1_strides, in2_strides), NDIM)
     x0 = _load_operand(in0, n0, off0, mask, SCALAR_OPERANDS & 1, STORED_OPERANDS & 1, COMMON,
                        COMPUTE)
     if NIN == 1:
@@ -114,11 +105,6 @@ class Dispatch(typing.NamedTuple):
 
 
 DISPATCH = Dispatch()
-
-_BLOCK = 1024
-_INTERPRETER_BLOCK = 1 << 16  # the interpreter runs one program at a time: fewer, larger ones
-_INT32_LIMIT = 2**31 - 1
-
 
 class PointwiseOp(Op):
     """Elementwise math on 1-3 broadcast operands (tensors or Python numbers) and Scalar params.
@@ -388,15 +374,6 @@ class PointwiseOp(Op):
                stored=self.stored_operands(operands))
 
 
-def block_size(numel):
-    """The skeleton's elements per program: one heuristic for every pointwise launch."""
-    return min(_INTERPRETER_BLOCK if INTERPRETED else _BLOCK, 1 << max(numel - 1, 0).bit_length())
-
-
-def grid_size(numel):
-    return -(-numel // block_size(numel))
-
-
 def _cpu_scalar_to_number(operand):
     """A 0-dim CPU tensor beside GPU tensors is a scalar to PyTorch: hand it over as a number."""
     if (isinstance(operand, torch.Tensor) and operand.dim() == 0 and DEVICE != "cpu"
@@ -427,15 +404,14 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     if geometry.strides_are_dense(shape, out_strides) and all(
             tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors):
         ndim, cshape, strides = 0, (numel,), [(1,)] * 4  # dense, one layout: flat offsets
-        index_64 = numel > _INT32_LIMIT
     else:
         all_strides = [tuple(out_strides)] + [
             geometry.expanded_strides(t, shape) if isinstance(t, torch.Tensor)
             else (0,) * len(shape) for t in operands]
         cshape, strides = geometry.collapse(shape, all_strides)
         ndim = len(cshape)
-        extent = max(sum((n - 1) * abs(s) for n, s in zip(cshape, st)) for st in strides)
-        index_64 = max(numel, extent + 1) > _INT32_LIMIT
+    block, grid = block_size(numel), grid_size(numel)
+    index_64 = needs_int64([(cshape, st) for st in strides], grid * block - 1)
     strides += [(0,) * len(cshape)] * (4 - len(strides))
     pointers, numbers, scalar_mask = [], [], 0
     for i, operand in enumerate(operands):
@@ -450,9 +426,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     numbers += [0] * (3 - len(numbers))
     scalars_as = scalars_as or compute
     encoded = [encode_scalar(v, scalars_as) for v in kernel_scalars]
-    block = block_size(numel)
     launching.launch(
-        name, _pointwise_kernel, (-(-numel // block),),
+        name, _pointwise_kernel, (grid,),
         target, *pointers, numel, cshape, *strides, *numbers, *(encoded + [0] * (3 - len(encoded))),
         MATH=math_fn, NIN=len(operands), NSCALARS=len(encoded), SCALAR_OPERANDS=scalar_mask,
         NDIM=ndim, COMMON=TL_DTYPE[common or compute], COMPUTE=TL_DTYPE[compute],

@@ -9,6 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
+from ..runtime.indexing import BLOCK, needs_int64, strided_offsets
 from ..runtime.triton_types import TL_DTYPE, converted
 from ..runtime.launch import launch
 from .base import Op, bind
@@ -45,17 +46,9 @@ def _reduction_kernel(
         cols = cols.to(tl.int64)
     rows = pid * ROWS + tl.arange(0, ROWS)
     row_ok = rows < n_rows
-    # row number -> base offsets through the other (outer) dims, innermost first
-    rest = rows
-    out_base = tl.zeros_like(rows)
-    x_base = tl.zeros_like(rows)
-    y_base = tl.zeros_like(rows)
-    for d in tl.static_range(OUTER_NDIM - 1, -1, -1):
-        index = rest % outer_shape[d]
-        rest = rest // outer_shape[d]
-        out_base += index * out_strides[d]
-        x_base += index * x_strides[d]
-        y_base += index * y_strides[d]
+    # row number -> base offsets through the other (outer) dims
+    out_base, x_base, y_base = strided_offsets(rows, outer_shape, (out_strides, x_strides, y_strides),
+                                               OUTER_NDIM)
     out_base = out_base[:, None]
     x_base = x_base[:, None]
     y_base = y_base[:, None]
@@ -121,17 +114,15 @@ class Rows:
     y: torch.Tensor = None
 
 
-_TILE = 4096  # elements per program: a row block times the rows sharing it
-_INTERPRETER_TILE = 1 << 16
-_INT32_LIMIT = 2**31 - 1
+# elements per program: a row block times the rows sharing it (the interpreter's flat block)
+_TILE = BLOCK if INTERPRETED else 4096
 
 
 def _plan_tile(row_len, n_rows, strided):
-    tile = _INTERPRETER_TILE if INTERPRETED else _TILE
-    block = min(triton.next_power_of_2(max(row_len, 1)), tile)
+    block = min(triton.next_power_of_2(max(row_len, 1)), _TILE)
     if strided and not INTERPRETED:
         block = min(block, 256)  # rows along a strided dim: neighbouring rows share cache lines
-    rows = min(triton.next_power_of_2(max(n_rows, 1)), max(1, tile // block))
+    rows = min(triton.next_power_of_2(max(n_rows, 1)), max(1, _TILE // block))
     return rows, block
 
 
@@ -194,15 +185,16 @@ class ReductionOp(Op):
         steps = [t.stride(dim) if t is not None else 0 for t in tensors]
         row_len = x.shape[dim]
         n_rows = math.prod(outer)
-        extent = max(n_rows * row_len, *(
-            sum((n - 1) * abs(s) for n, s in zip(outer, st)) + (row_len - 1) * abs(step)
-            for st, step in zip(strides, steps)))
         rows_per_program, block = _plan_tile(row_len, n_rows, steps[1] != 1)
+        grid = triton.cdiv(n_rows, rows_per_program)
+        # the rows and the columns of their last tile, masked lanes included
+        index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
+                               grid * rows_per_program - 1, triton.cdiv(row_len, block) * block - 1)
         launch(
-            self.name, _reduction_kernel, (triton.cdiv(n_rows, rows_per_program),),
+            self.name, _reduction_kernel, (grid,),
             out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
             STEP=self.step, MERGE=self.merge, FINISH=self.finish, PER_ROW=per_row,
             OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
             COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, ONE_PASS=row_len <= block,
-            INDEX_64=extent > _INT32_LIMIT, ROWS=rows_per_program, BLOCK=block,
+            INDEX_64=index_64, ROWS=rows_per_program, BLOCK=block,
             num_warps=4 if rows_per_program * block <= 2048 else 8)

@@ -8,6 +8,9 @@ import os
 
 import torch
 
+# the environment variable, not a Triton knob: Triton 3.6 and 3.9 both read it when
+# ``triton.jit`` decorates, and setdefault keeps a user's explicit TRITON_INTERPRET=0 (the
+# compile check builds GPU kernels on a machine without one)
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 

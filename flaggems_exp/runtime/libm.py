@@ -19,20 +19,19 @@ if INTERPRETED:
     _lib = tl
 else:
     from triton.language.extra import libdevice as _lib
+LIBDEVICE = tl.constexpr(not INTERPRETED)
+"""Whether kernels call the CUDA math library (compiled) or its stand-ins (interpreted): a
+constexpr, so that a function choosing by it compiles one of its two bodies."""
 
 
-if INTERPRETED:
-    @triton.jit
-    def div(x, y):
-        return x / y
-else:
-    @triton.jit
-    def div(x, y):
-        """x / y correctly rounded, as PyTorch's kernels divide (nvcc's default -prec-div=true):
-        compiled, Triton's ``/`` on float32 is ``div.full.f32``, up to 2 ulp off, which changes
-        one sigmoid in seven and, through a network's batch norms, its gradients. libdevice
-        has no mixed-dtype division: a Python constant (a small integer or half here, exact in
-        float32) takes the other operand's dtype."""
+@triton.jit
+def div(x, y):
+    """x / y correctly rounded, as PyTorch's kernels divide (nvcc's default -prec-div=true):
+    compiled, Triton's ``/`` on float32 is ``div.full.f32``, up to 2 ulp off, which changes one
+    sigmoid in seven and, through a network's batch norms, its gradients (interpreted, ``/`` is
+    numpy's, correctly rounded). libdevice has no mixed-dtype division: a Python constant (a
+    small integer or half here, exact in float32) takes the other operand's dtype."""
+    if LIBDEVICE:
         if isinstance(x, float):
             x = tl.cast(x, y.dtype)
         if isinstance(y, float):
@@ -40,7 +39,10 @@ else:
         if x.dtype != y.dtype:
             x = x.to(tl.float64)
             y = y.to(tl.float64)
-        return _lib.div_rn(x, y)
+        r = _lib.div_rn(x, y)
+    else:
+        r = x / y
+    return r
 
 
 @triton.jit

@@ -12,9 +12,13 @@ they meet, and where the method has to differ by precision it branches on
 
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice as _cuda
 
 from . import libm
-from .device import INTERPRETED
+
+# Compiled (``libm.LIBDEVICE``), log1p, expm1, sinh, cosh, asinh, acosh, atanh, erfinv and hypot
+# are the CUDA math library's: the very functions PyTorch's CUDA kernels call, so results agree
+# with PyTorch's to the bit, and faster than the portable versions the interpreter takes.
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
 NAN = tl.constexpr(float("nan"))
@@ -194,76 +198,104 @@ def _polevl(x, coeffs: tl.constexpr, n: tl.constexpr):
 
 @triton.jit
 def log1p(x):
-    u = 1.0 + x
-    # log(u) * x / (u - 1) cancels the rounding error committed in 1 + x.
-    r = libm.log(u) * (x / (u - 1.0))
-    r = tl.where(u == 1.0, x, r)
-    return tl.where(x == INF, x, r)
+    if libm.LIBDEVICE:
+        r = _cuda.log1p(x)
+    else:
+        u = 1.0 + x
+        # log(u) * x / (u - 1) cancels the rounding error committed in 1 + x.
+        r = libm.log(u) * (x / (u - 1.0))
+        r = tl.where(u == 1.0, x, r)
+        r = tl.where(x == INF, x, r)
+    return r
 
 
 @triton.jit
 def expm1(x):
-    u = libm.exp(x)
-    um1 = u - 1.0
-    # Kahan: (u - 1) * x / log(u) cancels the rounding error of exp(x).
-    r = um1 * (x / libm.log(u))
-    r = tl.where(u == 1.0, x, r)
-    r = tl.where(um1 == -1.0, um1, r)
-    return tl.where(u == INF, u, r)
+    if libm.LIBDEVICE:
+        r = _cuda.expm1(x)
+    else:
+        u = libm.exp(x)
+        um1 = u - 1.0
+        # Kahan: (u - 1) * x / log(u) cancels the rounding error of exp(x).
+        r = um1 * (x / libm.log(u))
+        r = tl.where(u == 1.0, x, r)
+        r = tl.where(um1 == -1.0, um1, r)
+        r = tl.where(u == INF, u, r)
+    return r
 
 
 @triton.jit
 def sinh(x):
-    a = tl.abs(x)
-    t = expm1(a)
-    small = 0.5 * (t + t / (t + 1.0))
-    e = libm.exp(a)
-    h = libm.exp(0.5 * a)
-    # exp(a) overflows up to ln(2) before sinh does: square exp(a/2).
-    big = tl.where(e == INF, (0.5 * h) * h, 0.5 * e - 0.5 / e)
-    r = tl.where(a < 1.0, small, big)
-    return tl.where(_signbit(x), libm.neg(r), r)
+    if libm.LIBDEVICE:
+        r = _cuda.sinh(x)
+    else:
+        a = tl.abs(x)
+        t = expm1(a)
+        small = 0.5 * (t + t / (t + 1.0))
+        e = libm.exp(a)
+        h = libm.exp(0.5 * a)
+        # exp(a) overflows up to ln(2) before sinh does: square exp(a/2).
+        big = tl.where(e == INF, (0.5 * h) * h, 0.5 * e - 0.5 / e)
+        r = tl.where(a < 1.0, small, big)
+        r = tl.where(_signbit(x), libm.neg(r), r)
+    return r
 
 
 @triton.jit
 def cosh(x):
-    a = tl.abs(x)
-    e = libm.exp(a)
-    h = libm.exp(0.5 * a)
-    return tl.where(e == INF, (0.5 * h) * h, 0.5 * e + 0.5 / e)
+    if libm.LIBDEVICE:
+        r = _cuda.cosh(x)
+    else:
+        a = tl.abs(x)
+        e = libm.exp(a)
+        h = libm.exp(0.5 * a)
+        r = tl.where(e == INF, (0.5 * h) * h, 0.5 * e + 0.5 / e)
+    return r
 
 
 @triton.jit
 def asinh(x):
-    a = tl.abs(x)
-    a2 = a * a
-    huge = libm.log(a) + _LN2
-    mid = libm.log(2.0 * a + 1.0 / (_sqrt(a2 + 1.0) + a))
-    small = log1p(a + a2 / (1.0 + _sqrt(1.0 + a2)))
-    r = tl.where(a > _BIG_ARG, huge, tl.where(a > 2.0, mid, small))
-    return tl.where(_signbit(x), libm.neg(r), r)
+    if libm.LIBDEVICE:
+        r = _cuda.asinh(x)
+    else:
+        a = tl.abs(x)
+        a2 = a * a
+        huge = libm.log(a) + _LN2
+        mid = libm.log(2.0 * a + 1.0 / (_sqrt(a2 + 1.0) + a))
+        small = log1p(a + a2 / (1.0 + _sqrt(1.0 + a2)))
+        r = tl.where(a > _BIG_ARG, huge, tl.where(a > 2.0, mid, small))
+        r = tl.where(_signbit(x), libm.neg(r), r)
+    return r
 
 
 @triton.jit
 def acosh(x):
-    t = x - 1.0
-    huge = libm.log(x) + _LN2
-    mid = libm.log(2.0 * x - 1.0 / (x + _sqrt(x * x - 1.0)))
-    small = log1p(t + _sqrt(2.0 * t + t * t))
-    r = tl.where(x > _BIG_ARG, huge, tl.where(x > 2.0, mid, small))
-    return tl.where(x < 1.0, NAN, r)
+    if libm.LIBDEVICE:
+        r = _cuda.acosh(x)
+    else:
+        t = x - 1.0
+        huge = libm.log(x) + _LN2
+        mid = libm.log(2.0 * x - 1.0 / (x + _sqrt(x * x - 1.0)))
+        small = log1p(t + _sqrt(2.0 * t + t * t))
+        r = tl.where(x > _BIG_ARG, huge, tl.where(x > 2.0, mid, small))
+        r = tl.where(x < 1.0, NAN, r)
+    return r
 
 
 @triton.jit
 def atanh(x):
-    a = tl.abs(x)
-    t = a + a
-    # Both are log1p(2a / (1 - a)); the first keeps full accuracy below 1/2.
-    small = 0.5 * log1p(t + t * a / (1.0 - a))
-    large = 0.5 * log1p(t / (1.0 - a))
-    r = tl.where(a < 0.5, small, large)
-    r = tl.where(a > 1.0, NAN, r)
-    return tl.where(_signbit(x), libm.neg(r), r)
+    if libm.LIBDEVICE:
+        r = _cuda.atanh(x)
+    else:
+        a = tl.abs(x)
+        t = a + a
+        # Both are log1p(2a / (1 - a)); the first keeps full accuracy below 1/2.
+        small = 0.5 * log1p(t + t * a / (1.0 - a))
+        large = 0.5 * log1p(t / (1.0 - a))
+        r = tl.where(a < 0.5, small, large)
+        r = tl.where(a > 1.0, NAN, r)
+        r = tl.where(_signbit(x), libm.neg(r), r)
+    return r
 
 
 @triton.jit
@@ -277,17 +309,21 @@ def trunc(x):
 
 @triton.jit
 def hypot(x, y):
-    a = tl.abs(x)
-    b = tl.abs(y)
-    # A NaN lands in big or in small, so it reaches the result either way
-    # (big + small keeps it when big is 0).
-    a_big = a > b
-    big = tl.where(a_big, a, b)
-    small = tl.where(a_big, b, a)
-    q = small / big
-    r = big * _sqrt(1.0 + q * q)
-    r = tl.where(big == 0.0, big + small, r)
-    return tl.where((a == INF) | (b == INF), INF, r)
+    if libm.LIBDEVICE:
+        r = _cuda.hypot(x, y)
+    else:
+        a = tl.abs(x)
+        b = tl.abs(y)
+        # A NaN lands in big or in small, so it reaches the result either way
+        # (big + small keeps it when big is 0).
+        a_big = a > b
+        big = tl.where(a_big, a, b)
+        small = tl.where(a_big, b, a)
+        q = small / big
+        r = big * _sqrt(1.0 + q * q)
+        r = tl.where(big == 0.0, big + small, r)
+        r = tl.where((a == INF) | (b == INF), INF, r)
+    return r
 
 
 @triton.jit
@@ -312,17 +348,21 @@ def _erfinv_f64(x):
 
 @triton.jit
 def erfinv(x):
-    a = tl.abs(x)
-    if x.dtype == tl.float64:
-        r = _erfinv_f64(x)
+    if libm.LIBDEVICE:
+        r = _cuda.erfinv(x)
     else:
-        # Giles' float32 approximation: about 2 ulp, up to |x| -> 1.
-        w = -libm.log((1.0 - a) * (1.0 + a))
-        p_central = _polevl(w - 2.5, _ERFINV_CENTRAL, 9)
-        p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
-        r = tl.where(w < 5.0, p_central, p_tail) * x
-    r = tl.where(a == 1.0, tl.where(x > 0, INF, -INF), r)
-    return tl.where(a > 1.0, NAN, r)
+        a = tl.abs(x)
+        if x.dtype == tl.float64:
+            r = _erfinv_f64(x)
+        else:
+            # Giles' float32 approximation: about 2 ulp, up to |x| -> 1.
+            w = -libm.log((1.0 - a) * (1.0 + a))
+            p_central = _polevl(w - 2.5, _ERFINV_CENTRAL, 9)
+            p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
+            r = tl.where(w < 5.0, p_central, p_tail) * x
+        r = tl.where(a == 1.0, tl.where(x > 0, INF, -INF), r)
+        r = tl.where(a > 1.0, NAN, r)
+    return r
 
 
 @triton.jit
@@ -413,47 +453,3 @@ def sinc(x):
     y = x * _PI
     r = libm.sin(y) / y
     return tl.where(x == 0, 1.0, r)
-
-
-if not INTERPRETED:
-    # Compiled, the CUDA math library (libdevice) provides these: the very functions PyTorch's
-    # CUDA kernels call, so results agree with PyTorch's to the bit, and they are faster than
-    # the portable versions above, which the interpreter (where libdevice does nothing) needs.
-    # Rebinding the module's names also switches the functions above that call them.
-    from triton.language.extra import libdevice as _cuda
-
-    @triton.jit
-    def log1p(x):  # noqa: F811
-        return _cuda.log1p(x)
-
-    @triton.jit
-    def expm1(x):  # noqa: F811
-        return _cuda.expm1(x)
-
-    @triton.jit
-    def sinh(x):  # noqa: F811
-        return _cuda.sinh(x)
-
-    @triton.jit
-    def cosh(x):  # noqa: F811
-        return _cuda.cosh(x)
-
-    @triton.jit
-    def asinh(x):  # noqa: F811
-        return _cuda.asinh(x)
-
-    @triton.jit
-    def acosh(x):  # noqa: F811
-        return _cuda.acosh(x)
-
-    @triton.jit
-    def atanh(x):  # noqa: F811
-        return _cuda.atanh(x)
-
-    @triton.jit
-    def erfinv(x):  # noqa: F811
-        return _cuda.erfinv(x)
-
-    @triton.jit
-    def hypot(x, y):  # noqa: F811
-        return _cuda.hypot(x, y)

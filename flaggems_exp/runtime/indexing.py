@@ -1,0 +1,78 @@
+"""Launch geometry every kernel skeleton shares: how many elements a program takes, when indices
+and offsets need int64, and the arithmetic that turns a flat row-major index into per-dim
+coordinates and memory offsets.
+
+Shapes and strides reach the kernels as tuples of runtime integers (never specialized on their
+values, so one compiled kernel serves every shape of a rank), and the loops over dims are
+unrolled (``tl.static_range`` over a constexpr rank): one division and one modulo per dim.
+Offsets are int32 unless ``needs_int64``: int32 division is several times cheaper than int64.
+"""
+import triton
+import triton.language as tl
+
+from .device import INTERPRETED
+
+BLOCK = 1 << 16 if INTERPRETED else 1024
+"""Elements per program of a flat launch, at most: the interpreter runs one program at a time, so
+fewer, larger programs run faster there."""
+
+INT32_LIMIT = 2**31 - 1
+"""The largest index or offset a kernel computes in int32 (tests lower it to take the int64 path
+on small tensors)."""
+
+
+def block_size(numel):
+    """Elements per program of a flat launch over ``numel`` elements."""
+    return min(BLOCK, triton.next_power_of_2(max(numel, 1)))
+
+
+def grid_size(numel):
+    """Programs of a flat launch over ``numel`` elements."""
+    return triton.cdiv(numel, block_size(numel))
+
+
+def extent(shape, strides):
+    """The largest element offset from a view's first element through ``strides``."""
+    return sum((n - 1) * abs(s) for n, s in zip(shape, strides))
+
+
+def needs_int64(views, *indices):
+    """Whether a launch must compute in int64: the largest offset into one of ``views`` ((shape,
+    strides) pairs) or the largest index it forms (``indices``; masked lanes count, as a
+    wrapped index compares below its bound: a flat launch forms every index below its grid
+    size times its block) passes int32."""
+    return max([extent(shape, strides) for shape, strides in views] + list(indices),
+               default=0) > INT32_LIMIT
+
+
+@triton.jit
+def unravel(index, shape, FIRST: tl.constexpr, STOP: tl.constexpr):
+    """The coordinates along dims FIRST..STOP-1 of ``shape`` of ``index``, a row-major flat index
+    over dims ..STOP-1, and what is left of it: the flat index over the dims before FIRST (the
+    coordinate along dim FIRST-1, unreduced)."""
+    coords = ()
+    for d in tl.static_range(STOP - 1, FIRST - 1, -1):  # innermost dim first
+        coords = (index % shape[d],) + coords
+        index = index // shape[d]
+    return coords, index
+
+
+@triton.jit
+def offset(coords, strides, like):
+    """The memory offset of the element at ``coords`` (one per dim) through ``strides``, shaped
+    and typed as ``like`` (0 for no coordinates)."""
+    result = tl.zeros_like(like)
+    for d in tl.static_range(len(coords) - 1, -1, -1):  # innermost dim first
+        result += coords[d] * strides[d]
+    return result
+
+
+@triton.jit
+def strided_offsets(index, shape, strides, NDIM: tl.constexpr):
+    """The memory offsets of the element at the row-major flat ``index`` over ``shape`` (NDIM
+    dims), one through each stride tuple in ``strides``."""
+    coords, _ = unravel(index, shape, 0, NDIM)
+    offsets = ()
+    for k in tl.static_range(len(strides)):
+        offsets = offsets + (offset(coords, strides[k], index),)
+    return offsets
