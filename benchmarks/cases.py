@@ -193,7 +193,8 @@ def _reference_packet(op):
     ``op_`` (its reference is its functional twin's)."""
     if isinstance(op, InplaceOp):
         return getattr(torch.ops.aten, op.name, None)
-    return op.ref if isinstance(op.ref, torch._ops.OpOverloadPacket) else None
+    ref = getattr(op.ref, "__wrapped__", op.ref)  # a reference adjusted to PyTorch's CUDA kernel
+    return ref if isinstance(ref, torch._ops.OpOverloadPacket) else None
 
 
 def _same(a, b):
