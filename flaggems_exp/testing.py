@@ -348,6 +348,24 @@ def normalize_message(message):
     return re.sub(r"\b(CPU|CUDA)(\w+Type)\b", r"<device>\2", message)  # expand(CUDABoolType...
 
 
+def bits(t):
+    """A tensor's values as bytes, in its shape's order, on the CPU: equal bytes, equal bits
+    (signed zeros, NaN payloads; float8, which has no ``torch.equal``)."""
+    return t.detach().cpu().reshape(-1).contiguous().view(torch.uint8)
+
+
+def assert_identical(ours, theirs):
+    """Two results identical: the same exception, or tensors alike in dtype, shape, strides
+    and device and equal bit for bit."""
+    if isinstance(theirs, Exception):
+        assert_same_error(ours, theirs)
+        return
+    assert not isinstance(ours, Exception), f"raised {type(ours).__name__}: {ours}"
+    assert ((ours.dtype, ours.shape, ours.stride(), ours.device)
+            == (theirs.dtype, theirs.shape, theirs.stride(), theirs.device))
+    assert torch.equal(bits(ours), bits(theirs)), "results differ in their bits"
+
+
 def assert_same_error(ours, theirs):
     assert isinstance(ours, Exception), f"expected {type(theirs).__name__}: {theirs}; got a result"
     assert type(ours) is type(theirs), f"{type(ours).__name__}: {ours} != {type(theirs).__name__}: {theirs}"

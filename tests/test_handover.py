@@ -55,11 +55,6 @@ def fresh(call):
     return call.on(DEV)
 
 
-def bits(t):
-    """A tensor's values as bytes, in its shape's order (float8 has no ``torch.equal``)."""
-    return t.detach().cpu().reshape(-1).contiguous().view(torch.uint8)
-
-
 def assert_same(ours, theirs, ours_inputs=None, their_inputs=None):
     """PyTorch's exception, or its result bit for bit (dtype, shape, strides, values); the
     inputs end as PyTorch's did (in place writes, and nothing written by a rejected call)."""
@@ -75,10 +70,11 @@ def assert_same(ours, theirs, ours_inputs=None, their_inputs=None):
         else:
             ours, theirs = ours.to_dense(), theirs.to_dense()
         if ours.device.type != "meta":
-            assert torch.equal(bits(ours), bits(theirs))
+            assert torch.equal(testing.bits(ours), testing.bits(theirs))
     for a, b in zip(ours_inputs or (), their_inputs or ()):
         if isinstance(a, torch.Tensor) and a.device.type != "meta":
-            assert torch.equal(bits(a), bits(b)), "the inputs differ from PyTorch's afterwards"
+            assert torch.equal(testing.bits(a), testing.bits(b)), (
+                "the inputs differ from PyTorch's afterwards")
 
 
 def pytorchs(fn, call):

@@ -23,18 +23,6 @@ def _replays(op):
     return sum(plan.replays for plan in op.plans.plans.values())
 
 
-def _same(a, b):
-    """Both results identical: the same exception, or tensors equal bit for bit in layout too."""
-    if isinstance(b, Exception):
-        testing.assert_same_error(a, b)
-        return
-    assert not isinstance(a, Exception), f"raised {type(a).__name__}: {a}"
-    assert (a.dtype, a.shape, a.stride(), a.device) == (b.dtype, b.shape, b.stride(), b.device)
-    if a.dtype.is_floating_point:  # bit for bit: NaN payloads and signed zeros too
-        a, b = (t.cpu().reshape(-1).view(torch.uint8) for t in (a, b))
-    assert torch.equal(a.cpu(), b.cpu())
-
-
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
 def test_replay_is_the_full_path(op):
     """Each sample call's signature is recorded with one set of values, then called with other
@@ -50,10 +38,10 @@ def test_replay_is_the_full_path(op):
         ours = run(op, planned)                               # served by the plan, if any
         op.plans.clear()
         theirs = run(op, full)                                # the full path
-        _same(ours, theirs)
+        testing.assert_identical(ours, theirs)
         for x, y in zip(planned.args, full.args):
             if isinstance(x, torch.Tensor):
-                _same(x, y)
+                testing.assert_identical(x, y)
     if op.name not in UNPLANNED:
         # the last sample with a result of some size, again: its plan must serve it
         sample = next((c for c in reversed(second) if getattr(run(op, testing.on_device(c)),

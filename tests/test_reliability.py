@@ -31,22 +31,6 @@ def ids(op):
     return op.name
 
 
-def _bits(t):
-    """A tensor's bytes in memory order of its elements: equal bytes, equal bits (NaN payloads
-    and signed zeros included)."""
-    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-
-
-def assert_identical(a, b):
-    """Two results identical: the same exception, or tensors equal bit for bit, layout too."""
-    if isinstance(b, Exception):
-        testing.assert_same_error(a, b)
-        return
-    assert not isinstance(a, Exception), f"raised {type(a).__name__}: {a}"
-    assert (a.dtype, a.shape, a.stride(), a.device) == (b.dtype, b.shape, b.stride(), b.device)
-    assert torch.equal(_bits(a), _bits(b)), "results differ in their bits"
-
-
 def _replays(op):
     return sum(plan.replays for plan in op.plans.plans.values())
 
@@ -73,8 +57,8 @@ def test_reductions_are_deterministic(op, dtype):
             second = run(op, device_call)       # the plan (where planned)
             op.plans.clear()
             third = run(op, testing.on_device(call))  # the full path on fresh copies
-            assert_identical(second, first)
-            assert_identical(third, first)
+            testing.assert_identical(second, first)
+            testing.assert_identical(third, first)
 
 
 # ---- rejected calls leave the process usable --------------------------------------------------
@@ -336,7 +320,7 @@ def test_cuda_graph_capture_and_replay(op, route, path):
             _refill(_tensors(static), [t.to(DEVICE) for t in _tensors(new)])
             replay()
             torch.cuda.synchronize()
-            assert_identical(result, check_call(op, new))  # check_call: ours == PyTorch's
+            testing.assert_identical(result, check_call(op, new))  # check_call: ours == PyTorch's
 
 
 # long enough to outlast the host work of any call (a full path, compilation included) even
@@ -385,8 +369,8 @@ def test_calls_run_on_the_current_stream(op, path):
         assert not busy.query(), "side's work waited for the default stream"
         torch.cuda.synchronize()
         expected = check_call(op, new)
-        assert_identical(result, expected)
-        assert_identical(after, expected)
+        testing.assert_identical(result, expected)
+        testing.assert_identical(after, expected)
 
 
 @gpu
