@@ -5,7 +5,8 @@ from .inplace import InplaceOp
 from .pointwise import DISPATCH, REQUIRED, Dispatch, PointwiseOp
 from .comparison import ComparisonOp
 from .loss import LossOp
-from .pad import GatherOp, PadOp
+from .gather import GatherOp
+from .pad import PadOp
 from .resample import ResampleOp
 from .index import IndexOp
 from .reduction import ReductionOp

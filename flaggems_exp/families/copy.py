@@ -32,13 +32,6 @@ _SAME_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _state = threading.local()  # ``busy`` while one of our copies or fills is launching
 
 
-def unsupported(op_name, dtype):
-    """Our error for a dtype the kernels do not handle (complex: the project's usual one)."""
-    if dtype.is_complex:
-        return errors.complex_unsupported(op_name)
-    return errors.NotCovered(f"flaggems_exp.{op_name}: dtype {dtype} is not supported")
-
-
 def movable(dst, src):
     """Whether ``write`` moves ``src`` values into a ``dst`` tensor: between dtypes the kernel
     converts, or within any one real dtype (float8, uint16... too): the bits move unchanged."""
@@ -47,7 +40,7 @@ def movable(dst, src):
 
 def check_movable(op_name, dst, src):
     if not movable(dst, src):
-        raise unsupported(op_name, dst if dst not in TL_DTYPE else src)
+        raise errors.dtype_not_covered(op_name, dst if dst not in TL_DTYPE else src)
 
 
 def _compute_dtype(src, dst):
@@ -178,7 +171,8 @@ class CopyOp(Op):
             out = self.new(like)
         else:
             if out.dtype != like.dtype:
-                raise errors.out_dtype_mismatch(out.dtype, like.dtype, "expected")
+                raise errors.out_dtype_mismatch(
+                    out.dtype, like.dtype, errors.OutDtypeCheck.OUT_WRAPPER)
             # PyTorch's out= of a copy resizes out (contiguous), then copy_s the result into
             # it: copy_'s rule that the written tensor must not overlap itself applies
             if geometry.keeps_internal_overlap(out, like.shape):

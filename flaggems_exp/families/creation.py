@@ -8,7 +8,7 @@ import torch
 from ..runtime import errors, geometry
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op
-from .copy import unsupported, write
+from .copy import write
 
 _FACTORY_OPTIONS = ("dtype", "layout", "device", "pin_memory")
 # the C++ type c10's Scalar conversion names when a value does not fit (complex -> half: double)
@@ -73,7 +73,7 @@ class CreationOp(Op):
                    dtype, PyTorch's default device).
     Optional hooks: ``fill_value(dtype, *args)`` (the value for a result of ``dtype``, checked:
     scalar_tensor's is an argument); ``finish(out)`` for writes after the fill (eye's
-    diagonal). Class flags: ``exact_out_dtype`` (out= must have the result's dtype, as in
+    diagonal). Class flags: ``out_dtype_must_match`` (out= must have the result's dtype, as in
     PyTorch's generated out= wrappers; factories' out= write in out's dtype) and
     ``any_dtype`` (zeros and uninitialised tensors of every dtype, complex included: a zero is
     zero bits whatever the dtype).
@@ -87,7 +87,7 @@ class CreationOp(Op):
     moves_any_tensor = True  # ``any_dtype`` decides, and ``write`` refuses another device
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
     value = 0
-    exact_out_dtype = False
+    out_dtype_must_match = False
     any_dtype = False
     # out= as PyTorch's generated out= wrappers do it: the result made, out resized (with
     # resize_output's warning) and the result copy_'d in, so an out that overlaps itself is
@@ -107,13 +107,13 @@ class CreationOp(Op):
             raise TypeError(f"{self.name}() got an unexpected keyword argument '{[*options][0]}'")
         shape, strides, like = self.geometry(*args, **kwargs)
         if out is not None:
-            dtype = out.dtype if not self.exact_out_dtype else like.dtype
+            dtype = out.dtype if not self.out_dtype_must_match else like.dtype
         elif options.get("dtype") is not None:
             dtype = options["dtype"]
         else:
             dtype = like.dtype if like is not None else torch.get_default_dtype()
         if dtype not in TL_DTYPE and not self.any_dtype:
-            raise unsupported(self.name, dtype)
+            raise errors.dtype_not_covered(self.name, dtype)
         value = self.fill_value(dtype, *args, **kwargs)
         check_sizes(shape)
         if inplace:
@@ -122,7 +122,7 @@ class CreationOp(Op):
             out = self.new(shape, strides, like, dtype, options)
         else:
             if out.dtype != dtype:
-                raise errors.out_dtype_mismatch(out.dtype, dtype, "expected")
+                raise errors.out_dtype_mismatch(out.dtype, dtype, errors.OutDtypeCheck.OUT_WRAPPER)
             if not self.out_is_copied:
                 if out.shape != tuple(shape):
                     out.resize_(shape)  # the op's own out= kernel: a silent resize

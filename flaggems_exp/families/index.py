@@ -235,7 +235,7 @@ class IndexOp(Op):
 
     def check_out_dtype(self, out, dtype):
         if out.dtype != dtype:
-            raise errors.out_dtype_mismatch(out.dtype, dtype, "expected")
+            raise errors.out_dtype_mismatch(out.dtype, dtype, errors.OutDtypeCheck.OUT_WRAPPER)
 
     def resized_out_strides(self, plan):
         """The layout of a resized ``out=``: None, contiguous (PyTorch's out= of these ops

@@ -98,10 +98,10 @@ REQUIRED = object()  # a ``scalars`` default marking a parameter without one
 
 
 class Dispatch(typing.NamedTuple):
-    """A ``complex_error``: PyTorch's dtype dispatch of ``kernel`` (default the op's) has no
+    """A ``complex_error``: PyTorch's dtype dispatch ``dispatch_name`` (default the op's) has no
     complex case, so it raises its NotImplementedError after its checks of out=."""
 
-    kernel: typing.Optional[str] = None
+    dispatch_name: typing.Optional[str] = None
 
 
 DISPATCH = Dispatch()
@@ -119,7 +119,8 @@ class PointwiseOp(Op):
                  Scalar (float64 exactly for float64 math, truncated for integer math).
       promotion  a ``Promotion`` kind (result and compute dtype from all operands).
       dtypes     result dtypes the kernel supports; others raise PyTorch's NotImplementedError
-                 naming ``kernel`` (PyTorch's kernel stem, default the op name).
+                 naming ``dispatch_name`` (the name PyTorch's AT_DISPATCH prints; default
+                 the op name).
     Optional hooks: ``prepare(operands, params)`` -> (operands, kernel scalars) to reshape or
     split operands and derive the kernel's scalars; ``check(operands, params, result_dtype,
     out)`` for op-specific errors, raised before anything is written; ``stored_operands(
@@ -136,7 +137,7 @@ class PointwiseOp(Op):
     scalars = {}
     promotion = Promotion.DEFAULT
     dtypes = ALL
-    kernel = None
+    dispatch_name = None
     # how PyTorch's kernel converts the Scalar parameters: None without a check (a plain C++
     # cast), "result" checked as Scalar::to<scalar_t>(), "compute" as Scalar::to<opmath_t>()
     scalar_check = None
@@ -144,9 +145,9 @@ class PointwiseOp(Op):
     # which comes before every other, or a Dispatch; None where PyTorch computes in complex
     # and we do not
     complex_error = None
-    # out= must have exactly the result dtype: "found" for TensorIterator's message,
-    # "expected" for that of PyTorch's generated out= wrappers; None lets out cast
-    exact_out_dtype = None
+    # an ``errors.OutDtypeCheck``: out= must have exactly the result dtype, and which of
+    # PyTorch's checks says so; None lets out cast
+    out_dtype_check = None
     # out= as PyTorch's generated wrapper of an op without an out= kernel does it: the result
     # computed apart, out resized contiguous and the result copied in (so out may share memory
     # with an input; it must not overlap itself)
@@ -250,7 +251,7 @@ class PointwiseOp(Op):
         if out is None:
             out = geometry.new_result(layout, shape, result, tensors[0].device)
         else:
-            if self.exact_out_dtype_of(tensors) == "expected":
+            if self.out_dtype_check_of(tensors) is errors.OutDtypeCheck.OUT_WRAPPER:
                 # PyTorch's generated out= wrapper computes first, then checks out
                 self.check_dtype(result)
             self.check_out(out, prepared, shape, result, inplace, layout)
@@ -288,7 +289,7 @@ class PointwiseOp(Op):
         """PyTorch's dispatch error for a dtype the kernel has no case for (after its other
         checks, as PyTorch's dtype dispatch comes last)."""
         if result_dtype not in self.dtypes:
-            raise errors.not_implemented(self.kernel or self.name, result_dtype)
+            raise errors.not_implemented(self.dispatch_name or self.name, result_dtype)
 
     def validate(self, operands, params, out):
         """Every check that does not concern ``out``, in PyTorch's order; returns the prepared
@@ -328,11 +329,12 @@ class PointwiseOp(Op):
         dispatch fails, or ours where PyTorch would compute. ``used``: the prepared tensors."""
         dtype = self.common_dtype(operands, result)
         dispatch = isinstance(complex_error, Dispatch) and dtype.is_complex
-        if out is not None and not (dispatch and self.exact_out_dtype_of(used) == "expected"):
+        wrapper_checks_out = self.out_dtype_check_of(used) is errors.OutDtypeCheck.OUT_WRAPPER
+        if out is not None and not (dispatch and wrapper_checks_out):
             shape = geometry.broadcast_shape([t.shape for t in used])
             self.check_out(out, used, shape, result, inplace=out is operands[0])
         if dispatch:
-            raise errors.not_implemented(complex_error.kernel or self.kernel or self.name, dtype)
+            raise errors.not_implemented(complex_error.dispatch_name or self.dispatch_name or self.name, dtype)
         raise errors.complex_unsupported(self.name)
 
     def check_out(self, out, operands, shape, result, inplace, layout=None):
@@ -352,7 +354,7 @@ class PointwiseOp(Op):
                 geometry.check_no_partial_overlap(out, t)
         if inplace and tuple(out.shape) != shape:
             raise errors.broadcast_mismatch(out.shape, shape)
-        exact = self.exact_out_dtype_of(tensors)
+        exact = self.out_dtype_check_of(tensors)
         if not inplace and exact and out.dtype != result:
             raise errors.out_dtype_mismatch(out.dtype, result, exact)
         if not torch.can_cast(result, out.dtype):
@@ -362,10 +364,10 @@ class PointwiseOp(Op):
                 geometry.iteration_strides(operands if layout is None else layout, shape))
             geometry.resize_out(out, shape, strides)
 
-    def exact_out_dtype_of(self, tensors):
-        """``exact_out_dtype`` for a call with these tensor operands (an op whose overloads
+    def out_dtype_check_of(self, tensors):
+        """``out_dtype_check`` for a call with these tensor operands (an op whose overloads
         differ decides by them)."""
-        return self.exact_out_dtype
+        return self.out_dtype_check
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
                sources=None, common=None, result=None, scalars_as=None):

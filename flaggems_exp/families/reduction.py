@@ -158,7 +158,8 @@ class ReductionOp(Op):
             out = torch.empty(rows.shape, dtype=rows.dtype, device=rows.x.device)
         else:
             if out.dtype != rows.dtype:
-                raise errors.out_dtype_mismatch(out.dtype, rows.dtype, "expected")
+                raise errors.out_dtype_mismatch(
+                    out.dtype, rows.dtype, errors.OutDtypeCheck.OUT_WRAPPER)
             if geometry.keeps_internal_overlap(out, rows.shape):
                 raise errors.internal_overlap()
             geometry.resize_out(out, rows.shape)  # the first write, after every check

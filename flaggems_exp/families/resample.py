@@ -14,7 +14,7 @@ import triton.language as tl
 from torch._prims_common import suggest_memory_format
 
 from ..runtime.dtypes import ALL, FLOATING
-from .pad import GatherOp, float32
+from .gather import GatherOp, float32
 
 _NO_OVERFLOW = tl.constexpr(1e18)  # below 2**63: safe to convert to int64
 

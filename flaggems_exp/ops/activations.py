@@ -71,7 +71,7 @@ class FloatActivation(PointwiseOp):
 @register
 class Silu(FloatActivation):
     complex_error = None  # PyTorch's silu computes in complex
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     @staticmethod
     @triton.jit
     def math(x):
@@ -80,7 +80,7 @@ class Silu(FloatActivation):
 
 @register
 class Selu(FloatActivation):
-    kernel = "elu"
+    dispatch_name = "elu"
 
     @staticmethod
     @triton.jit
@@ -92,7 +92,7 @@ class Selu(FloatActivation):
 
 @register
 class Hardsigmoid(FloatActivation):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     ref = staticmethod(_float64_as_cuda(torch.ops.aten.hardsigmoid,
                                         lambda x: (x + 3).clamp(0, 6) * _ONE_SIXTH.value))
     @staticmethod
@@ -103,7 +103,7 @@ class Hardsigmoid(FloatActivation):
 
 @register
 class Hardswish(FloatActivation):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     ref = staticmethod(_float64_as_cuda(torch.ops.aten.hardswish,
                                         lambda x: x * (x + 3).clamp(0, 6) * _ONE_SIXTH.value))
     @staticmethod
@@ -117,7 +117,7 @@ class Hardtanh(PointwiseOp):
     ref = staticmethod(_cuda_hardtanh)
     param_samples = ({"min_val": -0.5, "max_val": 2}, {"min_val": 2, "max_val": 1},
                      {"min_val": -1.5, "max_val": 2.5}, {"min_val": 0, "max_val": True})
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"min_val": -1, "max_val": 1}
     # PyTorch's CUDA clamp converts its limits with Scalar::to<opmath_t>() (float16 accepts
     # 1e5), its CPU kernel with to<scalar_t>()
@@ -163,7 +163,7 @@ class LeakyRelu(FloatActivation):
     param_samples = ({"negative_slope": 0.2}, {"negative_slope": -1.5}, {"negative_slope": 2},
                      {"negative_slope": True})
     scalar_check = "compute"
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"negative_slope": 0.01}
 
     @staticmethod
@@ -177,7 +177,7 @@ class Softplus(FloatActivation):
     param_samples = ({"beta": 2, "threshold": 5}, {"beta": 0.5, "threshold": 1},
                      {"beta": -1, "threshold": 20}, {"beta": 0}, {"beta": True, "threshold": 1.5})
     scalar_check = "compute"
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"beta": 1, "threshold": 20}
 
     @staticmethod
@@ -190,14 +190,14 @@ class Softplus(FloatActivation):
 class Softshrink(FloatActivation):
     ref = staticmethod(_positive_zeros(torch.ops.aten.softshrink))
     param_samples = ({"lambd": 0}, {"lambd": 1.5}, {"lambd": -1}, {"lambd": 2}, {"lambd": float("nan")})
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"lambd": 0.5}
-    kernel = "softshrink_check"
+    dispatch_name = "softshrink_check"
 
     def check(self, operands, params, result_dtype, out):
         lambd, dtype = params["lambd"], operands[0].dtype
         if dtype not in FLOATING:  # PyTorch's check of lambd dispatches on the dtype, before out=
-            raise errors.not_implemented(self.kernel, dtype)
+            raise errors.not_implemented(self.dispatch_name, dtype)
         if not 0 <= lambd <= torch.finfo(dtype).max:
             raise RuntimeError(f"lambda must be in range [0, {_FINFO_MAX[dtype]}] for input dtype "
                                f"{errors.scalar_type_name(dtype)}, but found {lambd:g}")
@@ -213,7 +213,7 @@ class Softshrink(FloatActivation):
 class Hardshrink(FloatActivation):
     param_samples = ({"lambd": 1}, {"lambd": -0.5}, {"lambd": 0}, {"lambd": True})
     scalar_check = "result"
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"lambd": 0.5}
 
     @staticmethod
@@ -283,7 +283,7 @@ class Prelu(FloatActivation):
 @register
 class HardswishBackward(FloatActivation):
     nin = 2
-    exact_out_dtype = "expected"
+    out_dtype_check = errors.OutDtypeCheck.OUT_WRAPPER
     out_is_copied = True
     inplace = False
     ref = staticmethod(_cuda_hardswish_backward)
@@ -299,7 +299,7 @@ class RreluWithNoiseBackward(PointwiseOp):
     """training: noise * grad; eval: leaky_relu_backward with slope (lower + upper) / 2."""
 
     nin = 3
-    exact_out_dtype = "expected"
+    out_dtype_check = errors.OutDtypeCheck.OUT_WRAPPER
     scalar_check = "compute"  # leaky_relu_backward's negval.to<opmath_t>()
     scalars = {"lower": REQUIRED, "upper": REQUIRED, "training": REQUIRED,
                "self_is_result": REQUIRED}

@@ -130,15 +130,15 @@ class Fmin(PointwiseOp):
 class ClampMax(PointwiseOp):
     ref = staticmethod(opmath_scalars(torch.ops.aten.clamp_max))
     nin = 2
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     complex_error = (NotImplementedError, "clamp is not supported for complex types")
 
     def complex_error_of(self, operands):
         # .Tensor runs PyTorch's minimum kernel, whose dispatch rejects complex after out=
         return Dispatch("minimum") if isinstance(operands[1], torch.Tensor) else self.complex_error
 
-    def exact_out_dtype_of(self, tensors):
-        return self.exact_out_dtype if len(tensors) == 1 else None  # .Tensor casts into out
+    def out_dtype_check_of(self, tensors):
+        return self.out_dtype_check if len(tensors) == 1 else None  # .Tensor casts into out
 
     def check(self, operands, params, result_dtype, out):
         x, limit = operands

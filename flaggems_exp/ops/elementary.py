@@ -176,7 +176,7 @@ class Rad2deg(FloatUnary):
 
 @register
 class Sign(PointwiseOp):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     complex_error = (NotImplementedError, "Unlike NumPy, torch.sign is not intended to support "
                      "complex numbers. Please use torch.sgn instead.")
 
@@ -206,13 +206,13 @@ def _cuda_abs(x, *, out=None):
     if out is None:
         return x.clone()
     if out.dtype != torch.bool:
-        raise errors.out_dtype_mismatch(out.dtype, torch.bool, "found")
+        raise errors.out_dtype_mismatch(out.dtype, torch.bool, errors.OutDtypeCheck.TENSOR_ITERATOR)
     return out.resize_(x.shape).copy_(x)
 
 
 @register
 class Abs(PointwiseOp):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     aliases = ("absolute",)
     promotion = Promotion.COMPLEX_TO_FLOAT
     ref = staticmethod(_cuda_abs)
@@ -228,7 +228,7 @@ class Abs(PointwiseOp):
 
 @register
 class Neg(PointwiseOp):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     aliases = ("negative",)
     dtypes = REAL
 
@@ -251,17 +251,17 @@ class Square(PointwiseOp):
 
 @register
 class Trunc(PointwiseOp):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     aliases = ("fix",)
     dtypes = REAL
-    kernel = "trunc"
+    dispatch_name = "trunc"
     complex_error = (NotImplementedError, "trunc is not supported for complex inputs")
     math = staticmethod(special.trunc)
 
 
 @register
 class Floor(PointwiseOp):
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     dtypes = REAL
     complex_error = (NotImplementedError, "floor is not supported for complex inputs")
 
@@ -277,7 +277,7 @@ class Floor(PointwiseOp):
 @register
 class Frac(PointwiseOp):
     complex_error = DISPATCH
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     dtypes = FLOATING
 
     @staticmethod

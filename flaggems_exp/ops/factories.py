@@ -11,7 +11,7 @@ from ..families.creation import CreationOp, check_sizes, checked_scalar
 class Zero(CreationOp):
     """A new tensor of zeros laid out as clone() lays out self."""
 
-    exact_out_dtype = True
+    out_dtype_must_match = True
     any_dtype = True
 
     def geometry(self, x):

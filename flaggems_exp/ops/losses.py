@@ -69,7 +69,7 @@ class SoftMarginLoss(LossOp):
     nin = 2
     reference_in_float64 = False  # each step rounds to self's dtype (exp overflows there)
     param_samples = ({"reduction": 0}, {"reduction": 2})
-    exact_out_dtype = "found"
+    out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"reduction": 1}
     dtypes = FLOATING
     strict_reduction = True
@@ -84,7 +84,8 @@ class SoftMarginLoss(LossOp):
     def check(self, operands, params, result_dtype, out):
         x, target = operands
         if out is not None and out.dtype != x.dtype:  # neg_out(out, self) comes first
-            raise errors.out_dtype_mismatch(out.dtype, x.dtype, "found")
+            raise errors.out_dtype_mismatch(
+                out.dtype, x.dtype, errors.OutDtypeCheck.TENSOR_ITERATOR)
         shape = geometry.broadcast_shape([x.shape, target.shape])  # in-place mul_'s message
         if shape != tuple(x.shape):  # target broadcasts to self, never the reverse
             raise errors.broadcast_mismatch(x.shape, shape)
@@ -207,7 +208,7 @@ class HuberLoss(LossOp):
     param_samples = ({"reduction": 0, "delta": 0.5}, {"reduction": 2, "delta": 2.0})
     scalars = {"reduction": 1, "delta": 1.0}
     dtypes = FLOATING
-    kernel = "huber"
+    dispatch_name = "huber"
 
     def validate(self, operands, params, out):
         # PyTorch computes in the common dtype (its kernel dispatches on it) and writes the loss
@@ -242,7 +243,7 @@ class SmoothL1Loss(LossOp):
     param_samples = ({"reduction": 0, "beta": 0.5}, {"reduction": 2, "beta": 0.0})
     scalars = {"reduction": 1, "beta": 1.0}
     dtypes = FLOATING
-    kernel = "smooth_l1"
+    dispatch_name = "smooth_l1"
     strict_reduction = True
 
     def check(self, operands, params, result_dtype, out):

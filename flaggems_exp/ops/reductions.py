@@ -80,7 +80,8 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
         if out is None:
             return result.to(torch.float16)
         if out.dtype != torch.float16:
-            raise errors.out_dtype_mismatch(out.dtype, torch.float16, "expected")
+            raise errors.out_dtype_mismatch(
+                out.dtype, torch.float16, errors.OutDtypeCheck.OUT_WRAPPER)
         geometry.resize_out(out, result.shape)
         return out.copy_(result)
     if out is not None and out.shape == grad_output.shape and not out.is_contiguous():
@@ -146,7 +147,7 @@ def _cuda_trace(x, **kwargs):
     # out's dtype checked, then the copy
     geometry.resize_out(out, result.shape)
     if out.dtype != result.dtype:
-        raise errors.out_dtype_mismatch(out.dtype, result.dtype, "expected")
+        raise errors.out_dtype_mismatch(out.dtype, result.dtype, errors.OutDtypeCheck.OUT_WRAPPER)
     return out.copy_(result)
 
 

@@ -1,4 +1,6 @@
 """PyTorch's exception texts, in one place, so every family raises them identically."""
+import enum
+
 import torch
 
 from .device import KERNEL_SUFFIX
@@ -31,6 +33,13 @@ class NotCovered(NotImplementedError):
 
 def complex_unsupported(op_name):
     return NotCovered(f"flaggems_exp.{op_name}: complex dtypes are not supported")
+
+
+def dtype_not_covered(op_name, dtype):
+    """``NotCovered`` for a dtype the kernels do not handle (complex: the usual message)."""
+    if dtype.is_complex:
+        return complex_unsupported(op_name)
+    return NotCovered(f"flaggems_exp.{op_name}: dtype {dtype} is not supported")
 
 
 def cast_error(result_dtype, out_dtype):
@@ -112,8 +121,15 @@ def scalar_overflow(dtype):
                         "overflow")
 
 
-def out_dtype_mismatch(out_dtype, result_dtype, style):
-    if style == "found":
+class OutDtypeCheck(enum.Enum):
+    """Which of PyTorch's checks rejects an ``out=`` of another dtype than the result's, and so
+    which message it raises."""
+    TENSOR_ITERATOR = "TensorIterator's: Found dtype X but expected Y"
+    OUT_WRAPPER = "a generated out= wrapper's: Expected out tensor to have dtype x, but got y"
+
+
+def out_dtype_mismatch(out_dtype, result_dtype, check):
+    if check is OutDtypeCheck.TENSOR_ITERATOR:
         return RuntimeError(f"Found dtype {scalar_type_name(out_dtype)} but expected "
                             f"{scalar_type_name(result_dtype)}")
     return RuntimeError(f"Expected out tensor to have dtype {cpp_type_name(result_dtype)}, but "
