@@ -2,7 +2,10 @@
 calls that leave every cache, counter and thread-local state ready for the next call.
 
 Tests that need a GPU (CUDA graphs, streams, tensors past 2^31 elements, what a device-side
-assertion leaves behind) are marked ``gpu`` and skipped elsewhere with their reason.
+assertion leaves behind) are marked ``gpu`` and skipped elsewhere with their reason. Run them in
+one process (``pytest -m gpu -n 0``): beside the past-2^31 tests of other workers, which take
+most of the GPU's memory, PyTorch's allocator may free cached blocks to satisfy an allocation
+during a capture, which invalidates the capture, and a busy default stream may be waited for.
 """
 import contextlib
 import os
