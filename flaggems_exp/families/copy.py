@@ -170,14 +170,9 @@ class CopyOp(Op):
         if out is None:
             out = self.new(like)
         else:
-            if out.dtype != like.dtype:
-                raise errors.out_dtype_mismatch(
-                    out.dtype, like.dtype, errors.OutDtypeCheck.OUT_WRAPPER)
             # PyTorch's out= of a copy resizes out (contiguous), then copy_s the result into
             # it: copy_'s rule that the written tensor must not overlap itself applies
-            if geometry.keeps_internal_overlap(out, like.shape):
-                raise errors.internal_overlap()
-            geometry.resize_out(out, like.shape)
+            geometry.wrapper_out(out, like.dtype, like.shape)
             if is_tensor and src.numel() and out.numel() and geometry.same_storage(out, src):
                 src = write(self, torch.empty_like(src), src)  # as PyTorch: via a temporary
         if is_tensor and src.device != out.device:

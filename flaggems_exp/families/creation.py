@@ -121,15 +121,14 @@ class CreationOp(Op):
         elif out is None:
             out = self.new(shape, strides, like, dtype, options)
         else:
-            if out.dtype != dtype:
-                raise errors.out_dtype_mismatch(out.dtype, dtype, errors.OutDtypeCheck.OUT_WRAPPER)
-            if not self.out_is_copied:
+            if self.out_is_copied:
+                geometry.wrapper_out(out, dtype, shape)
+            else:
+                if out.dtype != dtype:
+                    raise errors.out_dtype_mismatch(
+                        out.dtype, dtype, errors.OutDtypeCheck.OUT_WRAPPER)
                 if out.shape != tuple(shape):
                     out.resize_(shape)  # the op's own out= kernel: a silent resize
-            else:
-                if geometry.keeps_internal_overlap(out, shape):
-                    raise errors.internal_overlap()
-                geometry.resize_out(out, shape)
         if value is not None:
             write(self, out, value)
             self.finish(out)

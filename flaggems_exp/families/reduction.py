@@ -157,12 +157,7 @@ class ReductionOp(Op):
         if out is None:
             out = torch.empty(rows.shape, dtype=rows.dtype, device=rows.x.device)
         else:
-            if out.dtype != rows.dtype:
-                raise errors.out_dtype_mismatch(
-                    out.dtype, rows.dtype, errors.OutDtypeCheck.OUT_WRAPPER)
-            if geometry.keeps_internal_overlap(out, rows.shape):
-                raise errors.internal_overlap()
-            geometry.resize_out(out, rows.shape)  # the first write, after every check
+            geometry.wrapper_out(out, rows.dtype, rows.shape)
         if out.numel():
             self.launch(rows, out)
         return out

@@ -3,6 +3,8 @@ import warnings
 
 import torch
 
+from . import errors
+
 
 def broadcast_shape(shapes):
     """PyTorch's broadcast of several shapes, raising its message on a mismatch."""
@@ -223,3 +225,14 @@ def contiguous_strides(shape):
         strides.append(step)
         step *= max(n, 1)
     return tuple(reversed(strides))
+
+
+def wrapper_out(out, dtype, shape):
+    """``out=`` as PyTorch's generated out= wrappers take it: its dtype must be the result's,
+    then ``resize_output``, which refuses an out that overlaps itself. The first write of a
+    call: every other check comes before."""
+    if out.dtype != dtype:
+        raise errors.out_dtype_mismatch(out.dtype, dtype, errors.OutDtypeCheck.OUT_WRAPPER)
+    if keeps_internal_overlap(out, shape):
+        raise errors.internal_overlap()
+    resize_out(out, shape)
