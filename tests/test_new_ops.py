@@ -10,8 +10,14 @@ import triton.language as tl
 import generic_checks as checks
 import flaggems_exp
 from flaggems_exp import REGISTRY, experimental_ops, testing
-from flaggems_exp.families import CopyOp, PointwiseOp, register
+from flaggems_exp.families import (ComparisonOp, CopyOp, CreationOp, LossOp, PadOp, PointwiseOp,
+                                   Promotion, register)
 from flaggems_exp.families.resample import NearestOp
+from flaggems_exp.ops.indexing import Tril
+from flaggems_exp.ops.padding import reflect_index
+from flaggems_exp.ops.reductions import SafeSoftmax
+from flaggems_exp.runtime import errors, libm, special
+from flaggems_exp.runtime.dtypes import FLOATING
 
 
 class NewAbs(PointwiseOp):
@@ -26,6 +32,67 @@ class NewAbs(PointwiseOp):
         return tl.where(x < 0, -x, x)
 
 
+class Expm1(PointwiseOp):
+    promotion = Promotion.INT_TO_FLOAT
+    dtypes = FLOATING
+    math = staticmethod(special.expm1)
+
+
+class LogicalAnd(ComparisonOp):
+    @staticmethod
+    @triton.jit
+    def math(x, y):
+        return (x != 0) & (y != 0)
+
+
+class MseLoss(LossOp):
+    nin = 2
+    scalars = {"reduction": 1}
+    param_samples = ({"reduction": 0}, {"reduction": 2})
+    dtypes = FLOATING
+
+    @staticmethod
+    @triton.jit
+    def math(x, target):
+        return (x - target) * (x - target)
+
+
+class Triu(Tril):
+    @staticmethod
+    @triton.jit
+    def select(outer, row, col, ncols, aux, rank, diagonal, s1, s2):
+        return col - row >= diagonal, col < 0, col
+
+
+class Softmax(SafeSoftmax):
+    name = "_softmax"
+
+    @staticmethod
+    @triton.jit
+    def finish(xc, yc, row_max, total, kind):
+        return libm.div(libm.exp(xc - row_max), total)
+
+    def prepare(self, out, x, dim, half_to_float):
+        return super().prepare(out, x, dim, None)
+
+    def sample_args(self, dtype, shape, make):
+        return [((make(), dim, False), {}, str(dim)) for dim in (-1, 0)]
+
+
+class OnesLike(CreationOp):
+    value = 1
+
+    def geometry(self, x, memory_format=None):
+        return x.shape, "like", x
+
+
+class ReflectionPad2d(PadOp):
+    dims = 2
+    reflective = True
+    index_map = staticmethod(reflect_index)
+    out_dtype_check = errors.OutDtypeCheck.DATA_POINTER  # its kernel is not structured
+
+
 class UpsampleNearest2d(NearestOp):
     spatial = 2
 
@@ -38,7 +105,8 @@ class ExpandCopy(CopyOp):
         return [((make(), [2, *shape]), {}, "new dim"), ((make(shape[-1:]), [*shape]), {}, "1-d")]
 
 
-NEW_OPS = [NewAbs, UpsampleNearest2d, ExpandCopy]
+NEW_OPS = [NewAbs, Expm1, LogicalAnd, MseLoss, Triu, Softmax, OnesLike, ReflectionPad2d,
+           UpsampleNearest2d, ExpandCopy]
 
 
 @pytest.fixture(params=NEW_OPS, ids=lambda cls: cls.__name__)
