@@ -13,6 +13,9 @@ import torch
 
 import flaggems_exp
 from flaggems_exp import LAUNCHES, REGISTRY, testing
+from flaggems_exp.families import PadOp
+from flaggems_exp.ops.padding import reflect_index
+from flaggems_exp.runtime import errors
 from flaggems_exp.testing import ALL_DTYPES, Call, assert_same_error, check_call, run
 
 DEV = flaggems_exp.device
@@ -349,3 +352,29 @@ def test_autograd_under_enable(op):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
         if "vec" not in call.label:
             assert LAUNCHES[op.name] > before, call.label
+
+
+def test_out_dtype_of_a_pad_whose_kernel_is_not_structured():
+    """A pad declaring ``OutDtypeCheck.DATA_POINTER`` (reflection_pad2d: its kernel is not
+    structured) refuses an out= of another dtype with PyTorch's message, after the input's
+    dtype error, out untouched; for an empty result PyTorch's CUDA kernel returns before that
+    check (its CPU kernel checks anyway): out takes the result's shape and keeps its dtype."""
+    class ReflectionPad2d(PadOp):
+        dims = 2
+        reflective = True
+        index_map = staticmethod(reflect_index)
+        out_dtype_check = errors.OutDtypeCheck.DATA_POINTER
+
+    op = ReflectionPad2d()
+    pad = [1, 2, 2, 1]
+    for x in (randn(2, 3, 4, 5), randn(2, 3, 4, 5) > 0):
+        out = torch.zeros(2, 3, 7, 8, dtype=torch.int64)
+        theirs = run(lambda *a: A.reflection_pad2d(*a, out=out.clone()), Call((x, pad)))
+        dev_out = out.to(DEV)
+        assert_same_error(run(lambda *a: op(*a, out=dev_out), testing.on_device(Call((x, pad)))),
+                          theirs)
+        assert torch.equal(dev_out.cpu(), out)
+    empty = randn(0, 3, 4, 5)
+    out = torch.zeros(2, dtype=torch.int64, device=DEV)
+    assert op(empty.to(DEV), pad, out=out) is out
+    assert out.dtype == torch.int64 and out.shape == A.reflection_pad2d(empty, pad).shape

@@ -121,6 +121,7 @@ class GatherOp(Op):
                  per dim: None (source index = output index) or ``(shift, scale, in_size)``.
       index_map  ``@triton.jit def index_map(k, scale, size)``: the source index of a mapped
                  dim, ``k`` being the output index plus the dim's shift.
+      out_dtype_check  which of PyTorch's checks refuses an out= of another dtype (below).
       dtypes     input dtypes the kernel supports; others raise PyTorch's NotImplementedError
                  naming ``dispatch_name`` (default: the op name); complex raises ours where
                  PyTorch accepts complex (``complex_accepted``), else PyTorch's not-implemented;
@@ -135,6 +136,10 @@ class GatherOp(Op):
     dispatch_name = None
     complex_accepted = True
     dtype_checked_when_empty = True  # False: an empty input's output returns before the check
+    # which PyTorch check refuses an out= of another dtype: a structured kernel's out= wrapper,
+    # before the input's dtype (the default); or, for a kernel that is not structured, its typed
+    # pointer into out (DATA_POINTER), after the input's dtype, and only for a non-empty result
+    out_dtype_check = errors.OutDtypeCheck.OUT_WRAPPER
     index_map = None
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 
@@ -180,10 +185,16 @@ class GatherOp(Op):
     def call_out(self, args, kwargs, out, inplace):
         overload, (x, *rest) = self.bind(args, kwargs)
         shape, memory_format, plan = self.geometry(x, overload, *rest)
-        if out is not None and out.dtype != x.dtype:  # PyTorch checks out= before the dtype
-            raise errors.out_dtype_mismatch(out.dtype, x.dtype, errors.OutDtypeCheck.OUT_WRAPPER)
+        wrapper_checks_out = self.out_dtype_check is errors.OutDtypeCheck.OUT_WRAPPER
+        if out is not None and out.dtype != x.dtype and wrapper_checks_out:
+            raise errors.out_dtype_mismatch(out.dtype, x.dtype, self.out_dtype_check)
         if x.numel() or self.dtype_checked_when_empty:
             self.check_dtype(x.dtype)
+        if out is not None and out.dtype != x.dtype and not wrapper_checks_out and math.prod(shape):
+            # the kernel's typed pointer into out: after the dtype dispatch, and only where there
+            # is something to write (PyTorch's CUDA kernels return before it for an empty result;
+            # its CPU kernels check anyway)
+            raise errors.out_dtype_mismatch(out.dtype, x.dtype, self.out_dtype_check)
 
         def new():
             return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format)

@@ -141,7 +141,8 @@ class Tril(IndexOp):
 
     def prepare(self, out, inplace, x, diagonal):
         if x.dim() < 2:
-            raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+            # PyTorch's message names the op (triu's too, its in-place form's too)
+            raise RuntimeError(f"{self.name}: input tensor must have at least 2 dimensions")
         rows, cols = x.shape[-2:]
         diagonal = max(-rows, min(diagonal, cols))  # same result, and a 32-bit kernel scalar
         return Plan(tuple(x.shape), x.dtype, self.select, x=(x, x.stride()), scalars=(diagonal,),

@@ -126,11 +126,15 @@ class OutDtypeCheck(enum.Enum):
     which message it raises."""
     TENSOR_ITERATOR = "TensorIterator's: Found dtype X but expected Y"
     OUT_WRAPPER = "a generated out= wrapper's: Expected out tensor to have dtype x, but got y"
+    DATA_POINTER = "a kernel's typed pointer into out: expected scalar type X but found Y"
 
 
 def out_dtype_mismatch(out_dtype, result_dtype, check):
     if check is OutDtypeCheck.TENSOR_ITERATOR:
         return RuntimeError(f"Found dtype {scalar_type_name(out_dtype)} but expected "
                             f"{scalar_type_name(result_dtype)}")
+    if check is OutDtypeCheck.DATA_POINTER:
+        return RuntimeError(f"expected scalar type {scalar_type_name(result_dtype)} but found "
+                            f"{scalar_type_name(out_dtype)}")
     return RuntimeError(f"Expected out tensor to have dtype {cpp_type_name(result_dtype)}, but "
                         f"got {cpp_type_name(out_dtype)} instead")
