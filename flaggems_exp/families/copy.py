@@ -120,9 +120,9 @@ class CopyOp(Op):
                    their view contiguous), "preserve" (``clone()``: a dense source keeps its
                    strides, others get dense strides in the same order) or "storage" (``copy``:
                    self's whole storage cloned and viewed with self's sizes, strides and offset).
-    The general form is ``bind(*args) -> (like, src, non_blocking)``: the result has like's
-    shape, dtype and layout and src's values broadcast to it (``view`` ops copy the view into
-    its own likeness). ``copy`` binds (self, src); its derived in-place form is PyTorch's
+    The general form is ``copy_arguments(*args) -> (like, src, non_blocking)``: the result has
+    like's shape, dtype and layout and src's values broadcast to it (``view`` ops copy the view
+    into its own likeness). ``copy`` binds (self, src); its derived in-place form is PyTorch's
     ``copy_``, with copy_'s rules: nothing to do for the same elements; self must not overlap
     itself nor partly src (dense pairs only, as PyTorch); src broadcasts to self, never the
     reverse; any dtype converts (float -> int truncates, -> bool is != 0). Transfers between
@@ -138,14 +138,14 @@ class CopyOp(Op):
     def view(self, x):
         return x
 
-    def bind(self, *args, **kwargs):
+    def copy_arguments(self, *args, **kwargs):
         src = self.view(*args, **kwargs)
         return src, src, False
 
     def call_out(self, args, kwargs, out, inplace):
         if not inplace:
             check_out_accepted(self, out)
-        like, src, non_blocking = self.bind(*args, **kwargs)
+        like, src, non_blocking = self.copy_arguments(*args, **kwargs)
         is_tensor = isinstance(src, torch.Tensor)
         if inplace and is_tensor:
             if src is like or _same_data(like, src):

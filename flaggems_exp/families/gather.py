@@ -154,7 +154,7 @@ class GatherOp(Op):
                     (a.name, str(a.type), a.default_value if a.has_default_value() else _MISSING)
                     for a in arguments]))
 
-    def bind(self, args, kwargs):
+    def resolve_overload(self, args, kwargs):
         """(overload, argument values in schema order) of the first aten overload the call fits,
         as PyTorch resolves ``torch.ops.aten.<op>(...)``."""
         for overload, signature in self.signatures:
@@ -183,7 +183,7 @@ class GatherOp(Op):
 
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
-        overload, (x, *rest) = self.bind(args, kwargs)
+        overload, (x, *rest) = self.resolve_overload(args, kwargs)
         shape, memory_format, plan = self.geometry(x, overload, *rest)
         wrapper_checks_out = self.out_dtype_check is errors.OutDtypeCheck.OUT_WRAPPER
         if out is not None and out.dtype != x.dtype and wrapper_checks_out:

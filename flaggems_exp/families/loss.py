@@ -66,7 +66,7 @@ class LossOp(PointwiseOp):
                                f"but got {reduction}")
 
     def call_out(self, args, kwargs, out, inplace):
-        operands, params = self.bind(args, kwargs)
+        operands, params = self.operands_and_params(args, kwargs)
         if params["reduction"] not in (MEAN, SUM):
             return self.run(operands, params, out, inplace)
         bound = operands

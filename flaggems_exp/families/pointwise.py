@@ -180,8 +180,8 @@ class PointwiseOp(Op):
         # an op whose own hooks read no number's value takes its numbers per call in a plan
         cls.runtime_numbers = all(
             getattr(cls, hook) is getattr(PointwiseOp, hook)
-            for hook in ("call_out", "bind", "run", "validate", "promote", "prepare", "check",
-                         "layout_operands"))
+            for hook in ("call_out", "operands_and_params", "run", "validate", "promote",
+                         "prepare", "check", "layout_operands"))
 
     # ---- calling convention -------------------------------------------------------------
     def number_sources(self, args, kwargs):
@@ -194,7 +194,7 @@ class PointwiseOp(Op):
                  else ("kwargs", name) if name in kwargs else None
                  for j, name in enumerate(names)])
 
-    def bind(self, args, kwargs):
+    def operands_and_params(self, args, kwargs):
         """Split a call into operands (positional or by their schema names) and a
         {name: value} of Scalar parameters."""
         names = list(self.scalars)
@@ -241,7 +241,7 @@ class PointwiseOp(Op):
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
         sources = self.number_sources(args, kwargs) if self.runtime_numbers else None
-        return self.run(*self.bind(args, kwargs), out, inplace, sources)
+        return self.run(*self.operands_and_params(args, kwargs), out, inplace, sources)
 
     def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""

@@ -34,7 +34,7 @@ class Copy(CopyOp):
 
     layout = "storage"
 
-    def bind(self, x, src, non_blocking=False):
+    def copy_arguments(self, x, src, non_blocking=False):
         return x, src, non_blocking
 
     def sample_args(self, dtype, shape, make):
