@@ -11,7 +11,6 @@ The drawing functions take the module ``pyplot()`` returns; it raises ``Unavaila
 message to show, when matplotlib (in the ``bench`` extra) is not installed. matplotlib is
 imported only inside functions, so that this module imports without it.
 """
-import math
 
 from benchmarks.report import geomean
 

@@ -13,12 +13,6 @@ DEV = flaggems_exp.device
 F16 = torch.float16
 
 
-def _bits(t):
-    """A tensor's values bit for bit (signed zeros, NaN and inf included), on the CPU."""
-    t = t.detach().cpu().reshape(-1)
-    return t.view(torch.uint8) if t.is_floating_point() else t
-
-
 def _same_as_torch(name, args, kwargs=None, reference=None, exact=True):
     """``name`` on our device and PyTorch's aten op on the CPU, on copies of the same inputs:
     the same error, or the same result and written tensors (bitwise, unless not ``exact``)."""
@@ -43,7 +37,7 @@ def _same_as_torch(name, args, kwargs=None, reference=None, exact=True):
     for mine, its in pairs:
         if isinstance(mine, torch.Tensor) and isinstance(its, torch.Tensor):
             if exact:
-                assert torch.equal(_bits(mine), _bits(its)), f"{mine} != {its}"
+                assert torch.equal(testing.bits(mine), testing.bits(its)), f"{mine} != {its}"
             else:
                 testing.assert_close(mine, its)
     return ours

@@ -185,12 +185,13 @@ class GatherOp(Op):
     def call_out(self, args, kwargs, out, inplace):
         overload, (x, *rest) = self.resolve_overload(args, kwargs)
         shape, memory_format, plan = self.geometry(x, overload, *rest)
+        wrong_out_dtype = out is not None and out.dtype != x.dtype
         wrapper_checks_out = self.out_dtype_check is errors.OutDtypeCheck.OUT_WRAPPER
-        if out is not None and out.dtype != x.dtype and wrapper_checks_out:
+        if wrong_out_dtype and wrapper_checks_out:
             raise errors.out_dtype_mismatch(out.dtype, x.dtype, self.out_dtype_check)
         if x.numel() or self.dtype_checked_when_empty:
             self.check_dtype(x.dtype)
-        if out is not None and out.dtype != x.dtype and not wrapper_checks_out and math.prod(shape):
+        if wrong_out_dtype and math.prod(shape):
             # the kernel's typed pointer into out: after the dtype dispatch, and only where there
             # is something to write (PyTorch's CUDA kernels return before it for an empty result;
             # its CPU kernels check anyway)

@@ -2,7 +2,6 @@
 source index."""
 import torch
 
-from ..runtime import geometry
 from ..runtime.dtypes import REAL
 from .gather import GatherOp
 
