@@ -202,6 +202,25 @@ class MarginRankingLoss(LossOp):
         return tl.where(loss < 0, 0, loss)  # clamp_min(0), NaN kept
 
 
+def _with_common_steps(prepared):
+    """The kernel numbers of huber/smooth_l1 (their parameter) and how a step in the operands'
+    common dtype rounds, which ``_distance_and_parameter`` applies."""
+    operands, numbers = prepared
+    return operands, (*numbers, step_spec(torch.result_type(*operands)))
+
+
+@triton.jit
+def _distance_and_parameter(x, target, parameter, common_step):
+    """``|x - target|``, the parameter and half of it, as PyTorch's CUDA huber and smooth_l1
+    kernels have them in the common dtype ``scalar_t``: the difference of two scalar_t is a
+    scalar_t (rounded to float16/bfloat16, c10's operator-), ``::abs`` of it a float; the
+    parameter is ``scalar_t(parameter)`` and ``scalar_t(0.5) * parameter`` a scalar_t product;
+    every later step mixes in a float, so it is float math (the skeleton rounds the result)."""
+    z = tl.abs(rounded(x - target, common_step, x.dtype))
+    parameter = rounded(parameter, common_step, x.dtype)
+    return z, parameter, rounded(0.5 * parameter, common_step, x.dtype)
+
+
 @register
 class HuberLoss(LossOp):
     nin = 2
@@ -230,11 +249,14 @@ class HuberLoss(LossOp):
             raise RuntimeError("huber_loss does not support non-positive values for delta.")
         super().check(operands, params, result_dtype, out)
 
+    def prepare(self, operands, params):
+        return _with_common_steps(super().prepare(operands, params))
+
     @staticmethod
     @triton.jit
-    def math(x, target, delta):
-        z = tl.abs(x - target)
-        return tl.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+    def math(x, target, delta, common_step):
+        z, delta, half_delta = _distance_and_parameter(x, target, delta, common_step)
+        return tl.where(z < delta, 0.5 * z * z, delta * (z - half_delta))
 
 
 @register
@@ -251,9 +273,12 @@ class SmoothL1Loss(LossOp):
             raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
         super().check(operands, params, result_dtype, out)
 
+    def prepare(self, operands, params):
+        return _with_common_steps(super().prepare(operands, params))
+
     @staticmethod
     @triton.jit
-    def math(x, target, beta):
-        z = tl.abs(x - target)
+    def math(x, target, beta, common_step):
+        z, beta, half_beta = _distance_and_parameter(x, target, beta, common_step)
         # beta == 0 is pure L1: the quadratic branch is empty (z < 0 never holds)
-        return tl.where(z < beta, libm.div(0.5 * z * z, beta), z - 0.5 * beta)
+        return tl.where(z < beta, libm.div(0.5 * z * z, beta), z - half_beta)
