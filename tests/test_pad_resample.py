@@ -354,17 +354,20 @@ def test_autograd_under_enable(op):
             assert LAUNCHES[op.name] > before, call.label
 
 
+class ReflectionPad2d(PadOp):
+    """reflection_pad2d, which is not among the registered ops: a pad whose kernel is not
+    structured (``OutDtypeCheck.DATA_POINTER``)."""
+    dims = 2
+    reflective = True
+    index_map = staticmethod(reflect_index)
+    out_dtype_check = errors.OutDtypeCheck.DATA_POINTER
+
+
 def test_out_dtype_of_a_pad_whose_kernel_is_not_structured():
     """A pad declaring ``OutDtypeCheck.DATA_POINTER`` (reflection_pad2d: its kernel is not
     structured) refuses an out= of another dtype with PyTorch's message, after the input's
     dtype error, out untouched; for an empty result PyTorch's CUDA kernel returns before that
     check (its CPU kernel checks anyway): out takes the result's shape and keeps its dtype."""
-    class ReflectionPad2d(PadOp):
-        dims = 2
-        reflective = True
-        index_map = staticmethod(reflect_index)
-        out_dtype_check = errors.OutDtypeCheck.DATA_POINTER
-
     op = ReflectionPad2d()
     pad = [1, 2, 2, 1]
     for x in (randn(2, 3, 4, 5), randn(2, 3, 4, 5) > 0):
@@ -378,3 +381,20 @@ def test_out_dtype_of_a_pad_whose_kernel_is_not_structured():
     out = torch.zeros(2, dtype=torch.int64, device=DEV)
     assert op(empty.to(DEV), pad, out=out) is out
     assert out.dtype == torch.int64 and out.shape == A.reflection_pad2d(empty, pad).shape
+
+
+def test_a_pad_whose_kernel_is_not_structured_resizes_out_silently():
+    """reflection_pad2d resizes a non-empty out= of another shape without resize_output's
+    warning, and its "too small" message is its own (replication_pad2d's has one more space)."""
+    op = ReflectionPad2d()
+    x = randn(1, 2, 3, 3)
+    expected = A.reflection_pad2d(x, [1, 1, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails
+        out = torch.zeros(3, device=DEV)
+        assert op(x.to(DEV), [1, 1, 1, 1], out=out) is out
+    assert torch.equal(out.cpu(), expected)
+    crop = Call((randn(1, 2, 2, 2), [-1, -1, -1, -1]))
+    assert_same_error(run(op, testing.on_device(crop)), run(A.reflection_pad2d, crop))
+    assert_same_error(run(REGISTRY["replication_pad2d"], testing.on_device(crop)),
+                      run(A.replication_pad2d, crop))

@@ -207,8 +207,10 @@ class GatherOp(Op):
                 raise errors.internal_overlap()
             if out is x:  # read through a view that resizing out (x itself) leaves as it is
                 x = x.view(x.shape)
-            # the first write, after every check
-            geometry.resize_out(out, shape, memory_format=memory_format)
+            # the first write, after every check; a kernel that is not structured resizes its
+            # out= with resize_, without resize_output's warning
+            geometry.resize_out(out, shape, memory_format=memory_format,
+                                warn=self.out_dtype_check is errors.OutDtypeCheck.OUT_WRAPPER)
         if out.numel():
             # PyTorch's kernels do not check whether out= shares the input's memory, and then
             # read elements they have written; ours give the values of an out apart from it

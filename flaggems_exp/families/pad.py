@@ -23,8 +23,9 @@ class PadOp(GatherOp):
     reflective = False
     dtypes = REAL
     # PyTorch's messages for an output with no element in any padded dim, by ``dims``
+    # (replication_pad2d's has a space before its parenthesis, reflection_pad2d's has not)
     _TOO_SMALL = {1: "input (W: {0}) is too small. Calculated output W: {1}",
-                  2: "input (H: {0}, W: {1} ) is too small. Calculated output H: {2} W: {3}",
+                  2: "input (H: {0}, W: {1}{space}) is too small. Calculated output H: {2} W: {3}",
                   3: "input (D: {0} H: {1}, W: {2}) is too small. "
                      "Calculated output D: {3} H: {4} W: {5}"}
 
@@ -50,7 +51,8 @@ class PadOp(GatherOp):
                         f"dimension {x.dim() - 1 - k} of input {list(x.shape)}")
         outs = [s + b + a for s, b, a in zip(sizes, before, after)]
         if all(o < 1 for o in outs):  # one empty padded dim is fine (an empty output)
-            raise RuntimeError(self._TOO_SMALL[n].format(*sizes, *outs))
+            raise RuntimeError(self._TOO_SMALL[n].format(*sizes, *outs,
+                                                         space="" if self.reflective else " "))
         shape = (*x.shape[:-n], *outs)
         if min(shape) < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension "

@@ -197,16 +197,17 @@ def new_result(operands, shape, dtype, device):
                                device=device)
 
 
-def resize_out(out, shape, strides=None, memory_format=torch.contiguous_format):
+def resize_out(out, shape, strides=None, memory_format=torch.contiguous_format, warn=True):
     """PyTorch's ``resize_output`` of an ``out=`` tensor whose shape differs from the result's:
-    its deprecation warning when ``out`` had elements, then the resize to the layout a new
-    result would have, as structured kernels restride a resized out: ``strides``, or else
-    ``memory_format``. The first write of a call: every check comes before. Returns whether it
-    resized (a call that resizes its out= is never planned)."""
+    its deprecation warning when ``out`` had elements (unless not ``warn``: a kernel calling
+    ``resize_`` itself), then the resize to the layout a new result would have, as structured
+    kernels restride a resized out: ``strides``, or else ``memory_format``. The first write of
+    a call: every check comes before. Returns whether it resized (a call that resizes its out=
+    is never planned)."""
     shape = tuple(shape)
     if tuple(out.shape) == shape:
         return False
-    if out.numel():
+    if out.numel() and warn:
         warnings.warn(
             f"An output with one or more elements was resized since it had shape "
             f"{list(out.shape)}, which does not match the required output shape {list(shape)}. "
