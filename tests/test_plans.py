@@ -1,13 +1,15 @@
 """Call plans (flaggems_exp/runtime/plans.py): a call replayed from its signature's plan does what
 the family's full path does, for every registered op; signatures that differ get their own plan;
 the launcher contract falls back to Triton's public launch."""
+import struct
+
 import pytest
 import torch
 import triton
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, experimental_ops as ops, testing
-from flaggems_exp.runtime import launch as launching, plans
+from flaggems_exp.runtime import launch as launching, native_launch, plans
 from flaggems_exp.runtime.triton_types import encode_scalar
 from flaggems_exp.testing import run
 
@@ -250,3 +252,77 @@ def test_a_factory_follows_the_default_dtype():
         torch.set_default_dtype(previous)
     assert result.dtype == torch.float64 and result.item() == 1.5
     assert len(op.plans) == 2
+
+
+def test_parameter_slots_are_tritons_parameters():
+    """One 8-byte slot per kernel parameter, as Triton's launcher passes them: tuples flattened,
+    constexprs left out, integers in two's complement, floats in their own width (bfloat16 the
+    top half of a float32), the changing arguments' slots blank, then the two scratch
+    pointers."""
+    signature = ["*fp16", ("i32", "constexpr", "i64"), "constexpr", "fp32", "bf16", "fp64",
+                 "i1", "u64", "*i8"]
+    values = [None, (3, 1, -2), 1024, 1.5, 2.0, -0.25, True, 2**64 - 1, None]
+    slots, changing = native_launch.parameter_slots(signature, values, {0, 8})
+    words = [slots[i:i + 8] for i in range(0, len(slots), 8)]
+    assert changing == (0, 8)
+    assert len(words) == 9 + 2
+    assert words[0] == words[8] == bytes(8) and words[9:] == [bytes(8)] * 2
+    assert int.from_bytes(words[1], "little") == 3
+    assert int.from_bytes(words[2], "little", signed=True) == -2
+    assert struct.unpack("<f", words[3][:4]) == (1.5,) and words[3][4:] == bytes(4)
+    assert words[4][:2] == struct.pack("<f", 2.0)[2:] and words[4][2:] == bytes(6)
+    assert struct.unpack("<d", words[5]) == (-0.25,)
+    assert words[6] == (1).to_bytes(8, "little")
+    assert words[7] == b"\xff" * 8
+    with pytest.raises(TypeError):
+        native_launch.parameter_slots(["*fp32", ("i32", "i32")], [None, (1, 2)], {1})
+    with pytest.raises(TypeError):
+        native_launch.parameter_slots(["tensordesc<fp16[16]>"], [None], set())
+
+
+def test_generated_replay_through_our_launcher(monkeypatch):
+    """With our launcher, a replay passes the stream and only what changes: the pointers (the
+    new result's first) and the numbers encoded, in argument order."""
+    launched, made = [], []
+    fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
+    monkeypatch.setattr(plans, "direct_launcher", lambda recorded: (None, (3, 1, 1), fixed))
+
+    def launcher(compiled, grid, values, changing, device_index):
+        made.append((grid, sorted(changing)))
+        return lambda *a: launched.append(a)
+
+    monkeypatch.setattr(native_launch, "launcher", launcher)
+    monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
+    op = REGISTRY["addcmul"]
+    op.plans.clear()
+    x, y, z = (torch.randn(8, device=DEVICE) for _ in range(3))
+    op(x, y, z, value=2.5)
+    (plan,) = op.plans.plans.values()
+    names = [p.name for p in launching._parameters(plan.launches[0].kernel)]
+    assert made == [((3, 1, 1), [names.index(n) for n in
+                                 ("out_ptr", "in0", "in1", "in2", "s0")])]
+    a, b, c = (torch.randn(8, device=DEVICE) for _ in range(3))
+    result = plan.replay((a, b, c), {"value": -3.0}, [a, b, c],
+                         [a.data_ptr(), b.data_ptr(), c.data_ptr()])
+    assert launched == [(1234, result.data_ptr(), a.data_ptr(), b.data_ptr(), c.data_ptr(),
+                         encode_scalar(-3.0, torch.float32))]
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="our launcher launches compiled kernels on a GPU")
+def test_our_launcher_serves_plans_and_its_absence_leaves_tritons(monkeypatch):
+    """On the GPU a plan launches through our launcher where it can be built; without it (no C
+    compiler, say) through Triton's, with the same results."""
+    assert native_launch.available() or not launching.FAST_LAUNCH  # it builds where Triton's does
+    op = REGISTRY["addcmul"]
+    x, y, z = (torch.randn(1000, device=DEVICE) for _ in range(3))
+    expected = torch.addcmul(x, y, z, value=0.5)
+    for built in (True, False):
+        if not built:
+            monkeypatch.setattr(native_launch, "_module", lambda: None)
+        op.plans.clear()
+        for _ in range(3):
+            torch.testing.assert_close(op(x, y, z, value=0.5), expected, rtol=0, atol=0)
+        (plan,) = op.plans.plans.values()
+        assert plan.replays == 2 and plan.direct == launching.FAST_LAUNCH
+        uses_ours = all(launch.native is not None for launch in plan.launches)
+        assert uses_ours == (built and launching.FAST_LAUNCH)

@@ -28,6 +28,7 @@ import torch
 from torch.autograd import forward_ad as _forward_ad
 
 from . import launch as launching
+from . import native_launch
 from .geometry import span_bytes
 from .launch import LAUNCHES, current_stream, direct_launcher, run_kernel
 from .triton_types import encode_scalar
@@ -152,15 +153,19 @@ class _Launch:
     to launch (the compiled kernel's own launcher, or ``kernel[grid]``)."""
 
     __slots__ = ("name", "kernel", "grid", "values", "options", "pointers", "numbers", "direct",
-                 "views")
+                 "native", "views")
 
-    def __init__(self, recorded, pointers, numbers, views):
+    def __init__(self, recorded, pointers, numbers, views, device_index):
         self.name, self.kernel, self.grid = recorded.name, recorded.kernel, recorded.grid
         self.values, self.options = recorded.arguments()
         self.pointers = tuple(pointers)  # (argument index, base index, byte offset)
         self.numbers = tuple(numbers)    # (argument index, ("args"|"kwargs", i), compute dtype)
         self.views = views               # argument index -> (dtype, size, stride) (public path)
         self.direct = direct_launcher(recorded)
+        # our own launcher, given the stream and the changing arguments in argument order
+        self.native = None if self.direct is None else native_launch.launcher(
+            recorded.compiled, self.direct[1], self.values,
+            {p[0] for p in self.pointers} | {n[0] for n in self.numbers}, device_index)
 
 
 class Plan:
@@ -253,13 +258,17 @@ def _generated_replay(plan):
         lines.append(f"    stream = current_stream({plan.device_index})")
     for k, launch in enumerate(plan.launches):
         raw, grid, fixed = launch.direct
-        names[f"launch{k}"] = raw
         pointers = {slot: (base, offset) for slot, base, offset in launch.pointers}
         numbers = {slot: (source, compute) for slot, source, compute in launch.numbers}
-        arguments = [str(g) for g in grid] + ["stream"]
-        for m, value in enumerate(fixed):
-            names[f"fixed{k}_{m}"] = value
-            arguments.append(f"fixed{k}_{m}")
+        if launch.native is not None:  # the stream, then only what changes
+            names[f"launch{k}"] = launch.native
+            arguments = ["stream"]
+        else:  # Triton's launcher: the grid, the stream, its fixed arguments, every argument
+            names[f"launch{k}"] = raw
+            arguments = [str(g) for g in grid] + ["stream"]
+            for m, value in enumerate(fixed):
+                names[f"fixed{k}_{m}"] = value
+                arguments.append(f"fixed{k}_{m}")
         for slot, value in enumerate(launch.values):
             if slot in pointers:
                 base, offset = pointers[slot]
@@ -268,7 +277,7 @@ def _generated_replay(plan):
                 (where, key), compute = numbers[slot]
                 names[f"compute{k}_{slot}"] = compute
                 arguments.append(f"encode({where}[{key!r}], compute{k}_{slot})")
-            else:
+            elif launch.native is None:
                 names[f"value{k}_{slot}"] = value
                 arguments.append(f"value{k}_{slot}")
         names[f"count{k}"] = LAUNCHES.cell(launch.name)
@@ -325,6 +334,7 @@ def build(recorder, tensors, shapes, written, result):
             allocations.append((t.untyped_storage().nbytes(), t.device))
         return len(tensors) + fresh[storage], t.data_ptr() - storage
 
+    device_index = result.device.index if result.device.type == "cuda" else None
     launches = []
     for recorded in recorder.launches:
         values, _ = recorded.arguments()
@@ -338,10 +348,9 @@ def build(recorder, tensors, shapes, written, result):
                 views[position] = (v.dtype, tuple(v.shape), v.stride())
         numbers = [(slot, source, compute)
                    for slot, (source, compute) in recorded.numbers.items()]
-        launches.append(_Launch(recorded, pointers, numbers, views))
-    device = result.device
+        launches.append(_Launch(recorded, pointers, numbers, views, device_index))
     return Plan(launches, allocations, result_source, written, [span_bytes(t) for t in tensors],
-                device.index if device.type == "cuda" else None)
+                device_index)
 
 
 class PlanCache:
