@@ -122,42 +122,24 @@ def test_smooth_l1_rejects_negative_beta(beta):
         check_call(REGISTRY["smooth_l1_loss"], Call((x, torch.randn(3)), {"beta": beta}))
 
 
-def _cuda_huber_steps(name, x, target, parameter):
-    """PyTorch's CUDA huber/smooth_l1 kernel evaluated step by step in PyTorch's own float32
-    ops (its CPU kernels compute otherwise): in the common dtype ``scalar_t``, ``a - b`` is a
-    scalar_t, ``::abs`` of it a float, ``scalar_t(p)`` and ``scalar_t(0.5) * p`` are scalar_t,
-    the rest is float math, rounded to scalar_t at the end (huber_loss writes it into a tensor
-    of self's dtype)."""
-    common = torch.result_type(x, target)
-    a, b = x.to(common), target.to(common)
-    z = (a.float() - b.float()).to(common).float().abs()
-    p = torch.tensor(parameter, dtype=torch.float32).to(common).float()
-    half_p = (0.5 * p).to(common).float()
-    if name == "huber_loss":
-        loss = torch.where(z < p, 0.5 * z * z, p * (z - half_p))
-    else:
-        loss = torch.where(z < p, 0.5 * z * z / p, z - half_p)
-    return loss.to(common).to(x.dtype if name == "huber_loss" else common)
-
-
 @pytest.mark.parametrize("name", ["huber_loss", "smooth_l1_loss"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_huber_and_smooth_l1_round_each_step_as_pytorchs_cuda_kernel(name, dtype):
     """The difference is rounded to the half dtype before its square, and the parameter is
-    held in it: our bits are PyTorch's CUDA kernel's (its own result on the GPU, its steps
-    replayed in PyTorch's float32 ops here), which computing everything in float32 misses."""
+    held in it, which computing everything in float32 misses; beside a 0-dim float64 self,
+    huber_loss computes in float64, the dtype it writes. Our bits are PyTorch's CUDA kernel's:
+    its own result on the GPU, the op's reference here (its steps replayed in PyTorch's float
+    ops), which the GPU run thereby checks too."""
     gen = torch.Generator().manual_seed(11)
     x, target = (testing.random_tensor((1 << 14,), dtype, (-6, 6), gen) for _ in range(2))
     zero_dim = torch.tensor(0.7, dtype=torch.float64)  # does not decide the common dtype
     for parameter in (1.3, 0.7, 3.1):
         for a, b in ((x, target), (zero_dim, target)):
-            if DEV == "cuda":
-                expected = getattr(torch.ops.aten, name)(a.to(DEV), b.to(DEV), 0, parameter)
-            else:
-                expected = _cuda_huber_steps(name, a, b, parameter)
             ours = getattr(ops, name)(a.to(DEV), b.to(DEV), 0, parameter)
-            assert ours.dtype == expected.dtype
-            testing.assert_identical(ours.cpu(), expected.cpu())
+            testing.assert_identical(ours.cpu(), REGISTRY[name].ref(a, b, 0, parameter))
+            if DEV == "cuda":
+                cuda = getattr(torch.ops.aten, name)(a.to(DEV), b.to(DEV), 0, parameter)
+                testing.assert_identical(ours, cuda)
 
 
 def test_hinge_on_integers_sums_to_int64_and_rejects_mean():

@@ -202,83 +202,137 @@ class MarginRankingLoss(LossOp):
         return tl.where(loss < 0, 0, loss)  # clamp_min(0), NaN kept
 
 
-def _with_common_steps(prepared):
-    """The kernel numbers of huber/smooth_l1 (their parameter) and how a step in the operands'
-    common dtype rounds, which ``_distance_and_parameter`` applies."""
-    operands, numbers = prepared
-    return operands, (*numbers, step_spec(torch.result_type(*operands)))
+def _cuda_distance_loss(aten_op, written_dtype, loss_of):
+    """``aten_op`` (huber_loss, smooth_l1_loss) as PyTorch's CUDA kernel computes it, for the
+    tests' CPU reference: PyTorch's own op for its checks, errors, result dtype and shape, with
+    the values of the CUDA kernel's steps (``_DistanceLoss``) replayed in PyTorch's float ops:
+    in the dtype it writes, ``written_dtype(input, common dtype, reduction, out)``, each operand
+    cast to it, the difference and the parameter rounded to it, the rest in its opmath dtype
+    (``loss_of(z, parameter, half of it)``); its CPU kernel computes in the common dtype with
+    no rounding between steps."""
+    def reference(*args, **kwargs):
+        names = ("input", "target", "reduction", "parameter")
+        values = dict(zip(names, args), **{k: v for k, v in kwargs.items() if k != "out"})
+        x, target = values.get("input", values.get("self")), values["target"]
+        reduction = values.get("reduction", 1)
+        parameter = next((v for k, v in values.items() if k in ("parameter", "delta", "beta")),
+                         1.0)
+        common = torch.result_type(x, target)
+        written = written_dtype(x, common, reduction, kwargs.get("out"))
+        if torch.can_cast(common, written):  # else PyTorch's cast error
+            # the operands as the CUDA kernel reads them: its dtype dispatch names this dtype
+            args = [a.to(written) if i < 2 else a for i, a in enumerate(args)]
+            kwargs = {k: v.to(written) if k in ("input", "self", "target") else v
+                      for k, v in kwargs.items()}
+        result = aten_op(*args, **kwargs)  # PyTorch's checks, dtype, shape and out= handling
+        if not written.is_floating_point:
+            return result
+        opmath = torch.float64 if written == torch.float64 else torch.float32
+        a, b = x.to(written).to(opmath), target.to(written).to(opmath)
+        z = (a - b).to(written).to(opmath).abs()
+        p = torch.tensor(parameter, dtype=opmath).to(written).to(opmath)  # scalar_t(parameter)
+        loss = loss_of(z, p, (0.5 * p).to(written).to(opmath)).to(written)
+        if reduction == 1:
+            loss = loss.mean()
+        elif reduction == 2:
+            loss = loss.sum()
+        return result.copy_(loss) if "out" in kwargs else loss.to(result.dtype)
+    reference.__name__ = reference.__qualname__ = f"{aten_op.__name__}_cuda"
+    reference.__wrapped__ = aten_op  # PyTorch's own op, for the benchmarks' eager baseline
+    return reference
+
+
+def _huber_written(x, common, reduction, out):
+    # huber_loss writes the elementwise loss into out=, or into a new tensor like self, and
+    # reduces that
+    return out.dtype if out is not None else x.dtype
+
+
+def _smooth_l1_written(x, common, reduction, out):
+    # smooth_l1_loss writes into out= for reduction none; otherwise into a new tensor of the
+    # common dtype, which it then reduces into out
+    return out.dtype if out is not None and reduction == 0 else common
+
+
+class _DistanceLoss(LossOp):
+    """huber_loss and smooth_l1_loss. PyTorch's CUDA kernels dispatch on the dtype of the tensor
+    their TensorIterator writes (``iter.dtype()``) and compute in it, casting the operands to it
+    as they read them, where its CPU kernels promote the operands to the common dtype, compute
+    in it and cast the result: we follow CUDA. ``written`` names that dtype."""
+
+    nin = 2
+    dtypes = FLOATING
+    reference_in_float64 = False  # the reference replays the CUDA kernel's steps, exactly
+
+    @staticmethod
+    def written(x, common, reduction, out):
+        raise NotImplementedError
+
+    def validate(self, operands, params, out):
+        x = operands[0]
+        operands, kernel_scalars, compute, common, shape = super().validate(operands, params, out)
+        written = self.written(x, common, params["reduction"], out)
+        if not torch.can_cast(common, written):
+            raise errors.cast_error(common, written)
+        self.check_dtype(written)
+        compute = promote([_like(written, False)], Promotion.DEFAULT)[0]  # its opmath
+        return operands, (*kernel_scalars, step_spec(written)), compute, written, shape
 
 
 @triton.jit
-def _distance_and_parameter(x, target, parameter, common_step):
+def _distance_and_parameter(x, target, parameter, step):
     """``|x - target|``, the parameter and half of it, as PyTorch's CUDA huber and smooth_l1
-    kernels have them in the common dtype ``scalar_t``: the difference of two scalar_t is a
-    scalar_t (rounded to float16/bfloat16, c10's operator-), ``::abs`` of it a float; the
-    parameter is ``scalar_t(parameter)`` and ``scalar_t(0.5) * parameter`` a scalar_t product;
-    every later step mixes in a float, so it is float math (the skeleton rounds the result)."""
-    z = tl.abs(rounded(x - target, common_step, x.dtype))
-    parameter = rounded(parameter, common_step, x.dtype)
-    return z, parameter, rounded(0.5 * parameter, common_step, x.dtype)
+    kernels have them in the dtype ``scalar_t`` they compute in (``step`` says how a step in it
+    rounds): the difference of two scalar_t is a scalar_t (rounded to float16/bfloat16, c10's
+    operator-), ``::abs`` of it a float; the parameter is ``scalar_t(parameter)`` and
+    ``scalar_t(0.5) * parameter`` a scalar_t product; every later step mixes in a float, so it
+    is float math (the skeleton rounds the result)."""
+    z = tl.abs(rounded(x - target, step, x.dtype))
+    parameter = rounded(parameter, step, x.dtype)
+    return z, parameter, rounded(0.5 * parameter, step, x.dtype)
 
 
 @register
-class HuberLoss(LossOp):
-    nin = 2
+class HuberLoss(_DistanceLoss):
     param_samples = ({"reduction": 0, "delta": 0.5}, {"reduction": 2, "delta": 2.0})
     scalars = {"reduction": 1, "delta": 1.0}
-    dtypes = FLOATING
     dispatch_name = "huber"
-
-    def validate(self, operands, params, out):
-        # PyTorch computes in the common dtype (its kernel dispatches on it) and writes the loss
-        # into out=, or into a new tensor of self's dtype; mean and sum then reduce that
-        x = operands[0]
-        operands, kernel_scalars, compute, common, shape = super().validate(operands, params, out)
-        written = out.dtype if out is not None else x.dtype
-        if not torch.can_cast(common, written):
-            raise errors.cast_error(common, written)
-        self.check_dtype(common)
-        return operands, kernel_scalars, compute, written, shape
-
-    def common_dtype(self, operands, result_dtype):
-        # the loss is computed in the operands' common dtype, whatever out='s dtype
-        return torch.result_type(*operands)
+    written = staticmethod(_huber_written)
+    ref = staticmethod(_cuda_distance_loss(
+        torch.ops.aten.huber_loss, _huber_written,
+        lambda z, delta, half_delta: torch.where(z < delta, 0.5 * z * z, delta * (z - half_delta))))
 
     def check(self, operands, params, result_dtype, out):
         if not params["delta"] > 0:  # PyTorch's check, which NaN fails
             raise RuntimeError("huber_loss does not support non-positive values for delta.")
         super().check(operands, params, result_dtype, out)
 
-    def prepare(self, operands, params):
-        return _with_common_steps(super().prepare(operands, params))
-
     @staticmethod
     @triton.jit
-    def math(x, target, delta, common_step):
-        z, delta, half_delta = _distance_and_parameter(x, target, delta, common_step)
+    def math(x, target, delta, step):
+        z, delta, half_delta = _distance_and_parameter(x, target, delta, step)
         return tl.where(z < delta, 0.5 * z * z, delta * (z - half_delta))
 
 
 @register
-class SmoothL1Loss(LossOp):
-    nin = 2
+class SmoothL1Loss(_DistanceLoss):
     param_samples = ({"reduction": 0, "beta": 0.5}, {"reduction": 2, "beta": 0.0})
     scalars = {"reduction": 1, "beta": 1.0}
-    dtypes = FLOATING
     dispatch_name = "smooth_l1"
     strict_reduction = True
+    written = staticmethod(_smooth_l1_written)
+    ref = staticmethod(_cuda_distance_loss(
+        torch.ops.aten.smooth_l1_loss, _smooth_l1_written,
+        lambda z, beta, half_beta: torch.where(z < beta, 0.5 * z * z / beta, z - half_beta)))
 
     def check(self, operands, params, result_dtype, out):
         if not params["beta"] >= 0:  # PyTorch's check, which NaN fails
             raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
         super().check(operands, params, result_dtype, out)
 
-    def prepare(self, operands, params):
-        return _with_common_steps(super().prepare(operands, params))
-
     @staticmethod
     @triton.jit
-    def math(x, target, beta, common_step):
-        z, beta, half_beta = _distance_and_parameter(x, target, beta, common_step)
+    def math(x, target, beta, step):
+        z, beta, half_beta = _distance_and_parameter(x, target, beta, step)
         # beta == 0 is pure L1: the quadratic branch is empty (z < 0 never holds)
         return tl.where(z < beta, libm.div(0.5 * z * z, beta), z - half_beta)
