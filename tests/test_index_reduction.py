@@ -434,6 +434,34 @@ def test_small_tiles(monkeypatch, int32_limit):
     assert {(block_r, block_c) for _, block_r, block_c, _ in tiles} == {(8, 8)}
 
 
+def test_eye_in_one_pass(monkeypatch):
+    """eye writes its ones and zeros in one launch, in tiles as small as the compiled ones are
+    against a large matrix, into a new tensor or an out= of any strides; an out= that overlaps
+    itself gets PyTorch's zeros-then-diagonal result (two launches)."""
+    from flaggems_exp.families import index
+    from flaggems_exp.runtime.plans import PlanCache
+    monkeypatch.setattr(index, "TILE", 64)
+    monkeypatch.setattr(index, "TILE_COLS", 8)
+    op = REGISTRY["eye"]
+    monkeypatch.setattr(op, "plans", PlanCache())  # plans of larger tiles
+    dev = flaggems_exp.device
+    for size in ((37,), (37, 45), (45, 37), (1, 300)):
+        for dtype in (torch.bool, torch.int32, torch.float16, torch.float64):
+            before = LAUNCHES["eye"]
+            ours = op(*size, dtype=dtype, device=dev)
+            assert LAUNCHES["eye"] - before == 1
+            assert torch.equal(ours.cpu(), torch.eye(*size, dtype=dtype))
+        out, out_cpu = (torch.full(size[::-1] if len(size) == 2 else size * 2, 7.0).to(d).t()
+                        for d in (dev, "cpu"))
+        assert op(*size, out=out) is out
+        assert torch.equal(out.cpu(), torch.eye(*size, out=out_cpu))
+    out, out_cpu = (torch.zeros(1, 45, device=d).expand(37, 45) for d in (dev, "cpu"))
+    before = LAUNCHES["eye"]
+    op(37, 45, out=out)
+    assert LAUNCHES["eye"] - before == 2
+    assert torch.equal(out.cpu(), torch.eye(37, 45, out=out_cpu))
+
+
 @pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
 def test_out(op):
     """``out=``: written through its strides and returned, resized when its shape differs;

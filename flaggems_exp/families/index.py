@@ -33,12 +33,13 @@ SCAN_BLOCK = 1 << 16 if INTERPRETED else 16384
 tiles (with 16 warps, 32 per thread)."""
 
 
-@triton.jit(do_not_specialize=["s0", "s1", "s2"])
+@triton.jit
 def _index_kernel(
     out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, shape, out_strides, x_strides, aux_strides,
     g_shape, g_strides, s0, s1, s2,
     SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
-    READ_X: tl.constexpr, X_ROWS: tl.constexpr, AUX: tl.constexpr, COUNT_ONLY: tl.constexpr,
+    READ_X: tl.constexpr, X_ROWS: tl.constexpr, FILL: tl.constexpr, AUX: tl.constexpr,
+    COUNT_ONLY: tl.constexpr,
     SPARSE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     # one program per BLOCK_R x BLOCK_C tile of the last two dims, tiles in row-major order: the
@@ -90,8 +91,10 @@ def _index_kernel(
         keep_x, take_g, g_index = SELECT(outer, row, col, ncols, aux, rank, s0, s1, s2)
         keep_x = inside & keep_x
         take_g = inside & take_g
-        # the written zero of tril/diag where x is not kept
+        # the written zero of tril/diag where x is not kept, FILL where a plan without x keeps
         value = tl.zeros([BLOCK_R, BLOCK_C], dtype=out_ptr.dtype.element_ty)
+        if FILL != 0:
+            value = tl.where(keep_x, tl.full([BLOCK_R, BLOCK_C], FILL, value.dtype), value)
         if READ_X:
             # a tile that keeps no element of x reads none; one that keeps some reads all of its
             # elements (every coordinate is inside x) with one mask along whole vectors
@@ -150,6 +153,12 @@ def nowhere(like):
 
 
 @triton.jit
+def on_diagonal(outer, row, col, ncols, aux, rank, k, s1, s2):
+    """x (or the plan's fill) on the k-th diagonal of each matrix, zeros elsewhere."""
+    return col - row == k, nowhere(col), col
+
+
+@triton.jit
 def copy(outer, row, col, ncols, aux, rank, s0, s1, s2):
     """Every element from x: a strided copy (of a matrix's diagonal, for diag)."""
     return everywhere(col), nowhere(col), col
@@ -160,7 +169,7 @@ class Plan:
     """What one call moves: the result's shape and dtype and where each element comes from.
 
     x and aux are ``(tensor, strides)`` with strides aligned to the result dims, so broadcast
-    or synthesized layouts (diag's) need no view; ``gather`` is read by flat index through its
+    or synthesized layouts (diag's) need no view; without x, kept elements are ``fill``; ``gather`` is read by flat index through its
     own shape and strides. ``pinned`` trailing dims are never merged into the dims before them,
     so that SELECT's row is the dim before the last ``col_dims`` (the dims its col flattens,
     merged among themselves where every operand allows it).
@@ -174,6 +183,7 @@ class Plan:
     aux_mode: int = AUX_NONE
     gather: torch.Tensor = None
     scalars: tuple = ()
+    fill: object = 0  # the kept elements' value where there is no x (eye's 1)
     pinned: int = 0
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
@@ -311,45 +321,48 @@ class IndexOp(Op):
         inputs = [t for t in (None if same_x else x, plan.aux and plan.aux[0], plan.gather)
                   if t is not None]
         computed_apart(self, out, inputs, lambda: plan.allocate(out.device),
-                       lambda target: self.launch(plan, target, sparse=same_x and target is out))
+                       lambda target: launch_plan(self.name, plan, target,
+                                                  sparse=same_x and target is out))
 
-    def launch(self, plan, out, sparse=False):
-        """The skeleton's launches over the plan's result: one, or for a ranked aux three (hits
-        counted per tile, their offsets, the result)."""
-        ndim = len(out.shape)
-        x, x_strides = plan.x if plan.x else (None, (0,) * ndim)
-        aux, aux_strides = plan.aux if plan.aux else (None, (0,) * ndim)
-        shape, (out_strides, x_strides, aux_strides), col_dims = _collapse(
-            tuple(out.shape), [out.stride(), x_strides, aux_strides], plan.pinned, plan.col_dims)
-        g = plan.gather
-        if g is not None:
-            g_shape, (g_strides,) = geometry.collapse(tuple(g.shape), [g.stride()])
-            g_shape = tuple(max(n, 1) for n in g_shape)  # an empty g is never read
-        else:
-            g_shape, g_strides = (1,), (0,)
-        ranked = aux is not None and plan.aux_mode == AUX_RANKED
-        block_r, block_c, tiles = _tile(shape, whole_rows=ranked)
-        # every index a tile forms, its masked lanes' too, is below the padded shape's
-        padded = shape[:-2] + (triton.cdiv(shape[-2], block_r) * block_r,
-                               triton.cdiv(shape[-1], block_c) * block_c)
-        index_64 = needs_int64([(padded, out_strides), (padded, x_strides),
-                                (padded, aux_strides), (g_shape, g_strides)], math.prod(padded))
-        scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
-        counts = None
-        if ranked:
-            counts = torch.empty(tiles + 1, dtype=torch.int64, device=out.device)
-        args = [out, x if x is not None else out, aux if aux is not None else out,
-                g if g is not None else out, counts if counts is not None else out, shape,
-                out_strides, x_strides, aux_strides, g_shape, g_strides, *scalars]
-        constants = dict(
-            SELECT=plan.select, NDIM=len(shape), COL_DIMS=col_dims,
-            GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
-            X_ROWS=x is not None and x_strides[-1] == 0,
-            AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
-            INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
-            **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
-        if ranked:
-            launch(self.name, _index_kernel, (tiles,), *args, COUNT_ONLY=True, **constants)
-            launch(self.name, _exclusive_scan, (1,), counts, tiles,
-                   BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK), num_warps=16)
-        launch(self.name, _index_kernel, (tiles,), *args, COUNT_ONLY=False, **constants)
+
+def launch_plan(name, plan, out, sparse=False):
+    """The skeleton's launches over a plan's result in ``out``, counted for ``name``: one, or
+    for a ranked aux three (hits counted per tile, their offsets, the result); ``sparse``: out
+    is x itself, only the elements that change are written."""
+    ndim = len(out.shape)
+    x, x_strides = plan.x if plan.x else (None, (0,) * ndim)
+    aux, aux_strides = plan.aux if plan.aux else (None, (0,) * ndim)
+    shape, (out_strides, x_strides, aux_strides), col_dims = _collapse(
+        tuple(out.shape), [out.stride(), x_strides, aux_strides], plan.pinned, plan.col_dims)
+    g = plan.gather
+    if g is not None:
+        g_shape, (g_strides,) = geometry.collapse(tuple(g.shape), [g.stride()])
+        g_shape = tuple(max(n, 1) for n in g_shape)  # an empty g is never read
+    else:
+        g_shape, g_strides = (1,), (0,)
+    ranked = aux is not None and plan.aux_mode == AUX_RANKED
+    block_r, block_c, tiles = _tile(shape, whole_rows=ranked)
+    # every index a tile forms, its masked lanes' too, is below the padded shape's
+    padded = shape[:-2] + (triton.cdiv(shape[-2], block_r) * block_r,
+                           triton.cdiv(shape[-1], block_c) * block_c)
+    index_64 = needs_int64([(padded, out_strides), (padded, x_strides),
+                            (padded, aux_strides), (g_shape, g_strides)], math.prod(padded))
+    scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
+    counts = None
+    if ranked:
+        counts = torch.empty(tiles + 1, dtype=torch.int64, device=out.device)
+    args = [out, x if x is not None else out, aux if aux is not None else out,
+            g if g is not None else out, counts if counts is not None else out, shape,
+            out_strides, x_strides, aux_strides, g_shape, g_strides, *scalars]
+    constants = dict(
+        SELECT=plan.select, NDIM=len(shape), COL_DIMS=col_dims,
+        GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
+        X_ROWS=x is not None and x_strides[-1] == 0, FILL=plan.fill,
+        AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
+        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
+        **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
+    if ranked:
+        launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=True, **constants)
+        launch(name, _exclusive_scan, (1,), counts, tiles,
+               BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK), num_warps=16)
+    launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=False, **constants)

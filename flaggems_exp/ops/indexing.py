@@ -6,7 +6,8 @@ import triton
 import triton.language as tl
 
 from ..families import register
-from ..families.index import AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere
+from ..families.index import (AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere,
+                              on_diagonal)
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.plans import not_replayable
@@ -156,16 +157,12 @@ class Tril(IndexOp):
 
 @register
 class Diag(IndexOp):
-    @staticmethod
-    @triton.jit
-    def select(outer, row, col, ncols, aux, rank, diagonal, s1, s2):
-        return col - row == diagonal, nowhere(col), col
-
     def prepare(self, out, inplace, x, diagonal):
         if x.dim() == 1:  # a square matrix whose diagonal-th diagonal is x
             n = x.shape[0] + abs(diagonal)
             strides = (x.stride(0), 0) if diagonal >= 0 else (0, x.stride(0))
-            return Plan((n, n), x.dtype, self.select, x=(x, strides), scalars=(diagonal,), pinned=2)
+            return Plan((n, n), x.dtype, on_diagonal, x=(x, strides), scalars=(diagonal,),
+                        pinned=2)
         if x.dim() == 2:  # a copy of the diagonal (a strided view)
             d = torch.diagonal(x, diagonal)
             return Plan(tuple(d.shape), x.dtype, copy, x=(d, d.stride()))
