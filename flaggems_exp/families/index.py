@@ -332,6 +332,8 @@ def launch_plan(name, plan, out, sparse=False):
     ndim = len(out.shape)
     x, x_strides = plan.x if plan.x else (None, (0,) * ndim)
     aux, aux_strides = plan.aux if plan.aux else (None, (0,) * ndim)
+    if aux is not None and aux.dtype == torch.bool:
+        aux = aux.view(torch.uint8)  # read as bytes: compiled, a bool load unpacks bit by bit
     shape, (out_strides, x_strides, aux_strides), col_dims = _collapse(
         tuple(out.shape), [out.stride(), x_strides, aux_strides], plan.pinned, plan.col_dims)
     g = plan.gather
