@@ -239,13 +239,15 @@ class IndexOp(Op):
 
     Declare on a subclass:
       select    ``@triton.jit def select(outer, row, col, ncols, aux, rank, s0, s1, s2)``
-                returning ``(keep_x, take_g, g_index)`` for a block of output elements: ``col``
+                returning ``(keep_x, take_g, g_index)`` for a tile of output elements: ``col``
                 is their flat index over the plan's last ``col_dims`` result dims (the last
                 one by default; ``ncols`` of them), ``row`` their coordinate along the dim
-                before and ``outer`` their flat index over the dims before that; ``aux`` the
-                auxiliary operand's element
-                (0 without one), ``rank`` the number of nonzero aux elements before this one in
-                row-major order (ranked aux only); ``s0..s2`` the plan's integer scalars.
+                before and ``outer`` their flat index over the dims before that (each a 2-d
+                tensor that may be one row or one column of the tile, broadcast as they
+                combine: what depends on rows only is computed once per row); ``aux`` the
+                auxiliary operand's element (0 without one), ``rank`` the number of nonzero
+                aux elements before this one in row-major order (ranked aux only);
+                ``s0..s2`` the plan's integer scalars (specialized: a 1 is a constant).
                 ``g_index`` is a flat row-major index into the gathered tensor.
       prepare   ``prepare(out, inplace, *args)`` (args in schema order): validates with
                 PyTorch's messages and returns a ``Plan`` (a plan may name another select).
@@ -260,7 +262,10 @@ class IndexOp(Op):
 
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
-    result's dtype), and a written zero wherever neither source is selected. An in-place or
+    result's dtype), and a written zero wherever neither source is selected. It runs in tiles of
+    the result's last two dims (after merging dims) with sizes and strides specialized, so a
+    row-major operand moves in 16-byte vectors; a tile that keeps no element of x reads none of
+    it, and one that gathers nothing reads no g. An in-place or
     out= call whose output shares memory with an input other than the identical view of x is
     computed into a temporary first; where out is x itself only changed elements are written.
     """
@@ -268,7 +273,6 @@ class IndexOp(Op):
     family = "IndexOp"
     select = None
     out_overlap = True
-
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, None if inplace else out)
