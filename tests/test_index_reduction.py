@@ -379,9 +379,10 @@ def test_inplace_through_strides_and_aliasing():
 @pytest.mark.parametrize("int32_limit", [None, 16], ids=["int32", "int64"])
 def test_small_tiles(monkeypatch, int32_limit):
     """Tiles as small as the compiled ones are against a large tensor, many per call: tiles wholly
-    kept, wholly zeroed and across tril's diagonal; in place, tiles wholly and partly written;
-    slices along rows and along columns; masked_scatter's hits counted in tiles of whole rows
-    and in pieces of a row, their offsets scanned in several blocks. PyTorch's answers."""
+    kept, wholly zeroed and across tril's diagonal, tiles of rows of several matrices; in place,
+    tiles wholly and partly written; slices along rows and along columns; masked_scatter's hits
+    counted in tiles of whole rows and in pieces of a row, their offsets scanned in several
+    blocks. PyTorch's answers."""
     from flaggems_exp.families import index
     from flaggems_exp.runtime import indexing, launch
     from flaggems_exp.runtime.plans import PlanCache
@@ -408,7 +409,9 @@ def test_small_tiles(monkeypatch, int32_limit):
     narrow = torch.randn(6, 37, generator=gen).t()  # (37, 6): tiles of whole rows
     narrow_mask = torch.rand(37, 6, generator=gen) > 0.5
     source = torch.randn(2000, generator=gen)
+    small = torch.randn(4, 5, 6, generator=gen).permute(2, 0, 1).contiguous().permute(1, 2, 0)
     calls = [("tril", (t, k)) for t in (x, batched) for k in (0, 9, -20, 60)]
+    calls += [("tril", (small, k)) for k in (0, 2, -3)]  # tiles across several matrices
     calls += [("tril_", (x.clone(), k)) for k in (0, 9, -20)]
     calls += [("diag", (x[0], k)) for k in (0, 3, -11)]
     calls += [("diag", (torch.randn(160, 150, generator=gen).t(), k)) for k in (2, -3)]
@@ -418,6 +421,7 @@ def test_small_tiles(monkeypatch, int32_limit):
               for dim, start, end, step, shape in slices]
     calls += [("masked_scatter", (x, mask, source)), ("masked_scatter", (x, mask[:1], source)),
               ("masked_scatter", (narrow, narrow_mask, source)),
+              ("masked_scatter", (small, torch.rand(4, 5, 6, generator=gen) > 0.5, source)),
               ("masked_scatter_", (x.clone(), mask, source)),
               ("masked_scatter_", (narrow.clone(), narrow_mask, source))]
     calls += [("take", (x, torch.randint(-x.numel(), x.numel(), (40, 50), generator=gen).t()))]

@@ -42,22 +42,21 @@ def _index_kernel(
     COUNT_ONLY: tl.constexpr,
     SPARSE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    # one program per BLOCK_R x BLOCK_C tile of the last two dims, tiles in row-major order: the
-    # dims before them are one coordinate per program, the tile's rows and columns come from
-    # aranges, so no element divides by a size. Sizes and strides are specialized (divisible by
-    # 16, or 1): the compiler then sees unit-stride columns and aligned rows and vectorizes
+    # one program per tile of BLOCK_R rows (the row-major index over every dim but the last)
+    # by BLOCK_C columns (the last dim), tiles in row-major order: columns come from an arange
+    # and a row's coordinates from one division per dim but the first and last, so no element
+    # divides by a size. Sizes and strides are specialized (divisible by 16, or 1): the
+    # compiler then sees unit-stride columns and aligned rows, and vectorizes
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
     col_tiles = tl.cdiv(shape[NDIM - 1], BLOCK_C)
-    row_tiles = tl.cdiv(shape[NDIM - 2], BLOCK_R)
     tile_row = pid // col_tiles
     cols = (pid - tile_row * col_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
-    lead_index = tile_row // row_tiles
-    rows = (tile_row - lead_index * row_tiles) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    lead, _ = unravel(lead_index, shape, 0, NDIM - 2)
-    coords = lead + (rows, cols)
-    inside = (rows < shape[NDIM - 2]) & (cols < shape[NDIM - 1])
+    middle, first = unravel(tile_row * BLOCK_R + tl.arange(0, BLOCK_R)[:, None], shape, 1,
+                            NDIM - 1)
+    coords = (first,) + middle + (cols,)
+    inside = (first < shape[0]) & (cols < shape[NDIM - 1])
     zero = tl.zeros([BLOCK_R, BLOCK_C], dtype=pid.dtype)
     # the coordinates SELECT sees: col (the last COL_DIMS dims, flat; ncols of them), row (the
     # dim before) and outer (the dims before row, flat)
@@ -100,8 +99,9 @@ def _index_kernel(
             # elements (every coordinate is inside x) with one mask along whole vectors
             if tl.max(keep_x.to(tl.int8)) > 0:
                 if X_ROWS:  # x is constant along the columns (a broadcast vector): one per row
-                    x_off = offset(lead + (rows, tl.zeros_like(rows)), x_strides, rows)
-                    kept = tl.load(x_ptr + x_off, mask=rows < shape[NDIM - 2], other=0)
+                    row_coords = (first,) + middle + (tl.zeros_like(first),)
+                    kept = tl.load(x_ptr + offset(row_coords, x_strides, first),
+                                   mask=first < shape[0], other=0)
                 else:
                     kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside, other=0)
                 value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
@@ -223,15 +223,18 @@ def _collapse(shape, strides_list, pinned, col_dims):
 
 
 def _tile(shape, whole_rows):
-    """(BLOCK_R, BLOCK_C, programs) of a launch over ``shape``'s last two dims in tiles; with
-    ``whole_rows`` a tile is whole rows or a piece of one row, so that tiles in launch order
-    hold the elements in row-major order."""
-    rows, cols = shape[-2:]
+    """(BLOCK_R, BLOCK_C, programs, the padded shape) of a launch over ``shape`` in tiles of
+    rows (every dim but the last, flat) by columns; with ``whole_rows`` a tile is whole rows or
+    a piece of one row, so that tiles in launch order hold the elements in row-major order. The
+    padded shape holds every coordinate a tile forms, its masked lanes' too."""
+    rows, cols = math.prod(shape[:-1]), shape[-1]
     block_c = min(triton.next_power_of_2(cols),
                   TILE if whole_rows else max(TILE_COLS, TILE // triton.next_power_of_2(rows)))
     block_r = min(triton.next_power_of_2(rows), TILE // block_c)
-    tiles = math.prod(shape[:-2]) * triton.cdiv(rows, block_r) * triton.cdiv(cols, block_c)
-    return block_r, block_c, tiles
+    row_tiles, col_tiles = triton.cdiv(rows, block_r), triton.cdiv(cols, block_c)
+    padded = ((triton.cdiv(row_tiles * block_r, math.prod(shape[1:-1])),) + tuple(shape[1:-1])
+              + (col_tiles * block_c,))
+    return block_r, block_c, row_tiles * col_tiles, padded
 
 
 class IndexOp(Op):
@@ -263,8 +266,8 @@ class IndexOp(Op):
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
     result's dtype), and a written zero wherever neither source is selected. It runs in tiles of
-    the result's last two dims (after merging dims) with sizes and strides specialized, so a
-    row-major operand moves in 16-byte vectors; a tile that keeps no element of x reads none of
+    rows (every dim but the last, after merging dims) by columns, sizes and strides
+    specialized, so a row-major operand moves in 16-byte vectors; a tile that keeps no element of x reads none of
     it, and one that gathers nothing reads no g. An in-place or
     out= call whose output shares memory with an input other than the identical view of x is
     computed into a temporary first; where out is x itself only changed elements are written.
@@ -347,10 +350,7 @@ def launch_plan(name, plan, out, sparse=False):
     else:
         g_shape, g_strides = (1,), (0,)
     ranked = aux is not None and plan.aux_mode == AUX_RANKED
-    block_r, block_c, tiles = _tile(shape, whole_rows=ranked)
-    # every index a tile forms, its masked lanes' too, is below the padded shape's
-    padded = shape[:-2] + (triton.cdiv(shape[-2], block_r) * block_r,
-                           triton.cdiv(shape[-1], block_c) * block_c)
+    block_r, block_c, tiles, padded = _tile(shape, whole_rows=ranked)
     index_64 = needs_int64([(padded, out_strides), (padded, x_strides),
                             (padded, aux_strides), (g_shape, g_strides)], math.prod(padded))
     scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
