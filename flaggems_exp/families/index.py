@@ -130,9 +130,11 @@ def _index_kernel(
             tl.store(out_ptrs, value, mask=inside)
 
 
-@triton.jit(do_not_specialize=["n"])
-def _exclusive_scan(counts_ptr, n, BLOCK: tl.constexpr):
-    """counts[0:n] -> their exclusive prefix sums, and counts[n] = the total (one program)."""
+@triton.jit(do_not_specialize=["n", "limit"])
+def _exclusive_scan(counts_ptr, n, limit, MESSAGE: tl.constexpr, BLOCK: tl.constexpr):
+    """counts[0:n] -> their exclusive prefix sums, and counts[n] = the total (one program); a
+    total above ``limit`` is reported with MESSAGE (a device assertion: compiled in only under
+    Triton's debug option)."""
     carry = tl.zeros([], dtype=tl.int64)
     for start in range(0, n, BLOCK):
         offsets = start + tl.arange(0, BLOCK)
@@ -140,6 +142,8 @@ def _exclusive_scan(counts_ptr, n, BLOCK: tl.constexpr):
         tl.store(counts_ptr + offsets, tl.cumsum(counts, axis=0) - counts + carry, mask=offsets < n)
         carry += tl.sum(counts, axis=0)
     tl.store(counts_ptr + n, carry)
+    if MESSAGE is not None:
+        tl.device_assert(carry <= limit, MESSAGE)
 
 
 @triton.jit
@@ -188,6 +192,8 @@ class Plan:
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
     device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
+    # (most hits, message): a ranked aux with more hits is an error, checked on the device
+    hits_check: tuple = None
 
     def allocate(self, device):
         if self.strides is None:
@@ -260,8 +266,9 @@ class IndexOp(Op):
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
     A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
     PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
-    host read); compiled kernels launch it with Triton's ``debug`` option. The interpreter
-    ignores device asserts: there the op's ``validate`` checks on the host.
+    host read); compiled kernels launch it with Triton's ``debug`` option. A plan's
+    ``hits_check`` is made so too, once, on the ranked aux's total (PyTorch's CUDA size check
+    of masked_scatter). The interpreter ignores device asserts: there the op checks on the host.
 
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
@@ -369,6 +376,8 @@ def launch_plan(name, plan, out, sparse=False):
         **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
     if ranked:
         launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=True, **constants)
-        launch(name, _exclusive_scan, (1,), counts, tiles,
-               BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK), num_warps=16)
+        limit, message = plan.hits_check or (0, None)
+        launch(name, _exclusive_scan, (1,), counts, tiles, limit, MESSAGE=message,
+               BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK), num_warps=16,
+               **(_DEVICE_CHECKS if message is not None and not INTERPRETED else {}))
     launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=False, **constants)

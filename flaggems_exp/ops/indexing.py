@@ -84,13 +84,10 @@ class Take(IndexOp):
 @register
 class MaskedScatter(IndexOp):
     launches_per_call = 3  # the mask's hits counted per block, their offsets, the scatter
+
     @staticmethod
     @triton.jit
-    def select(outer, row, col, ncols, mask, rank, source_numel, s1, s2):
-        # compiled in only under the plan's device_checks: PyTorch's CUDA kernel checks the
-        # count on the device too, with no host read
-        tl.device_assert((mask == 0) | (rank < source_numel),
-                         "masked_scatter: Number of elements of source < number of ones in mask")
+    def select(outer, row, col, ncols, mask, rank, s0, s1, s2):
         return mask == 0, mask != 0, rank  # source is consumed in row-major order of the hits
 
     def prepare(self, out, inplace, x, mask, source):
@@ -107,14 +104,16 @@ class MaskedScatter(IndexOp):
             raise RuntimeError("masked_scatter_ only supports boolean masks, but got mask with "
                                "dtype " + errors.scalar_type_name(mask.dtype))
         if INTERPRETED:
-            # compiled, the kernel checks the count on the device (select's device assert);
-            # the interpreter has no device asserts, so here the hits are counted on the host
+            # compiled, the count is checked on the device, with no host read, as PyTorch's
+            # CUDA kernel does (the plan's hits_check); the interpreter has no device asserts,
+            # so here the hits are counted on the host
             not_replayable()  # the count is read back to the host
             if int(torch.count_nonzero(mask.expand(shape))) > source.numel():
                 raise RuntimeError("Number of elements of source < number of ones in mask")
         return Plan(shape, x.dtype, self.select, x=(x, geometry.expanded_strides(x, shape)),
                     aux=(mask, geometry.expanded_strides(mask, shape)), aux_mode=AUX_RANKED,
-                    gather=source, scalars=(source.numel(),), device_checks=True)
+                    gather=source, hits_check=(source.numel(), "masked_scatter: Number of "
+                                               "elements of source < number of ones in mask"))
 
     def sample_args(self, dtype, shape, make):
         x = make()
