@@ -376,6 +376,96 @@ def test_inplace_through_strides_and_aliasing():
     assert torch.equal(b.cpu(), expected)
 
 
+@pytest.mark.parametrize("int32_limit", [None, 16], ids=["int32", "int64"])
+def test_small_tiles(monkeypatch, int32_limit):
+    """Tiles as small as the compiled ones are against a large tensor, many per call: tiles wholly
+    kept, wholly zeroed and across tril's diagonal, tiles of rows of several matrices; in place,
+    tiles wholly and partly written; slices along rows and along columns; masked_scatter's hits
+    counted in tiles of whole rows and in pieces of a row, their offsets scanned in several
+    blocks. PyTorch's answers."""
+    from flaggems_exp.families import index
+    from flaggems_exp.runtime import indexing, launch
+    from flaggems_exp.runtime.plans import PlanCache
+    monkeypatch.setattr(index, "TILE", 64)
+    monkeypatch.setattr(index, "TILE_COLS", 8)
+    monkeypatch.setattr(index, "SCAN_BLOCK", 4)
+    if int32_limit:
+        monkeypatch.setattr(indexing, "INT32_LIMIT", int32_limit)
+    tiles = []
+    run_kernel = launch.run_kernel
+
+    def recorded(kernel, grid, args, options):
+        if "BLOCK_C" in options:
+            tiles.append((grid[0], options["BLOCK_R"], options["BLOCK_C"], options["INDEX_64"]))
+        return run_kernel(kernel, grid, args, options)
+
+    monkeypatch.setattr(launch, "run_kernel", recorded)
+    gen = torch.Generator().manual_seed(17)
+    x = torch.randn(37, 45, generator=gen)
+    x[::5, ::3] = float("nan")
+    x[1::7] = -0.0
+    batched = torch.randn(45, 3, 37, generator=gen).permute(1, 2, 0)  # (3, 37, 45), not dense
+    mask = torch.rand(37, 45, generator=gen) > 0.4
+    narrow = torch.randn(6, 37, generator=gen).t()  # (37, 6): tiles of whole rows
+    narrow_mask = torch.rand(37, 6, generator=gen) > 0.5
+    source = torch.randn(2000, generator=gen)
+    small = torch.randn(4, 5, 6, generator=gen).permute(2, 0, 1).contiguous().permute(1, 2, 0)
+    calls = [("tril", (t, k)) for t in (x, batched) for k in (0, 9, -20, 60)]
+    calls += [("tril", (small, k)) for k in (0, 2, -3)]  # tiles across several matrices
+    calls += [("tril_", (x.clone(), k)) for k in (0, 9, -20)]
+    calls += [("diag", (x[0], k)) for k in (0, 3, -11)]
+    calls += [("diag", (torch.randn(160, 150, generator=gen).t(), k)) for k in (2, -3)]
+    slices = ((0, 3, 30, 1, (27, 45)), (0, 1, 37, 3, (12, 45)), (1, 2, 40, 2, (37, 19)),
+              (1, 0, 16, 1, (37, 16)))
+    calls += [("slice_scatter", (x, torch.randn(shape, generator=gen), dim, start, end, step))
+              for dim, start, end, step, shape in slices]
+    calls += [("masked_scatter", (x, mask, source)), ("masked_scatter", (x, mask[:1], source)),
+              ("masked_scatter", (narrow, narrow_mask, source)),
+              ("masked_scatter", (small, torch.rand(4, 5, 6, generator=gen) > 0.5, source)),
+              ("masked_scatter_", (x.clone(), mask, source)),
+              ("masked_scatter_", (narrow.clone(), narrow_mask, source))]
+    calls += [("take", (x, torch.randint(-x.numel(), x.numel(), (40, 50), generator=gen).t()))]
+    for name, args in calls:
+        monkeypatch.setattr(REGISTRY[name], "plans", PlanCache())  # plans of larger tiles
+        del tiles[:]
+        check_call(REGISTRY[name], Call(args), exact=True)
+        assert tiles and all(programs > 1 and block_r * block_c <= 64 for programs, block_r,
+                             block_c, _ in tiles), (name, tiles)
+        assert all(index_64 == bool(int32_limit) for *_, index_64 in tiles), (name, tiles)
+    monkeypatch.setattr(REGISTRY["masked_scatter"], "plans", PlanCache())
+    del tiles[:]
+    REGISTRY["masked_scatter"](*testing.on_device(Call((narrow, narrow_mask, source))).args)
+    assert {(block_r, block_c) for _, block_r, block_c, _ in tiles} == {(8, 8)}
+
+
+def test_eye_in_one_pass(monkeypatch):
+    """eye writes its ones and zeros in one launch, in tiles as small as the compiled ones are
+    against a large matrix, into a new tensor or an out= of any strides; an out= that overlaps
+    itself gets PyTorch's zeros-then-diagonal result (two launches)."""
+    from flaggems_exp.families import index
+    from flaggems_exp.runtime.plans import PlanCache
+    monkeypatch.setattr(index, "TILE", 64)
+    monkeypatch.setattr(index, "TILE_COLS", 8)
+    op = REGISTRY["eye"]
+    monkeypatch.setattr(op, "plans", PlanCache())  # plans of larger tiles
+    dev = flaggems_exp.device
+    for size in ((37,), (37, 45), (45, 37), (1, 300)):
+        for dtype in (torch.bool, torch.int32, torch.float16, torch.float64):
+            before = LAUNCHES["eye"]
+            ours = op(*size, dtype=dtype, device=dev)
+            assert LAUNCHES["eye"] - before == 1
+            assert torch.equal(ours.cpu(), torch.eye(*size, dtype=dtype))
+        out, out_cpu = (torch.full(size[::-1] if len(size) == 2 else size * 2, 7.0).to(d).t()
+                        for d in (dev, "cpu"))
+        assert op(*size, out=out) is out
+        assert torch.equal(out.cpu(), torch.eye(*size, out=out_cpu))
+    out, out_cpu = (torch.zeros(1, 45, device=d).expand(37, 45) for d in (dev, "cpu"))
+    before = LAUNCHES["eye"]
+    op(37, 45, out=out)
+    assert LAUNCHES["eye"] - before == 2
+    assert torch.equal(out.cpu(), torch.eye(37, 45, out=out_cpu))
+
+
 @pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
 def test_out(op):
     """``out=``: written through its strides and returned, resized when its shape differs;

@@ -9,9 +9,10 @@ from flaggems_exp.runtime.plans import PlanCache
 
 @pytest.mark.parametrize("name", ["sigmoid", "tril"])
 def test_last_block_masked_lanes_count(name, monkeypatch):
-    """A flat launch forms every index below its grid size times its block, masked lanes
-    included: where those pass int32 (numel a little below 2**31), it computes in int64, since a
-    wrapped index compares below numel and its lane would write far out of bounds."""
+    """A launch forms every index below its grid size times its block (a flat launch's, or
+    IndexOp's tile of rows by columns), masked lanes included: where those pass int32 (numel a
+    little below 2**31), it computes in int64, since a wrapped index compares below numel and
+    its lane would write far out of bounds."""
     monkeypatch.setattr(indexing, "INT32_LIMIT", 50)  # above 40 elements, below a 64-wide block
     op = REGISTRY[name]
     monkeypatch.setattr(op, "plans", PlanCache())  # an earlier call's plan replays its launch
@@ -19,7 +20,8 @@ def test_last_block_masked_lanes_count(name, monkeypatch):
     run_kernel = launch.run_kernel
 
     def recorded(kernel, grid, args, options):
-        widths.append((options["INDEX_64"], grid[0] * options["BLOCK"]))
+        block = options["BLOCK"] if "BLOCK" in options else options["BLOCK_R"] * options["BLOCK_C"]
+        widths.append((options["INDEX_64"], grid[0] * block))
         return run_kernel(kernel, grid, args, options)
 
     monkeypatch.setattr(launch, "run_kernel", recorded)

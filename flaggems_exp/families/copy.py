@@ -54,6 +54,13 @@ def _bits(t):
     return t.view(_SAME_WIDTH[t.element_size()])
 
 
+def check_device(op, out):
+    """Refuses an ``out`` on a device our kernels do not run on (a factory's device=)."""
+    if out.device.type != DEVICE:
+        raise errors.NotCovered(f"flaggems_exp.{op.name}: the kernels run on {DEVICE} tensors, "
+                                f"not on {out.device.type} ones")
+
+
 def write(op, out, source):
     """``out[...] = source`` (a tensor broadcast to out's shape, or a number), converted to
     out's dtype, through out's strides; one launch of the pointwise skeleton with the identity
@@ -62,9 +69,7 @@ def write(op, out, source):
     result = out
     if out.numel() == 0:
         return result
-    if out.device.type != DEVICE:
-        raise errors.NotCovered(f"flaggems_exp.{op.name}: the kernels run on {DEVICE} tensors, "
-                                f"not on {out.device.type} ones")
+    check_device(op, out)
     is_tensor = isinstance(source, torch.Tensor)
     if is_tensor and source.dtype == out.dtype and not out.is_complex() and (
             out.is_floating_point() or out.dtype not in TL_DTYPE):

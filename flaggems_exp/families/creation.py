@@ -72,8 +72,8 @@ class CreationOp(Op):
                    takes unless dtype=/device= say otherwise (None for factories: the default
                    dtype, PyTorch's default device).
     Optional hooks: ``fill_value(dtype, *args)`` (the value for a result of ``dtype``, checked:
-    scalar_tensor's is an argument); ``finish(out)`` for writes after the fill (eye's
-    diagonal). Class flags: ``out_dtype_must_match`` (out= must have the result's dtype, as in
+    scalar_tensor's is an argument); ``fill(out, value)``, the writes (``copy.write`` of the
+    value; eye writes its zeros and its diagonal). Class flags: ``out_dtype_must_match`` (out= must have the result's dtype, as in
     PyTorch's generated out= wrappers; factories' out= write in out's dtype) and
     ``any_dtype`` (zeros and uninitialised tensors of every dtype, complex included: a zero is
     zero bits whatever the dtype).
@@ -97,8 +97,8 @@ class CreationOp(Op):
     def fill_value(self, dtype, *args, **kwargs):
         return self.value
 
-    def finish(self, out):
-        pass
+    def fill(self, out, value):
+        write(self, out, value)
 
     def call_out(self, args, kwargs, out, inplace):
         options = {k: v for k, v in kwargs.items() if k in _FACTORY_OPTIONS}
@@ -130,8 +130,7 @@ class CreationOp(Op):
                 if out.shape != tuple(shape):
                     out.resize_(shape)  # the op's own out= kernel: a silent resize
         if value is not None:
-            write(self, out, value)
-            self.finish(out)
+            self.fill(out, value)
         return out
 
     def new(self, shape, strides, like, dtype, options):

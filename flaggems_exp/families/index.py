@@ -9,9 +9,8 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import block_size, grid_size, needs_int64, offset, unravel
+from ..runtime.indexing import needs_int64, offset, unravel
 from ..runtime.launch import launch
-from ..runtime.plans import not_replayable
 from ..runtime.triton_types import converted
 from .base import Op, bind
 from .copy import computed_apart
@@ -20,85 +19,122 @@ from .copy import computed_apart
 # running count of hits is the gather index (masked_scatter: source is consumed in order)
 AUX_NONE, AUX_VALUE, AUX_RANKED = 0, 1, 2
 
+TILE = 1 << 16 if INTERPRETED else 4096
+"""Elements per program (one tile) at most: the interpreter runs one program at a time, so
+fewer, larger tiles run faster there."""
 
-@triton.jit(do_not_specialize=["numel", "shape", "out_strides", "x_strides", "aux_strides",
-                               "g_shape", "g_strides", "s0", "s1", "s2"])
+TILE_COLS = TILE if INTERPRETED else 256
+"""Columns per tile at most where tiles may be any rectangle: compiled, 256 columns are a warp's
+whole row of 16-byte vectors (float16), and tiles near square leave few of them across a
+diagonal, where every element is read."""
+
+SCAN_BLOCK = 1 << 16 if INTERPRETED else 16384
+"""Tile counts the block scan takes at once: one pass for up to 64M elements in 4096-element
+tiles (with 16 warps, 32 per thread)."""
+
+
+@triton.jit
 def _index_kernel(
-    out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, numel, shape, out_strides, x_strides, aux_strides,
+    out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, shape, out_strides, x_strides, aux_strides,
     g_shape, g_strides, s0, s1, s2,
     SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
-    READ_X: tl.constexpr,
-    AUX: tl.constexpr, COUNT_ONLY: tl.constexpr, SPARSE: tl.constexpr, INDEX_64: tl.constexpr,
-    DENSE: tl.constexpr,
-    BLOCK: tl.constexpr,
+    READ_X: tl.constexpr, X_ROWS: tl.constexpr, FILL: tl.constexpr, AUX: tl.constexpr,
+    COUNT_ONLY: tl.constexpr,
+    SPARSE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
+    # one program per tile of BLOCK_R rows (the row-major index over every dim but the last)
+    # by BLOCK_C columns (the last dim), tiles in row-major order: columns come from an arange
+    # and a row's coordinates from one division per dim but the first and last, so no element
+    # divides by a size. Sizes and strides are specialized (divisible by 16, or 1): the
+    # compiler then sees unit-stride columns and aligned rows, and vectorizes
     pid = tl.program_id(0)
     if INDEX_64:
-        flat = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    else:
-        flat = pid * BLOCK + tl.arange(0, BLOCK)
-    inside = flat < numel
-    # the output's row-major index -> its coordinates, and the coordinates SELECT sees: col
-    # (the last COL_DIMS dims, flat; ncols of them), row (the dim before) and outer (the dims
-    # before row, flat), which the unravelling leaves on its way
+        pid = pid.to(tl.int64)
+    col_tiles = tl.cdiv(shape[NDIM - 1], BLOCK_C)
+    tile_row = pid // col_tiles
+    cols = (pid - tile_row * col_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+    middle, first = unravel(tile_row * BLOCK_R + tl.arange(0, BLOCK_R)[:, None], shape, 1,
+                            NDIM - 1)
+    coords = (first,) + middle + (cols,)
+    inside = (first < shape[0]) & (cols < shape[NDIM - 1])
+    zero = tl.zeros([BLOCK_R, BLOCK_C], dtype=pid.dtype)
+    # the coordinates SELECT sees: col (the last COL_DIMS dims, flat; ncols of them), row (the
+    # dim before) and outer (the dims before row, flat)
+    outer = tl.zeros([1, 1], dtype=pid.dtype)
+    for d in tl.static_range(NDIM - COL_DIMS - 1):
+        outer = outer * shape[d] + coords[d]
+    row = tl.zeros([1, 1], dtype=pid.dtype)
     if NDIM > COL_DIMS:
-        inner, outer = unravel(flat, shape, NDIM - COL_DIMS - 1, NDIM)
-        lead, _ = unravel(outer, shape, 0, NDIM - COL_DIMS - 1)
-        coords = lead + inner
-        row = inner[0]
-    else:
-        coords, _ = unravel(flat, shape, 0, NDIM)
-        row = tl.zeros_like(flat)
-        outer = tl.zeros_like(flat)
-    col = tl.zeros_like(flat)
+        row += coords[NDIM - COL_DIMS - 1]
+    col = tl.zeros([1, 1], dtype=pid.dtype)
     ncols = 1
     for d in tl.static_range(NDIM - 1, NDIM - COL_DIMS - 1, -1):
         col += coords[d] * ncols
         ncols = ncols * shape[d]
-    out_off = offset(coords, out_strides, flat)
-    x_off = offset(coords, x_strides, flat)
-    aux_off = offset(coords, aux_strides, flat)
-    # out (bit 0) and x (bit 1) laid out row-major: their offset is the flat index itself, which
-    # the compiler can see is contiguous, so those loads and stores are vectorized
-    if DENSE & 1:
-        out_off = flat
-    if DENSE & 2:
-        x_off = flat
     if AUX == 0:
-        aux = tl.zeros_like(flat)
+        aux = zero
     else:
-        aux = tl.load(aux_ptr + aux_off, mask=inside, other=0)
+        aux = tl.load(aux_ptr + offset(coords, aux_strides, zero), mask=inside, other=0)
     if COUNT_ONLY:
-        # first pass of a ranked gather: hits per block (an exclusive scan turns them into offsets)
-        tl.store(counts_ptr + pid, tl.sum(aux.to(tl.int64), axis=0))
+        # first pass of a ranked gather: hits per tile (an exclusive scan turns them into offsets)
+        tl.store(counts_ptr + pid, tl.sum(aux.to(zero.dtype)).to(tl.int64))
     else:
-        rank = tl.zeros_like(flat).to(tl.int64)
+        rank = zero
         if AUX == 2:
-            hits = aux.to(tl.int64)
-            rank = tl.cumsum(hits, axis=0) - hits + tl.load(counts_ptr + pid)
+            # hits before each element in row-major order: a tile is whole rows or a piece of one
+            hits = aux.to(zero.dtype)
+            row_hits = tl.sum(hits, axis=1)
+            rows_before = tl.cumsum(row_hits, axis=0) - row_hits
+            rank = (tl.cumsum(hits, axis=1) - hits + rows_before[:, None]
+                    + tl.load(counts_ptr + pid).to(zero.dtype))
         keep_x, take_g, g_index = SELECT(outer, row, col, ncols, aux, rank, s0, s1, s2)
-        # masked-off lanes of x read as 0: the written zero of tril/diag
-        value = tl.zeros([BLOCK], dtype=out_ptr.dtype.element_ty)
+        keep_x = inside & keep_x
+        take_g = inside & take_g
+        # the written zero of tril/diag where x is not kept, FILL where a plan without x keeps
+        value = tl.zeros([BLOCK_R, BLOCK_C], dtype=out_ptr.dtype.element_ty)
+        if FILL != 0:
+            value = tl.where(keep_x, tl.full([BLOCK_R, BLOCK_C], FILL, value.dtype), value)
         if READ_X:
-            value = tl.load(x_ptr + x_off, mask=inside & keep_x, other=0)
-            value = converted(value, out_ptr.dtype.element_ty)
+            # a tile that keeps no element of x reads none; one that keeps some reads all of its
+            # elements (every coordinate is inside x) with one mask along whole vectors
+            if tl.max(keep_x.to(tl.int8)) > 0:
+                if X_ROWS:  # x is constant along the columns (a broadcast vector): one per row
+                    row_coords = (first,) + middle + (tl.zeros_like(first),)
+                    kept = tl.load(x_ptr + offset(row_coords, x_strides, first),
+                                   mask=first < shape[0], other=0)
+                else:
+                    kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside, other=0)
+                value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
         if GDIM > 0:
-            g_off = tl.zeros_like(g_index)
-            for d in tl.static_range(GDIM - 1, -1, -1):  # g read in its logical row-major order
+            g_index = (zero + g_index).to(zero.dtype)
+            g_off = zero
+            for d in tl.static_range(GDIM - 1, 0, -1):  # g read in its logical row-major order
                 g_off += (g_index % g_shape[d]) * g_strides[d]
                 g_index = g_index // g_shape[d]
-            gathered = tl.load(g_ptr + g_off, mask=inside & take_g, other=0)
-            value = tl.where(take_g, converted(gathered, out_ptr.dtype.element_ty), value)
-            if SPARSE:
-                inside = inside & (take_g | (keep_x == 0))
-        elif SPARSE:
-            inside = inside & (keep_x == 0)
-        tl.store(out_ptr + out_off, value, mask=inside)
+            g_off += g_index * g_strides[0]  # a taken index is below g's numel
+            if tl.max(take_g.to(tl.int8)) > 0:
+                gathered = tl.load(g_ptr + g_off, mask=take_g, other=0)
+                value = tl.where(take_g, converted(gathered, out_ptr.dtype.element_ty), value)
+        out_ptrs = out_ptr + offset(coords, out_strides, zero)
+        if SPARSE:
+            # only the elements that change; a tile that changes all of them stores whole vectors
+            # (two ifs, not if/else: the compiler merges an if/else pair of stores to the same
+            # addresses into one store masked per element, which it cannot vectorize)
+            changed = take_g | (inside & (keep_x == 0))
+            whole = tl.min((changed | (inside == 0)).to(tl.int8)) > 0
+            if whole:
+                tl.store(out_ptrs, value, mask=inside)
+            if (tl.max(changed.to(tl.int8)) > 0) & (whole == 0):
+                tl.store(out_ptrs, value, mask=changed)
+        else:
+            tl.store(out_ptrs, value, mask=inside)
 
 
-@triton.jit(do_not_specialize=["n"])
-def _exclusive_scan(counts_ptr, n, BLOCK: tl.constexpr):
-    """counts[0:n] -> their exclusive prefix sums, and counts[n] = the total (one program)."""
+@triton.jit(do_not_specialize=["n", "limit"])
+def _exclusive_scan(counts_ptr, n, limit, MESSAGE: tl.constexpr, BLOCK: tl.constexpr):
+    """counts[0:n] -> their exclusive prefix sums, and counts[n] = the total (one program); a
+    total above ``limit`` is reported with MESSAGE (a device assertion: compiled in only under
+    Triton's debug option)."""
     carry = tl.zeros([], dtype=tl.int64)
     for start in range(0, n, BLOCK):
         offsets = start + tl.arange(0, BLOCK)
@@ -106,6 +142,8 @@ def _exclusive_scan(counts_ptr, n, BLOCK: tl.constexpr):
         tl.store(counts_ptr + offsets, tl.cumsum(counts, axis=0) - counts + carry, mask=offsets < n)
         carry += tl.sum(counts, axis=0)
     tl.store(counts_ptr + n, carry)
+    if MESSAGE is not None:
+        tl.device_assert(carry <= limit, MESSAGE)
 
 
 @triton.jit
@@ -119,6 +157,12 @@ def nowhere(like):
 
 
 @triton.jit
+def on_diagonal(outer, row, col, ncols, aux, rank, k, s1, s2):
+    """x (or the plan's fill) on the k-th diagonal of each matrix, zeros elsewhere."""
+    return col - row == k, nowhere(col), col
+
+
+@triton.jit
 def copy(outer, row, col, ncols, aux, rank, s0, s1, s2):
     """Every element from x: a strided copy (of a matrix's diagonal, for diag)."""
     return everywhere(col), nowhere(col), col
@@ -129,9 +173,10 @@ class Plan:
     """What one call moves: the result's shape and dtype and where each element comes from.
 
     x and aux are ``(tensor, strides)`` with strides aligned to the result dims, so broadcast
-    or synthesized layouts (diag's) need no view; ``gather`` is read by flat index through its
-    own shape and strides. ``pinned`` trailing dims are never merged, so that SELECT's row is
-    the dim before the last ``col_dims`` (the dims its col flattens).
+    or synthesized layouts (diag's) need no view; without x, kept elements are ``fill``; ``gather`` is read by flat index through its
+    own shape and strides. ``pinned`` trailing dims are never merged into the dims before them,
+    so that SELECT's row is the dim before the last ``col_dims`` (the dims its col flattens,
+    merged among themselves where every operand allows it).
     """
 
     shape: tuple
@@ -142,11 +187,13 @@ class Plan:
     aux_mode: int = AUX_NONE
     gather: torch.Tensor = None
     scalars: tuple = ()
+    fill: object = 0  # the kept elements' value where there is no x (eye's 1)
     pinned: int = 0
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
-    counts: torch.Tensor = None  # block offsets of a ranked aux, from ``IndexOp.count_hits``
     device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
+    # (most hits, message): a ranked aux with more hits is an error, checked on the device
+    hits_check: tuple = None
 
     def allocate(self, device):
         if self.strides is None:
@@ -157,18 +204,43 @@ class Plan:
 # a plan's device checks: tl.device_assert is compiled in only under Triton's debug option; the
 # integer-overflow checks that debug would also add are left out (the kernel is otherwise the same)
 _DEVICE_CHECKS = {"debug": True, "sanitize_overflow": False}
-def _collapse(shape, strides_list, pinned):
-    """Merge the leading dims (all but ``pinned`` trailing ones) where every operand allows it."""
-    lead = len(shape) - pinned
-    if lead > 0:
-        cshape, cstrides = geometry.collapse(shape[:lead], [s[:lead] for s in strides_list])
-    else:
-        cshape, cstrides = (), [() for _ in strides_list]
-    shape = tuple(cshape) + tuple(shape[lead:])
-    strides = [tuple(c) + tuple(s[lead:]) for c, s in zip(cstrides, strides_list)]
-    if not shape:
-        return (1,), [(0,) for _ in strides_list]
-    return shape, strides
+
+
+def _collapse(shape, strides_list, pinned, col_dims):
+    """Merge dims where every operand allows it: all of them without ``pinned`` ones, else the
+    leading dims and the ``col_dims`` (SELECT's col) among themselves, the row dim between
+    them alone. Returns the shape, each operand's strides and the col dims left (at least two
+    dims: a leading 1 where fewer are left)."""
+    groups = [(0, len(shape))] if not pinned else [
+        (0, len(shape) - pinned), (len(shape) - pinned, len(shape) - col_dims),
+        (len(shape) - col_dims, len(shape))]
+    merged_shape, merged_strides = (), [() for _ in strides_list]
+    for first, stop in groups:
+        if first == stop:
+            continue
+        group_shape, group_strides = geometry.collapse(
+            shape[first:stop], [s[first:stop] for s in strides_list])
+        merged_shape += tuple(group_shape)
+        merged_strides = [m + tuple(g) for m, g in zip(merged_strides, group_strides)]
+        if stop == len(shape) and pinned:
+            col_dims = len(group_shape) if col_dims else 0
+    pad = max(0, 2 - len(merged_shape))
+    return ((1,) * pad + merged_shape, [(0,) * pad + m for m in merged_strides], col_dims)
+
+
+def _tile(shape, whole_rows):
+    """(BLOCK_R, BLOCK_C, programs, the padded shape) of a launch over ``shape`` in tiles of
+    rows (every dim but the last, flat) by columns; with ``whole_rows`` a tile is whole rows or
+    a piece of one row, so that tiles in launch order hold the elements in row-major order. The
+    padded shape holds every coordinate a tile forms, its masked lanes' too."""
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    block_c = min(triton.next_power_of_2(cols),
+                  TILE if whole_rows else max(TILE_COLS, TILE // triton.next_power_of_2(rows)))
+    block_r = min(triton.next_power_of_2(rows), TILE // block_c)
+    row_tiles, col_tiles = triton.cdiv(rows, block_r), triton.cdiv(cols, block_c)
+    padded = ((triton.cdiv(row_tiles * block_r, math.prod(shape[1:-1])),) + tuple(shape[1:-1])
+              + (col_tiles * block_c,))
+    return block_r, block_c, row_tiles * col_tiles, padded
 
 
 class IndexOp(Op):
@@ -176,13 +248,15 @@ class IndexOp(Op):
 
     Declare on a subclass:
       select    ``@triton.jit def select(outer, row, col, ncols, aux, rank, s0, s1, s2)``
-                returning ``(keep_x, take_g, g_index)`` for a block of output elements: ``col``
+                returning ``(keep_x, take_g, g_index)`` for a tile of output elements: ``col``
                 is their flat index over the plan's last ``col_dims`` result dims (the last
                 one by default; ``ncols`` of them), ``row`` their coordinate along the dim
-                before and ``outer`` their flat index over the dims before that; ``aux`` the
-                auxiliary operand's element
-                (0 without one), ``rank`` the number of nonzero aux elements before this one in
-                row-major order (ranked aux only); ``s0..s2`` the plan's integer scalars.
+                before and ``outer`` their flat index over the dims before that (each a 2-d
+                tensor that may be one row or one column of the tile, broadcast as they
+                combine: what depends on rows only is computed once per row); ``aux`` the
+                auxiliary operand's element (0 without one), ``rank`` the number of nonzero
+                aux elements before this one in row-major order (ranked aux only);
+                ``s0..s2`` the plan's integer scalars (specialized: a 1 is a constant).
                 ``g_index`` is a flat row-major index into the gathered tensor.
       prepare   ``prepare(out, inplace, *args)`` (args in schema order): validates with
                 PyTorch's messages and returns a ``Plan`` (a plan may name another select).
@@ -192,12 +266,16 @@ class IndexOp(Op):
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
     A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
     PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
-    host read); compiled kernels launch it with Triton's ``debug`` option. The interpreter
-    ignores device asserts: there the op's ``validate`` checks on the host.
+    host read); compiled kernels launch it with Triton's ``debug`` option. A plan's
+    ``hits_check`` is made so too, once, on the ranked aux's total (PyTorch's CUDA size check
+    of masked_scatter). The interpreter ignores device asserts: there the op checks on the host.
 
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
-    result's dtype), and a written zero wherever neither source is selected. An in-place or
+    result's dtype), and a written zero wherever neither source is selected. It runs in tiles of
+    rows (every dim but the last, after merging dims) by columns, sizes and strides
+    specialized, so a row-major operand moves in 16-byte vectors; a tile that keeps no element of x reads none of
+    it, and one that gathers nothing reads no g. An in-place or
     out= call whose output shares memory with an input other than the identical view of x is
     computed into a temporary first; where out is x itself only changed elements are written.
     """
@@ -205,7 +283,6 @@ class IndexOp(Op):
     family = "IndexOp"
     select = None
     out_overlap = True
-
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, None if inplace else out)
@@ -258,63 +335,49 @@ class IndexOp(Op):
         inputs = [t for t in (None if same_x else x, plan.aux and plan.aux[0], plan.gather)
                   if t is not None]
         computed_apart(self, out, inputs, lambda: plan.allocate(out.device),
-                       lambda target: self.launch(plan, target, sparse=same_x and target is out))
+                       lambda target: launch_plan(self.name, plan, target,
+                                                  sparse=same_x and target is out))
 
-    def count_hits(self, plan, device):
-        """Block offsets of a ranked aux (first two passes of masked_scatter) and its total hits;
-        ``plan.counts`` must carry the offsets into the main launch. Compiled, the total stays
-        on the device (None): the op checks it there, in its select's device assert, as PyTorch's
-        CUDA kernel does; the interpreter has no device asserts, so it reads the total back."""
-        counts, total = None, 0
-        numel = math.prod(plan.shape)
-        if numel:
-            nblocks = grid_size(numel)
-            counts = torch.empty(nblocks + 1, dtype=torch.int64, device=device)
-            self.launch(plan, None, counts=counts)
-            launch(self.name, _exclusive_scan, (1,), counts, nblocks, BLOCK=block_size(nblocks))
-            if not INTERPRETED:
-                return counts, None
-            not_replayable()  # the total is read back to the host
-            total = counts[nblocks].item()
-        return counts, total
 
-    def launch(self, plan, out, sparse=False, counts=None):
-        """One skeleton launch over the plan's result (``out`` None: the counting pass)."""
-        count_only = out is None
-        if count_only:
-            view_shape = tuple(plan.shape)
-            view_strides = (0,) * len(view_shape)
-        else:
-            view_shape, view_strides = tuple(out.shape), out.stride()
-            counts = plan.counts
-        numel = math.prod(view_shape)
-        ndim = len(view_shape)
-        x, x_strides = plan.x if plan.x else (None, (0,) * ndim)
-        aux, aux_strides = plan.aux if plan.aux else (None, (0,) * ndim)
-        shape, (out_strides, x_strides, aux_strides) = _collapse(
-            view_shape, [view_strides, x_strides, aux_strides], plan.pinned)
-        g = plan.gather
-        if g is not None:
-            g_shape, (g_strides,) = geometry.collapse(tuple(g.shape), [g.stride()])
-            g_shape = tuple(max(n, 1) for n in g_shape)  # an empty g is never read
-        else:
-            g_shape, g_strides = (1,), (0,)
-        row_major = geometry.contiguous_strides(shape)
-        dense = ((not count_only and tuple(out_strides) == row_major)
-                 | (x is not None and tuple(x_strides) == row_major) << 1)
-        block, grid = block_size(numel), grid_size(numel)
-        index_64 = needs_int64([(shape, out_strides), (shape, x_strides), (shape, aux_strides),
-                                (g_shape, g_strides)], grid * block - 1)
-        scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
-        dummy = counts if counts is not None else (out if out is not None else aux)
-        launch(
-            self.name, _index_kernel, (grid,),
-            dummy if count_only else out, x if x is not None else dummy,
-            aux if aux is not None else dummy, g if g is not None else dummy,
-            counts if counts is not None else dummy, numel, shape, out_strides, x_strides,
-            aux_strides, g_shape, g_strides, *scalars,
-            SELECT=plan.select, NDIM=len(shape), COL_DIMS=plan.col_dims,
-            GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
-            AUX=plan.aux_mode if aux is not None else AUX_NONE, COUNT_ONLY=count_only,
-            SPARSE=sparse, INDEX_64=index_64, DENSE=dense, BLOCK=block,
-            **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
+def launch_plan(name, plan, out, sparse=False):
+    """The skeleton's launches over a plan's result in ``out``, counted for ``name``: one, or
+    for a ranked aux three (hits counted per tile, their offsets, the result); ``sparse``: out
+    is x itself, only the elements that change are written."""
+    ndim = len(out.shape)
+    x, x_strides = plan.x if plan.x else (None, (0,) * ndim)
+    aux, aux_strides = plan.aux if plan.aux else (None, (0,) * ndim)
+    if aux is not None and aux.dtype == torch.bool:
+        aux = aux.view(torch.uint8)  # read as bytes: compiled, a bool load unpacks bit by bit
+    shape, (out_strides, x_strides, aux_strides), col_dims = _collapse(
+        tuple(out.shape), [out.stride(), x_strides, aux_strides], plan.pinned, plan.col_dims)
+    g = plan.gather
+    if g is not None:
+        g_shape, (g_strides,) = geometry.collapse(tuple(g.shape), [g.stride()])
+        g_shape = tuple(max(n, 1) for n in g_shape)  # an empty g is never read
+    else:
+        g_shape, g_strides = (1,), (0,)
+    ranked = aux is not None and plan.aux_mode == AUX_RANKED
+    block_r, block_c, tiles, padded = _tile(shape, whole_rows=ranked)
+    index_64 = needs_int64([(padded, out_strides), (padded, x_strides),
+                            (padded, aux_strides), (g_shape, g_strides)], math.prod(padded))
+    scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
+    counts = None
+    if ranked:
+        counts = torch.empty(tiles + 1, dtype=torch.int64, device=out.device)
+    args = [out, x if x is not None else out, aux if aux is not None else out,
+            g if g is not None else out, counts if counts is not None else out, shape,
+            out_strides, x_strides, aux_strides, g_shape, g_strides, *scalars]
+    constants = dict(
+        SELECT=plan.select, NDIM=len(shape), COL_DIMS=col_dims,
+        GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
+        X_ROWS=x is not None and x_strides[-1] == 0, FILL=plan.fill,
+        AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
+        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
+        **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
+    if ranked:
+        launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=True, **constants)
+        limit, message = plan.hits_check or (0, None)
+        launch(name, _exclusive_scan, (1,), counts, tiles, limit, MESSAGE=message,
+               BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK), num_warps=16,
+               **(_DEVICE_CHECKS if message is not None and not INTERPRETED else {}))
+    launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=False, **constants)

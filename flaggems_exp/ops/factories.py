@@ -3,8 +3,10 @@ empty_permuted."""
 import torch
 
 from ..families import register
-from ..families.copy import write
+from ..families.copy import check_device, write
 from ..families.creation import CreationOp, check_sizes, checked_scalar
+from ..families.index import Plan, launch_plan, on_diagonal
+from ..runtime import geometry
 
 
 @register
@@ -23,7 +25,6 @@ class Zero(CreationOp):
 
 @register
 class Eye(CreationOp):
-    launches_per_call = 2  # zeros, then the diagonal
     out_is_copied = False  # eye.out resizes out and fills it: no warning, an expanded out is filled
 
     def geometry(self, n, m=None):
@@ -33,9 +34,16 @@ class Eye(CreationOp):
             raise RuntimeError(f"m must be greater or equal to 0, got {m}")
         return (n, n if m is None else m), None, None
 
-    def finish(self, out):
-        # as PyTorch: zeros, then ones on the diagonal, a strided view (out= may be transposed)
-        write(self, out.as_strided((min(out.shape),), (out.stride(0) + out.stride(1),)), 1)
+    def fill(self, out, value):
+        if geometry.has_internal_overlap(out):
+            # as PyTorch: zeros, then ones on the diagonal (a strided view), so that an element
+            # of an out= that overlaps itself ends as PyTorch leaves it
+            write(self, out, 0)
+            write(self, out.as_strided((min(out.shape),), (out.stride(0) + out.stride(1),)), 1)
+        elif out.numel():  # one pass: ones on the diagonal, zeros elsewhere
+            check_device(self, out)
+            launch_plan(self.name, Plan(tuple(out.shape), out.dtype, on_diagonal, scalars=(0,),
+                                        fill=1, pinned=2), out)
 
     def sample_args(self, dtype, shape, make):
         n, m = (tuple(shape) + (3, 4))[:2]

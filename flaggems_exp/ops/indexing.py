@@ -1,13 +1,13 @@
 """Index, scatter and triangular ops: pure data movement on the IndexOp skeleton."""
 import warnings
 
-import attrs
 import torch
 import triton
 import triton.language as tl
 
 from ..families import register
-from ..families.index import AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere
+from ..families.index import (AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere,
+                              on_diagonal)
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.plans import not_replayable
@@ -84,13 +84,10 @@ class Take(IndexOp):
 @register
 class MaskedScatter(IndexOp):
     launches_per_call = 3  # the mask's hits counted per block, their offsets, the scatter
+
     @staticmethod
     @triton.jit
-    def select(outer, row, col, ncols, mask, rank, source_numel, s1, s2):
-        # compiled in only under the plan's device_checks: PyTorch's CUDA kernel checks the
-        # count on the device too, with no host read
-        tl.device_assert((mask == 0) | (rank < source_numel),
-                         "masked_scatter: Number of elements of source < number of ones in mask")
+    def select(outer, row, col, ncols, mask, rank, s0, s1, s2):
         return mask == 0, mask != 0, rank  # source is consumed in row-major order of the hits
 
     def prepare(self, out, inplace, x, mask, source):
@@ -106,13 +103,17 @@ class MaskedScatter(IndexOp):
         if mask.dtype != torch.bool:
             raise RuntimeError("masked_scatter_ only supports boolean masks, but got mask with "
                                "dtype " + errors.scalar_type_name(mask.dtype))
-        plan = Plan(shape, x.dtype, self.select, x=(x, geometry.expanded_strides(x, shape)),
+        if INTERPRETED:
+            # compiled, the count is checked on the device, with no host read, as PyTorch's
+            # CUDA kernel does (the plan's hits_check); the interpreter has no device asserts,
+            # so here the hits are counted on the host
+            not_replayable()  # the count is read back to the host
+            if int(torch.count_nonzero(mask.expand(shape))) > source.numel():
+                raise RuntimeError("Number of elements of source < number of ones in mask")
+        return Plan(shape, x.dtype, self.select, x=(x, geometry.expanded_strides(x, shape)),
                     aux=(mask, geometry.expanded_strides(mask, shape)), aux_mode=AUX_RANKED,
-                    gather=source, scalars=(source.numel(),), device_checks=True)
-        counts, hits = self.count_hits(plan, x.device)
-        if hits is not None and hits > source.numel():  # the interpreter's host check
-            raise RuntimeError("Number of elements of source < number of ones in mask")
-        return attrs.evolve(plan, counts=counts)
+                    gather=source, hits_check=(source.numel(), "masked_scatter: Number of "
+                                               "elements of source < number of ones in mask"))
 
     def sample_args(self, dtype, shape, make):
         x = make()
@@ -155,16 +156,12 @@ class Tril(IndexOp):
 
 @register
 class Diag(IndexOp):
-    @staticmethod
-    @triton.jit
-    def select(outer, row, col, ncols, aux, rank, diagonal, s1, s2):
-        return col - row == diagonal, nowhere(col), col
-
     def prepare(self, out, inplace, x, diagonal):
         if x.dim() == 1:  # a square matrix whose diagonal-th diagonal is x
             n = x.shape[0] + abs(diagonal)
             strides = (x.stride(0), 0) if diagonal >= 0 else (0, x.stride(0))
-            return Plan((n, n), x.dtype, self.select, x=(x, strides), scalars=(diagonal,), pinned=2)
+            return Plan((n, n), x.dtype, on_diagonal, x=(x, strides), scalars=(diagonal,),
+                        pinned=2)
         if x.dim() == 2:  # a copy of the diagonal (a strided view)
             d = torch.diagonal(x, diagonal)
             return Plan(tuple(d.shape), x.dtype, copy, x=(d, d.stride()))

@@ -2,9 +2,10 @@
 and offsets need int64, and the arithmetic that turns a flat row-major index into per-dim
 coordinates and memory offsets.
 
-Shapes and strides reach the kernels as tuples of runtime integers (never specialized on their
-values, so one compiled kernel serves every shape of a rank), and the loops over dims are
+Shapes and strides reach the flat kernels as tuples of runtime integers (never specialized on
+their values, so one compiled kernel serves every shape of a rank), and the loops over dims are
 unrolled (``tl.static_range`` over a constexpr rank): one division and one modulo per dim.
+(IndexOp's tiled kernel specializes them instead: see ``families/index.py``.)
 Offsets are int32 unless ``needs_int64``: int32 division is several times cheaper than int64.
 """
 import triton
