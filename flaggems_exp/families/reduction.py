@@ -118,7 +118,7 @@ class Rows:
 # fewer, larger programs run faster there.
 _ROW_TILE = BLOCK if INTERPRETED else 16384
 _TILE = BLOCK if INTERPRETED else 4096
-_ELEMENTS_PER_THREAD = 16  # a tile's registers per thread, at most: 4 warps to 16
+_ELEMENTS_PER_THREAD = 16  # of a tile, per thread: larger tiles get more warps (4 to 16)
 
 
 def _plan_tile(row_len, n_rows, strided):
