@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import flaggems_exp
+import ptx_census
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
+from flaggems_exp.families import loss as loss_family
 from flaggems_exp.testing import Call, check_call
 
 DEV = flaggems_exp.device
@@ -170,3 +172,34 @@ def test_losses_under_enable_route_and_keep_gradients(op):
     torch.testing.assert_close(out, expected_out)
     for g, e in zip(grads, expected_grads):
         torch.testing.assert_close(g, e)
+
+
+@pytest.mark.parametrize("reduction", [1, 2])
+def test_reduced_loss_sums_its_partials_tile_by_tile(monkeypatch, reduction):
+    """More partials than one tile of their sum (programs of 64 elements, tiles of 16 partials
+    here): the fused reduction still gives PyTorch's mean and sum."""
+    monkeypatch.setattr(loss_family, "_PARTIAL_BLOCK", 64)
+    monkeypatch.setattr(loss_family, "_TOTAL_BLOCK", 16)
+    gen = torch.Generator().manual_seed(8)
+    for op in LOSSES:
+        op.plans.clear()  # a plan recorded with the usual blocks would replay its launches
+        shapes = testing.operand_shapes(op, (50, 101))
+        args = [testing.random_tensor(s, torch.float32, (-2, 2), gen) for s in shapes]
+        args[-1] = args[-1].sign() if op.name not in ("huber_loss", "smooth_l1_loss") else args[-1]
+        launches = LAUNCHES[op.name]
+        check_call(op, Call(tuple(args), {"reduction": reduction}))
+        assert LAUNCHES[op.name] == launches + 2
+        op.plans.clear()
+
+
+def test_reduced_loss_compiles_to_few_large_programs():
+    """Compiled for the H200 (sm_90), the mean of a 64M-element float16 loss: 8192 programs of
+    8192 elements each (16-byte loads only, all in flight at once), then one program that reads
+    their 8192 partials in one tile (no loop of dependent loads)."""
+    launches = ptx_census.compiled_launches("huber_loss_mean", "margin_ranking_loss_mean")
+    for case in ("huber_loss_mean", "margin_ranking_loss_mean"):
+        partial, total = [launch for launch in launches if launch["case"] == case]
+        assert partial["grid"] == [8192], partial
+        assert partial["loads"] == partial["vector_loads"] > 0, partial
+        assert total["grid"] == [1] and total["constexprs"]["BLOCK"] >= 8192, total
+        assert total["loads"] == total["vector_loads"] > 0, total

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import flaggems_exp
+import ptx_census
 from flaggems_exp import LAUNCHES, REGISTRY, testing
+from flaggems_exp.families import reduction
 from flaggems_exp.families.inplace import InplaceOp
 from flaggems_exp.testing import Call, assert_same_error, check_call, run
 
@@ -640,3 +642,52 @@ def test_autograd_under_enable(name):
     assert len(got) == len(expected) and expected
     for g, e in zip(got, expected):
         torch.testing.assert_close(g.cpu(), e.cpu(), rtol=1e-12, atol=1e-12)
+
+
+def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch):
+    """Rows spanning many tiles (a tile of 16 here) give PyTorch's results, special values
+    included: a first tile of only -inf, a NaN or +inf in a later tile, a row of only -inf (0),
+    and float32 -1e10 cast to float16 (-inf, but not masked: NaN)."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)
+    monkeypatch.setattr(reduction, "_TILE", 16)
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(7, 50, generator=gen) * 4
+    x[1, :20] = -INF
+    x[2, 37] = float("nan")
+    x[3, 45] = INF
+    x[4] = -INF
+    x[5] = -1e10
+    x[6, 16:] = -INF
+    softmax, backward = REGISTRY["_safe_softmax"], REGISTRY["_log_softmax_backward_data"]
+    for op in (softmax, backward):
+        op.plans.clear()  # a plan recorded with the usual tile would replay its launch
+    for dim in (1, 0):
+        for dtype in (None, torch.float16):
+            launches = LAUNCHES["_safe_softmax"]
+            ours = check_call(softmax, Call((x, dim, dtype)))
+            assert LAUNCHES["_safe_softmax"] == launches + 1
+            expected = A._safe_softmax(x, dim, dtype)
+            assert torch.equal(ours.isnan().cpu(), expected.isnan())
+        grad = torch.randn(x.shape, generator=gen)
+        output = torch.log_softmax(torch.randn(x.shape, generator=gen), dim)
+        check_call(backward, Call((grad, output, dim, torch.float32)))
+    for op in (softmax, backward):
+        op.plans.clear()
+
+
+def test_rows_of_the_benchmark_shape_compile_to_one_read():
+    """Compiled for the H200 (sm_90), float16 rows of 8192: one program per row holding it in
+    registers (x, and y, read once), 16-byte loads and stores only, and one exp per element (the
+    softmax's sum and its output share it); the trace's 8192 diagonal elements in one tile,
+    their loads all in flight at once."""
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
+        "softmax_last_dim", "log_softmax_backward_last_dim", "trace")}
+    for case in ("softmax_last_dim", "log_softmax_backward_last_dim"):
+        launch = launches[case]
+        assert launch["grid"] == [8192] and launch["constexprs"]["ONE_PASS"], launch
+        assert launch["loads"] == launch["vector_loads"] > 0, launch
+        assert launch["stores"] == launch["vector_stores"] > 0, launch
+    softmax = launches["softmax_last_dim"]
+    assert softmax["exp2"] == 8192 // (32 * softmax["num_warps"]), softmax
+    trace = launches["trace"]
+    assert trace["grid"] == [1] and trace["constexprs"]["ONE_PASS"], trace

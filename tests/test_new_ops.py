@@ -71,7 +71,7 @@ class Triu(Tril):
 
 
 class Softmax(SafeSoftmax):
-    """Reduction: _safe_softmax's online max and sum, but a row of only -inf is NaN, not 0.
+    """Reduction: _safe_softmax's row max and sum, but a row of only -inf is NaN, not 0.
     Sampled with half_to_float False only (PyTorch's CPU kernel refuses True)."""
 
     name = "_softmax"

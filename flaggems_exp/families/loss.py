@@ -7,6 +7,11 @@ accumulation dtype (float32 for float16/bfloat16/float32, float64 for float64, i
 integers), and ``_sum_partials_kernel`` adds those partials in a fixed order (the
 same bits on every run) and divides by the element count for mean. One pass over the inputs,
 no intermediate tensor of the inputs' size; mean of nothing is NaN, sum of nothing is 0.
+
+Compiled, a reducing program takes ``_PARTIAL_BLOCK`` elements (its loads all in flight at
+once), so a 64M-element loss leaves 8192 partials, which the second kernel's one program
+reads in one tile: a program per 1024 elements left 65536 partials, read 256 at a time one
+after the other by that program.
 """
 import math
 
@@ -16,13 +21,19 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import grid_size
+from ..runtime.indexing import BLOCK
 from ..runtime.launch import launch
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import CheckedScalar, converted, encode_scalar
+from . import pointwise
 from .pointwise import PointwiseOp
 
 NONE, MEAN, SUM = 0, 1, 2
+
+# elements per reducing program, and partials per tile of their sum, at most (the interpreter
+# runs one program at a time: fewer, larger ones run faster there)
+_PARTIAL_BLOCK = BLOCK if INTERPRETED else 8192
+_TOTAL_BLOCK = 1024 if INTERPRETED else 8192
 
 
 @triton.jit
@@ -98,23 +109,27 @@ class LossOp(PointwiseOp):
                 not_replayable()  # out was resized: a replay would not warn
                 out.resize_(())
         numel = math.prod(shape)
-        count = grid_size(numel) if numel else 0
+        block = min(_PARTIAL_BLOCK, triton.next_power_of_2(max(numel, 1)))
+        count = triton.cdiv(numel, block)
         partials = torch.empty(max(count, 1), dtype=_accumulation_dtype(loss_dtype),
                                device=out.device)
         if numel:
             self.launch(partials, shape, geometry.contiguous_strides(shape), operands,
                         kernel_scalars, compute, reduce=loss_dtype, common=common,
-                        scalars_as=scalars_as)
+                        scalars_as=scalars_as, block=block)
         elif scalars_as is not compute:
             not_replayable()  # no launch would check the Scalars in a replay
+        total_block = min(_TOTAL_BLOCK, triton.next_power_of_2(max(count, 1)))
         launch(self.name, _sum_partials_kernel, (1,), partials, out, count, numel,
-               MEAN=params["reduction"] == MEAN, BLOCK=1024 if INTERPRETED else 256)
+               MEAN=params["reduction"] == MEAN, BLOCK=total_block,
+               num_warps=min(16, max(4, total_block // 512)))
         return out
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
-               sources=None, common=None, result=None, scalars_as=None):
+               sources=None, common=None, result=None, scalars_as=None, block=None):
         # TensorIterator computes the loss in the common dtype and rounds it to that dtype, then
         # converts it into the tensor it writes, which may have another dtype (huber_loss
         # writes self's, and a 0-dim self does not decide the common dtype)
-        super().launch(target, shape, out_strides, operands, kernel_scalars, compute, reduce,
-                       sources, common, common, scalars_as)
+        pointwise.launch(self.name, self.math, target, shape, out_strides, operands,
+                         kernel_scalars, compute, reduce, sources, common, common, scalars_as,
+                         stored=self.stored_operands(operands), block=block)

@@ -386,14 +386,17 @@ def _cpu_scalar_to_number(operand):
 
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
-           reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=()):
+           reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=(),
+           block=None):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
     Results are stored into ``target`` through
     ``out_strides``, or, with ``reduce`` (the dtype of the tensor PyTorch would reduce), summed
-    into one partial per program in ``target`` (which then needs ``grid_size(numel)`` elements
-    of the accumulation dtype). ``sources``:
+    into one partial per program in ``target`` (which then needs ``cdiv(numel, block)``
+    elements of the accumulation dtype). ``block``: elements per program (default
+    ``block_size(numel)``, 4 warps); a larger one (a power of two) gets a warp per 1024
+    elements, up to 16. ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
@@ -412,7 +415,12 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
             else (0,) * len(shape) for t in operands]
         cshape, strides = geometry.collapse(shape, all_strides)
         ndim = len(cshape)
-    block, grid = block_size(numel), grid_size(numel)
+    options = {}
+    if block is None:
+        block, grid = block_size(numel), grid_size(numel)
+    else:
+        grid = triton.cdiv(numel, block)
+        options["num_warps"] = min(16, max(4, block // 1024))
     index_64 = needs_int64([(cshape, st) for st in strides], grid * block - 1)
     strides += [(0,) * len(cshape)] * (4 - len(strides))
     pointers, numbers, scalar_mask = [], [], 0
@@ -435,7 +443,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         NDIM=ndim, COMMON=TL_DTYPE[common or compute], COMPUTE=TL_DTYPE[compute],
         RESULT=TL_DTYPE[result or target.dtype], INDEX_64=index_64, BLOCK=block,
         REDUCE=None if reduce is None else TL_DTYPE[reduce],
-        STORED_OPERANDS=sum(1 << i for i in stored))
+        STORED_OPERANDS=sum(1 << i for i in stored), **options)
     if sources is not None:
         operand_sources, scalar_sources = sources
         bind_numbers({**{_ARGUMENT[f"n{i}"]: (source, compute)

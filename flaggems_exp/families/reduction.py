@@ -30,12 +30,15 @@ def _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
     return x, xc, yc
 
 
-@triton.jit(do_not_specialize=["n_rows", "row_len", "outer_shape", "out_strides", "x_strides",
-                               "y_strides", "out_step", "x_step", "y_step"])
+# n_rows alone is left unspecialized: the row length, strides and steps are fixed by a call's
+# signature, and Triton's specialization of them (a step of 1 becomes a constant, a length or
+# stride divisible by 16 says so) is what lets it prove that a row is contiguous and aligned,
+# and load and store it 16 bytes at a time
+@triton.jit(do_not_specialize=["n_rows"])
 def _reduction_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
     out_step, x_step, y_step,
-    STEP: tl.constexpr, MERGE: tl.constexpr, FINISH: tl.constexpr, PER_ROW: tl.constexpr,
+    STATS: tl.constexpr, COMBINE: tl.constexpr, FINISH: tl.constexpr, PER_ROW: tl.constexpr,
     OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
     ONE_PASS: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
@@ -53,31 +56,24 @@ def _reduction_kernel(
     x_base = x_base[:, None]
     y_base = y_base[:, None]
     row_ok = row_ok[:, None]
-    # per-lane running state; MERGE folds the lanes of each row into [ROWS, 1]
-    if COMPUTE.is_floating():
-        a = tl.full([ROWS, BLOCK], NEG_INF, COMPUTE)
-    else:
-        a = tl.zeros([ROWS, BLOCK], COMPUTE)
-    b = tl.zeros([ROWS, BLOCK], COMPUTE)
-    c = tl.zeros([ROWS, BLOCK], COMPUTE)
-    if ONE_PASS:  # the whole row fits one tile: read it once
-        valid = row_ok & (cols < row_len)
-        x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
-                               CAST, COMPUTE, HAS_Y)
-        a, b, c = STEP(a, b, c, x, xc, yc, valid)
-        a, b, c = MERGE(a, b, c)
+    # the first tile's statistics; a longer row folds in each further tile's
+    valid = row_ok & (cols < row_len)
+    x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
+                           CAST, COMPUTE, HAS_Y)
+    a, b, c = STATS(x, xc, yc, valid)
+    if ONE_PASS:  # the whole row is held in one tile: read once, written from registers
         if not PER_ROW:
             result = FINISH(xc, yc, a, b, c)
             tl.store(out_ptr + out_base + cols * out_step, converted(result, out_ptr.dtype.element_ty),
                      mask=valid)
     else:
-        for start in range(0, row_len, BLOCK):
+        for start in range(BLOCK, row_len, BLOCK):
             valid = row_ok & (start + cols < row_len)
             x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
                                    valid, CAST, COMPUTE, HAS_Y)
-            a, b, c = STEP(a, b, c, x, xc, yc, valid)
-        a, b, c = MERGE(a, b, c)
-        if not PER_ROW:
+            a2, b2, c2 = STATS(x, xc, yc, valid)
+            a, b, c = COMBINE(a, b, c, a2, b2, c2)
+        if not PER_ROW:  # the row read again, tile by tile, for the output
             for start in range(0, row_len, BLOCK):
                 valid = row_ok & (start + cols < row_len)
                 x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
@@ -90,13 +86,15 @@ def _reduction_kernel(
 
 
 @triton.jit
-def sum_step(a, b, c, x, xc, yc, valid):
-    return a, b + tl.where(valid, xc, 0), c
+def sum_stats(x, xc, yc, valid):
+    total = tl.sum(tl.where(valid, xc, 0), axis=1, keep_dims=True)
+    return total, total, total
 
 
 @triton.jit
-def sum_merge(a, b, c):
-    return a, tl.sum(b, axis=1, keep_dims=True), c
+def sum_combine(a, b, c, a2, b2, c2):
+    total = b + b2
+    return total, total, total
 
 
 @attrs.frozen
@@ -114,37 +112,46 @@ class Rows:
     y: torch.Tensor = None
 
 
-# elements per program: a row block times the rows sharing it (the interpreter's flat block)
+# Compiled, a row of up to _ROW_TILE elements is one tile, held in registers: read once,
+# written from there (an 8192-long float16 softmax row moves 32 KB, not 48); a program takes
+# several short rows, up to _TILE elements. The interpreter runs one program at a time:
+# fewer, larger programs run faster there.
+_ROW_TILE = BLOCK if INTERPRETED else 16384
 _TILE = BLOCK if INTERPRETED else 4096
+_ELEMENTS_PER_THREAD = 16  # of a tile, per thread: larger tiles get more warps (4 to 16)
 
 
 def _plan_tile(row_len, n_rows, strided):
-    block = min(triton.next_power_of_2(max(row_len, 1)), _TILE)
-    if strided and not INTERPRETED:
+    """(rows per program, tile length, warps) of a launch."""
+    block = min(triton.next_power_of_2(max(row_len, 1)), _ROW_TILE)
+    if strided and n_rows > 1 and not INTERPRETED:
         block = min(block, 256)  # rows along a strided dim: neighbouring rows share cache lines
     rows = min(triton.next_power_of_2(max(n_rows, 1)), max(1, _TILE // block))
-    return rows, block
+    warps = min(16, max(4, rows * block // (32 * _ELEMENTS_PER_THREAD)))
+    return rows, block, warps
 
 
 class ReductionOp(Op):
     """Rows along one dim of any length, read through their strides in one kernel skeleton.
 
     Declare on a subclass:
-      step      ``@triton.jit def step(a, b, c, x, xc, yc, valid) -> (a, b, c)``: fold one tile
-                into the per-lane state: ``x`` as stored, ``xc`` x in the compute dtype (rounded
-                through ``Rows.cast`` first), ``yc`` the second input (or xc), ``valid`` the
-                lanes inside the row; the state starts as (-inf, 0, 0) (0, 0, 0 for integers).
-      merge     ``merge(a, b, c)`` -> the row's statistics, each of shape [ROWS, 1].
+      stats     ``@triton.jit def stats(x, xc, yc, valid) -> (a, b, c)``: the statistics of
+                one [ROWS, BLOCK] tile's rows, each of shape [ROWS, 1]: ``x`` as stored, ``xc``
+                x in the compute dtype (rounded through ``Rows.cast`` first), ``yc`` the second
+                input (or xc), ``valid`` the lanes inside the row (the others hold 0).
+      combine   ``combine(a, b, c, a2, b2, c2)`` -> the statistics of a row from those of its
+                first tiles (a, b, c) and of the next one; only rows longer than one tile use it.
       finish    ``finish(xc, yc, a, b, c)`` -> the output element in the compute dtype; None for
-                an op with one value per row: then ``b`` after merge is the result.
+                an op with one value per row: then ``b`` is the result.
       prepare   ``prepare(out, *args)`` (schema order): PyTorch's checks -> ``Rows``.
       sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)] (``Op``'s).
-    A row that fits one tile is read once, a longer one twice (state pass, then output pass).
+    A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
+    output). By default the statistics are the row's sum (in ``b``).
     """
 
     family = "ReductionOp"
-    step = staticmethod(sum_step)
-    merge = staticmethod(sum_merge)
+    stats = staticmethod(sum_stats)
+    combine = staticmethod(sum_combine)
     finish = None
 
     def call_out(self, args, kwargs, out, inplace):
@@ -181,7 +188,7 @@ class ReductionOp(Op):
         steps = [t.stride(dim) if t is not None else 0 for t in tensors]
         row_len = x.shape[dim]
         n_rows = math.prod(outer)
-        rows_per_program, block = _plan_tile(row_len, n_rows, steps[1] != 1)
+        rows_per_program, block, warps = _plan_tile(row_len, n_rows, steps[1] != 1)
         grid = triton.cdiv(n_rows, rows_per_program)
         # the rows and the columns of their last tile, masked lanes included
         index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
@@ -189,8 +196,8 @@ class ReductionOp(Op):
         launch(
             self.name, _reduction_kernel, (grid,),
             out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
-            STEP=self.step, MERGE=self.merge, FINISH=self.finish, PER_ROW=per_row,
+            STATS=self.stats, COMBINE=self.combine, FINISH=self.finish, PER_ROW=per_row,
             OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
             COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, ONE_PASS=row_len <= block,
             INDEX_64=index_64, ROWS=rows_per_program, BLOCK=block,
-            num_warps=4 if rows_per_program * block <= 2048 else 8)
+            num_warps=warps)

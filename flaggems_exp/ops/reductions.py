@@ -6,7 +6,6 @@ import triton.language as tl
 from ..families import register
 from ..families.reduction import NEG_INF, ReductionOp, Rows
 from ..runtime import errors, geometry, libm
-from ..runtime.special import INF, NAN
 
 
 def _opmath(dtype):
@@ -17,41 +16,54 @@ _DIMS = ((-1, "last dim"), (0, "first dim"))
 
 
 @triton.jit
-def _online_softmax_step(m, s, kind, x, xc, yc, valid):
-    """Per lane: running max m, sum s of exp(x - m), and the row's kind so far: 0 only -inf, 1
-    something else, 2 a NaN or +inf (PyTorch's softmax then makes the whole row NaN)."""
-    xc = tl.where(valid, xc, NEG_INF)
-    m_new = tl.maximum(m, xc)
-    # a lane that has seen only -inf keeps s = 0 (exp(-inf - -inf) would be NaN)
-    s = tl.where(m_new == NEG_INF, 0.0, s * libm.exp(m - m_new) + libm.exp(xc - m_new))
-    # the NaN and +inf test is on the value the softmax sees (a float32 1e10 cast to float16 is
-    # +inf), the -inf test on the input as given, before any dtype cast
-    seen = tl.where((xc != xc) | (xc == INF), 2.0, 1.0)
-    if x.dtype.is_floating():
-        seen = tl.where(x == NEG_INF, 0.0, seen)
-    kind = tl.maximum(kind, tl.where(valid, seen, 0.0))
-    return m_new, s, kind
+def _max_keeping_nan(a, b):
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit
-def _online_softmax_merge(m, s, kind):
-    row_max = tl.max(m, axis=1, keep_dims=True)
-    s = tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
-    return row_max, tl.sum(s, axis=1, keep_dims=True), tl.max(kind, axis=1, keep_dims=True)
+def _row_max(values, valid):
+    """The maximum of each row's valid lanes; NaN where one of them is NaN."""
+    return tl.reduce(tl.where(valid, values, NEG_INF), 1, _max_keeping_nan, keep_dims=True)
+
+
+@triton.jit
+def _softmax_stats(x, xc, yc, valid):
+    """Per row: the max m, the sum s of exp(x - m), and the max of the input as given (-inf only
+    for a row of only -inf, which _safe_softmax makes 0; the test is on the input before any
+    dtype cast: a float32 -1e10 cast to float16 is -inf, and not masked). A NaN or +inf makes
+    m NaN or +inf, then s NaN, and the whole row NaN, as in PyTorch's kernel."""
+    row_max = _row_max(xc, valid)
+    total = tl.sum(tl.where(valid, libm.exp(xc - row_max), 0.0), axis=1, keep_dims=True)
+    if x.dtype.is_floating():
+        # exactly, for the test (the compiler shares this with row_max where xc is x widened)
+        given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
+        given_max = _row_max(given, valid)
+    else:
+        given_max = tl.zeros_like(row_max)  # an integer is never -inf
+    return row_max, total, given_max
+
+
+@triton.jit
+def _softmax_combine(m, s, given_max, m2, s2, given_max2):
+    row_max = _max_keeping_nan(m, m2)
+    # a part of only -inf adds nothing (its own s is exp(-inf - -inf), NaN)
+    s = (tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
+         + tl.where(m2 == NEG_INF, 0.0, s2 * libm.exp(m2 - row_max)))
+    return row_max, s, _max_keeping_nan(given_max, given_max2)
 
 
 @register
 class SafeSoftmax(ReductionOp):
     name = "_safe_softmax"
-    step = staticmethod(_online_softmax_step)
-    merge = staticmethod(_online_softmax_merge)
+    stats = staticmethod(_softmax_stats)
+    combine = staticmethod(_softmax_combine)
 
     @staticmethod
     @triton.jit
-    def finish(xc, yc, row_max, total, kind):
-        # a row of only -inf gives 0 (PyTorch's _safe_softmax), one with a NaN or +inf NaN
-        return tl.where(kind > 1, NAN,
-                        tl.where(kind > 0, libm.div(libm.exp(xc - row_max), total), 0.0))
+    def finish(xc, yc, row_max, total, given_max):
+        # a row of only -inf gives 0 (PyTorch's _safe_softmax); held in one tile, the exp is
+        # the one the sum took (the compiler computes it once)
+        return tl.where(given_max == NEG_INF, 0.0, libm.div(libm.exp(xc - row_max), total))
 
     def prepare(self, out, x, dim, dtype):
         dim = errors.wrap_dim(dim, x.dim())

@@ -1,0 +1,92 @@
+"""Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
+their PTX does: the memory instructions (16-byte vector or narrower) and the exponentials.
+
+    python tests/ptx_census.py CASE [CASE ...]
+
+A case is a call at a benchmark shape (``CASES``); each of its launches prints one JSON line:
+the case, the kernel's name, its grid, warps and integer or boolean constexprs, and the census.
+The op runs its full path on CPU tensors (only their dtypes, shapes and alignment matter to a
+compilation), each launch replaced by ``JITFunction.warmup`` as in ``compile_check.py``. The
+tests read these lines (``compiled_launches``) to pin down how a skeleton compiles where only
+the GPU could time it.
+"""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+_SQUARE = (8192, 8192)
+
+
+def _cases(torch):
+    """Case name -> (op name, its positional arguments): float16 at the benchmarks' L shape."""
+    def half():
+        return torch.empty(_SQUARE, dtype=torch.float16)
+    return {
+        "softmax_last_dim": ("_safe_softmax", (half(), -1)),
+        "log_softmax_backward_last_dim": (
+            "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
+        "trace": ("trace", (half(),)),
+        "huber_loss_mean": ("huber_loss", (half(), half())),
+        "margin_ranking_loss_mean": ("margin_ranking_loss", (half(), half(), half())),
+    }
+
+
+def census(ptx):
+    """Instruction counts of a kernel's PTX (each instruction as written, not as executed)."""
+    def count(pattern):
+        return len(re.findall(pattern, ptx))
+    return {
+        "loads": count(r"\bld\.global"), "vector_loads": count(r"\bld\.global[.\w]*\.v4"),
+        "stores": count(r"\bst\.global"), "vector_stores": count(r"\bst\.global[.\w]*\.v4"),
+        "exp2": count(r"\bex2\."),
+    }
+
+
+def compiled_launches(*names):
+    """This script's lines for the cases ``names``, run in a process of its own (the library
+    compiles there, and interprets here), as dicts."""
+    tests = pathlib.Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(tests.parent), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, __file__, *names], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def main(names):
+    os.environ["TRITON_INTERPRET"] = "0"  # before the library defines its kernels
+    import torch
+    import triton
+    from compile_check import _StandInDriver
+
+    triton.runtime.driver.set_active(_StandInDriver())
+    from flaggems_exp import REGISTRY
+    from flaggems_exp.runtime import launch
+
+    launches = []
+
+    def compile_only(kernel, grid, kernel_args, options):
+        compiled = kernel.warmup(*kernel_args, grid=grid, **options)
+        launches.append((kernel.fn.__name__, tuple(grid), compiled, options))
+        return compiled
+
+    launch.run_kernel = compile_only
+    cases = _cases(torch)
+    for name in names:
+        op_name, args = cases[name]
+        launches.clear()
+        REGISTRY[op_name].call(args, {}, None)
+        for kernel, grid, compiled, options in launches:
+            constants = {k: v for k, v in options.items()
+                         if k.isupper() and isinstance(v, (bool, int))}
+            print(json.dumps({"case": name, "kernel": kernel, "grid": grid,
+                              "num_warps": compiled.metadata.num_warps, "constexprs": constants,
+                              **census(compiled.asm["ptx"])}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
