@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import flaggems_exp
+import gather_claims
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
 from flaggems_exp.families import InplaceOp
 from flaggems_exp.families import copy as copy_family
@@ -562,21 +563,8 @@ def test_t_copy_takes_transposed_tiles(monkeypatch):
 
 @pytest.mark.parametrize("label", list(PERMUTED))
 def test_transposed_tiles_claim_only_true_alignment(label, monkeypatch):
-    """The compiler takes the skeleton's alignment constexprs on trust (a wrong one would load
-    and store misaligned vectors: wrong values on a GPU, unseen by the interpreter): along every
-    dim the kernel walks, but the side's unit-stride one, the stride is a multiple of the claim
-    (offsets being sums of coordinates times strides, so is every offset it hints)."""
-    from flaggems_exp.families import gather_kernel
-    captured = []
-    launch = gather_kernel.launch
-
-    def spy(name, kernel, grid, out, x, rows, cols, row_blocks, col_blocks, sizes, out_strides,
-            in_strides, *args, **options):
-        captured.append((sizes, out_strides, in_strides, options))
-        return launch(name, kernel, grid, out, x, rows, cols, row_blocks, col_blocks, sizes,
-                      out_strides, in_strides, *args, **options)
-
-    monkeypatch.setattr(gather_kernel, "launch", spy)
+    """Into a contiguous self and into one with an unaligned row start (see gather_claims)."""
+    launched = gather_claims.record_launches(monkeypatch)
     monkeypatch.setattr(REGISTRY["copy_"], "plans", PlanCache())  # no replay of another test's
     shape, make_view = PERMUTED[label]
     src = make_view(torch.randn(shape, device=DEV).to(torch.float16))
@@ -584,16 +572,9 @@ def test_transposed_tiles_claim_only_true_alignment(label, monkeypatch):
                   torch.empty((*src.shape[:-1], src.shape[-1] + 3), dtype=src.dtype,
                               device=DEV)[..., 3:]):
         ops.copy_(self_, src)
-    assert len(captured) == 2
-    for sizes, out_strides, in_strides, options in captured:
-        columns, rows = len(sizes) - 1, len(sizes) - 2
-        out_unit = columns if options["OUT_UNIT"] else None
-        in_unit = {1: rows, 2: columns}.get(options["IN_UNIT"])
-        for strides, unit, claim in ((out_strides, out_unit, options["OUT_ALIGN"]),
-                                     (in_strides, in_unit, options["IN_ALIGN"])):
-            assert unit is not None or claim == 1
-            assert all(s % claim == 0 for d, (s, n) in enumerate(zip(strides, sizes))
-                       if d != unit and n > 1)
+    assert len(launched) == 2
+    for launch in launched:
+        gather_claims.assert_true_claims(*launch)
 
 
 def test_transposed_tiles_int64_path(monkeypatch):

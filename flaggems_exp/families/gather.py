@@ -75,6 +75,9 @@ class GatherOp(Op):
     # pointer into out (DATA_POINTER), after the input's dtype, and only for a non-empty result
     out_dtype_check = errors.OutDtypeCheck.OUT_WRAPPER
     index_map = None
+    # repeats(map, size): n where the index map of a mapped dim of ``size`` output indices is
+    # exactly k // n for each (n a power of two up to 16), else 1; None: never
+    repeats = None
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 
     def __init__(self):
@@ -151,4 +154,5 @@ class GatherOp(Op):
         return out
 
     def launch(self, out, x, shape, out_strides, in_strides, maps):
-        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, self.index_map)
+        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, self.index_map,
+                      self.repeats)

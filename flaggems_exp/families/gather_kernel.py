@@ -69,10 +69,19 @@ def _offsets(coords, shifts, scales, in_sizes, out_strides, in_strides, like,
 
 @triton.jit
 def _aligned(offsets, ALIGN: tl.constexpr):
-    # the compiler's fact that every offset is a multiple of ALIGN (so vectors start aligned)
+    # the compiler's fact that every offset of a tile is a multiple of ALIGN (so vectors start
+    # aligned)
     if ALIGN > 1:
         offsets = tl.multiple_of(offsets, [ALIGN, ALIGN])
     return offsets
+
+
+@triton.jit
+def _aligned_base(offset, ALIGN: tl.constexpr):
+    # the same fact of a program's one offset
+    if ALIGN > 1:
+        offset = tl.multiple_of(offset, ALIGN)
+    return offset
 
 
 # rows and cols are specialized (divisible by 16 or not): the masks' lanes then come in aligned
@@ -83,20 +92,25 @@ def _gather_kernel(
     out_ptr, in_ptr, rows, cols, row_blocks, col_blocks, shape, out_strides, in_strides, shifts,
     scales, in_sizes, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr, NDIM: tl.constexpr,
     PROGRAM_DIMS: tl.constexpr, OUT_UNIT: tl.constexpr, IN_UNIT: tl.constexpr,
+    OUT_DENSE: tl.constexpr, IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
     OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     # dims 0..PROGRAM_DIMS-1 are the program's own, then the rows' dims, then the columns (the
     # output's innermost dim): the index arithmetic of each is done once per program, per row,
     # per column. OUT_UNIT: the columns' output stride is 1; IN_UNIT: the input's stride is 1
-    # along the rows (1, a single unmapped dim) or the columns (2, unmapped); the ALIGNs divide
-    # the other side's offsets
+    # along the rows (1, a single pass-through dim) or the columns (2); the ALIGNs divide the
+    # other dims' offsets (with a DENSE side, the program's offset). OUT_DENSE: the tile is one
+    # run of the output (its one row dim's stride is cols, BLOCK_C covering them); IN_DENSE: one
+    # run of the input (the columns' stride is rows, BLOCK_R covering them). REPEAT: the
+    # columns' source index is c // REPEAT (an exact nearest upsampling)
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
     col_block = pid % col_blocks
     pid = pid // col_blocks
-    r = (pid % row_blocks) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    row_block = pid % row_blocks
+    r = row_block * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
     c = col_block * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
     mask = (r < rows) & (c < cols)
     if PROGRAM_DIMS > 0:
@@ -105,8 +119,8 @@ def _gather_kernel(
         program_out, program_in = _offsets((first,) + inner, shifts, scales, in_sizes,
                                            out_strides, in_strides, pid, 0, INDEX_MAP, MAPPED)
     else:
-        program_out = 0
-        program_in = 0
+        program_out = tl.zeros_like(pid)
+        program_in = tl.zeros_like(pid)
     if NDIM - 1 > PROGRAM_DIMS:
         # r < rows: what unravelling the rows' later dims leaves of r is their first coordinate
         inner, first = unravel(r, shape, PROGRAM_DIMS + 1, NDIM - 1)
@@ -115,19 +129,39 @@ def _gather_kernel(
     else:
         row_out = tl.zeros_like(r)
         row_in = tl.zeros_like(r)
-    col_out, col_in = _offsets((c,), shifts, scales, in_sizes, out_strides, in_strides, c,
-                               NDIM - 1, INDEX_MAP, MAPPED)
-    if OUT_UNIT:
-        out_off = _aligned(program_out + row_out, OUT_ALIGN) + c
+    if IN_DENSE:
+        run = col_block * (BLOCK_C * BLOCK_R) + tl.arange(0, BLOCK_C * BLOCK_R)
+        loaded = tl.load(in_ptr + _aligned_base(program_in, IN_ALIGN) + run,
+                         mask=run < cols * BLOCK_R)
+        value = tl.trans(tl.reshape(loaded, [BLOCK_C, BLOCK_R]))
+    elif REPEAT > 1:
+        # the row's source columns loaded once, side by side, each then written REPEAT times
+        source = col_block * (BLOCK_C // REPEAT) + tl.arange(0, BLOCK_C // REPEAT)[None, :]
+        if IN_UNIT == 2:
+            in_off = _aligned(program_in + row_in, IN_ALIGN) + source
+        else:
+            in_off = program_in + row_in + source * in_strides[NDIM - 1]
+        loaded = tl.load(in_ptr + in_off, mask=(r < rows) & (source < cols // REPEAT))
+        value = tl.reshape(tl.broadcast_to(loaded[:, :, None], [BLOCK_R, BLOCK_C // REPEAT,
+                                                                REPEAT]), [BLOCK_R, BLOCK_C])
     else:
-        out_off = program_out + row_out + col_out
-    if IN_UNIT == 1:
-        in_off = _aligned(program_in + col_in, IN_ALIGN) + r
-    elif IN_UNIT == 2:
-        in_off = _aligned(program_in + row_in, IN_ALIGN) + c
+        col_in = _offsets((c,), shifts, scales, in_sizes, out_strides, in_strides, c, NDIM - 1,
+                          INDEX_MAP, MAPPED)[1]
+        if IN_UNIT == 1:
+            in_off = _aligned(program_in + col_in, IN_ALIGN) + r
+        elif IN_UNIT == 2:
+            in_off = _aligned(program_in + row_in, IN_ALIGN) + c
+        else:
+            in_off = program_in + row_in + col_in
+        value = tl.load(in_ptr + in_off, mask=mask)
+    if OUT_DENSE:
+        run = row_block * (BLOCK_R * BLOCK_C) + tl.arange(0, BLOCK_R * BLOCK_C)
+        tl.store(out_ptr + _aligned_base(program_out, OUT_ALIGN) + run,
+                 tl.reshape(value, [BLOCK_R * BLOCK_C]), mask=run < rows * BLOCK_C)
+    elif OUT_UNIT:
+        tl.store(out_ptr + _aligned(program_out + row_out, OUT_ALIGN) + c, value, mask=mask)
     else:
-        in_off = program_in + row_in + col_in
-    tl.store(out_ptr + out_off, tl.load(in_ptr + in_off, mask=mask), mask=mask)
+        tl.store(out_ptr + program_out + row_out + c * out_strides[NDIM - 1], value, mask=mask)
 
 
 def _iteration(shape, out_strides, in_strides, maps):
@@ -169,23 +203,31 @@ def _alignment(strides):
     return math.gcd(_MAX_ALIGN, *strides)
 
 
-def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=unmapped):
+def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=unmapped,
+                  repeats=None):
     """``out[i] = x[source(i)]`` over ``shape``, out and x walked through the given strides,
     ``maps`` giving each dim's source index: None (the output's own) or ``(shift, scale,
-    in_size)``, read through ``index_map(k + shift, scale, in_size)``; counted for ``name``."""
+    in_size)``, read through ``index_map(k + shift, scale, in_size)``; counted for ``name``.
+    ``repeats(map, size)``, where given, says of a mapped dim of ``size`` output indices whether
+    its map is exactly ``k // n`` for all of them: that ``n``, else 1."""
     dims = _iteration(shape, out_strides, in_strides, maps)
-    rows_dim = _transposed_rows(dims)
+    columns = dims[-1]
+    repeat = repeats(columns[3], columns[0]) if repeats and columns[3] else 1
+    rows_dim = None if repeat > 1 else _transposed_rows(dims)
     if rows_dim is not None:  # the program dims first, then the rows' single dim
-        dims = [d for k, d in enumerate(dims[:-1]) if k != rows_dim] + [dims[rows_dim], dims[-1]]
+        dims = [d for k, d in enumerate(dims[:-1]) if k != rows_dim] + [dims[rows_dim], columns]
         program_dims = len(dims) - 2
     else:
         program_dims = 0
     sizes = tuple(d[0] for d in dims)
     cols, rows = sizes[-1], math.prod(sizes[program_dims:-1])
+    options = {}
     if rows_dim is not None:
         block_r = min(triton.next_power_of_2(rows), TILE_SIDE)
         block_c = min(triton.next_power_of_2(cols), TILE_AREA // block_r)
         block_r = min(triton.next_power_of_2(rows), TILE_AREA // block_c)
+        # a small tile (one side short) takes fewer warps: 8 elements a thread at least
+        options["num_warps"] = max(1, min(4, block_r * block_c // 256))
     else:
         block_c = min(triton.next_power_of_2(cols), BLOCK)
         block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
@@ -194,14 +236,22 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     # the rows and columns of the tiles, masked lanes included
     index_64 = needs_int64([(t.shape, t.stride()) for t in (out, x)], grid - 1,
                            row_blocks * block_r - 1, col_blocks * block_c - 1)
-    columns = dims[-1]
+    rows_dims, program = dims[program_dims:-1], dims[:program_dims]
     out_unit = columns[1] == 1
+    out_dense = (out_unit and len(rows_dims) == 1 and rows_dims[0][1] == cols == block_c)
+    if not out_unit:
+        out_aligned = None
+    else:
+        out_aligned = [d[1] for d in (program if out_dense else dims[:-1])]
+    in_dense = False
     if rows_dim is not None:
-        in_unit, in_aligned = _ROWS, [d[2] for d in dims[:-2]] + [columns[2]]
-    elif columns[2] == 1 and columns[3] is None:
+        in_unit = _ROWS
+        in_dense = columns[2] == rows == block_r
+        in_aligned = [d[2] for d in program] + ([] if in_dense else [columns[2]])
+    elif columns[2] == 1 and (columns[3] is None or repeat > 1):
         in_unit, in_aligned = _COLUMNS, [d[2] for d in dims[:-1]]
     else:
-        in_unit, in_aligned = _NOWHERE, []
+        in_unit, in_aligned = _NOWHERE, None
     mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
     launch(
         name, _gather_kernel, (grid,), out, x, rows, cols, row_blocks, col_blocks, sizes,
@@ -210,7 +260,8 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
         tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
         tuple(d[3][2] if d[3] else d[0] for d in dims),
         INDEX_MAP=index_map if mapped else unmapped, MAPPED=mapped, NDIM=len(dims),
-        PROGRAM_DIMS=program_dims, OUT_UNIT=out_unit, IN_UNIT=in_unit,
-        OUT_ALIGN=_alignment(d[1] for d in dims[:-1]) if out_unit else 1,
-        IN_ALIGN=_alignment(in_aligned) if in_unit else 1,
-        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c)
+        PROGRAM_DIMS=program_dims, OUT_UNIT=out_unit, IN_UNIT=in_unit, OUT_DENSE=out_dense,
+        IN_DENSE=in_dense, REPEAT=repeat,
+        OUT_ALIGN=1 if out_aligned is None else _alignment(out_aligned),
+        IN_ALIGN=1 if in_aligned is None else _alignment(in_aligned),
+        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c, **options)
