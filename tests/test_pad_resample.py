@@ -468,3 +468,40 @@ def test_nearest_repeats_only_where_pytorchs_map_is_k_over_n():
     w_in = (1 << 22) + 1
     assert NearestOp.repeats((0, 0.5, w_in), 2 * w_in) == 1
     assert NearestOp.repeats((0, _scale(5, 15, None), 5), 15) == 1  # 1/3: inexact
+
+
+def test_reciprocal_divides_exactly():
+    """The flat walk's row, ``umulhi(n, m) >> s``, is n // d for every int32 index n (checked at
+    the edges of quotients, where a rounding error would show) and divisor d up to 2**31 - 1."""
+    from flaggems_exp.families.gather_kernel import _reciprocal
+    divisors = {d + k for d in [1 << e for e in range(1, 31)] + [3, 5, 7, 131, 257, 32771, 65537]
+                for k in (-1, 0, 1) if 1 < d + k < 2**31} | {2**31 - 1}
+    for d in sorted(divisors):
+        m, s = _reciprocal(d)
+        assert -2**31 <= m < 2**31 and s >= 0  # int32 kernel arguments
+        last = 2**31 - 1
+        for q in {0, 1, 2, last // d - 1, last // d, (last // d) // 2}:
+            for n in (q * d - 1, q * d, q * d + d - 1, last):
+                if 0 <= n <= last:
+                    assert ((n * (m % 2**32)) >> 32) >> s == n // d, (d, n)
+
+
+@pytest.mark.parametrize("name, pads_or_sizes, width, aligned_width", [
+    ("replication_pad1d", [1, 3], 29, 12), ("reflection_pad1d", [2, 4], 9, 10),
+    ("upsample_nearest1d", [35], 17, 17), ("_upsample_nearest_exact1d", [23], 17, 17),
+])
+def test_unaligned_rows_are_walked_flat(name, pads_or_sizes, width, aligned_width, monkeypatch):
+    """A dense output of one row dim whose rows do not start 16-byte aligned is walked flat
+    (whole vectors stored; each element's row from its flat index): PyTorch's values bit for
+    bit, on row-major and stepped inputs; an output 16 float32 wide keeps the tiles."""
+    op = REGISTRY[name]
+    launched = _gather_launches(monkeypatch, op)
+    for dtype in (torch.float16, torch.float32, torch.uint8):
+        x = testing.random_tensor((4, 3, width), dtype, generator=torch.Generator().manual_seed(8))
+        stepped = torch.empty((4, 3, 2 * width), dtype=dtype)[..., ::2].copy_(x)
+        for args in ((x, pads_or_sizes), (stepped, pads_or_sizes)):
+            check_call(op, Call(args), exact=True)
+    assert [o["FLAT"] for *_, o in launched] == [True] * 6
+    x = testing.random_tensor((4, 3, aligned_width), torch.float32)
+    check_call(op, Call((x, pads_or_sizes if "pad" in name else [16])), exact=True)
+    assert not launched[-1][3]["FLAT"]

@@ -13,6 +13,8 @@ Its rows are either every other dim flattened (the output's next dims, each prog
 rows), or, where the input's unit-stride dim is another one, that dim alone (a transposed
 tile: loaded along its rows, stored along its columns; Triton converts between the two through
 shared memory), the remaining dims then being the program's own, computed once per program.
+A dense output of one row dim whose rows do not start aligned (a pad or an upsampling to an
+odd width) is walked flat instead, so that its stores are whole vectors.
 Unit strides and the alignment of row and column offsets are compile-time facts
 (constexprs chosen on the host from the iteration dims): without them, shapes and strides being
 runtime integers, the compiler could prove no two lanes contiguous and would load and store
@@ -86,13 +88,13 @@ def _aligned_base(offset, ALIGN: tl.constexpr):
 
 # rows and cols are specialized (divisible by 16 or not): the masks' lanes then come in aligned
 # groups, which a vectorized access needs
-@triton.jit(do_not_specialize=["row_blocks", "col_blocks", "shape", "out_strides", "in_strides",
-                               "shifts", "scales", "in_sizes"])
+@triton.jit(do_not_specialize=["row_blocks", "col_blocks", "reciprocal", "shift", "shape",
+                               "out_strides", "in_strides", "shifts", "scales", "in_sizes"])
 def _gather_kernel(
-    out_ptr, in_ptr, rows, cols, row_blocks, col_blocks, shape, out_strides, in_strides, shifts,
-    scales, in_sizes, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr, NDIM: tl.constexpr,
-    PROGRAM_DIMS: tl.constexpr, OUT_UNIT: tl.constexpr, IN_UNIT: tl.constexpr,
-    OUT_DENSE: tl.constexpr, IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
+    out_ptr, in_ptr, rows, cols, row_blocks, col_blocks, reciprocal, shift, shape, out_strides,
+    in_strides, shifts, scales, in_sizes, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr,
+    NDIM: tl.constexpr, PROGRAM_DIMS: tl.constexpr, FLAT: tl.constexpr, OUT_UNIT: tl.constexpr,
+    IN_UNIT: tl.constexpr, OUT_DENSE: tl.constexpr, IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
     OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -103,16 +105,27 @@ def _gather_kernel(
     # other dims' offsets (with a DENSE side, the program's offset). OUT_DENSE: the tile is one
     # run of the output (its one row dim's stride is cols, BLOCK_C covering them); IN_DENSE: one
     # run of the input (the columns' stride is rows, BLOCK_R covering them). REPEAT: the
-    # columns' source index is c // REPEAT (an exact nearest upsampling)
+    # columns' source index is c // REPEAT (an exact nearest upsampling). FLAT: a dense output
+    # of one row dim, walked flat (whole vectors stored whatever its row width), each element's
+    # row from its flat index through cols' reciprocal (``_reciprocal``) where int32
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
-    col_block = pid % col_blocks
-    pid = pid // col_blocks
-    row_block = pid % row_blocks
-    r = row_block * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    c = col_block * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
-    mask = (r < rows) & (c < cols)
+    if FLAT:
+        flat = pid * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+        if INDEX_64:
+            r = flat // cols
+        else:
+            r = tl.umulhi(flat, reciprocal) >> shift
+        c = flat - r * cols
+        mask = flat < rows * cols
+    else:
+        col_block = pid % col_blocks
+        pid = pid // col_blocks
+        row_block = pid % row_blocks
+        r = row_block * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+        c = col_block * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+        mask = (r < rows) & (c < cols)
     if PROGRAM_DIMS > 0:
         # pid // row_blocks < the program dims' count: unravelling leaves dim 0's coordinate
         inner, first = unravel(pid // row_blocks, shape, 1, PROGRAM_DIMS)
@@ -154,7 +167,9 @@ def _gather_kernel(
         else:
             in_off = program_in + row_in + col_in
         value = tl.load(in_ptr + in_off, mask=mask)
-    if OUT_DENSE:
+    if FLAT:
+        tl.store(out_ptr + flat, value, mask=mask)
+    elif OUT_DENSE:
         run = row_block * (BLOCK_R * BLOCK_C) + tl.arange(0, BLOCK_R * BLOCK_C)
         tl.store(out_ptr + _aligned_base(program_out, OUT_ALIGN) + run,
                  tl.reshape(value, [BLOCK_R * BLOCK_C]), mask=run < rows * BLOCK_C)
@@ -203,6 +218,15 @@ def _alignment(strides):
     return math.gcd(_MAX_ALIGN, *strides)
 
 
+def _reciprocal(d):
+    """(m, s) with ``n // d == umulhi(n, m) >> s`` for every 0 <= n < 2**31, d > 1: with
+    l = ceil(log2 d), m = ceil(2**(31 + l) / d) < 2**32 (Granlund and Montgomery: the error
+    of m / 2**(31 + l) against 1 / d, times n, stays below 1 / d), passed as int32 bits."""
+    l = (d - 1).bit_length()
+    m = -(-(1 << (31 + l)) // d)
+    return m - (1 << 32) if m >= 1 << 31 else m, l - 1
+
+
 def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=unmapped,
                   repeats=None):
     """``out[i] = x[source(i)]`` over ``shape``, out and x walked through the given strides,
@@ -222,7 +246,13 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     sizes = tuple(d[0] for d in dims)
     cols, rows = sizes[-1], math.prod(sizes[program_dims:-1])
     options = {}
-    if rows_dim is not None:
+    # a dense output of one row dim whose rows do not start 16-byte aligned: walked flat
+    flat = (rows_dim is None and len(dims) == 2 and columns[1] == 1 and dims[0][1] == cols > 1
+            and math.gcd(16, cols * out.element_size()) < 16)
+    if flat:
+        repeat = 1
+        block_c, block_r = min(triton.next_power_of_2(rows * cols), BLOCK), 1
+    elif rows_dim is not None:
         block_r = min(triton.next_power_of_2(rows), TILE_SIDE)
         block_c = min(triton.next_power_of_2(cols), TILE_AREA // block_r)
         block_r = min(triton.next_power_of_2(rows), TILE_AREA // block_c)
@@ -231,14 +261,20 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     else:
         block_c = min(triton.next_power_of_2(cols), BLOCK)
         block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
-    row_blocks, col_blocks = triton.cdiv(rows, block_r), triton.cdiv(cols, block_c)
+    if flat:
+        row_blocks, col_blocks = 1, triton.cdiv(rows * cols, block_c)
+    else:
+        row_blocks, col_blocks = triton.cdiv(rows, block_r), triton.cdiv(cols, block_c)
     grid = math.prod(sizes[:program_dims]) * row_blocks * col_blocks
-    # the rows and columns of the tiles, masked lanes included
-    index_64 = needs_int64([(t.shape, t.stride()) for t in (out, x)], grid - 1,
+    # the rows and columns of the tiles (a flat walk's indices), masked lanes included
+    index_64 = needs_int64([(t.shape, t.stride()) for t in (out, x)],
+                           grid * block_c - 1 if flat else grid - 1,
                            row_blocks * block_r - 1, col_blocks * block_c - 1)
+    reciprocal, shift = _reciprocal(cols) if flat else (0, 0)
     rows_dims, program = dims[program_dims:-1], dims[:program_dims]
     out_unit = columns[1] == 1
-    out_dense = (out_unit and len(rows_dims) == 1 and rows_dims[0][1] == cols == block_c)
+    out_dense = (not flat and out_unit and len(rows_dims) == 1
+                 and rows_dims[0][1] == cols == block_c)
     if not out_unit:
         out_aligned = None
     else:
@@ -248,20 +284,20 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
         in_unit = _ROWS
         in_dense = columns[2] == rows == block_r
         in_aligned = [d[2] for d in program] + ([] if in_dense else [columns[2]])
-    elif columns[2] == 1 and (columns[3] is None or repeat > 1):
+    elif columns[2] == 1 and (columns[3] is None or repeat > 1) and not flat:
         in_unit, in_aligned = _COLUMNS, [d[2] for d in dims[:-1]]
     else:
         in_unit, in_aligned = _NOWHERE, None
     mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
     launch(
-        name, _gather_kernel, (grid,), out, x, rows, cols, row_blocks, col_blocks, sizes,
-        tuple(d[1] for d in dims), tuple(d[2] for d in dims),
+        name, _gather_kernel, (grid,), out, x, rows, cols, row_blocks, col_blocks, reciprocal,
+        shift, sizes, tuple(d[1] for d in dims), tuple(d[2] for d in dims),
         tuple(d[3][0] if d[3] else 0 for d in dims),
         tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
         tuple(d[3][2] if d[3] else d[0] for d in dims),
         INDEX_MAP=index_map if mapped else unmapped, MAPPED=mapped, NDIM=len(dims),
-        PROGRAM_DIMS=program_dims, OUT_UNIT=out_unit, IN_UNIT=in_unit, OUT_DENSE=out_dense,
-        IN_DENSE=in_dense, REPEAT=repeat,
+        PROGRAM_DIMS=program_dims, FLAT=flat, OUT_UNIT=out_unit, IN_UNIT=in_unit,
+        OUT_DENSE=out_dense, IN_DENSE=in_dense, REPEAT=repeat,
         OUT_ALIGN=1 if out_aligned is None else _alignment(out_aligned),
         IN_ALIGN=1 if in_aligned is None else _alignment(in_aligned),
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c, **options)
