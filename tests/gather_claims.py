@@ -13,12 +13,12 @@ def record_launches(monkeypatch):
     """The (sizes, out strides, in strides, constexprs) of every gather launch from now on."""
     launched = []
     launch = gather_kernel.launch
+    names = gather_kernel._gather_kernel.arg_names
 
-    def spy(name, kernel, grid, out, x, rows, cols, row_blocks, col_blocks, sizes, out_strides,
-            in_strides, *args, **options):
-        launched.append((sizes, out_strides, in_strides, options))
-        return launch(name, kernel, grid, out, x, rows, cols, row_blocks, col_blocks, sizes,
-                      out_strides, in_strides, *args, **options)
+    def spy(name, kernel, grid, *args, **options):
+        bound = dict(zip(names, args))
+        launched.append((bound["shape"], bound["out_strides"], bound["in_strides"], options))
+        return launch(name, kernel, grid, *args, **options)
 
     monkeypatch.setattr(gather_kernel, "launch", spy)
     return launched

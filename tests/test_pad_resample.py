@@ -437,20 +437,20 @@ def test_nearest_upsampling_by_a_power_of_two_loads_each_source_once(name, monke
     op = REGISTRY[name]
     spatial = testing.twin(op).spatial
     launched = _gather_launches(monkeypatch, op)
-    x = testing.random_tensor((2, 3, *(3, 4, 5)[3 - spatial:]), torch.float16)
+    # rows of 8 float16: the outputs' rows start 16-byte aligned (others are walked flat)
+    x = testing.random_tensor((2, 3, *(3, 4, 8)[3 - spatial:]), torch.float16)
     # (output sizes, scales, the repeat): by 2 everywhere; by 16, by 4 (given as scales) and
-    # to an odd size along the innermost dim only; by 2 with scales of 2.5 (CUDA applies them)
-    cases = [([2 * s for s in x.shape[2:]], [], 2), ([3, 4, 5 * 16], [], 16),
-             ([3, 4, 20], [None, None, 4.0], 4), ([3, 4, 11], [], 1),
-             ([3, 4, 10], [None, None, 2.5], 1)]
+    # to 24 along the innermost dim only; by 2 with scales of 2.5 (CUDA applies them)
+    cases = [([2 * s for s in x.shape[2:]], [], 2), ([3, 4, 8 * 16], [], 16),
+             ([3, 4, 32], [None, None, 4.0], 4), ([3, 4, 24], [], 1),
+             ([3, 4, 16], [None, None, 2.5], 1)]
     for sizes, scales, repeat in cases:
         sizes, scales = sizes[-spatial:], scales[-spatial:]
         check_call(op, Call((x, sizes, *scales)), exact=True)
         assert launched[-1][3]["REPEAT"] == repeat
-    strided = x.transpose(-1, -2)  # its source columns strided
-    check_call(op, Call((strided, [2 * s for s in strided.shape[2:]])), exact=True)
+    stepped = torch.empty((*x.shape[:-1], 16), dtype=x.dtype)[..., ::2].copy_(x)
+    check_call(op, Call((stepped, [2 * s for s in x.shape[2:]])), exact=True)  # strided source
     assert launched[-1][3]["REPEAT"] == 2
-
 
 def test_nearest_repeats_only_where_pytorchs_map_is_k_over_n():
     """NearestOp.repeats against PyTorch's own index maps: upsampling an arange (its values its
@@ -471,19 +471,19 @@ def test_nearest_repeats_only_where_pytorchs_map_is_k_over_n():
 
 
 def test_reciprocal_divides_exactly():
-    """The flat walk's row, ``umulhi(n, m) >> s``, is n // d for every int32 index n (checked at
+    """The flat walk's row, ``(n * m) >> s``, is n // d for every int32 index n (checked at
     the edges of quotients, where a rounding error would show) and divisor d up to 2**31 - 1."""
     from flaggems_exp.families.gather_kernel import _reciprocal
     divisors = {d + k for d in [1 << e for e in range(1, 31)] + [3, 5, 7, 131, 257, 32771, 65537]
                 for k in (-1, 0, 1) if 1 < d + k < 2**31} | {2**31 - 1}
     for d in sorted(divisors):
         m, s = _reciprocal(d)
-        assert -2**31 <= m < 2**31 and s >= 0  # int32 kernel arguments
         last = 2**31 - 1
+        assert last * m < 2**63  # the kernel's int64 product
         for q in {0, 1, 2, last // d - 1, last // d, (last // d) // 2}:
             for n in (q * d - 1, q * d, q * d + d - 1, last):
                 if 0 <= n <= last:
-                    assert ((n * (m % 2**32)) >> 32) >> s == n // d, (d, n)
+                    assert (n * m) >> s == n // d, (d, n)
 
 
 @pytest.mark.parametrize("name, pads_or_sizes, width, aligned_width", [

@@ -91,10 +91,11 @@ def _aligned_base(offset, ALIGN: tl.constexpr):
 @triton.jit(do_not_specialize=["row_blocks", "col_blocks", "reciprocal", "shift", "shape",
                                "out_strides", "in_strides", "shifts", "scales", "in_sizes"])
 def _gather_kernel(
-    out_ptr, in_ptr, rows, cols, row_blocks, col_blocks, reciprocal, shift, shape, out_strides,
-    in_strides, shifts, scales, in_sizes, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr,
-    NDIM: tl.constexpr, PROGRAM_DIMS: tl.constexpr, FLAT: tl.constexpr, OUT_UNIT: tl.constexpr,
-    IN_UNIT: tl.constexpr, OUT_DENSE: tl.constexpr, IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
+    out_ptr, in_ptr, rows, cols, row_blocks, col_blocks, reciprocal: tl.int64, shift, shape,
+    out_strides, in_strides, shifts, scales, in_sizes, INDEX_MAP: tl.constexpr,
+    MAPPED: tl.constexpr, NDIM: tl.constexpr, PROGRAM_DIMS: tl.constexpr, FLAT: tl.constexpr,
+    OUT_UNIT: tl.constexpr, IN_UNIT: tl.constexpr, OUT_DENSE: tl.constexpr,
+    IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
     OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -107,7 +108,7 @@ def _gather_kernel(
     # run of the input (the columns' stride is rows, BLOCK_R covering them). REPEAT: the
     # columns' source index is c // REPEAT (an exact nearest upsampling). FLAT: a dense output
     # of one row dim, walked flat (whole vectors stored whatever its row width), each element's
-    # row from its flat index through cols' reciprocal (``_reciprocal``) where int32
+    # row from its flat index times cols' reciprocal (``_reciprocal``) where int32
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
@@ -116,9 +117,10 @@ def _gather_kernel(
         if INDEX_64:
             r = flat // cols
         else:
-            r = tl.umulhi(flat, reciprocal) >> shift
+            # a 64-bit product (the interpreter of Triton 3.6 sign-extends umulhi's operands)
+            r = ((flat.to(tl.int64) * reciprocal) >> shift).to(tl.int32)
         c = flat - r * cols
-        mask = flat < rows * cols
+        mask = flat < tl.cast(rows, flat.dtype) * cols  # in int64 too
     else:
         col_block = pid % col_blocks
         pid = pid // col_blocks
@@ -145,7 +147,7 @@ def _gather_kernel(
     if IN_DENSE:
         run = col_block * (BLOCK_C * BLOCK_R) + tl.arange(0, BLOCK_C * BLOCK_R)
         loaded = tl.load(in_ptr + _aligned_base(program_in, IN_ALIGN) + run,
-                         mask=run < cols * BLOCK_R)
+                         mask=run < tl.cast(cols, run.dtype) * BLOCK_R)
         value = tl.trans(tl.reshape(loaded, [BLOCK_C, BLOCK_R]))
     elif REPEAT > 1:
         # the row's source columns loaded once, side by side, each then written REPEAT times
@@ -172,7 +174,8 @@ def _gather_kernel(
     elif OUT_DENSE:
         run = row_block * (BLOCK_R * BLOCK_C) + tl.arange(0, BLOCK_R * BLOCK_C)
         tl.store(out_ptr + _aligned_base(program_out, OUT_ALIGN) + run,
-                 tl.reshape(value, [BLOCK_R * BLOCK_C]), mask=run < rows * BLOCK_C)
+                 tl.reshape(value, [BLOCK_R * BLOCK_C]),
+                 mask=run < tl.cast(rows, run.dtype) * BLOCK_C)
     elif OUT_UNIT:
         tl.store(out_ptr + _aligned(program_out + row_out, OUT_ALIGN) + c, value, mask=mask)
     else:
@@ -219,12 +222,12 @@ def _alignment(strides):
 
 
 def _reciprocal(d):
-    """(m, s) with ``n // d == umulhi(n, m) >> s`` for every 0 <= n < 2**31, d > 1: with
-    l = ceil(log2 d), m = ceil(2**(31 + l) / d) < 2**32 (Granlund and Montgomery: the error
-    of m / 2**(31 + l) against 1 / d, times n, stays below 1 / d), passed as int32 bits."""
+    """(m, s) with ``n // d == (n * m) >> s`` for every 0 <= n < 2**31, d > 1: with
+    l = ceil(log2 d), m = ceil(2**(31 + l) / d) < 2**32 and s = 31 + l (Granlund and
+    Montgomery: the error of m / 2**s against 1 / d, times n, stays below 1 / d), so the
+    product fits in int64."""
     l = (d - 1).bit_length()
-    m = -(-(1 << (31 + l)) // d)
-    return m - (1 << 32) if m >= 1 << 31 else m, l - 1
+    return -(-(1 << (31 + l)) // d), 31 + l
 
 
 def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=unmapped,
