@@ -9,9 +9,11 @@ import pytest
 import torch
 
 import flaggems_exp
+import gather_claims
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
 from flaggems_exp.families import InplaceOp
 from flaggems_exp.families import copy as copy_family
+from flaggems_exp.runtime.plans import PlanCache
 from flaggems_exp.testing import ALL_DTYPES, Call, assert_close, assert_same_error, run
 
 DEV = flaggems_exp.device
@@ -490,3 +492,103 @@ def test_out_refused_where_aten_has_no_out_overload():
     assert not out.any()
     with pytest.raises(RuntimeError, match="expected at most 4 argument"):  # aten refuses it too
         A._functional_sym_constrain_range_for_size(3, 2, 10, x.cpu(), out=out.cpu())
+
+
+# ---- permuted sources: the gather skeleton's transposed tiles -----------------------------
+# sources whose unit stride runs along another dim than a contiguous result's innermost:
+# label -> (base shape, the view); odd sizes leave partial tiles, offsets unaligned starts
+PERMUTED = {
+    "transposed": ((37, 70), lambda b: b.t()),
+    "transposed, offset": ((9, 70), lambda b: b[:, 3:].t()),
+    "3-d permuted": ((5, 7, 9), lambda b: b.permute(2, 0, 1)),
+    "channels_last": ((2, 3, 4, 5), lambda b: b.permute(0, 2, 3, 1)),
+    "permuted, stepped outer dim": ((6, 5, 8), lambda b: b[::2].permute(0, 2, 1)),
+    "expanded, transposed": ((1, 9, 11), lambda b: b.expand(3, 9, 11).transpose(1, 2)),
+}
+
+
+def _launched_kernels(monkeypatch):
+    """The (kernel name, constexpr options) of every launch from now on."""
+    from flaggems_exp.runtime import launch
+    launched, run_kernel = [], launch.run_kernel
+
+    def recorded(kernel, grid, args, options):
+        launched.append((kernel.fn.__name__, dict(options)))
+        return run_kernel(kernel, grid, args, options)
+
+    monkeypatch.setattr(launch, "run_kernel", recorded)
+    return launched
+
+
+@pytest.mark.parametrize("label", list(PERMUTED))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bool, torch.int8, torch.float64,
+                                   torch.bfloat16], ids=str)
+def test_copies_of_permuted_sources_take_transposed_tiles(label, dtype, monkeypatch):
+    """copy_ into a contiguous self, copy() and clone() (under use_gems: its copy_) of a permuted
+    source: PyTorch's values bit for bit, each through one launch of the gather skeleton whose
+    tile reads along the source's unit-stride dim (the flat walk read it with a large stride)."""
+    shape, make_view = PERMUTED[label]
+    gen = torch.Generator().manual_seed(4)
+    src_cpu = make_view(testing.random_tensor(shape, dtype, generator=gen))
+    src = make_view(testing.random_tensor(shape, dtype,
+                                          generator=torch.Generator().manual_seed(4)).to(DEV))
+    launched = _launched_kernels(monkeypatch)
+    monkeypatch.setattr(REGISTRY["copy_"], "plans", PlanCache())  # a replay skips run_kernel
+    monkeypatch.setattr(REGISTRY["copy"], "plans", PlanCache())
+    before = LAUNCHES["copy"]
+    self_ = torch.zeros(src.shape, dtype=dtype, device=DEV)
+    assert ops.copy_(self_, src) is self_
+    assert_same_result(self_, torch.zeros(src_cpu.shape, dtype=dtype).copy_(src_cpu))
+    assert_same_result(ops.copy(torch.zeros_like(self_), src), src_cpu.contiguous())
+    with flaggems_exp.use_gems():
+        ours = src.contiguous()
+    assert_same_result(ours, src_cpu.contiguous())
+    # the third copy replays the first's plan (the same signature), which recorded its launch
+    assert LAUNCHES["copy"] == before + 3
+    assert [(name, options["IN_UNIT"]) for name, options in launched] == [("_gather_kernel", 1)] * 2
+
+
+def test_t_copy_takes_transposed_tiles(monkeypatch):
+    """t_copy of a row-major matrix reads it along its rows (a transposed tile) and writes
+    PyTorch's values; of a column-major one it is a plain flat copy."""
+    launched = _launched_kernels(monkeypatch)
+    monkeypatch.setattr(REGISTRY["t_copy"], "plans", PlanCache())
+    for shape in ((70, 37), (1, 9), (130, 2)):
+        x = testing.random_tensor(shape, torch.float16, generator=torch.Generator().manual_seed(6))
+        assert_same_result(ops.t_copy(x.to(DEV)), A.t_copy(x))
+    assert [name for name, _ in launched] == ["_gather_kernel", "_pointwise_kernel",
+                                              "_gather_kernel"]
+    x = testing.random_tensor((5, 8), torch.float32).t()
+    assert_same_result(ops.t_copy(x.to(DEV).t().t()), A.t_copy(x))
+    assert launched[-1][0] == "_pointwise_kernel"
+
+
+@pytest.mark.parametrize("label", list(PERMUTED))
+def test_transposed_tiles_claim_only_true_alignment(label, monkeypatch):
+    """Into a contiguous self and into one with an unaligned row start (see gather_claims)."""
+    launched = gather_claims.record_launches(monkeypatch)
+    monkeypatch.setattr(REGISTRY["copy_"], "plans", PlanCache())  # no replay of another test's
+    shape, make_view = PERMUTED[label]
+    src = make_view(torch.randn(shape, device=DEV).to(torch.float16))
+    for self_ in (torch.empty(src.shape, dtype=src.dtype, device=DEV),
+                  torch.empty((*src.shape[:-1], src.shape[-1] + 3), dtype=src.dtype,
+                              device=DEV)[..., 3:]):
+        ops.copy_(self_, src)
+    assert len(launched) == 2
+    for launch in launched:
+        gather_claims.assert_true_claims(*launch)
+
+
+def test_transposed_tiles_int64_path(monkeypatch):
+    """The transposed tiles' int64 variant (past 2**31 - 1 elements or offsets), forced on small
+    tensors by lowering the limit: PyTorch's values from every permuted source."""
+    from flaggems_exp.runtime import indexing
+    monkeypatch.setattr(indexing, "INT32_LIMIT", 16)
+    monkeypatch.setattr(REGISTRY["copy_"], "plans", PlanCache())  # earlier plans launch int32
+    launched = _launched_kernels(monkeypatch)
+    for label, (shape, make_view) in PERMUTED.items():
+        src = make_view(testing.random_tensor(shape, torch.float32))
+        self_ = torch.zeros(src.shape, device=DEV)
+        assert_same_result(ops.copy_(self_, src.to(DEV)), src.contiguous())
+    assert [(name, options["INDEX_64"]) for name, options in launched] == \
+        [("_gather_kernel", True)] * len(PERMUTED)

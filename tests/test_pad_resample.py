@@ -12,10 +12,12 @@ import pytest
 import torch
 
 import flaggems_exp
+import gather_claims
 from flaggems_exp import LAUNCHES, REGISTRY, testing
 from flaggems_exp.families import PadOp
 from flaggems_exp.ops.padding import reflect_index
 from flaggems_exp.runtime import errors
+from flaggems_exp.runtime.plans import PlanCache
 from flaggems_exp.testing import ALL_DTYPES, Call, assert_same_error, check_call, run
 
 DEV = flaggems_exp.device
@@ -398,3 +400,128 @@ def test_a_pad_whose_kernel_is_not_structured_resizes_out_silently():
     assert_same_error(run(op, testing.on_device(crop)), run(A.reflection_pad2d, crop))
     assert_same_error(run(REGISTRY["replication_pad2d"], testing.on_device(crop)),
                       run(A.replication_pad2d, crop))
+
+
+# ---- the gather skeleton's tiles: which one each natural case takes, and its claims ----------
+def _gather_launches(monkeypatch, *ops):
+    for op in ops:  # a plan's replay would not reach the launch recorder
+        monkeypatch.setattr(op, "plans", PlanCache())
+    return gather_claims.record_launches(monkeypatch)
+
+
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_gather_tiles_claim_only_true_alignment(op, monkeypatch):
+    """Every sample call of every pad and resampling op, on a row-major input and a stepped
+    one, and float16 and float64 (see gather_claims)."""
+    launched = _gather_launches(monkeypatch, op)
+    for dtype in (torch.float16, torch.float64):
+        if dtype not in testing.twin(op).dtypes:
+            continue
+        for call in testing.sample_calls(op, dtype, generator=torch.Generator().manual_seed(3)):
+            x = call.args[0]
+            stepped = torch.empty((*x.shape[:-1], 2 * x.shape[-1]), dtype=dtype)[..., ::2]
+            for args in (call.args, (stepped.copy_(x), *call.args[1:])):
+                check_call(op, Call(args, call.kwargs), exact=True)
+    assert launched
+    for launch in launched:
+        gather_claims.assert_true_claims(*launch)
+
+
+@pytest.mark.parametrize("name, shape, r, dense", [
+    ("pixel_shuffle", (2, 12, 3, 5), 2, "OUT_DENSE"),
+    ("pixel_shuffle", (2, 8, 4, 16), 2, "OUT_DENSE"),
+    ("pixel_shuffle", (3, 16, 5, 7), 4, "OUT_DENSE"),
+    ("pixel_unshuffle", (2, 3, 6, 10), 2, "IN_DENSE"),
+    ("pixel_unshuffle", (2, 3, 8, 32), 2, "IN_DENSE"),
+    ("pixel_unshuffle", (3, 2, 12, 8), 4, "IN_DENSE"),
+])
+def test_pixel_shuffles_move_whole_runs(name, shape, r, dense, monkeypatch):
+    """pixel_shuffle interleaves r input rows into one output run, pixel_unshuffle splits one
+    input run into r rows: the tile (a transposed one, read along the input's rows) is that
+    whole run on the interleaved side, loaded or stored as one; PyTorch's values bit for bit."""
+    op = REGISTRY[name]
+    launched = _gather_launches(monkeypatch, op)
+    for dtype in (torch.float16, torch.int8, torch.float64):
+        x = testing.random_tensor(shape, dtype, generator=torch.Generator().manual_seed(r))
+        check_call(op, Call((x, r)), exact=True)
+    assert [(o["IN_UNIT"], o[dense]) for *_, o in launched] == [(1, True)] * 3
+
+
+@pytest.mark.parametrize("name", ["upsample_nearest1d", "_upsample_nearest_exact1d",
+                                  "upsample_nearest3d"])
+def test_nearest_upsampling_by_a_power_of_two_loads_each_source_once(name, monkeypatch):
+    """Where the innermost dim's index map is exactly k // n (n = 2, 4, 8, 16; see
+    NearestOp.repeats), each program loads its source columns side by side, once, and writes
+    each n times (REPEAT); any other size or scale maps each output through the float32 map.
+    PyTorch's values bit for bit either way."""
+    op = REGISTRY[name]
+    spatial = testing.twin(op).spatial
+    launched = _gather_launches(monkeypatch, op)
+    # rows of 8 float16: the outputs' rows start 16-byte aligned (others are walked flat)
+    x = testing.random_tensor((2, 3, *(3, 4, 8)[3 - spatial:]), torch.float16)
+    # (output sizes, scales, the repeat): by 2 everywhere; by 16, by 4 (given as scales) and
+    # to 24 along the innermost dim only; by 2 with scales of 2.5 (CUDA applies them)
+    cases = [([2 * s for s in x.shape[2:]], [], 2), ([3, 4, 8 * 16], [], 16),
+             ([3, 4, 32], [None, None, 4.0], 4), ([3, 4, 24], [], 1),
+             ([3, 4, 16], [None, None, 2.5], 1)]
+    for sizes, scales, repeat in cases:
+        sizes, scales = sizes[-spatial:], scales[-spatial:]
+        check_call(op, Call((x, sizes, *scales)), exact=True)
+        assert launched[-1][3]["REPEAT"] == repeat
+    stepped = torch.empty((*x.shape[:-1], 16), dtype=x.dtype)[..., ::2].copy_(x)
+    check_call(op, Call((stepped, [2 * s for s in x.shape[2:]])), exact=True)  # strided source
+    assert launched[-1][3]["REPEAT"] == 2
+
+def test_nearest_repeats_only_where_pytorchs_map_is_k_over_n():
+    """NearestOp.repeats against PyTorch's own index maps: upsampling an arange (its values its
+    indices, exact in float32 up to 2**24), both maps, every n and sizes up to the float32
+    limit of the proof; it declines an output of 2**23 + 2, where it would not be sure."""
+    from flaggems_exp.families.resample import NearestOp, _scale
+    for aten in (A.upsample_nearest1d, A._upsample_nearest_exact1d):
+        for n in (2, 4, 8, 16):
+            for w_in in (1, 3, 64, (1 << 23) // n):
+                w_out = w_in * n
+                assert NearestOp.repeats((0, _scale(w_in, w_out, None), w_in), w_out) == n
+                x = torch.arange(w_in, dtype=torch.float32).view(1, 1, w_in)
+                k = torch.arange(w_out)
+                assert torch.equal(aten(x, [w_out]).view(-1), (k // n).to(torch.float32))
+    w_in = (1 << 22) + 1
+    assert NearestOp.repeats((0, 0.5, w_in), 2 * w_in) == 1
+    assert NearestOp.repeats((0, _scale(5, 15, None), 5), 15) == 1  # 1/3: inexact
+
+
+def test_reciprocal_divides_exactly():
+    """The flat walk's row, ``(n * m) >> s``, is n // d for every int32 index n (checked at
+    the edges of quotients, where a rounding error would show) and divisor d up to 2**31 - 1."""
+    from flaggems_exp.families.gather_kernel import _reciprocal
+    divisors = {d + k for d in [1 << e for e in range(1, 31)] + [3, 5, 7, 131, 257, 32771, 65537]
+                for k in (-1, 0, 1) if 1 < d + k < 2**31} | {2**31 - 1}
+    for d in sorted(divisors):
+        m, s = _reciprocal(d)
+        last = 2**31 - 1
+        assert last * m < 2**63  # the kernel's int64 product
+        for q in {0, 1, 2, last // d - 1, last // d, (last // d) // 2}:
+            for n in (q * d - 1, q * d, q * d + d - 1, last):
+                if 0 <= n <= last:
+                    assert (n * m) >> s == n // d, (d, n)
+
+
+@pytest.mark.parametrize("name, pads_or_sizes, width, aligned_width", [
+    ("replication_pad1d", [1, 3], 29, 12), ("reflection_pad1d", [2, 4], 9, 10),
+    ("upsample_nearest1d", [35], 17, 17), ("_upsample_nearest_exact1d", [23], 17, 17),
+])
+def test_unaligned_rows_are_walked_flat(name, pads_or_sizes, width, aligned_width, monkeypatch):
+    """A dense output of one row dim whose rows do not start 16-byte aligned is walked flat
+    (whole vectors stored; each element's row from its flat index): PyTorch's values bit for
+    bit, on row-major and stepped inputs; an output 16 float32 wide keeps the tiles."""
+    op = REGISTRY[name]
+    launched = _gather_launches(monkeypatch, op)
+    for dtype in (torch.float16, torch.float32, torch.uint8):
+        x = testing.random_tensor((4, 3, width), dtype, generator=torch.Generator().manual_seed(8))
+        stepped = torch.empty((4, 3, 2 * width), dtype=dtype)[..., ::2].copy_(x)
+        for args in ((x, pads_or_sizes), (stepped, pads_or_sizes)):
+            check_call(op, Call(args), exact=True)
+    assert [o["FLAT"] for *_, o in launched] == [True] * 6
+    x = testing.random_tensor((4, 3, aligned_width), torch.float32)
+    check_call(op, Call((x, pads_or_sizes if "pad" in name else [16])), exact=True)
+    assert not launched[-1][3]["FLAT"]

@@ -4,6 +4,9 @@ A copy is PyTorch's identity on PointwiseOp's strided skeleton, which it borrows
 owning a kernel: the source is read through its strides and broadcast, converted once into the
 destination's dtype and stored through the destination's strides. ``write`` is that launch;
 the creation family fills through it too, a Python number being the skeleton's scalar operand.
+A copy within one dtype whose source runs along another dim than the destination (a transpose,
+a permutation) takes the gather skeleton's transposed tiles instead, where the flat walk of the
+destination would read the source with a large stride.
 """
 import threading
 
@@ -17,6 +20,7 @@ from ..runtime.device import DEVICE
 from ..runtime.plans import not_replayable
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op, check_out_accepted
+from .gather_kernel import launch_gather, transposes
 from .pointwise import launch
 
 
@@ -80,9 +84,16 @@ def write(op, out, source):
     src_dtype = source.dtype if is_tensor else _NUMBER_DTYPE[type(source)]
     check_movable(op.name, out.dtype, src_dtype)
     compute = _compute_dtype(src_dtype, out.dtype)
+    shape = tuple(out.shape)
+    in_strides = geometry.expanded_strides(source, shape) if is_tensor else None
     _state.busy = True
     try:
-        launch(op.name, identity, out, tuple(out.shape), out.stride(), [source], (), compute)
+        if (is_tensor and src_dtype == out.dtype and out.dtype in TL_DTYPE
+                and transposes(shape, out.stride(), in_strides)):
+            launch_gather(op.name, out, source, shape, out.stride(), in_strides,
+                          [None] * len(shape))
+        else:
+            launch(op.name, identity, out, shape, out.stride(), [source], (), compute)
     finally:
         _state.busy = False
     return result

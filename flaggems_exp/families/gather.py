@@ -1,9 +1,9 @@
 """GatherOp: every output element written from exactly one input element.
 
 Padding, nearest resampling and pixel (un)shuffle are such gathers. ``GatherOp`` holds what they
-share: one Triton skeleton, ``_gather_kernel``, that walks the output and reads
+share: the gather skeleton (gather_kernel.py), which walks the output and reads
 ``in[src_0, ..., src_n]`` where each source index is either the output index itself (a
-pass-through dim) or ``INDEX_MAP(j + shift, scale, in_size)`` (a mapped dim), plus the host side
+pass-through dim) or ``INDEX_MAP(j + shift, scale, in_size)`` (a mapped dim), and the host side
 (binding the aten schemas, out=, layout, launch). ``PadOp`` (pad.py) maps the padded trailing
 dims; ``ResampleOp`` (resample.py) maps resampled dims and runs pixel (un)shuffle as a plain
 strided copy through views of the input and output.
@@ -12,61 +12,12 @@ import array
 import math
 
 import torch
-import triton
-import triton.language as tl
 
 from ..runtime import errors, geometry
-from ..runtime.indexing import BLOCK, needs_int64, offset, unravel
 from ..runtime.dtypes import ALL
-from ..runtime.launch import launch
 from .base import Op
 from .copy import computed_apart
-
-
-@triton.jit
-def _unmapped(k, scale, size):
-    return k  # the index map of a plain strided copy: never called, every dim passes through
-
-
-@triton.jit
-def _source(j, shift, scale, size, INDEX_MAP: tl.constexpr, IS_MAPPED: tl.constexpr):
-    if IS_MAPPED:
-        return INDEX_MAP(j + shift, scale, size)
-    else:
-        return j
-
-
-@triton.jit(do_not_specialize=["rows", "cols", "col_blocks", "shape", "out_strides", "in_strides",
-                               "shifts", "scales", "in_sizes"])
-def _gather_kernel(
-    out_ptr, in_ptr, rows, cols, col_blocks, shape, out_strides, in_strides, shifts, scales,
-    in_sizes, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr, NDIM: tl.constexpr,
-    INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-):
-    # a BLOCK_R x BLOCK_C tile: columns run along the innermost dim (the output's, in memory),
-    # rows over all outer dims together, so the outer index arithmetic is done once per row
-    pid = tl.program_id(0)
-    if INDEX_64:
-        pid = pid.to(tl.int64)
-    r = (pid // col_blocks) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    c = (pid % col_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
-    mask = (r < rows) & (c < cols)
-    if NDIM > 1:
-        # r < rows: what unravelling dims 1..NDIM-2 leaves of r is dim 0's coordinate
-        inner, first = unravel(r, shape, 1, NDIM - 1)
-        outer = (first,) + inner
-    else:
-        outer = ()
-    row_out = offset(outer, out_strides, r)
-    row_in = tl.zeros_like(r)
-    for d in tl.static_range(NDIM - 2, -1, -1):
-        src = _source(outer[d], shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
-        row_in += src * in_strides[d]
-    for d in tl.static_range(NDIM - 1, NDIM):  # the columns (a constexpr d for the tuples)
-        src = _source(c, shifts[d], scales[d], in_sizes[d], INDEX_MAP, (MAPPED >> d) & 1)
-        out_off = row_out + c * out_strides[d]
-        in_off = row_in + src * in_strides[d]
-    tl.store(out_ptr + out_off, tl.load(in_ptr + in_off, mask=mask), mask=mask)
+from .gather_kernel import launch_gather
 
 
 _MISSING = object()
@@ -90,23 +41,6 @@ def _fits(value, schema_type):
     if schema_type == "float":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return True
-
-
-def _iteration(shape, out_strides, in_strides, maps):
-    """The dims the kernel walks: in the output's memory order (outermost first, so the tile's
-    columns are the output's innermost dim), without size-1 pass-through dims, and with
-    neighbouring pass-through dims merged where both tensors walk them as one."""
-    dims = []
-    for d in sorted(range(len(shape)), key=lambda d: -out_strides[d]):  # stable: ties keep order
-        n, so, si, m = shape[d], out_strides[d], in_strides[d], maps[d]
-        if n == 1 and m is None:
-            continue
-        outer = dims[-1] if dims else None
-        if m is None and outer and outer[3] is None and outer[1:3] == (so * n, si * n):
-            dims[-1] = (outer[0] * n, so, si, None)
-        else:
-            dims.append((n, so, si, m))
-    return dims or [(1, 1, 1, None)]
 
 
 class GatherOp(Op):
@@ -141,6 +75,9 @@ class GatherOp(Op):
     # pointer into out (DATA_POINTER), after the input's dtype, and only for a non-empty result
     out_dtype_check = errors.OutDtypeCheck.OUT_WRAPPER
     index_map = None
+    # repeats(map, size): n where the index map of a mapped dim of ``size`` output indices is
+    # exactly k // n for each (n a power of two up to 16), else 1; None: never
+    repeats = None
     reference_in_float64 = False  # data movement: PyTorch's own result is the reference
 
     def __init__(self):
@@ -219,21 +156,5 @@ class GatherOp(Op):
         return out
 
     def launch(self, out, x, shape, out_strides, in_strides, maps):
-        dims = _iteration(shape, out_strides, in_strides, maps)
-        sizes = tuple(d[0] for d in dims)
-        cols, rows = sizes[-1], math.prod(sizes[:-1])
-        block_c = min(triton.next_power_of_2(cols), BLOCK)
-        block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
-        col_blocks = triton.cdiv(cols, block_c)
-        # the rows and columns of the tiles, masked lanes included
-        index_64 = needs_int64([(t.shape, t.stride()) for t in (out, x)],
-                               triton.cdiv(rows, block_r) * block_r - 1, col_blocks * block_c - 1)
-        mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
-        launch(
-            self.name, _gather_kernel, (triton.cdiv(rows, block_r) * col_blocks,),
-            out, x, rows, cols, col_blocks, sizes, tuple(d[1] for d in dims),
-            tuple(d[2] for d in dims), tuple(d[3][0] if d[3] else 0 for d in dims),
-            tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
-            tuple(d[3][2] if d[3] else d[0] for d in dims),
-            INDEX_MAP=self.index_map if mapped else _unmapped, MAPPED=mapped, NDIM=len(dims),
-            INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c)
+        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, self.index_map,
+                      self.repeats)

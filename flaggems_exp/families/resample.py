@@ -112,6 +112,17 @@ class NearestOp(ResampleOp):
         super().__init__()
         self.ref = _empty_before_dtype_check(self.ref)
 
+    @staticmethod
+    def repeats(dim_map, size):
+        """Where PyTorch's float32 map of a dim, floor((k + offset) * scale) clamped, is exactly
+        k // n: scale is 1/n (a power of two: the product is exact), the output n times the
+        input (no clamp), and every k + 0.5 exact in float32 (k below 2**23)."""
+        shift, scale, in_size = dim_map
+        for n in (2, 4, 8, 16):
+            if shift == 0 and scale == 1.0 / n and in_size * n == size and size <= 2**23:
+                return n
+        return 1
+
     def vec_sizes(self, x, output_size, scale_factors):
         """PyTorch's ``compute_output_size`` of a ``.vec`` call -> (output_size, scales)."""
         n = x.dim() - 2

@@ -1,0 +1,306 @@
+"""The gather skeleton: every output element written from one input element, through any
+strides, in tiles laid so that both sides are read and written in memory order.
+
+``GatherOp`` (gather.py: padding, nearest resampling, pixel (un)shuffle) launches it through
+``launch_gather``; so do copies within one dtype whose source is a permutation of the
+destination's layout (copy.py: ``t_copy``, ``copy_`` of a transposed tensor, ``clone`` of a
+permuted one), which a flat walk of the destination would read with a large stride. It lives
+apart from both families because each of them needs the other (gather.py computes an out=
+sharing its input apart through copy.py's ``write``).
+
+The kernel walks a BLOCK_R x BLOCK_C tile whose columns run along the output's innermost dim.
+Its rows are either every other dim flattened (the output's next dims, each program a band of
+rows), or, where the input's unit-stride dim is another one, that dim alone (a transposed
+tile: loaded along its rows, stored along its columns; Triton converts between the two through
+shared memory), the remaining dims then being the program's own, computed once per program.
+A dense output of one row dim whose rows do not start aligned (a pad or an upsampling to an
+odd width) is walked flat instead, so that its stores are whole vectors.
+Unit strides and the alignment of row and column offsets are compile-time facts
+(constexprs chosen on the host from the iteration dims): without them, shapes and strides being
+runtime integers, the compiler could prove no two lanes contiguous and would load and store
+one element at a time.
+"""
+import math
+
+import triton
+import triton.language as tl
+
+from ..runtime.device import INTERPRETED
+from ..runtime.indexing import BLOCK, needs_int64, offset, unravel
+from ..runtime.launch import launch
+
+TILE_AREA = BLOCK if INTERPRETED else 4 * BLOCK
+"""Elements of a transposed tile, at most: 64 x 64 compiled (128-byte rows of float16 on both
+sides; 8 KiB of shared memory for the conversion)."""
+
+TILE_SIDE = math.isqrt(TILE_AREA)
+
+# where the input's unit stride runs in a tile, for ``IN_UNIT``
+_NOWHERE, _ROWS, _COLUMNS = 0, 1, 2
+
+_MAX_ALIGN = 16  # elements: a 16-byte vector holds at most 16 one-byte elements
+
+
+@triton.jit
+def unmapped(k, scale, size):
+    return k  # the index map of a plain strided copy: never called, every dim passes through
+
+
+@triton.jit
+def _source(j, shift, scale, size, INDEX_MAP: tl.constexpr, IS_MAPPED: tl.constexpr):
+    if IS_MAPPED:
+        return INDEX_MAP(j + shift, scale, size)
+    else:
+        return j
+
+
+@triton.jit
+def _offsets(coords, shifts, scales, in_sizes, out_strides, in_strides, like,
+             FIRST: tl.constexpr, INDEX_MAP: tl.constexpr, MAPPED: tl.constexpr):
+    """The output and input offsets of ``coords``, the coordinates along dims FIRST.., shaped
+    and typed as ``like``."""
+    out_off = tl.zeros_like(like)
+    in_off = tl.zeros_like(like)
+    for k in tl.static_range(len(coords) - 1, -1, -1):
+        src = _source(coords[k], shifts[FIRST + k], scales[FIRST + k], in_sizes[FIRST + k],
+                      INDEX_MAP, (MAPPED >> (FIRST + k)) & 1)
+        out_off += coords[k] * out_strides[FIRST + k]
+        in_off += src * in_strides[FIRST + k]
+    return out_off, in_off
+
+
+@triton.jit
+def _aligned(offsets, ALIGN: tl.constexpr):
+    # the compiler's fact that every offset of a tile is a multiple of ALIGN (so vectors start
+    # aligned)
+    if ALIGN > 1:
+        offsets = tl.multiple_of(offsets, [ALIGN, ALIGN])
+    return offsets
+
+
+@triton.jit
+def _aligned_base(offset, ALIGN: tl.constexpr):
+    # the same fact of a program's one offset
+    if ALIGN > 1:
+        offset = tl.multiple_of(offset, ALIGN)
+    return offset
+
+
+# rows and cols are specialized (divisible by 16 or not): the masks' lanes then come in aligned
+# groups, which a vectorized access needs
+@triton.jit(do_not_specialize=["row_blocks", "col_blocks", "reciprocal", "shift", "shape",
+                               "out_strides", "in_strides", "shifts", "scales", "in_sizes"])
+def _gather_kernel(
+    out_ptr, in_ptr, rows, cols, row_blocks, col_blocks, reciprocal: tl.int64, shift, shape,
+    out_strides, in_strides, shifts, scales, in_sizes, INDEX_MAP: tl.constexpr,
+    MAPPED: tl.constexpr, NDIM: tl.constexpr, PROGRAM_DIMS: tl.constexpr, FLAT: tl.constexpr,
+    OUT_UNIT: tl.constexpr, IN_UNIT: tl.constexpr, OUT_DENSE: tl.constexpr,
+    IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
+    OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    # dims 0..PROGRAM_DIMS-1 are the program's own, then the rows' dims, then the columns (the
+    # output's innermost dim): the index arithmetic of each is done once per program, per row,
+    # per column. OUT_UNIT: the columns' output stride is 1; IN_UNIT: the input's stride is 1
+    # along the rows (1, a single pass-through dim) or the columns (2); the ALIGNs divide the
+    # other dims' offsets (with a DENSE side, the program's offset). OUT_DENSE: the tile is one
+    # run of the output (its one row dim's stride is cols, BLOCK_C covering them); IN_DENSE: one
+    # run of the input (the columns' stride is rows, BLOCK_R covering them). REPEAT: the
+    # columns' source index is c // REPEAT (an exact nearest upsampling). FLAT: a dense output
+    # of one row dim, walked flat (whole vectors stored whatever its row width), each element's
+    # row from its flat index times cols' reciprocal (``_reciprocal``) where int32
+    pid = tl.program_id(0)
+    if INDEX_64:
+        pid = pid.to(tl.int64)
+    if FLAT:
+        flat = pid * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+        if INDEX_64:
+            r = flat // cols
+        else:
+            # a 64-bit product (the interpreter of Triton 3.6 sign-extends umulhi's operands)
+            r = ((flat.to(tl.int64) * reciprocal) >> shift).to(tl.int32)
+        c = flat - r * cols
+        mask = flat < tl.cast(rows, flat.dtype) * cols  # in int64 too
+    else:
+        col_block = pid % col_blocks
+        pid = pid // col_blocks
+        row_block = pid % row_blocks
+        r = row_block * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+        c = col_block * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+        mask = (r < rows) & (c < cols)
+    if PROGRAM_DIMS > 0:
+        # pid // row_blocks < the program dims' count: unravelling leaves dim 0's coordinate
+        inner, first = unravel(pid // row_blocks, shape, 1, PROGRAM_DIMS)
+        program_out, program_in = _offsets((first,) + inner, shifts, scales, in_sizes,
+                                           out_strides, in_strides, pid, 0, INDEX_MAP, MAPPED)
+    else:
+        program_out = tl.zeros_like(pid)
+        program_in = tl.zeros_like(pid)
+    if NDIM - 1 > PROGRAM_DIMS:
+        # r < rows: what unravelling the rows' later dims leaves of r is their first coordinate
+        inner, first = unravel(r, shape, PROGRAM_DIMS + 1, NDIM - 1)
+        row_out, row_in = _offsets((first,) + inner, shifts, scales, in_sizes, out_strides,
+                                   in_strides, r, PROGRAM_DIMS, INDEX_MAP, MAPPED)
+    else:
+        row_out = tl.zeros_like(r)
+        row_in = tl.zeros_like(r)
+    if IN_DENSE:
+        run = col_block * (BLOCK_C * BLOCK_R) + tl.arange(0, BLOCK_C * BLOCK_R)
+        loaded = tl.load(in_ptr + _aligned_base(program_in, IN_ALIGN) + run,
+                         mask=run < tl.cast(cols, run.dtype) * BLOCK_R)
+        value = tl.trans(tl.reshape(loaded, [BLOCK_C, BLOCK_R]))
+    elif REPEAT > 1:
+        # the row's source columns loaded once, side by side, each then written REPEAT times
+        source = col_block * (BLOCK_C // REPEAT) + tl.arange(0, BLOCK_C // REPEAT)[None, :]
+        if IN_UNIT == 2:
+            in_off = _aligned(program_in + row_in, IN_ALIGN) + source
+        else:
+            in_off = program_in + row_in + source * in_strides[NDIM - 1]
+        loaded = tl.load(in_ptr + in_off, mask=(r < rows) & (source < cols // REPEAT))
+        value = tl.reshape(tl.broadcast_to(loaded[:, :, None], [BLOCK_R, BLOCK_C // REPEAT,
+                                                                REPEAT]), [BLOCK_R, BLOCK_C])
+    else:
+        col_in = _offsets((c,), shifts, scales, in_sizes, out_strides, in_strides, c, NDIM - 1,
+                          INDEX_MAP, MAPPED)[1]
+        if IN_UNIT == 1:
+            in_off = _aligned(program_in + col_in, IN_ALIGN) + r
+        elif IN_UNIT == 2:
+            in_off = _aligned(program_in + row_in, IN_ALIGN) + c
+        else:
+            in_off = program_in + row_in + col_in
+        value = tl.load(in_ptr + in_off, mask=mask)
+    if FLAT:
+        tl.store(out_ptr + flat, value, mask=mask)
+    elif OUT_DENSE:
+        run = row_block * (BLOCK_R * BLOCK_C) + tl.arange(0, BLOCK_R * BLOCK_C)
+        tl.store(out_ptr + _aligned_base(program_out, OUT_ALIGN) + run,
+                 tl.reshape(value, [BLOCK_R * BLOCK_C]),
+                 mask=run < tl.cast(rows, run.dtype) * BLOCK_C)
+    elif OUT_UNIT:
+        tl.store(out_ptr + _aligned(program_out + row_out, OUT_ALIGN) + c, value, mask=mask)
+    else:
+        tl.store(out_ptr + program_out + row_out + c * out_strides[NDIM - 1], value, mask=mask)
+
+
+def _iteration(shape, out_strides, in_strides, maps):
+    """The dims the kernel walks, as (size, out stride, in stride, map): in the output's memory
+    order (outermost first, so the tile's columns are the output's innermost dim), without
+    size-1 pass-through dims, and with neighbouring pass-through dims merged where both tensors
+    walk them as one."""
+    dims = []
+    for d in sorted(range(len(shape)), key=lambda d: -out_strides[d]):  # stable: ties keep order
+        n, so, si, m = shape[d], out_strides[d], in_strides[d], maps[d]
+        if n == 1 and m is None:
+            continue
+        outer = dims[-1] if dims else None
+        if m is None and outer and outer[3] is None and outer[1:3] == (so * n, si * n):
+            dims[-1] = (outer[0] * n, so, si, None)
+        else:
+            dims.append((n, so, si, m))
+    return dims or [(1, 1, 1, None)]
+
+
+def _transposed_rows(dims):
+    """The index of the dim a transposed tile's rows run along: the input's unit-stride
+    (pass-through) dim, where it is not the columns' own; None where there is none."""
+    *outer, columns = dims
+    if columns[2] == 1 and columns[3] is None:
+        return None
+    return next((k for k, d in enumerate(outer) if d[2] == 1 and d[3] is None), None)
+
+
+def transposes(shape, out_strides, in_strides):
+    """Whether a plain strided copy between these layouts runs in transposed tiles: the input's
+    unit stride runs along another dim than the output's."""
+    return _transposed_rows(_iteration(shape, out_strides, in_strides, [None] * len(shape))) \
+        is not None
+
+
+def _alignment(strides):
+    """The largest power of two (at most ``_MAX_ALIGN``) dividing every one of ``strides``."""
+    return math.gcd(_MAX_ALIGN, *strides)
+
+
+def _reciprocal(d):
+    """(m, s) with ``n // d == (n * m) >> s`` for every 0 <= n < 2**31, d > 1: with
+    l = ceil(log2 d), m = ceil(2**(31 + l) / d) < 2**32 and s = 31 + l (Granlund and
+    Montgomery: the error of m / 2**s against 1 / d, times n, stays below 1 / d), so the
+    product fits in int64."""
+    l = (d - 1).bit_length()
+    return -(-(1 << (31 + l)) // d), 31 + l
+
+
+def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=unmapped,
+                  repeats=None):
+    """``out[i] = x[source(i)]`` over ``shape``, out and x walked through the given strides,
+    ``maps`` giving each dim's source index: None (the output's own) or ``(shift, scale,
+    in_size)``, read through ``index_map(k + shift, scale, in_size)``; counted for ``name``.
+    ``repeats(map, size)``, where given, says of a mapped dim of ``size`` output indices whether
+    its map is exactly ``k // n`` for all of them: that ``n``, else 1."""
+    dims = _iteration(shape, out_strides, in_strides, maps)
+    columns = dims[-1]
+    repeat = repeats(columns[3], columns[0]) if repeats and columns[3] else 1
+    rows_dim = None if repeat > 1 else _transposed_rows(dims)
+    if rows_dim is not None:  # the program dims first, then the rows' single dim
+        dims = [d for k, d in enumerate(dims[:-1]) if k != rows_dim] + [dims[rows_dim], columns]
+        program_dims = len(dims) - 2
+    else:
+        program_dims = 0
+    sizes = tuple(d[0] for d in dims)
+    cols, rows = sizes[-1], math.prod(sizes[program_dims:-1])
+    options = {}
+    # a dense output of one row dim whose rows do not start 16-byte aligned: walked flat
+    flat = (rows_dim is None and len(dims) == 2 and columns[1] == 1 and dims[0][1] == cols > 1
+            and math.gcd(16, cols * out.element_size()) < 16)
+    if flat:
+        repeat = 1
+        block_c, block_r = min(triton.next_power_of_2(rows * cols), BLOCK), 1
+    elif rows_dim is not None:
+        block_r = min(triton.next_power_of_2(rows), TILE_SIDE)
+        block_c = min(triton.next_power_of_2(cols), TILE_AREA // block_r)
+        block_r = min(triton.next_power_of_2(rows), TILE_AREA // block_c)
+        # a small tile (one side short) takes fewer warps: 8 elements a thread at least
+        options["num_warps"] = max(1, min(4, block_r * block_c // 256))
+    else:
+        block_c = min(triton.next_power_of_2(cols), BLOCK)
+        block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
+    if flat:
+        row_blocks, col_blocks = 1, triton.cdiv(rows * cols, block_c)
+    else:
+        row_blocks, col_blocks = triton.cdiv(rows, block_r), triton.cdiv(cols, block_c)
+    grid = math.prod(sizes[:program_dims]) * row_blocks * col_blocks
+    # the rows and columns of the tiles (a flat walk's indices), masked lanes included
+    index_64 = needs_int64([(t.shape, t.stride()) for t in (out, x)],
+                           grid * block_c - 1 if flat else grid - 1,
+                           row_blocks * block_r - 1, col_blocks * block_c - 1)
+    reciprocal, shift = _reciprocal(cols) if flat else (0, 0)
+    rows_dims, program = dims[program_dims:-1], dims[:program_dims]
+    out_unit = columns[1] == 1
+    out_dense = (not flat and out_unit and len(rows_dims) == 1
+                 and rows_dims[0][1] == cols == block_c)
+    if not out_unit:
+        out_aligned = None
+    else:
+        out_aligned = [d[1] for d in (program if out_dense else dims[:-1])]
+    in_dense = False
+    if rows_dim is not None:
+        in_unit = _ROWS
+        in_dense = columns[2] == rows == block_r
+        in_aligned = [d[2] for d in program] + ([] if in_dense else [columns[2]])
+    elif columns[2] == 1 and (columns[3] is None or repeat > 1) and not flat:
+        in_unit, in_aligned = _COLUMNS, [d[2] for d in dims[:-1]]
+    else:
+        in_unit, in_aligned = _NOWHERE, None
+    mapped = sum(1 << i for i, d in enumerate(dims) if d[3])
+    launch(
+        name, _gather_kernel, (grid,), out, x, rows, cols, row_blocks, col_blocks, reciprocal,
+        shift, sizes, tuple(d[1] for d in dims), tuple(d[2] for d in dims),
+        tuple(d[3][0] if d[3] else 0 for d in dims),
+        tuple(float(d[3][1]) if d[3] else 1.0 for d in dims),
+        tuple(d[3][2] if d[3] else d[0] for d in dims),
+        INDEX_MAP=index_map if mapped else unmapped, MAPPED=mapped, NDIM=len(dims),
+        PROGRAM_DIMS=program_dims, FLAT=flat, OUT_UNIT=out_unit, IN_UNIT=in_unit,
+        OUT_DENSE=out_dense, IN_DENSE=in_dense, REPEAT=repeat,
+        OUT_ALIGN=1 if out_aligned is None else _alignment(out_aligned),
+        IN_ALIGN=1 if in_aligned is None else _alignment(in_aligned),
+        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c, **options)
