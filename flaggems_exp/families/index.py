@@ -11,6 +11,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.indexing import needs_int64, offset, unravel
 from ..runtime.launch import launch
+from ..runtime.plans import scratch
 from ..runtime.triton_types import converted
 from .base import Op, bind
 from .copy import computed_apart
@@ -363,7 +364,7 @@ def launch_plan(name, plan, out, sparse=False):
     scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
     counts = None
     if ranked:
-        counts = torch.empty(tiles + 1, dtype=torch.int64, device=out.device)
+        counts = scratch(torch.empty(tiles + 1, dtype=torch.int64, device=out.device))
     args = [out, x if x is not None else out, aux if aux is not None else out,
             g if g is not None else out, counts if counts is not None else out, shape,
             out_strides, x_strides, aux_strides, g_shape, g_strides, *scalars]

@@ -123,6 +123,7 @@ class Recorder:
     def __init__(self):
         self.launches = []
         self.cacheable = True
+        self.scratch = set()  # storages of buffers declared with ``scratch``
 
     def __enter__(self):
         self.outer = getattr(launching._state, "recorder", None)
@@ -131,6 +132,16 @@ class Recorder:
 
     def __exit__(self, *exc):
         launching._state.recorder = self.outer
+
+
+def scratch(tensor):
+    """Declare ``tensor``, a buffer the full path has just allocated, as one that our launches
+    write before they read it (a kernel's workspace): a plan allocates it anew per call, whichever
+    launch argument it first appears as. Returns it."""
+    recorder = getattr(launching._state, "recorder", None)
+    if recorder is not None:
+        recorder.scratch.add(tensor.untyped_storage().data_ptr())
+    return tensor
 
 
 def not_replayable():
@@ -328,8 +339,10 @@ def build(recorder, tensors, shapes, written, result):
             i = owners.popitem()[1]
             return i, t.data_ptr() - tensors[i].data_ptr()
         if storage not in fresh:
-            if position != 0:  # every skeleton writes its first pointer: a buffer first seen
-                return None    # elsewhere holds values made outside our launches
+            if position != 0 and storage not in recorder.scratch:
+                # every skeleton writes its first pointer: a buffer first seen elsewhere, unless
+                # declared scratch, holds values made outside our launches
+                return None
             fresh[storage] = len(allocations)
             allocations.append((t.untyped_storage().nbytes(), t.device))
         return len(tensors) + fresh[storage], t.data_ptr() - storage
