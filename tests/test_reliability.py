@@ -282,8 +282,18 @@ def _captured(fn, call):
 
 
 def _routed(op, route):
-    """The callable of a route: the op itself, or PyTorch's aten op under use_gems."""
-    return op if route == "direct" else getattr(torch.ops.aten, op.name)
+    """The callable of a route: the op itself, or under use_gems PyTorch's aten op; where that
+    has several overloads besides ``out``, the function a user calls (``torch.clamp_max``,
+    ``Tensor.eq_``), whose C++ argument parser picks the overload. The aten packet tries the
+    overloads in turn and formats each tensor argument an overload rejects into its error
+    message, reading the tensor back: ``torch.ops.aten.eq_(x, y)`` synchronizes, and breaks a
+    capture, with or without us."""
+    if route == "direct":
+        return op
+    packet = getattr(torch.ops.aten, op.name)
+    if len(set(packet.overloads()) - {"out"}) == 1:
+        return packet
+    return getattr(torch, op.name, None) or getattr(torch.Tensor, op.name, None) or packet
 
 
 @gpu
@@ -354,24 +364,32 @@ def test_calls_run_on_the_current_stream(op, path):
         for _ in range(2):
             op(*static.args, **static.kwargs)
         values = [t.to(DEVICE) for t in _tensors(new)]
+        side = torch.cuda.Stream()
+
+        def on_side(busy=None):
+            with torch.cuda.stream(side):
+                _refill(_tensors(static), values)
+                result = op(*static.args, **static.kwargs)
+                assert busy is None or not busy.query(), "the call waited for the default stream"
+                after = result.clone()  # queued on side after our launches
+                done = torch.cuda.Event()
+                done.record(side)
+            return result, after, done
+
+        # a rehearsal, the default stream idle: CUDA loads a kernel's module at its first launch
+        # (lazy loading), which waits for the device, and a stream's first allocations of a size
+        # may free cached blocks to the driver (cudaFree waits for the device too; earlier tests
+        # leave the pool nearly full); both happen here, neither in the call below
         torch.cuda.synchronize()
-        # a call on a stream with no cached block of its size allocates; where the allocator
-        # must first give cached blocks back to the driver (earlier tests left the pool nearly
-        # full), cudaFree synchronizes the device, which waits for the sleep below: free them now
         torch.cuda.empty_cache()
+        on_side()
+        torch.cuda.synchronize()
         if path == "full path":
             op.plans.clear()
         torch.cuda._sleep(_BUSY_CYCLES)  # on the default stream
         busy = torch.cuda.Event()
         busy.record()
-        side = torch.cuda.Stream()
-        with torch.cuda.stream(side):
-            _refill(_tensors(static), values)
-            result = op(*static.args, **static.kwargs)
-            assert not busy.query(), "the call waited for the default stream"
-            after = result.clone()  # queued on side after our launches
-            done = torch.cuda.Event()
-            done.record(side)
+        result, after, done = on_side(busy)
         done.synchronize()
         assert not busy.query(), "side's work waited for the default stream"
         torch.cuda.synchronize()
