@@ -10,7 +10,7 @@ import triton.language as tl
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
 from ..runtime.indexing import needs_int64, offset, unravel
-from ..runtime.launch import launch
+from ..runtime.launch import launch, load_ahead
 from ..runtime.plans import scratch
 from ..runtime.triton_types import converted
 from .base import Op, bind
@@ -376,9 +376,14 @@ def launch_plan(name, plan, out, sparse=False):
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
         **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
     if ranked:
-        launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=True, **constants)
         limit, message = plan.hits_check or (0, None)
-        launch(name, _exclusive_scan, (1,), counts, tiles, limit, MESSAGE=message,
-               BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK), num_warps=16,
-               **(_DEVICE_CHECKS if message is not None and not INTERPRETED else {}))
+        scan = ((1,), counts, tiles, limit)
+        scan_options = dict(MESSAGE=message, BLOCK=min(triton.next_power_of_2(tiles), SCAN_BLOCK),
+                            num_warps=16,
+                            **(_DEVICE_CHECKS if message is not None and not INTERPRETED else {}))
+        # the scan checks the hits (a device-side assertion): what follows it is loaded first
+        load_ahead(_index_kernel, (tiles,), *args, COUNT_ONLY=False, **constants)
+        load_ahead(_exclusive_scan, *scan, **scan_options)
+        launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=True, **constants)
+        launch(name, _exclusive_scan, *scan, **scan_options)
     launch(name, _index_kernel, (tiles,), *args, COUNT_ONLY=False, **constants)

@@ -9,6 +9,7 @@ contract is internal to Triton and has changed between releases, so it is checke
 the release read here (``FAST_LAUNCH``); on any other Triton every launch takes the public path:
 slower, never wrong. The interpreter (no GPU) always takes the public path.
 """
+import contextlib
 import collections.abc
 import functools
 import inspect
@@ -121,6 +122,23 @@ def launch(name, kernel, grid, *args, **options):
     if recorder is not None:
         recorder.launches.append(Recorded(name, kernel, tuple(grid), args, options, compiled))
     return compiled
+
+
+def load_ahead(kernel, grid, *args, **options):
+    """Compile and load, without launching, the kernel that ``launch`` with these arguments
+    would launch. A call launching several kernels loads the later ones first: the first may
+    fail a device-side assertion, and a module loaded after that (CUDA reports the error to
+    every later driver call) would raise at the call, where PyTorch's kernels return and
+    report it at the next synchronization. Nothing to do in the interpreter."""
+    if INTERPRETED:
+        return
+    options = {**options, **COMPILE_OPTIONS}
+    guard = device_guard(args[0].get_device())
+    with guard if guard is not None else contextlib.nullcontext():
+        compiled = kernel.warmup(*args, grid=grid, **options)
+        init_handles = getattr(compiled, "_init_handles", None)  # Triton loads lazily
+        if init_handles is not None:
+            init_handles()
 
 
 class Recorded:
