@@ -6,8 +6,9 @@ what the first call of a signature costs.
     python -m benchmarks.host_parts --floor
 
 For the runner's S case of each op: PyTorch's call, ours, and the parts of ours — the signature
-key, the plan lookup, the replay, each allocation it makes and each launch through the compiled
-kernel's own launcher with its arguments already built. Each figure is the median of five loops
+key, the plan lookup, the plan's matcher (which spares both on a repeated signature), the
+replay, each allocation it makes and each launch through the compiled kernel's own launcher
+with its arguments already built. Each figure is the median of five loops
 of ``--calls`` back-to-back calls and one synchronize (µs per call). Needs a GPU: the parts are
 those of the compiled launch. ``--first-call`` times instead, per op, its first call in the
 process (Triton's compilation included unless its cache already holds the kernel: point
@@ -66,6 +67,8 @@ def parts(op, dtype, calls):
     rows += [("signature key", per_call(lambda: plans.call_key(
                  args, kwargs, None, op.numbers_by_value), calls)),
              ("plan lookup", per_call(lambda: op.plans.get(key), calls)),
+             ("signature matcher (instead of key and lookup)", per_call(
+                 lambda: plan.matches(args, kwargs, None), calls) if plan.matches else float("nan")),
              ("replay", per_call(lambda: plan.replay(args, kwargs, tensors, pointers), calls))]
     news = []
     for j, allocate in enumerate(plan.allocations):

@@ -9,6 +9,7 @@ import triton
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, experimental_ops as ops, testing
+from flaggems_exp.families import base as base_module
 from flaggems_exp.runtime import launch as launching, native_launch, plans
 from flaggems_exp.runtime.triton_types import encode_scalar
 from flaggems_exp.testing import run
@@ -155,6 +156,123 @@ def test_out_and_inplace_plans():
         assert inplace(y) is y
         torch.testing.assert_close(y, expected)
     assert _replays(inplace) == 1
+
+
+def _variants(x, y):
+    """Calls of ``mul`` and ``hardtanh`` around the signatures (x, y), (x, 2.0), (x, min_val=0.0)
+    exercise: each differs from its base in one thing a key records, or in values only."""
+    misaligned = torch.randn(x.numel() + 1, device=DEVICE)[1:].view(x.shape)
+    param = torch.nn.Parameter(x.clone(), requires_grad=False)
+    return [
+        ("values only", "mul", (x.clone(), y.clone()), {}),
+        ("strides", "mul", (x.t().contiguous().t(), y), {}),
+        ("dtype", "mul", (x.double(), y), {}),
+        ("shape", "mul", (x[:-1], y[:-1]), {}),
+        ("alignment", "mul", (misaligned, y), {}),
+        ("the same tensor twice", "mul", (x, x), {}),
+        ("a number", "mul", (x, 2.0), {}),
+        ("a Parameter", "mul", (param, y), {}),
+        ("requires grad", "mul", (x.clone().requires_grad_(), y), {}),
+        ("out=", "mul", (x, y), {"out": torch.empty_like(x)}),
+        ("a keyword", "hardtanh", (x,), {"min_val": -0.5}),
+        ("a keyword's value", "hardtanh", (x,), {"min_val": 0.5}),
+        ("a negative zero", "hardtanh", (x,), {"min_val": -0.0}),
+        ("an int", "hardtanh", (x,), {"min_val": 0}),
+        ("a bool", "hardtanh", (x,), {"min_val": False}),
+        ("a NaN", "hardtanh", (x,), {"min_val": float("nan")}),
+        ("another number", "mul number", (x, float("nan")), {}),
+        ("an int number", "mul number", (x, 3), {}),
+        ("another keyword", "hardtanh", (x,), {"max_val": 0.0}),
+        ("both keywords", "hardtanh", (x,), {"min_val": 0.0, "max_val": 1.0}),
+        ("positional", "hardtanh", (x, 0.0), {}),
+    ]
+
+
+@pytest.mark.parametrize("state", ["grad", "no_grad", "inference", "below autograd", "dual level"])
+def test_a_matcher_accepts_only_calls_of_its_plans_key(state):
+    """A plan's matcher (compared with a call before any key is built) accepts a call only where
+    the call's key is the plan's; calls differing in values alone are accepted, in every
+    dispatch state it was made in. hardtanh's numbers are in its key by value."""
+    x, y = torch.randn(8, 4, device=DEVICE), torch.randn(8, 4, device=DEVICE)
+    states = {"grad": torch.enable_grad, "no_grad": torch.no_grad,
+              "inference": torch.inference_mode,
+              "below autograd": torch._C._AutoDispatchBelowAutograd}
+    bases = {"mul": ((x, y), {}), "mul number": ((x, 2.0), {}),
+             "hardtanh": ((x,), {"min_val": 0.0})}
+    variants = _variants(x, y)  # made outside the state: inference mode makes other tensors
+    for name, (args, kwargs) in bases.items():
+        op = REGISTRY[name.split()[0]]
+        op.plans.clear()
+        with states.get(state, torch.enable_grad)():
+            op(*args, **kwargs)
+            (plan,) = op.plans.plans.values()
+            base_key = plans.call_key(args, kwargs, None, op.numbers_by_value)[0]
+            assert plan.matches is not None and op.plans.recent == (plan,)
+            assert plan.matches(args, kwargs, None) is not None
+            for label, other, call_args, call_kwargs in variants:
+                if other != name:
+                    continue
+                out = call_kwargs.get("out")
+                call_kwargs = {k: v for k, v in call_kwargs.items() if k != "out"}
+                if state == "dual level":
+                    import torch.autograd.forward_ad as fwAD
+                    with fwAD.dual_level():
+                        assert plan.matches(call_args, call_kwargs, out) is None, label
+                    continue
+                key = plans.call_key(call_args, call_kwargs, out, op.numbers_by_value)[0]
+                hit = plan.matches(call_args, call_kwargs, out)
+                if hit is not None:
+                    assert key == base_key, f"{label}: matched a call of another key"
+                    assert hit[0] == [v for v in (*call_args, *call_kwargs.values(), out)
+                                      if isinstance(v, torch.Tensor)]
+                    assert hit[1] == [t.data_ptr() for t in hit[0]]
+                else:
+                    assert label not in ("values only", "another number"), f"{label}: refused"
+
+
+def test_a_call_the_matcher_accepts_builds_no_key(monkeypatch):
+    op = REGISTRY["mul"]
+    op.plans.clear()
+    x, y = torch.randn(16, device=DEVICE), torch.randn(16, device=DEVICE)
+    op(x, 2.0)
+    op(x, y)
+    assert len(op.plans.recent) == 2
+    monkeypatch.setattr(base_module, "call_key", lambda *a: pytest.fail("a key was built"))
+    assert torch.equal(op(y, x), y * x) and torch.equal(op(y, 3.0), y * 3.0)
+    assert _replays(op) == 2
+
+
+def test_a_matcher_refused_by_the_dispatch_state_is_made_again():
+    """A call found by its key whose plan's matcher was tried first and refused it (made above
+    autograd, called below it, as enable() calls) remakes that matcher's guard for its state."""
+    op = REGISTRY["neg"]
+    op.plans.clear()
+    x = torch.randn(16, device=DEVICE)
+    op(x)
+    (plan,) = op.plans.plans.values()
+    with torch._C._AutoDispatchBelowAutograd():
+        assert plan.matches((x,), {}, None) is None
+        op(x)                                        # found by its key: the guard is remade
+        assert plan.matches((x,), {}, None) is not None
+    assert plan.matches((x,), {}, None) is None
+    assert _replays(op) == 1
+
+
+def test_without_a_usable_tensor_guard_calls_build_their_keys(monkeypatch):
+    """``TensorGuards`` is internal to torch: where it does not behave as plans.py reads it,
+    plans get no matcher and every call is found by its key."""
+    monkeypatch.setattr(plans, "_make_guard", None)
+    op = REGISTRY["neg"]
+    op.plans.clear()
+    x = torch.randn(16, device=DEVICE)
+    for _ in range(3):
+        assert torch.equal(op(x), -x)
+    (plan,) = op.plans.plans.values()
+    assert plan.matches is None and op.plans.recent == () and _replays(op) == 2
+
+
+def test_the_guard_of_this_torch_is_usable():
+    assert plans._make_guard is not None, "every call builds its key: see plans._guard_maker"
 
 
 def test_the_cache_is_bounded(monkeypatch):

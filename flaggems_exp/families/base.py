@@ -13,7 +13,8 @@ from . import autograd_calls, traced_calls
 from ..runtime import coverage
 from ..runtime import launch as launching
 from ..runtime.launch import LAUNCHES  # noqa: F401  (re-exported)
-from ..runtime.plans import PlanCache, Recorder, build, call_key, not_replayable
+from ..runtime.plans import (PlanCache, Recorder, build, call_key, not_replayable,
+                              signature_matcher)
 
 _is_traced = torch.compiler.is_dynamo_compiling  # False when run; True while Dynamo traces
 
@@ -78,12 +79,21 @@ class Op:
     def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
         if _is_traced():  # Dynamo traces this call: an opaque custom op, not our host code
             return traced_calls.traced_call(self, args, kwargs, out)
+        plans = self.plans
+        for plan in plans.recent:  # the plans used last, compared with the call directly
+            hit = plan.matches(args, kwargs, out)
+            if hit is not None:
+                result = plan.replay(args, kwargs, *hit)
+                if result is not None:
+                    return result
+                break
         key, tensors, pointers = call_key(args, kwargs, out, self.numbers_by_value)
         if key is not None:
-            plan = self.plans.get(key)
+            plan = plans.get(key)
             if plan is not None:
                 result = plan.replay(args, kwargs, tensors, pointers)
                 if result is not None:
+                    plans.use(plan, tensors)
                     return result
         return self.unplanned(key, tensors, args, kwargs, out)
 
@@ -104,6 +114,7 @@ class Op:
         written = len(tensors) - 1 if out is not None else 0 if self.writes_self else None
         plan = build(recorder, tensors, shapes, written, result)
         if plan is not None:
+            plan.matches = signature_matcher(args, kwargs, out, tensors, self.numbers_by_value)
             self.plans.put(key, plan)
         return result
 

@@ -19,6 +19,14 @@ rules), allocate, encode the Python numbers the kernel receives, launch.
 A call is not planned (it always takes the full path) when its full path did something a replay
 would miss: read a value back to the host, ran an ATen kernel, resized ``out``, or read memory
 neither an argument nor written by its own launches (``Recorder.cacheable``).
+
+Building the key costs more than the rest of a planned call but the launch (a dozen attribute
+reads per tensor, in Python). So each plan also gets a matcher (``signature_matcher``): a
+function generated for its signature that compares a call with it directly, the tensors' dtype,
+shape, strides, device and requires_grad in one C++ call (Dynamo's ``TensorGuards``, also
+checking the thread's dispatch state), the rest in a few comparisons. An op tries the matchers of
+the few plans it used last before it builds a key; a matcher accepts only calls whose key would
+equal the plan's.
 """
 import functools
 import struct
@@ -117,6 +125,98 @@ def call_key(args, kwargs, out, numbers_by_value):
     return tuple(key), tensors, pointers
 
 
+def _guard_maker():
+    """``make(tensors)``: Dynamo's C++ check that tensors have the given ones' Python type,
+    dtype, device, requires_grad flag, dispatch keys (under the thread's dispatch state then and
+    now), shape and strides; None where this torch's ``TensorGuards`` does not behave as used
+    here (it is internal to torch): matchers are then not made, and every call builds its key."""
+    try:
+        from torch._C._dynamo.guards import TensorGuards
+
+        def make(tensors):
+            return TensorGuards(*tensors, dynamic_dims_sizes=[list(t.shape) for t in tensors],
+                                dynamic_dims_strides=[list(t.stride()) for t in tensors])
+
+        x = torch.zeros(2, 3)
+        guard = make([x])
+        others = (torch.zeros(3, 2).t(), torch.zeros(2, 4)[:, :3], torch.zeros(3, 2),
+                  torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3, requires_grad=True),
+                  torch.nn.Parameter(torch.zeros(2, 3)), torch.zeros(6), 2.0, None)
+        if guard.check(torch.ones(2, 3)) and not any(guard.check(o) for o in others):
+            return make
+    except Exception:  # noqa: BLE001 - any failure means: not usable here
+        pass
+    return None
+
+
+_make_guard = _guard_maker()
+
+
+def _value_test(expression, value, numbers_by_value, names, n):
+    """Source lines rejecting a call whose non-tensor argument ``expression`` would give another
+    key entry than ``value`` gave (see ``call_key``)."""
+    kind = type(value)
+    if value is None:
+        return [f"    if {expression} is not None: return None"]
+    if kind in _NUMBERS and not numbers_by_value:
+        names[f"kind{n}"] = kind
+        return [f"    if type({expression}) is not kind{n}: return None"]
+    if kind is float:
+        return [f"    if type({expression}) is not float or pack({expression}) != "
+                f"{_float_key(value)!r}: return None"]
+    if kind is complex:
+        return [f"    if type({expression}) is not complex or pack({expression}.real) != "
+                f"{_float_key(value.real)!r} or pack({expression}.imag) != "
+                f"{_float_key(value.imag)!r}: return None"]
+    names[f"kind{n}"], names[f"value{n}"] = kind, _frozen(value)
+    return [f"    if type({expression}) is not kind{n} or frozen({expression}) != value{n}: "
+            "return None"]
+
+
+def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
+    """``matches(args, kwargs, out)``: (tensors, data pointers) of a call whose key would be
+    this call's (``call_key``), or None. Generated for this call's signature; None where no
+    matcher is made (no tensor argument, a tensor that requires grad, no usable guard)."""
+    if _make_guard is None or not tensors or any(t.requires_grad for t in tensors):
+        return None
+    names = {"pack": _float_key, "frozen": _frozen, "fwd": _forward_ad,
+             "guard": [_make_guard(tensors)]}
+    lines = ["def matches(args, kwargs, out):",
+             "  try:",  # an argument compared with what it cannot be compared with: no match
+             f"    if len(args) != {len(args)} or len(kwargs) != {len(kwargs)}: return None"]
+    if out is None:
+        lines.append("    if out is not None: return None")
+    sources = [f"args[{i}]" for i in range(len(args))] + [f"kwargs[{k!r}]" for k in kwargs]
+    values = [*args, *kwargs.values()]
+    if out is not None:
+        sources.append("out")
+        values.append(out)
+    found = []  # (source, tensor) in key order
+    for n, (source, value) in enumerate(zip(sources, values)):
+        if isinstance(value, torch.Tensor):
+            found.append(source)
+        else:
+            lines += _value_test(source, value, numbers_by_value, names, n)
+    variables = [f"t{j}" for j in range(len(found))]
+    lines.append(f"    {', '.join(variables)}, = {', '.join(found)},")
+    lines.append(f"    if fwd._current_level >= 0 or not guard[0].check({', '.join(variables)}):"
+                 " return None")
+    for j, t in enumerate(tensors):
+        aligned = t.data_ptr() & 15 == 0
+        lines.append(f"    p{j} = t{j}.data_ptr()")
+        lines.append(f"    if {'' if aligned else 'not '}p{j} & 15: return None")
+        for i in range(j):
+            same = tensors[i] is t
+            lines.append(f"    if t{i} is {'not ' if same else ''}t{j}: return None")
+    pointers = ", ".join(f"p{j}" for j in range(len(tensors)))
+    lines += [f"    return [{', '.join(variables)}], [{pointers}]",
+              "  except Exception:", "    return None"]
+    exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
+    matches = names["matches"]
+    matches.guard = names["guard"]  # a cell: ``PlanCache.use`` may replace the guard
+    return matches
+
+
 class Recorder:
     """What one call's full path launched, and whether a replay could stand for it."""
 
@@ -199,6 +299,7 @@ class Plan:
         self.others = () if written is None else tuple(
             i for i, s in enumerate(spans) if i != written and s)
         self.replays = 0  # calls this plan served
+        self.matches = None  # set by the op that made it (``signature_matcher``)
         self.direct = all(launch.direct is not None for launch in self.launches)
         self.replay = _generated_replay(self) if self.direct else self._replay
 
@@ -369,9 +470,30 @@ def build(recorder, tensors, shapes, written, result):
 class PlanCache:
     """Plans of one op by call signature, at most ``PLAN_LIMIT`` (the oldest goes first)."""
 
+    RECENT = 4
+    """Plans whose matchers a call tries before it builds a key: the last ones a call used."""
+
     def __init__(self):
         self.plans = {}
         self.lock = threading.Lock()
+        self.recent = ()
+
+    def use(self, plan, tensors=None):
+        """``plan`` served a call found by its key (``tensors``, its tensor arguments): its
+        matcher is tried first from now on. Where it was first already, its matcher refused a
+        call of its key: the tensors' guard, made under another dispatch state (a call below
+        autograd under enable(), a direct call above it, inference mode) or for a Parameter
+        where a Tensor came, is made again for this call's (never for tensors requiring grad,
+        which a matcher must refuse)."""
+        matches = getattr(plan, "matches", None)  # handed_over holds True, not plans
+        if matches is None:
+            return
+        recent = self.recent
+        if recent and recent[0] is plan:
+            if tensors and not any(t.requires_grad for t in tensors):
+                matches.guard[0] = _make_guard(tensors)
+            return
+        self.recent = (plan, *[p for p in recent if p is not plan][:self.RECENT - 1])
 
     def get(self, key):
         try:
@@ -386,11 +508,14 @@ class PlanCache:
             return
         with self.lock:
             if len(self.plans) >= PLAN_LIMIT:
-                self.plans.pop(next(iter(self.plans)))
+                evicted = self.plans.pop(next(iter(self.plans)))
+                self.recent = tuple(p for p in self.recent if p is not evicted)
             self.plans[key] = plan
+        self.use(plan)
 
     def __len__(self):
         return len(self.plans)
 
     def clear(self):
         self.plans.clear()
+        self.recent = ()
