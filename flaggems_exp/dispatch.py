@@ -28,8 +28,9 @@ import torch
 
 from .families.autograd_calls import needs_grad
 from .families.base import REGISTRY
-from .runtime.device import DEVICE
+from .runtime.device import DEVICE, INTERPRETED
 from .runtime.errors import NotCovered
+from .runtime.launch import interpreting
 from .runtime.plans import PlanCache, not_replayable
 from .runtime.promotion import Promotion, promote
 
@@ -111,6 +112,20 @@ def _routed_op(op, overload):
     return routed
 
 
+def _aten_while_interpreting(kernel, routed):
+    """``kernel``, except for the calls Triton's interpreter makes while it runs one of our
+    launches (CPU only): PyTorch's kernel takes those. The interpreter copies each tensor
+    argument to a host copy and back with ``copy_``; served by ours, each would launch a copy
+    through the interpreter again, and mark the launching call's plan unreplayable (another
+    op called from its full path)."""
+    def interpreter_aware(*args, **kwargs):
+        if interpreting():
+            return routed.pytorch_kernel.call_boxed(_KEYSET, *args, **kwargs)
+        return kernel(*args, **kwargs)
+    interpreter_aware.__wrapped__ = kernel
+    return interpreter_aware
+
+
 def _out_kernel(op):
     def kernel(*args, out, **kwargs):
         return op(*args, out=out, **kwargs)
@@ -149,6 +164,8 @@ def _registrations(ops):
             routed = _routed_op(op, overload)
             keywords = {a.name for a in overload._schema.arguments if a.kwarg_only}
             kernel = _out_kernel(routed) if "out" in keywords else routed
+            if INTERPRETED:
+                kernel = _aten_while_interpreting(kernel, routed)
             registrations.append((qualname, kernel, _BACKEND_KEY))
             if "out" not in keywords and torch._C._dispatch_has_kernel_for_dispatch_key(
                     overload.name(), "CompositeImplicitAutograd"):

@@ -439,11 +439,13 @@ def test_host_time_writes_every_provider_and_the_summary(tmp_path):
 
 # ---- real models --------------------------------------------------------------------------
 def test_models_run_with_and_without_gems(tmp_path):
-    """The tiny transformer and conv net, inference and training at batch 1: every case is
-    timed, matches eager, launched our kernels and recorded no error."""
+    """The tiny transformer and conv net (8x8 images: the interpreter walks the pixel shuffles'
+    tiles slowly), inference and training at batch 1: every case is timed, matches eager,
+    launched our kernels and recorded no error."""
     from benchmarks import models
-    argv = ["--tiny", "--model", "transformer", "--model", "convnet", "--batch", "small",
-            "--mode", "inference", "--mode", "training", "--steps", "1", "--out", str(tmp_path)]
+    argv = ["--tiny", "--image", "8", "--model", "transformer", "--model", "convnet",
+            "--batch", "small", "--mode", "inference", "--mode", "training", "--steps", "1",
+            "--out", str(tmp_path)]
     assert models.main(argv, log=io.StringIO()) == 0
     with open(tmp_path / models.CSV_NAME, newline="") as f:
         reader = csv.DictReader(f)

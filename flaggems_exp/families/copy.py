@@ -8,7 +8,6 @@ A copy within one dtype whose source runs along another dim than the destination
 a permutation) takes the gather skeleton's transposed tiles instead, where the flat walk of the
 destination would read the source with a large stride.
 """
-import threading
 
 import torch
 import triton
@@ -33,7 +32,6 @@ _HALF = (torch.float16, torch.bfloat16)
 _NUMBER_DTYPE = {bool: torch.bool, int: torch.int64, float: torch.float64,  # as PyTorch wraps them
                  complex: torch.complex128}
 _SAME_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-_state = threading.local()  # ``busy`` while one of our copies or fills is launching
 
 
 def movable(dst, src):
@@ -86,16 +84,12 @@ def write(op, out, source):
     compute = _compute_dtype(src_dtype, out.dtype)
     shape = tuple(out.shape)
     in_strides = geometry.expanded_strides(source, shape) if is_tensor else None
-    _state.busy = True
-    try:
-        if (is_tensor and src_dtype == out.dtype and out.dtype in TL_DTYPE
-                and transposes(shape, out.stride(), in_strides)):
-            launch_gather(op.name, out, source, shape, out.stride(), in_strides,
-                          [None] * len(shape))
-        else:
-            launch(op.name, identity, out, shape, out.stride(), [source], (), compute)
-    finally:
-        _state.busy = False
+    if (is_tensor and src_dtype == out.dtype and out.dtype in TL_DTYPE
+            and transposes(shape, out.stride(), in_strides)):
+        launch_gather(op.name, out, source, shape, out.stride(), in_strides,
+                      [None] * len(shape))
+    else:
+        launch(op.name, identity, out, shape, out.stride(), [source], (), compute)
     return result
 
 
@@ -166,10 +160,8 @@ class CopyOp(Op):
         if inplace and is_tensor:
             if src is like or _same_data(like, src):
                 return like
-            if (not movable(like.dtype, src.dtype) or src.device != like.device
-                    or getattr(_state, "busy", False)):
-                # ATen's copy: transfers, dtypes without a kernel here, and any copy_ that the
-                # interpreter running one of our launches makes (no recursion into ourselves)
+            if not movable(like.dtype, src.dtype) or src.device != like.device:
+                # ATen's copy: transfers, and dtypes without a kernel here
                 return native_copy_(like, src, non_blocking)
         check_movable(self.name, like.dtype, src.dtype if is_tensor else _NUMBER_DTYPE[type(src)])
         if inplace:

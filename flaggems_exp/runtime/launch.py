@@ -48,6 +48,14 @@ form counts under its functional op's name (``sigmoid_`` under ``sigmoid``): the
 kernel."""
 
 _state = threading.local()  # ``recorder``: the plan being built on this thread, if any
+# (and ``interpreting``: Triton's interpreter is running one of our launches on this thread)
+
+
+def interpreting():
+    """Whether Triton's interpreter is running one of our launches on this thread: the tensor
+    ops it makes meanwhile (``copy_`` between its host copies of the arguments and the
+    arguments) are its own bookkeeping, ATen's to run even under ``enable()``."""
+    return getattr(_state, "interpreting", False)
 
 
 def _launcher_contract():
@@ -97,7 +105,11 @@ def run_kernel(kernel, grid, args, options):
     those warnings are silenced for the launch alone (the user's own settings stay)."""
     if INTERPRETED:
         with _interpreter_lock, numpy.errstate(all="ignore"):
-            return kernel[grid](*args, **options)
+            _state.interpreting = True
+            try:
+                return kernel[grid](*args, **options)
+            finally:
+                _state.interpreting = False
     guard = device_guard(args[0].get_device())
     if guard is None:
         return kernel[grid](*args, **options)

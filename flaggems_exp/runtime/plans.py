@@ -176,11 +176,14 @@ def _value_test(expression, value, numbers_by_value, names, n):
 def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
     """``matches(args, kwargs, out)``: (tensors, data pointers) of a call whose key would be
     this call's (``call_key``), or None. Generated for this call's signature; None where no
-    matcher is made (no tensor argument, a tensor that requires grad, no usable guard)."""
-    if _make_guard is None or not tensors or any(t.requires_grad for t in tensors):
+    matcher is made (no tensor argument, no usable guard). Where a tensor requires grad (a
+    Parameter in inference under no_grad, a call below autograd under enable()), the matcher
+    also refuses calls that autograd would record: the guard compares the flag, not grad mode."""
+    if _make_guard is None or not tensors:
         return None
+    grads = any(t.requires_grad for t in tensors)
     names = {"pack": _float_key, "frozen": _frozen, "fwd": _forward_ad,
-             "guard": [_make_guard(tensors)]}
+             "guard": [_make_guard(tensors)], "records": autograd_records}
     lines = ["def matches(args, kwargs, out):",
              "  try:",  # an argument compared with what it cannot be compared with: no match
              f"    if len(args) != {len(args)} or len(kwargs) != {len(kwargs)}: return None"]
@@ -201,6 +204,8 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
     lines.append(f"    {', '.join(variables)}, = {', '.join(found)},")
     lines.append(f"    if fwd._current_level >= 0 or not guard[0].check({', '.join(variables)}):"
                  " return None")
+    if grads:
+        lines.append("    if records(): return None")
     for j, t in enumerate(tensors):
         aligned = t.data_ptr() & 15 == 0
         lines.append(f"    p{j} = t{j}.data_ptr()")
@@ -214,6 +219,7 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
     exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
     matches = names["matches"]
     matches.guard = names["guard"]  # a cell: ``PlanCache.use`` may replace the guard
+    matches.checks_autograd = grads
     return matches
 
 
@@ -484,13 +490,14 @@ class PlanCache:
         call of its key: the tensors' guard, made under another dispatch state (a call below
         autograd under enable(), a direct call above it, inference mode) or for a Parameter
         where a Tensor came, is made again for this call's (never for tensors requiring grad,
-        which a matcher must refuse)."""
+        unless its matcher refuses calls autograd would record)."""
         matches = getattr(plan, "matches", None)  # handed_over holds True, not plans
         if matches is None:
             return
         recent = self.recent
         if recent and recent[0] is plan:
-            if tensors and not any(t.requires_grad for t in tensors):
+            grads = any(t.requires_grad for t in tensors or ())
+            if tensors and (matches.checks_autograd or not grads):
                 matches.guard[0] = _make_guard(tensors)
             return
         self.recent = (plan, *[p for p in recent if p is not plan][:self.RECENT - 1])
