@@ -12,7 +12,6 @@ import flaggems_exp
 import gather_claims
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
 from flaggems_exp.families import InplaceOp
-from flaggems_exp.families import copy as copy_family
 from flaggems_exp.runtime.plans import PlanCache
 from flaggems_exp.testing import ALL_DTYPES, Call, assert_close, assert_same_error, run
 
@@ -262,8 +261,8 @@ def test_copy_of_a_number():
 
 
 def test_copy_delegates_transfers_and_complex_to_aten():
-    """Another device or complex values: ATen's own copy_, not our kernel (also when the
-    interpreter running one of our launches copies: no recursion into ourselves)."""
+    """Another device or complex values: ATen's own copy_, not our kernel; and under enable()
+    in the interpreter, the copies it makes while it runs one of our launches."""
     before = LAUNCHES["copy"]
     meta = torch.empty(3, 4, device="meta")
     assert ops.copy_(meta, torch.randn(3, 4, device=DEV)) is meta
@@ -275,14 +274,21 @@ def test_copy_delegates_transfers_and_complex_to_aten():
             assert ops.copy_(ours, src) is ours
             theirs = torch.zeros(2, dtype=self_dtype).copy_(src.cpu())
         assert torch.equal(ours.cpu(), theirs)
-    copy_family._state.busy = True
-    try:
-        x = torch.zeros(5, device=DEV)
-        ops.copy_(x, torch.arange(5.0, device=DEV))
-    finally:
-        copy_family._state.busy = False
-    assert torch.equal(x.cpu(), torch.arange(5.0))
     assert LAUNCHES["copy"] == before
+    if DEV == "cpu":
+        from flaggems_exp.runtime import launch as launching
+        x = torch.zeros(5, device=DEV)
+        with flaggems_exp.use_gems(include=["copy_"]):
+            launching._state.interpreting = True
+            try:
+                x.copy_(torch.arange(5.0, device=DEV))
+            finally:
+                launching._state.interpreting = False
+        assert torch.equal(x.cpu(), torch.arange(5.0))
+        assert LAUNCHES["copy"] == before
+        with flaggems_exp.use_gems(include=["copy_"]):
+            x.copy_(torch.ones(5, device=DEV))  # otherwise ours
+        assert LAUNCHES["copy"] == before + 1
 
 
 def test_dtypes_without_a_kernel():
