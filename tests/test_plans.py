@@ -159,7 +159,8 @@ def test_out_and_inplace_plans():
 
 
 def _variants(x, y):
-    """Calls of ``mul`` and ``hardtanh`` around the signatures (x, y), (x, 2.0), (x, min_val=0.0)
+    """Calls of ``mul``, ``hardtanh`` and ``reflection_pad1d`` around the signatures (x, y),
+    (x, 2.0), (x, min_val=0.0), (x, [1, 2]) (a list or tuple: the key holds either as a tuple)
     exercise: each differs from its base in one thing a key records, or in values only."""
     misaligned = torch.randn(x.numel() + 1, device=DEVICE)[1:].view(x.shape)
     param = torch.nn.Parameter(x.clone(), requires_grad=False)
@@ -185,6 +186,9 @@ def _variants(x, y):
         ("another keyword", "hardtanh", (x,), {"max_val": 0.0}),
         ("both keywords", "hardtanh", (x,), {"min_val": 0.0, "max_val": 1.0}),
         ("positional", "hardtanh", (x, 0.0), {}),
+        ("values only", "reflection_pad1d", (x, (1, 2)), {}),
+        ("a list's values", "reflection_pad1d", (x, [2, 1]), {}),
+        ("a list's length", "reflection_pad1d", (x, [1, 2, 0, 0]), {}),
     ]
 
 
@@ -198,7 +202,7 @@ def test_a_matcher_accepts_only_calls_of_its_plans_key(state):
               "inference": torch.inference_mode,
               "below autograd": torch._C._AutoDispatchBelowAutograd}
     bases = {"mul": ((x, y), {}), "mul number": ((x, 2.0), {}),
-             "hardtanh": ((x,), {"min_val": 0.0})}
+             "hardtanh": ((x,), {"min_val": 0.0}), "reflection_pad1d": ((x, [1, 2]), {})}
     variants = _variants(x, y)  # made outside the state: inference mode makes other tensors
     for name, (args, kwargs) in bases.items():
         op = REGISTRY[name.split()[0]]

@@ -168,7 +168,11 @@ def _value_test(expression, value, numbers_by_value, names, n):
         return [f"    if type({expression}) is not complex or pack({expression}.real) != "
                 f"{_float_key(value.real)!r} or pack({expression}.imag) != "
                 f"{_float_key(value.imag)!r}: return None"]
-    names[f"kind{n}"], names[f"value{n}"] = kind, _frozen(value)
+    names[f"value{n}"] = _frozen(value)
+    if kind in (list, tuple):  # the key holds either as a tuple (``_frozen``)
+        return [f"    if type({expression}) not in sequences or frozen({expression}) != "
+                f"value{n}: return None"]
+    names[f"kind{n}"] = kind
     return [f"    if type({expression}) is not kind{n} or frozen({expression}) != value{n}: "
             "return None"]
 
@@ -182,7 +186,7 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
     if _make_guard is None or not tensors:
         return None
     grads = any(t.requires_grad for t in tensors)
-    names = {"pack": _float_key, "frozen": _frozen, "fwd": _forward_ad,
+    names = {"pack": _float_key, "frozen": _frozen, "fwd": _forward_ad, "sequences": (list, tuple),
              "guard": [_make_guard(tensors)], "records": autograd_records}
     lines = ["def matches(args, kwargs, out):",
              "  try:",  # an argument compared with what it cannot be compared with: no match
