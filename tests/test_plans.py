@@ -120,7 +120,9 @@ def test_a_plan_does_not_write_over_an_overlapping_input():
     op(base[:20].clone(), base[20:].clone())                   # planned: no overlap
     x = base.clone()
     with pytest.raises(RuntimeError, match="some elements of the input tensor and the written-to"):
-        op(x[:20], x[10:30])                                     # the same signature, overlapping
+        op(x[:20], x[10:30])              # overlapping (misaligned: a signature of its own)
+    with pytest.raises(RuntimeError, match="some elements of the input tensor and the written-to"):
+        op(x[:20], x[16:36])                  # aligned as well: the plan's matcher accepts it
     assert torch.equal(x, base)
     y = base.clone()
     expected = base[:20] * base[:20]

@@ -86,7 +86,9 @@ class Op:
                 result = plan.replay(args, kwargs, *hit)
                 if result is not None:
                     return result
-                break
+                # the written tensor overlaps another: the full path applies PyTorch's rules
+                key = call_key(args, kwargs, out, self.numbers_by_value)[0]
+                return self.unplanned(key, hit[0], args, kwargs, out)
         key, tensors, pointers = call_key(args, kwargs, out, self.numbers_by_value)
         if key is not None:
             plan = plans.get(key)

@@ -198,7 +198,7 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
     if out is not None:
         sources.append("out")
         values.append(out)
-    found = []  # (source, tensor) in key order
+    found = []  # the tensors' sources, in key order
     for n, (source, value) in enumerate(zip(sources, values)):
         if isinstance(value, torch.Tensor):
             found.append(source)
@@ -500,8 +500,8 @@ class PlanCache:
             return
         recent = self.recent
         if recent and recent[0] is plan:
-            grads = any(t.requires_grad for t in tensors or ())
-            if tensors and (matches.checks_autograd or not grads):
+            if tensors and (matches.checks_autograd
+                            or not any(t.requires_grad for t in tensors)):
                 matches.guard[0] = _make_guard(tensors)
             return
         self.recent = (plan, *[p for p in recent if p is not plan][:self.RECENT - 1])
