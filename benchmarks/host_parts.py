@@ -58,14 +58,14 @@ def parts(op, dtype, calls):
     baseline, args, kwargs = cases.runner_inputs(op, dtype, "S", "cuda")
     op.plans.clear()
     op(*args, **kwargs)
-    key, tensors, pointers = plans.call_key(args, kwargs, None, op.numbers_by_value)
+    key, tensors, pointers = op.signature(args, kwargs, None)
     plan = op.plans.get(key)
     rows = [("PyTorch", per_call(lambda: baseline.fn(*args, **kwargs), calls)),
             ("ours", per_call(lambda: op(*args, **kwargs), calls))]
     if plan is None:
         return rows + [("(not planned)", float("nan"))]
-    rows += [("signature key", per_call(lambda: plans.call_key(
-                 args, kwargs, None, op.numbers_by_value), calls)),
+    rows += [("signature key", per_call(lambda: op.signature(
+                 args, kwargs, None), calls)),
              ("plan lookup", per_call(lambda: op.plans.get(key), calls)),
              ("signature matcher (instead of key and lookup)", per_call(
                  lambda: plan.matches(args, kwargs, None), calls) if plan.matches else float("nan")),

@@ -17,9 +17,8 @@ from flaggems_exp.testing import run
 OPS = list(dict.fromkeys(REGISTRY.values()))
 DEVICE = flaggems_exp.device
 # full paths a replay could not stand for, so they are never planned: masked_scatter reads its
-# count of selected elements back to the host, take its index bounds in the interpreter, and
-# copy clones self's whole storage (its size and offset are no part of a signature)
-UNPLANNED = {"masked_scatter", "masked_scatter_", "copy"} | ({"take"} if DEVICE == "cpu" else set())
+# count of selected elements back to the host, take its index bounds in the interpreter
+UNPLANNED = {"masked_scatter", "masked_scatter_"} | ({"take"} if DEVICE == "cpu" else set())
 
 
 def _replays(op):
@@ -212,7 +211,7 @@ def test_a_matcher_accepts_only_calls_of_its_plans_key(state):
         with states.get(state, torch.enable_grad)():
             op(*args, **kwargs)
             (plan,) = op.plans.plans.values()
-            base_key = plans.call_key(args, kwargs, None, op.numbers_by_value)[0]
+            base_key = op.signature(args, kwargs, None)[0]
             assert plan.matches is not None and op.plans.recent == (plan,)
             assert plan.matches(args, kwargs, None) is not None
             for label, other, call_args, call_kwargs in variants:
@@ -225,7 +224,7 @@ def test_a_matcher_accepts_only_calls_of_its_plans_key(state):
                     with fwAD.dual_level():
                         assert plan.matches(call_args, call_kwargs, out) is None, label
                     continue
-                key = plans.call_key(call_args, call_kwargs, out, op.numbers_by_value)[0]
+                key = op.signature(call_args, call_kwargs, out)[0]
                 hit = plan.matches(call_args, call_kwargs, out)
                 if hit is not None:
                     assert key == base_key, f"{label}: matched a call of another key"
@@ -365,10 +364,61 @@ def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
     assert len(launched) == 1
 
 
+def test_copy_plans_by_selfs_storage():
+    """copy's result clones self's whole storage: its size and offset are in the signature, and
+    a replay returns the same view of a storage holding self's elements outside the view."""
+    op = REGISTRY["copy"]
+    op.plans.clear()
+    base = torch.randn(40, device=DEVICE)
+    src = torch.randn(4, 8, device=DEVICE)
+
+    def check(x):
+        ours, theirs = op(x, src), torch.ops.aten.copy(x, src)
+        assert (ours.shape, ours.stride(), ours.storage_offset()) == (
+            theirs.shape, theirs.stride(), theirs.storage_offset())
+        n = theirs.untyped_storage().nbytes() // theirs.element_size()
+        assert ours.untyped_storage().nbytes() == theirs.untyped_storage().nbytes()
+        assert torch.equal(ours.as_strided((n,), (1,), 0), theirs.as_strided((n,), (1,), 0))
+
+    for start in (4, 4, 0, 0, 4):  # offsets 4 and 0 into one storage: two plans
+        base.normal_()
+        check(base[start:start + 32].view(4, 8))
+    assert len(op.plans) == 2 and _replays(op) == 3
+    check(torch.randn(32, device=DEVICE).view(4, 8))  # a storage of the view's size: another
+    assert len(op.plans) == 3
+
+
+def test_a_factory_call_is_found_by_its_matcher(monkeypatch):
+    """A call without tensors has a matcher too: values compared one by one, and the defaults
+    its key holds (the default dtype where no dtype is given)."""
+    op = REGISTRY["empty_permuted"]
+    op.plans.clear()
+    call = (((6, 5), [1, 0]), {"dtype": torch.float16, "device": DEVICE})
+    op(*call[0], **call[1])
+    (plan,) = op.plans.plans.values()
+    assert plan.matches(*call, None) == ([], [])
+    assert plan.matches(((6, 5), [0, 1]), call[1], None) is None
+    assert plan.matches(call[0], {**call[1], "dtype": torch.float32}, None) is None
+    monkeypatch.setattr(base_module, "call_key", lambda *a: pytest.fail("a key was built"))
+    result = op([6, 5], (1, 0), dtype=torch.float16, device=DEVICE)  # lists and tuples alike
+    assert result.stride() == (1, 6) and result.dtype == torch.float16 and plan.replays == 1
+
+
+def test_the_default_device_as_get_default_device_gives_it():
+    assert plans._default_device() == torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        assert plans._default_device() == torch.get_default_device() == torch.device("meta")
+    finally:
+        torch.set_default_device(None)
+    assert plans._default_device() == torch.get_default_device()
+
+
 def test_a_factory_follows_the_default_dtype():
     op = REGISTRY["scalar_tensor"]
     op.plans.clear()
     assert op(1.5, device=DEVICE).dtype == torch.get_default_dtype()
+    assert op(1.5, device=DEVICE).dtype == torch.get_default_dtype()  # its matcher's
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -376,7 +426,7 @@ def test_a_factory_follows_the_default_dtype():
     finally:
         torch.set_default_dtype(previous)
     assert result.dtype == torch.float64 and result.item() == 1.5
-    assert len(op.plans) == 2
+    assert len(op.plans) == 2 and _replays(op) == 1
 
 
 def test_parameter_slots_are_tritons_parameters():

@@ -19,14 +19,13 @@ import flaggems_exp
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
 from flaggems_exp.families import LossOp, ReductionOp
 from flaggems_exp.runtime import launch as launching
-from flaggems_exp.runtime.plans import call_key
 from flaggems_exp.testing import Call, check_call, run
 
 DEVICE = flaggems_exp.device
 OPS = list(dict.fromkeys(REGISTRY.values()))
 REDUCING = [op for op in OPS if isinstance(testing.twin(op), (ReductionOp, LossOp))]
 # full paths never planned by design (tests/test_plans.py says why)
-UNPLANNED = {"masked_scatter", "masked_scatter_", "copy"} | ({"take"} if DEVICE == "cpu" else set())
+UNPLANNED = {"masked_scatter", "masked_scatter_"} | ({"take"} if DEVICE == "cpu" else set())
 
 
 def ids(op):
@@ -112,7 +111,7 @@ def _assert_usable(op, bad, good):
     result and its second call is served by a plan (where the op plans); ``bad`` is rejected
     again, as PyTorch rejects it."""
     _assert_thread_state_clear()
-    assert op.plans.get(call_key(*_key_parts(testing.on_device(bad)), op.numbers_by_value)[0]) is None
+    assert op.plans.get(op.signature(*_key_parts(testing.on_device(bad)))[0]) is None
     check_call(op, good)
     before = _replays(op)
     check_call(op, good)
@@ -211,7 +210,7 @@ def test_a_failing_launch_leaves_the_op_usable(monkeypatch, name, call):
         monkeypatch.setattr(launching, "run_kernel", real)
         assert isinstance(result, LaunchFailed), result
         _assert_thread_state_clear()
-        key = call_key(*_key_parts(device_call), op.numbers_by_value)[0]
+        key = op.signature(*_key_parts(device_call))[0]
         assert op.plans.get(key) is None, "a failed call left a plan"
         check_call(op, call)
         before = _replays(op)

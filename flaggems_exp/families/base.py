@@ -63,6 +63,7 @@ class Op:
     runtime_numbers = False   # True: Python numbers reach the kernel unread (see plans.py)
     writes_self = False       # True for in-place forms: the first argument is written
     moves_any_tensor = False  # True: the family decides itself which dtypes and devices it moves
+    storage_in_key = False    # True: the result depends on the tensors' storage size and offset
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -87,9 +88,9 @@ class Op:
                 if result is not None:
                     return result
                 # the written tensor overlaps another: the full path applies PyTorch's rules
-                key = call_key(args, kwargs, out, self.numbers_by_value)[0]
-                return self.unplanned(key, hit[0], args, kwargs, out)
-        key, tensors, pointers = call_key(args, kwargs, out, self.numbers_by_value)
+                return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args,
+                                      kwargs, out)
+        key, tensors, pointers = self.signature(args, kwargs, out)
         if key is not None:
             plan = plans.get(key)
             if plan is not None:
@@ -98,6 +99,10 @@ class Op:
                     plans.use(plan, tensors)
                     return result
         return self.unplanned(key, tensors, args, kwargs, out)
+
+    def signature(self, args, kwargs, out):
+        """(the call's signature key, its tensors, their data pointers): see ``call_key``."""
+        return call_key(args, kwargs, out, self.numbers_by_value, self.storage_in_key)
 
     def unplanned(self, key, tensors, args, kwargs, out):
         """A call no plan served (``key`` None: a call never planned): recorded by autograd,
@@ -116,7 +121,8 @@ class Op:
         written = len(tensors) - 1 if out is not None else 0 if self.writes_self else None
         plan = build(recorder, tensors, shapes, written, result)
         if plan is not None:
-            plan.matches = signature_matcher(args, kwargs, out, tensors, self.numbers_by_value)
+            plan.matches = signature_matcher(args, kwargs, out, tensors, self.numbers_by_value,
+                                             self.storage_in_key)
             self.plans.put(key, plan)
         return result
 

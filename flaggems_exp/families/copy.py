@@ -16,7 +16,7 @@ from torch._C import DispatchKey
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
-from ..runtime.plans import not_replayable
+from ..runtime.plans import not_replayable, whole_storage
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op, check_out_accepted
 from .gather_kernel import launch_gather, transposes
@@ -193,9 +193,10 @@ class CopyOp(Op):
             return torch.empty(like.shape, dtype=like.dtype, device=like.device)
         if self.layout == "preserve" or geometry.has_internal_overlap(like):
             return torch.empty_like(like)
-        not_replayable()  # depends on self's storage (size, offset), which no signature holds
+        # self's storage size and offset are in the signature (``storage_in_key``): a plan
+        # allocates the same storage and writes it whole, as here
         numel = like.untyped_storage().nbytes() // like.element_size()
         storage = torch.empty(numel, dtype=like.dtype, device=like.device)
         if like.numel() < numel:  # the elements outside the view keep self's values
             write(self, storage, like.as_strided((numel,), (1,), 0))
-        return storage.as_strided(like.shape, like.stride(), like.storage_offset())
+        return whole_storage(storage.as_strided(like.shape, like.stride(), like.storage_offset()))

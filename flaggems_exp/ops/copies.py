@@ -33,6 +33,7 @@ class Copy(CopyOp):
     """copy(self, src): laid out like self, holding src's values; in place this is copy_."""
 
     layout = "storage"
+    storage_in_key = True
 
     def copy_arguments(self, x, src, non_blocking=False):
         return x, src, non_blocking

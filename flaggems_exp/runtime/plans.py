@@ -51,6 +51,27 @@ _grad_enabled = torch.is_grad_enabled
 _excluded = torch._C._dispatch_tls_is_dispatch_key_excluded
 _AUTOGRAD = torch._C.DispatchKey.AutogradFunctionality
 _NUMBERS = frozenset((bool, int, float, complex))
+_default_dtype = torch.get_default_dtype
+_function_modes = torch._C._len_torch_function_stack
+_DEVICE_CONTEXT = torch._GLOBAL_DEVICE_CONTEXT  # thread-local: set_default_device's context
+_CPU = torch.device("cpu")
+
+
+def _default_device():
+    """``torch.get_default_device()``, without its cost where no default was set (no torch
+    function mode active, no device context): CPU."""
+    if not _function_modes() and getattr(_DEVICE_CONTEXT, "device_context", None) is None:
+        return _CPU
+    return torch.get_default_device()
+
+
+def _defaults(kwargs):
+    """What a call without tensor arguments (a factory) takes from PyTorch's defaults: the
+    default dtype where its ``dtype`` is not given, the default device where its ``device`` is
+    not (the dispatcher passes ``device`` to the factories it calls, the Python binding having
+    filled it in)."""
+    return (_default_dtype() if kwargs.get("dtype") is None else None,
+            _default_device() if kwargs.get("device") is None else None)
 
 
 def below_autograd():
@@ -77,9 +98,11 @@ def _frozen(value):
     return value
 
 
-def call_key(args, kwargs, out, numbers_by_value):
+def call_key(args, kwargs, out, numbers_by_value, storages=False):
     """(signature key, tensors, their data pointers) of a call, or (None, ...) for a call that is
-    never planned (a tensor subclass, a sparse or other tensor without strides)."""
+    never planned (a tensor subclass, a sparse or other tensor without strides). ``storages``:
+    each tensor's storage size and offset are in the key too (an op whose result depends on
+    them: ``copy``'s clones self's whole storage)."""
     if _forward_ad._current_level >= 0:
         # a dual level is open (forward-mode AD): whether a tensor carries a tangent is not in
         # the key, so no call is planned until it closes
@@ -100,6 +123,8 @@ def call_key(args, kwargs, out, numbers_by_value):
                 p = v.data_ptr()
                 key += (v.dtype, v.shape, v.stride(), v.get_device(), p & 15 == 0,
                         v.requires_grad and autograd_records())
+                if storages:
+                    key += (v.untyped_storage().nbytes(), v.storage_offset())
                 tensors.append(v)
                 pointers.append(p)
             elif kind in _NUMBERS:
@@ -118,7 +143,7 @@ def call_key(args, kwargs, out, numbers_by_value):
     except RuntimeError:  # stride() of a sparse (or other strideless) tensor
         return None, None, None
     if not tensors:  # a factory: its result follows PyTorch's defaults where no argument says
-        key.append((torch.get_default_dtype(), torch.get_default_device()))
+        key.append(_defaults(kwargs))
     elif len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
         # which arguments are the same object (``x * x``): a plan maps each pointer to one
         key.append(tuple(next(j for j, u in enumerate(tensors) if u is t) for t in tensors))
@@ -170,24 +195,27 @@ def _value_test(expression, value, numbers_by_value, names, n):
                 f"{_float_key(value.imag)!r}: return None"]
     names[f"value{n}"] = _frozen(value)
     if kind in (list, tuple):  # the key holds either as a tuple (``_frozen``)
-        return [f"    if type({expression}) not in sequences or frozen({expression}) != "
-                f"value{n}: return None"]
+        flat = not any(isinstance(v, list) for v in value)  # no list inside to freeze
+        return [f"    if type({expression}) not in sequences or "
+                f"{'tuple' if flat else 'frozen'}({expression}) != value{n}: return None"]
     names[f"kind{n}"] = kind
     return [f"    if type({expression}) is not kind{n} or frozen({expression}) != value{n}: "
             "return None"]
 
 
-def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
+def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=False):
     """``matches(args, kwargs, out)``: (tensors, data pointers) of a call whose key would be
-    this call's (``call_key``), or None. Generated for this call's signature; None where no
-    matcher is made (no tensor argument, no usable guard). Where a tensor requires grad (a
-    Parameter in inference under no_grad, a call below autograd under enable()), the matcher
-    also refuses calls that autograd would record: the guard compares the flag, not grad mode."""
-    if _make_guard is None or not tensors:
+    this call's (``call_key``, with the same ``numbers_by_value`` and ``storages``), or None.
+    Generated for this call's signature; None where no matcher is made (no usable guard). Where
+    a tensor requires grad (a Parameter in inference under no_grad, a call below autograd under
+    enable()), the matcher also refuses calls that autograd would record: the guard compares
+    the flag, not grad mode. A call without tensors (a factory) is compared value by value, and
+    with the defaults its key holds."""
+    if tensors and _make_guard is None:
         return None
     grads = any(t.requires_grad for t in tensors)
     names = {"pack": _float_key, "frozen": _frozen, "fwd": _forward_ad, "sequences": (list, tuple),
-             "guard": [_make_guard(tensors)], "records": autograd_records}
+             "records": autograd_records, "defaults": _defaults}
     lines = ["def matches(args, kwargs, out):",
              "  try:",  # an argument compared with what it cannot be compared with: no match
              f"    if len(args) != {len(args)} or len(kwargs) != {len(kwargs)}: return None"]
@@ -204,6 +232,15 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
             found.append(source)
         else:
             lines += _value_test(source, value, numbers_by_value, names, n)
+    if not tensors:
+        names["made_with"] = _defaults(kwargs)
+        lines += ["    if fwd._current_level >= 0 or defaults(kwargs) != made_with: return None",
+                  "    return [], []", "  except Exception:", "    return None"]
+        exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
+        matches = names["matches"]
+        matches.guard, matches.checks_autograd = None, False
+        return matches
+    names["guard"] = [_make_guard(tensors)]
     variables = [f"t{j}" for j in range(len(found))]
     lines.append(f"    {', '.join(variables)}, = {', '.join(found)},")
     lines.append(f"    if fwd._current_level >= 0 or not guard[0].check({', '.join(variables)}):"
@@ -214,6 +251,10 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value):
         aligned = t.data_ptr() & 15 == 0
         lines.append(f"    p{j} = t{j}.data_ptr()")
         lines.append(f"    if {'' if aligned else 'not '}p{j} & 15: return None")
+        if storages:
+            lines.append(f"    if t{j}.untyped_storage().nbytes() != "
+                         f"{t.untyped_storage().nbytes()} or t{j}.storage_offset() != "
+                         f"{t.storage_offset()}: return None")
         for i in range(j):
             same = tensors[i] is t
             lines.append(f"    if t{i} is {'not ' if same else ''}t{j}: return None")
@@ -234,6 +275,7 @@ class Recorder:
         self.launches = []
         self.cacheable = True
         self.scratch = set()  # storages of buffers declared with ``scratch``
+        self.whole = set()    # storages of results declared with ``whole_storage``
 
     def __enter__(self):
         self.outer = getattr(launching._state, "recorder", None)
@@ -252,6 +294,16 @@ def scratch(tensor):
     if recorder is not None:
         recorder.scratch.add(tensor.untyped_storage().data_ptr())
     return tensor
+
+
+def whole_storage(result):
+    """Declare ``result``, a view the full path has just made of a new storage (another size than
+    the view's span, or an offset into it), as one whose whole storage our launches write: a plan
+    allocates such a storage per call and returns the same view of it. Returns it."""
+    recorder = getattr(launching._state, "recorder", None)
+    if recorder is not None:
+        recorder.whole.add(result.untyped_storage().data_ptr())
+    return result
 
 
 def not_replayable():
@@ -289,6 +341,19 @@ class _Launch:
             {p[0] for p in self.pointers} | {n[0] for n in self.numbers}, device_index)
 
 
+def _allocation(made):
+    """A function allocating a new tensor of a plan as the full path's was: (size, stride,
+    dtype, device) a result, (storage elements, size, stride, offset, dtype, device) a result
+    viewing a storage of its own, (bytes, device) a buffer."""
+    if len(made) == 4:
+        return functools.partial(torch.empty_strided, made[0], made[1], dtype=made[2],
+                                 device=made[3])
+    if len(made) == 2:
+        return functools.partial(torch.empty, made[0], dtype=torch.uint8, device=made[1])
+    numel, size, stride, offset, dtype, device = made
+    return lambda: torch.empty(numel, dtype=dtype, device=device).as_strided(size, stride, offset)
+
+
 class Plan:
     """A recorded call, replayed: ``plan.replay(args, kwargs, tensors, pointers)`` returns the
     call's result, or None where the written tensor overlaps another argument (the caller then
@@ -298,10 +363,7 @@ class Plan:
 
     def __init__(self, launches, allocations, result, written, spans, device_index):
         self.launches = tuple(launches)
-        self.allocations = tuple(  # one function per new tensor: the result, or a byte buffer
-            functools.partial(torch.empty_strided, a[0], a[1], dtype=a[2], device=a[3])
-            if len(a) == 4 else functools.partial(torch.empty, a[0], dtype=torch.uint8,
-                                                  device=a[1]) for a in allocations)
+        self.allocations = tuple(map(_allocation, allocations))  # one function per new tensor
         self.result = result                   # ("call", i) or ("new", j)
         self.written = written                 # index of the written call tensor, or None
         self.spans = spans                     # bytes each call tensor covers
@@ -426,15 +488,24 @@ def build(recorder, tensors, shapes, written, result):
         if any(storages[i] == storages[written] and t is not w and t.numel()
                for i, t in enumerate(tensors)):
             return None  # the written tensor shares memory: the full path decides each time
-    allocations, fresh = [], {}  # fresh: storage pointer -> index among the new buffers
+    # fresh: storage pointer -> (index among the new tensors, the data pointer launch offsets
+    # into that storage are taken from: the new tensor's own)
+    allocations, fresh = [], {}
     result_source = next((("call", i) for i, t in enumerate(tensors) if t is result), None)
     result_storage = result.untyped_storage().data_ptr()
     if result_source is None:
-        if result_storage in storages or result.storage_offset() or (
-                result.untyped_storage().nbytes() != span_bytes(result)):
+        if result_storage in storages:
             return None
-        fresh[result_storage] = 0
-        allocations.append((tuple(result.shape), result.stride(), result.dtype, result.device))
+        if result_storage in recorder.whole:
+            allocations.append((result.untyped_storage().nbytes() // result.element_size(),
+                                tuple(result.shape), result.stride(), result.storage_offset(),
+                                result.dtype, result.device))
+        elif result.storage_offset() or result.untyped_storage().nbytes() != span_bytes(result):
+            return None
+        else:
+            allocations.append((tuple(result.shape), result.stride(), result.dtype,
+                                result.device))
+        fresh[result_storage] = (0, result.data_ptr())
         result_source = ("new", 0)
 
     def locate(t, position):
@@ -454,9 +525,10 @@ def build(recorder, tensors, shapes, written, result):
                 # every skeleton writes its first pointer: a buffer first seen elsewhere, unless
                 # declared scratch, holds values made outside our launches
                 return None
-            fresh[storage] = len(allocations)
+            fresh[storage] = (len(allocations), storage)
             allocations.append((t.untyped_storage().nbytes(), t.device))
-        return len(tensors) + fresh[storage], t.data_ptr() - storage
+        index, origin = fresh[storage]
+        return len(tensors) + index, t.data_ptr() - origin
 
     device_index = result.device.index if result.device.type == "cuda" else None
     launches = []
