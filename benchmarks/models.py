@@ -9,9 +9,13 @@ Each (model, batch, mode) case builds its model once (seeded) on ``flaggems_exp.
 runs one step (inference: ``model.eval()`` and a ``torch.no_grad()`` forward; training:
 ``model.train()``, ``zero_grad(set_to_none=True)``, forward, loss, backward) with three
 providers in this order: ``eager`` (eager_a), ``gems`` (the same step inside one
-``use_gems()`` block), ``eager`` again (eager_b, for run-to-run noise). Each provider warms up
-``--warmup`` steps (the first is also its check step), then times ``--steps`` steps, each between
-two device synchronizations; the median is kept. The RNG is seeded before every step, so
+``use_gems()`` block), ``eager`` again (eager_b, for run-to-run noise), and that sequence
+``--rounds`` times over (a shared host drifts in speed: each provider's steps are spread over
+the whole case). Each provider warms up ``--warmup`` steps in the first round (the first is also
+its check step) and one step in the others, then times ``--steps`` steps, each between two device
+synchronizations; the median over all rounds is kept. ``host ms`` is the median time a step
+takes to return, before its synchronization: the host's time to issue the step's work; where
+it is close to the step's time the step is host-bound. The RNG is seeded before every step, so
 dropout and stochastic depth draw the same masks in every provider.
 
 Correctness: gems' outputs (inference) or loss and every parameter's gradient (training) against
@@ -55,7 +59,8 @@ SEED = 0
 TOP_KERNELS = 8
 ENV_COLUMNS = ("device", "torch", "triton", "commit")
 COLUMNS = ("model", "batch", "mode", "dtype", "inputs", "eager_ms", "eager_again_ms", "gems_ms",
-           "ratio", "gems_diff", "eager_noise", "ok", "launches", "error", *ENV_COLUMNS)
+           "ratio", "eager_host_ms", "gems_host_ms", "gems_diff", "eager_noise", "ok", "launches",
+           "error", *ENV_COLUMNS)
 CSV_NAME, REPORT_NAME = "models.csv", "models.md"
 
 
@@ -302,8 +307,9 @@ def make_step(model, args, target, loss_fn, mode):
 
 
 def time_provider(step, context, warmup, steps, count_launches=False):
-    """(results of the first warm-up step, median ms of ``steps`` timed steps, our launches
-    per op name in the last warm-up step, or None), all inside one ``context()``."""
+    """(results of the first warm-up step, ms of each of ``steps`` timed steps, ms each took to
+    return before its synchronization, our launches per op name in the last warm-up step, or
+    None), all inside one ``context()``."""
     with context():
         results = step()
         timing.synchronize()
@@ -318,14 +324,16 @@ def time_provider(step, context, warmup, steps, count_launches=False):
             step()
             timing.synchronize()
             launches = _launched_since(before)
-        times = []
+        times, issued = [], []
         for _ in range(steps):
             timing.synchronize()
             start = time.perf_counter()
             step()
+            returned = time.perf_counter()
             timing.synchronize()
             times.append((time.perf_counter() - start) * 1e3)
-    return results, statistics.median(times), launches
+            issued.append((returned - start) * 1e3)
+    return results, times, issued, launches
 
 
 def _launched_since(before):
@@ -372,6 +380,8 @@ class Case:
     eager_again_ms: object = None
     gems_ms: object = None
     ratio: object = None
+    eager_host_ms: object = None
+    gems_host_ms: object = None
     gems_diff: object = None
     eager_noise: object = None
     ok: object = None
@@ -405,17 +415,26 @@ def run_case(case, built, batch, dtype, args):
         inputs, target = built.make_inputs(batch)
         case.inputs = " ".join("x".join(map(str, a.shape)) for a in inputs)
         step = make_step(model, inputs, target, built.loss_fn, case.mode)
-        stage = "eager"
-        eager_a, case.eager_ms, _ = time_provider(step, contextlib.nullcontext, args.warmup,
-                                                  args.steps)
-        stage = "gems"
-        gems, case.gems_ms, launched = time_provider(step, flaggems_exp.use_gems,
-                                                     args.warmup, args.steps, True)
-        case.launched, case.launches = launched, sum(launched.values())
+        providers = {"eager": contextlib.nullcontext, "gems": flaggems_exp.use_gems,
+                     "eager again": contextlib.nullcontext}
+        firsts, times, issued = {}, {p: [] for p in providers}, {p: [] for p in providers}
+        for round_ in range(args.rounds):
+            for provider, context in providers.items():
+                stage = provider if args.rounds == 1 else f"{provider} (round {round_ + 1})"
+                results, took, returned, launched = time_provider(
+                    step, context, args.warmup if round_ == 0 else 1, args.steps,
+                    count_launches=provider == "gems" and round_ == 0)
+                firsts.setdefault(provider, results)
+                times[provider] += took
+                issued[provider] += returned
+                if provider == "gems" and launched is not None:
+                    case.launched, case.launches = launched, sum(launched.values())
+        eager_a, gems, eager_b = firsts["eager"], firsts["gems"], firsts["eager again"]
+        case.eager_ms, case.gems_ms, case.eager_again_ms = (
+            statistics.median(times[p]) for p in providers)
         case.ratio = case.eager_ms / case.gems_ms
-        stage = "eager again"
-        eager_b, case.eager_again_ms, _ = time_provider(step, contextlib.nullcontext,
-                                                        args.warmup, args.steps)
+        case.eager_host_ms = statistics.median(issued["eager"])
+        case.gems_host_ms = statistics.median(issued["gems"])
         stage = "compare"
         case.gems_diff = max_abs_diff(gems, eager_a)
         case.eager_noise = max_abs_diff(eager_b, eager_a)
@@ -463,14 +482,17 @@ def _fmt(value, spec):
 
 def table(rows):
     lines = ["| model | batch | mode | dtype | inputs | eager ms | eager again ms | gems ms | "
-             "ratio | gems diff | eager noise | ok | launches | error |",
-             "|" + " --- |" * 14]
+             "ratio | eager host ms | gems host ms | gems diff | eager noise | ok | launches | "
+             "error |",
+             "|" + " --- |" * 16]
     for c in rows:
         error = c.error.replace("|", "\\|")
         lines.append(
             f"| {c.model} | {c.batch} | {c.mode} | {c.dtype} | {c.inputs or '–'} | "
             f"{_fmt(c.eager_ms, '.3f')} | {_fmt(c.eager_again_ms, '.3f')} | "
-            f"{_fmt(c.gems_ms, '.3f')} | {_fmt(c.ratio, '.2f')} | {_fmt(c.gems_diff, '.3g')} | "
+            f"{_fmt(c.gems_ms, '.3f')} | {_fmt(c.ratio, '.2f')} | "
+            f"{_fmt(c.eager_host_ms, '.3f')} | {_fmt(c.gems_host_ms, '.3f')} | "
+            f"{_fmt(c.gems_diff, '.3g')} | "
             f"{_fmt(c.eager_noise, '.3g')} | {'–' if c.ok is None else c.ok} | "
             f"{'–' if c.launches is None else c.launches} | {error} |")
     return "\n".join(lines)
@@ -480,7 +502,8 @@ def report(rows, skipped, env, args):
     rtol, atol = TOLERANCE[args.dtype]
     lines = ["# Models: eager vs flaggems_exp", "",
              f"{env.gpu}, torch {env.torch}, triton {env.triton}, commit {env.commit}; "
-             f"median of {args.steps} steps after {args.warmup} warm-up steps"
+             f"median of {args.steps} steps in each of {args.rounds} rounds (eager, gems, eager "
+             f"again), after {args.warmup} warm-up steps"
              f"{', tiny shapes' if args.tiny else ''}. ratio = eager ms / gems ms; ok: gems diff "
              f"<= {NOISE_FACTOR}× eager noise, or within rtol {rtol:g} / atol {atol:g}.", "",
              table(rows), ""]
@@ -527,6 +550,8 @@ def parse_args(argv):
                         help="the model's and the images' dtype (default float32)")
     parser.add_argument("--steps", type=int, default=20, metavar="N",
                         help="timed steps per provider; the median is kept (default 20)")
+    parser.add_argument("--rounds", type=int, default=3, metavar="N",
+                        help="rounds of the three providers, alternating (default 3)")
     parser.add_argument("--warmup", type=int, default=None, metavar="N",
                         help="warm-up steps per provider, the first also its check step "
                              "(default 3; --tiny: 1)")
@@ -543,8 +568,8 @@ def parse_args(argv):
                         help=f"where {CSV_NAME} and {REPORT_NAME} go (default: a fresh "
                              "temporary directory)")
     args = parser.parse_args(argv)
-    if args.steps < 1 or (args.warmup is not None and args.warmup < 1):
-        parser.error("--steps and --warmup take a positive count")
+    if args.steps < 1 or args.rounds < 1 or (args.warmup is not None and args.warmup < 1):
+        parser.error("--steps, --rounds and --warmup take a positive count")
     args.models = list(dict.fromkeys(args.model)) or list(MODELS)
     args.batches = list(dict.fromkeys(args.batch)) or list(BATCHES)
     args.modes = list(dict.fromkeys(args.mode)) or list(MODES)

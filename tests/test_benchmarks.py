@@ -445,7 +445,7 @@ def test_models_run_with_and_without_gems(tmp_path):
     from benchmarks import models
     argv = ["--tiny", "--image", "8", "--model", "transformer", "--model", "convnet",
             "--batch", "small", "--mode", "inference", "--mode", "training", "--steps", "1",
-            "--out", str(tmp_path)]
+            "--rounds", "2", "--out", str(tmp_path)]
     assert models.main(argv, log=io.StringIO()) == 0
     with open(tmp_path / models.CSV_NAME, newline="") as f:
         reader = csv.DictReader(f)
@@ -458,7 +458,8 @@ def test_models_run_with_and_without_gems(tmp_path):
         assert r["error"] == "", r
         assert r["ok"] == "True" and int(r["launches"]) > 0, r
         assert r["batch"] == "small" and r["dtype"] == "float32" and r["device"] and r["commit"]
-        assert all(float(r[c]) > 0 for c in ("eager_ms", "eager_again_ms", "gems_ms", "ratio")), r
+        assert all(float(r[c]) > 0 for c in ("eager_ms", "eager_again_ms", "gems_ms", "ratio",
+                                             "eager_host_ms", "gems_host_ms")), r
         assert float(r["gems_diff"]) >= 0 and float(r["eager_noise"]) >= 0, r
     text = (tmp_path / models.REPORT_NAME).read_text()
     assert "| transformer | small | training | float32 |" in text
