@@ -13,8 +13,10 @@ Its rows are either every other dim flattened (the output's next dims, each prog
 rows), or, where the input's unit-stride dim is another one, that dim alone (a transposed
 tile: loaded along its rows, stored along its columns; Triton converts between the two through
 shared memory), the remaining dims then being the program's own, computed once per program.
-A dense output of one row dim whose rows do not start aligned (a pad or an upsampling to an
-odd width) is walked flat instead, so that its stores are whole vectors.
+A dense output whose rows do not start aligned (a pad or an upsampling to an odd width) is
+walked flat instead, so that its stores are whole vectors: 16 bytes a thread, whose row,
+column, rows' offsets and index maps are found once (a vector runs on along one row, or wraps
+once onto the next), each element then adding its lane.
 Unit strides and the alignment of row and column offsets are compile-time facts
 (constexprs chosen on the host from the iteration dims): without them, shapes and strides being
 runtime integers, the compiler could prove no two lanes contiguous and would load and store
@@ -70,6 +72,19 @@ def _offsets(coords, shifts, scales, in_sizes, out_strides, in_strides, like,
 
 
 @triton.jit
+def _next_row(coords, shape, FIRST: tl.constexpr):
+    """The coordinates (along dims FIRST.., the first one unbounded) of the row after the one
+    at ``coords``: the innermost one plus 1, carried outwards."""
+    carry = 1
+    result = ()
+    for k in tl.static_range(len(coords) - 1, 0, -1):
+        n = coords[k] + carry
+        carry = (n == shape[FIRST + k]).to(n.dtype)
+        result = (n - carry * shape[FIRST + k],) + result
+    return (coords[0] + carry,) + result
+
+
+@triton.jit
 def _aligned(offsets, ALIGN: tl.constexpr):
     # the compiler's fact that every offset of a tile is a multiple of ALIGN (so vectors start
     # aligned)
@@ -95,7 +110,7 @@ def _gather_kernel(
     out_strides, in_strides, shifts, scales, in_sizes, INDEX_MAP: tl.constexpr,
     MAPPED: tl.constexpr, NDIM: tl.constexpr, PROGRAM_DIMS: tl.constexpr, FLAT: tl.constexpr,
     OUT_UNIT: tl.constexpr, IN_UNIT: tl.constexpr, OUT_DENSE: tl.constexpr,
-    IN_DENSE: tl.constexpr, REPEAT: tl.constexpr,
+    IN_DENSE: tl.constexpr, REPEAT: tl.constexpr, VEC: tl.constexpr, FLOAT_INDEX: tl.constexpr,
     OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -107,19 +122,31 @@ def _gather_kernel(
     # run of the output (its one row dim's stride is cols, BLOCK_C covering them); IN_DENSE: one
     # run of the input (the columns' stride is rows, BLOCK_R covering them). REPEAT: the
     # columns' source index is c // REPEAT (an exact nearest upsampling). FLAT: a dense output
-    # of one row dim, walked flat (whole vectors stored whatever its row width), each element's
-    # row from its flat index times cols' reciprocal (``_reciprocal``) where int32
+    # walked flat (whole vectors stored whatever its row width) in vectors of VEC elements,
+    # each vector's row from its first flat index times cols' reciprocal (``_reciprocal``)
+    # where int32; FLOAT_INDEX: the columns' index map takes exact float32 indices (one
+    # conversion a vector instead of one an element)
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
     if FLAT:
-        flat = pid * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+        # VEC consecutive elements a vector (stored as one): the row and column are found once
+        # a vector, whose elements run on along that row or wrap once onto the next (cols >=
+        # VEC), so the division, the rows' unravelling and their index maps are shared
+        base = pid * BLOCK_C + tl.arange(0, BLOCK_C // VEC)[:, None] * VEC
+        flat = base + tl.arange(0, VEC)[None, :]
         if INDEX_64:
-            r = flat // cols
+            r = base // cols
         else:
             # a 64-bit product (the interpreter of Triton 3.6 sign-extends umulhi's operands)
-            r = ((flat.to(tl.int64) * reciprocal) >> shift).to(tl.int32)
-        c = flat - r * cols
+            r = ((base.to(tl.int64) * reciprocal) >> shift).to(tl.int32)
+        lane = tl.arange(0, VEC)[None, :]
+        start = base - r * cols  # the vector's first column
+        if VEC > 1:
+            wrapped = lane >= cols - start
+            c = tl.where(wrapped, start - cols, start) + lane
+        else:
+            c = start + lane
         mask = flat < tl.cast(rows, flat.dtype) * cols  # in int64 too
     else:
         col_block = pid % col_blocks
@@ -141,6 +168,10 @@ def _gather_kernel(
         inner, first = unravel(r, shape, PROGRAM_DIMS + 1, NDIM - 1)
         row_out, row_in = _offsets((first,) + inner, shifts, scales, in_sizes, out_strides,
                                    in_strides, r, PROGRAM_DIMS, INDEX_MAP, MAPPED)
+        if FLAT and VEC > 1:  # the elements wrapped onto the next row read from there
+            row_in = tl.where(wrapped, _offsets(
+                _next_row((first,) + inner, shape, PROGRAM_DIMS), shifts, scales, in_sizes,
+                out_strides, in_strides, r, PROGRAM_DIMS, INDEX_MAP, MAPPED)[1], row_in)
     else:
         row_out = tl.zeros_like(r)
         row_in = tl.zeros_like(r)
@@ -159,6 +190,24 @@ def _gather_kernel(
         loaded = tl.load(in_ptr + in_off, mask=(r < rows) & (source < cols // REPEAT))
         value = tl.reshape(tl.broadcast_to(loaded[:, :, None], [BLOCK_R, BLOCK_C // REPEAT,
                                                                 REPEAT]), [BLOCK_R, BLOCK_C])
+    elif FLAT:
+        if (MAPPED >> (NDIM - 1)) & 1:
+            k = start + shifts[NDIM - 1]
+            if FLOAT_INDEX:  # two conversions a vector, then exact float32 additions
+                k = k.to(tl.float32)
+                if VEC > 1:
+                    k = tl.where(wrapped, (start - cols + shifts[NDIM - 1]).to(tl.float32), k)
+                k = k + lane.to(tl.float32)
+            else:
+                k = c + shifts[NDIM - 1]
+            source = INDEX_MAP(k, scales[NDIM - 1], in_sizes[NDIM - 1])
+        else:
+            source = c
+        if IN_UNIT == 2:
+            in_off = row_in + source
+        else:
+            in_off = row_in + source * in_strides[NDIM - 1]
+        value = tl.load(in_ptr + in_off, mask=mask)
     else:
         col_in = _offsets((c,), shifts, scales, in_sizes, out_strides, in_strides, c, NDIM - 1,
                           INDEX_MAP, MAPPED)[1]
@@ -200,6 +249,16 @@ def _iteration(shape, out_strides, in_strides, maps):
     return dims or [(1, 1, 1, None)]
 
 
+def _dense(dims):
+    """Whether the output walked through ``dims`` is one run of memory in their order."""
+    step = 1
+    for size, out_stride, _, _ in reversed(dims):
+        if out_stride != step:
+            return False
+        step *= size
+    return True
+
+
 def _transposed_rows(dims):
     """The index of the dim a transposed tile's rows run along: the input's unit-stride
     (pass-through) dim, where it is not the columns' own; None where there is none."""
@@ -231,12 +290,14 @@ def _reciprocal(d):
 
 
 def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=unmapped,
-                  repeats=None):
+                  repeats=None, float_index=False):
     """``out[i] = x[source(i)]`` over ``shape``, out and x walked through the given strides,
     ``maps`` giving each dim's source index: None (the output's own) or ``(shift, scale,
     in_size)``, read through ``index_map(k + shift, scale, in_size)``; counted for ``name``.
     ``repeats(map, size)``, where given, says of a mapped dim of ``size`` output indices whether
-    its map is exactly ``k // n`` for all of them: that ``n``, else 1."""
+    its map is exactly ``k // n`` for all of them: that ``n``, else 1. ``float_index``: the
+    index map converts its index to float32 first and takes a float32 one as well (a flat walk
+    then hands it the columns' indices as float32 sums, exact below 2**24)."""
     dims = _iteration(shape, out_strides, in_strides, maps)
     columns = dims[-1]
     repeat = repeats(columns[3], columns[0]) if repeats and columns[3] else 1
@@ -249,12 +310,19 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     sizes = tuple(d[0] for d in dims)
     cols, rows = sizes[-1], math.prod(sizes[program_dims:-1])
     options = {}
-    # a dense output of one row dim whose rows do not start 16-byte aligned: walked flat
-    flat = (rows_dim is None and len(dims) == 2 and columns[1] == 1 and dims[0][1] == cols > 1
+    # a dense output whose rows do not start 16-byte aligned: walked flat, a vector of VEC
+    # elements (16 bytes) at a time where the rows are that long at least
+    flat = (rows_dim is None and len(dims) >= 2 and cols > 1 and _dense(dims)
             and math.gcd(16, cols * out.element_size()) < 16)
+    vec = 1
     if flat:
         repeat = 1
         block_c, block_r = min(triton.next_power_of_2(rows * cols), BLOCK), 1
+        # 16 bytes (one store) a vector, where the rows are that long (a wider vector is split
+        # between threads by the compiler's layout, each redoing the vector's work)
+        vec = min(16 // out.element_size(), block_c)
+        if cols < vec:
+            vec = 1
     elif rows_dim is not None:
         block_r = min(triton.next_power_of_2(rows), TILE_SIDE)
         block_c = min(triton.next_power_of_2(cols), TILE_AREA // block_r)
@@ -287,6 +355,8 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
         in_unit = _ROWS
         in_dense = columns[2] == rows == block_r
         in_aligned = [d[2] for d in program] + ([] if in_dense else [columns[2]])
+    elif flat and columns[2] == 1:
+        in_unit, in_aligned = _COLUMNS, None
     elif columns[2] == 1 and (columns[3] is None or repeat > 1) and not flat:
         in_unit, in_aligned = _COLUMNS, [d[2] for d in dims[:-1]]
     else:
@@ -300,7 +370,9 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
         tuple(d[3][2] if d[3] else d[0] for d in dims),
         INDEX_MAP=index_map if mapped else unmapped, MAPPED=mapped, NDIM=len(dims),
         PROGRAM_DIMS=program_dims, FLAT=flat, OUT_UNIT=out_unit, IN_UNIT=in_unit,
-        OUT_DENSE=out_dense, IN_DENSE=in_dense, REPEAT=repeat,
+        OUT_DENSE=out_dense, IN_DENSE=in_dense, REPEAT=repeat, VEC=vec,
+        FLOAT_INDEX=bool(float_index and flat and columns[3]
+                         and cols + abs(columns[3][0]) + vec < 2**24),
         OUT_ALIGN=1 if out_aligned is None else _alignment(out_aligned),
         IN_ALIGN=1 if in_aligned is None else _alignment(in_aligned),
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c, **options)

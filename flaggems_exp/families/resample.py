@@ -15,6 +15,7 @@ from torch._prims_common import suggest_memory_format
 
 from ..runtime.dtypes import ALL, FLOATING
 from .gather import GatherOp, float32
+from .gather_kernel import launch_gather
 
 _NO_OVERFLOW = tl.constexpr(1e18)  # below 2**63: safe to convert to int64
 
@@ -31,6 +32,14 @@ def _nearest_source(j, scale, size, OFFSET: tl.constexpr):
 
 
 @triton.jit
+def _bounded_source(j, scale, size, OFFSET: tl.constexpr):
+    # _nearest_source where the host has found every product finite and below 2**31: its
+    # truncation fits int32 (one 32-bit conversion, no guards); j may be an exact float32
+    x = (j.to(tl.float32) + OFFSET) * scale
+    return tl.minimum(x.to(tl.int32), size - 1)
+
+
+@triton.jit
 def nearest(k, scale, size):
     return _nearest_source(k, scale, size, 0.0)
 
@@ -38,6 +47,29 @@ def nearest(k, scale, size):
 @triton.jit
 def nearest_exact(k, scale, size):
     return _nearest_source(k, scale, size, 0.5)  # pixel centres aligned
+
+
+@triton.jit
+def _nearest_bounded(k, scale, size):
+    return _bounded_source(k, scale, size, 0.0)
+
+
+@triton.jit
+def _nearest_exact_bounded(k, scale, size):
+    return _bounded_source(k, scale, size, 0.5)
+
+
+# each map -> (its offset, its twin for products the host has bounded)
+_BOUNDED = {nearest: (0.0, _nearest_bounded), nearest_exact: (0.5, _nearest_exact_bounded)}
+
+
+def _bounded(dim_map, size, offset):
+    """Whether every source product of a mapped dim of ``size`` output indices, computed in
+    float32 as the kernel does, is finite and below 2**31: scale is never negative, so the
+    last index's is the largest (an infinite scale fails here, and with it the first index's
+    0 * inf)."""
+    shift, scale, _ = dim_map
+    return float32(float32(float32(size - 1 + shift) + offset) * scale) < 2.0**31
 
 
 def _pytorch_check(condition):
@@ -158,6 +190,14 @@ class NearestOp(ResampleOp):
         maps = [None, None] + [(0, _scale(i, o, s), i)
                                for i, o, s in zip(sizes, output_size, scales)]
         return (*x.shape[:2], *output_size), suggest_memory_format(x), maps
+
+    def launch(self, out, x, shape, out_strides, in_strides, maps):
+        offset, bounded_map = _BOUNDED.get(self.index_map, (None, None))
+        index_map = self.index_map
+        if bounded_map and all(m is None or _bounded(m, n, offset) for m, n in zip(maps, shape)):
+            index_map = bounded_map
+        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, index_map,
+                      self.repeats, float_index=index_map is bounded_map)
 
 
 class ShuffleOp(ResampleOp):
