@@ -31,6 +31,23 @@ def _cases(torch):
         "trace": ("trace", (half(),)),
         "huber_loss_mean": ("huber_loss", (half(), half())),
         "margin_ranking_loss_mean": ("margin_ranking_loss", (half(), half(), half())),
+        "smooth_l1_loss_mean": ("smooth_l1_loss", (half(), half())),
+        "soft_margin_loss_mean": ("soft_margin_loss", (half(), half())),
+        "hinge_embedding_loss_mean": ("hinge_embedding_loss", (half(), half())),
+        "margin_ranking_loss_float32_none": ("margin_ranking_loss", tuple(
+            torch.empty(_SQUARE, dtype=torch.float32) for _ in range(3)) + (-0.75, 0)),
+        "pixel_unshuffle": ("pixel_unshuffle", (
+            torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), 2)),
+        "upsample_nearest1d_odd": ("upsample_nearest1d", (
+            torch.empty((32, 64, 32768), dtype=torch.float16), [65537])),
+        "upsample_nearest_exact1d_odd": ("_upsample_nearest_exact1d", (
+            torch.empty((32, 64, 32768), dtype=torch.float16), [65537])),
+        "upsample_nearest3d_odd": ("upsample_nearest3d", (
+            torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [129, 257, 257])),
+        "replication_pad1d": ("replication_pad1d", (
+            torch.empty((32, 64, 32768), dtype=torch.float16), [1, 2])),
+        "replication_pad3d": ("replication_pad3d", (
+            torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [1, 2, 2, 1, 0, 2])),
     }
 
 
@@ -41,7 +58,7 @@ def census(ptx):
     return {
         "loads": count(r"\bld\.global"), "vector_loads": count(r"\bld\.global[.\w]*\.v4"),
         "stores": count(r"\bst\.global"), "vector_stores": count(r"\bst\.global[.\w]*\.v4"),
-        "exp2": count(r"\bex2\."),
+        "exp2": count(r"\bex2\."), "fma": count(r"\bfma\."),
     }
 
 

@@ -50,13 +50,17 @@ def _pointwise_kernel(
     MATH: tl.constexpr, NIN: tl.constexpr, NSCALARS: tl.constexpr, SCALAR_OPERANDS: tl.constexpr,
     NDIM: tl.constexpr, COMMON: tl.constexpr, COMPUTE: tl.constexpr, RESULT: tl.constexpr,
     INDEX_64: tl.constexpr, BLOCK: tl.constexpr, REDUCE: tl.constexpr = None,
-    STORED_OPERANDS: tl.constexpr = 0,
+    STORED_OPERANDS: tl.constexpr = 0, NCONSTANTS: tl.constexpr = 0, C0: tl.constexpr = None,
+    C1: tl.constexpr = None, C2: tl.constexpr = None, EVEN: tl.constexpr = False,
 ):
     if INDEX_64:
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     else:
         offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offsets < numel
+    if EVEN:  # every program's block is whole: no lane is masked
+        mask = tl.full((BLOCK,), True, tl.int1)
+    else:
+        mask = offsets < numel
     if NDIM == 0:
         # every operand dense with the out's strides: the flat index is the memory offset
         out_off = offsets
@@ -79,7 +83,8 @@ def _pointwise_kernel(
             operands = (x0, x1, _load_operand(in2, n2, off2, mask, (SCALAR_OPERANDS >> 2) & 1,
                                               (STORED_OPERANDS >> 2) & 1, COMMON, COMPUTE))
     scalars = (_decode_scalar(s0, COMPUTE), _decode_scalar(s1, COMPUTE), _decode_scalar(s2, COMPUTE))
-    result = MATH(*operands, *scalars[:NSCALARS])
+    # the constant scalars come last, as constexprs: the math is compiled for their values
+    result = MATH(*operands, *scalars[:NSCALARS], *(C0, C1, C2)[:NCONSTANTS])
     if REDUCE is not None:
         # fused reduction: one partial sum per program, in out_ptr's accumulation dtype, of the
         # results rounded to the op's result dtype, then to REDUCE: PyTorch reduces a tensor of
@@ -122,10 +127,12 @@ class PointwiseOp(Op):
                  naming ``dispatch_name`` (the name PyTorch's AT_DISPATCH prints; default
                  the op name).
     Optional hooks: ``prepare(operands, params)`` -> (operands, kernel scalars) to reshape or
-    split operands and derive the kernel's scalars; ``check(operands, params, result_dtype,
-    out)`` for op-specific errors, raised before anything is written; ``stored_operands(
-    operands)`` -> the positions of the tensor operands the math receives as stored, in their
-    own dtype, where PyTorch computes with them in that dtype (a loss's target).
+    split operands and derive the kernel's scalars (those last that are ``tl.constexpr``, fixed
+    by the call's signature, reach the math as constexprs: ``split_constants``);
+    ``check(operands, params, result_dtype, out)`` for op-specific errors, raised before
+    anything is written; ``stored_operands(operands)`` -> the positions of the tensor
+    operands the math receives as stored, in their own dtype, where PyTorch computes with them
+    in that dtype (a loss's target).
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
     dense same-layout operands, int64 indexing only where needed, one rounding into the output.
@@ -271,7 +278,7 @@ class PointwiseOp(Op):
             # PyTorch converts its Scalars even for an empty result; no launch would check
             # them in a replay, so such a call is never planned
             not_replayable()
-            for value in kernel_scalars:
+            for value in split_constants(kernel_scalars)[0]:
                 encode_scalar(value, scalars_as)
         return out
 
@@ -385,9 +392,20 @@ def _cpu_scalar_to_number(operand):
     return operand
 
 
+def split_constants(kernel_scalars):
+    """(the kernel scalars passed as numbers, the constants): a ``tl.constexpr`` among a call's
+    kernel scalars is fixed by its signature (a dtype's step, say), never a value the caller
+    passes; the math receives it as a constexpr, so the kernel is compiled for its value and
+    the branches it rules out are gone. Constants come after every number."""
+    first = next((i for i, v in enumerate(kernel_scalars) if isinstance(v, tl.constexpr)),
+                 len(kernel_scalars))
+    assert all(isinstance(v, tl.constexpr) for v in kernel_scalars[first:]), "constants come last"
+    return list(kernel_scalars[:first]), [v.value for v in kernel_scalars[first:]]
+
+
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
            reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=(),
-           block=None):
+           block=None, warps=None):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -395,8 +413,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``out_strides``, or, with ``reduce`` (the dtype of the tensor PyTorch would reduce), summed
     into one partial per program in ``target`` (which then needs ``cdiv(numel, block)``
     elements of the accumulation dtype). ``block``: elements per program (default
-    ``block_size(numel)``, 4 warps); a larger one (a power of two) gets a warp per 1024
-    elements, up to 16. ``sources``:
+    ``block_size(numel)``, 4 warps); a larger one (a power of two) gets ``warps``, by default a
+    warp per 1024 elements, up to 16. ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
@@ -420,7 +438,9 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         block, grid = block_size(numel), grid_size(numel)
     else:
         grid = triton.cdiv(numel, block)
-        options["num_warps"] = min(16, max(4, block // 1024))
+        options["num_warps"] = warps or min(16, max(4, block // 1024))
+    if reduce is not None and numel % block == 0:
+        options["EVEN"] = True  # no masked lane to leave out of a partial sum
     index_64 = needs_int64([(cshape, st) for st in strides], grid * block - 1)
     strides += [(0,) * len(cshape)] * (4 - len(strides))
     pointers, numbers, scalar_mask = [], [], 0
@@ -435,6 +455,9 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     pointers += [target] * (3 - len(pointers))
     numbers += [0] * (3 - len(numbers))
     scalars_as = scalars_as or compute
+    kernel_scalars, constants = split_constants(kernel_scalars)
+    if constants:
+        options.update(NCONSTANTS=len(constants), **{f"C{k}": v for k, v in enumerate(constants)})
     encoded = [encode_scalar(v, scalars_as) for v in kernel_scalars]
     launching.launch(
         name, _pointwise_kernel, (grid,),

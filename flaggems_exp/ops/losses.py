@@ -1,4 +1,6 @@
 """Losses: the elementwise loss as math; LossOp fuses it with the none/mean/sum reduction."""
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -10,6 +12,13 @@ from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import Promotion, promote
 from ..runtime.steps import rounded, step_spec, wrapped
 from ..runtime.triton_types import converted
+
+
+def _step(dtype):
+    """How a step in ``dtype`` leaves its result (``steps.step_spec``), as a constant: fixed by
+    the call's signature, so the kernel is compiled for it and keeps only that step's rounding
+    (a number would leave every dtype's rounding in the kernel, and a select between them)."""
+    return tl.constexpr(step_spec(dtype))
 
 
 def _like(dtype, zero_dim):
@@ -61,7 +70,11 @@ class HingeEmbeddingLoss(LossOp):
             minus_one = tl.zeros_like(target) - 1
         else:
             minus_one = -1.0
-        return tl.where(target != 1, hinge, 0) + tl.where(target != minus_one, self_value, 0)
+        # PyTorch's where(target != 1, hinge, 0) + where(target != -1, self, 0), with one select
+        # per case: fewer live predicates (the compiled kernel holds fewer registers); each
+        # case still adds 0 where PyTorch does (-0.0 becomes 0.0)
+        return tl.where(target == 1, self_value + 0,
+                        tl.where(target == minus_one, hinge + 0, hinge + self_value))
 
 
 @register
@@ -101,7 +114,7 @@ class SoftMarginLoss(LossOp):
         # dtype and shape) and the target (a 0-dim target weighs less)
         x, target = operands
         product = torch.result_type(_like(x.dtype, x.dim() == 0), target)
-        return operands, (step_spec(product),)
+        return operands, (_step(product),)
 
     def stored_operands(self, operands):
         return (0, 1)  # each step converts them into its own dtype
@@ -132,6 +145,12 @@ def _ranking_steps(input1, input2, target):
     zero_dim = input1.dim() == input2.dim() == 0
     diff = _like(torch.result_type(input1, input2), zero_dim)
     return diff, _like(torch.result_type(target, diff), zero_dim and target.dim() == 0)
+
+
+@triton.jit
+def _wrapped(x, step):
+    """``steps.wrapped`` of a constant step (``_step``), which it takes as a number."""
+    return wrapped(x, tl.full((), step, tl.int64))
 
 
 @register
@@ -168,7 +187,7 @@ class MarginRankingLoss(LossOp):
 
     def prepare(self, operands, params):
         diff, product = _ranking_steps(*operands)
-        return operands, (params["margin"], step_spec(diff.dtype), step_spec(product.dtype))
+        return operands, (params["margin"], _step(diff.dtype), _step(product.dtype))
 
     def stored_operands(self, operands):
         return (0, 1, 2)  # the math converts each operand into its step's dtype
@@ -185,7 +204,7 @@ class MarginRankingLoss(LossOp):
         else:
             wide: tl.constexpr = tl.float32
         if input1.dtype.is_int() and input2.dtype.is_int():
-            diff = wrapped(input1.to(tl.int64) - input2.to(tl.int64), diff_step)
+            diff = _wrapped(input1.to(tl.int64) - input2.to(tl.int64), diff_step)
         else:
             diff = rounded(rounded(input1, diff_step, wide) - rounded(input2, diff_step, wide),
                           diff_step, wide)
@@ -194,10 +213,12 @@ class MarginRankingLoss(LossOp):
         else:
             negated = libm.neg(target.to(wide))  # exact
         if negated.dtype.is_int() and diff.dtype.is_int():
-            loss = wrapped(negated.to(tl.int64) * diff, product_step) + margin
+            loss = _wrapped(negated.to(tl.int64) * diff, product_step) + margin
         else:
-            product = rounded(rounded(negated, product_step, wide) * rounded(diff, product_step, wide),
-                             product_step, wide)
+            # the product rounded before the margin is added, as PyTorch's two kernels do (no
+            # fused multiply-add)
+            product = rounded(libm.mul(rounded(negated, product_step, wide),
+                                       rounded(diff, product_step, wide)), product_step, wide)
             loss = product + margin  # rounded to the result's dtype by the skeleton
         return tl.where(loss < 0, 0, loss)  # clamp_min(0), NaN kept
 
@@ -276,7 +297,7 @@ class _DistanceLoss(LossOp):
             raise errors.cast_error(common, written)
         self.check_dtype(written)
         compute = promote([_like(written, False)], Promotion.DEFAULT)[0]  # its opmath
-        return operands, (*kernel_scalars, step_spec(written)), compute, written, shape
+        return operands, (*kernel_scalars, _step(written)), compute, written, shape
 
 
 @triton.jit
@@ -314,6 +335,14 @@ class HuberLoss(_DistanceLoss):
         return tl.where(z < delta, 0.5 * z * z, delta * (z - half_delta))
 
 
+def _exact_reciprocal(divisor, dtype):
+    """Whether dividing by ``divisor`` in ``dtype`` is multiplying by its reciprocal, exactly:
+    a power of two whose reciprocal is a normal number of ``dtype`` (both then round the same
+    real number once, subnormal results included)."""
+    info = torch.finfo(dtype)
+    return divisor > 0 and math.frexp(divisor)[0] == 0.5 and info.tiny <= 1 / divisor <= info.max
+
+
 @register
 class SmoothL1Loss(_DistanceLoss):
     param_samples = ({"reduction": 0, "beta": 0.5}, {"reduction": 2, "beta": 0.0})
@@ -330,9 +359,21 @@ class SmoothL1Loss(_DistanceLoss):
             raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
         super().check(operands, params, result_dtype, out)
 
+    def validate(self, operands, params, out):
+        operands, kernel_scalars, compute, written, shape = super().validate(operands, params, out)
+        # scalar_t(beta) as the kernel has it: the float64 Scalar in the compute dtype, then
+        # rounded to the written dtype
+        beta = torch.tensor(float(params["beta"]), dtype=torch.float64).to(compute).to(written)
+        exact = _exact_reciprocal(beta.item(), compute)
+        return operands, (*kernel_scalars, tl.constexpr(exact)), compute, written, shape
+
     @staticmethod
     @triton.jit
-    def math(x, target, beta, step):
+    def math(x, target, beta, step, EXACT_RECIPROCAL: tl.constexpr):
         z, beta, half_beta = _distance_and_parameter(x, target, beta, step)
+        if EXACT_RECIPROCAL:  # beta a power of two (the default 1): no division per element
+            quadratic = 0.5 * z * z * libm.div(1.0, beta)
+        else:
+            quadratic = libm.div(0.5 * z * z, beta)
         # beta == 0 is pure L1: the quadratic branch is empty (z < 0 never holds)
-        return tl.where(z < beta, libm.div(0.5 * z * z, beta), z - half_beta)
+        return tl.where(z < beta, quadratic, z - half_beta)

@@ -46,6 +46,20 @@ def div(x, y):
 
 
 @triton.jit
+def mul(x, y):
+    """x * y rounded on its own (operands of one float dtype): compiled, ``mul.rn``, which the
+    compiler never contracts with an addition that follows into one fused multiply-add. Where
+    PyTorch computes a product and a sum in two kernels (a composite's steps), the product is
+    rounded before the sum; with the step's rounding a no-op (a float32 step held in float32),
+    Triton's ``*`` then ``+`` would become an fma and round once."""
+    if LIBDEVICE:
+        r = _lib.mul_rn(x, y)
+    else:
+        r = x * y
+    return r
+
+
+@triton.jit
 def exp(x):
     return _lib.exp(x)
 
