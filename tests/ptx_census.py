@@ -48,6 +48,8 @@ def _cases(torch):
             torch.empty((32, 64, 32768), dtype=torch.float16), [1, 2])),
         "replication_pad3d": ("replication_pad3d", (
             torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [1, 2, 2, 1, 0, 2])),
+        "pixel_shuffle": ("pixel_shuffle", (
+            torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), 2)),
     }
 
 

@@ -13,6 +13,7 @@ import torch
 
 import flaggems_exp
 import gather_claims
+import ptx_census
 from flaggems_exp import LAUNCHES, REGISTRY, testing
 from flaggems_exp.families import PadOp
 from flaggems_exp.ops.padding import reflect_index
@@ -445,6 +446,47 @@ def test_pixel_shuffles_move_whole_runs(name, shape, r, dense, monkeypatch):
         x = testing.random_tensor(shape, dtype, generator=torch.Generator().manual_seed(r))
         check_call(op, Call((x, r)), exact=True)
     assert [(o["IN_UNIT"], o[dense]) for *_, o in launched] == [(1, True)] * 3
+
+
+@pytest.mark.parametrize("name, shape, r, blocked, block_p", [
+    # unshuffle: program dims (N*C, i, h), h's output stride the tile's columns; 6 rows of h
+    # taken 2 at a time; no batch (C, i, h); one channel (i, h); r = 4, rows of 4 elements
+    ("pixel_unshuffle", (2, 3, 8, 32), 2, 2, 4),
+    ("pixel_unshuffle", (2, 3, 12, 16), 2, 2, 2),
+    ("pixel_unshuffle", (3, 8, 16), 2, 2, 4),
+    ("pixel_unshuffle", (1, 1, 8, 32), 2, 1, 4),
+    ("pixel_unshuffle", (2, 2, 16, 16), 4, 2, 4),
+    # shuffle: program dims (N*C, h, i), h's input stride the tile's rows
+    ("pixel_shuffle", (2, 8, 4, 16), 2, 1, 4),
+    ("pixel_shuffle", (2, 8, 12, 8), 2, 1, 4),
+    ("pixel_shuffle", (1, 4, 2, 4), 2, 0, 2),
+    ("pixel_shuffle", (2, 32, 8, 4), 4, 1, 8),
+])
+def test_pixel_shuffles_stack_small_tiles(name, shape, r, blocked, block_p, monkeypatch):
+    """A whole tile of a few rows (pixel_unshuffle's r input columns of a row, pixel_shuffle's
+    r output columns) is stacked along the program dim continuing its runs on the other side,
+    as many times as a power of two dividing that dim allows; PyTorch's values bit for bit."""
+    op = REGISTRY[name]
+    launched = _gather_launches(monkeypatch, op)
+    for dtype in (torch.float16, torch.int8, torch.float64):
+        x = testing.random_tensor(shape, dtype, generator=torch.Generator().manual_seed(r))
+        check_call(op, Call((x, r)), exact=True)
+    assert [(o["BLOCKED"], o["BLOCK_P"]) for *_, o in launched] == [(blocked, block_p)] * 3
+    for launch in launched:
+        gather_claims.assert_true_claims(*launch)
+
+
+def test_pixel_shuffles_compile_to_whole_vectors():
+    """Compiled for sm_90 at the benchmarks' L shape (float16, 4x16x64x128x128, r = 2): tiles
+    of 4096 elements (32 input or output runs of 128 one way, 2 or 16 of 2048 or 256 the
+    other), 4 warps, every load and store 16 bytes, 16384 programs."""
+    launches = ptx_census.compiled_launches("pixel_unshuffle", "pixel_shuffle")
+    assert [(launch["case"], launch["constexprs"]["BLOCK_P"]) for launch in launches] == [
+        ("pixel_unshuffle", 32), ("pixel_shuffle", 16)]
+    for launch in launches:
+        assert launch["grid"] == [16384] and launch["num_warps"] == 4, launch
+        assert launch["loads"] == launch["vector_loads"] == 4, launch
+        assert launch["stores"] == launch["vector_stores"] == 4, launch
 
 
 @pytest.mark.parametrize("name", ["upsample_nearest1d", "_upsample_nearest_exact1d",

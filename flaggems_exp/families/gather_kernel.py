@@ -13,6 +13,9 @@ Its rows are either every other dim flattened (the output's next dims, each prog
 rows), or, where the input's unit-stride dim is another one, that dim alone (a transposed
 tile: loaded along its rows, stored along its columns; Triton converts between the two through
 shared memory), the remaining dims then being the program's own, computed once per program.
+A transposed tile of a few rows that is one run of memory on one side (pixel (un)shuffle's r
+interleaved columns) is stacked along the program dim that continues its runs on the other
+side, so that a program moves thousands of elements in whole vectors, not a few hundred.
 A dense output whose rows do not start aligned (a pad or an upsampling to an odd width) is
 walked flat instead, so that its stores are whole vectors: 16 bytes a thread, whose row,
 column, rows' offsets and index maps are found once (a vector runs on along one row, or wraps
@@ -85,6 +88,18 @@ def _next_row(coords, shape, FIRST: tl.constexpr):
 
 
 @triton.jit
+def _blocked(coords, K: tl.constexpr, BLOCK_P: tl.constexpr):
+    """``coords`` with the K-th one's block index made its first coordinate."""
+    result = ()
+    for k in tl.static_range(len(coords)):
+        if k == K:
+            result = result + (coords[k] * BLOCK_P,)
+        else:
+            result = result + (coords[k],)
+    return result
+
+
+@triton.jit
 def _aligned(offsets, ALIGN: tl.constexpr):
     # the compiler's fact that every offset of a tile is a multiple of ALIGN (so vectors start
     # aligned)
@@ -112,7 +127,7 @@ def _gather_kernel(
     OUT_UNIT: tl.constexpr, IN_UNIT: tl.constexpr, OUT_DENSE: tl.constexpr,
     IN_DENSE: tl.constexpr, REPEAT: tl.constexpr, VEC: tl.constexpr, FLOAT_INDEX: tl.constexpr,
     OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
-    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCKED: tl.constexpr, BLOCK_P: tl.constexpr,
 ):
     # dims 0..PROGRAM_DIMS-1 are the program's own, then the rows' dims, then the columns (the
     # output's innermost dim): the index arithmetic of each is done once per program, per row,
@@ -125,7 +140,12 @@ def _gather_kernel(
     # walked flat (whole vectors stored whatever its row width) in vectors of VEC elements,
     # each vector's row from its first flat index times cols' reciprocal (``_reciprocal``)
     # where int32; FLOAT_INDEX: the columns' index map takes exact float32 indices (one
-    # conversion a vector instead of one an element)
+    # conversion a vector instead of one an element). BLOCK_P > 1: a small dense tile (one
+    # whole tile, BLOCK_R == rows, BLOCK_C == cols) stacked BLOCK_P times along program dim
+    # BLOCKED (``shape`` holding its blocks), whose stride on the dense side's other side
+    # continues that side's tile runs: where IN_DENSE, its output stride is cols (each tile
+    # row's BLOCK_P copies are one output run), where OUT_DENSE, its input stride is rows; the
+    # program then loads BLOCK_P input runs and stores BLOCK_R output runs (or the mirror)
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
@@ -158,8 +178,11 @@ def _gather_kernel(
     if PROGRAM_DIMS > 0:
         # pid // row_blocks < the program dims' count: unravelling leaves dim 0's coordinate
         inner, first = unravel(pid // row_blocks, shape, 1, PROGRAM_DIMS)
-        program_out, program_in = _offsets((first,) + inner, shifts, scales, in_sizes,
-                                           out_strides, in_strides, pid, 0, INDEX_MAP, MAPPED)
+        coords = (first,) + inner
+        if BLOCK_P > 1:
+            coords = _blocked(coords, BLOCKED, BLOCK_P)
+        program_out, program_in = _offsets(coords, shifts, scales, in_sizes, out_strides,
+                                           in_strides, pid, 0, INDEX_MAP, MAPPED)
     else:
         program_out = tl.zeros_like(pid)
         program_in = tl.zeros_like(pid)
@@ -175,7 +198,22 @@ def _gather_kernel(
     else:
         row_out = tl.zeros_like(r)
         row_in = tl.zeros_like(r)
-    if IN_DENSE:
+    if BLOCK_P > 1 and IN_DENSE:
+        # BLOCK_P input runs, one a tile, each (c, r) ordered: to (r, p, c), each tile row's
+        # copies side by side
+        p = tl.arange(0, BLOCK_P)[:, None].to(pid.dtype)  # int64 offsets where they must be
+        run = tl.arange(0, BLOCK_C * BLOCK_R)[None, :]
+        loaded = tl.load(in_ptr + _aligned(program_in + p * in_strides[BLOCKED], IN_ALIGN) + run)
+        value = tl.reshape(tl.permute(tl.reshape(loaded, [BLOCK_P, BLOCK_C, BLOCK_R]), (2, 0, 1)),
+                           [BLOCK_R, BLOCK_P * BLOCK_C])
+    elif BLOCK_P > 1:  # OUT_DENSE: a column's BLOCK_P tiles are one input run, (p, r) ordered
+        col = tl.arange(0, BLOCK_C)[:, None].to(pid.dtype)
+        run = tl.arange(0, BLOCK_P * BLOCK_R)[None, :]
+        loaded = tl.load(in_ptr + _aligned(program_in + col * in_strides[NDIM - 1], IN_ALIGN)
+                         + run)
+        value = tl.reshape(tl.permute(tl.reshape(loaded, [BLOCK_C, BLOCK_P, BLOCK_R]), (1, 2, 0)),
+                           [BLOCK_P, BLOCK_R * BLOCK_C])
+    elif IN_DENSE:
         run = col_block * (BLOCK_C * BLOCK_R) + tl.arange(0, BLOCK_C * BLOCK_R)
         loaded = tl.load(in_ptr + _aligned_base(program_in, IN_ALIGN) + run,
                          mask=run < tl.cast(cols, run.dtype) * BLOCK_R)
@@ -220,6 +258,14 @@ def _gather_kernel(
         value = tl.load(in_ptr + in_off, mask=mask)
     if FLAT:
         tl.store(out_ptr + flat, value, mask=mask)
+    elif BLOCK_P > 1 and IN_DENSE:
+        run = tl.arange(0, BLOCK_P * BLOCK_C)[None, :]
+        tl.store(out_ptr + _aligned(program_out + row_out, OUT_ALIGN) + run, value)
+    elif BLOCK_P > 1:  # OUT_DENSE: each tile one output run
+        p = tl.arange(0, BLOCK_P)[:, None].to(pid.dtype)
+        run = tl.arange(0, BLOCK_R * BLOCK_C)[None, :]
+        tl.store(out_ptr + _aligned(program_out + p * out_strides[BLOCKED], OUT_ALIGN) + run,
+                 value)
     elif OUT_DENSE:
         run = row_block * (BLOCK_R * BLOCK_C) + tl.arange(0, BLOCK_R * BLOCK_C)
         tl.store(out_ptr + _aligned_base(program_out, OUT_ALIGN) + run,
@@ -273,6 +319,22 @@ def transposes(shape, out_strides, in_strides):
     unit stride runs along another dim than the output's."""
     return _transposed_rows(_iteration(shape, out_strides, in_strides, [None] * len(shape))) \
         is not None
+
+
+def _stack(program, rows, cols, in_dense):
+    """(k, n): a small whole tile, one run of memory on one side (the input where
+    ``in_dense``, else the output), taken n at a time along program dim k, n consecutive
+    indices whose tiles' runs on the other side continue each other: k's stride there is the
+    other side's run (cols of the output, rows of the input), the innermost such pass-through
+    dim, n the largest power of two dividing its size with n tiles at most TILE_AREA (so no
+    tile is partly outside it). (0, 1) where there is none."""
+    for k in reversed(range(len(program))):
+        size, out_stride, in_stride, dim_map = program[k]
+        if dim_map is None and size > 1 and (out_stride == cols if in_dense else
+                                             in_stride == rows):
+            n = min(size & -size, TILE_AREA // (rows * cols))
+            return (k, n) if n > 1 else (0, 1)
+    return 0, 1
 
 
 def _alignment(strides):
@@ -351,10 +413,18 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     else:
         out_aligned = [d[1] for d in (program if out_dense else dims[:-1])]
     in_dense = False
+    blocked, block_p = 0, 1
     if rows_dim is not None:
         in_unit = _ROWS
         in_dense = columns[2] == rows == block_r
         in_aligned = [d[2] for d in program] + ([] if in_dense else [columns[2]])
+        # a dense input's stacked rows are output runs only where the columns' output stride is 1
+        if (in_dense and out_unit or out_dense) and rows == block_r and cols == block_c:
+            blocked, block_p = _stack(program, rows, cols, in_dense)
+            if block_p > 1:
+                grid //= block_p
+                sizes = sizes[:blocked] + (sizes[blocked] // block_p,) + sizes[blocked + 1:]
+                options["num_warps"] = max(1, min(4, block_p * block_r * block_c // 256))
     elif flat and columns[2] == 1:
         in_unit, in_aligned = _COLUMNS, None
     elif columns[2] == 1 and (columns[3] is None or repeat > 1) and not flat:
@@ -375,4 +445,5 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
                          and cols + abs(columns[3][0]) + vec < 2**24),
         OUT_ALIGN=1 if out_aligned is None else _alignment(out_aligned),
         IN_ALIGN=1 if in_aligned is None else _alignment(in_aligned),
-        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c, **options)
+        INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c, BLOCKED=blocked, BLOCK_P=block_p,
+        **options)
