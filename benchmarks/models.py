@@ -22,12 +22,14 @@ Correctness: gems' outputs (inference) or loss and every parameter's gradient (t
 eager_a's, next to eager_b's against eager_a's (the noise); ``ok`` when gems' max abs difference
 is within 10× the noise or every tensor is within rtol/atol (1e-4/1e-5 for float32, 2e-2 for
 bfloat16). ``ratio`` is eager_a's time over gems' (>= 1: gems is at least as fast).
-``launches`` counts our kernel launches in one gems step. Where ratio < 1 on CUDA, one step of
+``launches`` counts our kernel launches in one gems step; ``calls`` our ops' calls in another
+(untimed) one, launching or not (an early return, a hand-over to PyTorch, a factory). Where ratio < 1 on CUDA, one step of
 each is profiled and its top kernels go into the report. ``models.csv`` and ``models.md`` go
 to ``--out`` (default: a fresh temporary directory). A failing case records its error in its
 row and the run goes on.
 """
 import argparse
+import collections
 import contextlib
 import copy
 import csv
@@ -59,7 +61,7 @@ SEED = 0
 TOP_KERNELS = 8
 ENV_COLUMNS = ("device", "torch", "triton", "commit")
 COLUMNS = ("model", "batch", "mode", "dtype", "inputs", "eager_ms", "eager_again_ms", "gems_ms",
-           "ratio", "eager_host_ms", "gems_host_ms", "gems_diff", "eager_noise", "ok", "launches",
+           "ratio", "eager_host_ms", "gems_host_ms", "gems_diff", "eager_noise", "ok", "launches", "calls",
            "error", *ENV_COLUMNS)
 CSV_NAME, REPORT_NAME = "models.csv", "models.md"
 
@@ -336,6 +338,28 @@ def time_provider(step, context, warmup, steps, count_launches=False):
     return results, times, issued, launches
 
 
+def calls_in_step(step):
+    """{op name: calls} of our ops in one step inside ``use_gems()``, each call counted on its
+    way in (the op class's ``__call__``, which the dispatcher's twins share, wrapped for the
+    step only)."""
+    from flaggems_exp.families.base import Op
+    called = collections.Counter()
+    plain = Op.__call__
+
+    def counted(self, /, *args, **kwargs):
+        called[self.name] += 1
+        return plain(self, *args, **kwargs)
+
+    with flaggems_exp.use_gems():
+        Op.__call__ = counted
+        try:
+            step()
+            timing.synchronize()
+        finally:
+            Op.__call__ = plain
+    return dict(called)
+
+
 def _launched_since(before):
     """{op name: launches} since the snapshot ``before`` of ``flaggems_exp.LAUNCHES``."""
     now = dict(flaggems_exp.LAUNCHES)
@@ -387,7 +411,9 @@ class Case:
     ok: object = None
     launches: object = None
     error: str = ""
+    calls: object = None
     launched: dict = attrs.field(factory=dict)  # op name -> launches in one gems step
+    called: dict = attrs.field(factory=dict)    # op name -> calls in one gems step
     profiles: dict = attrs.field(factory=dict)  # provider -> [(name, count, total µs)]
 
     def cells(self, env):
@@ -430,6 +456,9 @@ def run_case(case, built, batch, dtype, args):
                 if provider == "gems" and launched is not None:
                     case.launched, case.launches = launched, sum(launched.values())
         eager_a, gems, eager_b = firsts["eager"], firsts["gems"], firsts["eager again"]
+        stage = "calls"
+        case.called = calls_in_step(step)
+        case.calls = sum(case.called.values())
         case.eager_ms, case.gems_ms, case.eager_again_ms = (
             statistics.median(times[p]) for p in providers)
         case.ratio = case.eager_ms / case.gems_ms
@@ -483,8 +512,8 @@ def _fmt(value, spec):
 def table(rows):
     lines = ["| model | batch | mode | dtype | inputs | eager ms | eager again ms | gems ms | "
              "ratio | eager host ms | gems host ms | gems diff | eager noise | ok | launches | "
-             "error |",
-             "|" + " --- |" * 16]
+             "calls | error |",
+             "|" + " --- |" * 17]
     for c in rows:
         error = c.error.replace("|", "\\|")
         lines.append(
@@ -494,7 +523,8 @@ def table(rows):
             f"{_fmt(c.eager_host_ms, '.3f')} | {_fmt(c.gems_host_ms, '.3f')} | "
             f"{_fmt(c.gems_diff, '.3g')} | "
             f"{_fmt(c.eager_noise, '.3g')} | {'–' if c.ok is None else c.ok} | "
-            f"{'–' if c.launches is None else c.launches} | {error} |")
+            f"{'–' if c.launches is None else c.launches} | "
+            f"{'–' if c.calls is None else c.calls} | {error} |")
     return "\n".join(lines)
 
 
@@ -514,6 +544,11 @@ def report(rows, skipped, env, args):
         lines += ["## Our launches in one gems step", ""]
         lines += [f"- {c.model} {c.batch} {c.mode}: " + ", ".join(
             f"{name} {n}" for name, n in sorted(c.launched.items(), key=lambda kv: (-kv[1], kv[0])))
+            for c in launched]
+        lines.append("")
+        lines += ["## Our calls in one gems step (launching or not)", ""]
+        lines += [f"- {c.model} {c.batch} {c.mode}: " + ", ".join(
+            f"{name} {n}" for name, n in sorted(c.called.items(), key=lambda kv: (-kv[1], kv[0])))
             for c in launched]
         lines.append("")
     for c in rows:

@@ -457,6 +457,7 @@ def test_models_run_with_and_without_gems(tmp_path):
     for r in rows:
         assert r["error"] == "", r
         assert r["ok"] == "True" and int(r["launches"]) > 0, r
+        assert int(r["calls"]) >= int(r["launches"]) // 2, r  # losses launch twice a call
         assert r["batch"] == "small" and r["dtype"] == "float32" and r["device"] and r["commit"]
         assert all(float(r[c]) > 0 for c in ("eager_ms", "eager_again_ms", "gems_ms", "ratio",
                                              "eager_host_ms", "gems_host_ms")), r
@@ -464,6 +465,7 @@ def test_models_run_with_and_without_gems(tmp_path):
     text = (tmp_path / models.REPORT_NAME).read_text()
     assert "| transformer | small | training | float32 |" in text
     assert "replication_pad2d" in text and "pixel_unshuffle" in text  # the conv net's own ops
+    assert "## Our calls in one gems step" in text
 
 
 def test_ddp_trains_under_torchrun(tmp_path):
