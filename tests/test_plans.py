@@ -247,9 +247,9 @@ def test_a_call_the_matcher_accepts_builds_no_key(monkeypatch):
     assert _replays(op) == 2
 
 
-def test_a_matcher_refused_by_the_dispatch_state_is_made_again():
-    """A call found by its key whose plan's matcher was tried first and refused it (made above
-    autograd, called below it, as enable() calls) remakes that matcher's guard for its state."""
+def test_a_matcher_refused_by_the_dispatch_state_gets_a_guard_for_it():
+    """A call found by its key whose plan's matcher refused it (made above autograd, called below
+    it, as enable() calls) adds a guard for its state: the matcher then accepts both."""
     op = REGISTRY["neg"]
     op.plans.clear()
     x = torch.randn(16, device=DEVICE)
@@ -257,10 +257,59 @@ def test_a_matcher_refused_by_the_dispatch_state_is_made_again():
     (plan,) = op.plans.plans.values()
     with torch._C._AutoDispatchBelowAutograd():
         assert plan.matches((x,), {}, None) is None
-        op(x)                                        # found by its key: the guard is remade
+        op(x)                                        # found by its key: a guard is added
         assert plan.matches((x,), {}, None) is not None
-    assert plan.matches((x,), {}, None) is None
-    assert _replays(op) == 1
+    assert plan.matches((x,), {}, None) is not None
+    assert len(plan.matches.guard) == 2 and _replays(op) == 1
+
+
+def test_a_guard_added_for_tensors_requiring_grad_refuses_what_autograd_records():
+    """Below autograd (enable()'s calls) a tensor requiring grad has the key of one that does
+    not; the guard added for it makes the matcher check that autograd would not record the
+    call, so that above autograd, in grad mode, such a call is recorded, never replayed."""
+    op = REGISTRY["mul"]
+    op.plans.clear()
+    x, w = torch.randn(16, device=DEVICE), torch.randn(16, device=DEVICE, requires_grad=True)
+    with torch._C._AutoDispatchBelowAutograd():
+        op(x, w.detach())
+        (plan,) = op.plans.plans.values()
+        assert plan.matches((x, w), {}, None) is None
+        op(x, w)                                     # found by its key: a guard is added
+        assert plan.matches((x, w), {}, None) is not None
+        assert plan.matches((x, w.detach()), {}, None) is not None
+    assert plan.matches((x, w), {}, None) is None    # autograd would record it
+    with torch.no_grad():
+        op(x, w)                                     # above autograd: a guard for its state
+        assert plan.matches((x, w), {}, None) is not None
+    assert plan.matches((x, w), {}, None) is None
+    result = op(x, w)
+    assert result.requires_grad and result.grad_fn is not None
+
+
+def test_a_calls_plan_is_predicted_from_the_last_one():
+    """An op whose calls cycle through more signatures than its recent plans (a model's step)
+    finds each by the plan that followed the last one's the time before, without a key."""
+    op = REGISTRY["neg"]
+    op.plans.clear()
+    xs = [torch.randn(n, device=DEVICE) for n in range(1, 8)]  # 7 signatures, 4 recent plans
+    for x in xs:
+        op(x)
+    for x in xs:  # the first round through found each by its key; the chain holds the order
+        op(x)
+    keys = []
+    real = base_module.call_key
+
+    def counted(*args):
+        keys.append(1)
+        return real(*args)
+
+    base_module.call_key = counted
+    try:
+        for x in xs * 2:
+            assert torch.equal(op(x), -x)
+    finally:
+        base_module.call_key = real
+    assert not keys and _replays(op) == 3 * len(xs)
 
 
 def test_without_a_usable_tensor_guard_calls_build_their_keys(monkeypatch):

@@ -81,13 +81,27 @@ class Op:
         if _is_traced():  # Dynamo traces this call: an opaque custom op, not our host code
             return traced_calls.traced_call(self, args, kwargs, out)
         plans = self.plans
-        for plan in plans.recent:  # the plans used last, compared with the call directly
+        # the plan that served the call after the last one's plan, the last time (a model's
+        # step calls an op through the same signatures in the same order), then the plans
+        # used last, each compared with the call directly
+        predicted = plans.last.following
+        if predicted is not None:
+            hit = predicted.matches(args, kwargs, out)
+            if hit is not None:
+                result = predicted.replay(args, kwargs, *hit)
+                if result is not None:
+                    plans.last = predicted
+                    return result
+                # the written tensor overlaps another: the full path applies PyTorch's rules
+                return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args,
+                                      kwargs, out)
+        for plan in plans.recent:
             hit = plan.matches(args, kwargs, out)
             if hit is not None:
                 result = plan.replay(args, kwargs, *hit)
                 if result is not None:
+                    plans.served(plan)
                     return result
-                # the written tensor overlaps another: the full path applies PyTorch's rules
                 return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args,
                                       kwargs, out)
         key, tensors, pointers = self.signature(args, kwargs, out)
@@ -97,6 +111,7 @@ class Op:
                 result = plan.replay(args, kwargs, tensors, pointers)
                 if result is not None:
                     plans.use(plan, tensors)
+                    plans.served(plan)
                     return result
         return self.unplanned(key, tensors, args, kwargs, out)
 
@@ -124,6 +139,7 @@ class Op:
             plan.matches = signature_matcher(args, kwargs, out, tensors, self.numbers_by_value,
                                              self.storage_in_key)
             self.plans.put(key, plan)
+            self.plans.served(plan)
         return result
 
     def call(self, args, kwargs, out):

@@ -24,9 +24,13 @@ Building the key costs more than the rest of a planned call but the launch (a do
 reads per tensor, in Python). So each plan also gets a matcher (``signature_matcher``): a
 function generated for its signature that compares a call with it directly, the tensors' dtype,
 shape, strides, device and requires_grad in one C++ call (Dynamo's ``TensorGuards``, also
-checking the thread's dispatch state), the rest in a few comparisons. An op tries the matchers of
-the few plans it used last before it builds a key; a matcher accepts only calls whose key would
-equal the plan's.
+checking the thread's dispatch state), the rest in a few comparisons. An op tries first the
+matcher of the plan that followed its last call's plan the time before (a model's step calls an
+op through the same signatures in the same order), then those of the few plans it used last,
+before it builds a key; a matcher accepts only calls whose key would equal the plan's. A call
+found by its key whose tensors its plan's guards refuse (a tensor requiring grad below autograd,
+where the key does not tell it from one that does not; another dispatch state) adds a guard for
+them (``GUARDS`` at most).
 """
 import functools
 import struct
@@ -238,15 +242,16 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
                   "    return [], []", "  except Exception:", "    return None"]
         exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
         matches = names["matches"]
-        matches.guard, matches.checks_autograd = None, False
+        matches.guard, matches.grads = None, None
         return matches
-    names["guard"] = [_make_guard(tensors)]
-    variables = [f"t{j}" for j in range(len(found))]
-    lines.append(f"    {', '.join(variables)}, = {', '.join(found)},")
-    lines.append(f"    if fwd._current_level >= 0 or not guard[0].check({', '.join(variables)}):"
-                 " return None")
-    if grads:
-        lines.append("    if records(): return None")
+    # guards: the first one's, and others ``PlanCache.use`` adds for calls of the same key whose
+    # tensors the first refuses; grads: whether a guard accepts tensors that require grad
+    names.update(guard=[_make_guard(tensors)], grads=[grads], others=_other_guards)
+    variables = ", ".join(f"t{j}" for j in range(len(found)))
+    lines.append(f"    {variables}, = {', '.join(found)},")
+    lines.append(f"    if fwd._current_level >= 0 or not (guard[0].check({variables}) or "
+                 f"others(guard, {variables})): return None")
+    lines.append("    if grads[0] and records(): return None")
     for j, t in enumerate(tensors):
         aligned = t.data_ptr() & 15 == 0
         lines.append(f"    p{j} = t{j}.data_ptr()")
@@ -259,13 +264,40 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
             same = tensors[i] is t
             lines.append(f"    if t{i} is {'not ' if same else ''}t{j}: return None")
     pointers = ", ".join(f"p{j}" for j in range(len(tensors)))
-    lines += [f"    return [{', '.join(variables)}], [{pointers}]",
+    lines += [f"    return [{variables}], [{pointers}]",
               "  except Exception:", "    return None"]
     exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
     matches = names["matches"]
-    matches.guard = names["guard"]  # a cell: ``PlanCache.use`` may replace the guard
-    matches.checks_autograd = grads
+    matches.guard, matches.grads = names["guard"], names["grads"]  # ``PlanCache.use`` adds
     return matches
+
+
+GUARDS = 4
+"""Guards of one matcher, at most (the tensors of one key seen with other requires_grad flags,
+Python types or dispatch states)."""
+
+
+def _other_guards(guards, *tensors):
+    """Whether a guard after the first accepts ``tensors``."""
+    for guard in guards[1:]:
+        if guard.check(*tensors):
+            return True
+    return False
+
+
+def _remade(matches, tensors):
+    """``matches``'s guards, plus one for ``tensors`` where none accepts them: a call of the
+    plan's key whose tensors differ from the guarded ones in what the key leaves out (a tensor
+    requiring grad in a call below autograd, where the key's flag is False; a Parameter for a
+    Tensor; another dispatch state: enable()'s calls below autograd, direct ones above it)."""
+    guards = matches.guard
+    if guards is None or not tensors or any(g.check(*tensors) for g in guards):
+        return
+    if len(guards) >= GUARDS:
+        guards.pop()
+    guards.append(_make_guard(tensors))
+    if any(t.requires_grad for t in tensors):
+        matches.grads[0] = True  # the matcher now refuses calls autograd would record
 
 
 class Recorder:
@@ -372,6 +404,7 @@ class Plan:
             i for i, s in enumerate(spans) if i != written and s)
         self.replays = 0  # calls this plan served
         self.matches = None  # set by the op that made it (``signature_matcher``)
+        self.following = None  # the plan that served its op's next call, the last time
         self.direct = all(launch.direct is not None for launch in self.launches)
         self.replay = _generated_replay(self) if self.direct else self._replay
 
@@ -559,24 +592,29 @@ class PlanCache:
         self.plans = {}
         self.lock = threading.Lock()
         self.recent = ()
+        # the plan that served the op's last call (the cache itself before any: the start of
+        # the chain of ``following`` plans, which predicts the next call's plan)
+        self.last = self
+        self.following = None
+
+    def served(self, plan):
+        """``plan`` served the op's call after the last plan's: predicted next time after it
+        (where it has a matcher to check the prediction)."""
+        if plan.matches is not None:
+            self.last.following = plan
+            self.last = plan
 
     def use(self, plan, tensors=None):
         """``plan`` served a call found by its key (``tensors``, its tensor arguments): its
-        matcher is tried first from now on. Where it was first already, its matcher refused a
-        call of its key: the tensors' guard, made under another dispatch state (a call below
-        autograd under enable(), a direct call above it, inference mode) or for a Parameter
-        where a Tensor came, is made again for this call's (never for tensors requiring grad,
-        unless its matcher refuses calls autograd would record)."""
+        matcher is tried first from now on, and accepts such tensors too (``_remade``)."""
         matches = getattr(plan, "matches", None)  # handed_over holds True, not plans
         if matches is None:
             return
+        if tensors:
+            _remade(matches, tensors)
         recent = self.recent
-        if recent and recent[0] is plan:
-            if tensors and (matches.checks_autograd
-                            or not any(t.requires_grad for t in tensors)):
-                matches.guard[0] = _make_guard(tensors)
-            return
-        self.recent = (plan, *[p for p in recent if p is not plan][:self.RECENT - 1])
+        if not recent or recent[0] is not plan:
+            self.recent = (plan, *[p for p in recent if p is not plan][:self.RECENT - 1])
 
     def get(self, key):
         try:
@@ -593,6 +631,7 @@ class PlanCache:
             if len(self.plans) >= PLAN_LIMIT:
                 evicted = self.plans.pop(next(iter(self.plans)))
                 self.recent = tuple(p for p in self.recent if p is not evicted)
+                evicted.following = None  # a plan predicted still serves, but holds no chain
             self.plans[key] = plan
         self.use(plan)
 
@@ -602,3 +641,4 @@ class PlanCache:
     def clear(self):
         self.plans.clear()
         self.recent = ()
+        self.last, self.following = self, None
