@@ -34,10 +34,6 @@ NONE, MEAN, SUM = 0, 1, 2
 # runs one program at a time: fewer, larger ones run faster there)
 _PARTIAL_BLOCK = BLOCK if INTERPRETED else 8192
 _TOTAL_BLOCK = 1024 if INTERPRETED else 8192
-# warps of a reducing program of _PARTIAL_BLOCK elements (None: pointwise.launch's default, a
-# warp per 1024 elements): fewer elements per thread hold fewer registers (more programs per
-# SM), more hold more loads in flight per thread
-_PARTIAL_WARPS = None
 
 
 @triton.jit
@@ -121,7 +117,7 @@ class LossOp(PointwiseOp):
         if numel:
             self.launch(partials, shape, geometry.contiguous_strides(shape), operands,
                         kernel_scalars, compute, reduce=loss_dtype, common=common,
-                        scalars_as=scalars_as, block=block, warps=_PARTIAL_WARPS)
+                        scalars_as=scalars_as, block=block)
         elif scalars_as is not compute:
             not_replayable()  # no launch would check the Scalars in a replay
         total_block = min(_TOTAL_BLOCK, triton.next_power_of_2(max(count, 1)))
@@ -131,10 +127,10 @@ class LossOp(PointwiseOp):
         return out
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
-               sources=None, common=None, result=None, scalars_as=None, block=None, warps=None):
+               sources=None, common=None, result=None, scalars_as=None, block=None):
         # TensorIterator computes the loss in the common dtype and rounds it to that dtype, then
         # converts it into the tensor it writes, which may have another dtype (huber_loss
         # writes self's, and a 0-dim self does not decide the common dtype)
         pointwise.launch(self.name, self.math, target, shape, out_strides, operands,
                          kernel_scalars, compute, reduce, sources, common, common, scalars_as,
-                         stored=self.stored_operands(operands), block=block, warps=warps)
+                         stored=self.stored_operands(operands), block=block)

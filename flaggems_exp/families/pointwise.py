@@ -405,7 +405,7 @@ def split_constants(kernel_scalars):
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
            reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=(),
-           block=None, warps=None):
+           block=None):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -413,8 +413,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``out_strides``, or, with ``reduce`` (the dtype of the tensor PyTorch would reduce), summed
     into one partial per program in ``target`` (which then needs ``cdiv(numel, block)``
     elements of the accumulation dtype). ``block``: elements per program (default
-    ``block_size(numel)``, 4 warps); a larger one (a power of two) gets ``warps``, by default a
-    warp per 1024 elements, up to 16. ``sources``:
+    ``block_size(numel)``, 4 warps); a larger one (a power of two) gets a warp per 1024
+    elements, up to 16. ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
@@ -438,7 +438,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         block, grid = block_size(numel), grid_size(numel)
     else:
         grid = triton.cdiv(numel, block)
-        options["num_warps"] = warps or min(16, max(4, block // 1024))
+        options["num_warps"] = min(16, max(4, block // 1024))
     if reduce is not None and numel % block == 0:
         options["EVEN"] = True  # no masked lane to leave out of a partial sum
     index_64 = needs_int64([(cshape, st) for st in strides], grid * block - 1)

@@ -14,13 +14,6 @@ from ..runtime.steps import rounded, step_spec, wrapped
 from ..runtime.triton_types import converted
 
 
-def _step(dtype):
-    """How a step in ``dtype`` leaves its result (``steps.step_spec``), as a constant: fixed by
-    the call's signature, so the kernel is compiled for it and keeps only that step's rounding
-    (a number would leave every dtype's rounding in the kernel, and a select between them)."""
-    return tl.constexpr(step_spec(dtype))
-
-
 def _like(dtype, zero_dim):
     """A tensor that PyTorch's type promotion sees as one of ``dtype`` and that dimensionality."""
     return torch.empty(() if zero_dim else (1,), dtype=dtype, device="meta")
@@ -114,7 +107,7 @@ class SoftMarginLoss(LossOp):
         # dtype and shape) and the target (a 0-dim target weighs less)
         x, target = operands
         product = torch.result_type(_like(x.dtype, x.dim() == 0), target)
-        return operands, (_step(product),)
+        return operands, (step_spec(product),)
 
     def stored_operands(self, operands):
         return (0, 1)  # each step converts them into its own dtype
@@ -145,12 +138,6 @@ def _ranking_steps(input1, input2, target):
     zero_dim = input1.dim() == input2.dim() == 0
     diff = _like(torch.result_type(input1, input2), zero_dim)
     return diff, _like(torch.result_type(target, diff), zero_dim and target.dim() == 0)
-
-
-@triton.jit
-def _wrapped(x, step):
-    """``steps.wrapped`` of a constant step (``_step``), which it takes as a number."""
-    return wrapped(x, tl.full((), step, tl.int64))
 
 
 @register
@@ -187,7 +174,7 @@ class MarginRankingLoss(LossOp):
 
     def prepare(self, operands, params):
         diff, product = _ranking_steps(*operands)
-        return operands, (params["margin"], _step(diff.dtype), _step(product.dtype))
+        return operands, (params["margin"], step_spec(diff.dtype), step_spec(product.dtype))
 
     def stored_operands(self, operands):
         return (0, 1, 2)  # the math converts each operand into its step's dtype
@@ -204,7 +191,7 @@ class MarginRankingLoss(LossOp):
         else:
             wide: tl.constexpr = tl.float32
         if input1.dtype.is_int() and input2.dtype.is_int():
-            diff = _wrapped(input1.to(tl.int64) - input2.to(tl.int64), diff_step)
+            diff = wrapped(input1.to(tl.int64) - input2.to(tl.int64), diff_step)
         else:
             diff = rounded(rounded(input1, diff_step, wide) - rounded(input2, diff_step, wide),
                           diff_step, wide)
@@ -213,7 +200,7 @@ class MarginRankingLoss(LossOp):
         else:
             negated = libm.neg(target.to(wide))  # exact
         if negated.dtype.is_int() and diff.dtype.is_int():
-            loss = _wrapped(negated.to(tl.int64) * diff, product_step) + margin
+            loss = wrapped(negated.to(tl.int64) * diff, product_step) + margin
         else:
             # the product rounded before the margin is added, as PyTorch's two kernels do (no
             # fused multiply-add)
@@ -297,7 +284,7 @@ class _DistanceLoss(LossOp):
             raise errors.cast_error(common, written)
         self.check_dtype(written)
         compute = promote([_like(written, False)], Promotion.DEFAULT)[0]  # its opmath
-        return operands, (*kernel_scalars, _step(written)), compute, written, shape
+        return operands, (*kernel_scalars, step_spec(written)), compute, written, shape
 
 
 @triton.jit

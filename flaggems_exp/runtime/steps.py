@@ -4,7 +4,9 @@ the next step reads it. A kernel fusing the steps does the same between its own.
 
 The dtype of a step can depend on which operand is a 0-dim tensor (it weighs less in type
 promotion), which a compiled kernel does not see, so the host names each step's dtype with
-``step_spec`` and hands it to the kernel as a number; ``rounded`` and ``wrapped`` apply it.
+``step_spec`` and hands it to the kernel as a constexpr (fixed by the call's signature: the
+kernel is compiled for that step alone, not with every dtype's rounding and a select between
+them); ``rounded`` and ``wrapped`` apply it.
 """
 import torch
 import triton
@@ -16,16 +18,16 @@ _FLOAT_STEPS = {torch.float64: 0, torch.float32: 1, torch.float16: 2, torch.bflo
 
 
 def step_spec(dtype):
-    """How a step in ``dtype`` leaves its result, as a kernel number: a float dtype rounds
+    """How a step in ``dtype`` leaves its result, as a kernel constexpr: a float dtype rounds
     (0 float64, 1 float32, 2 float16, 3 bfloat16); an integer dtype narrower than int64 wraps
     (2**bits for a signed one, -2**bits for an unsigned one), int64 is 0 (its own arithmetic).
     Whether a step is integer or float the kernel knows from its operands' dtypes."""
     if dtype.is_floating_point:
-        return _FLOAT_STEPS[dtype]
+        return tl.constexpr(_FLOAT_STEPS[dtype])
     if dtype.itemsize == 8:
-        return 0
+        return tl.constexpr(0)
     modulus = 1 << 8 * dtype.itemsize
-    return modulus if dtype.is_signed else -modulus
+    return tl.constexpr(modulus if dtype.is_signed else -modulus)
 
 
 @triton.jit
@@ -44,7 +46,7 @@ def rounded(x, spec, WIDE: tl.constexpr):
 def wrapped(x, spec):
     """int64 ``x`` as a step in the integer dtype ``spec`` names leaves it: its low bits,
     sign-extended for a signed dtype."""
-    spec = spec.to(tl.int64)
+    spec = tl.full((), spec, tl.int64)
     modulus = tl.abs(spec)
     low = tl.where(spec > 0, -(modulus >> 1), 0)
     return ((x - low) & (modulus - 1)) + low
