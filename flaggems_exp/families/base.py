@@ -88,22 +88,12 @@ class Op:
         if predicted is not None:
             hit = predicted.matches(args, kwargs, out)
             if hit is not None:
-                result = predicted.replay(args, kwargs, *hit)
-                if result is not None:
-                    plans.last = predicted
-                    return result
-                # the written tensor overlaps another: the full path applies PyTorch's rules
-                return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args,
-                                      kwargs, out)
+                return self.matched(predicted, hit, args, kwargs, out)
         for plan in plans.recent:
-            hit = plan.matches(args, kwargs, out)
-            if hit is not None:
-                result = plan.replay(args, kwargs, *hit)
-                if result is not None:
-                    plans.served(plan)
-                    return result
-                return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args,
-                                      kwargs, out)
+            if plan is not predicted:  # tried already
+                hit = plan.matches(args, kwargs, out)
+                if hit is not None:
+                    return self.matched(plan, hit, args, kwargs, out)
         key, tensors, pointers = self.signature(args, kwargs, out)
         if key is not None:
             plan = plans.get(key)
@@ -114,6 +104,15 @@ class Op:
                     plans.served(plan)
                     return result
         return self.unplanned(key, tensors, args, kwargs, out)
+
+    def matched(self, plan, hit, args, kwargs, out):
+        """The call ``plan``'s matcher accepted (``hit``: its tensors and data pointers)."""
+        result = plan.replay(args, kwargs, *hit)
+        if result is not None:
+            self.plans.served(plan)
+            return result
+        # the written tensor overlaps another: the full path applies PyTorch's rules
+        return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args, kwargs, out)
 
     def signature(self, args, kwargs, out):
         """(the call's signature key, its tensors, their data pointers): see ``call_key``."""

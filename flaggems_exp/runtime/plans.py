@@ -238,12 +238,8 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
             lines += _value_test(source, value, numbers_by_value, names, n)
     if not tensors:
         names["made_with"] = _defaults(kwargs)
-        lines += ["    if fwd._current_level >= 0 or defaults(kwargs) != made_with: return None",
-                  "    return [], []", "  except Exception:", "    return None"]
-        exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
-        matches = names["matches"]
-        matches.guard, matches.grads = None, None
-        return matches
+        lines.append("    if fwd._current_level >= 0 or defaults(kwargs) != made_with: return None")
+        return _made(lines, names, "[], []")
     # guards: the first one's, and others ``PlanCache.use`` adds for calls of the same key whose
     # tensors the first refuses; grads: whether a guard accepts tensors that require grad
     names.update(guard=[_make_guard(tensors)], grads=[grads], others=_other_guards)
@@ -264,11 +260,17 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
             same = tensors[i] is t
             lines.append(f"    if t{i} is {'not ' if same else ''}t{j}: return None")
     pointers = ", ".join(f"p{j}" for j in range(len(tensors)))
-    lines += [f"    return [{variables}], [{pointers}]",
-              "  except Exception:", "    return None"]
+    return _made(lines, names, f"[{variables}], [{pointers}]")
+
+
+def _made(lines, names, returned):
+    """The matcher whose checks are ``lines`` (in its ``try``), returning ``returned`` where
+    they pass; its guards and grads cells (None for a call without tensors) on it, for
+    ``PlanCache.use`` to add to."""
+    lines += [f"    return {returned}", "  except Exception:", "    return None"]
     exec("\n".join(lines), names)  # noqa: S102 - our own text, built from the call
     matches = names["matches"]
-    matches.guard, matches.grads = names["guard"], names["grads"]  # ``PlanCache.use`` adds
+    matches.guard, matches.grads = names.get("guard"), names.get("grads")
     return matches
 
 
@@ -285,7 +287,7 @@ def _other_guards(guards, *tensors):
     return False
 
 
-def _remade(matches, tensors):
+def _add_guard(matches, tensors):
     """``matches``'s guards, plus one for ``tensors`` where none accepts them: a call of the
     plan's key whose tensors differ from the guarded ones in what the key leaves out (a tensor
     requiring grad in a call below autograd, where the key's flag is False; a Parameter for a
@@ -606,12 +608,12 @@ class PlanCache:
 
     def use(self, plan, tensors=None):
         """``plan`` served a call found by its key (``tensors``, its tensor arguments): its
-        matcher is tried first from now on, and accepts such tensors too (``_remade``)."""
+        matcher is tried first from now on, and accepts such tensors too (``_add_guard``)."""
         matches = getattr(plan, "matches", None)  # handed_over holds True, not plans
         if matches is None:
             return
         if tensors:
-            _remade(matches, tensors)
+            _add_guard(matches, tensors)
         recent = self.recent
         if not recent or recent[0] is not plan:
             self.recent = (plan, *[p for p in recent if p is not plan][:self.RECENT - 1])
