@@ -156,5 +156,11 @@ class GatherOp(Op):
         return out
 
     def launch(self, out, x, shape, out_strides, in_strides, maps):
-        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, self.index_map,
-                      self.repeats)
+        index_map, float_index = self.kernel_map(shape, maps)
+        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, index_map,
+                      self.repeats, float_index=float_index)
+
+    def kernel_map(self, shape, maps):
+        """(the index map the kernel applies for this call's ``maps``, whether it takes float32
+        indices: see ``launch_gather``): ``index_map`` itself."""
+        return self.index_map, False

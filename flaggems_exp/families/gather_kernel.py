@@ -337,6 +337,12 @@ def _stack(program, rows, cols, in_dense):
     return 0, 1
 
 
+def _tile_warps(elements):
+    """Warps of a transposed tile of ``elements``: a small one (a side short) takes fewer, 8
+    elements a thread at least, up to 4."""
+    return max(1, min(4, elements // 256))
+
+
 def _alignment(strides):
     """The largest power of two (at most ``_MAX_ALIGN``) dividing every one of ``strides``."""
     return math.gcd(_MAX_ALIGN, *strides)
@@ -389,8 +395,7 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
         block_r = min(triton.next_power_of_2(rows), TILE_SIDE)
         block_c = min(triton.next_power_of_2(cols), TILE_AREA // block_r)
         block_r = min(triton.next_power_of_2(rows), TILE_AREA // block_c)
-        # a small tile (one side short) takes fewer warps: 8 elements a thread at least
-        options["num_warps"] = max(1, min(4, block_r * block_c // 256))
+        options["num_warps"] = _tile_warps(block_r * block_c)
     else:
         block_c = min(triton.next_power_of_2(cols), BLOCK)
         block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
@@ -424,7 +429,7 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
             if block_p > 1:
                 grid //= block_p
                 sizes = sizes[:blocked] + (sizes[blocked] // block_p,) + sizes[blocked + 1:]
-                options["num_warps"] = max(1, min(4, block_p * block_r * block_c // 256))
+                options["num_warps"] = _tile_warps(block_p * block_r * block_c)
     elif flat and columns[2] == 1:
         in_unit, in_aligned = _COLUMNS, None
     elif columns[2] == 1 and (columns[3] is None or repeat > 1) and not flat:

@@ -15,7 +15,6 @@ from torch._prims_common import suggest_memory_format
 
 from ..runtime.dtypes import ALL, FLOATING
 from .gather import GatherOp, float32
-from .gather_kernel import launch_gather
 
 _NO_OVERFLOW = tl.constexpr(1e18)  # below 2**63: safe to convert to int64
 
@@ -191,13 +190,12 @@ class NearestOp(ResampleOp):
                                for i, o, s in zip(sizes, output_size, scales)]
         return (*x.shape[:2], *output_size), suggest_memory_format(x), maps
 
-    def launch(self, out, x, shape, out_strides, in_strides, maps):
+    def kernel_map(self, shape, maps):
+        # the bounded twin of the map where every mapped dim's products are bounded
         offset, bounded_map = _BOUNDED.get(self.index_map, (None, None))
-        index_map = self.index_map
         if bounded_map and all(m is None or _bounded(m, n, offset) for m, n in zip(maps, shape)):
-            index_map = bounded_map
-        launch_gather(self.name, out, x, shape, out_strides, in_strides, maps, index_map,
-                      self.repeats, float_index=index_map is bounded_map)
+            return bounded_map, True
+        return self.index_map, False
 
 
 class ShuffleOp(ResampleOp):
