@@ -23,7 +23,8 @@ eager_a's, next to eager_b's against eager_a's (the noise); ``ok`` when gems' ma
 is within 10× the noise or every tensor is within rtol/atol (1e-4/1e-5 for float32, 2e-2 for
 bfloat16). ``ratio`` is eager_a's time over gems' (>= 1: gems is at least as fast).
 ``launches`` counts our kernel launches in one gems step; ``calls`` our ops' calls in another
-(untimed) one, launching or not (an early return, a hand-over to PyTorch, a factory). Where ratio < 1 on CUDA, one step of
+(untimed) one, launching or not (an early return, a hand-over to PyTorch, a factory). Where
+ratio < 1 on CUDA, one step of
 each is profiled and its top kernels go into the report. ``models.csv`` and ``models.md`` go
 to ``--out`` (default: a fresh temporary directory). A failing case records its error in its
 row and the run goes on.
@@ -61,8 +62,8 @@ SEED = 0
 TOP_KERNELS = 8
 ENV_COLUMNS = ("device", "torch", "triton", "commit")
 COLUMNS = ("model", "batch", "mode", "dtype", "inputs", "eager_ms", "eager_again_ms", "gems_ms",
-           "ratio", "eager_host_ms", "gems_host_ms", "gems_diff", "eager_noise", "ok", "launches", "calls",
-           "error", *ENV_COLUMNS)
+           "ratio", "eager_host_ms", "gems_host_ms", "gems_diff", "eager_noise", "ok", "launches",
+           "calls", "error", *ENV_COLUMNS)
 CSV_NAME, REPORT_NAME = "models.csv", "models.md"
 
 
@@ -541,16 +542,14 @@ def report(rows, skipped, env, args):
         lines += ["Skipped:", *(f"- {name}: {why}" for name, why in skipped.items()), ""]
     launched = [c for c in rows if c.launched]
     if launched:
-        lines += ["## Our launches in one gems step", ""]
-        lines += [f"- {c.model} {c.batch} {c.mode}: " + ", ".join(
-            f"{name} {n}" for name, n in sorted(c.launched.items(), key=lambda kv: (-kv[1], kv[0])))
-            for c in launched]
-        lines.append("")
-        lines += ["## Our calls in one gems step (launching or not)", ""]
-        lines += [f"- {c.model} {c.batch} {c.mode}: " + ", ".join(
-            f"{name} {n}" for name, n in sorted(c.called.items(), key=lambda kv: (-kv[1], kv[0])))
-            for c in launched]
-        lines.append("")
+        for title, counts in (("Our launches in one gems step", "launched"),
+                              ("Our calls in one gems step (launching or not)", "called")):
+            lines += [f"## {title}", ""]
+            lines += [f"- {c.model} {c.batch} {c.mode}: " + ", ".join(
+                f"{name} {n}" for name, n in sorted(getattr(c, counts).items(),
+                                                    key=lambda kv: (-kv[1], kv[0])))
+                for c in launched]
+            lines.append("")
     for c in rows:
         if not c.profiles:
             continue
