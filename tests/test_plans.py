@@ -136,6 +136,11 @@ def test_the_same_tensor_twice_is_its_own_signature():
     assert torch.equal(op(x, y), x * y)
     assert torch.equal(op(y, y), y * y)
     assert len(op.plans) == 2
+    # its matcher accepts it (the guard takes the tensor once), and only it
+    plan = op.plans.get(op.signature((x, x), {}, None)[0])
+    assert plan.matches((y, y), {}, None) is not None
+    assert plan.matches((x, y), {}, None) is None
+    assert len(plan.matches.guard) == 1
 
 
 def test_out_and_inplace_plans():
@@ -310,6 +315,36 @@ def test_a_calls_plan_is_predicted_from_the_last_one():
     finally:
         base_module.call_key = real
     assert not keys and _replays(op) == 3 * len(xs)
+
+
+def test_a_plan_followed_in_two_places_predicts_both():
+    """A plan whose call is followed by one signature in one place and by another elsewhere (a
+    layer's last call, then the next layer's first or the backward's) keeps both as its next
+    plans: a step repeated builds no key."""
+    op = REGISTRY["neg"]
+    op.plans.clear()
+    s = [torch.randn(n, device=DEVICE) for n in range(1, 7)]
+    t = [torch.randn(n, 2, device=DEVICE) for n in range(1, 7)]
+    # 12 signatures, 4 recent plans; s[i] is followed by s[i + 1] and, later, by t[i]
+    step = s + [x for pair in zip(s, t) for x in pair]
+    for _ in range(2):
+        for x in step:
+            op(x)
+    keys = []
+    real = base_module.call_key
+
+    def counted(*args):
+        keys.append(1)
+        return real(*args)
+
+    base_module.call_key = counted
+    try:
+        for x in step * 2:
+            assert torch.equal(op(x), -x)
+    finally:
+        base_module.call_key = real
+    assert not keys
+    assert set(op.plans.plans.values()) >= set(op.plans.last.following)
 
 
 def test_without_a_usable_tensor_guard_calls_build_their_keys(monkeypatch):

@@ -81,16 +81,16 @@ class Op:
         if _is_traced():  # Dynamo traces this call: an opaque custom op, not our host code
             return traced_calls.traced_call(self, args, kwargs, out)
         plans = self.plans
-        # the plan that served the call after the last one's plan, the last time (a model's
-        # step calls an op through the same signatures in the same order), then the plans
-        # used last, each compared with the call directly
+        # the plans that served the call after the last one's plan before (a model's step
+        # calls an op through the same signatures in the same order), then the plans used
+        # last, each compared with the call directly
         predicted = plans.last.following
-        if predicted is not None:
-            hit = predicted.matches(args, kwargs, out)
+        for plan in predicted:
+            hit = plan.matches(args, kwargs, out)
             if hit is not None:
-                return self.matched(predicted, hit, args, kwargs, out)
+                return self.matched(plan, hit, args, kwargs, out)
         for plan in plans.recent:
-            if plan is not predicted:  # tried already
+            if plan not in predicted:  # tried already
                 hit = plan.matches(args, kwargs, out)
                 if hit is not None:
                     return self.matched(plan, hit, args, kwargs, out)

@@ -242,11 +242,15 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
         return _made(lines, names, "[], []")
     # guards: the first one's, and others ``PlanCache.use`` adds for calls of the same key whose
     # tensors the first refuses; grads: whether a guard accepts tensors that require grad
-    names.update(guard=[_make_guard(tensors)], grads=[grads], others=_other_guards)
+    names.update(guard=[_make_guard(_distinct(tensors))], grads=[grads], others=_other_guards)
     variables = ", ".join(f"t{j}" for j in range(len(found)))
+    # the guard takes each tensor once (Dynamo's refuses one tensor given twice); which
+    # arguments are the same tensor is compared below
+    guarded = ", ".join(f"t{j}" for j, t in enumerate(tensors)
+                        if not any(u is t for u in tensors[:j]))
     lines.append(f"    {variables}, = {', '.join(found)},")
-    lines.append(f"    if fwd._current_level >= 0 or not (guard[0].check({variables}) or "
-                 f"others(guard, {variables})): return None")
+    lines.append(f"    if fwd._current_level >= 0 or not (guard[0].check({guarded}) or "
+                 f"others(guard, {guarded})): return None")
     lines.append("    if grads[0] and records(): return None")
     for j, t in enumerate(tensors):
         aligned = t.data_ptr() & 15 == 0
@@ -287,13 +291,23 @@ def _other_guards(guards, *tensors):
     return False
 
 
+def _distinct(tensors):
+    """``tensors`` without repeats (``x * x``): what a guard takes."""
+    if len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
+        return [t for j, t in enumerate(tensors) if not any(u is t for u in tensors[:j])]
+    return tensors
+
+
 def _add_guard(matches, tensors):
     """``matches``'s guards, plus one for ``tensors`` where none accepts them: a call of the
     plan's key whose tensors differ from the guarded ones in what the key leaves out (a tensor
     requiring grad in a call below autograd, where the key's flag is False; a Parameter for a
     Tensor; another dispatch state: enable()'s calls below autograd, direct ones above it)."""
     guards = matches.guard
-    if guards is None or not tensors or any(g.check(*tensors) for g in guards):
+    if guards is None or not tensors:
+        return
+    tensors = _distinct(tensors)
+    if any(g.check(*tensors) for g in guards):
         return
     if len(guards) >= GUARDS:
         guards.pop()
@@ -406,7 +420,8 @@ class Plan:
             i for i, s in enumerate(spans) if i != written and s)
         self.replays = 0  # calls this plan served
         self.matches = None  # set by the op that made it (``signature_matcher``)
-        self.following = None  # the plan that served its op's next call, the last time
+        # the plans that served its op's next call, the latest first (see PlanCache.served)
+        self.following = ()
         self.direct = all(launch.direct is not None for launch in self.launches)
         self.replay = _generated_replay(self) if self.direct else self._replay
 
@@ -589,21 +604,29 @@ class PlanCache:
 
     RECENT = 4
     """Plans whose matchers a call tries before it builds a key: the last ones a call used."""
+    FOLLOWING = 3
+    """Plans a plan remembers as having served its op's next call: a plan of a model's step is
+    followed by one plan in one place and by another elsewhere (a layer's last call by the next
+    layer's first, and at the end of the forward by the backward's)."""
 
     def __init__(self):
         self.plans = {}
         self.lock = threading.Lock()
         self.recent = ()
         # the plan that served the op's last call (the cache itself before any: the start of
-        # the chain of ``following`` plans, which predicts the next call's plan)
+        # the chains of ``following`` plans, which predict the next call's plan)
         self.last = self
-        self.following = None
+        self.following = ()
 
     def served(self, plan):
         """``plan`` served the op's call after the last plan's: predicted next time after it
-        (where it has a matcher to check the prediction)."""
+        (where it has a matcher to check the prediction), first if it is new there. The order
+        is not changed for a plan already there: a step's calls then write nothing."""
         if plan.matches is not None:
-            self.last.following = plan
+            last = self.last
+            following = last.following
+            if plan not in following:
+                last.following = (plan, *following[:self.FOLLOWING - 1])
             self.last = plan
 
     def use(self, plan, tensors=None):
@@ -633,7 +656,7 @@ class PlanCache:
             if len(self.plans) >= PLAN_LIMIT:
                 evicted = self.plans.pop(next(iter(self.plans)))
                 self.recent = tuple(p for p in self.recent if p is not evicted)
-                evicted.following = None  # a plan predicted still serves, but holds no chain
+                evicted.following = ()  # a plan predicted still serves, but holds no chain
             self.plans[key] = plan
         self.use(plan)
 
@@ -643,4 +666,4 @@ class PlanCache:
     def clear(self):
         self.plans.clear()
         self.recent = ()
-        self.last, self.following = self, None
+        self.last, self.following = self, ()
