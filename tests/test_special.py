@@ -229,3 +229,24 @@ def test_digamma_against_mpmath(dtype):
     truth = torch.tensor(truth, dtype=torch.float64)
     err = ((out - truth).abs() / truth.abs().clamp_min(1.0)).max().item()
     assert err < 8 * eps, err
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ["i0", "i0e", "i1"])
+def test_bessel_blocks_of_one_series_give_the_bits_of_mixed_blocks(name, dtype):
+    """A block whose elements all take one Cephes series (|x| <= 8, or beyond) evaluates that
+    series alone; the same values in a block holding both sides give the same bits."""
+    g = torch.Generator().manual_seed(3)
+    small = (torch.rand(BLOCK, generator=g, dtype=torch.float64) * 16 - 8).to(dtype)
+    big = torch.sign(small) * (8.0 + (torch.rand(BLOCK, generator=g, dtype=torch.float64) * 80))
+    big = big.to(dtype)
+    fn = getattr(sp, name)
+    alone = torch.cat([_run(fn, small), _run(fn, big)])
+    half = BLOCK // 2
+    mixed = torch.cat([small[:half], big[:half], small[half:], big[half:]])  # both in each block
+    together = _run(fn, mixed)
+    together = torch.cat([together[:half], together[BLOCK:BLOCK + half],
+                          together[half:BLOCK], together[BLOCK + half:]])
+    assert torch.equal(alone, together)
+    torch.testing.assert_close(alone, _expected(name, CASES[name][0], torch.cat([small, big])),
+                               equal_nan=True, **TOL_OVERRIDE.get((name, dtype), TOL[dtype]))

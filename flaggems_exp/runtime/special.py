@@ -418,30 +418,56 @@ def _chbevl_either(x, first, A: tl.constexpr, B: tl.constexpr, n: tl.constexpr):
 
 
 @triton.jit
-def _bessel_series(a, A: tl.constexpr, B: tl.constexpr, n: tl.constexpr):
+def _chbevl(x, C: tl.constexpr, start: tl.constexpr, n: tl.constexpr):
+    """Cephes' chbevl of the coefficients C[start:n]: ``_chbevl_either``'s recurrence for one
+    series (the same operations, so the same bits; the leading zeros of a padded series, which
+    leave the recurrence as it was, skipped)."""
+    zero = tl.zeros_like(x)
+    b0 = zero + C[start]
+    b1 = zero
+    b2 = zero
+    for i in tl.static_range(start + 1, n):
+        b2 = b1
+        b1 = b0
+        b0 = x * b1 - b2 + (zero + C[i])
+    return 0.5 * (b0 - b2)
+
+
+@triton.jit
+def _bessel_series(a, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr, n: tl.constexpr):
     """Cephes' scaled series for |x| = a: chbevl(a/2 - 2, A) up to 8, chbevl(32/a - 2, B)/sqrt(a)
-    beyond, as ATen's calc_i0e / calc_i1e evaluate them."""
+    beyond, as ATen's calc_i0e / calc_i1e evaluate them (B: padded to A's length with b_start
+    leading zeros). ATen branches per element, so a warp whose elements agree evaluates one
+    series; here a block whose elements all take one series evaluates that one alone, and only
+    a block holding both (or NaN) runs the two in one recurrence (``_chbevl_either``)."""
     small = a <= 8.0
-    series = _chbevl_either(tl.where(small, a * 0.5 - 2.0, 32.0 / a - 2.0), small, A, B, n)
-    return tl.where(small, series, series / _sqrt(a))
+    side = tl.where(small, 1, 2)
+    if tl.max(side) == 1:
+        series = _chbevl(a * 0.5 - 2.0, A, 0, n)
+    elif tl.min(side) == 2:
+        series = _chbevl(32.0 / a - 2.0, B, b_start, n) / _sqrt(a)
+    else:
+        either = _chbevl_either(tl.where(small, a * 0.5 - 2.0, 32.0 / a - 2.0), small, A, B, n)
+        series = tl.where(small, either, either / _sqrt(a))
+    return series
 
 
 @triton.jit
 def i0e(x):
-    return _bessel_series(tl.abs(x), _I0E_A, _I0E_B_PADDED, 30)
+    return _bessel_series(tl.abs(x), _I0E_A, _I0E_B_PADDED, 5, 30)
 
 
 @triton.jit
 def i0(x):
     a = tl.abs(x)
     # exp(a) times the scaled series, in ATen's order: i0(inf) = inf / inf = NaN, like torch
-    return libm.exp(a) * _bessel_series(a, _I0E_A, _I0E_B_PADDED, 30)
+    return libm.exp(a) * _bessel_series(a, _I0E_A, _I0E_B_PADDED, 5, 30)
 
 
 @triton.jit
 def i1(x):
     a = tl.abs(x)
-    series = _bessel_series(a, _I1E_A, _I1E_B_PADDED, 29)
+    series = _bessel_series(a, _I1E_A, _I1E_B_PADDED, 4, 29)
     r = libm.exp(a) * tl.where(a <= 8.0, a * series, series)
     # Sign from x < 0 (not the sign bit), so i1(-0) = +0 as in torch.
     return tl.where(x < 0, -r, r)
