@@ -1,5 +1,6 @@
 """Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
-their PTX does: the memory instructions (16-byte vector or narrower) and the exponentials.
+their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
+multiply-adds, correctly rounded divisions and reciprocals, and selects.
 
     python tests/ptx_census.py CASE [CASE ...]
 
@@ -50,6 +51,12 @@ def _cases(torch):
             torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [1, 2, 2, 1, 0, 2])),
         "pixel_shuffle": ("pixel_shuffle", (
             torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), 2)),
+        "sigmoid": ("sigmoid", (half(),)),
+        "reciprocal": ("reciprocal", (half(),)),
+        "softplus": ("softplus", (half(),)),
+        "softplus_beta_2": ("softplus", (half(), 2.0)),
+        "logit": ("logit", (half(),)),
+        "logit_eps": ("logit", (half(), 0.25)),
     }
 
 
@@ -61,6 +68,8 @@ def census(ptx):
         "loads": count(r"\bld\.global"), "vector_loads": count(r"\bld\.global[.\w]*\.v4"),
         "stores": count(r"\bst\.global"), "vector_stores": count(r"\bst\.global[.\w]*\.v4"),
         "exp2": count(r"\bex2\."), "fma": count(r"\bfma\."),
+        "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
+        "selects": count(r"\bselp\."),
     }
 
 

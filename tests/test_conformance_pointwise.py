@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import flaggems_exp
+import ptx_census
 from flaggems_exp import REGISTRY, testing
 from flaggems_exp.ops.activations import _cuda_hardtanh
 from flaggems_exp.testing import Call, check_call
@@ -336,3 +337,18 @@ def test_clamp_max_checks_out_before_its_kernel(dtype, limit, out_dtype):
     """clamp_max(Scalar): out='s dtype first, then the kernel's dtype dispatch (bool), then the
     conversion of the limit."""
     _same_as_torch("clamp_max", [_x(dtype), limit], {"out": torch.empty(0, dtype=out_dtype)})
+
+
+def test_divisions_compile_as_pytorch_rounds_them_and_no_more():
+    """Compiled for the H200 (sm_90): a reciprocal (sigmoid's, reciprocal's) is one correctly
+    rounded ``rcp.rn``, which rounds 1 / y as ``div.rn`` does; softplus at its default beta 1
+    and logit without eps compile without the division by beta and without the clamp, which
+    leave their values as they are; other values keep them."""
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
+        "sigmoid", "reciprocal", "softplus", "softplus_beta_2", "logit", "logit_eps")}
+    for case in ("sigmoid", "reciprocal"):
+        assert launches[case]["reciprocals"] > 0 and launches[case]["divisions"] == 0, launches[case]
+    assert launches["softplus"]["divisions"] == 0, launches["softplus"]
+    assert launches["softplus_beta_2"]["divisions"] > 0, launches["softplus_beta_2"]
+    assert launches["logit"]["selects"] < launches["logit_eps"]["selects"], launches
+    assert launches["logit"]["divisions"] == launches["logit_eps"]["divisions"] > 0, launches

@@ -42,4 +42,4 @@ def clamp(x, lo, hi):
 
 @triton.jit
 def sigmoid(x):
-    return libm.div(1.0, 1.0 + libm.exp(-x))
+    return libm.reciprocal(1.0 + libm.exp(-x))

@@ -180,10 +180,22 @@ class Softplus(FloatActivation):
     out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     scalars = {"beta": 1, "threshold": 20}
 
+    def prepare(self, operands, params):
+        # beta's value is in the call's signature: for the default 1 the kernel is compiled
+        # without the product and the correctly rounded division by it (x * 1 and y / 1 are x
+        # and y exactly), which PyTorch's kernel computes and rounds to the same values
+        beta, threshold = params["beta"], params["threshold"]
+        return operands, (beta, threshold, tl.constexpr(beta == 1))
+
     @staticmethod
     @triton.jit
-    def math(x, beta, threshold):
-        return tl.where(x * beta > threshold, x, libm.div(special.log1p(libm.exp(x * beta)), beta))
+    def math(x, beta, threshold, BETA_IS_ONE: tl.constexpr):
+        if BETA_IS_ONE:
+            r = tl.where(x > threshold, x, special.log1p(libm.exp(x)))
+        else:
+            r = tl.where(x * beta > threshold, x,
+                         libm.div(special.log1p(libm.exp(x * beta)), beta))
+        return r
 
 
 @register

@@ -90,7 +90,7 @@ class Reciprocal(FloatUnary):
     @staticmethod
     @triton.jit
     def math(x):
-        return libm.div(1.0, x)
+        return libm.reciprocal(x)
 
 
 @register
@@ -108,14 +108,19 @@ class Logit(FloatUnary):
     scalar_check = "compute"  # PyTorch's CUDA kernel: eps.to<acc_type>(), float below float64
 
     def prepare(self, operands, params):
+        # eps < 0 (converted to the compute dtype, as PyTorch tests it) means no clamping;
+        # without eps (the default, in the call's signature) the kernel has no clamp at all
         eps = params["eps"]
-        return operands, (-1.0 if eps is None else eps,)  # eps < 0 means no clamping
+        return operands, (-1.0 if eps is None else eps, tl.constexpr(eps is not None))
 
     @staticmethod
     @triton.jit
-    def math(x, eps):
-        # the lower test first: for eps > 0.5 it wins, as in PyTorch
-        z = tl.where(eps < 0, x, tl.where(x < eps, eps, tl.where(x > 1 - eps, 1 - eps, x)))
+    def math(x, eps, MAY_CLAMP: tl.constexpr):
+        if MAY_CLAMP:
+            # the lower test first: for eps > 0.5 it wins, as in PyTorch
+            z = tl.where(eps < 0, x, tl.where(x < eps, eps, tl.where(x > 1 - eps, 1 - eps, x)))
+        else:
+            z = x
         return libm.log(libm.div(z, 1.0 - z))
 
 

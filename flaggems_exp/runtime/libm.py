@@ -46,6 +46,17 @@ def div(x, y):
 
 
 @triton.jit
+def reciprocal(x):
+    """1 / x correctly rounded: ``div(1.0, x)``'s value (both round the exact reciprocal once),
+    compiled as one ``rcp.rn`` instead of a general division."""
+    if LIBDEVICE:
+        r = _lib.rcp_rn(x)
+    else:
+        r = 1.0 / x
+    return r
+
+
+@triton.jit
 def mul(x, y):
     """x * y rounded on its own (operands of one float dtype): compiled, ``mul.rn``, which the
     compiler never contracts with an addition that follows into one fused multiply-add. Where
