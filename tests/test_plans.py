@@ -1,6 +1,7 @@
 """Call plans (flaggems_exp/runtime/plans.py): a call replayed from its signature's plan does what
 the family's full path does, for every registered op; signatures that differ get their own plan;
 the launcher contract falls back to Triton's public launch."""
+import re
 import struct
 
 import pytest
@@ -586,3 +587,49 @@ def test_our_launcher_serves_plans_and_its_absence_leaves_tritons(monkeypatch):
         assert plan.replays == 2 and plan.direct == launching.FAST_LAUNCH
         uses_ours = all(launch.native is not None for launch in plan.launches)
         assert uses_ours == (built and launching.FAST_LAUNCH)
+
+
+F = torch.nn.functional
+
+
+@pytest.mark.parametrize("name, call, reference", [
+    ("hardtanh", lambda x, y, v: ops.hardtanh(x, -v, v),
+     lambda x, y, v: F.hardtanh(x, -v, v)),
+    ("logit", lambda x, y, v: ops.logit(x.sigmoid(), v), lambda x, y, v: torch.logit(x.sigmoid(), v)),
+    ("softplus", lambda x, y, v: ops.softplus(x, v), lambda x, y, v: F.softplus(x, v)),
+    ("smooth_l1_loss", lambda x, y, v: ops.smooth_l1_loss(x, y, beta=v),
+     lambda x, y, v: F.smooth_l1_loss(x, y, beta=v)),
+    ("margin_ranking_loss", lambda x, y, v: ops.margin_ranking_loss(x, y, y.sign(), v),
+     lambda x, y, v: F.margin_ranking_loss(x, y, y.sign(), margin=v)),
+    ("scalar_tensor", lambda x, y, v: ops.scalar_tensor(v, device=x.device).cpu(),
+     lambda x, y, v: torch.scalar_tensor(v)),
+])
+def test_a_tensor_given_for_a_scalar_is_read_at_every_call(name, call, reference):
+    """A direct call may give a one-element tensor for a Scalar parameter, as PyTorch's binding
+    allows: its value counts, and the signature (which holds the tensor, not its value) gets no
+    plan that would keep the first value."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(64, generator=g) * 3).to(DEVICE)
+    y = torch.randn(64, generator=g).to(DEVICE)
+    REGISTRY[name].plans.clear()
+    for value in (0.5, 0.25, 0.5):
+        scalar = torch.tensor(value)
+        torch.testing.assert_close(call(x, y, scalar), reference(x, y, value))
+    assert len(REGISTRY[name].plans) == 0
+
+
+@pytest.mark.parametrize("call, reference", [
+    (lambda x, v: ops.logit_(x, v), lambda x, v: torch.logit_(x, v)),
+    (lambda x, v: ops.softplus(x, 2, v), lambda x, v: torch._C._nn.softplus(x, 2, v)),
+    (lambda x, v: ops.hardtanh(x, v), lambda x, v: torch._C._nn.hardtanh(x, v)),
+    (lambda x, v: ops.scalar_tensor(v, device=x.device), lambda x, v: torch.scalar_tensor(v)),
+])
+def test_a_tensor_of_several_elements_for_a_scalar_gets_pytorchs_type_error(call, reference):
+    x = torch.rand(8, device=DEVICE)
+    v = torch.tensor([0.1, 0.2])
+    with pytest.raises(TypeError) as expected:
+        reference(x.cpu(), v)
+    before = x.clone()
+    with pytest.raises(TypeError, match=f"^{re.escape(str(expected.value))}$"):
+        call(x, v)
+    assert torch.equal(x, before)
