@@ -592,29 +592,41 @@ def test_our_launcher_serves_plans_and_its_absence_leaves_tritons(monkeypatch):
 F = torch.nn.functional
 
 
-@pytest.mark.parametrize("name, call, reference", [
-    ("hardtanh", lambda x, y, v: ops.hardtanh(x, -v, v),
+FLOATS, INTS = (0.5, 0.25, 0.5), (1, 2, 1)
+
+
+@pytest.mark.parametrize("name, values, call, reference", [
+    ("hardtanh", FLOATS, lambda x, y, v: ops.hardtanh(x, -v, v),
      lambda x, y, v: F.hardtanh(x, -v, v)),
-    ("logit", lambda x, y, v: ops.logit(x.sigmoid(), v), lambda x, y, v: torch.logit(x.sigmoid(), v)),
-    ("softplus", lambda x, y, v: ops.softplus(x, v), lambda x, y, v: F.softplus(x, v)),
-    ("smooth_l1_loss", lambda x, y, v: ops.smooth_l1_loss(x, y, beta=v),
+    ("logit", FLOATS, lambda x, y, v: ops.logit(x.sigmoid(), v),
+     lambda x, y, v: torch.logit(x.sigmoid(), v)),
+    ("softplus", FLOATS, lambda x, y, v: ops.softplus(x, v), lambda x, y, v: F.softplus(x, v)),
+    ("smooth_l1_loss", FLOATS, lambda x, y, v: ops.smooth_l1_loss(x, y, beta=v),
      lambda x, y, v: F.smooth_l1_loss(x, y, beta=v)),
-    ("margin_ranking_loss", lambda x, y, v: ops.margin_ranking_loss(x, y, y.sign(), v),
+    ("margin_ranking_loss", FLOATS, lambda x, y, v: ops.margin_ranking_loss(x, y, y.sign(), v),
      lambda x, y, v: F.margin_ranking_loss(x, y, y.sign(), margin=v)),
-    ("scalar_tensor", lambda x, y, v: ops.scalar_tensor(v, device=x.device).cpu(),
+    ("scalar_tensor", FLOATS, lambda x, y, v: ops.scalar_tensor(v, device=x.device).cpu(),
      lambda x, y, v: torch.scalar_tensor(v)),
+    ("tril", INTS, lambda x, y, v: ops.tril(x.view(8, 8), v),
+     lambda x, y, v: torch.tril(x.view(8, 8), v)),
+    ("tril_", INTS, lambda x, y, v: ops.tril_(x.view(8, 8).clone(), v),
+     lambda x, y, v: x.view(8, 8).clone().tril_(v)),
+    ("diag", INTS, lambda x, y, v: ops.diag(x.view(8, 8), v),
+     lambda x, y, v: torch.diag(x.view(8, 8), v)),
+    ("eye", INTS, lambda x, y, v: ops.eye(v, device=x.device).cpu(), lambda x, y, v: torch.eye(v)),
+    ("replication_pad1d", INTS, lambda x, y, v: ops.replication_pad1d(x.view(1, 8, 8), [v, 2]),
+     lambda x, y, v: F.pad(x.view(1, 8, 8), [v, 2], mode="replicate")),
 ])
-def test_a_tensor_given_for_a_scalar_is_read_at_every_call(name, call, reference):
-    """A direct call may give a one-element tensor for a Scalar parameter, as PyTorch's binding
-    allows: its value counts, and the signature (which holds the tensor, not its value) gets no
-    plan that would keep the first value."""
+def test_a_tensor_given_for_a_number_is_read_at_every_call(name, values, call, reference):
+    """A direct call may give a one-element tensor where the schema takes a number (a Scalar,
+    an int, a list of ints), as PyTorch's binding allows: its value counts, and the signature
+    (which holds the tensor, not its value) gets no plan that would keep the first value."""
     g = torch.Generator().manual_seed(5)
     x = (torch.randn(64, generator=g) * 3).to(DEVICE)
     y = torch.randn(64, generator=g).to(DEVICE)
     REGISTRY[name].plans.clear()
-    for value in (0.5, 0.25, 0.5):
-        scalar = torch.tensor(value)
-        torch.testing.assert_close(call(x, y, scalar), reference(x, y, value))
+    for value in values:
+        torch.testing.assert_close(call(x, y, torch.tensor(value)), reference(x, y, value))
     assert len(REGISTRY[name].plans) == 0
 
 
@@ -623,8 +635,13 @@ def test_a_tensor_given_for_a_scalar_is_read_at_every_call(name, call, reference
     (lambda x, v: ops.softplus(x, 2, v), lambda x, v: torch._C._nn.softplus(x, 2, v)),
     (lambda x, v: ops.hardtanh(x, v), lambda x, v: torch._C._nn.hardtanh(x, v)),
     (lambda x, v: ops.scalar_tensor(v, device=x.device), lambda x, v: torch.scalar_tensor(v)),
+    (lambda x, v: ops.tril(x.view(2, 4), v[0]), lambda x, v: torch.tril(x.view(2, 4), v[0])),
+    (lambda x, v: ops.replication_pad1d(x.view(1, 2, 4), [v[0], 1]),
+     lambda x, v: torch._C._nn.replication_pad1d(x.view(1, 2, 4), [v[0], 1])),
 ])
-def test_a_tensor_of_several_elements_for_a_scalar_gets_pytorchs_type_error(call, reference):
+def test_a_tensor_given_for_a_number_gets_pytorchs_type_error(call, reference):
+    """Two elements where one number goes, or a float tensor where an int goes: the TypeError
+    of PyTorch's binding, before anything is written."""
     x = torch.rand(8, device=DEVICE)
     v = torch.tensor([0.1, 0.2])
     with pytest.raises(TypeError) as expected:

@@ -145,6 +145,7 @@ class Op:
         """The family's full path: what the kernels cover, every check in PyTorch's order, then
         allocate and launch."""
         coverage.check(self, args, kwargs, out)
+        args, kwargs = numbers_of_tensors(self.name, self.name, args, kwargs)
         return self.call_out(args, kwargs, out, inplace=False)
 
     def call_out(self, args, kwargs, out, inplace):
@@ -181,6 +182,78 @@ def _schema(name):
     """(the default overload's arguments, whether an ``.out`` overload exists) of aten's op."""
     packet = getattr(torch.ops.aten, name)
     return tuple(packet.default._schema.arguments), "out" in packet.overloads()
+
+
+# what PyTorch's Python binding makes of a tensor given for an argument of each schema type
+# that takes numbers: "int" a one-element integer tensor, "float" and "Number" any one-element
+# tensor, "ints" and "floats" lists of those
+_NUMBER_KINDS = {"int": "int", "Optional[int]": "int", "float": "float",
+                 "Optional[float]": "float", "number": "Number", "Optional[number]": "Number",
+                 "List[int]": "ints", "Optional[List[int]]": "ints",
+                 "List[float]": "floats", "Optional[List[float]]": "floats"}
+_OPTION_NAMES = frozenset({"dtype", "layout", "memory_format", "device", "pin_memory"})
+
+
+@functools.lru_cache(maxsize=None)
+def _number_arguments(name):
+    """((argument name, position, kind), ...) of aten ``name``'s default overload: the
+    arguments that take numbers in every dispatcher overload of the op (none takes a tensor
+    there; TorchScript's own overloads, ``lt.int``, are no calls of ours)."""
+    packet = getattr(torch.ops.aten, name, None)
+    overloads = [o for o in (packet.overloads() if packet is not None else ())
+                 if _is_dispatcher_op(name, o)]
+    if "default" not in overloads:
+        return ()
+    tensors = {a.name for o in overloads for a in getattr(packet, o)._schema.arguments
+               if "Tensor" in str(a.type)}
+    return tuple((a.name, i, _NUMBER_KINDS[str(a.type)])
+                 for i, a in enumerate(packet.default._schema.arguments)
+                 if str(a.type) in _NUMBER_KINDS and a.name not in tensors | _OPTION_NAMES)
+
+
+def _number_of_tensor(value, called, argument, position, kind):
+    """The number PyTorch's binding reads from ``value``, a tensor given for a number, or its
+    TypeError."""
+    one = value.numel() == 1 and (kind != "int" or not (value.is_floating_point()
+                                                        or value.is_complex()))
+    if not one:
+        raise TypeError(f"{called}(): argument '{argument}' (position {position}) must be "
+                        f"{kind}, not Tensor")
+    return value.item()
+
+
+def numbers_of_tensors(name, called, args, kwargs):
+    """``args`` and ``kwargs`` of a direct call of aten ``name`` (``called``: the name it was
+    called by, for errors) with each tensor given for a number (``tril(x, torch.tensor(1))``,
+    ``hardtanh(x, torch.tensor(-0.5))``) replaced by its value, as PyTorch's binding reads it
+    (the dispatcher passes numbers). The call's signature holds the tensor, not its value, so
+    such a call gets no plan: a plan would keep the first call's value."""
+    found = False
+    for argument, position, kind in _number_arguments(name):
+        in_args = position < len(args)
+        value = args[position] if in_args else kwargs.get(argument)
+        if isinstance(value, torch.Tensor):
+            number = _number_of_tensor(value, called, argument, position + 1, kind)
+        elif kind in ("ints", "floats") and isinstance(value, (list, tuple)) and any(
+                isinstance(v, torch.Tensor) for v in value):
+            single = kind[:-1]
+            for j, v in enumerate(value):
+                if isinstance(v, torch.Tensor) and (v.numel() != 1 or single == "int" and (
+                        v.is_floating_point() or v.is_complex())):
+                    raise TypeError(f"{called}(): argument '{argument}' (position "
+                                    f"{position + 1}) must be tuple of {single}s, but found "
+                                    f"element of type Tensor at pos {j}")
+            number = [v.item() if isinstance(v, torch.Tensor) else v for v in value]
+        else:
+            continue
+        if not found:
+            not_replayable()
+            args, kwargs, found = list(args), dict(kwargs), True
+        if in_args:
+            args[position] = number
+        else:
+            kwargs[argument] = number
+    return (tuple(args), kwargs) if found else (args, kwargs)
 
 
 def check_out_accepted(op, out):

@@ -8,7 +8,7 @@ overlap another input; self is written through its own strides and returned (the
 import torch
 
 from ..runtime import coverage
-from .base import Op
+from .base import Op, numbers_of_tensors
 
 
 class InplaceOp(Op):
@@ -35,4 +35,5 @@ class InplaceOp(Op):
             raise TypeError(f"{self.name}(): argument 'self' (position 1) must be Tensor, not "
                             f"{type(args[0]).__name__}")
         coverage.check(self.twin, args, kwargs, None)
+        args, kwargs = numbers_of_tensors(self.twin.name, self.name, args, kwargs)
         return self.twin.call_out(args, kwargs, out=args[0], inplace=True)

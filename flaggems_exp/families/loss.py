@@ -78,7 +78,6 @@ class LossOp(PointwiseOp):
 
     def call_out(self, args, kwargs, out, inplace):
         operands, params = self.operands_and_params(args, kwargs)
-        self.read_tensor_scalars(params, self.name)
         if params["reduction"] not in (MEAN, SUM):
             return self.run(operands, params, out, inplace)
         bound = operands

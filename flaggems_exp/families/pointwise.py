@@ -13,7 +13,7 @@ from ..runtime.indexing import block_size, grid_size, needs_int64, strided_offse
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import TL_DTYPE, CheckedScalar, converted, encode_scalar
 from ..runtime import launch as launching
-from ..runtime.plans import bind_numbers, not_replayable, tensor_scalar
+from ..runtime.plans import bind_numbers, not_replayable
 from .base import Op
 
 
@@ -248,17 +248,7 @@ class PointwiseOp(Op):
     # ---- the run: validate everything, then allocate and launch -------------------------
     def call_out(self, args, kwargs, out, inplace):
         sources = self.number_sources(args, kwargs) if self.runtime_numbers else None
-        operands, params = self.operands_and_params(args, kwargs)
-        self.read_tensor_scalars(params, self.name + "_" if inplace else self.name)
-        return self.run(operands, params, out, inplace, sources)
-
-    def read_tensor_scalars(self, params, name):
-        """Each tensor given for a Scalar parameter replaced by its value in ``params``
-        (``plans.tensor_scalar``; ``name``: the op as called, for the error)."""
-        for position, (key, value) in enumerate(params.items(), self.nin + 1):
-            if isinstance(value, torch.Tensor):
-                kind = "float" if "float" in _schema_type(self.name, key) else "Number"
-                params[key] = tensor_scalar(value, name, key, position, kind)
+        return self.run(*self.operands_and_params(args, kwargs), out, inplace, sources)
 
     def run(self, operands, params, out, inplace, sources=None):
         """The call, bound: validate, allocate or check ``out``, launch."""
@@ -391,15 +381,6 @@ class PointwiseOp(Op):
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
                stored=self.stored_operands(operands))
-
-
-def _schema_type(name, argument):
-    """The aten schema's type of ``name``'s ``argument`` ("number", "Optional[float]"...)."""
-    packet = getattr(torch.ops.aten, name, None)
-    schema = packet.default._schema if packet is not None and "default" in packet.overloads() \
-        else None
-    types = {a.name: str(a.type) for a in schema.arguments} if schema is not None else {}
-    return types.get(argument, "number")
 
 
 def _cpu_scalar_to_number(operand):

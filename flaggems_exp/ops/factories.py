@@ -7,7 +7,6 @@ from ..families.copy import check_device, write
 from ..families.creation import CreationOp, check_sizes, checked_scalar
 from ..families.index import Plan, launch_plan, on_diagonal
 from ..runtime import geometry
-from ..runtime.plans import tensor_scalar
 
 
 @register
@@ -60,8 +59,6 @@ class ScalarTensor(CreationOp):
         return (), None, None
 
     def fill_value(self, dtype, s):
-        if isinstance(s, torch.Tensor):
-            s = tensor_scalar(s, self.name, "s", 1)
         return checked_scalar(s, dtype)
 
     def sample_args(self, dtype, shape, make):

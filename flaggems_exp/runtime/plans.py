@@ -361,18 +361,6 @@ def not_replayable():
         recorder.cacheable = False
 
 
-def tensor_scalar(value, name, argument, position, kind="Number"):
-    """The number a tensor stands for where a direct call gives one for a Scalar parameter (the
-    dispatcher passes numbers): its one element's value, as PyTorch's binding reads it, or the
-    binding's TypeError for a tensor of another size. The call's signature holds the tensor,
-    not its value, so the call gets no plan."""
-    if value.numel() != 1:
-        raise TypeError(f"{name}(): argument '{argument}' (position {position}) must be {kind}, "
-                        "not Tensor")
-    not_replayable()
-    return value.item()
-
-
 def bind_numbers(bindings):
     """Declare, for the launch just recorded, which kernel arguments are Python numbers of the
     call, encoded per call: ``{argument index: (("args", i) or ("kwargs", name), compute)}``."""
