@@ -627,6 +627,8 @@ def test_a_tensor_given_for_a_number_is_read_at_every_call(name, values, call, r
     REGISTRY[name].plans.clear()
     for value in values:
         torch.testing.assert_close(call(x, y, torch.tensor(value)), reference(x, y, value))
+        if values is INTS:  # one element in one dim, on the CPU beside the device's: an index
+            torch.testing.assert_close(call(x, y, torch.tensor([value])), reference(x, y, value))
     assert len(REGISTRY[name].plans) == 0
 
 
@@ -639,11 +641,12 @@ def test_a_tensor_given_for_a_number_is_read_at_every_call(name, values, call, r
     (lambda x, v: ops.replication_pad1d(x.view(1, 2, 4), [v[0], 1]),
      lambda x, v: torch._C._nn.replication_pad1d(x.view(1, 2, 4), [v[0], 1])),
 ])
-def test_a_tensor_given_for_a_number_gets_pytorchs_type_error(call, reference):
-    """Two elements where one number goes, or a float tensor where an int goes: the TypeError
-    of PyTorch's binding, before anything is written."""
+@pytest.mark.parametrize("v", [torch.tensor([0.1, 0.2]), torch.tensor([0.5])])
+def test_a_tensor_given_for_a_number_gets_pytorchs_type_error(call, reference, v):
+    """Two elements where one number goes, one element in one dim where a Scalar or a float
+    goes, or a float tensor where an int goes: the TypeError of PyTorch's binding, before
+    anything is written."""
     x = torch.rand(8, device=DEVICE)
-    v = torch.tensor([0.1, 0.2])
     with pytest.raises(TypeError) as expected:
         reference(x.cpu(), v)
     before = x.clone()

@@ -144,8 +144,9 @@ class Op:
     def call(self, args, kwargs, out):
         """The family's full path: what the kernels cover, every check in PyTorch's order, then
         allocate and launch."""
-        coverage.check(self, args, kwargs, out)
+        # numbers first, as PyTorch's binding reads them: a tensor given for one is no operand
         args, kwargs = numbers_of_tensors(self.name, self.name, args, kwargs)
+        coverage.check(self, args, kwargs, out)
         return self.call_out(args, kwargs, out, inplace=False)
 
     def call_out(self, args, kwargs, out, inplace):
@@ -213,9 +214,13 @@ def _number_arguments(name):
 
 def _number_of_tensor(value, called, argument, position, kind):
     """The number PyTorch's binding reads from ``value``, a tensor given for a number, or its
-    TypeError."""
-    one = value.numel() == 1 and (kind != "int" or not (value.is_floating_point()
-                                                        or value.is_complex()))
+    TypeError: a 0-dim tensor for a Scalar or a float, a one-element integer tensor for an
+    int (as an index: ``tril``, ``eye`` and the pads take ``tensor([1])``; ``diag``'s binding
+    alone refuses it)."""
+    if kind == "int":
+        one = value.numel() == 1 and not (value.is_floating_point() or value.is_complex())
+    else:
+        one = value.dim() == 0
     if not one:
         raise TypeError(f"{called}(): argument '{argument}' (position {position}) must be "
                         f"{kind}, not Tensor")
@@ -238,8 +243,9 @@ def numbers_of_tensors(name, called, args, kwargs):
                 isinstance(v, torch.Tensor) for v in value):
             single = kind[:-1]
             for j, v in enumerate(value):
-                if isinstance(v, torch.Tensor) and (v.numel() != 1 or single == "int" and (
-                        v.is_floating_point() or v.is_complex())):
+                if isinstance(v, torch.Tensor) and (
+                        (v.numel() != 1 or v.is_floating_point() or v.is_complex())
+                        if single == "int" else v.dim() != 0):
                     raise TypeError(f"{called}(): argument '{argument}' (position "
                                     f"{position + 1}) must be tuple of {single}s, but found "
                                     f"element of type Tensor at pos {j}")
