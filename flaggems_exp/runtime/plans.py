@@ -25,8 +25,9 @@ reads per tensor, in Python). So each plan also gets a matcher (``signature_matc
 function generated for its signature that compares a call with it directly, the tensors' dtype,
 shape, strides, device and requires_grad in one C++ call (Dynamo's ``TensorGuards``, also
 checking the thread's dispatch state), the rest in a few comparisons. An op tries first the
-matcher of the plan that followed its last call's plan the time before (a model's step calls an
-op through the same signatures in the same order), then those of the few plans it used last,
+matchers of the plans that followed its last call's plan before (a model's step calls an op
+through the same signatures in the same order; ``PlanCache.FOLLOWING`` of them, as one plan may
+be followed by another in each place it serves), then those of the few plans it used last,
 before it builds a key; a matcher accepts only calls whose key would equal the plan's. A call
 found by its key whose tensors its plan's guards refuse (a tensor requiring grad below autograd,
 where the key does not tell it from one that does not; another dispatch state) adds a guard for
