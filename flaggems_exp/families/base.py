@@ -185,9 +185,8 @@ def _schema(name):
     return tuple(packet.default._schema.arguments), "out" in packet.overloads()
 
 
-# what PyTorch's Python binding makes of a tensor given for an argument of each schema type
-# that takes numbers: "int" a one-element integer tensor, "float" and "Number" any one-element
-# tensor, "ints" and "floats" lists of those
+# the schema types of arguments that take numbers: "int", "float" and "Number" one, "ints" and
+# "floats" a list of them
 _NUMBER_KINDS = {"int": "int", "Optional[int]": "int", "float": "float",
                  "Optional[float]": "float", "number": "Number", "Optional[number]": "Number",
                  "List[int]": "ints", "Optional[List[int]]": "ints",
@@ -212,19 +211,13 @@ def _number_arguments(name):
                  if str(a.type) in _NUMBER_KINDS and a.name not in tensors | _OPTION_NAMES)
 
 
-def _number_of_tensor(value, called, argument, position, kind):
-    """The number PyTorch's binding reads from ``value``, a tensor given for a number, or its
-    TypeError: a 0-dim tensor for a Scalar or a float, a one-element integer tensor for an
-    int (as an index: ``tril``, ``eye`` and the pads take ``tensor([1])``; ``diag``'s binding
-    alone refuses it)."""
+def _reads_as_number(value, kind):
+    """Whether PyTorch's binding takes tensor ``value`` for a number of ``kind``: a 0-dim tensor
+    for a Scalar or a float, a one-element integer tensor for an int (as an index: ``tril``,
+    ``eye`` and the pads take ``tensor([1])``; ``diag``'s binding alone refuses it)."""
     if kind == "int":
-        one = value.numel() == 1 and not (value.is_floating_point() or value.is_complex())
-    else:
-        one = value.dim() == 0
-    if not one:
-        raise TypeError(f"{called}(): argument '{argument}' (position {position}) must be "
-                        f"{kind}, not Tensor")
-    return value.item()
+        return value.numel() == 1 and not (value.is_floating_point() or value.is_complex())
+    return value.dim() == 0
 
 
 def numbers_of_tensors(name, called, args, kwargs):
@@ -238,16 +231,16 @@ def numbers_of_tensors(name, called, args, kwargs):
         in_args = position < len(args)
         value = args[position] if in_args else kwargs.get(argument)
         if isinstance(value, torch.Tensor):
-            number = _number_of_tensor(value, called, argument, position + 1, kind)
+            if not _reads_as_number(value, kind):
+                raise TypeError(f"{called}(): argument '{argument}' (position {position + 1}) "
+                                f"must be {kind}, not Tensor")
+            number = value.item()
         elif kind in ("ints", "floats") and isinstance(value, (list, tuple)) and any(
                 isinstance(v, torch.Tensor) for v in value):
-            single = kind[:-1]
             for j, v in enumerate(value):
-                if isinstance(v, torch.Tensor) and (
-                        (v.numel() != 1 or v.is_floating_point() or v.is_complex())
-                        if single == "int" else v.dim() != 0):
+                if isinstance(v, torch.Tensor) and not _reads_as_number(v, kind[:-1]):
                     raise TypeError(f"{called}(): argument '{argument}' (position "
-                                    f"{position + 1}) must be tuple of {single}s, but found "
+                                    f"{position + 1}) must be tuple of {kind}, but found "
                                     f"element of type Tensor at pos {j}")
             number = [v.item() if isinstance(v, torch.Tensor) else v for v in value]
         else:
