@@ -653,3 +653,16 @@ def test_a_tensor_given_for_a_number_gets_pytorchs_type_error(call, reference, v
     with pytest.raises(TypeError, match=f"^{re.escape(str(expected.value))}$"):
         call(x, v)
     assert torch.equal(x, before)
+
+
+def test_a_tensor_given_for_a_number_in_a_call_autograd_records():
+    """The call of the aten op that autograd records (the tensors require grad) takes the
+    number, as PyTorch's binding passes it."""
+    x = torch.randn(16, device=DEVICE, requires_grad=True)
+    ours = ops.hardtanh(x, torch.tensor(-0.5), torch.tensor(0.5))
+    ours.sum().backward()
+    grad, x.grad = x.grad, None
+    expected = F.hardtanh(x, -0.5, 0.5)
+    expected.sum().backward()
+    torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(grad, x.grad)

@@ -121,6 +121,10 @@ class Op:
     def unplanned(self, key, tensors, args, kwargs, out):
         """A call no plan served (``key`` None: a call never planned): recorded by autograd,
         or the full path, whose launches become the signature's plan where they can."""
+        # numbers first, as PyTorch's binding reads them (a tensor given for one is no operand)
+        args, kwargs, read = numbers_of_tensors(self.name, args, kwargs)
+        if read:
+            key = None  # its signature holds the tensors, not their values: never planned
         if autograd_calls.needs_grad(args, kwargs, out):  # never planned: the key says so
             return autograd_calls.recorded_call(self, args, kwargs, out)
         if getattr(launching._state, "recorder", None) is not None:
@@ -144,8 +148,6 @@ class Op:
     def call(self, args, kwargs, out):
         """The family's full path: what the kernels cover, every check in PyTorch's order, then
         allocate and launch."""
-        # numbers first, as PyTorch's binding reads them: a tensor given for one is no operand
-        args, kwargs = numbers_of_tensors(self.name, self.name, args, kwargs)
         coverage.check(self, args, kwargs, out)
         return self.call_out(args, kwargs, out, inplace=False)
 
@@ -220,39 +222,38 @@ def _reads_as_number(value, kind):
     return value.dim() == 0
 
 
-def numbers_of_tensors(name, called, args, kwargs):
-    """``args`` and ``kwargs`` of a direct call of aten ``name`` (``called``: the name it was
-    called by, for errors) with each tensor given for a number (``tril(x, torch.tensor(1))``,
-    ``hardtanh(x, torch.tensor(-0.5))``) replaced by its value, as PyTorch's binding reads it
-    (the dispatcher passes numbers). The call's signature holds the tensor, not its value, so
-    such a call gets no plan: a plan would keep the first call's value."""
+def numbers_of_tensors(name, args, kwargs):
+    """(``args``, ``kwargs``, whether any was read) of a direct call of aten ``name`` with each
+    tensor given for a number (``tril(x, torch.tensor(1))``, ``hardtanh(x, torch.tensor(-0.5))``)
+    replaced by its value, as PyTorch's binding reads it (the dispatcher passes numbers). The
+    call's signature holds the tensor, not its value: such a call gets no plan, which would
+    keep the first call's value."""
     found = False
     for argument, position, kind in _number_arguments(name):
         in_args = position < len(args)
         value = args[position] if in_args else kwargs.get(argument)
         if isinstance(value, torch.Tensor):
             if not _reads_as_number(value, kind):
-                raise TypeError(f"{called}(): argument '{argument}' (position {position + 1}) "
+                raise TypeError(f"{name}(): argument '{argument}' (position {position + 1}) "
                                 f"must be {kind}, not Tensor")
             number = value.item()
         elif kind in ("ints", "floats") and isinstance(value, (list, tuple)) and any(
                 isinstance(v, torch.Tensor) for v in value):
             for j, v in enumerate(value):
                 if isinstance(v, torch.Tensor) and not _reads_as_number(v, kind[:-1]):
-                    raise TypeError(f"{called}(): argument '{argument}' (position "
+                    raise TypeError(f"{name}(): argument '{argument}' (position "
                                     f"{position + 1}) must be tuple of {kind}, but found "
                                     f"element of type Tensor at pos {j}")
             number = [v.item() if isinstance(v, torch.Tensor) else v for v in value]
         else:
             continue
         if not found:
-            not_replayable()
             args, kwargs, found = list(args), dict(kwargs), True
         if in_args:
             args[position] = number
         else:
             kwargs[argument] = number
-    return (tuple(args), kwargs) if found else (args, kwargs)
+    return (tuple(args), kwargs, True) if found else (args, kwargs, False)
 
 
 def check_out_accepted(op, out):

@@ -8,7 +8,7 @@ overlap another input; self is written through its own strides and returned (the
 import torch
 
 from ..runtime import coverage
-from .base import Op, numbers_of_tensors
+from .base import Op
 
 
 class InplaceOp(Op):
@@ -34,6 +34,5 @@ class InplaceOp(Op):
         if not isinstance(args[0], torch.Tensor):  # a number may be a tensor operand (mul)
             raise TypeError(f"{self.name}(): argument 'self' (position 1) must be Tensor, not "
                             f"{type(args[0]).__name__}")
-        args, kwargs = numbers_of_tensors(self.twin.name, self.name, args, kwargs)
         coverage.check(self.twin, args, kwargs, None)
         return self.twin.call_out(args, kwargs, out=args[0], inplace=True)
