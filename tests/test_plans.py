@@ -292,6 +292,23 @@ def test_a_guard_added_for_tensors_requiring_grad_refuses_what_autograd_records(
     assert result.requires_grad and result.grad_fn is not None
 
 
+def _keys_built_by(calls):
+    """How many signature keys ``calls()`` builds (``call_key`` counted while it runs)."""
+    keys = []
+    real = base_module.call_key
+
+    def counted(*args):
+        keys.append(1)
+        return real(*args)
+
+    base_module.call_key = counted
+    try:
+        calls()
+    finally:
+        base_module.call_key = real
+    return len(keys)
+
+
 def test_a_calls_plan_is_predicted_from_the_last_one():
     """An op whose calls cycle through more signatures than its recent plans (a model's step)
     finds each by the plan that followed the last one's the time before, without a key."""
@@ -302,20 +319,12 @@ def test_a_calls_plan_is_predicted_from_the_last_one():
         op(x)
     for x in xs:  # the first round through found each by its key; the chain holds the order
         op(x)
-    keys = []
-    real = base_module.call_key
 
-    def counted(*args):
-        keys.append(1)
-        return real(*args)
-
-    base_module.call_key = counted
-    try:
+    def step():
         for x in xs * 2:
             assert torch.equal(op(x), -x)
-    finally:
-        base_module.call_key = real
-    assert not keys and _replays(op) == 3 * len(xs)
+
+    assert _keys_built_by(step) == 0 and _replays(op) == 3 * len(xs)
 
 
 def test_a_plan_followed_in_two_places_predicts_both():
@@ -331,20 +340,12 @@ def test_a_plan_followed_in_two_places_predicts_both():
     for _ in range(2):
         for x in step:
             op(x)
-    keys = []
-    real = base_module.call_key
 
-    def counted(*args):
-        keys.append(1)
-        return real(*args)
-
-    base_module.call_key = counted
-    try:
+    def twice():
         for x in step * 2:
             assert torch.equal(op(x), -x)
-    finally:
-        base_module.call_key = real
-    assert not keys
+
+    assert _keys_built_by(twice) == 0
     assert set(op.plans.plans.values()) >= set(op.plans.last.following)
 
 

@@ -208,8 +208,7 @@ def _number_arguments(name):
         return ()
     tensors = {a.name for o in overloads for a in getattr(packet, o)._schema.arguments
                if "Tensor" in str(a.type)}
-    return tuple((a.name, i, _NUMBER_KINDS[str(a.type)])
-                 for i, a in enumerate(packet.default._schema.arguments)
+    return tuple((a.name, i, _NUMBER_KINDS[str(a.type)]) for i, a in enumerate(_schema(name)[0])
                  if str(a.type) in _NUMBER_KINDS and a.name not in tensors | _OPTION_NAMES)
 
 

@@ -151,7 +151,7 @@ def call_key(args, kwargs, out, numbers_by_value, storages=False):
         key.append(_defaults(kwargs))
     elif len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
         # which arguments are the same object (``x * x``): a plan maps each pointer to one
-        key.append(tuple(next(j for j, u in enumerate(tensors) if u is t) for t in tensors))
+        key.append(_first_positions(tensors))
     return tuple(key), tensors, pointers
 
 
@@ -247,8 +247,7 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
     variables = ", ".join(f"t{j}" for j in range(len(found)))
     # the guard takes each tensor once (Dynamo's refuses one tensor given twice); which
     # arguments are the same tensor is compared below
-    guarded = ", ".join(f"t{j}" for j, t in enumerate(tensors)
-                        if not any(u is t for u in tensors[:j]))
+    guarded = ", ".join(f"t{i}" for i, j in enumerate(_first_positions(tensors)) if i == j)
     lines.append(f"    {variables}, = {', '.join(found)},")
     lines.append(f"    if fwd._current_level >= 0 or not (guard[0].check({guarded}) or "
                  f"others(guard, {guarded})): return None")
@@ -292,10 +291,16 @@ def _other_guards(guards, *tensors):
     return False
 
 
+def _first_positions(tensors):
+    """Per tensor, the position of its first occurrence among ``tensors``, by identity: which
+    arguments are the same tensor (``x * x``)."""
+    return tuple(next(j for j, u in enumerate(tensors) if u is t) for t in tensors)
+
+
 def _distinct(tensors):
     """``tensors`` without repeats (``x * x``): what a guard takes."""
     if len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
-        return [t for j, t in enumerate(tensors) if not any(u is t for u in tensors[:j])]
+        return [t for i, (j, t) in enumerate(zip(_first_positions(tensors), tensors)) if i == j]
     return tensors
 
 
