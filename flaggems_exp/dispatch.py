@@ -22,6 +22,7 @@ reaches. A signature handed over once goes straight to PyTorch's kernel on its n
 import collections
 import contextlib
 import functools
+import os
 import warnings
 
 import torch
@@ -30,6 +31,7 @@ from .families.autograd_calls import needs_grad
 from .families.base import REGISTRY
 from .runtime.device import DEVICE, INTERPRETED
 from .runtime.errors import NotCovered
+from .runtime import native_dispatch
 from .runtime.launch import interpreting
 from .runtime.plans import PlanCache, not_replayable
 from .runtime.promotion import Promotion, promote
@@ -150,9 +152,11 @@ def _composite_kernel(op, overload):
     return kernel
 
 
-def _registrations(ops):
+def _registrations(ops, offering=False):
     """[(qualified aten name, kernel, dispatch key)] for every name and overload of ``ops``,
-    made before any is registered, so that each holds PyTorch's own kernel at its key."""
+    made before any is registered, so that each holds PyTorch's own kernel at its key.
+    ``offering``: the backend key's kernels offer their plans to C++ routes
+    (``native_dispatch``)."""
     seen, registrations = set(), []
     for op in ops:
         for name, overload_name in op.aten_overloads():
@@ -166,6 +170,8 @@ def _registrations(ops):
             kernel = _out_kernel(routed) if "out" in keywords else routed
             if INTERPRETED:
                 kernel = _aten_while_interpreting(kernel, routed)
+            if offering:
+                kernel = native_dispatch.offering(kernel, routed, overload)
             registrations.append((qualname, kernel, _BACKEND_KEY))
             if "out" not in keywords and torch._C._dispatch_has_kernel_for_dispatch_key(
                     overload.name(), "CompositeImplicitAutograd"):
@@ -194,15 +200,27 @@ def selection(include=None, exclude=None):
                  if (chosen is None or op in chosen) and op not in dropped)
 
 
+NATIVE = os.environ.get("FLAGGEMS_EXP_NATIVE_DISPATCH", "1") != "0"
+"""Whether ``enable()`` puts a C++ kernel replaying plans in front of each Python kernel at the
+backend key (``runtime/native_dispatch.py``; set FLAGGEMS_EXP_NATIVE_DISPATCH=1, or this, before
+``enable()``). Where the extension cannot be built, routing stays Python."""
+
+
 def _route(ops):
     global _library, _routed
     disable()
     library = torch.library.Library("aten", "IMPL")
+    native = NATIVE and native_dispatch.module() is not None
+    registrations = _registrations(ops, offering=native)
     with warnings.catch_warnings():
         # overriding PyTorch's kernels is the point: silence its warning that we do
         warnings.filterwarnings("ignore", message=".*[Oo]verrid")
-        for qualname, kernel, key in _registrations(ops):
+        for qualname, kernel, key in registrations:
             library.impl(qualname, kernel, key)
+    if native:  # in front of the Python kernels just registered, which serve their misses
+        for qualname, _, key in registrations:
+            if key == _BACKEND_KEY:
+                native_dispatch.route(qualname, key)
     _library, _routed = library, ops
 
 
@@ -219,6 +237,7 @@ def disable():
     """Restore PyTorch's own kernels for every op ``enable()`` replaced."""
     global _library, _routed
     if _library is not None:
+        native_dispatch.unroute()  # first: its misses go to the Python kernels
         _library._destroy()
         _library, _routed = None, ()
 

@@ -548,11 +548,13 @@ def test_generated_replay_through_our_launcher(monkeypatch):
     fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
     monkeypatch.setattr(plans, "direct_launcher", lambda recorded: (None, (3, 1, 1), fixed))
 
-    def launcher(compiled, grid, values, changing, device_index):
+    def launch_spec(compiled, grid, values, changing):
         made.append((grid, sorted(changing)))
-        return lambda *a: launched.append(a)
+        return "spec"
 
-    monkeypatch.setattr(native_launch, "launcher", launcher)
+    monkeypatch.setattr(native_launch, "launch_spec", launch_spec)
+    monkeypatch.setattr(native_launch, "launcher",
+                        lambda spec, device_index: spec and (lambda *a: launched.append(a)))
     monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
     op = REGISTRY["addcmul"]
     op.plans.clear()

@@ -27,13 +27,23 @@ class LaunchCounts(collections.abc.Mapping):
 
     def __init__(self):
         self._cells = {}
+        self._ids = {}
+        self.elsewhere = None  # counter id -> launches counted outside Python (native_dispatch)
 
     def cell(self, name):
         return self._cells.setdefault(name, [0])
 
+    def counter(self, name):
+        """A small integer standing for ``name``, for launches counted outside Python."""
+        self.cell(name)
+        return self._ids.setdefault(name, len(self._ids))
+
     def __getitem__(self, name):
         cell = self._cells.get(name)
-        return cell[0] if cell else 0
+        count = cell[0] if cell else 0
+        if self.elsewhere is not None and name in self._ids:
+            count += self.elsewhere(self._ids[name])
+        return count
 
     def __iter__(self):
         return iter(self._cells)
@@ -49,6 +59,18 @@ kernel."""
 
 _state = threading.local()  # ``recorder``: the plan being built on this thread, if any
 # (and ``interpreting``: Triton's interpreter is running one of our launches on this thread)
+
+
+INTERPRETING_HOOKS = []
+"""Functions told (True, then False) when this thread's interpreter starts and ends a launch:
+dispatcher kernels outside Python (``native_dispatch``) leave the interpreter's own tensor ops
+to ATen."""
+
+
+def _mark_interpreting(on):
+    for hook in INTERPRETING_HOOKS:
+        hook(on)
+    return True
 
 
 def interpreting():
@@ -106,10 +128,13 @@ def run_kernel(kernel, grid, args, options):
     if INTERPRETED:
         with _interpreter_lock, numpy.errstate(all="ignore"):
             _state.interpreting = True
+            marked = INTERPRETING_HOOKS and _mark_interpreting(True)
             try:
                 return kernel[grid](*args, **options)
             finally:
                 _state.interpreting = False
+                if marked:
+                    _mark_interpreting(False)
     guard = device_guard(args[0].get_device())
     if guard is None:
         return kernel[grid](*args, **options)

@@ -273,15 +273,13 @@ def parameter_slots(signature, values, changing):
     return b"".join(slots), tuple(slot_of[i] for i in sorted(changing))
 
 
-def launcher(compiled, grid, values, changing, device_index):
-    """A launch of ``compiled`` (a Triton ``CompiledKernel``, loaded) over ``grid``, called as
-    ``launch(stream, *values of the changing arguments in argument order)``; None where this
-    launcher cannot make it (then the plan keeps Triton's)."""
-    module = _module()
-    if module is None or device_index is None:
-        return None
-    metadata = compiled.metadata
-    if (getattr(metadata, "num_ctas", 1) != 1 or getattr(metadata, "launch_cooperative_grid", False)
+def launch_spec(compiled, grid, values, changing):
+    """``(function, grid x, y, z, threads per block, shared bytes, packed slots, slot of each
+    changing argument)`` of a launch of ``compiled`` (a Triton ``CompiledKernel``, loaded) over
+    ``grid`` (three dims), or None where a plain ``cuLaunchKernel`` with these slots cannot make
+    it (then a plan keeps Triton's launcher)."""
+    metadata = getattr(compiled, "metadata", None)
+    if (metadata is None or getattr(metadata, "num_ctas", 1) != 1 or getattr(metadata, "launch_cooperative_grid", False)
             or getattr(metadata, "launch_pdl", False) or not compiled.function):
         return None
     signature = getattr(compiled.src, "signature", None)
@@ -289,7 +287,20 @@ def launcher(compiled, grid, values, changing, device_index):
         return None
     try:
         slots, changing_slots = parameter_slots(list(signature.values()), values, set(changing))
-        return module.make(compiled.function, *grid, 32 * metadata.num_warps, metadata.shared,
-                           device_index, slots, changing_slots)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return (compiled.function, *grid, 32 * metadata.num_warps, metadata.shared, slots,
+            changing_slots)
+
+
+def launcher(spec, device_index):
+    """A launch made from ``spec`` (``launch_spec``), called as ``launch(stream, *values of the
+    changing arguments in argument order)``; None where this launcher cannot make it (then the
+    plan keeps Triton's)."""
+    module = _module()
+    if module is None or device_index is None or spec is None:
+        return None
+    try:
+        return module.make(*spec[:6], device_index, *spec[6:])
     except (TypeError, ValueError, OverflowError, RuntimeError):
         return None

@@ -380,7 +380,7 @@ class _Launch:
     to launch (the compiled kernel's own launcher, or ``kernel[grid]``)."""
 
     __slots__ = ("name", "kernel", "grid", "values", "options", "pointers", "numbers", "direct",
-                 "native", "views")
+                 "native_spec", "native", "views")
 
     def __init__(self, recorded, pointers, numbers, views, device_index):
         self.name, self.kernel, self.grid = recorded.name, recorded.kernel, recorded.grid
@@ -390,9 +390,27 @@ class _Launch:
         self.views = views               # argument index -> (dtype, size, stride) (public path)
         self.direct = direct_launcher(recorded)
         # our own launcher, given the stream and the changing arguments in argument order
-        self.native = None if self.direct is None else native_launch.launcher(
+        self.native_spec = None if self.direct is None else native_launch.launch_spec(
             recorded.compiled, self.direct[1], self.values,
-            {p[0] for p in self.pointers} | {n[0] for n in self.numbers}, device_index)
+            {p[0] for p in self.pointers} | {n[0] for n in self.numbers})
+        self.native = native_launch.launcher(self.native_spec, device_index)
+
+    def run(self, bases, encoded):
+        """This launch through ``kernel[grid]`` (the interpreter, or a Triton whose launcher
+        contract is not the one read here): each pointer as a tensor viewing the memory of one
+        of ``bases`` (the call's tensors, then the plan's new ones), the numbers ``encoded`` in
+        the order of ``numbers``."""
+        values = list(self.values)
+        for slot, base, offset in self.pointers:
+            dtype, size, stride = self.views[slot]
+            memory = bases[base].untyped_storage()
+            start = bases[base].data_ptr() + offset - memory.data_ptr()
+            values[slot] = torch.empty(0, dtype=dtype, device=bases[base].device).set_(
+                memory, start // dtype.itemsize, size, stride)
+        for (slot, _, _), value in zip(self.numbers, encoded):
+            values[slot] = value
+        run_kernel(self.kernel, self.grid, values, self.options)
+        LAUNCHES.cell(self.name)[0] += 1
 
 
 def _allocation(made):
@@ -417,6 +435,7 @@ class Plan:
 
     def __init__(self, launches, allocations, result, written, spans, device_index):
         self.launches = tuple(launches)
+        self.made = tuple(allocations)  # what each new tensor is (see ``_allocation``)
         self.allocations = tuple(map(_allocation, allocations))  # one function per new tensor
         self.result = result                   # ("call", i) or ("new", j)
         self.written = written                 # index of the written call tensor, or None
@@ -448,18 +467,9 @@ class Plan:
         news = [allocate() for allocate in self.allocations]
         bases = tensors + news
         for launch in self.launches:
-            values = list(launch.values)
-            for slot, base, offset in launch.pointers:
-                dtype, size, stride = launch.views[slot]
-                memory = bases[base].untyped_storage()
-                start = bases[base].data_ptr() + offset - memory.data_ptr()
-                values[slot] = torch.empty(0, dtype=dtype, device=bases[base].device).set_(
-                    memory, start // dtype.itemsize, size, stride)
-            for slot, source, compute in launch.numbers:
-                values[slot] = encode_scalar(
-                    args[source[1]] if source[0] == "args" else kwargs[source[1]], compute)
-            run_kernel(launch.kernel, launch.grid, values, launch.options)
-            LAUNCHES.cell(launch.name)[0] += 1
+            launch.run(bases, [encode_scalar(args[where] if kind == "args" else kwargs[where],
+                                             compute)
+                               for _, (kind, where), compute in launch.numbers])
         self.replays += 1
         kind, index = self.result
         return tensors[index] if kind == "call" else news[index]

@@ -1,0 +1,162 @@
+"""Plans replayed in C++ behind the dispatcher (runtime/native_dispatch.py): what the C++ route
+replays, what it leaves to the Python kernel, and that the values are PyTorch's either way. On
+the CPU the replay calls back into Python for each launch (Triton's interpreter); compiled, it
+launches with cuLaunchKernel. References are our own direct calls (the same kernels: the same
+bits), made before routing."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import flaggems_exp
+from flaggems_exp import LAUNCHES, dispatch
+from flaggems_exp import experimental_ops as ops
+from flaggems_exp.runtime import native_dispatch
+from flaggems_exp.runtime.device import DEVICE
+
+pytestmark = pytest.mark.skipif(native_dispatch.module() is None,
+                                reason=f"the C++ extension did not build: {native_dispatch.FAILURE}")
+
+
+@pytest.fixture
+def routed(monkeypatch):
+    """``start()``: enable() with the C++ routes in front of the Python kernels (on the CPU
+    every CPU tensor op is routed, references too: compute them before); returns the routes'
+    stats as a function of the aten name: (plans, replays, misses)."""
+    monkeypatch.setattr(dispatch, "NATIVE", True)
+
+    def start():
+        flaggems_exp.enable()
+        return lambda name: native_dispatch.stats()[name]
+
+    try:
+        yield start
+    finally:
+        flaggems_exp.disable()
+
+
+def _randn(*shape, dtype=torch.float32):
+    return torch.randn(*shape, device=DEVICE).to(dtype)
+
+
+def test_a_plan_offered_once_is_replayed_in_cpp(routed):
+    x = _randn(5, 7)
+    expected = ops.sigmoid(x)
+    stats = routed()
+    launches = LAUNCHES["sigmoid"]
+    results = [torch.sigmoid(x) for _ in range(4)]
+    assert stats("sigmoid") == (1, 3, 1)  # the first call offers its plan, the others replay
+    assert LAUNCHES["sigmoid"] == launches + 4  # every call launched our kernel
+    for result in results:
+        assert torch.equal(result, expected)
+        assert result.shape == x.shape and result.stride() == x.stride()
+    assert len({r.data_ptr() for r in results}) == len(results)  # a new result each call
+
+
+def test_a_signature_differing_in_strides_alignment_or_dtype_gets_its_own_plan(routed):
+    flat = _randn(65)
+    calls = [flat[:64].view(8, 8), flat[:64].view(8, 8).t(), flat[1:].view(8, 8),  # unaligned
+             flat[:64].view(8, 8).to(torch.float16)]
+    expected = [ops.exp2(x) for x in calls]
+    stats = routed()
+    for x, reference in zip(calls, expected):
+        for _ in range(2):
+            result = torch.exp2(x)
+            assert torch.equal(result, reference) and result.stride() == reference.stride()
+    assert stats("exp2") == (4, 4, 4)
+
+
+def test_numbers_are_read_per_call(routed):
+    """Python numbers the kernel receives unread are encoded at every replay: one plan for each
+    number kind, whatever the values."""
+    x = _randn(6)
+    values = (2.5, -0.75, float("inf"), 3, -4, 2**40)
+    expected = [ops.mul(x, value) for value in values]
+    stats = routed()
+    for value, reference in zip(values, expected):
+        torch.testing.assert_close(torch.mul(x, value), reference, equal_nan=True,
+                                   rtol=0, atol=0)
+    assert stats("mul.Tensor") == (2, 4, 2)  # a float and an int: two plans
+
+
+def test_a_range_checked_number_out_of_range_raises_pytorchs_error(routed):
+    x = _randn(6)
+    slopes = (0.25, 0.5, -2.0)
+    expected = [ops.leaky_relu(x, slope) for slope in slopes]
+    with pytest.raises(RuntimeError) as pytorch:
+        F.leaky_relu(x, 1e300)
+    stats = routed()
+    for slope, reference in zip(slopes, expected):
+        assert torch.equal(F.leaky_relu(x, slope), reference)
+    assert stats("leaky_relu") == (1, 2, 1)  # the range check is made in C++
+    with pytest.raises(RuntimeError) as ours:
+        F.leaky_relu(x, 1e300)
+    assert str(ours.value) == str(pytorch.value)
+    assert stats("leaky_relu") == (1, 2, 2)  # left to the full path, which raised
+
+
+def test_in_place_and_out_are_replayed_and_overlap_takes_the_full_path(routed):
+    x = _randn(16)
+    thrice = ops.sigmoid(ops.sigmoid(ops.sigmoid(x)))
+    once = ops.sigmoid(x)
+    z = _randn(17)
+    with pytest.raises(RuntimeError) as pytorch:
+        torch.sigmoid(z[1:], out=z[:16])
+    stats = routed()
+    y = x.clone()
+    for _ in range(3):
+        y.sigmoid_()
+    assert torch.equal(y, thrice) and stats("sigmoid_")[:2] == (1, 2)
+    out = torch.empty_like(x)
+    for _ in range(3):
+        assert torch.sigmoid(x, out=out) is out
+    assert torch.equal(out, once) and stats("sigmoid.out")[:2] == (1, 2)
+    # out= overlapping its input in part, of a signature replayed before: the full path
+    # raises PyTorch's error
+    w = z.clone()
+    for _ in range(2):
+        torch.sigmoid(w[:16], out=torch.empty(16, device=DEVICE)[:16])
+    with pytest.raises(RuntimeError) as ours:
+        torch.sigmoid(z[1:], out=z[:16])
+    assert str(ours.value) == str(pytorch.value)
+
+
+def test_the_same_tensor_twice_is_a_signature_of_its_own(routed):
+    x, y = _randn(8), _randn(8)
+    square, product = ops.mul(x, x), ops.mul(x, y)
+    stats = routed()
+    for _ in range(3):
+        assert torch.equal(x * x, square) and torch.equal(x * y, product)
+    assert stats("mul.Tensor") == (2, 4, 2)
+
+
+def test_an_out_resized_by_its_call_is_not_planned(routed):
+    x = _randn(5)
+    expected = ops.exp2(x)
+    stats = routed()
+    for _ in range(3):
+        out = torch.empty(0, device=DEVICE)
+        torch.exp2(x, out=out)
+        assert torch.equal(out, expected)
+    assert stats("exp2.out")[:2] == (0, 0)
+
+
+def test_disable_removes_the_routes(routed):
+    x = _randn(4)
+    routed()
+    torch.sigmoid(x)
+    flaggems_exp.disable()
+    launches = LAUNCHES["sigmoid"]
+    torch.sigmoid(x)
+    assert LAUNCHES["sigmoid"] == launches and native_dispatch.stats() == {}
+
+
+def test_without_the_extension_routing_stays_python(monkeypatch):
+    monkeypatch.setattr(dispatch, "NATIVE", True)
+    monkeypatch.setattr(native_dispatch, "module", lambda: None)
+    x = _randn(4)
+    launches = LAUNCHES["sigmoid"]
+    with flaggems_exp.use_gems():
+        for _ in range(2):
+            torch.testing.assert_close(torch.sigmoid(x), 1 / (1 + torch.exp(-x)))
+        assert native_dispatch._routes == {}
+    assert LAUNCHES["sigmoid"] == launches + 2
