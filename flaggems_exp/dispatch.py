@@ -175,7 +175,10 @@ def _registrations(ops, offering=False):
             registrations.append((qualname, kernel, _BACKEND_KEY))
             if "out" not in keywords and torch._C._dispatch_has_kernel_for_dispatch_key(
                     overload.name(), "CompositeImplicitAutograd"):
-                registrations.append((qualname, _composite_kernel(op, overload), _AUTOGRAD_KEY))
+                kernel = _composite_kernel(op, overload)
+                if offering:
+                    kernel = native_dispatch.offering(kernel, routed, overload)
+                registrations.append((qualname, kernel, _AUTOGRAD_KEY))
     return registrations
 
 
@@ -219,8 +222,7 @@ def _route(ops):
             library.impl(qualname, kernel, key)
     if native:  # in front of the Python kernels just registered, which serve their misses
         for qualname, _, key in registrations:
-            if key == _BACKEND_KEY:
-                native_dispatch.route(qualname, key)
+            native_dispatch.route(qualname, key)
     _library, _routed = library, ops
 
 

@@ -160,3 +160,24 @@ def test_without_the_extension_routing_stays_python(monkeypatch):
             torch.testing.assert_close(torch.sigmoid(x), 1 / (1 + torch.exp(-x)))
         assert native_dispatch._routes == {}
     assert LAUNCHES["sigmoid"] == launches + 2
+
+
+def test_a_composite_op_is_replayed_only_where_autograd_records_nothing(routed):
+    """selu is CompositeImplicitAutograd: its route sits at the autograd key, replaying calls
+    without a gradient to record; the others go to PyTorch's decomposition."""
+    x = _randn(6)
+    expected = ops.selu(x)
+    leaf = x.clone().requires_grad_()
+    decomposed = F.selu(leaf)
+    (gradient,) = torch.autograd.grad(decomposed.sum(), leaf)
+    stats = routed()
+    for _ in range(3):
+        assert torch.equal(F.selu(x), expected)
+    assert stats("selu")[:2] == (1, 2)
+    with_grad = F.selu(leaf)
+    assert with_grad.requires_grad and with_grad.grad_fn is not None
+    torch.testing.assert_close(torch.autograd.grad(with_grad.sum(), leaf)[0], gradient)
+    assert stats("selu")[1] == 2  # not replayed
+    with torch.no_grad():
+        assert torch.equal(F.selu(leaf), expected)
+    assert stats("selu")[1] == 3

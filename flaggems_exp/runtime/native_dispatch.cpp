@@ -209,6 +209,8 @@ bool fingerprint(const c10::IValue* args, int n, uint64_t* out) {
     Number number;
     if (is_plain_tensor(v)) {
       const at::Tensor& t = v.toTensor();
+      // sparse, nested and other tensors without strides (they reach autograd keys): no plan
+      if (t.layout() != c10::kStrided || t.is_nested()) return false;
       h = mix(h, 3);
       h = mix(h, static_cast<uint64_t>(t.scalar_type()));
       h = mix(h, static_cast<uint64_t>(t.device().type()) << 8 |
@@ -441,9 +443,21 @@ thread_local bool interpreting = false;
 
 constexpr int kPlans = 256;
 
+// whether autograd must record a call of these arguments: grad mode is on and a tensor
+// requires grad, or a tensor carries a tangent (forward AD has one level)
+bool needs_grad(const c10::IValue* args, int n) {
+  const bool grad_mode = c10::GradMode::is_enabled();
+  for (int i = 0; i < n; i++) {
+    if (!is_plain_tensor(args[i])) continue;
+    const at::Tensor& t = args[i].toTensor();
+    if ((grad_mode && t.requires_grad()) || t._fw_grad(0).defined()) return true;
+  }
+  return false;
+}
+
 struct Route final : public c10::OperatorKernel {
-  Route(c10::SafeKernelFunction miss, int nargs, std::string name)
-      : miss(std::move(miss)), nargs(nargs), name(std::move(name)) {}
+  Route(c10::SafeKernelFunction miss, int nargs, std::string name, bool autograd)
+      : miss(std::move(miss)), nargs(nargs), name(std::move(name)), autograd(autograd) {}
 
   ~Route() override {
     // plans hold Python objects (interpreted launches): released with the GIL
@@ -456,7 +470,10 @@ struct Route final : public c10::OperatorKernel {
                   torch::jit::Stack* stack) {
     c10::IValue* args = stack->data() + stack->size() - nargs;
     uint64_t hash = 0;
-    bool keyed = !interpreting && fingerprint(args, nargs, &hash);
+    // at an autograd key (a CompositeImplicitAutograd op's), only calls autograd would not
+    // record are replayed; the others go to the Python kernel, which decomposes them
+    bool keyed = !interpreting && !(autograd && needs_grad(args, nargs)) &&
+                 fingerprint(args, nargs, &hash);
     if (keyed) {
       Plan* plan = last.load(std::memory_order_relaxed);
       if (plan == nullptr || plan->hash != hash || !matches(*plan, args)) {
@@ -481,8 +498,16 @@ struct Route final : public c10::OperatorKernel {
       }
     }
     misses.fetch_add(1, std::memory_order_relaxed);
-    if (!keyed) {
-      miss.callBoxed(op, keys, stack);
+    if (!keyed) {  // nothing to offer to this call, nor to an outer route's
+      Pending* outer = pending;
+      pending = nullptr;
+      try {
+        miss.callBoxed(op, keys, stack);
+      } catch (...) {
+        pending = outer;
+        throw;
+      }
+      pending = outer;
       return;
     }
     // the arguments, kept past the call (which consumes them), to key an offered plan
@@ -736,6 +761,7 @@ struct Route final : public c10::OperatorKernel {
   c10::SafeKernelFunction miss;
   const int nargs;
   const std::string name;
+  const bool autograd;
   std::mutex lock;
   std::array<Plan*, kPlans> plans{};
   std::atomic<int> planned{0};
@@ -748,23 +774,31 @@ struct QuietWarnings final : public c10::WarningHandler {
   void process(const c10::Warning&) override {}
 };
 
-std::unique_ptr<torch::Library> library;
+std::vector<std::pair<c10::DispatchKey, std::unique_ptr<torch::Library>>> libraries;
 std::vector<Route*> routes;
 
-// route("sigmoid.out", "CUDA"): the overload's calls at that key come here; a miss runs the
-// kernel registered there now. Returns the route's index (for ``stats``).
+// route("sigmoid.out", "CUDA"): the overload's calls at that key (CUDA, CPU, AutogradCUDA or
+// AutogradCPU) come here; a miss runs the kernel registered there now. Returns the route's
+// index (for ``stats``).
 int route(const std::string& qualname, const std::string& key) {
   auto dot = qualname.find('.');
   std::string name = "aten::" + qualname.substr(0, dot);
   std::string overload = dot == std::string::npos ? "" : qualname.substr(dot + 1);
   auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name.c_str(), overload.c_str());
-  c10::DispatchKey dispatch_key = key == "CUDA" ? c10::DispatchKey::CUDA : c10::DispatchKey::CPU;
-  if (!library)
-    library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", dispatch_key,
-                                               __FILE__, __LINE__);
+  c10::DispatchKey dispatch_key = c10::parseDispatchKey(key);
+  torch::Library* library = nullptr;
+  for (auto& entry : libraries)
+    if (entry.first == dispatch_key) library = entry.second.get();
+  if (library == nullptr) {
+    libraries.emplace_back(dispatch_key, std::make_unique<torch::Library>(
+                                             torch::Library::IMPL, "aten", dispatch_key,
+                                             __FILE__, __LINE__));
+    library = libraries.back().second.get();
+  }
   auto miss = op.getComputedKernelForDispatchKey(dispatch_key);
   int nargs = static_cast<int>(op.schema().arguments().size());
-  auto kernel = std::make_unique<Route>(std::move(miss), nargs, qualname);
+  bool autograd = c10::isIncludedInAlias(dispatch_key, c10::DispatchKey::Autograd);
+  auto kernel = std::make_unique<Route>(std::move(miss), nargs, qualname, autograd);
   routes.push_back(kernel.get());
   QuietWarnings quiet;  // "Overriding a previously registered kernel": the point here
   c10::WarningUtils::WarningHandlerGuard guard(&quiet);
@@ -774,7 +808,7 @@ int route(const std::string& qualname, const std::string& key) {
 
 void unroute() {
   routes.clear();
-  library.reset();  // deregisters every route; the kernels registered before are back
+  libraries.clear();  // deregisters every route; the kernels registered before are back
 }
 
 }  // namespace

@@ -6,7 +6,8 @@ ours), and the planned call's Python (matcher, allocation through ``torch.empty_
 launch) costs several µs more. PyTorch's own kernels do the same work in C++ and allocate below
 the dispatcher, so a model that calls many small ops runs slower routed than not. Here each
 routed overload gets a C++ kernel at the backend key (``native_dispatch.cpp``), in front of the
-Python one: a call matching a plan it holds is replayed there (key compared, the written
+Python one (and at the autograd key of CompositeImplicitAutograd ops, where it replays only calls
+autograd would not record): a call matching a plan it holds is replayed there (key compared, the written
 tensor's overlap checked, numbers encoded, tensors allocated through the caching allocator,
 kernels launched with ``cuLaunchKernel``); any other call goes to the Python kernel, which then
 offers the plan that served it (``offering``), exported from its Python ``Plan``.
@@ -35,7 +36,7 @@ from .plans import Plan
 from .triton_types import CheckedScalar
 
 _SOURCE = pathlib.Path(__file__).with_name("native_dispatch.cpp")
-_routes = {}  # qualified aten name -> route index in the C++ module
+_routes = {}  # (qualified aten name, dispatch key) -> route index in the C++ module
 FAILURE = None
 """Why the extension could not be built or loaded, where it could not."""
 
@@ -78,7 +79,7 @@ def module():
 def route(qualname, key):
     """Route aten ``qualname``'s calls at dispatch ``key`` through a C++ kernel whose misses
     go to the kernel registered there now."""
-    _routes[qualname] = module().route(qualname, key)
+    _routes[qualname, key] = module().route(qualname, key)
 
 
 def unroute():
@@ -89,9 +90,12 @@ def unroute():
 
 
 def stats():
-    """``{qualified aten name: (plans, replays, misses)}`` of the C++ routes now."""
-    built = module()
-    return {name: built.stats(index) for name, index in _routes.items()}
+    """``{qualified aten name: (plans, replays, misses)}`` of the C++ routes now (an op
+    routed at two keys, a CompositeImplicitAutograd one's, sums them)."""
+    built, found = module(), {}
+    for (name, _), index in _routes.items():
+        found[name] = tuple(a + b for a, b in zip(found.get(name, (0, 0, 0)), built.stats(index)))
+    return found
 
 
 class Spec:
