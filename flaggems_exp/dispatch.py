@@ -177,7 +177,7 @@ def _registrations(ops, offering=False):
                     overload.name(), "CompositeImplicitAutograd"):
                 kernel = _composite_kernel(op, overload)
                 if offering:
-                    kernel = native_dispatch.offering(kernel, routed, overload)
+                    kernel = native_dispatch.offering(kernel, routed, overload, autograd_key=True)
                 registrations.append((qualname, kernel, _AUTOGRAD_KEY))
     return registrations
 

@@ -188,9 +188,11 @@ def export(op, positions, args, kwargs):
     return spec
 
 
-def offering(kernel, op, overload):
-    """``kernel`` (our Python kernel for aten ``overload`` at the backend key), offering the
-    C++ route that called it on a miss the plan that served the call."""
+def offering(kernel, op, overload, autograd_key=False):
+    """``kernel`` (our Python kernel for aten ``overload`` at the backend key, or with
+    ``autograd_key`` at the autograd key of a CompositeImplicitAutograd op, whose kernel runs
+    the op below autograd), offering the C++ route that called it on a miss the plan that
+    served the call."""
     built = module()
     awaiting, offer = built.awaiting, built.offer
     positions = {a.name: i for i, a in enumerate(overload._schema.arguments)}
@@ -198,7 +200,11 @@ def offering(kernel, op, overload):
     def offers(*args, **kwargs):
         result = kernel(*args, **kwargs)
         if awaiting() and not interpreting():
-            spec = export(op, positions, args, kwargs)
+            if autograd_key:  # the plan's guards hold the dispatch state it was made in
+                with torch._C._AutoDispatchBelowAutograd():
+                    spec = export(op, positions, args, kwargs)
+            else:
+                spec = export(op, positions, args, kwargs)
             if spec is not None:
                 offer(spec)
         return result
