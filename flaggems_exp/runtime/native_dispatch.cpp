@@ -435,11 +435,24 @@ bool encode(const c10::IValue& v, int encoding, uint64_t* out) {
 
 // ---- the thread's pending offer: the plan the Python kernel offers for the call it served ----
 struct Pending {
-  bool awaiting = true;
   py::object spec;
+  ~Pending() {
+    if (spec) {  // a call that raised after its kernel offered: released with the GIL
+      py::gil_scoped_acquire gil;
+      spec = py::object();
+    }
+  }
 };
 thread_local Pending* pending = nullptr;
 thread_local bool interpreting = false;
+
+// While it lives, the thread's pending offer is ``offer``'s (null: none, so that a call made
+// inside, which has nothing to offer this route, cannot offer to an outer route's either).
+struct OfferScope {
+  explicit OfferScope(Pending* offer) : outer(pending) { pending = offer; }
+  ~OfferScope() { pending = outer; }
+  Pending* outer;
+};
 
 constexpr int kPlans = 256;
 
@@ -469,11 +482,16 @@ struct Route final : public c10::OperatorKernel {
   void operator()(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                   torch::jit::Stack* stack) {
     c10::IValue* args = stack->data() + stack->size() - nargs;
+    if (autograd && needs_grad(args, nargs)) {
+      // at a CompositeImplicitAutograd op's autograd key, a call autograd records runs
+      // PyTorch's decomposition, as the Python kernel there would have it run
+      misses.fetch_add(1, std::memory_order_relaxed);
+      OfferScope none(nullptr);
+      op.callBoxedForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd, *stack);
+      return;
+    }
     uint64_t hash = 0;
-    // at an autograd key (a CompositeImplicitAutograd op's), only calls autograd would not
-    // record are replayed; the others go to the Python kernel, which decomposes them
-    bool keyed = !interpreting && !(autograd && needs_grad(args, nargs)) &&
-                 fingerprint(args, nargs, &hash);
+    bool keyed = !interpreting && fingerprint(args, nargs, &hash);
     if (keyed) {
       Plan* plan = last.load(std::memory_order_relaxed);
       if (plan == nullptr || plan->hash != hash || !matches(*plan, args)) {
@@ -499,38 +517,26 @@ struct Route final : public c10::OperatorKernel {
     }
     misses.fetch_add(1, std::memory_order_relaxed);
     if (!keyed) {  // nothing to offer to this call, nor to an outer route's
-      Pending* outer = pending;
-      pending = nullptr;
-      try {
-        miss.callBoxed(op, keys, stack);
-      } catch (...) {
-        pending = outer;
-        throw;
-      }
-      pending = outer;
+      OfferScope none(nullptr);
+      miss.callBoxed(op, keys, stack);
       return;
     }
     // the arguments, kept past the call (which consumes them), to key an offered plan
     std::vector<c10::IValue> saved(args, args + nargs);
     std::vector<Expect> before = describe(saved.data());
     Pending offer;
-    Pending* outer = pending;
-    pending = &offer;
-    try {
+    {
+      OfferScope scope(&offer);
       miss.callBoxed(op, keys, stack);
-    } catch (...) {
-      pending = outer;
-      if (offer.spec) {
-        py::gil_scoped_acquire gil;
-        offer.spec = py::object();
-      }
-      throw;
     }
-    pending = outer;
     if (offer.spec) {
       py::gil_scoped_acquire gil;
       py::object spec = std::move(offer.spec);
-      adopt(spec, saved.data(), before, hash);
+      try {
+        adopt(spec, saved.data(), before, hash);
+      } catch (const std::exception&) {
+        // a plan this route cannot read is not adopted; the call itself has succeeded
+      }
     }
   }
 

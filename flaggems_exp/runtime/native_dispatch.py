@@ -7,7 +7,8 @@ launch) costs several µs more. PyTorch's own kernels do the same work in C++ an
 the dispatcher, so a model that calls many small ops runs slower routed than not. Here each
 routed overload gets a C++ kernel at the backend key (``native_dispatch.cpp``), in front of the
 Python one (and at the autograd key of CompositeImplicitAutograd ops, where it replays only calls
-autograd would not record): a call matching a plan it holds is replayed there (key compared, the written
+autograd would not record and sends those it records straight to PyTorch's decomposition, as
+the Python kernel there would): a call matching a plan it holds is replayed there (key compared, the written
 tensor's overlap checked, numbers encoded, tensors allocated through the caching allocator,
 kernels launched with ``cuLaunchKernel``); any other call goes to the Python kernel, which then
 offers the plan that served it (``offering``), exported from its Python ``Plan``.
