@@ -1,6 +1,7 @@
 """Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
-multiply-adds, correctly rounded divisions and reciprocals, and selects.
+multiply-adds, correctly rounded divisions and reciprocals, selects, and instructions that flush
+subnormals.
 
     python tests/ptx_census.py CASE [CASE ...]
 
@@ -57,6 +58,8 @@ def _cases(torch):
         "softplus_beta_2": ("softplus", (half(), 2.0)),
         "logit": ("logit", (half(),)),
         "logit_eps": ("logit", (half(), 0.25)),
+        "sinh": ("sinh", (half(),)),
+        "sinh_bfloat16": ("sinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
     }
 
 
@@ -70,6 +73,7 @@ def census(ptx):
         "exp2": count(r"\bex2\."), "fma": count(r"\bfma\."),
         "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
         "selects": count(r"\bselp\."),
+        "flushing": count(r"\.ftz\."),
     }
 
 
@@ -113,6 +117,7 @@ def main(names):
                          if k.isupper() and isinstance(v, (bool, int))}
             print(json.dumps({"case": name, "kernel": kernel, "grid": grid,
                               "num_warps": compiled.metadata.num_warps, "constexprs": constants,
+                              "flushes_subnormals": options.get("enable_reflect_ftz"),
                               **census(compiled.asm["ptx"])}))
 
 

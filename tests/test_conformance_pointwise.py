@@ -7,7 +7,9 @@ import torch
 import flaggems_exp
 import ptx_census
 from flaggems_exp import REGISTRY, testing
+from flaggems_exp.families import PointwiseOp
 from flaggems_exp.ops.activations import _cuda_hardtanh
+from flaggems_exp.runtime.device import DEVICE
 from flaggems_exp.testing import Call, check_call
 
 DEV = flaggems_exp.device
@@ -352,3 +354,30 @@ def test_divisions_compile_as_pytorch_rounds_them_and_no_more():
     assert launches["softplus_beta_2"]["divisions"] > 0, launches["softplus_beta_2"]
     assert launches["logit"]["selects"] < launches["logit_eps"]["selects"], launches
     assert launches["logit"]["divisions"] == launches["logit_eps"]["divisions"] > 0, launches
+
+
+def test_subnormals_are_flushed_only_where_declared():
+    """Compiled for the H200 (sm_90): sinh declares float16 (``flushes_subnormals``), so its
+    float16 launch takes libdevice's flush-to-zero branches and its bfloat16 one does not."""
+    launches = {launch["case"]: launch
+                for launch in ptx_census.compiled_launches("sinh", "sinh_bfloat16")}
+    assert launches["sinh"]["flushes_subnormals"] is True, launches["sinh"]
+    assert launches["sinh_bfloat16"]["flushes_subnormals"] is False, launches["sinh_bfloat16"]
+    assert launches["sinh"]["flushing"] > launches["sinh_bfloat16"]["flushing"], launches
+
+
+_FLUSHING = [(op, dtype) for op in dict.fromkeys(REGISTRY.values())
+             if isinstance(op, PointwiseOp) for dtype in sorted(op.flushes_subnormals, key=str)]
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="compiled launches only: the interpreter has no "
+                    "libdevice and no flush-to-zero branches")
+@pytest.mark.parametrize("op, dtype", _FLUSHING, ids=[f"{o.name}-{d}" for o, d in _FLUSHING])
+def test_flushing_subnormals_changes_no_result(op, dtype):
+    """Every input of a dtype an op flushes subnormals for (each of the 2**16 bit patterns of a
+    16-bit float) gives PyTorch's CUDA result bit for bit."""
+    assert op.nin == 1 and dtype.itemsize == 2
+    x = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(dtype).to(DEVICE)
+    ours, theirs = op(x), op.ref(x)
+    same = (ours.view(torch.int16) == theirs.view(torch.int16)) | (ours.isnan() & theirs.isnan())
+    assert bool(same.all()), x[~same][:8]

@@ -162,6 +162,11 @@ class PointwiseOp(Op):
     # the operands' sample shapes: per operand, the slice of the result's sample shape it takes
     # (None: every operand has the whole shape)
     sample_operand_dims = None
+    # dtypes whose calls (every tensor operand and the result of that dtype) compile with
+    # libdevice's flush-to-zero branches taken, which are faster: only where no input of that
+    # dtype meets a subnormal float32 on the way, proven compiled on every input of the dtype
+    # (tests/test_conformance_pointwise.py::test_flushing_subnormals_changes_no_result)
+    flushes_subnormals = frozenset()
 
     def __init__(self):
         super().__init__()
@@ -378,9 +383,12 @@ class PointwiseOp(Op):
 
     def launch(self, target, shape, out_strides, operands, kernel_scalars, compute, reduce=None,
                sources=None, common=None, result=None, scalars_as=None):
+        dtype = target.dtype
+        flush = dtype in self.flushes_subnormals and all(
+            t.dtype == dtype for t in operands if isinstance(t, torch.Tensor))
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
-               stored=self.stored_operands(operands))
+               stored=self.stored_operands(operands), flush_subnormals=flush)
 
 
 def _cpu_scalar_to_number(operand):
@@ -405,7 +413,7 @@ def split_constants(kernel_scalars):
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
            reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=(),
-           block=None):
+           block=None, flush_subnormals=False):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -421,7 +429,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     which the math receives as stored; its result is rounded to ``result`` (default
     ``target``'s dtype) before the store converts it to ``target``'s dtype. The kernel scalars
     are encoded for ``scalars_as`` (default ``compute``; a ``CheckedScalar`` checks each value,
-    at this call and at every replay of its plan)."""
+    at this call and at every replay of its plan). ``flush_subnormals``: compiled with
+    libdevice's flush-to-zero branches (see ``PointwiseOp.flushes_subnormals``)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -433,7 +442,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
             else (0,) * len(shape) for t in operands]
         cshape, strides = geometry.collapse(shape, all_strides)
         ndim = len(cshape)
-    options = {}
+    options = launching.flushing_subnormals() if flush_subnormals else {}
     if block is None:
         block, grid = block_size(numel), grid_size(numel)
     else:

@@ -52,26 +52,37 @@ class Cos(FloatUnary):
     math = staticmethod(libm.cos)
 
 
+# float16 inputs, widened to float32, meet no subnormal float32 in libdevice's sinh, cosh, asinh
+# and acosh (the smallest float16 squared is 2**-48); flushing spares the subnormal scaling
+# of their reciprocals and logarithms (sm_90 SASS of a float16 launch: sinh 328 -> 304
+# instructions, cosh 216 -> 200, asinh 632 -> 568, acosh 608 -> 584)
+_FLOAT16 = frozenset({torch.float16})
+
+
 @register
 class Sinh(FloatUnary):
     math = staticmethod(special.sinh)
+    flushes_subnormals = _FLOAT16
 
 
 @register
 class Cosh(FloatUnary):
     math = staticmethod(special.cosh)
+    flushes_subnormals = _FLOAT16
 
 
 @register
 class Asinh(FloatUnary):
     aliases = ("arcsinh",)
     math = staticmethod(special.asinh)
+    flushes_subnormals = _FLOAT16
 
 
 @register
 class Acosh(FloatUnary):
     aliases = ("arccosh",)
     math = staticmethod(special.acosh)
+    flushes_subnormals = _FLOAT16
 
 
 @register

@@ -150,9 +150,16 @@ def run_kernel(kernel, grid, args, options):
 COMPILE_OPTIONS = {} if INTERPRETED else {"enable_reflect_ftz": False}
 
 
+def flushing_subnormals():
+    """Launch options that take libdevice's flush-to-zero branches after all (Triton's default),
+    for launches proven to give the same results with them (none in the interpreter)."""
+    return {} if INTERPRETED else {"enable_reflect_ftz": True}
+
+
 def launch(name, kernel, grid, *args, **options):
-    """``kernel[grid](*args, **options)``, counted for ``name`` and recorded for a call plan."""
-    options.update(COMPILE_OPTIONS)
+    """``kernel[grid](*args, **options)``, counted for ``name`` and recorded for a call plan
+    (compiled with ``COMPILE_OPTIONS`` where ``options`` do not say otherwise)."""
+    options = {**COMPILE_OPTIONS, **options}
     compiled = run_kernel(kernel, grid, args, options)
     LAUNCHES.cell(name)[0] += 1
     recorder = getattr(_state, "recorder", None)
@@ -169,7 +176,7 @@ def load_ahead(kernel, grid, *args, **options):
     report it at the next synchronization. Nothing to do in the interpreter."""
     if INTERPRETED:
         return
-    options = {**options, **COMPILE_OPTIONS}
+    options = {**COMPILE_OPTIONS, **options}
     guard = device_guard(args[0].get_device())
     with guard if guard is not None else contextlib.nullcontext():
         compiled = kernel.warmup(*args, grid=grid, **options)
