@@ -107,6 +107,9 @@ class Reciprocal(FloatUnary):
 @register
 class Sigmoid(FloatUnary):
     math = staticmethod(sigmoid)  # glu computes with it too
+    # exp(-x) below float32's normal range only beside 1, whose sum it cannot change (sm_90
+    # SASS of a float16 launch: 280 -> 264 instructions)
+    flushes_subnormals = _FLOAT16
 
 
 @register
