@@ -3,7 +3,10 @@ replays, what it leaves to the Python kernel, and that the values are PyTorch's 
 the CPU the replay calls back into Python for each launch (Triton's interpreter); compiled, it
 launches with cuLaunchKernel. References are our own direct calls (the same kernels: the same
 bits), made before routing."""
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -188,3 +191,19 @@ def test_a_composite_op_is_replayed_only_where_autograd_records_nothing(routed):
     with torch.no_grad():
         assert torch.equal(F.selu(leaf), expected)
     assert stats("selu")[1] == 3
+
+
+def test_a_process_ending_while_enabled_ends_cleanly():
+    """Routes still in place at the end (``enable()`` without ``disable()``) are removed before
+    Python goes, with the plans' Python objects."""
+    script = ("import torch, flaggems_exp\n"
+              "flaggems_exp.enable()\n"
+              f"x = torch.randn(4, device={DEVICE!r})\n"
+              "for _ in range(3):\n"
+              "    torch.sigmoid(x)\n"
+              "print(flaggems_exp.runtime.native_dispatch.stats()['sigmoid'])\n")
+    env = {**os.environ, "FLAGGEMS_EXP_NATIVE_DISPATCH": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["(1,", "2,", "1)"], done.stdout

@@ -473,7 +473,13 @@ struct Route final : public c10::OperatorKernel {
       : miss(std::move(miss)), nargs(nargs), name(std::move(name)), autograd(autograd) {}
 
   ~Route() override {
-    // plans hold Python objects (interpreted launches): released with the GIL
+    // plans hold Python objects (interpreted launches): released with the GIL, or left to
+    // the process's end where Python has already gone
+    if (!Py_IsInitialized() || _Py_IsFinalizing()) {
+      for (auto& plan : owned)
+        for (auto& launch : plan->launches) launch.python_launch.release();
+      return;
+    }
     py::gil_scoped_acquire gil;
     for (auto& plan : owned)
       for (auto& launch : plan->launches) launch.python_launch = py::object();
@@ -780,8 +786,10 @@ struct QuietWarnings final : public c10::WarningHandler {
   void process(const c10::Warning&) override {}
 };
 
-std::vector<std::pair<c10::DispatchKey, std::unique_ptr<torch::Library>>> libraries;
-std::vector<Route*> routes;
+// never destroyed at the process's end (after Python's, which ``unroute`` at exit precedes):
+// Python's atexit removes the routes (native_dispatch.py)
+auto& libraries = *new std::vector<std::pair<c10::DispatchKey, std::unique_ptr<torch::Library>>>;
+auto& routes = *new std::vector<Route*>;
 
 // route("sigmoid.out", "CUDA"): the overload's calls at that key (CUDA, CPU, AutogradCUDA or
 // AutogradCPU) come here; a miss runs the kernel registered there now. Returns the route's

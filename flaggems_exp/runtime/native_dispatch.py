@@ -25,6 +25,7 @@ starts without any (the Python kernel offers each again on its signature's first
 The extension is built with ``torch.utils.cpp_extension`` on first use (a minute, cached after
 in PyTorch's extensions folder); where that fails ``module()`` is None and routing stays Python.
 """
+import atexit
 import functools
 import os
 import pathlib
@@ -80,12 +81,16 @@ def module():
 def route(qualname, key):
     """Route aten ``qualname``'s calls at dispatch ``key`` through a C++ kernel whose misses
     go to the kernel registered there now."""
+    if not _routes:
+        # before Python's end, while the plans' Python objects can still be released
+        atexit.register(unroute)
     _routes[qualname, key] = module().route(qualname, key)
 
 
 def unroute():
     """Every C++ route removed: the kernels registered before them serve again."""
     if _routes:
+        atexit.unregister(unroute)
         module().unroute()
         _routes.clear()
 
