@@ -207,3 +207,19 @@ def test_a_process_ending_while_enabled_ends_cleanly():
                           timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-3:] == ["(1,", "2,", "1)"], done.stdout
+
+
+def test_a_factory_follows_the_default_dtype(routed):
+    """A factory's plan depends on PyTorch's default dtype where the call gives none: such
+    calls stay with the Python kernel, whose key holds it."""
+    previous = torch.get_default_dtype()
+    stats = routed()
+    try:
+        for dtype in (torch.float32, torch.float64, torch.float32):
+            torch.set_default_dtype(dtype)
+            for _ in range(2):
+                assert torch.scalar_tensor(2.5, device=DEVICE).dtype == dtype
+                assert torch.eye(3, device=DEVICE).dtype == dtype
+    finally:
+        torch.set_default_dtype(previous)
+    assert stats("scalar_tensor")[:2] == stats("eye")[:2] == (0, 0)
