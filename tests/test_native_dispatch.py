@@ -223,3 +223,21 @@ def test_a_factory_follows_the_default_dtype(routed):
     finally:
         torch.set_default_dtype(previous)
     assert stats("scalar_tensor")[:2] == stats("eye")[:2] == (0, 0)
+
+
+def test_an_integer_number_is_range_checked_in_cpp(routed):
+    """addcmul of int32 tensors converts ``value`` with c10's check into int32: values in range
+    share one plan, one out of range gets PyTorch's error from the full path."""
+    x, y, z = (torch.randint(-9, 9, (6,), device=DEVICE, dtype=torch.int32) for _ in range(3))
+    values = (3, -5, 2**31 - 1)
+    expected = [ops.addcmul(x, y, z, value=v) for v in values]
+    with pytest.raises(RuntimeError) as pytorch:
+        torch.addcmul(x, y, z, value=2**40)
+    stats = routed()
+    for value, reference in zip(values, expected):
+        assert torch.equal(torch.addcmul(x, y, z, value=value), reference)
+    assert stats("addcmul")[:2] == (1, 2)
+    with pytest.raises(RuntimeError) as ours:
+        torch.addcmul(x, y, z, value=2**40)
+    assert str(ours.value) == str(pytorch.value)
+    assert stats("addcmul")[1] == 2
