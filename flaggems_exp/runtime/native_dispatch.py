@@ -1,9 +1,10 @@
 """Call plans replayed in C++ behind PyTorch's dispatcher, for calls routed by ``enable()``.
 
 A routed call reaches our Python kernel through the dispatcher's boxed path: PyTorch converts
-every argument to a Python object and back (about 1.5 µs on an H200's host before any work of
-ours), and the planned call's Python (matcher, allocation through ``torch.empty_strided``,
-launch) costs several µs more. PyTorch's own kernels do the same work in C++ and allocate below
+every argument to a Python object and back (a Python kernel doing nothing but allocate its
+result costs 5.8 µs a call on an H200's host, eager's whole ``torch.sigmoid`` 4.6), and the
+planned call's Python (matcher, allocation through ``torch.empty_strided``, launch) costs
+several µs more. PyTorch's own kernels do the same work in C++ and allocate below
 the dispatcher, so a model that calls many small ops runs slower routed than not. Here each
 routed overload gets a C++ kernel at the backend key (``native_dispatch.cpp``), in front of the
 Python one (and at the autograd key of CompositeImplicitAutograd ops, where it replays only calls
