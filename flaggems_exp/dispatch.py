@@ -204,9 +204,9 @@ def selection(include=None, exclude=None):
 
 
 NATIVE = os.environ.get("FLAGGEMS_EXP_NATIVE_DISPATCH", "1") != "0"
-"""Whether ``enable()`` puts a C++ kernel replaying plans in front of each Python kernel at the
-backend key (``runtime/native_dispatch.py``; set FLAGGEMS_EXP_NATIVE_DISPATCH=1, or this, before
-``enable()``). Where the extension cannot be built, routing stays Python."""
+"""Whether ``enable()`` puts a C++ kernel replaying plans in front of each Python kernel it
+registers (``runtime/native_dispatch.py``): yes unless FLAGGEMS_EXP_NATIVE_DISPATCH=0 (or this
+set False before ``enable()``). Where the extension cannot be built, routing stays Python."""
 
 
 def _route(ops):

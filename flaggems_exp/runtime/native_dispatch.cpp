@@ -469,8 +469,8 @@ bool needs_grad(const c10::IValue* args, int n) {
 }
 
 struct Route final : public c10::OperatorKernel {
-  Route(c10::SafeKernelFunction miss, int nargs, std::string name, bool autograd)
-      : miss(std::move(miss)), nargs(nargs), name(std::move(name)), autograd(autograd) {}
+  Route(c10::SafeKernelFunction miss, int nargs, bool autograd)
+      : miss(std::move(miss)), nargs(nargs), autograd(autograd) {}
 
   ~Route() override {
     // plans hold Python objects (interpreted launches): released with the GIL, or left to
@@ -529,7 +529,7 @@ struct Route final : public c10::OperatorKernel {
     }
     // the arguments, kept past the call (which consumes them), to key an offered plan
     std::vector<c10::IValue> saved(args, args + nargs);
-    std::vector<Expect> before = describe(saved.data());
+    std::vector<Expect> before = describe(saved.data());  // as the call's key saw them
     Pending offer;
     {
       OfferScope scope(&offer);
@@ -539,7 +539,7 @@ struct Route final : public c10::OperatorKernel {
       py::gil_scoped_acquire gil;
       py::object spec = std::move(offer.spec);
       try {
-        adopt(spec, saved.data(), before, hash);
+        adopt(spec, saved.data(), std::move(before), hash);
       } catch (const std::exception&) {
         // a plan this route cannot read is not adopted; the call itself has succeeded
       }
@@ -575,26 +575,15 @@ struct Route final : public c10::OperatorKernel {
     return expects;
   }
 
-  static bool same_description(const std::vector<Expect>& a, const std::vector<Expect>& b) {
-    for (size_t i = 0; i < a.size(); i++) {
-      const Expect &x = a[i], &y = b[i];
-      if (x.kind != y.kind) return false;
-      if (x.kind == Kind::Tensor &&
-          (x.dtype != y.dtype || x.device != y.device || x.sizes != y.sizes ||
-           x.strides != y.strides || x.aligned != y.aligned || x.same_as != y.same_as))
-        return false;
-    }
-    return true;
-  }
-
-  // a plan offered by the Python kernel for the call of ``args`` it served, kept where its
-  // tensors are as they were before the call (an out= resized by it is not)
-  void adopt(const py::object& spec, const c10::IValue* args, const std::vector<Expect>& before,
+  // a plan offered by the Python kernel for the call of ``args`` it served (``before``: the
+  // arguments described before the call), kept where they still match that description (an
+  // out= resized by the call does not)
+  void adopt(const py::object& spec, const c10::IValue* args, std::vector<Expect> before,
              uint64_t hash) {
     auto plan = std::make_unique<Plan>();
     plan->hash = hash;
-    plan->expects = describe(args);
-    if (!same_description(before, plan->expects)) return;
+    plan->expects = std::move(before);
+    if (!matches(*plan, args)) return;
     auto tensors = spec.attr("tensors").cast<std::vector<int>>();
     auto encoded = spec.attr("encoded").cast<std::vector<int>>();
     bool by_value = spec.attr("numbers_by_value").cast<bool>();
@@ -772,7 +761,6 @@ struct Route final : public c10::OperatorKernel {
 
   c10::SafeKernelFunction miss;
   const int nargs;
-  const std::string name;
   const bool autograd;
   std::mutex lock;
   std::array<Plan*, kPlans> plans{};
@@ -812,7 +800,7 @@ int route(const std::string& qualname, const std::string& key) {
   auto miss = op.getComputedKernelForDispatchKey(dispatch_key);
   int nargs = static_cast<int>(op.schema().arguments().size());
   bool autograd = c10::isIncludedInAlias(dispatch_key, c10::DispatchKey::Autograd);
-  auto kernel = std::make_unique<Route>(std::move(miss), nargs, qualname, autograd);
+  auto kernel = std::make_unique<Route>(std::move(miss), nargs, autograd);
   routes.push_back(kernel.get());
   QuietWarnings quiet;  // "Overriding a previously registered kernel": the point here
   c10::WarningUtils::WarningHandlerGuard guard(&quiet);

@@ -9,10 +9,11 @@ the dispatcher, so a model that calls many small ops runs slower routed than not
 routed overload gets a C++ kernel at the backend key (``native_dispatch.cpp``), in front of the
 Python one (and at the autograd key of CompositeImplicitAutograd ops, where it replays only calls
 autograd would not record and sends those it records straight to PyTorch's decomposition, as
-the Python kernel there would): a call matching a plan it holds is replayed there (key compared, the written
-tensor's overlap checked, numbers encoded, tensors allocated through the caching allocator,
-kernels launched with ``cuLaunchKernel``); any other call goes to the Python kernel, which then
-offers the plan that served it (``offering``), exported from its Python ``Plan``.
+the Python kernel there would): a call matching a plan it holds is replayed there (key
+compared, the written tensor's overlap checked, numbers encoded, tensors allocated through the
+caching allocator, kernels launched with ``cuLaunchKernel``); any other call goes to the
+Python kernel, which then offers the plan that served it (``offering``), exported from its
+Python ``Plan``.
 
 A plan is exported when every launch has our own launcher's packed parameters (compiled) or
 runs in Triton's interpreter (then the C++ replay calls back into Python for the launch, which
@@ -183,8 +184,7 @@ def export(op, positions, args, kwargs):
         if launch.native_spec is None:
             return None
         function, gx, gy, gz, block, shared, slots, changing = launch.native_spec
-        slot_of = dict(zip(sorted({p[0] for p in launch.pointers}
-                                  | {n[0] for n in launch.numbers}), changing))
+        slot_of = dict(zip(launch.changing, changing))
         spec.launches.append((
             (function, gx, gy, gz, block, shared, slots),
             [(slot_of[argument], base, offset) for argument, base, offset in launch.pointers],

@@ -279,7 +279,8 @@ def launch_spec(compiled, grid, values, changing):
     ``grid`` (three dims), or None where a plain ``cuLaunchKernel`` with these slots cannot make
     it (then a plan keeps Triton's launcher)."""
     metadata = getattr(compiled, "metadata", None)
-    if (metadata is None or getattr(metadata, "num_ctas", 1) != 1 or getattr(metadata, "launch_cooperative_grid", False)
+    if (metadata is None or getattr(metadata, "num_ctas", 1) != 1
+            or getattr(metadata, "launch_cooperative_grid", False)
             or getattr(metadata, "launch_pdl", False) or not compiled.function):
         return None
     signature = getattr(compiled.src, "signature", None)

@@ -380,7 +380,7 @@ class _Launch:
     to launch (the compiled kernel's own launcher, or ``kernel[grid]``)."""
 
     __slots__ = ("name", "kernel", "grid", "values", "options", "pointers", "numbers", "direct",
-                 "native_spec", "native", "views")
+                 "changing", "native_spec", "native", "views")
 
     def __init__(self, recorded, pointers, numbers, views, device_index):
         self.name, self.kernel, self.grid = recorded.name, recorded.kernel, recorded.grid
@@ -389,10 +389,11 @@ class _Launch:
         self.numbers = tuple(numbers)    # (argument index, ("args"|"kwargs", i), compute dtype)
         self.views = views               # argument index -> (dtype, size, stride) (public path)
         self.direct = direct_launcher(recorded)
+        # the arguments a call gives anew, in argument order: pointers and encoded numbers
+        self.changing = tuple(sorted({p[0] for p in self.pointers} | {n[0] for n in self.numbers}))
         # our own launcher, given the stream and the changing arguments in argument order
         self.native_spec = None if self.direct is None else native_launch.launch_spec(
-            recorded.compiled, self.direct[1], self.values,
-            {p[0] for p in self.pointers} | {n[0] for n in self.numbers})
+            recorded.compiled, self.direct[1], self.values, self.changing)
         self.native = native_launch.launcher(self.native_spec, device_index)
 
     def run(self, bases, encoded):
