@@ -130,7 +130,7 @@ SCALAR_CASES = [  # (op, self dtype, the call's other tensors, a good and a bad 
     ("hardshrink", F16, 0, {"lambd": 60000.0}, {"lambd": 1e6}),
     ("leaky_relu", torch.float32, 0, {"negative_slope": 1e38}, {"negative_slope": 1e300}),
     ("softplus", F16, 0, {"beta": 2.0, "threshold": 1e30}, {"beta": 2.0, "threshold": 1e300}),
-    ("addcmul_", I8, 2, {"value": 100}, {"value": 300}),
+    ("addcmul_", F16, 2, {"value": 100.0}, {"value": 1e39}),
     ("addcmul", torch.float64, 2, {"value": 2 + 0j}, {"value": 1j}),
     ("addcdiv", torch.float32, 2, {"value": 0.5}, {"value": 1j}),
     ("logit", torch.float32, 0, {"eps": 1e38}, {"eps": 1e39}),
@@ -159,6 +159,31 @@ def test_scalar_out_of_range_raises_before_any_write(name, dtype, others, good, 
     _same_as_torch(name, tensors(), good, exact=False)  # makes a plan...
     _same_as_torch(name, tensors(), bad)                # ...which must not let it through
     _same_as_torch(name, tensors(), good, exact=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, I8, torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("value", [3, 300, 2**40, 2.5, True, 1e30])
+def test_addcmul_computes_integers_in_int64_as_cuda_does(dtype, value):
+    """PyTorch's CUDA addcmul converts ``value`` into int64 and computes there, the sum cast to
+    the tensors' type (its CPU kernel rejects int8's 300): ours does so on every device, the
+    same result in place, and on the GPU the same as PyTorch's own CUDA kernel."""
+    op = REGISTRY["addcmul"]
+    gen = torch.Generator().manual_seed(3)
+    args = [testing.random_tensor((7,), dtype, (0, 9) if dtype == torch.uint8 else (-9, 9), gen)
+            for _ in range(3)]
+    ours = _same_as_torch("addcmul", args, {"value": value}, reference=op.ref)
+    in_place = Call(tuple(args), {"value": value}).on(DEV)
+    written = testing.run(REGISTRY["addcmul_"], in_place)
+    if isinstance(ours, Exception):
+        testing.assert_same_error(written, ours)
+    else:
+        assert written is in_place.args[0] and torch.equal(written, ours)
+    if DEVICE == "cuda":
+        theirs = testing.run(torch.addcmul, Call(tuple(args), {"value": value}).on(DEV))
+        if isinstance(theirs, Exception):
+            testing.assert_same_error(ours, theirs)
+        else:
+            assert torch.equal(ours, theirs)
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, I8, F16, torch.float32])

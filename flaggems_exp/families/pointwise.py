@@ -8,7 +8,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
-from ..runtime.dtypes import ALL
+from ..runtime.dtypes import ALL, INTEGRAL
 from ..runtime.indexing import block_size, grid_size, needs_int64, strided_offsets
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import TL_DTYPE, CheckedScalar, converted, encode_scalar
@@ -148,6 +148,9 @@ class PointwiseOp(Op):
     # how PyTorch's kernel converts the Scalar parameters: None without a check (a plain C++
     # cast), "result" checked as Scalar::to<scalar_t>(), "compute" as Scalar::to<opmath_t>()
     scalar_check = None
+    # the dtype PyTorch's CUDA kernel computes integer results in where it is not their own
+    # (addcmul's acc_type<scalar_t, true>: int64); the Scalar parameters are checked into it
+    integer_compute = None
     # where PyTorch itself rejects complex: (exception type, message) of the op's own check,
     # which comes before every other, or a Dispatch; None where PyTorch computes in complex
     # and we do not
@@ -245,7 +248,10 @@ class PointwiseOp(Op):
         pass
 
     def promote(self, operands, params):
-        return promote(operands, self.promotion)
+        compute, result = promote(operands, self.promotion)
+        if self.integer_compute is not None and compute in INTEGRAL:
+            compute = self.integer_compute
+        return compute, result
 
     def stored_operands(self, operands):
         return ()

@@ -5,7 +5,7 @@ import triton.language as tl
 
 from ..families import DISPATCH, Dispatch, PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
-from ..runtime.dtypes import FLOATING, REAL
+from ..runtime.dtypes import FLOATING, INTEGRAL, REAL
 from ..runtime.special import INF
 from ..runtime.triton_types import checked_scalar
 from ._common import opmath_scalars
@@ -25,11 +25,28 @@ class Mul(PointwiseOp):
             return x * y
 
 
+def _cuda_addcmul(self, tensor1, tensor2, *, value=1, **kwargs):
+    """PyTorch's addcmul as its CUDA kernel computes integers: in int64 (``acc_type<scalar_t,
+    true>``), ``value`` converted with ``Scalar::to<int64_t>()``, the sum cast to the result's
+    type (its CPU kernel converts ``value`` into that type, checked: int8's ``value=300`` is an
+    error there and not on CUDA)."""
+    # its checks, its dtype and out= (1 converts into every type)
+    result = torch.ops.aten.addcmul(self, tensor1, tensor2, value=1, **kwargs)
+    if result.dtype not in INTEGRAL:
+        return torch.ops.aten.addcmul(self, tensor1, tensor2, value=value, **kwargs)
+    wide = torch.ops.aten.addcmul(self.long(), tensor1.long(), tensor2.long(), value=value)
+    return result.copy_(wide)
+
+
 @register
 class Addcmul(PointwiseOp):
+    ref = staticmethod(_cuda_addcmul)
     param_samples = ({"value": 2}, {"value": 2.5}, {"value": True})
     nin = 3
-    scalar_check = "compute"  # value.to<opmath_t>()
+    scalar_check = "compute"  # value.to<accscalar_t>()
+    # PyTorch's CUDA kernel (acc_type<scalar_t, true>); its CPU kernel checks value into the
+    # tensors' own type and computes there
+    integer_compute = torch.int64
     scalars = {"value": 1}
     dtypes = REAL
 
