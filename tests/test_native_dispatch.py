@@ -209,35 +209,47 @@ def test_a_process_ending_while_enabled_ends_cleanly():
     assert done.stdout.split()[-3:] == ["(1,", "2,", "1)"], done.stdout
 
 
-def test_a_factory_follows_the_default_dtype(routed):
-    """A factory's plan depends on PyTorch's default dtype where the call gives none: such
-    calls stay with the Python kernel, whose key holds it."""
+def test_a_plan_follows_the_default_dtype(routed):
+    """A factory without ``dtype`` and an integer tensor's floating result take PyTorch's
+    default dtype: a plan replays only under the default it was made with, in C++ as in
+    Python."""
     previous = torch.get_default_dtype()
+    integers = torch.arange(5, device=DEVICE)
     stats = routed()
     try:
-        for dtype in (torch.float32, torch.float64, torch.float32):
+        for dtype in (torch.float32, torch.float64, torch.float32, torch.float64):
             torch.set_default_dtype(dtype)
             for _ in range(2):
                 assert torch.scalar_tensor(2.5, device=DEVICE).dtype == dtype
                 assert torch.eye(3, device=DEVICE).dtype == dtype
+                assert torch.sigmoid(integers).dtype == dtype
+                assert torch.mul(integers, 2.5).dtype == dtype
+            assert torch.scalar_tensor(2.5, device=DEVICE, dtype=torch.float16).dtype == (
+                torch.float16)
     finally:
         torch.set_default_dtype(previous)
-    assert stats("scalar_tensor")[:2] == stats("eye")[:2] == (0, 0)
+    for name in ("eye", "sigmoid", "mul.Tensor"):
+        # a plan per default dtype, each made on its first call and replayed on the 3 others
+        assert stats(name)[:2] == (2, 6), name
+    # the float16 calls too get a plan per default dtype (no plan knows which calls ignore it)
+    assert stats("scalar_tensor")[:2] == (4, 6 + 2)
 
 
-def test_an_integer_number_is_range_checked_in_cpp(routed):
-    """addcmul of int32 tensors converts ``value`` with c10's check into int32: values in range
-    share one plan, one out of range gets PyTorch's error from the full path."""
+def test_a_number_is_range_checked_into_an_integer_type_in_cpp(routed):
+    """addcmul of int32 tensors converts a float ``value`` with c10's check into int64 (its
+    CUDA kernel's): values in range share one plan, one out of range gets the full path's
+    error."""
     x, y, z = (torch.randint(-9, 9, (6,), device=DEVICE, dtype=torch.int32) for _ in range(3))
-    values = (3, -5, 2**31 - 1)
+    values = (2.5, -5.0, 2.0**62)
     expected = [ops.addcmul(x, y, z, value=v) for v in values]
-    with pytest.raises(RuntimeError) as pytorch:
-        torch.addcmul(x, y, z, value=2**40)
+    with pytest.raises(RuntimeError) as direct:
+        ops.addcmul(x, y, z, value=1e30)
     stats = routed()
     for value, reference in zip(values, expected):
         assert torch.equal(torch.addcmul(x, y, z, value=value), reference)
     assert stats("addcmul")[:2] == (1, 2)
-    with pytest.raises(RuntimeError) as ours:
-        torch.addcmul(x, y, z, value=2**40)
-    assert str(ours.value) == str(pytorch.value)
+    with pytest.raises(RuntimeError) as routed_error:
+        torch.addcmul(x, y, z, value=1e30)
+    assert str(routed_error.value) == str(direct.value) == (
+        "value cannot be converted to type int64_t without overflow")
     assert stats("addcmul")[1] == 2

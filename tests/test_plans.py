@@ -515,6 +515,28 @@ def test_a_factory_follows_the_default_dtype():
     assert len(op.plans) == 2 and _replays(op) == 1
 
 
+@pytest.mark.parametrize("name, call", [
+    ("sigmoid", lambda op, x: op(x)), ("mul", lambda op, x: op(x, 2.5))])
+def test_an_integer_tensors_floating_result_follows_the_default_dtype(name, call):
+    """An integer tensor computed in floating point, or joined by a Python float, gives
+    PyTorch's default dtype: a plan made under one default is not replayed under another, and
+    its values are PyTorch's under each."""
+    op = REGISTRY[name]
+    op.plans.clear()
+    x = torch.arange(-3, 4, device=DEVICE)
+    previous = torch.get_default_dtype()
+    try:
+        for dtype in (torch.float32, torch.float64, torch.float32, torch.float64):
+            torch.set_default_dtype(dtype)
+            for _ in range(2):
+                ours, theirs = call(op, x), call(getattr(torch, name), x.cpu())
+                assert ours.dtype == theirs.dtype == dtype
+                testing.assert_close(ours.cpu(), theirs)
+    finally:
+        torch.set_default_dtype(previous)
+    assert len(op.plans) == 2 and _replays(op) == 6
+
+
 def test_parameter_slots_are_tritons_parameters():
     """One 8-byte slot per kernel parameter, as Triton's launcher passes them: tuples flattened,
     constexprs left out, integers in two's complement, floats in their own width (bfloat16 the

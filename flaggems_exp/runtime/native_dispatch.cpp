@@ -12,6 +12,7 @@
 #include <torch/csrc/Dtype.h>
 #include <ATen/EmptyTensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/DefaultDtype.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 #ifdef FLAGGEMS_CUDA_STREAMS
@@ -352,10 +353,14 @@ struct Plan {
   int written = -1;
   std::vector<int64_t> spans;
   int device = -1;  // -1: the CPU (Triton's interpreter)
+  // PyTorch's default dtype when the plan was made: a factory without ``dtype``, an integer
+  // tensor's floating result (``sigmoid``, ``x * 2.5``) take it
+  c10::ScalarType default_dtype = at::kFloat;
   std::atomic<int64_t> replays{0};
 };
 
 bool matches(const Plan& plan, const c10::IValue* args) {
+  if (c10::get_default_dtype_as_scalartype() != plan.default_dtype) return false;
   const int n = static_cast<int>(plan.expects.size());
   for (int i = 0; i < n; i++) {
     const Expect& e = plan.expects[i];
@@ -583,6 +588,7 @@ struct Route final : public c10::OperatorKernel {
     auto plan = std::make_unique<Plan>();
     plan->hash = hash;
     plan->expects = std::move(before);
+    plan->default_dtype = c10::get_default_dtype_as_scalartype();
     if (!matches(*plan, args)) return;
     auto tensors = spec.attr("tensors").cast<std::vector<int>>();
     auto encoded = spec.attr("encoded").cast<std::vector<int>>();

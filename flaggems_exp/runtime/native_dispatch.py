@@ -20,9 +20,10 @@ runs in Triton's interpreter (then the C++ replay calls back into Python for the
 is how the CPU suite tests this path); when no number it encodes is checked into float16 or
 bfloat16 (``CheckedScalar``: that check also rounds the value; the others are made in C++, a
 value out of range going to the full path, which raises PyTorch's error); when it allocates no
-storage larger than its view, its op's key holds no storage sizes and its call has a tensor
-(a factory's key holds PyTorch's default dtype where the call gives none). Everything else stays
-with the Python kernel. Plans live as long as the routes: ``enable()`` after ``disable()``
+storage larger than its view and its op's key holds no storage sizes. Everything else stays
+with the Python kernel. A C++ plan also holds PyTorch's default dtype when it was made (a
+factory without ``dtype`` and an integer tensor's floating result take it): another one
+misses. Plans live as long as the routes: ``enable()`` after ``disable()``
 starts without any (the Python kernel offers each again on its signature's first call).
 
 The extension is built with ``torch.utils.cpp_extension`` on first use (a minute, cached after
@@ -157,8 +158,6 @@ def export(op, positions, args, kwargs):
     sources += [positions[k] for k, v in named.items() if isinstance(v, torch.Tensor)]
     if out is not None:
         sources.append(positions["out"])
-    if not sources:
-        return None  # a factory: its key holds PyTorch's default dtype, which the route's lacks
     if any(len(made) == 6 for made in plan.made):
         return None  # a view of a larger new storage
     spec = Spec()

@@ -149,10 +149,20 @@ def call_key(args, kwargs, out, numbers_by_value, storages=False):
         return None, None, None
     if not tensors:  # a factory: its result follows PyTorch's defaults where no argument says
         key.append(_defaults(kwargs))
-    elif len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
+        return tuple(key), tensors, pointers
+    if _follows_default_dtype(tensors):
+        key.append(_default_dtype())
+    if len(tensors) > 1 and len(set(map(id, tensors))) < len(tensors):
         # which arguments are the same object (``x * x``): a plan maps each pointer to one
         key.append(_first_positions(tensors))
     return tuple(key), tensors, pointers
+
+
+def _follows_default_dtype(tensors):
+    """Whether a call of these tensors may take PyTorch's default dtype: an integer or bool
+    tensor's result is of it where the op computes in floating point (``sigmoid``) or a
+    Python float joins it (``x * 2.5``); floating tensors keep their own."""
+    return not all(t.dtype.is_floating_point for t in tensors)
 
 
 def _guard_maker():
@@ -252,6 +262,9 @@ def signature_matcher(args, kwargs, out, tensors, numbers_by_value, storages=Fal
     lines.append(f"    if fwd._current_level >= 0 or not (guard[0].check({guarded}) or "
                  f"others(guard, {guarded})): return None")
     lines.append("    if grads[0] and records(): return None")
+    if _follows_default_dtype(tensors):
+        names.update(default_dtype=_default_dtype, made_dtype=_default_dtype())
+        lines.append("    if default_dtype() is not made_dtype: return None")
     for j, t in enumerate(tensors):
         aligned = t.data_ptr() & 15 == 0
         lines.append(f"    p{j} = t{j}.data_ptr()")

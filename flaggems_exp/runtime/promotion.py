@@ -34,7 +34,7 @@ _REPRESENTATIVE = {bool: True, int: 1, float: 1.0, complex: 1j}
 
 
 @functools.lru_cache(maxsize=4096)
-def _cached(kind, signature):
+def _cached(kind, signature, default_dtype):  # integers and numbers promote to the default
     args = [torch.empty(() if s[1] else (1,), dtype=s[0]) if isinstance(s, tuple)
             else _REPRESENTATIVE[s] for s in signature]
     return _elementwise_dtypes(*args, type_promotion_kind=kind.value)
@@ -45,4 +45,5 @@ def promote(args, kind):
 
     The compute dtype is PyTorch's opmath: float32 for float16/bfloat16 results.
     """
-    return _cached(kind, tuple(_signature(a) for a in args if a is not None))
+    return _cached(kind, tuple(_signature(a) for a in args if a is not None),
+                   torch.get_default_dtype())
