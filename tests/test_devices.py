@@ -94,7 +94,8 @@ def test_a_replay_runs_on_its_plans_device(stand_in_devices, index):
     """A plan's generated replay for another device than the current one runs under a guard
     for the plan's device; for the current one it takes none."""
     plan = types.SimpleNamespace(device_index=index, written=None, spans=(8,), launches=(),
-                                 allocations=(), result=("call", 0), replays=0)
+                                 allocations=(), result=("call", 0), replays=0,
+                                 resized=None)
     replay = plans._generated_replay(plan)
     x = torch.ones(2)
     assert replay((x,), {}, [x], [x.data_ptr()]) is x

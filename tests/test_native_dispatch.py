@@ -138,15 +138,25 @@ def test_the_same_tensor_twice_is_a_signature_of_its_own(routed):
     assert stats("mul.Tensor") == (2, 4, 2)
 
 
-def test_an_out_resized_by_its_call_is_not_planned(routed):
-    x = _randn(5)
-    expected = ops.exp2(x)
+def test_an_out_without_storage_is_resized_by_the_replay(routed):
+    """An out= without storage (ATen's composite kernels hand ``at::empty({0})`` to ``_out``
+    kernels) is resized in C++ as the call resized it, in the result's layout; an empty out=
+    viewing a storage, and an out= with elements (PyTorch warns), go to the Python kernel."""
+    x = _randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    y = _randn(2, 3, 4, 5)
+    expected = ops.mul(x, y)
     stats = routed()
     for _ in range(3):
         out = torch.empty(0, device=DEVICE)
-        torch.exp2(x, out=out)
-        assert torch.equal(out, expected)
-    assert stats("exp2.out")[:2] == (0, 0)
+        assert torch.mul(x, y, out=out) is out
+        assert torch.equal(out, expected) and out.stride() == x.stride()
+    assert stats("mul.out")[:2] == (1, 2)
+    base = torch.zeros(200, device=DEVICE)
+    torch.mul(x, y, out=base[:0])
+    assert torch.equal(base[:120], expected.permute(0, 2, 3, 1).flatten())
+    with pytest.warns(UserWarning, match="was resized"):
+        torch.exp2(x, out=torch.empty(3, device=DEVICE))
+    assert stats("mul.out")[1] == 2 and stats("exp2.out")[:2] == (0, 0)
 
 
 def test_disable_removes_the_routes(routed):

@@ -3,6 +3,7 @@ the family's full path does, for every registered op; signatures that differ get
 the launcher contract falls back to Triton's public launch."""
 import re
 import struct
+import warnings
 
 import pytest
 import torch
@@ -448,6 +449,52 @@ def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
     view = w[:8]  # another object over the same memory
     assert plan.replay((w, view), {}, [w, view], [w.data_ptr(), view.data_ptr()]) is None
     assert len(launched) == 1
+
+
+def test_an_out_without_storage_is_resized_by_the_replay(monkeypatch):
+    """An out= without storage (``at::empty({0})`` given to an ``_out`` kernel: ATen's
+    composite kernels do so) is resized by the call, without a warning: its plan resizes the
+    next such out alike, in the result's layout; an empty out= viewing a storage, or one with
+    elements (PyTorch warns), takes the full path."""
+    op = REGISTRY["mul"]
+    op.plans.clear()
+    x = torch.randn(2, 3, 4, 5, device=DEVICE).to(memory_format=torch.channels_last)
+    y = torch.randn(2, 3, 4, 5, device=DEVICE)
+
+    def empty_out():
+        return torch.empty(0, device=DEVICE)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning
+        results = [op(x, y, out=empty_out()) for _ in range(3)]
+    (plan,) = op.plans.plans.values()
+    assert plan.resized == (x.shape, x.stride()) and _replays(op) == 2
+    for result in results:
+        assert result.shape == x.shape and result.stride() == x.stride()
+        assert torch.equal(result, x * y)
+    base = torch.zeros(200, device=DEVICE)
+    viewing = base[:0]  # no elements, but a storage: the full path (PyTorch writes into it)
+    assert op(x, y, out=viewing).data_ptr() == base.data_ptr() and _replays(op) == 2
+    assert torch.equal(base[:120], (x * y).permute(0, 2, 3, 1).flatten())
+    # the compiled path's generated replay, with a stand-in launcher: the resized out's pointer
+    launched = []
+    fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
+    monkeypatch.setattr(plans, "direct_launcher",
+                        lambda recorded: (lambda *a: launched.append(a), (3, 1, 1), fixed))
+    monkeypatch.setattr(native_launch, "launcher", lambda *a: None)
+    monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
+    op.plans.clear()
+    op(x, y, out=empty_out())
+    (plan,) = op.plans.plans.values()
+    assert plan.direct and plan.resized is not None
+    out = empty_out()
+    result = plan.replay((x, y), {}, [x, y, out], [x.data_ptr(), y.data_ptr(), out.data_ptr()])
+    assert result is out and out.shape == x.shape and out.stride() == x.stride()
+    names = [p.name for p in launching._parameters(plan.launches[0].kernel)]
+    value = dict(zip(names, launched[-1][13:]))
+    assert value["out_ptr"] == out.data_ptr() != 0
+    assert (value["in0"], value["in1"]) == (x.data_ptr(), y.data_ptr())
+    assert plan.replay((x, y), {}, [x, y, viewing], [x.data_ptr(), y.data_ptr(), 0]) is None
 
 
 def test_copy_plans_by_selfs_storage():

@@ -134,10 +134,11 @@ class Op:
         if key is None:
             return self.call(args, kwargs, out)
         shapes = [t.shape for t in tensors]
+        bare_out = out is not None and not out.untyped_storage().nbytes()
         with Recorder() as recorder:
             result = self.call(args, kwargs, out)
         written = len(tensors) - 1 if out is not None else 0 if self.writes_self else None
-        plan = build(recorder, tensors, shapes, written, result)
+        plan = build(recorder, tensors, shapes, written, result, bare_out)
         if plan is not None:
             plan.matches = signature_matcher(args, kwargs, out, tensors, self.numbers_by_value,
                                              self.storage_in_key)

@@ -356,13 +356,19 @@ struct Plan {
   // PyTorch's default dtype when the plan was made: a factory without ``dtype``, an integer
   // tensor's floating result (``sigmoid``, ``x * 2.5``) take it
   c10::ScalarType default_dtype = at::kFloat;
+  // an out= without storage (the plan's tensor ``resized``, -1: none) the replay resizes first,
+  // as the call did
+  int resized = -1;
+  std::vector<int64_t> resized_sizes, resized_strides;
   std::atomic<int64_t> replays{0};
 };
 
-bool matches(const Plan& plan, const c10::IValue* args) {
+// whether ``args`` match ``plan``'s key (``skip``: an argument position left out)
+bool matches(const Plan& plan, const c10::IValue* args, int skip = -1) {
   if (c10::get_default_dtype_as_scalartype() != plan.default_dtype) return false;
   const int n = static_cast<int>(plan.expects.size());
   for (int i = 0; i < n; i++) {
+    if (i == skip) continue;
     const Expect& e = plan.expects[i];
     const c10::IValue& v = args[i];
     switch (e.kind) {
@@ -589,8 +595,19 @@ struct Route final : public c10::OperatorKernel {
     plan->hash = hash;
     plan->expects = std::move(before);
     plan->default_dtype = c10::get_default_dtype_as_scalartype();
-    if (!matches(*plan, args)) return;
     auto tensors = spec.attr("tensors").cast<std::vector<int>>();
+    int resized_position = -1;
+    py::object resized = spec.attr("resized");
+    if (!resized.is_none()) {
+      auto r = resized.cast<py::tuple>();
+      plan->resized = r[0].cast<int>();
+      if (plan->resized < 0 || plan->resized >= (int)tensors.size()) return;
+      resized_position = tensors[plan->resized];
+      plan->resized_sizes = r[1].cast<std::vector<int64_t>>();
+      plan->resized_strides = r[2].cast<std::vector<int64_t>>();
+    }
+    // the arguments as the call left them: as described before it, but for a resized out=
+    if (!matches(*plan, args, resized_position)) return;
     auto encoded = spec.attr("encoded").cast<std::vector<int>>();
     bool by_value = spec.attr("numbers_by_value").cast<bool>();
     // the plan's tensors are exactly the call's tensor arguments
@@ -715,6 +732,15 @@ struct Route final : public c10::OperatorKernel {
           return false;
         encoded.push_back(value);
       }
+    if (plan.resized >= 0) {  // the first write
+      at::Tensor out = args[plan.tensors[plan.resized]].toTensor();
+      if (out.storage().nbytes() != 0) return false;  // the full path decides
+      out.resize_(plan.resized_sizes);
+      if (out.strides() != c10::IntArrayRef(plan.resized_strides))
+        out.as_strided_(plan.resized_sizes, plan.resized_strides);
+      // new memory, which no other tensor shares: nothing to check for overlap
+      pointers[plan.resized] = reinterpret_cast<uintptr_t>(out.const_data_ptr());
+    }
     std::vector<at::Tensor> news;
     news.reserve(plan.allocations.size());
     for (auto& a : plan.allocations) news.push_back(allocate(a, plan.device));

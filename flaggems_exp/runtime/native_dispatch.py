@@ -112,7 +112,7 @@ class Spec:
     """A plan as the C++ route takes it (see ``export``)."""
 
     __slots__ = ("tensors", "encoded", "numbers_by_value", "device", "allocations", "launches",
-                 "result", "written", "spans")
+                 "result", "written", "spans", "resized")
 
 
 _NO_CHECK = (0, 0.0, 0.0, 0, 0)
@@ -194,6 +194,8 @@ def export(op, positions, args, kwargs):
     spec.result = (kind == "new", index)
     spec.written = -1 if plan.written is None else plan.written
     spec.spans = list(plan.spans)
+    # an out= without storage, resized first: (its index among the tensors, shape, strides)
+    spec.resized = None if plan.resized is None else (len(sources) - 1, *plan.resized)
     return spec
 
 

@@ -447,7 +447,8 @@ class Plan:
     generated for this plan (the checks, allocations and launches written out, constants bound),
     so a call runs no loop over the plan's parts."""
 
-    def __init__(self, launches, allocations, result, written, spans, device_index):
+    def __init__(self, launches, allocations, result, written, spans, device_index,
+                 resized=None):
         self.launches = tuple(launches)
         self.made = tuple(allocations)  # what each new tensor is (see ``_allocation``)
         self.allocations = tuple(map(_allocation, allocations))  # one function per new tensor
@@ -455,6 +456,9 @@ class Plan:
         self.written = written                 # index of the written call tensor, or None
         self.spans = spans                     # bytes each call tensor covers
         self.device_index = device_index
+        # (shape, strides) an out= without storage (the last call tensor, the result) is
+        # resized to first, or None
+        self.resized = resized
         self.others = () if written is None else tuple(
             i for i, s in enumerate(spans) if i != written and s)
         self.replays = 0  # calls this plan served
@@ -478,6 +482,8 @@ class Plan:
         contract is not the one read here): pointers as tensors viewing the bases' memory."""
         if self._overlaps(tensors, pointers):
             return None
+        if self.resized is not None and not resize_bare(tensors[-1], *self.resized):
+            return None
         news = [allocate() for allocate in self.allocations]
         bases = tensors + news
         for launch in self.launches:
@@ -487,6 +493,17 @@ class Plan:
         self.replays += 1
         kind, index = self.result
         return tensors[index] if kind == "call" else news[index]
+
+
+def resize_bare(out, shape, strides):
+    """``out`` resized to ``shape`` and ``strides`` as the full path resized it, where it still
+    has no storage (False, unchanged, where it has: the full path decides)."""
+    if out.untyped_storage().nbytes():
+        return False
+    out.resize_(shape)
+    if out.stride() != strides:
+        out.as_strided_(shape, strides)
+    return True
 
 
 def _generated_replay(plan):
@@ -512,8 +529,14 @@ def _generated_replay(plan):
                       f"tensors[{i}] is not tensors[{w}]:",
                       "        return None"]
     count = len(plan.spans)
-    for i in sorted({base for launch in plan.launches for _, base, _ in launch.pointers
-                     if base < count}):
+    bases = {base for launch in plan.launches for _, base, _ in launch.pointers if base < count}
+    if plan.resized is not None:
+        names.update(resize_bare=resize_bare, resized=plan.resized)
+        lines += ["    out = tensors[-1]",
+                  "    if not resize_bare(out, *resized): return None",
+                  f"    b{count - 1} = out.data_ptr()"]
+        bases.discard(count - 1)
+    for i in sorted(bases):
         lines.append(f"    b{i} = pointers[{i}]")
     for j, allocate in enumerate(plan.allocations):
         names[f"allocate{j}"] = allocate
@@ -553,15 +576,24 @@ def _generated_replay(plan):
     return names["replay"]
 
 
-def build(recorder, tensors, shapes, written, result):
+def build(recorder, tensors, shapes, written, result, bare_out=False):
     """The plan of a finished full-path call, or None where a replay could not stand for it.
 
     ``tensors`` are the call's tensor arguments (``shapes`` their shapes before the call),
-    ``written`` the index of the one it writes (or None), ``result`` what it returned."""
+    ``written`` the index of the one it writes (or None), ``result`` what it returned;
+    ``bare_out``: the call's out= (the last tensor) had no storage before it."""
     if not recorder.cacheable or not isinstance(result, _Tensor):
         return None
-    if any(t.shape != s for t, s in zip(tensors, shapes)):
-        return None  # out= was resized
+    resized = None
+    changed = [i for i, (t, s) in enumerate(zip(tensors, shapes)) if t.shape != s]
+    if changed:
+        if not bare_out or changed != [len(tensors) - 1] or result is not tensors[-1]:
+            return None  # an out= with storage resized: PyTorch warns, a replay would not
+        # an out= without storage (``at::empty({0})`` given to an ``_out`` kernel, as ATen's
+        # composite kernels do) resized without a warning into memory no other tensor holds:
+        # a replay resizes such an out= alike
+        resized = (tuple(result.shape), result.stride())
+        written = None  # new memory: nothing to check for overlap
     storages = [t.untyped_storage().data_ptr() for t in tensors]
     if written is not None and tensors[written].numel():
         w = tensors[written]
@@ -626,7 +658,7 @@ def build(recorder, tensors, shapes, written, result):
                    for slot, (source, compute) in recorded.numbers.items()]
         launches.append(_Launch(recorded, pointers, numbers, views, device_index))
     return Plan(launches, allocations, result_source, written, [span_bytes(t) for t in tensors],
-                device_index)
+                device_index, resized)
 
 
 class PlanCache:
