@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import flaggems_exp
-from flaggems_exp import LAUNCHES, dispatch
+from flaggems_exp import LAUNCHES, dispatch, testing
 from flaggems_exp import experimental_ops as ops
 from flaggems_exp.runtime import native_dispatch
 from flaggems_exp.runtime.device import DEVICE
@@ -101,6 +101,32 @@ def test_a_range_checked_number_out_of_range_raises_pytorchs_error(routed):
         F.leaky_relu(x, 1e300)
     assert str(ours.value) == str(pytorch.value)
     assert stats("leaky_relu") == (1, 2, 2)  # left to the full path, which raised
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_number_checked_into_a_half_type_is_rounded_to_it_in_cpp(routed, dtype):
+    """hardshrink converts ``lambd`` into self's dtype with c10's check, which also rounds it
+    (through float32): values in range share one plan and are rounded in C++ as in Python
+    (0.30068125 becomes 0.30078125 in both types, so an x of 0.30078125 becomes 0, where the
+    value unrounded would keep it); one out of range (float16's 65520, bfloat16's 1e39) gets
+    the full path's error."""
+    x = torch.tensor([0.30078125, 0.3, -0.3, 0.31, -1.0, 65504.0, 0.0], dtype=dtype,
+                     device=DEVICE)
+    lambdas = (0.3, 0.30068125, 1e-8, float("inf"), float("nan"), -0.5, 65504.0, 2, True)
+    expected = [ops.hardshrink(x, v) for v in lambdas]
+    bad = 65520.0 if dtype == torch.float16 else 1e39
+    with pytest.raises(RuntimeError) as direct:
+        ops.hardshrink(x, bad)
+    stats = routed()
+    assert expected[1][0] == 0  # rounded
+    for value, reference in zip(lambdas, expected):
+        assert torch.equal(testing.bits(F.hardshrink(x, value)), testing.bits(reference)), value
+    plans, replays, _ = stats("hardshrink")
+    assert plans + replays == len(lambdas) and replays >= len(lambdas) - 3  # float, int, bool
+    with pytest.raises(RuntimeError) as routed_error:
+        F.hardshrink(x, bad)
+    assert str(routed_error.value) == str(direct.value)
+    assert stats("hardshrink")[1] == replays
 
 
 def test_in_place_and_out_are_replayed_and_overlap_takes_the_full_path(routed):

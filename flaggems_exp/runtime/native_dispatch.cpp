@@ -301,6 +301,9 @@ struct NumberUse {
   int check = 0;
   double low = 0, high = 0;
   int64_t int_low = 0, int_high = 0;
+  // a value checked into float16 (1) or bfloat16 (2) is also rounded to it, through float32
+  // as c10 converts (the kernel compares with that value); 0: not rounded
+  int rounding = 0;
 };
 
 // whether a number passes ``use``'s range check (else the full path raises PyTorch's error)
@@ -403,7 +406,7 @@ bool matches(const Plan& plan, const c10::IValue* args, int skip = -1) {
 
 // a number as the int64 a kernel's scalar slot carries (Python's ``encode_scalar``); false
 // where Python's encoding raises (the full path then raises as it would)
-bool encode(const c10::IValue& v, int encoding, uint64_t* out) {
+bool encode(const c10::IValue& v, int encoding, uint64_t* out, int rounding = 0) {
   Number n;
   if (!number_of(v, &n)) return false;
   double d;
@@ -417,6 +420,10 @@ bool encode(const c10::IValue& v, int encoding, uint64_t* out) {
       else if (n.tag == 'i') value = static_cast<double>(i);
       else if (n.tag == 'b') value = n.bits[0] ? 1.0 : 0.0;
       else return false;  // float(complex) raises
+      if (rounding == 1 && n.tag != 'b')
+        value = static_cast<float>(c10::Half(static_cast<float>(value)));
+      else if (rounding == 2 && n.tag != 'b')
+        value = static_cast<float>(c10::BFloat16(static_cast<float>(value)));
       *out = bits_of(value);
       return true;
     }
@@ -666,6 +673,8 @@ struct Route final : public c10::OperatorKernel {
         use.high = check[2].cast<double>();
         use.int_low = check[3].cast<int64_t>();
         use.int_high = check[4].cast<int64_t>();
+        use.rounding = check[5].cast<int>();
+        if (use.rounding && (use.check != 1 || use.encoding != 0)) return;
         if (use.position < 0 || use.position >= nargs ||
             plan->expects[use.position].kind != Kind::Number)
           return;
@@ -728,7 +737,7 @@ struct Route final : public c10::OperatorKernel {
       for (auto& use : launch.numbers) {
         uint64_t value;
         if (!in_range(args[use.position], use) ||
-            !encode(args[use.position], use.encoding, &value))
+            !encode(args[use.position], use.encoding, &value, use.rounding))
           return false;
         encoded.push_back(value);
       }

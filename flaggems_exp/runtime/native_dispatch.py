@@ -17,9 +17,10 @@ Python ``Plan``.
 
 A plan is exported when every launch has our own launcher's packed parameters (compiled) or
 runs in Triton's interpreter (then the C++ replay calls back into Python for the launch, which
-is how the CPU suite tests this path); when no number it encodes is checked into float16 or
-bfloat16 (``CheckedScalar``: that check also rounds the value; the others are made in C++, a
-value out of range going to the full path, which raises PyTorch's error); when it allocates no
+is how the CPU suite tests this path); when every number it encodes is real (the range
+checks of ``CheckedScalar`` are made in C++, with the rounding of a value checked into
+float16 or bfloat16; a value out of range goes to the full path, which raises PyTorch's
+error); when it allocates no
 storage larger than its view and its op's key holds no storage sizes. Everything else stays
 with the Python kernel. A C++ plan also holds PyTorch's default dtype when it was made (a
 factory without ``dtype`` and an integer tensor's floating result take it): another one
@@ -115,26 +116,29 @@ class Spec:
                  "result", "written", "spans", "resized")
 
 
-_NO_CHECK = (0, 0.0, 0.0, 0, 0)
+_NO_CHECK = (0, 0.0, 0.0, 0, 0, 0)
+_ROUNDING = {torch.float16: 1, torch.bfloat16: 2}  # the C++ replay's codes
 
 
 def _number_use(compute):
     """(encoding, range check) of a number reaching a kernel of ``compute`` (a dtype or a
     ``CheckedScalar``: see ``encode_scalar`` and ``checked_scalar``), as the C++ replay takes
-    them, or None for what it does not encode: a complex, and a check into float16 or bfloat16
-    (which also rounds the value)."""
+    them, or None for what it does not encode: a complex. A check into float16 or bfloat16
+    also rounds the value to that type (``checked_scalar``)."""
     check = _NO_CHECK
     if type(compute) is CheckedScalar:
         checked, compute = compute.checked, compute.compute
-        if checked in (torch.float32, torch.float64):
+        if checked in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
             info = torch.finfo(checked)
-            check = (1, info.min, info.max, 0, 0)
+            check = (1, info.min, info.max, 0, 0, _ROUNDING.get(checked, 0))
+            if check[5] and not compute.is_floating_point:
+                return None  # a rounded value is encoded as a float
         elif checked.is_floating_point or checked.is_complex:
             return None
         elif checked != torch.bool:
             info = torch.iinfo(checked)
             int_low = -info.max if checked == torch.uint8 else info.min
-            check = (2, float(info.min), 0.0, int_low, info.max)
+            check = (2, float(info.min), 0.0, int_low, info.max, 0)
     if compute.is_complex:
         return None
     if compute.is_floating_point:
