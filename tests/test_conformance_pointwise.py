@@ -391,13 +391,19 @@ def test_subnormals_are_flushed_only_where_declared():
     assert launches["sinh"]["flushing"] > launches["sinh_bfloat16"]["flushing"], launches
 
 
-@pytest.mark.skipif(DEVICE == "cpu", reason="compiled launches only: the interpreter takes "
-                    "its own sinh")
-def test_sinh_float32_is_cudas_sinhf_bit_for_bit():
-    """Compiled, sinh's float32 math is CUDA's ``sinhf`` written out without its branch
-    (``special._sinhf``): 2**22 float32 bit patterns over every exponent, 2**22 values in
-    [-100, 100], every float16 value and the edges (1, 90, inf, NaN) give PyTorch's CUDA
-    results bit for bit."""
+_UNARY_FLOAT32 = [op for op in dict.fromkeys(REGISTRY.values())
+                  if isinstance(op, PointwiseOp) and op.nin == 1 and not op.scalars
+                  and torch.float32 in op.dtypes]
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="PyTorch's CUDA kernels: a GPU only")
+@pytest.mark.parametrize("op", _UNARY_FLOAT32, ids=lambda op: op.name)
+def test_unary_float32_results_are_pytorchs_cuda_bits(op):
+    """Each unary float32 op on 2**22 bit patterns over every exponent, 2**22 values in [-100,
+    100], every float16 value and the edges (0, 1, 90, inf, NaN) gives PyTorch's CUDA results
+    bit for bit (a NaN's payload aside). sinh's math is CUDA's ``sinhf`` written out without
+    its branch (``special._sinhf``); the others' are libdevice's or our own formulas, which
+    this compares with nvcc's code in PyTorch's kernels."""
     gen = torch.Generator().manual_seed(0)
     patterns = torch.randint(-2**31, 2**31, (1 << 22,), generator=gen).to(torch.int32)
     halves = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(F16)
@@ -405,7 +411,7 @@ def test_sinh_float32_is_cudas_sinhf_bit_for_bit():
              float("inf"), float("-inf"), NAN]
     x = torch.cat([patterns.view(torch.float32), torch.rand(1 << 22, generator=gen) * 200 - 100,
                    halves.float(), torch.tensor(edges)]).to(DEVICE)
-    ours, theirs = REGISTRY["sinh"](x), torch.sinh(x)
+    ours, theirs = op(x), (getattr(torch.ops.aten, op.name, None) or op.ref)(x)
     differ = testing.bits(ours).view(torch.int32) != testing.bits(theirs).view(torch.int32)
     differ &= ~(ours.isnan() & theirs.isnan()).cpu()  # a NaN's payload is no result
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x.cpu()[differ][:8]}"
