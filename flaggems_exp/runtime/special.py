@@ -286,9 +286,30 @@ def cosh(x):
 
 
 @triton.jit
+def _asinhf(x):
+    """float32 asinh as PyTorch's CUDA kernels compute it (read from their SASS: nvcc's
+    ``asinhf``, not libdevice's ``__nv_asinhf``, which reaches the same log1p through a
+    correctly rounded 1 / |x| and branches on |x| > 2**126): log1p(|x| + x**2 / (1 +
+    sqrt(x**2 + 1))) with approximate reciprocal square root and reciprocal; above 2**23,
+    log1p(|x|) + ln 2. No branch but log1p's own rare one."""
+    a = tl.abs(x)
+    squared = tl.fma(x, x, 1.0)
+    denominator = tl.fma(squared, _cuda.rsqrt(squared), 1.0)
+    big = a > 8388608.0
+    r = log1p(tl.where(big, a, tl.fma(a, a * _cuda.fast_dividef(1.0, denominator), a)))
+    r = tl.where(big, r + 0.6931471824645996, r)
+    sign = x.to(tl.int32, bitcast=True) & -2147483648
+    signed = (r.to(tl.int32, bitcast=True) | sign).to(tl.float32, bitcast=True)
+    return tl.where(x != x, r, signed)
+
+
+@triton.jit
 def asinh(x):
     if libm.LIBDEVICE:
-        r = _cuda.asinh(x)
+        if x.dtype == tl.float32:
+            r = _asinhf(x)
+        else:
+            r = _cuda.asinh(x)
     else:
         a = tl.abs(x)
         a2 = a * a
