@@ -322,9 +322,30 @@ def asinh(x):
 
 
 @triton.jit
+def _acoshf(x):
+    """float32 acosh as PyTorch's CUDA kernels compute it (read from their SASS: nvcc's
+    ``acoshf``, not libdevice's ``__nv_acoshf``): log1p(x - 1 + sqrt(x**2 - 1)), the root from
+    an approximate reciprocal square root and one correction; where x - 1 exceeds 2**23 (or
+    is negative, or NaN: its bits compared unsigned) log1p(x - 1 - 1.0000001) + ln 2 (NaN below
+    1). No branch but log1p's own rare one."""
+    squared = tl.fma(x, x, -1.0)
+    inverse = _cuda.rsqrt(squared)
+    root = squared * inverse
+    root = tl.fma(inverse * 0.5, tl.fma(-root, root, squared), root)
+    root = tl.where(squared != 0.0, root, 0.0)
+    t = x - 1.0
+    big = t.to(tl.uint32, bitcast=True) > tl.full(t.shape, 0x4B000000, tl.uint32)
+    r = log1p(t + tl.where(big, -1.0000001192092896, root))
+    return tl.where(big, r + 0.6931471824645996, r)
+
+
+@triton.jit
 def acosh(x):
     if libm.LIBDEVICE:
-        r = _cuda.acosh(x)
+        if x.dtype == tl.float32:
+            r = _acoshf(x)
+        else:
+            r = _cuda.acosh(x)
     else:
         t = x - 1.0
         huge = libm.log(x) + _LN2
