@@ -18,8 +18,10 @@ from . import libm
 
 # Compiled (``libm.LIBDEVICE``), log1p, expm1, sinh, cosh, asinh, acosh, atanh, erfinv and hypot
 # are the CUDA math library's: the very functions PyTorch's CUDA kernels call, so results agree
-# with PyTorch's to the bit, and faster than the portable versions the interpreter takes
-# (float32 sinh is that library's function written out without its branch: ``_sinhf``).
+# with PyTorch's to the bit, and faster than the portable versions the interpreter takes.
+# float32 sinh, asinh and acosh are written out as PyTorch's kernels compute them (read from
+# their SASS), without the library's branches: ``_sinhf`` is libdevice's own function,
+# ``_asinhf`` and ``_acoshf`` nvcc's, which take other steps than libdevice's.
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
 NAN = tl.constexpr(float("nan"))
