@@ -417,6 +417,22 @@ def test_unary_float32_results_are_pytorchs_cuda_bits(op):
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x.cpu()[differ][:8]}"
 
 
+_UNARY_HALF = [(op, dtype) for op in _UNARY_FLOAT32 for dtype in (F16, torch.bfloat16)
+               if dtype in op.dtypes]
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="PyTorch's CUDA kernels: a GPU only")
+@pytest.mark.parametrize("op, dtype", _UNARY_HALF, ids=[f"{o.name}-{d}" for o, d in _UNARY_HALF])
+def test_unary_16_bit_results_are_pytorchs_cuda_bits(op, dtype):
+    """Each unary op on every one of the 2**16 values of float16 and of bfloat16 gives PyTorch's
+    CUDA results bit for bit (a NaN's payload aside)."""
+    x = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(dtype).to(DEVICE)
+    ours, theirs = op(x), (getattr(torch.ops.aten, op.name, None) or op.ref)(x)
+    differ = testing.bits(ours).view(torch.int16) != testing.bits(theirs).view(torch.int16)
+    differ &= ~(ours.isnan() & theirs.isnan()).cpu()
+    assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x.cpu()[differ][:8]}"
+
+
 _FLUSHING = [(op, dtype) for op in dict.fromkeys(REGISTRY.values())
              if isinstance(op, PointwiseOp) for dtype in sorted(op.flushes_subnormals, key=str)]
 
