@@ -251,6 +251,12 @@ def sample_calls(op, dtype, shape=None, generator=None):
     return builder_of(op)(op, dtype, generator=generator, **({} if shape is None else {"shape": shape}))
 
 
+def pytorch_op(op):
+    """PyTorch's own op of ``op``'s name, whichever device it runs on (the op's reference where
+    aten has none of that name; ``op.ref`` may stand for the CUDA kernel on the CPU)."""
+    return getattr(torch.ops.aten, op.name, None) or op.ref
+
+
 def run(fn, call):
     """``fn(*call.args, **call.kwargs)``: its result, or the exception it raised."""
     try:

@@ -391,6 +391,22 @@ def test_subnormals_are_flushed_only_where_declared():
     assert launches["sinh"]["flushing"] > launches["sinh_bfloat16"]["flushing"], launches
 
 
+def _every_16_bit_value(dtype):
+    """Each of the 2**16 bit patterns of a 16-bit float, as a tensor of that dtype."""
+    return torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(dtype)
+
+
+def _differing_bits(ours, theirs):
+    """Where two contiguous float results differ in their bits (a NaN's payload aside)."""
+    bits = {2: torch.int16, 4: torch.int32}[ours.element_size()]
+    return ~((ours.view(bits) == theirs.view(bits)) | (ours.isnan() & theirs.isnan()))
+
+
+def _pytorchs(op):
+    """PyTorch's own op of ``op``'s name (its reference where aten has none of that name)."""
+    return getattr(torch.ops.aten, op.name, None) or op.ref
+
+
 _UNARY_FLOAT32 = [op for op in dict.fromkeys(REGISTRY.values())
                   if isinstance(op, PointwiseOp) and op.nin == 1 and not op.scalars
                   and torch.float32 in op.dtypes]
@@ -401,20 +417,18 @@ _UNARY_FLOAT32 = [op for op in dict.fromkeys(REGISTRY.values())
 def test_unary_float32_results_are_pytorchs_cuda_bits(op):
     """Each unary float32 op on 2**22 bit patterns over every exponent, 2**22 values in [-100,
     100], every float16 value and the edges (0, 1, 90, inf, NaN) gives PyTorch's CUDA results
-    bit for bit (a NaN's payload aside). sinh's math is CUDA's ``sinhf`` written out without
-    its branch (``special._sinhf``); the others' are libdevice's or our own formulas, which
-    this compares with nvcc's code in PyTorch's kernels."""
+    bit for bit (a NaN's payload aside). sinh, asinh and acosh are written out as PyTorch's
+    kernels compute them (``special._sinhf``, ``_asinhf``, ``_acoshf``); the others' math is
+    libdevice's or our own formulas, which this compares with nvcc's code in PyTorch's
+    kernels."""
     gen = torch.Generator().manual_seed(0)
     patterns = torch.randint(-2**31, 2**31, (1 << 22,), generator=gen).to(torch.int32)
-    halves = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(F16)
     edges = [0.0, -0.0, 1.0, -1.0, 0.99999994, 1.0000001, 89.99999, 90.0, -90.0, 88.72284,
              float("inf"), float("-inf"), NAN]
     x = torch.cat([patterns.view(torch.float32), torch.rand(1 << 22, generator=gen) * 200 - 100,
-                   halves.float(), torch.tensor(edges)]).to(DEVICE)
-    ours, theirs = op(x), (getattr(torch.ops.aten, op.name, None) or op.ref)(x)
-    differ = testing.bits(ours).view(torch.int32) != testing.bits(theirs).view(torch.int32)
-    differ &= ~(ours.isnan() & theirs.isnan()).cpu()  # a NaN's payload is no result
-    assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x.cpu()[differ][:8]}"
+                   _every_16_bit_value(F16).float(), torch.tensor(edges)]).to(DEVICE)
+    differ = _differing_bits(op(x), _pytorchs(op)(x))
+    assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
 
 
 _UNARY_HALF = [(op, dtype) for op in _UNARY_FLOAT32 for dtype in (F16, torch.bfloat16)
@@ -426,11 +440,9 @@ _UNARY_HALF = [(op, dtype) for op in _UNARY_FLOAT32 for dtype in (F16, torch.bfl
 def test_unary_16_bit_results_are_pytorchs_cuda_bits(op, dtype):
     """Each unary op on every one of the 2**16 values of float16 and of bfloat16 gives PyTorch's
     CUDA results bit for bit (a NaN's payload aside)."""
-    x = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(dtype).to(DEVICE)
-    ours, theirs = op(x), (getattr(torch.ops.aten, op.name, None) or op.ref)(x)
-    differ = testing.bits(ours).view(torch.int16) != testing.bits(theirs).view(torch.int16)
-    differ &= ~(ours.isnan() & theirs.isnan()).cpu()
-    assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x.cpu()[differ][:8]}"
+    x = _every_16_bit_value(dtype).to(DEVICE)
+    differ = _differing_bits(op(x), _pytorchs(op)(x))
+    assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
 
 
 _FLUSHING = [(op, dtype) for op in dict.fromkeys(REGISTRY.values())
@@ -445,20 +457,13 @@ def test_flushing_subnormals_changes_no_result(op, dtype, monkeypatch):
     16-bit float) gives PyTorch's CUDA result bit for bit. A failure says whether the inputs
     that differ differ without flushing too (then flushing is not the cause)."""
     assert op.nin == 1 and dtype.itemsize == 2
-    x = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(dtype).to(DEVICE)
+    x = _every_16_bit_value(dtype).to(DEVICE)
     theirs = op.ref(x)
-
-    def differing():
-        ours = op(x)
-        same = (ours.view(torch.int16) == theirs.view(torch.int16)) | (
-            ours.isnan() & theirs.isnan())
-        return ~same
-
-    flushed = differing()
+    flushed = _differing_bits(op(x), theirs)
     if bool(flushed.any()):
         monkeypatch.setattr(op, "flushes_subnormals", frozenset())
         op.plans.clear()  # a plan holds the flushing kernel
-        kept = differing()
+        kept = _differing_bits(op(x), theirs)
         op.plans.clear()
         raise AssertionError(f"{int(flushed.sum())} inputs differ flushed, {int(kept.sum())} "
                              f"without flushing; flushed: {x[flushed][:8].tolist()}")

@@ -27,18 +27,13 @@ def ids(op):
     return op.name
 
 
-def _pytorch(op):
-    """PyTorch's op of ``op``'s name (its reference where aten has none of that name)."""
-    return getattr(torch.ops.aten, op.name, None) or op.ref
-
-
 def _compare(op, call, exact, signed_zeros=False):
     """``call`` through PyTorch's CUDA kernel and through ours, each on its own copy; None, or
     why the call was not made (one PyTorch's CPU kernel rejects with what CUDA makes a device
     assertion, which would end the process's CUDA context)."""
-    if testing.asserted_on_device(run(_pytorch(op), call.on("cpu"))):
+    if testing.asserted_on_device(run(testing.pytorch_op(op), call.on("cpu"))):
         return "a device assertion"
-    theirs = run(_pytorch(op), call.on(DEVICE))
+    theirs = run(testing.pytorch_op(op), call.on(DEVICE))
     ours = run(op, call.on(DEVICE))
     if isinstance(theirs, Exception):
         assert_same_error(ours, theirs)

@@ -181,6 +181,14 @@ def _signbit(x):
 
 
 @triton.jit
+def _signed_like(r, x):
+    """float32 ``r`` (not negative) with ``x``'s sign bit set into it, as CUDA's float32
+    functions give an odd function's result its sign."""
+    sign = x.to(tl.int32, bitcast=True) & -2147483648
+    return (r.to(tl.int32, bitcast=True) | sign).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def _sqrt(x):
     # tl.sqrt is the approximate instruction for float32 on NVIDIA GPUs.
     if x.dtype == tl.float32:
@@ -250,9 +258,7 @@ def _sinhf(x):
     quarter = _cuda.exp2(reduced * 1.4426950216293335) * scale
     big = tl.fma(2.0, quarter, -_cuda.fast_dividef(0.125, quarter))
     big = tl.where(a >= 90.0, INF, big)
-    sign = x.to(tl.int32, bitcast=True) & -2147483648
-    big = (big.to(tl.int32, bitcast=True) | sign).to(tl.float32, bitcast=True)
-    return tl.where(a >= 1.0, big, small)
+    return tl.where(a >= 1.0, _signed_like(big, x), small)
 
 
 @triton.jit
@@ -300,9 +306,7 @@ def _asinhf(x):
     big = a > 8388608.0
     r = log1p(tl.where(big, a, tl.fma(a, a * _cuda.fast_dividef(1.0, denominator), a)))
     r = tl.where(big, r + 0.6931471824645996, r)
-    sign = x.to(tl.int32, bitcast=True) & -2147483648
-    signed = (r.to(tl.int32, bitcast=True) | sign).to(tl.float32, bitcast=True)
-    return tl.where(x != x, r, signed)
+    return tl.where(x != x, r, _signed_like(r, x))
 
 
 @triton.jit
