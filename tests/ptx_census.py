@@ -1,7 +1,7 @@
 """Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
-multiply-adds, correctly rounded divisions and reciprocals, selects, and instructions that flush
-subnormals.
+multiply-adds, correctly rounded divisions and reciprocals, selects, conversions from float64,
+and instructions that flush subnormals.
 
     python tests/ptx_census.py CASE [CASE ...]
 
@@ -59,6 +59,8 @@ def _cases(torch):
         "logit": ("logit", (half(),)),
         "logit_eps": ("logit", (half(), 0.25)),
         "sinh": ("sinh", (half(),)),
+        "relu6": ("relu6", (half(),)),
+        "hardtanh": ("hardtanh", (half(),)),
         "sinh_bfloat16": ("sinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
     }
 
@@ -73,6 +75,7 @@ def census(ptx):
         "exp2": count(r"\bex2\."), "fma": count(r"\bfma\."),
         "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
         "selects": count(r"\bselp\."),
+        "float64_conversions": count(r"\bcvt\.[.\w]*\.f64\b"),
         "flushing": count(r"\.ftz\."),
     }
 

@@ -217,8 +217,10 @@ def test_subnormal_operands(op, dtype):
 
 @pytest.mark.skipif(flaggems_exp.device == "cpu", reason="compiled launches only")
 def test_compiled_launches_keep_subnormals():
-    """Compiled kernels are built with libdevice's flush-to-zero branches off."""
+    """Compiled kernels are built with libdevice's flush-to-zero branches off, and with
+    multiplies and adds contracted into fused ones as nvcc builds PyTorch's."""
     from triton.backends.nvidia.compiler import CUDAOptions
 
     from flaggems_exp.runtime import launch
-    assert CUDAOptions(**launch.COMPILE_OPTIONS).enable_reflect_ftz is False
+    options = CUDAOptions(**launch.COMPILE_OPTIONS)
+    assert options.enable_reflect_ftz is False and options.enable_fp_fusion is True

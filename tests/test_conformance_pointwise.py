@@ -381,6 +381,17 @@ def test_divisions_compile_as_pytorch_rounds_them_and_no_more():
     assert launches["logit"]["divisions"] == launches["logit_eps"]["divisions"] > 0, launches
 
 
+def test_relu6_compiles_for_its_fixed_limits():
+    """Compiled for the H200 (sm_90): relu6's limits 0 and 6 are constants of its kernel, so
+    it neither converts runtime limits from float64 nor tests them for NaN, as hardtanh, whose
+    limits are the caller's, must."""
+    launches = {launch["case"]: launch
+                for launch in ptx_census.compiled_launches("relu6", "hardtanh")}
+    assert launches["relu6"]["float64_conversions"] == 0, launches["relu6"]
+    assert launches["hardtanh"]["float64_conversions"] > 0, launches["hardtanh"]
+    assert launches["relu6"]["selects"] < launches["hardtanh"]["selects"], launches
+
+
 def test_subnormals_are_flushed_only_where_declared():
     """Compiled for the H200 (sm_90): sinh declares float16 (``flushes_subnormals``), so its
     float16 launch takes libdevice's flush-to-zero branches and its bfloat16 one does not."""
