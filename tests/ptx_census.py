@@ -58,10 +58,10 @@ def _cases(torch):
         "softplus_beta_2": ("softplus", (half(), 2.0)),
         "logit": ("logit", (half(),)),
         "logit_eps": ("logit", (half(), 0.25)),
-        "sinh": ("sinh", (half(),)),
+        "asinh": ("asinh", (half(),)),
         "relu6": ("relu6", (half(),)),
         "hardtanh": ("hardtanh", (half(),)),
-        "sinh_bfloat16": ("sinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
+        "asinh_bfloat16": ("asinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
     }
 
 

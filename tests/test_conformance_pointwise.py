@@ -393,13 +393,14 @@ def test_relu6_compiles_for_its_fixed_limits():
 
 
 def test_subnormals_are_flushed_only_where_declared():
-    """Compiled for the H200 (sm_90): sinh declares float16 (``flushes_subnormals``), so its
-    float16 launch takes libdevice's flush-to-zero branches and its bfloat16 one does not."""
+    """Compiled for the H200 (sm_90): asinh declares float16 (``flushes_subnormals``), so its
+    float16 launch takes libdevice's flush-to-zero branches (in log1pf) and its bfloat16 one
+    does not."""
     launches = {launch["case"]: launch
-                for launch in ptx_census.compiled_launches("sinh", "sinh_bfloat16")}
-    assert launches["sinh"]["flushes_subnormals"] is True, launches["sinh"]
-    assert launches["sinh_bfloat16"]["flushes_subnormals"] is False, launches["sinh_bfloat16"]
-    assert launches["sinh"]["flushing"] > launches["sinh_bfloat16"]["flushing"], launches
+                for launch in ptx_census.compiled_launches("asinh", "asinh_bfloat16")}
+    assert launches["asinh"]["flushes_subnormals"] is True, launches["asinh"]
+    assert launches["asinh_bfloat16"]["flushes_subnormals"] is False, launches["asinh_bfloat16"]
+    assert launches["asinh"]["flushing"] > launches["asinh_bfloat16"]["flushing"], launches
 
 
 def _every_16_bit_value(dtype):

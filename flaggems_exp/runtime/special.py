@@ -19,9 +19,11 @@ from . import libm
 # Compiled (``libm.LIBDEVICE``), log1p, expm1, sinh, cosh, asinh, acosh, atanh, erfinv and hypot
 # are the CUDA math library's: the very functions PyTorch's CUDA kernels call, so results agree
 # with PyTorch's to the bit, and faster than the portable versions the interpreter takes.
-# float32 sinh, asinh and acosh are written out as PyTorch's kernels compute them (read from
-# their SASS), without the library's branches: ``_sinhf`` is libdevice's own function,
-# ``_asinhf`` and ``_acoshf`` nvcc's, which take other steps than libdevice's.
+# float32 sinh, cosh, asinh and acosh are written out as PyTorch's kernels compute them (read
+# from their SASS), without the library's branches: ``_sinhf`` is libdevice's own function;
+# ``_coshf``, ``_asinhf`` and ``_acoshf`` are nvcc's, which take other steps than libdevice's.
+# Their approximate exponentials, reciprocal roots and divisions take the flushing forms that
+# nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``).
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
 NAN = tl.constexpr(float("nan"))
@@ -236,6 +238,48 @@ def expm1(x):
 
 
 @triton.jit
+def _ex2_ftz(x):
+    """2**x by the GPU's approximate ``ex2`` in its flushing form (compiled only). nvcc's
+    sinhf takes it, whose reduced argument gives results in [1, 16), never subnormal, so the
+    flushing form's value is the other's; libdevice's ``exp2f`` without flushing (float32 and
+    bfloat16 launches) adds a subnormal fix-up per element: 3 instructions more."""
+    return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                     dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _rsqrt_ftz(x):
+    """``rsqrt.approx`` in its flushing form (compiled only), as nvcc's asinhf and acoshf take
+    it: their arguments (x**2 + 1, and x**2 - 1 of a float32 x, zero or above 2**-23 in
+    magnitude) are never subnormal."""
+    return tl.inline_asm_elementwise("rsqrt.approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                     dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _divide_ftz(x, y):
+    """``div.approx`` in its flushing form (compiled only), libdevice's ``fast_dividef`` when it
+    flushes, as nvcc's sinhf and asinhf divide: asinhf's quotients are above 2**-25, and one
+    of sinhf's that would be subnormal is subtracted from a number above 2**124, which it
+    cannot change."""
+    return tl.inline_asm_elementwise("div.approx.ftz.f32 $0, $1, $2;", "=f,f,f", [x, y],
+                                     dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _quarter_exp(a):
+    """e**a / 4 for a float32 a >= 0 (or NaN) as nvcc's sinhf and coshf compute it: 2**(t - 2)
+    * e**(a - t ln 2), t the integer part of a / ln 2 and at most 126, so the scale stays
+    finite (the product overflows where e**a / 4 does)."""
+    t = _cuda.trunc(a * 1.4426950216293335)
+    t = tl.where(t > 126.0, 126.0, t)
+    reduced = tl.fma(t, -0.6931471824645996, a)
+    reduced = tl.fma(t, 1.9046542121259336e-09, reduced)
+    scale = (((t + 12583037.0).to(tl.int32, bitcast=True)) << 23).to(tl.float32, bitcast=True)
+    return _ex2_ftz(reduced * 1.4426950216293335) * scale
+
+
+@triton.jit
 def _sinhf(x):
     """CUDA's float32 ``sinhf`` (libdevice's ``__nv_sinhf``) step for step, both of its ranges
     computed and one selected: the library branches on |x| < 1, which a warp of mixed inputs
@@ -249,14 +293,9 @@ def _sinhf(x):
     p = tl.fma(p, x2, 0.008333349600434303)
     p = tl.fma(p, x2, 0.1666666716337204)
     small = tl.fma(x2 * p, x, x)
-    # else: e**a / 4 as 2**t * e**(a - t ln 2) / 4, then 2 (e**a / 4) - 1 / (8 (e**a / 4))
-    t = _cuda.trunc(a * 1.4426950216293335)
-    t = tl.where(t > 126.0, 126.0, t)
-    reduced = tl.fma(t, -0.6931471824645996, a)
-    reduced = tl.fma(t, 1.9046542121259336e-09, reduced)
-    scale = (((t + 12583037.0).to(tl.int32, bitcast=True)) << 23).to(tl.float32, bitcast=True)
-    quarter = _cuda.exp2(reduced * 1.4426950216293335) * scale
-    big = tl.fma(2.0, quarter, -_cuda.fast_dividef(0.125, quarter))
+    # else 2 (e**a / 4) - 1 / (8 (e**a / 4))
+    quarter = _quarter_exp(a)
+    big = tl.fma(2.0, quarter, -_divide_ftz(0.125, quarter))
     big = tl.where(a >= 90.0, INF, big)
     return tl.where(a >= 1.0, _signed_like(big, x), small)
 
@@ -282,9 +321,21 @@ def sinh(x):
 
 
 @triton.jit
+def _coshf(x):
+    """float32 cosh as PyTorch's CUDA kernels compute it (read from their SASS: nvcc's
+    ``coshf``, a third fewer instructions than libdevice's ``__nv_coshf``): 2 (e**|x| / 4) +
+    1 / (8 (e**|x| / 4)), with no branch; infinite where e**|x| / 4 overflows."""
+    quarter = _quarter_exp(tl.abs(x))
+    return tl.fma(2.0, quarter, _divide_ftz(0.125, quarter))
+
+
+@triton.jit
 def cosh(x):
     if libm.LIBDEVICE:
-        r = _cuda.cosh(x)
+        if x.dtype == tl.float32:
+            r = _coshf(x)
+        else:
+            r = _cuda.cosh(x)
     else:
         a = tl.abs(x)
         e = libm.exp(a)
@@ -302,9 +353,9 @@ def _asinhf(x):
     log1p(|x|) + ln 2. No branch but log1p's own rare one."""
     a = tl.abs(x)
     squared = tl.fma(x, x, 1.0)
-    denominator = tl.fma(squared, _cuda.rsqrt(squared), 1.0)
+    denominator = tl.fma(squared, _rsqrt_ftz(squared), 1.0)
     big = a > 8388608.0
-    r = log1p(tl.where(big, a, tl.fma(a, a * _cuda.fast_dividef(1.0, denominator), a)))
+    r = log1p(tl.where(big, a, tl.fma(a, a * _divide_ftz(1.0, denominator), a)))
     r = tl.where(big, r + 0.6931471824645996, r)
     return tl.where(x != x, r, _signed_like(r, x))
 
@@ -335,7 +386,7 @@ def _acoshf(x):
     is negative, or NaN: its bits compared unsigned) log1p(x - 1 - 1.0000001) + ln 2 (NaN below
     1). No branch but log1p's own rare one."""
     squared = tl.fma(x, x, -1.0)
-    inverse = _cuda.rsqrt(squared)
+    inverse = _rsqrt_ftz(squared)
     root = squared * inverse
     root = tl.fma(inverse * 0.5, tl.fma(-root, root, squared), root)
     root = tl.where(squared != 0.0, root, 0.0)
