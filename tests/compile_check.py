@@ -13,29 +13,16 @@ JSON line: the compilations made and the compilation errors by op; exits 1 on an
 import argparse
 import json
 import os
+import pathlib
 import sys
 
 os.environ["TRITON_INTERPRET"] = "0"  # before triton or the library is imported
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the benchmarks
 
 import torch  # noqa: E402
 import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
 
-
-class _StandInDriver:
-    """What ``JITFunction.warmup`` asks of the active driver, for an sm_90 device."""
-
-    def get_current_device(self):
-        return 0
-
-    def get_current_stream(self, device=None):
-        return 0
-
-    def get_current_target(self):
-        return GPUTarget("cuda", 90, 32)
-
-    def get_active_torch_device(self):
-        return torch.device("cpu")
+from benchmarks.instructions import StandInDriver as _StandInDriver  # noqa: E402
 
 
 def _root_cause(exc):

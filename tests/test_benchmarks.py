@@ -496,6 +496,31 @@ def test_ddp_trains_under_torchrun(tmp_path):
     assert "| transformer | 1 | 2 |" in (tmp_path / ddp.REPORT_NAME).read_text()
 
 
+def test_instructions_counts_our_compiled_kernels_without_a_gpu(tmp_path):
+    """``python -m benchmarks.instructions`` compiles our launches for sm_90 in a process of its
+    own (it imports the library compiled) and counts their SASS per element; without
+    ``--torch-lib`` PyTorch's column stays empty, and an op PyTorch compiles at run time says
+    so."""
+    command = [sys.executable, "-m", "benchmarks.instructions", "--op", "sinh", "--op",
+               "logaddexp", "--op", "i0", "--dtype", "float16", "--out", str(tmp_path)]
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    with open(tmp_path / "instructions.csv", newline="") as f:
+        rows = {r["op"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["i0", "logaddexp", "sinh"]
+    for row in rows.values():
+        assert row["dtype"] == "float16" and 5 < float(row["ours_per_element"]) < 1000, row
+        assert int(row["ours"]) > float(row["ours_per_element"]), row  # 8 elements a thread
+        assert row["pytorch"] == "", row
+    assert int(rows["sinh"]["ours_mufu"]) > 0  # its exponential on the special-function unit
+    assert "jiterator" in rows["i0"]["pytorch_kernel"]
+    assert "| `sinh` | float16 |" in (tmp_path / "instructions.md").read_text()
+
+
 def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
     """Without --out, the runner and the report write into fresh temporary folders: the
     committed results change only when named."""
