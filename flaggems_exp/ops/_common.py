@@ -42,4 +42,6 @@ def clamp(x, lo, hi):
 
 @triton.jit
 def sigmoid(x):
-    return libm.reciprocal(1.0 + libm.exp(-x))
+    # libm.neg, not -x: compiled, -x is 0 - x, one instruction more than a sign folded into
+    # the exponential's first product (the same value: exp(+0) and exp(-0) are both 1)
+    return libm.reciprocal(1.0 + libm.exp(libm.neg(x)))

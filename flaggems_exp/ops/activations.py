@@ -75,7 +75,7 @@ class Silu(FloatActivation):
     @staticmethod
     @triton.jit
     def math(x):
-        return libm.div(x, 1.0 + libm.exp(-x))
+        return libm.div(x, 1.0 + libm.exp(libm.neg(x)))  # see sigmoid
 
 
 @register

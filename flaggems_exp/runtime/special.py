@@ -281,11 +281,11 @@ def _quarter_exp(a):
 
 @triton.jit
 def _sinhf(x):
-    """CUDA's float32 ``sinhf`` (libdevice's ``__nv_sinhf``) step for step, both of its ranges
-    computed and one selected: the library branches on |x| < 1, which a warp of mixed inputs
-    runs both sides of, one after the other (nvcc selects, as here: PyTorch's float16 sinh is
-    a fifth faster than the branching one). The same operations in the same order: the same
-    bits."""
+    """CUDA's float32 ``sinhf`` as nvcc compiles it into PyTorch's kernels (libdevice's
+    ``__nv_sinhf`` has the same steps) step for step, both of its ranges computed and one
+    selected: libdevice branches on |x| < 1, which a warp of mixed inputs runs both sides of,
+    one after the other (nvcc selects, as here: PyTorch's float16 sinh is a fifth faster than
+    the branching one). The same operations in the same order: the same bits."""
     a = tl.abs(x)
     # |x| < 1 (and NaN): x + x * x^2 * p(x^2)
     x2 = x * x
@@ -293,10 +293,12 @@ def _sinhf(x):
     p = tl.fma(p, x2, 0.008333349600434303)
     p = tl.fma(p, x2, 0.1666666716337204)
     small = tl.fma(x2 * p, x, x)
-    # else 2 (e**a / 4) - 1 / (8 (e**a / 4))
+    # else 2 (e**a / 4) - 1 / (8 (e**a / 4)); the quotient's sign folded into the divisor (an
+    # exact negation; a negated result compiles to 0 - q, one instruction more). libdevice
+    # then sets a >= 90 to inf, which nvcc's code leaves out: there e**a / 4 is at least
+    # 2**127.8, so the sum overflows to inf by itself
     quarter = _quarter_exp(a)
-    big = tl.fma(2.0, quarter, -_divide_ftz(0.125, quarter))
-    big = tl.where(a >= 90.0, INF, big)
+    big = tl.fma(2.0, quarter, _divide_ftz(-0.125, quarter))
     return tl.where(a >= 1.0, _signed_like(big, x), small)
 
 
