@@ -38,8 +38,9 @@ from .runtime.promotion import Promotion, promote
 
 _BACKEND_KEY = "CUDA" if DEVICE == "cuda" else "CPU"
 _AUTOGRAD_KEY = "Autograd" + _BACKEND_KEY
+_BACKEND_DISPATCH_KEY = getattr(torch._C.DispatchKey, _BACKEND_KEY)
 # what the dispatcher hands a kernel at the backend key (measured): PyTorch's kernel gets it too
-_KEYSET = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, _BACKEND_KEY))
+_KEYSET = torch._C.DispatchKeySet(_BACKEND_DISPATCH_KEY)
 _library = None
 _routed = ()  # the op objects routed while enabled
 
@@ -106,12 +107,24 @@ def _routed_op(op, overload):
     with the kernel PyTorch has at that key now, fetched before ``enable()`` replaces it."""
     routed = object.__new__(_routed_class(type(op)))
     routed.__dict__ = op.__dict__
-    routed.pytorch_kernel = torch.library.get_kernel(overload, _BACKEND_KEY)
+    # the key as its enum member: get_kernel looks a string up in the enum's member table,
+    # which pybind builds anew on each read (6 µs a call, 2 ms an enable())
+    routed.pytorch_kernel = torch.library.get_kernel(overload, _BACKEND_DISPATCH_KEY)
     routed.handed_over = PlanCache()  # the signatures handed over (a bounded set)
-    tensor = torch._C.TensorType.get()
-    routed.tensor_positions = tuple(i for i, a in enumerate(overload._schema.arguments)
-                                   if not a.kwarg_only and a.type.isSubtypeOf(tensor))
+    routed.tensor_positions = _schema_facts(overload)[0]
     return routed
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_facts(overload):
+    """(the positions of aten ``overload``'s positional tensor arguments, the names of its
+    keyword-only ones), read from its schema once per process (see
+    ``native_dispatch.argument_positions``)."""
+    tensor = torch._C.TensorType.get()
+    arguments = overload._schema.arguments
+    return (tuple(i for i, a in enumerate(arguments)
+                  if not a.kwarg_only and a.type.isSubtypeOf(tensor)),
+            frozenset(a.name for a in arguments if a.kwarg_only))
 
 
 def _aten_while_interpreting(kernel, routed):
@@ -166,7 +179,7 @@ def _registrations(ops, offering=False):
                 continue
             seen.add(qualname)
             routed = _routed_op(op, overload)
-            keywords = {a.name for a in overload._schema.arguments if a.kwarg_only}
+            keywords = _schema_facts(overload)[1]
             kernel = _out_kernel(routed) if "out" in keywords else routed
             if INTERPRETED:
                 kernel = _aten_while_interpreting(kernel, routed)

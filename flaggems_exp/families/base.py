@@ -26,8 +26,10 @@ def _snake_case(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+@functools.lru_cache(maxsize=None)
 def _is_dispatcher_op(name, overload):
-    """False for TorchScript-only overloads (``mul.int``, ``copy_.float``): not dispatcher ops."""
+    """False for TorchScript-only overloads (``mul.int``, ``copy_.float``): not dispatcher ops.
+    (aten's schemas are fixed once torch is imported: asked once per process.)"""
     try:
         torch._C._dispatch_find_schema_or_throw("aten::" + name, "" if overload == "default" else overload)
     except RuntimeError:
