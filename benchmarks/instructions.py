@@ -31,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 
-os.environ["TRITON_INTERPRET"] = "0"  # compiled code is the point, before the library loads
+if __name__ == "__main__":  # compiled code is the point: said before Triton loads
+    os.environ["TRITON_INTERPRET"] = "0"
 
 import torch  # noqa: E402
 import triton  # noqa: E402
@@ -118,9 +119,15 @@ def census(sass, inputs, dtype):
 
 # ---- ours ---------------------------------------------------------------------------------
 def our_sass(op_name, inputs, dtype):
-    """The SASS of our single launch for an ``SHAPE`` call of ``op_name`` in ``dtype``."""
+    """The SASS of our single launch for an ``SHAPE`` call of ``op_name`` in ``dtype`` (the
+    library imported compiled: see ``main``)."""
     from flaggems_exp import REGISTRY
     from flaggems_exp.runtime import launch
+    from flaggems_exp.runtime.device import INTERPRETED
+
+    if INTERPRETED:
+        raise RuntimeError("the library was imported for Triton's interpreter: run "
+                           "python -m benchmarks.instructions, which imports it compiled")
 
     compiled = []
 
@@ -168,17 +175,25 @@ class TorchKernels:
         """(mangled name, SASS) of ``vectorized_elementwise_kernel<8>`` of ``function``'s
         ``which``-th lambda taking ``inputs`` values of ``dtype``, or None."""
         key = f"{len(function)}{function}"
-        spelled = _MANGLED[dtype]
-        lambda_ = re.compile(rf"EUl{spelled}(?:{spelled}|S\d*_){{{inputs - 1}}}E(\d*)_St5array")
-        found = []
-        for cubin in self._units(key):
-            for name, body in self._sass(cubin).items():
-                if key in name and "vectorized_elementwise_kernelILi8E" in name:
-                    match = lambda_.search(name)
-                    if match:
-                        found.append((int(match.group(1) or -1), name, body))
-        found.sort()
-        return found[which][1:] if len(found) > which else None
+        sections = (item for cubin in self._units(key) for item in self._sass(cubin).items())
+        return vectorized_kernel(sections, function, inputs, dtype, which)
+
+
+def vectorized_kernel(sections, function, inputs, dtype, which):
+    """The (mangled name, SASS) among ``sections`` of ``vectorized_elementwise_kernel<8>`` of
+    ``function``'s ``which``-th lambda (in the order of their mangled numbers) taking
+    ``inputs`` values of ``dtype``, or None."""
+    key = f"{len(function)}{function}"
+    spelled = _MANGLED[dtype]
+    lambda_ = re.compile(rf"EUl{spelled}(?:{spelled}|S\d*_){{{inputs - 1}}}E(\d*)_St5array")
+    found = []
+    for name, body in sections:
+        if key in name and "vectorized_elementwise_kernelILi8E" in name:
+            match = lambda_.search(name)
+            if match:
+                found.append((int(match.group(1) or -1), name, body))
+    found.sort()
+    return found[which][1:] if len(found) > which else None
 
 
 # ---- the table ----------------------------------------------------------------------------

@@ -521,6 +521,41 @@ def test_instructions_counts_our_compiled_kernels_without_a_gpu(tmp_path):
     assert "| `sinh` | float16 |" in (tmp_path / "instructions.md").read_text()
 
 
+def test_instructions_reads_a_main_path_and_picks_pytorchs_kernel():
+    """The reading of SASS: the main path ends at the first unconditional EXIT (a predicated
+    one does not end it), elements per thread come from the loaded bits; PyTorch's kernel is
+    the vectorized<8> one of the op's function whose lambda takes the dtype (a repeated
+    parameter may be a mangled substitution), its lambdas in their mangled order."""
+    from benchmarks import instructions
+
+    sass = "\n".join(f"        /*{8 * i:04x}*/                   {text} ;" for i, text in enumerate([
+        "LDG.E.128 R4, desc[UR4][R2.64]", "MUFU.EX2 R5, R5", "@P0 EXIT", "FADD R5, R5, 1",
+        "@P1 BRA `(.L_x_1)", "STG.E.128 desc[UR4][R2.64], R4", "EXIT", "BRA `(.L_x_2)"]))
+    assert instructions.main_path(sass)[-1] == "EXIT" and len(instructions.main_path(sass)) == 7
+    # 128 bits of float16: 8 elements a thread
+    assert instructions.census(sass, 1, torch.float16) == (7, 0.9, 1, 1)
+    assert instructions.census(sass, 2, torch.float32) == (7, 3.5, 1, 1)
+
+    def name(vector, function, parameters, number=""):
+        return (f"_ZN2at6native29vectorized_elementwise_kernelILi{vector}EZZZNS0_{len(function)}"
+                f"{function}ERNS_18TensorIteratorBaseEENKUlvE_clEvENKUlvE1_clEvEUl{parameters}"
+                f"E{number}_St5arrayIPcLm2EEEEviT0_T1_")
+    sections = [(name(8, "logit_kernel_cuda", "NS4_4HalfE", "0"), "with eps"),
+                (name(8, "logit_kernel_cuda", "NS4_4HalfE"), "without eps"),
+                (name(4, "logit_kernel_cuda", "NS4_4HalfE"), "vector of 4"),
+                (name(8, "logit_kernel_cuda", "f"), "float32"),
+                (name(8, "logaddexp_kernel_cuda", "N3c108BFloat16ES3_"), "bfloat16 pair"),
+                (name(8, "logaddexp_kernel_cuda", "ff"), "float32 pair")]
+    pick = instructions.vectorized_kernel
+    assert pick(sections, "logit_kernel_cuda", 1, torch.float16, 0)[1] == "without eps"
+    assert pick(sections, "logit_kernel_cuda", 1, torch.float16, 1)[1] == "with eps"
+    assert pick(sections, "logit_kernel_cuda", 1, torch.float32, 0)[1] == "float32"
+    assert pick(sections, "logit_kernel_cuda", 1, torch.bfloat16, 0) is None
+    assert pick(sections, "logaddexp_kernel_cuda", 2, torch.bfloat16, 0)[1] == "bfloat16 pair"
+    assert pick(sections, "logaddexp_kernel_cuda", 2, torch.float32, 0)[1] == "float32 pair"
+    assert pick(sections, "logaddexp_kernel_cuda", 1, torch.float32, 0) is None
+
+
 def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
     """Without --out, the runner and the report write into fresh temporary folders: the
     committed results change only when named."""
