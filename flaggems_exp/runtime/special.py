@@ -240,9 +240,10 @@ def expm1(x):
 @triton.jit
 def _ex2_ftz(x):
     """2**x by the GPU's approximate ``ex2`` in its flushing form (compiled only). nvcc's
-    sinhf takes it, whose reduced argument gives results in [1, 16), never subnormal, so the
-    flushing form's value is the other's; libdevice's ``exp2f`` without flushing (float32 and
-    bfloat16 launches) adds a subnormal fix-up per element: 3 instructions more."""
+    sinhf and coshf take it on a reduced argument (|x| less t ln 2, never below about 0), whose
+    power is never subnormal, so the flushing form's value is the other's; libdevice's
+    ``exp2f`` without flushing (float32 and bfloat16 launches) adds a subnormal fix-up per
+    element: 3 instructions more."""
     return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x],
                                      dtype=tl.float32, is_pure=True, pack=1)
 
@@ -281,11 +282,12 @@ def _quarter_exp(a):
 
 @triton.jit
 def _sinhf(x):
-    """CUDA's float32 ``sinhf`` as nvcc compiles it into PyTorch's kernels (libdevice's
-    ``__nv_sinhf`` has the same steps) step for step, both of its ranges computed and one
-    selected: libdevice branches on |x| < 1, which a warp of mixed inputs runs both sides of,
-    one after the other (nvcc selects, as here: PyTorch's float16 sinh is a fifth faster than
-    the branching one). The same operations in the same order: the same bits."""
+    """CUDA's float32 ``sinhf`` as nvcc compiles it into PyTorch's kernels, step for step,
+    both of its ranges computed and one selected (libdevice's ``__nv_sinhf`` takes the same
+    steps, but branches on |x| < 1, which a warp of mixed inputs runs both sides of, one
+    after the other, adds a test that changes no value and takes the approximations' non-
+    flushing forms: PyTorch's float16 sinh is a fifth faster than it). The same operations in
+    the same order: the same bits."""
     a = tl.abs(x)
     # |x| < 1 (and NaN): x + x * x^2 * p(x^2)
     x2 = x * x
