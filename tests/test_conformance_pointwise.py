@@ -429,10 +429,10 @@ _UNARY_FLOAT32 = [op for op in dict.fromkeys(REGISTRY.values())
 def test_unary_float32_results_are_pytorchs_cuda_bits(op):
     """Each unary float32 op on 2**22 bit patterns over every exponent, 2**22 values in [-100,
     100], every float16 value and the edges (0, 1, 90, inf, NaN) gives PyTorch's CUDA results
-    bit for bit (a NaN's payload aside). sinh, asinh and acosh are written out as PyTorch's
-    kernels compute them (``special._sinhf``, ``_asinhf``, ``_acoshf``); the others' math is
-    libdevice's or our own formulas, which this compares with nvcc's code in PyTorch's
-    kernels."""
+    bit for bit (a NaN's payload aside). sinh, cosh, asinh and acosh are written out as
+    PyTorch's kernels compute them (``special._sinhf``, ``_coshf``, ``_asinhf``, ``_acoshf``);
+    the others' math is libdevice's or our own formulas, which this compares with nvcc's code
+    in PyTorch's kernels."""
     gen = torch.Generator().manual_seed(0)
     patterns = torch.randint(-2**31, 2**31, (1 << 22,), generator=gen).to(torch.int32)
     edges = [0.0, -0.0, 1.0, -1.0, 0.99999994, 1.0000001, 89.99999, 90.0, -90.0, 88.72284,
