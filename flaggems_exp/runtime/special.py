@@ -501,7 +501,58 @@ def erfinv(x):
 
 
 @triton.jit
+def _tan_f64(x):
+    """tan of a float64 x: libdevice's (the CUDA math library's) compiled; interpreted, the
+    quotient of numpy's sine and cosine (the interpreter has no tan)."""
+    if libm.LIBDEVICE:
+        r = _cuda.tan(x)
+    else:
+        r = libm.sin(x) / libm.cos(x)
+    return r
+
+
+@triton.jit
+def _digamma_f32(x):
+    """float32 digamma as PyTorch's CUDA kernel computes it (ATen's jiterator code,
+    ``digamma_string``, step for step; its CPU kernel orders the sums otherwise): the
+    reflection -pi / tan(pi r) of a negative x in float64, from x's fractional part r, rounded
+    to float32 first; the recurrence subtracting 1 / x from it until x reaches 10; then
+    log(x) - 0.5 / x - the asymptotic series + that, left to right. Every division correctly
+    rounded, the series' Horner steps fused as nvcc fuses them."""
+    neg = x < 0
+    xt = trunc(x)
+    fraction = (x - xt).to(tl.float64)  # exact: modf's fractional part
+    minus_pi = tl.zeros_like(fraction) - _PI  # a float64 tensor: a constant over a tensor
+    result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
+    z = tl.where(neg, 1.0 - x, x)
+    for _ in tl.static_range(10):  # 10 steps take any z > 0 to 10 or beyond
+        below = z < 10.0
+        result = tl.where(below, result - libm.reciprocal(z), result)
+        z = tl.where(below, z + 1.0, z)
+    inverse_square = libm.reciprocal(z * z)
+    series = tl.where(z < 1.0e17, libm.mul(inverse_square, _polevl(inverse_square, _DIGAMMA_A, 7)),
+                      0.0)
+    r = ((libm.log(z) - libm.div(0.5, z)) - series) + result
+    r = tl.where(z == 10.0, result + _PSI_10, r)
+    r = tl.where(neg & (x == xt), NAN, r)  # a negative integer (or -inf)
+    return tl.where(x == 0, tl.where(_signbit(x), INF, -INF), r)
+
+
+@triton.jit
 def digamma(x):
+    if x.dtype == tl.float32:
+        r = _digamma_f32(x)
+    else:
+        r = _digamma_f64(x)
+    return r
+
+
+@triton.jit
+def _digamma_f64(x):
+    """float64 digamma, more accurate than PyTorch's kernels next to the negative integers:
+    they take tan(pi r) of the unfolded fractional part r (off by about ulp(pi) / |tan(pi r)|
+    just above one); here cot(pi r) comes from a folded argument (see the test against
+    mpmath)."""
     neg = x < 0
     xt = trunc(x)
     # pi / tan(pi x) from the fractional part only; fold it into [-1/2, 1/2]
