@@ -620,43 +620,74 @@ def _chbevl(x, C: tl.constexpr, start: tl.constexpr, n: tl.constexpr):
 
 
 @triton.jit
-def _bessel_series(a, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr, n: tl.constexpr):
-    """Cephes' scaled series for |x| = a: chbevl(a/2 - 2, A) up to 8, chbevl(32/a - 2, B)/sqrt(a)
-    beyond, as ATen's calc_i0e / calc_i1e evaluate them (B: padded to A's length with b_start
-    leading zeros). ATen branches per element, so a warp whose elements agree evaluates one
-    series; here a block whose elements all take one series evaluates that one alone, and only
-    a block holding both (or NaN) runs the two in one recurrence (``_chbevl_either``)."""
+def _bessel(a, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr, n: tl.constexpr,
+            FINISH: tl.constexpr):
+    """Cephes' series for |x| = a, chbevl(a/2 - 2, A) up to 8, chbevl(32/a - 2, B) beyond (B:
+    padded to A's length with b_start leading zeros; 32 / a correctly rounded, as PyTorch's
+    kernels divide), as ATen's calc_i0e / calc_i1e evaluate them, then ``FINISH(a, series,
+    SMALL)``: the op's own steps after the series, on its side of 8 (a division by sqrt(a)
+    beyond). ATen branches per element, so a warp whose elements agree evaluates one series
+    and one finish; here a block whose elements all take one side evaluates that side alone,
+    and only a block holding both (or NaN) runs the two series in one recurrence
+    (``_chbevl_either``) and both finishes."""
     small = a <= 8.0
     side = tl.where(small, 1, 2)
     if tl.max(side) == 1:
-        series = _chbevl(a * 0.5 - 2.0, A, 0, n)
+        r = FINISH(a, _chbevl(a * 0.5 - 2.0, A, 0, n), True)
     elif tl.min(side) == 2:
-        series = _chbevl(32.0 / a - 2.0, B, b_start, n) / _sqrt(a)
+        r = FINISH(a, _chbevl(libm.div(32.0, a) - 2.0, B, b_start, n), False)
     else:
-        either = _chbevl_either(tl.where(small, a * 0.5 - 2.0, 32.0 / a - 2.0), small, A, B, n)
-        series = tl.where(small, either, either / _sqrt(a))
-    return series
+        either = _chbevl_either(tl.where(small, a * 0.5 - 2.0, libm.div(32.0, a) - 2.0), small,
+                                A, B, n)
+        r = tl.where(small, FINISH(a, either, True), FINISH(a, either, False))
+    return r
+
+
+@triton.jit
+def _i0e_finish(a, series, SMALL: tl.constexpr):
+    if SMALL:
+        r = series
+    else:
+        r = libm.div(series, _sqrt(a))
+    return r
+
+
+@triton.jit
+def _i0_finish(a, series, SMALL: tl.constexpr):
+    # ATen's order: exp(a) times the series, then divided by sqrt(a) (i0(inf) = inf / inf =
+    # NaN, like torch)
+    r = libm.exp(a) * series
+    if not SMALL:
+        r = libm.div(r, _sqrt(a))
+    return r
+
+
+@triton.jit
+def _i1_finish(a, series, SMALL: tl.constexpr):
+    # ATen's order: exp(a) * a * series, exp(a) * series / sqrt(a) beyond 8
+    if SMALL:
+        r = libm.exp(a) * a * series
+    else:
+        r = libm.div(libm.exp(a) * series, _sqrt(a))
+    return r
 
 
 @triton.jit
 def i0e(x):
-    return _bessel_series(tl.abs(x), _I0E_A, _I0E_B_PADDED, 5, 30)
+    return _bessel(tl.abs(x), _I0E_A, _I0E_B_PADDED, 5, 30, _i0e_finish)
 
 
 @triton.jit
 def i0(x):
-    a = tl.abs(x)
-    # exp(a) times the scaled series, in ATen's order: i0(inf) = inf / inf = NaN, like torch
-    return libm.exp(a) * _bessel_series(a, _I0E_A, _I0E_B_PADDED, 5, 30)
+    return _bessel(tl.abs(x), _I0E_A, _I0E_B_PADDED, 5, 30, _i0_finish)
 
 
 @triton.jit
 def i1(x):
-    a = tl.abs(x)
-    series = _bessel_series(a, _I1E_A, _I1E_B_PADDED, 4, 29)
-    r = libm.exp(a) * tl.where(a <= 8.0, a * series, series)
-    # Sign from x < 0 (not the sign bit), so i1(-0) = +0 as in torch.
-    return tl.where(x < 0, -r, r)
+    r = _bessel(tl.abs(x), _I1E_A, _I1E_B_PADDED, 4, 29, _i1_finish)
+    # Sign from x < 0 (not the sign bit), so i1(-0) = +0 as in torch; libm.neg keeps the sign
+    # of a zero (i1 of a tiny negative x rounds to -0.0)
+    return tl.where(x < 0, libm.neg(r), r)
 
 
 @triton.jit
