@@ -692,7 +692,8 @@ def i1(x):
 
 @triton.jit
 def sinc(x):
-    # pi * x rounded in the compute dtype, as torch does: f32 sinc(1) = -2.78e-8.
+    # pi * x rounded in the compute dtype, as torch does: f32 sinc(1) = -2.78e-8; the quotient
+    # correctly rounded, as PyTorch's kernel divides (Triton's / is div.full)
     y = x * _PI
-    r = libm.sin(y) / y
+    r = libm.div(libm.sin(y), y)
     return tl.where(x == 0, 1.0, r)
