@@ -19,9 +19,10 @@ from . import libm
 # Compiled (``libm.LIBDEVICE``), log1p, expm1, sinh, cosh, asinh, acosh, atanh, erfinv and hypot
 # are the CUDA math library's: the very functions PyTorch's CUDA kernels call, so results agree
 # with PyTorch's to the bit, and faster than the portable versions the interpreter takes.
-# float32 sinh, cosh, asinh and acosh are written out as PyTorch's kernels compute them (read
-# from their SASS), without the library's branches: ``_sinhf`` is libdevice's own function;
-# ``_coshf``, ``_asinhf`` and ``_acoshf`` are nvcc's, which take other steps than libdevice's.
+# float32 sinh, cosh, asinh, acosh and hypot are written out as PyTorch's kernels compute them
+# (read from their SASS), without the library's branches: ``_sinhf`` is libdevice's own
+# function; ``_coshf``, ``_asinhf``, ``_acoshf`` and ``_hypotf`` are nvcc's, which take other
+# steps than libdevice's.
 # Their approximate exponentials, reciprocal roots and divisions take the flushing forms that
 # nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``).
 
@@ -443,9 +444,34 @@ def trunc(x):
 
 
 @triton.jit
+def _hypotf(x, y):
+    """float32 hypot as PyTorch's CUDA kernels compute it (read from their SASS: nvcc's
+    ``hypotf``, whose square root is correctly rounded, where libdevice's ``__nv_hypotf`` takes
+    the approximate one): both magnitudes scaled by a power of two taken from the larger one's
+    exponent (a multiple of 4 steps), sqrt(big**2 + small**2) of the scaled pair, scaled back;
+    the larger itself where the smaller is 0, inf where the smaller is inf (the larger wins a
+    NaN: magnitudes ordered by their bits)."""
+    a = tl.abs(x).to(tl.int32, bitcast=True)
+    b = tl.abs(y).to(tl.int32, bitcast=True)
+    big_bits = tl.maximum(a, b)
+    small = tl.minimum(a, b).to(tl.float32, bitcast=True)
+    big = big_bits.to(tl.float32, bitcast=True)
+    exponent = big_bits & 0x7E000000  # the sign bit is clear: 0xfe000000's bits that matter
+    scale = (0x7E800000 - exponent).to(tl.float32, bitcast=True)
+    scaled_small = small * scale
+    scaled_big = big * scale
+    root = tl.sqrt_rn(tl.fma(scaled_big, scaled_big, scaled_small * scaled_small))
+    r = tl.where(small != 0.0, (exponent | 0x00800000).to(tl.float32, bitcast=True) * root, big)
+    return tl.where(small != INF, r, INF)
+
+
+@triton.jit
 def hypot(x, y):
     if libm.LIBDEVICE:
-        r = _cuda.hypot(x, y)
+        if x.dtype == tl.float32:
+            r = _hypotf(x, y)
+        else:
+            r = _cuda.hypot(x, y)
     else:
         a = tl.abs(x)
         b = tl.abs(y)
