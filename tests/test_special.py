@@ -231,6 +231,21 @@ def test_digamma_against_mpmath(dtype):
     assert err < 8 * eps, err
 
 
+def test_digamma_blocks_without_a_negative_give_the_bits_of_mixed_blocks():
+    """float32 digamma computes its float64 reflection only in a block holding a negative x;
+    positive values give the same bits in a block of their own and beside negative ones."""
+    g = torch.Generator().manual_seed(4)
+    positive = torch.rand(BLOCK, generator=g) * 30 + 1e-3
+    negative = -(torch.rand(BLOCK, generator=g) * 30 + 1e-3)
+    half = BLOCK // 2
+    alone = _run(sp.digamma, positive)
+    mixed = _run(sp.digamma, torch.cat([positive[:half], negative[:half], positive[half:],
+                                        negative[half:]]))
+    assert torch.equal(alone, torch.cat([mixed[:half], mixed[BLOCK:BLOCK + half]]))
+    torch.testing.assert_close(torch.cat([mixed[half:BLOCK], mixed[BLOCK + half:]]),
+                               torch.digamma(negative), **TOL_OVERRIDE[("digamma", torch.float32)])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", ["i0", "i0e", "i1"])
 def test_bessel_blocks_of_one_series_give_the_bits_of_mixed_blocks(name, dtype):

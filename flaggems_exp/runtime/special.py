@@ -547,9 +547,13 @@ def _digamma_f32(x):
     rounded, the series' Horner steps fused as nvcc fuses them."""
     neg = x < 0
     xt = trunc(x)
-    fraction = (x - xt).to(tl.float64)  # exact: modf's fractional part
-    minus_pi = tl.zeros_like(fraction) - _PI  # a float64 tensor: a constant over a tensor
-    result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
+    result = tl.zeros_like(x)
+    # the float64 tangent only in a block holding a negative x (PyTorch branches per element;
+    # digamma's arguments are mostly positive: concentrations, counts)
+    if tl.max(tl.where(neg, 1, 0)) == 1:
+        fraction = (x - xt).to(tl.float64)  # exact: modf's fractional part
+        minus_pi = tl.zeros_like(fraction) - _PI  # a float64 tensor: a constant over a tensor
+        result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
     z = tl.where(neg, 1.0 - x, x)
     for _ in tl.static_range(10):  # 10 steps take any z > 0 to 10 or beyond
         below = z < 10.0
