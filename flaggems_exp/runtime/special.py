@@ -467,11 +467,10 @@ def _hypotf(x, y):
 
 @triton.jit
 def hypot(x, y):
-    if libm.LIBDEVICE:
-        if x.dtype == tl.float32:
-            r = _hypotf(x, y)
-        else:
-            r = _cuda.hypot(x, y)
+    if x.dtype == tl.float32:  # interpreted too: its steps are plain arithmetic
+        r = _hypotf(x, y)
+    elif libm.LIBDEVICE:
+        r = _cuda.hypot(x, y)
     else:
         a = tl.abs(x)
         b = tl.abs(y)
