@@ -24,7 +24,9 @@ from . import libm
 # function; ``_coshf``, ``_asinhf``, ``_acoshf`` and ``_hypotf`` are nvcc's, which take other
 # steps than libdevice's.
 # Their approximate exponentials, reciprocal roots and divisions take the flushing forms that
-# nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``).
+# nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``). They run in
+# the interpreter too, numpy's exact operations standing in for the approximate instructions,
+# so the CPU suite checks their steps.
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
 NAN = tl.constexpr(float("nan"))
@@ -240,32 +242,55 @@ def expm1(x):
 
 @triton.jit
 def _ex2_ftz(x):
-    """2**x by the GPU's approximate ``ex2`` in its flushing form (compiled only). nvcc's
-    sinhf and coshf take it on a reduced argument (|x| less t ln 2, never below about 0), whose
+    """2**x by the GPU's approximate ``ex2`` in its flushing form. nvcc's sinhf and coshf take
+    it on a reduced argument (|x| less t ln 2, never below about 0), whose
     power is never subnormal, so the flushing form's value is the other's; libdevice's
     ``exp2f`` without flushing (float32 and bfloat16 launches) adds a subnormal fix-up per
-    element: 3 instructions more."""
-    return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x],
-                                     dtype=tl.float32, is_pure=True, pack=1)
+    element: 3 instructions more. Interpreted: numpy's 2**x (the written-out functions run
+    there too, their steps checked on the CPU)."""
+    if libm.LIBDEVICE:
+        r = tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        r = libm.exp2(x)
+    return r
 
 
 @triton.jit
 def _rsqrt_ftz(x):
-    """``rsqrt.approx`` in its flushing form (compiled only), as nvcc's asinhf and acoshf take
+    """``rsqrt.approx`` in its flushing form, as nvcc's asinhf and acoshf take
     it: their arguments (x**2 + 1, and x**2 - 1 of a float32 x, zero or above 2**-23 in
-    magnitude) are never subnormal."""
-    return tl.inline_asm_elementwise("rsqrt.approx.ftz.f32 $0, $1;", "=f,f", [x],
-                                     dtype=tl.float32, is_pure=True, pack=1)
+    magnitude) are never subnormal. Interpreted: numpy's 1 / sqrt(x)."""
+    if libm.LIBDEVICE:
+        r = tl.inline_asm_elementwise("rsqrt.approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        r = libm.rsqrt(x)
+    return r
 
 
 @triton.jit
 def _divide_ftz(x, y):
-    """``div.approx`` in its flushing form (compiled only), libdevice's ``fast_dividef`` when it
+    """``div.approx`` in its flushing form, libdevice's ``fast_dividef`` when it
     flushes, as nvcc's sinhf and asinhf divide: asinhf's quotients are above 2**-25, and one
     of sinhf's that would be subnormal is subtracted from a number above 2**124, which it
-    cannot change."""
-    return tl.inline_asm_elementwise("div.approx.ftz.f32 $0, $1, $2;", "=f,f,f", [x, y],
-                                     dtype=tl.float32, is_pure=True, pack=1)
+    cannot change. Interpreted: numpy's x / y."""
+    if libm.LIBDEVICE:
+        r = tl.inline_asm_elementwise("div.approx.ftz.f32 $0, $1, $2;", "=f,f,f", [x, y],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        r = x / y
+    return r
+
+
+@triton.jit
+def _truncf(x):
+    """x rounded toward zero: one instruction compiled (``FRND.TRUNC``), ``trunc`` interpreted."""
+    if libm.LIBDEVICE:
+        r = _cuda.trunc(x)
+    else:
+        r = trunc(x)
+    return r
 
 
 @triton.jit
@@ -273,7 +298,7 @@ def _quarter_exp(a):
     """e**a / 4 for a float32 a >= 0 (or NaN) as nvcc's sinhf and coshf compute it: 2**(t - 2)
     * e**(a - t ln 2), t the integer part of a / ln 2 and at most 126, so the scale stays
     finite (the product overflows where e**a / 4 does)."""
-    t = _cuda.trunc(a * 1.4426950216293335)
+    t = _truncf(a * 1.4426950216293335)
     t = tl.where(t > 126.0, 126.0, t)
     reduced = tl.fma(t, -0.6931471824645996, a)
     reduced = tl.fma(t, 1.9046542121259336e-09, reduced)
@@ -307,11 +332,10 @@ def _sinhf(x):
 
 @triton.jit
 def sinh(x):
-    if libm.LIBDEVICE:
-        if x.dtype == tl.float32:
-            r = _sinhf(x)
-        else:
-            r = _cuda.sinh(x)
+    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+        r = _sinhf(x)
+    elif libm.LIBDEVICE:
+        r = _cuda.sinh(x)
     else:
         a = tl.abs(x)
         t = expm1(a)
@@ -336,11 +360,10 @@ def _coshf(x):
 
 @triton.jit
 def cosh(x):
-    if libm.LIBDEVICE:
-        if x.dtype == tl.float32:
-            r = _coshf(x)
-        else:
-            r = _cuda.cosh(x)
+    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+        r = _coshf(x)
+    elif libm.LIBDEVICE:
+        r = _cuda.cosh(x)
     else:
         a = tl.abs(x)
         e = libm.exp(a)
@@ -367,11 +390,10 @@ def _asinhf(x):
 
 @triton.jit
 def asinh(x):
-    if libm.LIBDEVICE:
-        if x.dtype == tl.float32:
-            r = _asinhf(x)
-        else:
-            r = _cuda.asinh(x)
+    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+        r = _asinhf(x)
+    elif libm.LIBDEVICE:
+        r = _cuda.asinh(x)
     else:
         a = tl.abs(x)
         a2 = a * a
@@ -403,11 +425,10 @@ def _acoshf(x):
 
 @triton.jit
 def acosh(x):
-    if libm.LIBDEVICE:
-        if x.dtype == tl.float32:
-            r = _acoshf(x)
-        else:
-            r = _cuda.acosh(x)
+    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+        r = _acoshf(x)
+    elif libm.LIBDEVICE:
+        r = _cuda.acosh(x)
     else:
         t = x - 1.0
         huge = libm.log(x) + _LN2
