@@ -44,7 +44,7 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 CSV_NAME, SUMMARY_NAME = "instructions.csv", "instructions.md"
 COLUMNS = ("op", "dtype", "ours", "ours_per_element", "ours_mufu", "ours_branches", "pytorch",
            "pytorch_per_element", "pytorch_mufu", "pytorch_branches", "pytorch_kernel",
-           "triton", "torch_lib")
+           "triton", "torch_lib", "error")
 
 # op -> (inputs, PyTorch's kernel function, which of its lambdas per dtype, in mangled order:
 # logit's first is the one without eps; None: compiled at run time, not in the library)
@@ -65,7 +65,18 @@ OPS = {
 _MANGLED = {torch.float16: r"(?:N3c104HalfE|NS\d*_4HalfE)",
             torch.bfloat16: r"(?:N3c108BFloat16E|NS\d*_8BFloat16E)", torch.float32: r"f"}
 _INSTRUCTION = re.compile(r"^\s+/\*[0-9a-f]{4,}\*/\s+(.*?)\s*;", re.M)
-_LOAD_BITS = re.compile(r"\bLDG\.E(?:\.(?:U|S)?(\d+))?\b")
+# a global load's mnemonic, qualifiers and all (LDG.E.128, LDG.E.EF.128, LDG.E.U16, LDG.E)
+_LOAD = re.compile(r"\bLDG\.E[.A-Z0-9]*")
+
+
+def load_bits(text):
+    """The bits an instruction loads from global memory: its width qualifier (``.128``,
+    ``.U16``), 32 where it has none, 0 for no global load."""
+    bits = 0
+    for mnemonic in _LOAD.findall(text):
+        width = re.search(r"\.[US]?(\d+)(?=\.|$)", mnemonic)
+        bits += int(width.group(1)) if width else 32
+    return bits
 
 
 class StandInDriver:
@@ -110,7 +121,7 @@ def census(sass, inputs, dtype):
     """(instructions, per element, MUFU, branches) of a kernel's main path; elements per
     thread are its loaded bits over the inputs' bits per element."""
     path = main_path(sass)
-    loaded = sum(int(bits or 32) for text in path for bits in _LOAD_BITS.findall(text))
+    loaded = sum(load_bits(text) for text in path)
     elements = loaded // (inputs * dtype.itemsize * 8)
     return (len(path), round(len(path) / elements, 1) if elements else None,
             sum("MUFU" in text for text in path),
@@ -205,8 +216,13 @@ def rows(ops, dtypes, torch_kernels, library):
             row.update(op=op_name, dtype=str(dtype).removeprefix("torch."),
                        triton=triton.__version__,
                        torch_lib=torch_version(library) if library else "")
-            (row["ours"], row["ours_per_element"], row["ours_mufu"],
-             row["ours_branches"]) = census(our_sass(op_name, inputs, dtype), inputs, dtype)
+            try:
+                (row["ours"], row["ours_per_element"], row["ours_mufu"],
+                 row["ours_branches"]) = census(our_sass(op_name, inputs, dtype), inputs, dtype)
+            except Exception as exc:  # noqa: BLE001 - one op's failure is its row's, not the table's
+                row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                yield row
+                continue
             found = None
             if torch_kernels is not None and function is not None:
                 found = torch_kernels.sass(function, inputs, dtype, which)
@@ -233,6 +249,9 @@ def summary(table):
              "", "| op | dtype | ours | PyTorch's | ours / PyTorch's | MUFU ours / PyTorch's |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in table:
+        if row["error"]:
+            lines.append(f"| `{row['op']}` | {row['dtype']} | error: {row['error']} | | | |")
+            continue
         theirs = row["pytorch_per_element"]
         ratio = (f"{float(row['ours_per_element']) / float(theirs):.2f}" if theirs else "–")
         shown = theirs or ("jiterator" if "jiterator" in row["pytorch_kernel"] else "–")

@@ -44,10 +44,17 @@ def main(argv=None):
     from flaggems_exp.runtime import launch
 
     assert not flaggems_exp.runtime.device.INTERPRETED
-    compiled = []
+    compiled, failures = [], []
 
     def compile_only(kernel, grid, kernel_args, options):
-        compiled.append(kernel.warmup(*kernel_args, grid=grid, **options))
+        # any failure inside Triton's compilation is the kernel's (a CompilationError, or a
+        # RuntimeError of its dependency checks): kept here, where it happens, so that the op's
+        # own rejections below (PyTorch's checks, raised before any launch) stay apart
+        try:
+            compiled.append(kernel.warmup(*kernel_args, grid=grid, **options))
+        except Exception as exc:
+            failures.append(exc)
+            raise
 
     launch.run_kernel = compile_only
     errors = {}
@@ -58,12 +65,12 @@ def main(argv=None):
             except Exception:  # noqa: BLE001 - no sample of this dtype
                 continue
             for call in calls:
+                failures.clear()
                 try:
                     op.call(call.args, call.kwargs, call.kwargs.get("out"))
-                except triton.compiler.errors.CompilationError as exc:
-                    errors.setdefault(op.name, _root_cause(exc))
-                except Exception:  # noqa: BLE001, S112 - PyTorch's own rejections, and checks
-                    continue      # of the kernels' device that CPU tensors fail
+                except Exception:  # noqa: BLE001 - PyTorch's own rejections, and checks of
+                    if failures:   # the kernels' device that CPU tensors fail, are no errors
+                        errors.setdefault(op.name, _root_cause(failures[0]))
     print(json.dumps({"compiled": len(compiled), "errors": errors}))
     return 1 if errors else 0
 

@@ -1,7 +1,8 @@
 """Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
 multiply-adds, correctly rounded divisions and reciprocals, selects, conversions from float64,
-and instructions that flush subnormals.
+approximate instructions in their flushing and non-flushing forms, and instructions that flush
+subnormals.
 
     python tests/ptx_census.py CASE [CASE ...]
 
@@ -60,6 +61,8 @@ def _cases(torch):
         "logit_eps": ("logit", (half(), 0.25)),
         "asinh": ("asinh", (half(),)),
         "relu6": ("relu6", (half(),)),
+        **{f"{name}_float32": (name, (torch.empty(_SQUARE, dtype=torch.float32),))
+           for name in ("sinh", "cosh", "asinh", "acosh")},
         "hardtanh": ("hardtanh", (half(),)),
         "asinh_bfloat16": ("asinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
     }
@@ -76,6 +79,8 @@ def census(ptx):
         "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
         "selects": count(r"\bselp\."),
         "float64_conversions": count(r"\bcvt\.[.\w]*\.f64\b"),
+        "approximations_flushing": count(r"\b(?:ex2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),
+        "approximations_keeping": count(r"\b(?:ex2|rsqrt|div|rcp|sqrt)\.approx\.f32"),
         "flushing": count(r"\.ftz\."),
     }
 

@@ -535,6 +535,10 @@ def test_instructions_reads_a_main_path_and_picks_pytorchs_kernel():
     # 128 bits of float16: 8 elements a thread
     assert instructions.census(sass, 1, torch.float16) == (7, 0.9, 1, 1)
     assert instructions.census(sass, 2, torch.float32) == (7, 3.5, 1, 1)
+    # widths after cache qualifiers, none written (32 bits), narrow ones
+    assert [instructions.load_bits(t) for t in ("LDG.E.EF.128 R4, desc[UR4][R2.64]",
+                                                "LDG.E R4, desc[UR4][R2.64]", "LDG.E.U16 R9",
+                                                "FADD R1, R2, R3")] == [128, 32, 16, 0]
 
     def name(vector, function, parameters, number=""):
         return (f"_ZN2at6native29vectorized_elementwise_kernelILi{vector}EZZZNS0_{len(function)}"

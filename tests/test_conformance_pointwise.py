@@ -392,6 +392,20 @@ def test_relu6_compiles_for_its_fixed_limits():
     assert launches["relu6"]["selects"] < launches["hardtanh"]["selects"], launches
 
 
+def test_written_out_float32_math_takes_the_flushing_approximations_nvcc_takes():
+    """Compiled for the H200 (sm_90): float32 sinh, cosh, asinh and acosh take their
+    approximate exponential, reciprocal root and division in the flushing forms, as nvcc's
+    code in PyTorch's kernels does (``special._ex2_ftz``), and none in the non-flushing forms,
+    whose subnormal fix-ups libdevice's functions pay (the launches do not flush otherwise)."""
+    cases = [f"{name}_float32" for name in ("sinh", "cosh", "asinh", "acosh")]
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(*cases)}
+    for case in cases:
+        launch = launches[case]
+        assert launch["flushes_subnormals"] is False, launch
+        assert launch["approximations_flushing"] > 0, launch
+        assert launch["approximations_keeping"] == 0, launch
+
+
 def test_subnormals_are_flushed_only_where_declared():
     """Compiled for the H200 (sm_90): asinh declares float16 (``flushes_subnormals``), so its
     float16 launch takes libdevice's flush-to-zero branches (in log1pf) and its bfloat16 one

@@ -147,8 +147,8 @@ def run_kernel(kernel, grid, args, options):
 # (the NVIDIA backend's ``enable_reflect_ftz``), so rsqrt(1e-40) is inf, log(1e-40) -inf and
 # log1p(1e-40) 0 where PyTorch gives 1e20, -92.1 and 1e-40. They also contract a * b + c into
 # one fused multiply-add, as nvcc does by default (-fmad=true) in PyTorch's kernels and in the
-# compiled code our written-out math follows: said, not left to Triton's default, which newer
-# releases turn off (Triton 3.9 warns of it). Recorded with each launch, so a plan's replay runs
+# compiled code our written-out math follows: said, not left to Triton's default, which Triton
+# 3.10 turns off (3.9 warns of it). Recorded with each launch, so a plan's replay runs
 # the same compiled kernel.
 COMPILE_OPTIONS = {} if INTERPRETED else {"enable_reflect_ftz": False, "enable_fp_fusion": True}
 

@@ -34,6 +34,7 @@ import atexit
 import functools
 import os
 import pathlib
+import types
 
 import torch
 
@@ -207,8 +208,9 @@ def export(op, positions, args, kwargs):
 def argument_positions(overload):
     """{argument name: position} of aten ``overload``'s schema, read once per process: every
     ``enable()`` asks again, and each read of a schema's arguments builds them anew (about
-    20 µs an overload, a third of ``enable()``'s time before this cache)."""
-    return {a.name: i for i, a in enumerate(overload._schema.arguments)}
+    20 µs an overload, a third of ``enable()``'s time before this cache). Read-only: every
+    route of the overload shares it."""
+    return types.MappingProxyType({a.name: i for i, a in enumerate(overload._schema.arguments)})
 
 
 def offering(kernel, op, overload, autograd_key=False):

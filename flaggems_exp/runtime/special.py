@@ -16,19 +16,22 @@ from triton.language.extra import libdevice as _cuda
 
 from . import libm
 
-# Compiled (``libm.LIBDEVICE``), log1p, expm1, sinh, cosh, asinh, acosh, atanh, erfinv and hypot
-# are the CUDA math library's: the very functions PyTorch's CUDA kernels call, so results agree
-# with PyTorch's to the bit, and faster than the portable versions the interpreter takes.
-# float32 sinh, cosh, asinh, acosh and hypot are written out as PyTorch's kernels compute them
-# (read from their SASS), without the library's branches: ``_sinhf`` is libdevice's own
-# function; ``_coshf``, ``_asinhf``, ``_acoshf`` and ``_hypotf`` are nvcc's, which take other
-# steps than libdevice's.
-# Their approximate exponentials, reciprocal roots and divisions take the flushing forms that
-# nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``). They run in
-# the interpreter too, numpy's exact operations standing in for the approximate instructions,
-# so the CPU suite checks their steps.
+# Compiled (``libm.LIBDEVICE``), log1p, expm1, atanh and erfinv, and in float64 sinh, cosh,
+# asinh, acosh and hypot, are the CUDA math library's (libdevice): the functions PyTorch's
+# CUDA kernels call, so results agree with PyTorch's to the bit, and faster than the portable
+# versions the interpreter takes. float32 sinh, cosh, asinh, acosh and hypot are written out
+# as nvcc compiles them into PyTorch's kernels (read from their SASS), without libdevice's
+# branches (``_sinhf`` takes libdevice's own steps, ``_coshf``, ``_asinhf``, ``_acoshf`` and
+# ``_hypotf`` others); their approximate exponentials, reciprocal roots and divisions take the
+# flushing forms that nvcc's take, on arguments whose values those forms do not change
+# (``_ex2_ftz``). They run in the interpreter too, numpy's operations standing in for the
+# approximate instructions, so the CPU suite checks their steps (exact stand-ins under Triton
+# 3.9; 3.6's interpreter computes ``tl.fma`` as a product and a sum). float32 digamma, the
+# Bessel functions and sinc take the steps of PyTorch's run-time compiled (jiterator) code.
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
+# a NaN global read by two jit functions of one call tree: Triton 3.9 refuses it (it compares
+# each callee's captured globals, and NaN != NaN); read it in one of them (see digamma)
 NAN = tl.constexpr(float("nan"))
 _PI = tl.constexpr(3.141592653589793)
 _LN2 = tl.constexpr(0.6931471805599453)
@@ -272,9 +275,9 @@ def _rsqrt_ftz(x):
 @triton.jit
 def _divide_ftz(x, y):
     """``div.approx`` in its flushing form, libdevice's ``fast_dividef`` when it
-    flushes, as nvcc's sinhf and asinhf divide: asinhf's quotients are above 2**-25, and one
-    of sinhf's that would be subnormal is subtracted from a number above 2**124, which it
-    cannot change. Interpreted: numpy's x / y."""
+    flushes, as nvcc's sinhf, coshf and asinhf divide: asinhf's quotients are above 2**-25,
+    and one of sinhf's or coshf's that would be subnormal is added to a number above 2**124,
+    which it cannot change. Interpreted: numpy's x / y."""
     if libm.LIBDEVICE:
         r = tl.inline_asm_elementwise("div.approx.ftz.f32 $0, $1, $2;", "=f,f,f", [x, y],
                                       dtype=tl.float32, is_pure=True, pack=1)
@@ -321,7 +324,7 @@ def _sinhf(x):
     p = tl.fma(p, x2, 0.008333349600434303)
     p = tl.fma(p, x2, 0.1666666716337204)
     small = tl.fma(x2 * p, x, x)
-    # else 2 (e**a / 4) - 1 / (8 (e**a / 4)); the quotient's sign folded into the divisor (an
+    # else 2 (e**a / 4) - 1 / (8 (e**a / 4)); the quotient's sign folded into its dividend (an
     # exact negation; a negated result compiles to 0 - q, one instruction more). libdevice
     # then sets a >= 90 to inf, which nvcc's code leaves out: there e**a / 4 is at least
     # 2**127.8, so the sum overflows to inf by itself
@@ -415,7 +418,8 @@ def _acoshf(x):
     squared = tl.fma(x, x, -1.0)
     inverse = _rsqrt_ftz(squared)
     root = squared * inverse
-    root = tl.fma(inverse * 0.5, tl.fma(-root, root, squared), root)
+    # libm.neg: -root compiles to 0 - root, one instruction nvcc's code does not take
+    root = tl.fma(inverse * 0.5, tl.fma(libm.neg(root), root, squared), root)
     root = tl.where(squared != 0.0, root, 0.0)
     t = x - 1.0
     big = t.to(tl.uint32, bitcast=True) > tl.full(t.shape, 0x4B000000, tl.uint32)
@@ -572,7 +576,9 @@ def _digamma_f32(x):
     # digamma's arguments are mostly positive: concentrations, counts)
     if tl.max(tl.where(neg, 1, 0)) == 1:
         fraction = (x - xt).to(tl.float64)  # exact: modf's fractional part
-        minus_pi = tl.zeros_like(fraction) - _PI  # a float64 tensor: a constant over a tensor
+        # -pi as a float64 tensor: -_PI / t fails in Triton's interpreter (a constexpr on the
+        # left of an operator wraps the tensor result)
+        minus_pi = tl.zeros_like(fraction) - _PI
         result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
     z = tl.where(neg, 1.0 - x, x)
     for _ in tl.static_range(10):  # 10 steps take any z > 0 to 10 or beyond
@@ -583,18 +589,7 @@ def _digamma_f32(x):
     series = tl.where(z < 1.0e17, libm.mul(inverse_square, _polevl(inverse_square, _DIGAMMA_A, 7)),
                       0.0)
     r = ((libm.log(z) - libm.div(0.5, z)) - series) + result
-    r = tl.where(z == 10.0, result + _PSI_10, r)
-    r = tl.where(neg & (x == xt), NAN, r)  # a negative integer (or -inf)
-    return tl.where(x == 0, tl.where(_signbit(x), INF, -INF), r)
-
-
-@triton.jit
-def digamma(x):
-    if x.dtype == tl.float32:
-        r = _digamma_f32(x)
-    else:
-        r = _digamma_f64(x)
-    return r
+    return tl.where(z == 10.0, result + _PSI_10, r)
 
 
 @triton.jit
@@ -630,18 +625,28 @@ def _digamma_f64(x):
     series = iz2 * _polevl(iz2, _DIGAMMA_A, 7)
     res = acc + libm.log(z) - 0.5 / z - series
     res = tl.where(z == 10.0, acc + _PSI_10, res)
-    res = tl.where(neg, res - _PI * cot, res)
-    res = tl.where(neg & (x == xt), NAN, res)
-    # C: digamma(+-0) = -+inf.
-    return tl.where(x == 0, tl.where(_signbit(x), INF, -INF), res)
+    return tl.where(neg, res - _PI * cot, res)
 
 
 @triton.jit
-def _chbevl_either(x, first, A: tl.constexpr, B: tl.constexpr, n: tl.constexpr):
+def digamma(x):
+    if x.dtype == tl.float32:
+        r = _digamma_f32(x)
+    else:
+        r = _digamma_f64(x)
+    # here, not in each helper: Triton 3.9 refuses a NaN-valued global (NAN) read by two
+    # functions of one call tree (it compares their captured values, and NaN != NaN)
+    r = tl.where((x < 0) & (x == trunc(x)), NAN, r)  # a negative integer (or -inf)
+    return tl.where(x == 0, tl.where(_signbit(x), INF, -INF), r)  # C: digamma(+-0) = -+inf
+
+
+@triton.jit
+def _chbevl_either(x, first, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr,
+                   n: tl.constexpr):
     """``_chbevl`` of A where ``first``, else of B, in ONE recurrence (both of n coefficients):
     Bessel functions pick their series by |x| <= 8 per element, and evaluating both series
-    everywhere would double the arithmetic. A shorter series is padded with leading zeros,
-    which leave the recurrence exactly as if it started at its first coefficient."""
+    everywhere would double the arithmetic. B is padded with b_start leading zeros, which
+    leave the recurrence exactly as if it started at its first coefficient."""
     zero = tl.zeros_like(x)  # coefficients in x's dtype (a bare float literal is float32)
     b0 = tl.where(first, zero + A[0], zero + B[0])
     b1 = zero
@@ -649,7 +654,12 @@ def _chbevl_either(x, first, A: tl.constexpr, B: tl.constexpr, n: tl.constexpr):
     for i in tl.static_range(1, n):
         b2 = b1
         b1 = b0
-        b0 = x * b1 - b2 + tl.where(first, zero + A[i], zero + B[i])
+        if i == b_start + 1:
+            # B's first step: its b2 is 0, which B's own recurrence (and nvcc's) folds away,
+            # x * b1 + B[i] then fused into one fma; fused here too, so both round once
+            b0 = tl.where(first, x * b1 - b2 + (zero + A[i]), x * b1 + (zero + B[i]))
+        else:
+            b0 = x * b1 - b2 + tl.where(first, zero + A[i], zero + B[i])
     return 0.5 * (b0 - b2)
 
 
@@ -688,7 +698,7 @@ def _bessel(a, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr, n: tl.co
         r = FINISH(a, _chbevl(libm.div(32.0, a) - 2.0, B, b_start, n), False)
     else:
         either = _chbevl_either(tl.where(small, a * 0.5 - 2.0, libm.div(32.0, a) - 2.0), small,
-                                A, B, n)
+                                A, B, b_start, n)
         r = tl.where(small, FINISH(a, either, True), FINISH(a, either, False))
     return r
 
