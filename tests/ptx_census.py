@@ -62,7 +62,7 @@ def _cases(torch):
         "asinh": ("asinh", (half(),)),
         "relu6": ("relu6", (half(),)),
         **{f"{name}_float32": (name, (torch.empty(_SQUARE, dtype=torch.float32),))
-           for name in ("sinh", "cosh", "asinh", "acosh")},
+           for name in ("sinh", "cosh", "asinh", "acosh", "erfinv")},
         "hardtanh": ("hardtanh", (half(),)),
         "asinh_bfloat16": ("asinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
     }
@@ -79,8 +79,8 @@ def census(ptx):
         "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
         "selects": count(r"\bselp\."),
         "float64_conversions": count(r"\bcvt\.[.\w]*\.f64\b"),
-        "approximations_flushing": count(r"\b(?:ex2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),
-        "approximations_keeping": count(r"\b(?:ex2|rsqrt|div|rcp|sqrt)\.approx\.f32"),
+        "approximations_flushing": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),
+        "approximations_keeping": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.f32"),
         "flushing": count(r"\.ftz\."),
     }
 

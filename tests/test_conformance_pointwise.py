@@ -393,11 +393,12 @@ def test_relu6_compiles_for_its_fixed_limits():
 
 
 def test_written_out_float32_math_takes_the_flushing_approximations_nvcc_takes():
-    """Compiled for the H200 (sm_90): float32 sinh, cosh, asinh and acosh take their
-    approximate exponential, reciprocal root and division in the flushing forms, as nvcc's
-    code in PyTorch's kernels does (``special._ex2_ftz``), and none in the non-flushing forms,
-    whose subnormal fix-ups libdevice's functions pay (the launches do not flush otherwise)."""
-    cases = [f"{name}_float32" for name in ("sinh", "cosh", "asinh", "acosh")]
+    """Compiled for the H200 (sm_90): float32 sinh, cosh, asinh, acosh and erfinv take their
+    approximate exponential, logarithm, reciprocal root and division in the flushing forms, as
+    nvcc's code in PyTorch's kernels does (``special._ex2_ftz``), and none in the non-flushing
+    forms, whose subnormal fix-ups libdevice's functions pay (the launches do not flush
+    otherwise)."""
+    cases = [f"{name}_float32" for name in ("sinh", "cosh", "asinh", "acosh", "erfinv")]
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(*cases)}
     for case in cases:
         launch = launches[case]
@@ -443,8 +444,9 @@ _UNARY_FLOAT32 = [op for op in dict.fromkeys(REGISTRY.values())
 def test_unary_float32_results_are_pytorchs_cuda_bits(op):
     """Each unary float32 op on 2**22 bit patterns over every exponent, 2**22 values in [-100,
     100], every float16 value and the edges (0, 1, 90, inf, NaN) gives PyTorch's CUDA results
-    bit for bit (a NaN's payload aside). sinh, cosh, asinh and acosh are written out as
-    PyTorch's kernels compute them (``special._sinhf``, ``_coshf``, ``_asinhf``, ``_acoshf``);
+    bit for bit (a NaN's payload aside). sinh, cosh, asinh, acosh and erfinv are written out
+    as PyTorch's kernels compute them (``special._sinhf``, ``_coshf``, ``_asinhf``,
+    ``_acoshf``, ``_erfinvf``);
     the others' math is libdevice's or our own formulas, which this compares with nvcc's code
     in PyTorch's kernels."""
     gen = torch.Generator().manual_seed(0)

@@ -16,18 +16,19 @@ from triton.language.extra import libdevice as _cuda
 
 from . import libm
 
-# Compiled (``libm.LIBDEVICE``), log1p, expm1, atanh and erfinv, and in float64 sinh, cosh,
-# asinh, acosh and hypot, are the CUDA math library's (libdevice): the functions PyTorch's
+# Compiled (``libm.LIBDEVICE``), log1p, expm1 and atanh, and in float64 sinh, cosh, asinh,
+# acosh, hypot and erfinv, are the CUDA math library's (libdevice): the functions PyTorch's
 # CUDA kernels call, so results agree with PyTorch's to the bit, and faster than the portable
 # versions the interpreter takes. float32 sinh, cosh, asinh, acosh and hypot are written out
 # as nvcc compiles them into PyTorch's kernels (read from their SASS), without libdevice's
 # branches (``_sinhf`` takes libdevice's own steps, ``_coshf``, ``_asinhf``, ``_acoshf`` and
-# ``_hypotf`` others); their approximate exponentials, reciprocal roots and divisions take the
-# flushing forms that nvcc's take, on arguments whose values those forms do not change
-# (``_ex2_ftz``). They run in the interpreter too, numpy's operations standing in for the
-# approximate instructions, so the CPU suite checks their steps (exact stand-ins under Triton
-# 3.9; 3.6's interpreter computes ``tl.fma`` as a product and a sum). float32 digamma, the
-# Bessel functions and sinc take the steps of PyTorch's run-time compiled (jiterator) code.
+# ``_hypotf`` others), and float32 erfinv as CUDA 13's erfinvf (``_erfinvf``). Their
+# approximate exponentials, logarithms, reciprocal roots and divisions take the flushing forms
+# that nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``). They
+# run in the interpreter too, numpy's operations standing in for the approximate
+# instructions, so the CPU suite checks their steps (exact stand-ins under Triton 3.9; 3.6's
+# interpreter computes ``tl.fma`` as a product and a sum). float32 digamma, the Bessel
+# functions and sinc take the steps of PyTorch's run-time compiled (jiterator) code.
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
 # a NaN global read by two jit functions of one call tree: Triton 3.9 refuses it (it compares
@@ -121,17 +122,6 @@ _I1E_B = tl.constexpr((
     7.78576235018280120474e-1,
 ))
 _I1E_B_PADDED = tl.constexpr((0.0,) * 4 + tuple(_I1E_B.value))  # aligned to the A series' length
-
-# Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011),
-# single-precision branches in w - 2.5 (w < 5) and sqrt(w) - 3 (w >= 5).
-_ERFINV_CENTRAL = tl.constexpr((
-    2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
-    0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941,
-))
-_ERFINV_TAIL = tl.constexpr((
-    -0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
-    0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682,
-))
 
 # Cephes ndtri rational approximations (as in ATen calc_ndtri): P0/Q0 for
 # |p - 1/2| <= 1/2 - exp(-2), P1/Q1 and P2/Q2 in z = 1/sqrt(-2 log p) for
@@ -532,19 +522,56 @@ def _erfinv_f64(x):
 
 
 @triton.jit
-def erfinv(x):
+def _lg2_ftz(x):
+    """log2 by the GPU's approximate ``lg2`` in its flushing form, as CUDA 13's erfinvf takes it:
+    its argument, 1 - x**2 of a float32 x, is 0, negative or at least 2**-24, never subnormal.
+    Interpreted: numpy's log2."""
     if libm.LIBDEVICE:
+        r = tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        r = libm.log2(x)
+    return r
+
+
+@triton.jit
+def _erfinvf(x):
+    """float32 erfinv as PyTorch's CUDA kernel computes it: its jiterator code calls CUDA's
+    erfinvf, here CUDA 13's, read from nvcc 13's PTX (Triton's libdevice holds an older one,
+    with other polynomials). With l = log2(1 - x**2) by the approximate lg2 and w = -l:
+    x * p(w), p of degree 9; where l < -8.2 the tail q(1 / sqrt(w)) * sqrt(w) (q of degree 5,
+    the root as w times its approximate reciprocal root), with x's sign; inf at |x| = 1 (w is
+    inf there), NaN beyond."""
+    log2 = _lg2_ftz(tl.fma(x, libm.neg(x), 1.0))
+    w = libm.neg(log2)
+    p = tl.fma(-2.5172708362219964e-10, w, 9.427428615538247e-09)
+    p = tl.fma(p, w, -1.2054752573931182e-07)
+    p = tl.fma(p, w, 2.1697005081477982e-07)
+    p = tl.fma(p, w, 8.062148481258191e-06)
+    p = tl.fma(p, w, -3.1675492209615186e-05)
+    p = tl.fma(p, w, -0.0007743631140328944)
+    p = tl.fma(p, w, 0.005546587985008955)
+    p = tl.fma(p, w, 0.16082023084163666)
+    p = tl.fma(p, w, 0.8862268924713135)
+    root = _rsqrt_ftz(w)
+    q = tl.fma(-0.5899143815040588, root, -0.6630042195320129)
+    q = tl.fma(q, root, 1.5970110893249512)
+    q = tl.fma(q, root, -0.6752155423164368)
+    q = tl.fma(q, root, -0.0952247902750969)
+    q = tl.fma(q, root, 0.835353434085846)
+    tail = tl.where(log2 == -INF, w, (root * w) * q)
+    return tl.where(log2 < -8.199999809265137, _signed_like(tl.abs(tail), x), x * p)
+
+
+@triton.jit
+def erfinv(x):
+    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+        r = _erfinvf(x)
+    elif libm.LIBDEVICE:
         r = _cuda.erfinv(x)
     else:
         a = tl.abs(x)
-        if x.dtype == tl.float64:
-            r = _erfinv_f64(x)
-        else:
-            # Giles' float32 approximation: about 2 ulp, up to |x| -> 1.
-            w = -libm.log((1.0 - a) * (1.0 + a))
-            p_central = _polevl(w - 2.5, _ERFINV_CENTRAL, 9)
-            p_tail = _polevl(_sqrt(w) - 3.0, _ERFINV_TAIL, 9)
-            r = tl.where(w < 5.0, p_central, p_tail) * x
+        r = _erfinv_f64(x)
         r = tl.where(a == 1.0, tl.where(x > 0, INF, -INF), r)
         r = tl.where(a > 1.0, NAN, r)
     return r
