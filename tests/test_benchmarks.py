@@ -468,6 +468,17 @@ def test_models_run_with_and_without_gems(tmp_path):
     assert "## Our calls in one gems step" in text
 
 
+def _run_in_repository(command):
+    """``command`` run from the repository's root with it on the import path (the benchmarks
+    are no installed package); fails the test with its output unless it exits 0."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+
 def test_ddp_trains_under_torchrun(tmp_path):
     """``torchrun -m benchmarks.ddp`` with one process (gloo on the CPU; two GPUs use NCCL the
     same way): both models train with and without use_gems, agree, and rank 0 writes the CSV
@@ -476,12 +487,7 @@ def test_ddp_trains_under_torchrun(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                "1", "-m", "benchmarks.ddp", "--tiny", "--steps", "1", "--warmup", "0",
                "--out", str(tmp_path)]
-    root = pathlib.Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    _run_in_repository(command)
     with open(tmp_path / ddp.CSV_NAME, newline="") as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == ddp.COLUMNS
@@ -503,12 +509,7 @@ def test_instructions_counts_our_compiled_kernels_without_a_gpu(tmp_path):
     so."""
     command = [sys.executable, "-m", "benchmarks.instructions", "--op", "sinh", "--op",
                "logaddexp", "--op", "i0", "--dtype", "float16", "--out", str(tmp_path)]
-    root = pathlib.Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    _run_in_repository(command)
     with open(tmp_path / "instructions.csv", newline="") as f:
         rows = {r["op"]: r for r in csv.DictReader(f)}
     assert sorted(rows) == ["i0", "logaddexp", "sinh"]

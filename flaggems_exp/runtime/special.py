@@ -234,6 +234,15 @@ def expm1(x):
 
 
 @triton.jit
+def _flushing_approximation(x, INSTRUCTION: tl.constexpr):
+    """The GPU's approximate float32 ``INSTRUCTION`` (ex2, lg2, rsqrt) of x in its flushing
+    form (``.approx.ftz``), compiled only: the forms nvcc's code in PyTorch's kernels takes
+    where no argument or result can be subnormal."""
+    return tl.inline_asm_elementwise(INSTRUCTION + ".approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                     dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
 def _ex2_ftz(x):
     """2**x by the GPU's approximate ``ex2`` in its flushing form. nvcc's sinhf and coshf take
     it on a reduced argument (|x| less t ln 2, never below about 0), whose
@@ -242,8 +251,7 @@ def _ex2_ftz(x):
     element: 3 instructions more. Interpreted: numpy's 2**x (the written-out functions run
     there too, their steps checked on the CPU)."""
     if libm.LIBDEVICE:
-        r = tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x],
-                                      dtype=tl.float32, is_pure=True, pack=1)
+        r = _flushing_approximation(x, "ex2")
     else:
         r = libm.exp2(x)
     return r
@@ -255,8 +263,7 @@ def _rsqrt_ftz(x):
     it: their arguments (x**2 + 1, and x**2 - 1 of a float32 x, zero or above 2**-23 in
     magnitude) are never subnormal. Interpreted: numpy's 1 / sqrt(x)."""
     if libm.LIBDEVICE:
-        r = tl.inline_asm_elementwise("rsqrt.approx.ftz.f32 $0, $1;", "=f,f", [x],
-                                      dtype=tl.float32, is_pure=True, pack=1)
+        r = _flushing_approximation(x, "rsqrt")
     else:
         r = libm.rsqrt(x)
     return r
@@ -277,21 +284,11 @@ def _divide_ftz(x, y):
 
 
 @triton.jit
-def _truncf(x):
-    """x rounded toward zero: one instruction compiled (``FRND.TRUNC``), ``trunc`` interpreted."""
-    if libm.LIBDEVICE:
-        r = _cuda.trunc(x)
-    else:
-        r = trunc(x)
-    return r
-
-
-@triton.jit
 def _quarter_exp(a):
     """e**a / 4 for a float32 a >= 0 (or NaN) as nvcc's sinhf and coshf compute it: 2**(t - 2)
     * e**(a - t ln 2), t the integer part of a / ln 2 and at most 126, so the scale stays
     finite (the product overflows where e**a / 4 does)."""
-    t = _truncf(a * 1.4426950216293335)
+    t = trunc(a * 1.4426950216293335)
     t = tl.where(t > 126.0, 126.0, t)
     reduced = tl.fma(t, -0.6931471824645996, a)
     reduced = tl.fma(t, 1.9046542121259336e-09, reduced)
@@ -451,10 +448,15 @@ def atanh(x):
 
 @triton.jit
 def trunc(x):
+    """x rounded toward zero; integers pass through. Compiled, libdevice's: one instruction
+    (``FRND.TRUNC``) where the portable select takes three."""
     r = x
     if x.dtype.is_floating():
-        # ceil(-0.5) is -0.0 and floor keeps -0.0, infinities and NaN.
-        r = tl.where(x < 0, tl.ceil(x), libm.floor(x))
+        if libm.LIBDEVICE:
+            r = _cuda.trunc(x)
+        else:
+            # ceil(-0.5) is -0.0 and floor keeps -0.0, infinities and NaN.
+            r = tl.where(x < 0, tl.ceil(x), libm.floor(x))
     return r
 
 
@@ -527,8 +529,7 @@ def _lg2_ftz(x):
     its argument, 1 - x**2 of a float32 x, is 0, negative or at least 2**-24, never subnormal.
     Interpreted: numpy's log2."""
     if libm.LIBDEVICE:
-        r = tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=f,f", [x],
-                                      dtype=tl.float32, is_pure=True, pack=1)
+        r = _flushing_approximation(x, "lg2")
     else:
         r = libm.log2(x)
     return r
