@@ -63,6 +63,8 @@ def _cases(torch):
         "relu6": ("relu6", (half(),)),
         **{f"{name}_float32": (name, (torch.empty(_SQUARE, dtype=torch.float32),))
            for name in ("sinh", "cosh", "asinh", "acosh", "erfinv")},
+        **{f"{name}_float64": (name, (torch.empty(_SQUARE, dtype=torch.float64),))
+           for name in ("log1p", "asinh", "acosh", "atanh")},
         "hardtanh": ("hardtanh", (half(),)),
         "asinh_bfloat16": ("asinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
     }
@@ -82,6 +84,8 @@ def census(ptx):
         "approximations_flushing": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),
         "approximations_keeping": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.f32"),
         "flushing": count(r"\.ftz\."),
+        "float64_products_rounded": count(r"\bmul\.rn\.f64"),
+        "float64_approximations": count(r"\b(?:rsqrt|rcp)\.approx\.ftz\.f64"),
     }
 
 

@@ -407,6 +407,22 @@ def test_written_out_float32_math_takes_the_flushing_approximations_nvcc_takes()
         assert launch["approximations_keeping"] == 0, launch
 
 
+def test_float64_log1p_keeps_the_roundings_nvcc_keeps():
+    """Compiled for the H200 (sm_90): float64 log1p, asinh, acosh and atanh run the written-out
+    log1p (``special._log1p_f64``), whose six products that meet a sum are rounded on their own
+    (``mul.rn``, which nothing fuses), as in nvcc's code; libdevice's, compiled by Triton,
+    fuses them. asinh and acosh take the float64 approximate reciprocal root their Newton
+    steps start from, asinh an approximate reciprocal besides log1p's."""
+    approximations = {"log1p": 1, "atanh": 1, "asinh": 3, "acosh": 2}  # per element
+    cases = [f"{name}_float64" for name in approximations]
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(*cases)}
+    for name, count in approximations.items():
+        launch = launches[f"{name}_float64"]
+        elements, rest = divmod(launch["float64_approximations"], count)  # a thread's
+        assert elements > 0 and rest == 0, launch
+        assert launch["float64_products_rounded"] >= 6 * elements, launch
+
+
 def test_subnormals_are_flushed_only_where_declared():
     """Compiled for the H200 (sm_90): asinh declares float16 (``flushes_subnormals``), so its
     float16 launch takes libdevice's flush-to-zero branches (in log1pf) and its bfloat16 one
@@ -425,7 +441,7 @@ def _every_16_bit_value(dtype):
 
 def _differing_bits(ours, theirs):
     """Where two contiguous float results differ in their bits (a NaN's payload aside)."""
-    bits = {2: torch.int16, 4: torch.int32}[ours.element_size()]
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[ours.element_size()]
     return ~((ours.view(bits) == theirs.view(bits)) | (ours.isnan() & theirs.isnan()))
 
 
@@ -457,6 +473,35 @@ def test_unary_float32_results_are_pytorchs_cuda_bits(op):
              float("inf"), float("-inf"), NAN]
     x = torch.cat([patterns.view(torch.float32), torch.rand(1 << 22, generator=gen) * 200 - 100,
                    _every_16_bit_value(F16).float(), torch.tensor(edges)]).to(DEVICE)
+    differ = _differing_bits(op(x), _pytorchs(op)(x))
+    assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
+
+
+_UNARY_FLOAT64 = [op for op in dict.fromkeys(REGISTRY.values())
+                  if isinstance(op, PointwiseOp) and op.nin == 1 and not op.scalars
+                  and torch.float64 in op.dtypes and op.name != "digamma"]
+# digamma's float64 reflection is our own, more accurate than PyTorch's next to the negative
+# integers (tests/test_special.py compares it with mpmath)
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="PyTorch's CUDA kernels: a GPU only")
+@pytest.mark.parametrize("op", _UNARY_FLOAT64, ids=lambda op: op.name)
+def test_unary_float64_results_are_pytorchs_cuda_bits(op):
+    """Each unary float64 op on 2**22 bit patterns over every exponent, 2**22 values in [-100,
+    100], 2**20 in [-1, 1], every float16 value and the edges gives PyTorch's CUDA results bit
+    for bit (a NaN's payload aside). log1p, and through it asinh, acosh and atanh, are written
+    out as nvcc compiles them (``special._log1p_f64``, ``_asinh_f64``, ``_acosh_f64``):
+    libdevice's log1p compiled by Triton contracts other products and sums."""
+    gen = torch.Generator().manual_seed(2)
+    patterns = torch.randint(-2**63, 2**63 - 1, (1 << 22,), generator=gen, dtype=torch.int64)
+    edges = [0.0, -0.0, 1.0, -1.0, 1.0 + 2**-52, 1.0 - 2**-53, -0.3, 0.79, 2.0**52,
+             2.0**52 + 1.0, 2.0**63, 2.0**64, 5e-324, -5e-324, 1e308,
+             float("inf"), float("-inf"), NAN]
+    x = torch.cat([patterns.view(torch.float64),
+                   torch.rand(1 << 22, generator=gen, dtype=torch.float64) * 200 - 100,
+                   torch.rand(1 << 20, generator=gen, dtype=torch.float64) * 2 - 1,
+                   _every_16_bit_value(F16).double(),
+                   torch.tensor(edges, dtype=torch.float64)]).to(DEVICE)
     differ = _differing_bits(op(x), _pytorchs(op)(x))
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
 

@@ -16,8 +16,8 @@ from triton.language.extra import libdevice as _cuda
 
 from . import libm
 
-# Compiled (``libm.LIBDEVICE``), log1p, expm1 and atanh, and in float64 sinh, cosh, asinh,
-# acosh, hypot and erfinv, are the CUDA math library's (libdevice): the functions PyTorch's
+# Compiled (``libm.LIBDEVICE``), float32 log1p and atanh, expm1, and float64 sinh, cosh, hypot
+# and erfinv are the CUDA math library's (libdevice): the functions PyTorch's
 # CUDA kernels call, so results agree with PyTorch's to the bit, and faster than the portable
 # versions the interpreter takes. float32 sinh, cosh, asinh, acosh and hypot are written out
 # as nvcc compiles them into PyTorch's kernels (read from their SASS), without libdevice's
@@ -27,7 +27,9 @@ from . import libm
 # that nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``). They
 # run in the interpreter too, numpy's operations standing in for the approximate
 # instructions, so the CPU suite checks their steps (exact stand-ins under Triton 3.9; 3.6's
-# interpreter computes ``tl.fma`` as a product and a sum). float32 digamma, the Bessel
+# interpreter computes ``tl.fma`` as a product and a sum). float64 log1p, atanh, asinh and
+# acosh are written out as nvcc 13 compiles them (``_log1p_f64``): Triton compiles libdevice's
+# float64 log1p with other products and sums fused than nvcc does. float32 digamma, the Bessel
 # functions and sinc take the steps of PyTorch's run-time compiled (jiterator) code.
 
 INF = tl.constexpr(float("inf"))  # public, as NAN: the ops' kernels use them too
@@ -38,8 +40,6 @@ _PI = tl.constexpr(3.141592653589793)
 _LN2 = tl.constexpr(0.6931471805599453)
 # digamma(10), the value Cephes/ATen return when the recurrence lands on 10.
 _PSI_10 = tl.constexpr(2.25175258906672110764)
-# Above 2**28, sqrt(x*x +- 1) == |x| in float64, so asinh/acosh = log(2|x|).
-_BIG_ARG = tl.constexpr(268435456.0)
 
 # Cephes asymptotic-series coefficients for digamma (as in ATen calc_digamma).
 _DIGAMMA_A = tl.constexpr((
@@ -205,9 +205,88 @@ def _polevl(x, coeffs: tl.constexpr, n: tl.constexpr):
     return r
 
 
+# nvcc 13's float64 log1p (CUDA's ``log1p``, the same steps inside its ``asinh``, ``acosh`` and
+# ``atanh``): for y within about (-0.3, 0.8), the series in u = y / (y + 2), highest power
+# first; otherwise log(1 + y) of mantissa m in [0.707, 1.414) and exponent e, the series in
+# s = (m - 1) / (m + 1), e ln 2 in two parts.
+_LOG1P_F64_SMALL = tl.constexpr((1.1592593968945531e-06, 3.941356435158717e-06,
+                                 1.881270924625768e-05, 8.87736089951566e-05,
+                                 0.0004340281868625582, 0.0022321428379086373,
+                                 0.012500000000436613, 0.08333333333332996))
+_LOG_F64_SERIES = tl.constexpr((1.0263276909458365e-06, 4.036488625710656e-06,
+                                1.8784407018835667e-05, 8.877807196497797e-05,
+                                0.00043402779293201976, 0.0022321428567665586,
+                                0.012500000000004514, 0.08333333333333331))
+_LN2_LOW = tl.constexpr(2.3190468138462996e-17)  # ln 2 less _LN2, rounded
+
+
+@triton.jit
+def _horner_fma(w, COEFFS: tl.constexpr, n: tl.constexpr):
+    """The polynomial of w with COEFFS, highest power first, each step one fused multiply-add
+    (as the CUDA math library evaluates its series)."""
+    r = tl.fma(w, COEFFS[0], COEFFS[1])
+    for i in tl.static_range(2, n):
+        r = tl.fma(r, w, COEFFS[i])
+    return r
+
+
+@triton.jit
+def _high_word(x):
+    """The upper 32 bits of a float64's, as an int32: the word CUDA's float64 functions test."""
+    return (x.to(tl.int64, bitcast=True) >> 32).to(tl.int32)
+
+
+@triton.jit
+def _log1p_f64(y):
+    """float64 log1p as PyTorch's CUDA kernels compute it (nvcc 13's ``log1p``, read from its
+    PTX). Triton's libdevice ``__nv_log1p`` has these steps too, but Triton contracts every
+    product and sum it can into fused multiply-adds, pairs nvcc keeps apart (y - y u, where
+    y u is also negated): other last bits. Written out with each rounding nvcc's: products
+    that meet a sum are ``libm.mul`` (``mul.rn``, never contracted), the fused ones ``tl.fma``.
+    Both branches are computed and selected (nvcc's code branches per element)."""
+    # y's high word read as a float32: nvcc's test for the series branch
+    high = _high_word(y).to(tl.float32, bitcast=True)
+    series_branch = (high < 1.7916666269302368) & (high > -1.6999999284744263)
+    # the series: log1p(y) = y - y u + (y - y u)**3 p((y - y u)**2), u = y / (y + 2)
+    product = libm.mul(y, libm.div(y, y + 2.0))
+    v = y - product
+    w = v * v
+    small = y + tl.fma(libm.mul(w, _horner_fma(w, _LOG1P_F64_SMALL, 8)), v, libm.neg(product))
+    # log(z) of z = 1 + y from its exponent and mantissa; subnormal z first scaled by 2**54
+    z = y + 1.0
+    tiny = _high_word(z) <= 0xFFFFF
+    z = tl.where(tiny, z * 1.8014398509481984e16, z)  # exact
+    bits = z.to(tl.int64, bitcast=True)
+    exponent = (bits >> 52).to(tl.int32) + tl.where(tiny, -1077, -1023)
+    # (nvcc keeps the sign bit, set only where the special branch below is taken)
+    mantissa = (bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000
+    upper = mantissa >= 0x3FF6A09F00000000  # mantissa above sqrt(2): halved
+    mantissa = tl.where(upper, mantissa - 0x0010000000000000, mantissa)
+    exponent = tl.where(upper, exponent + 1, exponent)
+    m = mantissa.to(tl.float64, bitcast=True)
+    inverse = _reciprocal_f64(m + 1.0)
+    below = m - 1.0
+    s = tl.fma(below, inverse, libm.mul(below, inverse))  # 2 (m - 1) / (m + 1)
+    s2 = libm.mul(s, s)
+    # the rounding error of s, divided by m + 1
+    error = libm.mul(inverse, tl.fma(libm.neg(s), below, (below - s) + (below - s)))
+    low = tl.fma(libm.mul(s2, _horner_fma(s2, _LOG_F64_SERIES, 8)), s, error)
+    e = exponent.to(tl.float64)
+    high_part = tl.fma(e, _LN2, s)
+    low = tl.fma(e, _LN2_LOW, low - (tl.fma(libm.neg(e), _LN2, high_part) - s))
+    general = high_part + low
+    # z zero, negative, subnormal after scaling (none is), infinite or NaN
+    high_z = _high_word(z)
+    special = (high_z - 1).to(tl.uint32, bitcast=True) >= 0x7FEFFFFF
+    edge = tl.where(high_z.to(tl.float32, bitcast=True) == 0.0, -INF, tl.fma(z, INF, INF))
+    return tl.where(series_branch, small, tl.where(special, edge, general))
+
+
 @triton.jit
 def log1p(x):
-    if libm.LIBDEVICE:
+    if x.dtype == tl.float64:  # interpreted too, with exact stand-ins for the approximations
+        r = _log1p_f64(x)
+    elif libm.LIBDEVICE:
         r = _cuda.log1p(x)
     else:
         u = 1.0 + x
@@ -235,11 +314,17 @@ def expm1(x):
 
 @triton.jit
 def _flushing_approximation(x, INSTRUCTION: tl.constexpr):
-    """The GPU's approximate float32 ``INSTRUCTION`` (ex2, lg2, rsqrt) of x in its flushing
-    form (``.approx.ftz``), compiled only: the forms nvcc's code in PyTorch's kernels takes
-    where no argument or result can be subnormal."""
-    return tl.inline_asm_elementwise(INSTRUCTION + ".approx.ftz.f32 $0, $1;", "=f,f", [x],
-                                     dtype=tl.float32, is_pure=True, pack=1)
+    """The GPU's approximate ``INSTRUCTION`` (ex2, lg2, rsqrt in float32; rsqrt, rcp in
+    float64) of x in its flushing form (``.approx.ftz``), compiled only: the forms nvcc's
+    code in PyTorch's kernels takes where no argument or result can be subnormal. The float64
+    forms give the high word only (the low one is zero): a start for Newton steps."""
+    if x.dtype == tl.float64:
+        r = tl.inline_asm_elementwise(INSTRUCTION + ".approx.ftz.f64 $0, $1;", "=d,d", [x],
+                                      dtype=tl.float64, is_pure=True, pack=1)
+    else:
+        r = tl.inline_asm_elementwise(INSTRUCTION + ".approx.ftz.f32 $0, $1;", "=f,f", [x],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+    return r
 
 
 @triton.jit
@@ -261,11 +346,26 @@ def _ex2_ftz(x):
 def _rsqrt_ftz(x):
     """``rsqrt.approx`` in its flushing form, as nvcc's asinhf and acoshf take
     it: their arguments (x**2 + 1, and x**2 - 1 of a float32 x, zero or above 2**-23 in
-    magnitude) are never subnormal. Interpreted: numpy's 1 / sqrt(x)."""
+    magnitude) are never subnormal; float64 asinh and acosh take it as the start of their
+    Newton steps. Interpreted: numpy's 1 / sqrt(x)."""
     if libm.LIBDEVICE:
         r = _flushing_approximation(x, "rsqrt")
     else:
         r = libm.rsqrt(x)
+    return r
+
+
+@triton.jit
+def _reciprocal_f64(x):
+    """1 / x for a float64 x as nvcc's asinh takes it: the flushing ``rcp.approx`` and one
+    cubic Newton step (e = 1 - x r; r + r (e + e**2)), within an ulp; its argument (1 +
+    sqrt(1 + a**2)) is at least 2. Interpreted: numpy's 1 / x, correctly rounded."""
+    if libm.LIBDEVICE:
+        r = _flushing_approximation(x, "rcp")
+        e = tl.fma(libm.neg(x), r, 1.0)
+        r = tl.fma(tl.fma(e, e, e), r, r)
+    else:
+        r = 1.0 / x
     return r
 
 
@@ -379,19 +479,39 @@ def _asinhf(x):
 
 
 @triton.jit
+def _copysign_f64(r, x):
+    """r's magnitude with x's sign, float64 (``copysign.f64``: NaN's sign too)."""
+    magnitude = r.to(tl.int64, bitcast=True) & 0x7FFFFFFFFFFFFFFF
+    sign = x.to(tl.int64, bitcast=True) & (-0x7FFFFFFFFFFFFFFF - 1)
+    return (magnitude | sign).to(tl.float64, bitcast=True)
+
+
+@triton.jit
+def _asinh_f64(x):
+    """float64 asinh as PyTorch's CUDA kernels compute it (nvcc 13's ``asinh``, read from its
+    PTX and from PyTorch's SASS; Triton's bundled libdevice ``__nv_asinh`` takes other steps):
+    log1p(|x| + x**2 / (1 + sqrt(x**2 + 1))), sqrt(x**2 + 1) from an approximate reciprocal
+    root and one Newton step, the reciprocal from ``_reciprocal_f64``; from 2**63 on,
+    log1p(|x|) + ln 2; x's sign copied onto the result (NaN's too). No branch but log1p's."""
+    a = tl.abs(x)
+    squared = tl.fma(x, x, 1.0)
+    inverse = _rsqrt_ftz(squared)
+    error = tl.fma(squared, libm.neg(inverse * inverse), 1.0)
+    inverse = tl.fma(tl.fma(error, 0.375, 0.5), error * inverse, inverse)
+    denominator = tl.fma(squared, inverse, 1.0)  # sqrt(x**2 + 1) + 1
+    # |x|'s bits above 2**63's less one (NaN's too): nvcc compares the high word unsigned
+    big = a.to(tl.int64, bitcast=True) > 0x43DFFFFFFFFFFFFF
+    r = log1p(tl.where(big, a, tl.fma(a, a * _reciprocal_f64(denominator), a)))
+    return _copysign_f64(tl.where(big, r + _LN2, r), x)
+
+
+@triton.jit
 def asinh(x):
-    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+    # interpreted too, with exact stand-ins for the approximations
+    if x.dtype == tl.float32:
         r = _asinhf(x)
-    elif libm.LIBDEVICE:
-        r = _cuda.asinh(x)
     else:
-        a = tl.abs(x)
-        a2 = a * a
-        huge = libm.log(a) + _LN2
-        mid = libm.log(2.0 * a + 1.0 / (_sqrt(a2 + 1.0) + a))
-        small = log1p(a + a2 / (1.0 + _sqrt(1.0 + a2)))
-        r = tl.where(a > _BIG_ARG, huge, tl.where(a > 2.0, mid, small))
-        r = tl.where(_signbit(x), libm.neg(r), r)
+        r = _asinh_f64(x)
     return r
 
 
@@ -415,24 +535,44 @@ def _acoshf(x):
 
 
 @triton.jit
+def _acosh_f64(x):
+    """float64 acosh as PyTorch's CUDA kernels compute it (nvcc 13's ``acosh``, read from its
+    PTX; Triton's bundled libdevice ``__nv_acosh`` takes other steps): log1p(x - 1 +
+    sqrt(x**2 - 1)), the root from an approximate reciprocal root and two Newton steps; where
+    x - 1 reaches 2**52 (or is negative, or NaN: its bits compared unsigned) log1p(x - 1 - (1
+    + 2**-52)) + ln 2 (NaN below 1). No branch but log1p's."""
+    t = x - 1.0
+    squared = tl.fma(x, x, -1.0)
+    inverse = _rsqrt_ftz(squared)
+    half_inverse = inverse * 0.5  # nvcc subtracts one from the exponent: the same value
+    root = squared * inverse
+    root = tl.fma(tl.fma(root, libm.neg(root), squared), half_inverse, root)
+    half_inverse = tl.fma(tl.fma(inverse, libm.neg(root), 1.0), half_inverse, half_inverse)
+    root = tl.fma(tl.fma(root, libm.neg(root), squared), half_inverse, root)
+    root = tl.where(t == 0.0, 0.0, root)
+    big = t.to(tl.uint64, bitcast=True) > tl.full(t.shape, 0x432FFFFFFFFFFFFF, tl.uint64)
+    r = log1p(t + tl.where(big, -1.0000000000000002, root))
+    return tl.where(big, r + _LN2, r)
+
+
+@triton.jit
 def acosh(x):
-    if x.dtype == tl.float32:  # interpreted too, with exact stand-ins for the approximations
+    # interpreted too, with exact stand-ins for the approximations
+    if x.dtype == tl.float32:
         r = _acoshf(x)
-    elif libm.LIBDEVICE:
-        r = _cuda.acosh(x)
     else:
-        t = x - 1.0
-        huge = libm.log(x) + _LN2
-        mid = libm.log(2.0 * x - 1.0 / (x + _sqrt(x * x - 1.0)))
-        small = log1p(t + _sqrt(2.0 * t + t * t))
-        r = tl.where(x > _BIG_ARG, huge, tl.where(x > 2.0, mid, small))
-        r = tl.where(x < 1.0, NAN, r)
+        r = _acosh_f64(x)
     return r
 
 
 @triton.jit
 def atanh(x):
-    if libm.LIBDEVICE:
+    if x.dtype == tl.float64:
+        # nvcc 13's atanh: 0.5 log1p(2|x| / (1 - |x|)), the quotient correctly rounded, with
+        # x's sign; written out for its log1p (see _log1p_f64). Interpreted too.
+        a = tl.abs(x)
+        r = _copysign_f64(0.5 * log1p(libm.div(a + a, 1.0 - a)), x)
+    elif libm.LIBDEVICE:
         r = _cuda.atanh(x)
     else:
         a = tl.abs(x)
