@@ -86,6 +86,7 @@ def census(ptx):
         "flushing": count(r"\.ftz\."),
         "float64_products_rounded": count(r"\bmul\.rn\.f64"),
         "float64_approximations": count(r"\b(?:rsqrt|rcp)\.approx\.ftz\.f64"),
+        "float64_constants": sorted(set(re.findall(r"\b0d[0-9A-F]{16}\b", ptx))),
     }
 
 

@@ -1,6 +1,8 @@
 """Pointwise ops against PyTorch where dtypes meet: out= of another dtype, operands of several
 dtypes, Scalar parameters out of range, signed zeros, and which error PyTorch raises first.
 Every expectation is PyTorch's own answer on the CPU (or its CUDA kernel's, where said)."""
+import struct
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ import ptx_census
 from flaggems_exp import REGISTRY, testing
 from flaggems_exp.families import PointwiseOp
 from flaggems_exp.ops.activations import _cuda_hardtanh
+from flaggems_exp.runtime import special
 from flaggems_exp.runtime.device import DEVICE
 from flaggems_exp.testing import Call, check_call
 
@@ -412,8 +415,14 @@ def test_float64_log1p_keeps_the_roundings_nvcc_keeps():
     log1p (``special._log1p_f64``), whose six products that meet a sum are rounded on their own
     (``mul.rn``, which nothing fuses), as in nvcc's code; libdevice's, compiled by Triton,
     fuses them. asinh and acosh take the float64 approximate reciprocal root their Newton
-    steps start from, asinh an approximate reciprocal besides log1p's."""
+    steps start from, asinh an approximate reciprocal besides log1p's; the constants keep
+    every bit."""
     approximations = {"log1p": 1, "atanh": 1, "asinh": 3, "acosh": 2}  # per element
+    # log1p's series coefficients and ln 2 in two parts, every bit of them: Triton 3.6 makes
+    # a bare float literal given to tl.fma float32 (the CI's lowest-Triton job runs this test)
+    constants = {"0d%016X" % struct.unpack("<Q", struct.pack("<d", value))[0]
+                 for value in (*special._LOG1P_F64_SMALL.value, *special._LOG_F64_SERIES.value,
+                               special._LN2.value, special._LN2_LOW.value)}
     cases = [f"{name}_float64" for name in approximations]
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(*cases)}
     for name, count in approximations.items():
@@ -421,6 +430,8 @@ def test_float64_log1p_keeps_the_roundings_nvcc_keeps():
         elements, rest = divmod(launch["float64_approximations"], count)  # a thread's
         assert elements > 0 and rest == 0, launch
         assert launch["float64_products_rounded"] >= 6 * elements, launch
+        assert constants <= set(launch["float64_constants"]), (
+            name, sorted(constants - set(launch["float64_constants"])))
 
 
 def test_subnormals_are_flushed_only_where_declared():

@@ -221,12 +221,20 @@ _LN2_LOW = tl.constexpr(2.3190468138462996e-17)  # ln 2 less _LN2, rounded
 
 
 @triton.jit
+def _constant(like, value: tl.constexpr):
+    """value as a tensor of like's shape and dtype. A bare float literal given to ``tl.fma`` or
+    ``tl.where`` is float32 in Triton 3.6 (3.9 takes the other operands' dtype): a float64
+    constant there would lose its last 29 bits."""
+    return tl.full(like.shape, value, like.dtype)
+
+
+@triton.jit
 def _horner_fma(w, COEFFS: tl.constexpr, n: tl.constexpr):
     """The polynomial of w with COEFFS, highest power first, each step one fused multiply-add
     (as the CUDA math library evaluates its series)."""
-    r = tl.fma(w, COEFFS[0], COEFFS[1])
+    r = tl.fma(w, _constant(w, COEFFS[0]), _constant(w, COEFFS[1]))
     for i in tl.static_range(2, n):
-        r = tl.fma(r, w, COEFFS[i])
+        r = tl.fma(r, w, _constant(w, COEFFS[i]))
     return r
 
 
@@ -272,8 +280,9 @@ def _log1p_f64(y):
     error = libm.mul(inverse, tl.fma(libm.neg(s), below, (below - s) + (below - s)))
     low = tl.fma(libm.mul(s2, _horner_fma(s2, _LOG_F64_SERIES, 8)), s, error)
     e = exponent.to(tl.float64)
-    high_part = tl.fma(e, _LN2, s)
-    low = tl.fma(e, _LN2_LOW, low - (tl.fma(libm.neg(e), _LN2, high_part) - s))
+    ln2 = _constant(e, _LN2)
+    high_part = tl.fma(e, ln2, s)
+    low = tl.fma(e, _constant(e, _LN2_LOW), low - (tl.fma(libm.neg(e), ln2, high_part) - s))
     general = high_part + low
     # z zero, negative, subnormal after scaling (none is), infinite or NaN
     high_z = _high_word(z)
@@ -551,7 +560,7 @@ def _acosh_f64(x):
     root = tl.fma(tl.fma(root, libm.neg(root), squared), half_inverse, root)
     root = tl.where(t == 0.0, 0.0, root)
     big = t.to(tl.uint64, bitcast=True) > tl.full(t.shape, 0x432FFFFFFFFFFFFF, tl.uint64)
-    r = log1p(t + tl.where(big, -1.0000000000000002, root))
+    r = log1p(t + tl.where(big, _constant(t, -1.0000000000000002), root))
     return tl.where(big, r + _LN2, r)
 
 
