@@ -540,6 +540,8 @@ def test_instructions_reads_a_main_path_and_picks_pytorchs_kernel():
     assert [instructions.load_bits(t) for t in ("LDG.E.EF.128 R4, desc[UR4][R2.64]",
                                                 "LDG.E R4, desc[UR4][R2.64]", "LDG.E.U16 R9",
                                                 "FADD R1, R2, R3")] == [128, 32, 16, 0]
+    # a sine's table of 2/pi bits, read through the constant path, is not an input
+    assert instructions.load_bits("LDG.E.CONSTANT R9, desc[UR8][R8.64]") == 0
 
     def name(vector, function, parameters, number=""):
         return (f"_ZN2at6native29vectorized_elementwise_kernelILi{vector}EZZZNS0_{len(function)}"
@@ -559,6 +561,169 @@ def test_instructions_reads_a_main_path_and_picks_pytorchs_kernel():
     assert pick(sections, "logaddexp_kernel_cuda", 2, torch.bfloat16, 0)[1] == "bfloat16 pair"
     assert pick(sections, "logaddexp_kernel_cuda", 2, torch.float32, 0)[1] == "float32 pair"
     assert pick(sections, "logaddexp_kernel_cuda", 1, torch.float32, 0) is None
+
+
+def _elf_with_rodata(path, strings):
+    """A 64-bit ELF file whose .rodata holds ``strings`` as NUL-terminated literals."""
+    rodata = b"".join(text.encode() + b"\0" for text in strings)
+    names = b"\0.rodata\0.shstrtab\0"
+    rodata_at, names_at = 64, 64 + len(rodata)
+    table_at = names_at + len(names)
+    # type: shared object, machine: x86-64; section headers: none, .rodata, .shstrtab
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack(
+        "<HHIQQQIHHHHHH", 3, 62, 1, 0, 0, table_at, 0, 64, 0, 0, 64, 3, 2)
+
+    def section(name_at, kind, offset, size):
+        return struct.pack("<IIQQQQIIQQ", name_at, kind, 0, 0, offset, size, 0, 0, 1, 0)
+    path.write_bytes(header + rodata + names + bytes(64) + section(1, 1, rodata_at, len(rodata))
+                     + section(9, 3, names_at, len(names)))
+
+
+# A jiterator in miniature: templates with the keys and marks of torch's (jit_utils.cpp), short
+# enough to read, whole enough for nvcc to compile in float32. Its kernel takes the vectorized
+# path only, as the counted main path does.
+_MINI_COMMON = """
+  #define POS_INFINITY __int_as_float(0x7f800000)
+  #define NAN __int_as_float(0x7fffffff)
+  typedef long long int int64_t;
+  typedef unsigned int uint32_t;
+  constexpr int num_threads = 128;
+  constexpr int thread_work_size = ${thread_work_size};
+  constexpr int block_work_size = thread_work_size * num_threads;
+  ${traits_string}
+  ${cmath_string}
+  template <typename T, int size> struct Array {
+    T data[size];
+    __device__ T operator[](int i) const { return data[i]; }
+  };
+  ${half_string}
+  ${bfloat16_string}
+  ${complex_body_string}${complex_half_body_string}${complex_math_string}
+"""
+_MINI_VECTORIZED = """
+  ${load_support}
+  template <typename scalar_t, int vec_size>
+  struct alignas(sizeof(scalar_t) * vec_size) aligned_vector { scalar_t val[vec_size]; };
+  template <int vec_size, typename scalar_t>
+  __device__ aligned_vector<scalar_t, vec_size> load_vector(const scalar_t *base, uint32_t at) {
+    return reinterpret_cast<const aligned_vector<scalar_t, vec_size> *>(base)[at];
+  }
+  ${functor}
+  extern "C" __global__ void ${name}_vectorized${vec_size}_kernel(
+      const int N, Array<char*, ${nInputs}+${nOutputs}> data,
+      ${compute_type} scalar_val${extra_params}) {
+    constexpr int vec_size = ${vec_size};
+    using scalar_t = ${scalar_type};
+    int thread_idx = threadIdx.x;
+    int idx = blockIdx.x;
+    ${declare_load_arrays}
+    ${declare_store_arrays}
+    if (N - block_work_size * idx < block_work_size) {
+      return;
+    }
+    ${vector_inputs}
+    for (int i = 0; i < thread_work_size / vec_size; i++) {
+      ${load_vectorized_inputs}
+      thread_idx += num_threads;
+    }
+    for (int j = 0; j < thread_work_size; j++) {
+      ${call_functor}
+    }
+    using vec_t_output = aligned_vector<${result_type}, vec_size>;
+    ${vector_outputs}
+    thread_idx = threadIdx.x;
+    for (int i = 0; i < thread_work_size / vec_size; i++) {
+      vec_t_output v;
+      ${store_vectorized_outputs}
+      thread_idx += num_threads;
+    }
+  }
+"""
+_MINI_JITERATOR = [
+    _MINI_COMMON, _MINI_VECTORIZED, "out0[j] = ${name}<${compute_type}>(${args} ${extra_args});",
+    "namespace c10 { struct LoadImpl {}; }",
+    "namespace at { struct alignas(2) Half { unsigned short x; }; }",
+    "namespace at { struct alignas(2) BFloat16 { unsigned short x; }; }",
+    "namespace std { using ::exp; using ::expf; }",
+    # op strings, as jiterator_stringify leaves them: one line
+    "template <typename T> T twice_exp(T a) { return T{2} * exp(a); }",
+    "template <typename T> __attribute__((host)) __attribute__((device)) T halved(T a) "
+    "{ return a / T{2}; }",
+    "unrelated text"]
+
+
+def test_instructions_writes_the_jiterators_source(tmp_path):
+    """PyTorch's kernel for an op it compiles at run time, written as its jiterator writes it:
+    templates and op strings read from the library's .rodata, keys filled as torch's
+    CodeTemplate fills them (a key that starts a line indents the value's lines), 8 elements a
+    thread in 16-byte vectors computed in float; for nvcc, the op string's templates are made
+    __device__ and the source's typedefs renamed, as NVRTC's -default-device and bare headers
+    would have them."""
+    from benchmarks import instructions
+
+    fill = instructions.format_code_template
+    assert fill("a $x ${y}!\n  ${x}\n", {"x": "1\n2", "y": "3"}) == "a 1\n2 3!\n  1\n  2\n"
+    with pytest.raises(KeyError):
+        fill("${missing}", {})
+
+    library = tmp_path / "libmini.so"
+    _elf_with_rodata(library, _MINI_JITERATOR)
+    assert "unrelated text" in instructions.library_strings(library)
+    with pytest.raises(KeyError):
+        instructions.elf_section(library, ".text")
+
+    jiterator = instructions.JiteratorSource.from_library(library)
+    kernel, code = jiterator.source("twice_exp", 1, torch.float16)
+    assert kernel == "twice_exp_vectorized8_kernel"
+    assert "out0[j] = twice_exp<float>(arg0[j] );" in code  # computed in float
+    assert "at::Half arg0[8];" in code and "at::Half out0[8];" in code
+    assert "struct alignas(2) Half" in code and "BFloat16" not in code
+    assert "using scalar_t = at::Half;" in code and "${" not in code
+    # the indentation of a key that starts its line, as torch's CodeTemplate makes it
+    assert "\n    at::Half arg0[8];\n    \n" in code
+    kernel, code = jiterator.source("halved", 2, torch.bfloat16)
+    assert kernel == "halved_vectorized8_kernel" and "struct alignas(2) BFloat16" in code
+    assert "out0[j] = halved<float>(arg0[j], arg1[j] );" in code
+    assert "auto * input1 = reinterpret_cast<const scalar_t*>(data[1+1])" in code
+    kernel, code = jiterator.source("twice_exp", 1, torch.float32)
+    assert kernel == "twice_exp_vectorized4_kernel" and "Half" not in code
+    assert "float arg0[8];" in code and "constexpr int vec_size = 4;" in code
+
+    kernel, code = jiterator.nvcc_source("twice_exp", 1, torch.float32)
+    assert "template <typename T> __device__ T twice_exp(T a)" in code
+    assert "#define int64_t jiterator_int64_t\n" in code and code.startswith("#undef INFINITY")
+    _, code = jiterator.nvcc_source("halved", 1, torch.float32)  # host and device already
+    assert "template <typename T> __attribute__((host)) __attribute__((device)) T halved" in code
+
+    with pytest.raises(LookupError, match="definition of thrice"):
+        jiterator.functor("thrice")
+    _elf_with_rodata(library, _MINI_JITERATOR[1:])
+    with pytest.raises(LookupError, match="common_types"):
+        instructions.JiteratorSource.from_library(library)
+
+
+NVCC = pathlib.Path("/usr/local/cuda-13.0/bin/nvcc")
+
+
+@pytest.mark.skipif(not NVCC.exists(), reason=f"no CUDA 13.0 nvcc at {NVCC}")
+def test_instructions_compiles_the_jiterators_kernel_with_nvcc(tmp_path):
+    """The jiterator's source compiles with nvcc for sm_90 and is counted as PyTorch's library
+    kernels are: its main path loads two 16-byte vectors of float32 (8 elements a thread) and
+    takes an exponential on the special-function unit for each."""
+    from benchmarks import instructions
+
+    library = tmp_path / "libmini.so"
+    _elf_with_rodata(library, _MINI_JITERATOR)
+    kernels = instructions.JiteratorKernels(library, NVCC)
+    assert kernels.version.startswith("13.0")
+    what, sass = kernels.sass("twice_exp", 1, torch.float32)
+    assert what == f"twice_exp_vectorized4_kernel (jiterator source, nvcc {kernels.version})"
+    total, per_element, mufu, _ = instructions.census(sass, 1, torch.float32)
+    assert per_element == round(total / 8, 1)
+    assert mufu >= 8  # an exponential each
+    assert sum("STG.E.128" in text for text in instructions.main_path(sass)) == 2
+    with pytest.raises(RuntimeError, match="nvcc failed"):
+        kernels.sass("halved", 1, torch.float16)  # at::Half here has no arithmetic
 
 
 def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
