@@ -261,6 +261,46 @@ def test_hardtanh_zeros_follow_the_cuda_kernel(name, dtype, limits):
         assert not torch.signbit(ours[0].cpu()), "hardtanh(-0.0, 0, 1) is +0.0 on CUDA"
 
 
+@pytest.mark.parametrize("name", ["fmin", "clamp_max"])
+@pytest.mark.parametrize("dtype", [F16, torch.bfloat16, torch.float32, torch.float64])
+def test_minimum_of_zeros_follows_the_cuda_kernel(name, dtype):
+    """fmin(+0.0, -0.0) and clamp_max(+0.0, -0.0) are -0.0 on CUDA (fminf, ::min: one FMNMX),
+    +0.0 on the CPU (the first operand's); of two +0.0, +0.0. A tensor limit and a Scalar one
+    (clamp_max) alike."""
+    x = torch.tensor([0.0, -0.0, 0.0, -0.0, 1.0, -0.0, NAN], dtype=dtype)
+    other = torch.tensor([-0.0, 0.0, 0.0, -0.0, -0.0, 2.0, -0.0], dtype=dtype)
+    ours = _same_as_torch(name, [x, other], reference=getattr(REGISTRY[name], "ref"))
+    assert torch.signbit(ours[:4].cpu()).tolist() == [True, True, False, True], ours
+    if name == "clamp_max":
+        for limit, signs in ((-0.0, [True] * 4), (0.0, [False, True, False, True])):
+            ours = _same_as_torch(name, [x, limit], reference=REGISTRY[name].ref)
+            assert torch.signbit(ours[:4].cpu()).tolist() == signs, (limit, ours)
+
+
+def test_addcmul_rounds_the_product_of_the_tensors_alone():
+    """addcmul as PyTorch's CUDA kernel: value == 1 gives fma(t1, t2, x); any other value
+    fma(value, t1 * t2, x), t1 * t2 rounded first (x + value * t1 * t2 fused would round value *
+    t1 instead). Checked on float32 elements whose exact value rounds the same through
+    float64; among them some where the other rounding differs, so this can fail."""
+    gen = torch.Generator().manual_seed(3)
+    x, t1, t2 = (torch.randn(1 << 14, generator=gen) for _ in range(3))
+    for value in (1.0, 2.5, 0.1):
+        ours = REGISTRY["addcmul"](x.to(DEV), t1.to(DEV), t2.to(DEV), value=value).cpu()
+        v = torch.tensor(value, dtype=torch.float32).double()
+        # the product, exact in float64 (two float32 significands)
+        product = v * (t1 * t2).double() if value != 1 else t1.double() * t2.double()
+        wide = product + x.double()
+        # where the float64 sum is exact (TwoSum's error is zero), rounding it to float32 is
+        # the fused multiply-add's one rounding
+        back = wide - product
+        exact = ((product - (wide - back)) + (x.double() - back)) == 0
+        assert int(exact.sum()) > 1000
+        assert torch.equal(ours[exact], wide.float()[exact]), value
+        if value != 1:
+            other = (((v * t1.double()).float().double() * t2.double()) + x.double()).float()
+            assert bool((other[exact] != ours[exact]).any()), value
+
+
 # ---- which error comes first -----------------------------------------------------------------
 
 C64 = torch.complex64

@@ -26,16 +26,44 @@ def opmath_scalars(op):
     return reference
 
 
+def cuda_zero_minimum(op):
+    """PyTorch's two-operand ``op`` (a minimum: fmin, clamp_max) with the zeros of its CUDA
+    kernel, whose minimum (``fminf``, ``::min``: one ``FMNMX``) orders -0.0 below +0.0: of two
+    zeros, -0.0 where either is. Its CPU kernel keeps the first operand's zero."""
+    def reference(x, other, *args, **kwargs):
+        result = op(x, other, *args, **kwargs)
+        if result.is_floating_point():
+            other = torch.as_tensor(other, dtype=torch.float64) if not isinstance(
+                other, torch.Tensor) else other
+            zeros = (x == 0) & (other == 0)
+            negative = zeros & (torch.signbit(x) | torch.signbit(other))
+            result.copy_(torch.where(negative, torch.full_like(result, -0.0),
+                                     torch.where(zeros, torch.zeros_like(result), result)))
+        return result
+    return reference
+
+
+@triton.jit
+def minimum(a, b):
+    """min(a, b) of two numbers that are not NaN as CUDA's fminf and ::min order them, -0.0
+    below +0.0: of two zeros, the negated sum of their negations, -0.0 unless both are +0.0
+    (libm.neg: compiled unary minus is 0 - x, which loses a zero's sign)."""
+    return tl.where(b < a, b, tl.where((b == a) & (a == 0), libm.neg(libm.neg(a) - b), a))
+
+
+@triton.jit
+def maximum(a, b):
+    """max(a, b) of two numbers that are not NaN as CUDA's fmaxf and ::max order them, -0.0
+    below +0.0: of two zeros, their sum, +0.0 unless both are -0.0."""
+    return tl.where(b > a, b, tl.where((b == a) & (a == 0), a + b, a))
+
+
 @triton.jit
 def clamp(x, lo, hi):
     """min(max(x, lo), hi) as PyTorch's CUDA clamp: NaN in x or in a limit propagates, and the
     maximum and minimum order -0.0 below +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0,
     min_val=0) is +0.0; its CPU kernel keeps the -0.0)."""
-    # on two zeros the sum is +0.0 unless both are -0.0 (the maximum), and the negated sum of
-    # the negations -0.0 unless both are +0.0 (the minimum); libm.neg, as compiled unary minus
-    # loses the sign of a zero
-    x = tl.where(x < lo, lo, tl.where(x == lo, tl.where(x == 0, x + lo, x), x))
-    x = tl.where(x > hi, hi, tl.where(x == hi, tl.where(x == 0, libm.neg(libm.neg(x) - hi), x), x))
+    x = minimum(maximum(x, lo), hi)
     x = tl.where(lo != lo, lo, x)
     return tl.where(hi != hi, hi, x)
 

@@ -8,7 +8,7 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, INTEGRAL, REAL
 from ..runtime.special import INF
 from ..runtime.triton_types import checked_scalar
-from ._common import opmath_scalars
+from ._common import cuda_zero_minimum, minimum, opmath_scalars
 
 
 @register
@@ -53,7 +53,14 @@ class Addcmul(PointwiseOp):
     @staticmethod
     @triton.jit
     def math(x, tensor1, tensor2, value):
-        return x + value * tensor1 * tensor2
+        if x.dtype.is_floating():
+            # PyTorch's CUDA kernel (pointwise_op_impl): value == 1 ? fma(t1, t2, x) : fma(value,
+            # t1 * t2, x), the product rounded alone; x + value * t1 * t2 would round value * t1
+            r = tl.where(value == 1, tl.fma(tensor1, tensor2, x),
+                         tl.fma(libm.mul(tensor1, tensor2), value, x))
+        else:
+            r = x + value * tensor1 * tensor2
+        return r
 
 
 @register
@@ -132,20 +139,20 @@ class Logaddexp2(PointwiseOp):
 
 @register
 class Fmin(PointwiseOp):
+    ref = staticmethod(cuda_zero_minimum(torch.ops.aten.fmin))
     nin = 2
     complex_error = (RuntimeError, "fmin not implemented for complex tensors.")
 
     @staticmethod
     @triton.jit
     def math(a, b):
-        # NaN-ignoring minimum; an explicit select keeps -0.0 < +0.0 on every backend
-        smaller = tl.where((b < a) | ((b == a) & (b != 0)), b, a)
-        return tl.where(a != a, b, tl.where(b != b, a, smaller))
+        # NaN-ignoring; fmin(+0.0, -0.0) is -0.0 as CUDA's fminf gives it (_common.minimum)
+        return tl.where(a != a, b, tl.where(b != b, a, minimum(a, b)))
 
 
 @register
 class ClampMax(PointwiseOp):
-    ref = staticmethod(opmath_scalars(torch.ops.aten.clamp_max))
+    ref = staticmethod(cuda_zero_minimum(opmath_scalars(torch.ops.aten.clamp_max)))
     nin = 2
     out_dtype_check = errors.OutDtypeCheck.TENSOR_ITERATOR
     complex_error = (NotImplementedError, "clamp is not supported for complex types")
@@ -180,7 +187,8 @@ class ClampMax(PointwiseOp):
     @staticmethod
     @triton.jit
     def math(x, limit):
-        return tl.where(limit != limit, limit, tl.where(limit < x, limit, x))
+        # NaN in either propagates; -0.0 below +0.0 as CUDA's ::min (_common.minimum)
+        return tl.where(limit != limit, limit, tl.where(x != x, x, minimum(x, limit)))
 
 
 @register
