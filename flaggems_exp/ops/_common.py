@@ -44,18 +44,30 @@ def cuda_zero_minimum(op):
 
 
 @triton.jit
-def minimum(a, b):
-    """min(a, b) of two numbers that are not NaN as CUDA's fminf and ::min order them, -0.0
-    below +0.0: of two zeros, the negated sum of their negations, -0.0 unless both are +0.0
-    (libm.neg: compiled unary minus is 0 - x, which loses a zero's sign)."""
+def _lower(a, b):
+    """min(a, b) by selects, -0.0 below +0.0 (CUDA's order): of two zeros the negated sum of
+    their negations, -0.0 unless both are +0.0 (libm.neg: unary minus is 0 - x, which loses a
+    zero's sign). A NaN a is kept, a NaN b passed over."""
     return tl.where(b < a, b, tl.where((b == a) & (a == 0), libm.neg(libm.neg(a) - b), a))
 
 
 @triton.jit
-def maximum(a, b):
-    """max(a, b) of two numbers that are not NaN as CUDA's fmaxf and ::max order them, -0.0
-    below +0.0: of two zeros, their sum, +0.0 unless both are -0.0."""
+def _higher(a, b):
+    """max(a, b) by selects, -0.0 below +0.0: of two zeros their sum, +0.0 unless both are
+    -0.0. A NaN a is kept, a NaN b passed over."""
     return tl.where(b > a, b, tl.where((b == a) & (a == 0), a + b, a))
+
+
+@triton.jit
+def minimum(a, b):
+    """min(a, b) as CUDA's fminf and ::min: -0.0 below +0.0, a NaN passed over (callers that
+    propagate NaN test for it first). Compiled, ``min.f32``: the one ``FMNMX`` PyTorch's
+    kernels take; interpreted (numpy's minimum keeps the first of two zeros), selects."""
+    if libm.LIBDEVICE:
+        r = tl.minimum(a, b)
+    else:
+        r = tl.where(a != a, b, _lower(a, b))
+    return r
 
 
 @triton.jit
@@ -63,7 +75,7 @@ def clamp(x, lo, hi):
     """min(max(x, lo), hi) as PyTorch's CUDA clamp: NaN in x or in a limit propagates, and the
     maximum and minimum order -0.0 below +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0,
     min_val=0) is +0.0; its CPU kernel keeps the -0.0)."""
-    x = minimum(maximum(x, lo), hi)
+    x = _lower(_higher(x, lo), hi)
     x = tl.where(lo != lo, lo, x)
     return tl.where(hi != hi, hi, x)
 

@@ -146,8 +146,8 @@ class Fmin(PointwiseOp):
     @staticmethod
     @triton.jit
     def math(a, b):
-        # NaN-ignoring; fmin(+0.0, -0.0) is -0.0 as CUDA's fminf gives it (_common.minimum)
-        return tl.where(a != a, b, tl.where(b != b, a, minimum(a, b)))
+        # NaN-ignoring; fmin(+0.0, -0.0) is -0.0 as CUDA's fminf gives it
+        return minimum(a, b)
 
 
 @register
