@@ -322,12 +322,15 @@ def expm1(x):
 
 
 @triton.jit
-def _flushing_approximation(x, INSTRUCTION: tl.constexpr):
+def _flushing_approximation(x, INSTRUCTION: tl.constexpr, STAND_IN: tl.constexpr):
     """The GPU's approximate ``INSTRUCTION`` (ex2, lg2, rsqrt in float32; rsqrt, rcp in
-    float64) of x in its flushing form (``.approx.ftz``), compiled only: the forms nvcc's
-    code in PyTorch's kernels takes where no argument or result can be subnormal. The float64
-    forms give the high word only (the low one is zero): a start for Newton steps."""
-    if x.dtype == tl.float64:
+    float64) of x in its flushing form (``.approx.ftz``): the forms nvcc's code in PyTorch's
+    kernels takes where no argument or result can be subnormal. The float64 forms give the
+    high word only (the low one is zero): a start for Newton steps. Interpreted, ``STAND_IN``
+    (numpy's exact function), so the written-out functions' steps run on the CPU too."""
+    if not libm.LIBDEVICE:
+        r = STAND_IN(x)
+    elif x.dtype == tl.float64:
         r = tl.inline_asm_elementwise(INSTRUCTION + ".approx.ftz.f64 $0, $1;", "=d,d", [x],
                                       dtype=tl.float64, is_pure=True, pack=1)
     else:
@@ -344,11 +347,7 @@ def _ex2_ftz(x):
     ``exp2f`` without flushing (float32 and bfloat16 launches) adds a subnormal fix-up per
     element: 3 instructions more. Interpreted: numpy's 2**x (the written-out functions run
     there too, their steps checked on the CPU)."""
-    if libm.LIBDEVICE:
-        r = _flushing_approximation(x, "ex2")
-    else:
-        r = libm.exp2(x)
-    return r
+    return _flushing_approximation(x, "ex2", libm.exp2)
 
 
 @triton.jit
@@ -357,11 +356,7 @@ def _rsqrt_ftz(x):
     it: their arguments (x**2 + 1, and x**2 - 1 of a float32 x, zero or above 2**-23 in
     magnitude) are never subnormal; float64 asinh and acosh take it as the start of their
     Newton steps. Interpreted: numpy's 1 / sqrt(x)."""
-    if libm.LIBDEVICE:
-        r = _flushing_approximation(x, "rsqrt")
-    else:
-        r = libm.rsqrt(x)
-    return r
+    return _flushing_approximation(x, "rsqrt", libm.rsqrt)
 
 
 @triton.jit
@@ -370,7 +365,7 @@ def _reciprocal_f64(x):
     cubic Newton step (e = 1 - x r; r + r (e + e**2)), within an ulp; its argument (1 +
     sqrt(1 + a**2)) is at least 2. Interpreted: numpy's 1 / x, correctly rounded."""
     if libm.LIBDEVICE:
-        r = _flushing_approximation(x, "rcp")
+        r = _flushing_approximation(x, "rcp", libm.reciprocal)
         e = tl.fma(libm.neg(x), r, 1.0)
         r = tl.fma(tl.fma(e, e, e), r, r)
     else:
@@ -677,11 +672,7 @@ def _lg2_ftz(x):
     """log2 by the GPU's approximate ``lg2`` in its flushing form, as CUDA 13's erfinvf takes it:
     its argument, 1 - x**2 of a float32 x, is 0, negative or at least 2**-24, never subnormal.
     Interpreted: numpy's log2."""
-    if libm.LIBDEVICE:
-        r = _flushing_approximation(x, "lg2")
-    else:
-        r = libm.log2(x)
-    return r
+    return _flushing_approximation(x, "lg2", libm.log2)
 
 
 @triton.jit
