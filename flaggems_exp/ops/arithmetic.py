@@ -184,11 +184,28 @@ class ClampMax(PointwiseOp):
                            else result_dtype)
         super().check_kernel(operands, result_dtype)
 
+    def stored_operands(self, operands):
+        x, limit = operands
+        # PyTorch's Scalar kernel returns a NaN self as loaded (`if (_isnan(v)) return v;`): a
+        # 16-bit NaN keeps its bits, which its float32 value rounded back would not (F2FP gives
+        # the canonical NaN). The .Tensor overload computes in self's dtype already.
+        if not isinstance(limit, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+            return (0,)
+        return ()
+
     @staticmethod
     @triton.jit
     def math(x, limit):
-        # NaN in either propagates; -0.0 below +0.0 as CUDA's ::min (_common.minimum)
-        return tl.where(limit != limit, limit, tl.where(x != x, x, minimum(x, limit)))
+        # NaN in either propagates; -0.0 below +0.0 as CUDA's ::min (_common.minimum). x may
+        # arrive as stored (16-bit, a Scalar limit in float32): PyTorch rounds min(x, limit)
+        # into x's dtype, which is min(x, limit rounded) since rounding is monotone and x is
+        # exact there, so the minimum is taken in x's dtype (one HMNMX2 a pair)
+        if libm.LIBDEVICE:
+            limit = limit.to(x.dtype)
+        else:
+            x = x.to(limit.dtype)  # the interpreter holds bfloat16 as its bits: no math on them
+        smaller = minimum(x, limit)
+        return tl.where(limit != limit, limit, tl.where(x != x, x, smaller))
 
 
 @register
