@@ -152,8 +152,9 @@ SCALARS = [0, 1, -1, 127, 128, -128, -129, 255, 256, -255, -256, 2**31, 2**63 - 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 def test_scalar_tensor_converts_as_pytorch(dtype):
-    """float -> int truncates within range, uint8 wraps ints down to -255, float32 rejects
-    finite overflow, float16/bfloat16 round it to inf, -> bool is != 0, complex needs imag 0."""
+    """float -> int truncates within range, uint8 wraps ints down to -255, a floating type
+    rejects finite overflow (float16 and bfloat16 too: the CUDA kernel's checked fill), -> bool
+    is != 0, complex needs imag 0, an int beyond 64 bits is Python's OverflowError."""
     for s in SCALARS:
         check(REGISTRY["scalar_tensor"], Call((s,), {"dtype": dtype, "device": "cpu"}))
 

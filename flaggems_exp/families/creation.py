@@ -1,8 +1,6 @@
 """CreationOp: fills and factories — a new tensor (or ``out``, or self in place) whose elements
 all get one value, written by ``copy.write`` (PyTorch's fill_: the pointwise skeleton with the
 value as its scalar operand); factories that PyTorch leaves uninitialised launch nothing."""
-import math
-
 import torch
 
 from ..runtime import errors, geometry
@@ -11,44 +9,6 @@ from .base import Op
 from .copy import write
 
 _FACTORY_OPTIONS = ("dtype", "layout", "device", "pin_memory")
-# the C++ type c10's Scalar conversion names when a value does not fit (complex -> half: double)
-_C_TYPE = {torch.uint8: "uint8_t", torch.int8: "int8_t", torch.int16: "int16_t",
-           torch.int32: "int", torch.int64: "int64_t", torch.float16: "double",
-           torch.bfloat16: "double", torch.float32: "float", torch.float64: "double"}
-_FLOAT32_MAX = torch.finfo(torch.float32).max
-
-
-def checked_scalar(value, dtype):
-    """A Python number as PyTorch converts a Scalar to ``dtype`` (``Scalar::to<T>``): bool is
-    ``!= 0``; a float to an integer truncates but must lie within the type's range as it is;
-    unsigned integers also take negative ints down to -max (two's complement wrap); float32
-    rejects finite values beyond its range, float16/bfloat16 round them to inf; a complex value
-    must have no imaginary part. Raises PyTorch's RuntimeError otherwise."""
-    if isinstance(value, int) and not -2**63 <= value < 2**64:
-        raise OverflowError("int too big to convert")  # Python's own, as PyTorch's binding
-    if dtype == torch.bool:
-        return bool(value)
-    if isinstance(value, complex):
-        if value.imag != 0:
-            raise _overflow(dtype)
-        value = value.real
-    if dtype.is_floating_point:
-        if dtype == torch.float32 and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
-            raise _overflow(dtype)
-        return float(value)
-    info = torch.iinfo(dtype)
-    if isinstance(value, float):
-        if not info.min <= value <= float(info.max):  # C++ compares in double; NaN fails
-            raise _overflow(dtype)
-        return int(value)
-    low = -info.max if info.min == 0 else info.min
-    if not low <= value <= info.max:
-        raise _overflow(dtype)
-    return int(value)
-
-
-def _overflow(dtype):
-    return RuntimeError(f"value cannot be converted to type {_C_TYPE[dtype]} without overflow")
 
 
 def check_sizes(shape):

@@ -43,6 +43,15 @@ def cuda_zero_minimum(op):
     return reference
 
 
+def cuda_scalar_tensor(s, **options):
+    """PyTorch's scalar_tensor with the Scalar check of its CUDA kernel, ``empty({}).fill_(s)``
+    (checked_convert: float16 1e39 raises); its CPU kernel writes one element unchecked. A
+    fill of two elements on the CPU checks as CUDA's fill does."""
+    dtype = options.get("dtype") or torch.get_default_dtype()
+    torch.empty(2, dtype=dtype).fill_(s)
+    return torch.ops.aten.scalar_tensor(s, **options)
+
+
 @triton.jit
 def _lower(a, b):
     """min(a, b) by selects, -0.0 below +0.0 (CUDA's order): of two zeros the negated sum of

@@ -3,7 +3,7 @@ import torch
 
 from ..families import register
 from ..families.copy import CopyOp
-from ..families.creation import checked_scalar
+from ..runtime.triton_types import checked_scalar
 
 
 @register
@@ -59,7 +59,7 @@ class FunctionalSymConstrainRangeForSize(CopyOp):
             raise RuntimeError(
                 f"Max value to constrain_range_for_size must be greater than 2. got: {max}")
         low, high = 0 if min is None else min, 2**63 - 1 if max is None else max
-        value = checked_scalar(size, torch.int64)  # Scalar -> int64 as PyTorch's toLong
+        value = int(checked_scalar(size, torch.int64))  # Scalar -> int64 as PyTorch's toLong
         if high < low:
             raise RuntimeError(
                 f"Max must be greater than or equal to min. Got min={low} max={high}")

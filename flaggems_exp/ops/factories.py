@@ -4,9 +4,11 @@ import torch
 
 from ..families import register
 from ..families.copy import check_device, write
-from ..families.creation import CreationOp, check_sizes, checked_scalar
+from ..families.creation import CreationOp, check_sizes
 from ..families.index import Plan, launch_plan, on_diagonal
 from ..runtime import geometry
+from ..runtime.triton_types import checked_scalar
+from ._common import cuda_scalar_tensor
 
 
 @register
@@ -55,11 +57,19 @@ class Eye(CreationOp):
 
 @register
 class ScalarTensor(CreationOp):
+    """PyTorch's CUDA scalar_tensor is ``empty({}).fill_(s)``: its fill converts s checked
+    (c10's checked_convert), so float16 and bfloat16 reject a finite value beyond their range
+    (its CPU kernel writes the one element unchecked: 1e39 is inf there)."""
+
+    ref = staticmethod(cuda_scalar_tensor)
+
     def geometry(self, s):
         return (), None, None
 
     def fill_value(self, dtype, s):
-        return checked_scalar(s, dtype)
+        value = checked_scalar(s, dtype)  # then as the C++ cast: 2.7 -> 2, 2+1j -> True
+        return (bool if dtype == torch.bool else float if dtype.is_floating_point else int)(
+            value)
 
     def sample_args(self, dtype, shape, make):
         values = (2.75, -3, True, 300, float("nan"), 1e39, 2 + 0j)

@@ -29,17 +29,26 @@ class CheckedScalar(typing.NamedTuple):
     checked: torch.dtype
 
 
+def scalar_binding(value):
+    """Python's OverflowError where PyTorch's binding cannot hold int ``value`` as a Scalar
+    (an int64, or a uint64 above int64's range), before any check of the op's own."""
+    if type(value) is int and not -2**63 <= value < 2**64:
+        raise OverflowError("int too big to convert" if value > 0
+                            else "can't convert negative int to unsigned")
+
+
 def checked_scalar(value, dtype):
     """``value`` (a Python number) as c10's ``checked_convert`` lets it into ``dtype``, or
     PyTorch's RuntimeError: a complex needs a zero imaginary part; an integer into an unsigned
     type may be negative down to -max (it wraps); inf fits a floating type, NaN only a floating
     one; anything else must lie within the type's range."""
+    scalar_binding(value)
+    if isinstance(value, bool) or dtype == torch.bool:
+        return value  # c10 checks nothing into bool (2+1j is True)
     if isinstance(value, complex):
         if value.imag != 0:
             raise errors.scalar_overflow(dtype)
         value = value.real
-    if isinstance(value, bool) or dtype == torch.bool:
-        return value
     info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
     if isinstance(value, int):
         lowest = -info.max if dtype == torch.uint8 else info.min
