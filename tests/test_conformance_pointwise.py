@@ -557,6 +557,37 @@ def test_unary_float64_results_are_pytorchs_cuda_bits(op):
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
 
 
+_NAN_PAYLOADS = {F16: [0x7E00, 0x7E01, 0xFE00, 0x7C01],
+                 torch.bfloat16: [0x7FC0, 0x7FC1, 0xFFC0, 0x7F81],
+                 torch.float32: [0x7FC00000, 0x7FC00001, 0xFFC00000, 0x7F800001],
+                 torch.float64: [0x7FF8000000000000, 0x7FF8000000000001, 0xFFF8000000000000,
+                                 0x7FF0000000000001]}
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="PyTorch's CUDA kernels: a GPU only")
+@pytest.mark.parametrize("dtype", [F16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_clamps_keep_pytorchs_nan_bits(dtype):
+    """PyTorch's clamp kernels return a NaN x as loaded (its payload and sign kept, in 16 bits
+    too, where a float32 value rounded back would be the canonical NaN), fill the result with
+    a NaN Scalar limit as the host converts it (clamp_out), and the minimum of .Tensor takes
+    self's NaN first: bit for bit, NaNs included."""
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
+    width = 8 * dtype.itemsize
+    payloads = [v - (1 << width) if v >> (width - 1) else v for v in _NAN_PAYLOADS[dtype]]
+    x = torch.cat([torch.tensor(payloads, dtype=bits).view(dtype),
+                   torch.tensor([-0.0, 0.5, 3.0, 7.0], dtype=dtype)]).to(DEV)
+    limits = torch.tensor([NAN, 1.0] * 4, dtype=dtype).to(DEV)
+    calls = [("hardtanh", (x,), {}), ("hardtanh", (x, -0.5, 2.0), {}),
+             ("hardtanh", (x, NAN, 2.0), {}), ("hardtanh", (x, -1.0, NAN), {}),
+             ("relu6", (x,), {}), ("clamp_max", (x, 2.0), {}), ("clamp_max", (x, NAN), {}),
+             ("clamp_max", (x, -NAN), {}), ("clamp_max", (x, limits), {})]
+    for name, args, kwargs in calls:
+        ours = REGISTRY[name](*args, **kwargs)
+        theirs = getattr(torch.ops.aten, name)(*args, **kwargs)
+        assert torch.equal(ours.view(bits), theirs.view(bits)), (name, args[1:], ours.view(bits),
+                                                                 theirs.view(bits))
+
+
 # binary ops of float results whose operands share a shape (prelu's weight is per channel)
 _BINARY_FLOAT32 = [op for op in dict.fromkeys(REGISTRY.values())
                    if isinstance(op, PointwiseOp) and op.nin == 2 and not op.scalars

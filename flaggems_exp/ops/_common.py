@@ -3,7 +3,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ..runtime import libm
+from ..runtime import libm, special
+from ..runtime.device import INTERPRETED
 
 
 def opmath_scalars(op):
@@ -52,6 +53,33 @@ def cuda_scalar_tensor(s, **options):
     return torch.ops.aten.scalar_tensor(s, **options)
 
 
+def stored_16bit_self(x):
+    """``stored_operands`` of a clamp or minimum of ``x`` by Scalar limits: (0,) where x is
+    float16 or bfloat16, compiled. PyTorch's kernel returns a NaN x as loaded (``if
+    (_isnan(v)) return v;``), and x's float32 value rounded back would be the canonical NaN;
+    the math takes x as stored and the limits rounded into its dtype, which gives the same
+    values (rounding is monotone and x is exact in its dtype, so it commutes with min and
+    max). The interpreter holds bfloat16 as its bits, with no arithmetic on them; its NaNs
+    keep their payload through the float32 round trip, so it widens x as usual."""
+    return (0,) if not INTERPRETED and x.dtype in (torch.float16, torch.bfloat16) else ()
+
+
+@triton.jit
+def scalar_nan(wide, x):
+    """The NaN PyTorch fills a result of x's dtype with for the NaN Scalar ``wide`` (its
+    conversion on the host, c10's): float16 keeps the sign (0x7E00, 0xFE00), bfloat16 does
+    not (0x7FC0); float32 and float64 keep wide as it arrives. Compiled, a conversion of a NaN
+    into 16 bits gives the canonical 0x7FFF instead."""
+    if x.dtype == tl.float16:
+        sign = (wide.to(tl.int32, bitcast=True) >> 16) & 0x8000
+        r = (sign | 0x7E00).to(tl.int16).to(tl.float16, bitcast=True)
+    elif x.dtype == tl.bfloat16:
+        r = special._constant(x, special.NAN)
+    else:
+        r = wide
+    return r
+
+
 @triton.jit
 def _lower(a, b):
     """min(a, b) by selects, -0.0 below +0.0 (CUDA's order): of two zeros the negated sum of
@@ -81,12 +109,16 @@ def minimum(a, b):
 
 @triton.jit
 def clamp(x, lo, hi):
-    """min(max(x, lo), hi) as PyTorch's CUDA clamp: NaN in x or in a limit propagates, and the
-    maximum and minimum order -0.0 below +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0,
-    min_val=0) is +0.0; its CPU kernel keeps the -0.0)."""
-    x = _lower(_higher(x, lo), hi)
-    x = tl.where(lo != lo, lo, x)
-    return tl.where(hi != hi, hi, x)
+    """min(max(x, lo), hi) as PyTorch's CUDA clamp by Scalars: a NaN x returned as it is
+    (``if (_isnan(v)) return v;``: the test kept, since of constant limits ptxas makes one
+    NaN-propagating FMNMX, whose NaN is canonical), a NaN limit giving the quiet NaN that
+    clamp_out fills the result with then, and the maximum and minimum ordering -0.0 below
+    +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0, min_val=0) is +0.0; its CPU kernel keeps
+    the -0.0)."""
+    r = tl.where(x != x, x, _lower(_higher(x, lo), hi))
+    if r.dtype.is_floating():
+        r = tl.where((lo != lo) | (hi != hi), special._constant(r, special.NAN), r)
+    return r
 
 
 @triton.jit

@@ -10,7 +10,7 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import promote
 from ..runtime.triton_types import checked_scalar
-from ._common import clamp, opmath_scalars, sigmoid
+from ._common import clamp, opmath_scalars, sigmoid, stored_16bit_self
 
 _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
@@ -147,7 +147,14 @@ class Hardtanh(PointwiseOp):
             return operands, tuple(params.values())
         return operands, self.integer_limits(params)
 
-    math = staticmethod(clamp)
+    def stored_operands(self, operands):
+        return stored_16bit_self(operands[0])
+
+    @staticmethod
+    @triton.jit
+    def math(x, lo, hi):
+        # a 16-bit x arrives as stored (its NaN's bits kept), the limits rounded into its dtype
+        return clamp(x, lo.to(x.dtype), hi.to(x.dtype))
 
 
 @register
@@ -163,6 +170,8 @@ class Relu6(Hardtanh):
         if operands[0].is_floating_point():
             return operands, (tl.constexpr(0.0), tl.constexpr(6.0))
         return operands, (tl.constexpr(0), tl.constexpr(6))
+
+    math = staticmethod(clamp)  # constexpr limits take a stored x's dtype
 
 
 @register

@@ -8,7 +8,7 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, INTEGRAL, REAL
 from ..runtime.special import INF
 from ..runtime.triton_types import checked_scalar
-from ._common import cuda_zero_minimum, minimum, opmath_scalars
+from ._common import cuda_zero_minimum, minimum, opmath_scalars, scalar_nan, stored_16bit_self
 
 
 @register
@@ -184,28 +184,26 @@ class ClampMax(PointwiseOp):
                            else result_dtype)
         super().check_kernel(operands, result_dtype)
 
+    def prepare(self, operands, params):
+        # which NaN wins differs by overload: .Tensor runs PyTorch's minimum (a NaN self
+        # first), the Scalar overload fills the result with a NaN limit (clamp_max_out)
+        return operands, (tl.constexpr(not isinstance(operands[1], torch.Tensor)),)
+
     def stored_operands(self, operands):
-        x, limit = operands
-        # PyTorch's Scalar kernel returns a NaN self as loaded (`if (_isnan(v)) return v;`): a
-        # 16-bit NaN keeps its bits, which its float32 value rounded back would not (F2FP gives
-        # the canonical NaN). The .Tensor overload computes in self's dtype already.
-        if not isinstance(limit, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
-            return (0,)
-        return ()
+        # the .Tensor overload computes in self's dtype already
+        return () if isinstance(operands[1], torch.Tensor) else stored_16bit_self(operands[0])
 
     @staticmethod
     @triton.jit
-    def math(x, limit):
-        # NaN in either propagates; -0.0 below +0.0 as CUDA's ::min (_common.minimum). x may
-        # arrive as stored (16-bit, a Scalar limit in float32): PyTorch rounds min(x, limit)
-        # into x's dtype, which is min(x, limit rounded) since rounding is monotone and x is
-        # exact there, so the minimum is taken in x's dtype (one HMNMX2 a pair)
-        if libm.LIBDEVICE:
-            limit = limit.to(x.dtype)
+    def math(x, limit, SCALAR_LIMIT):
+        # -0.0 below +0.0 as CUDA's ::min (_common.minimum); a 16-bit x with a Scalar limit
+        # arrives as stored (its NaN's bits kept), the limit rounded into its dtype
+        smaller = minimum(x, limit.to(x.dtype))
+        if SCALAR_LIMIT:
+            r = tl.where(limit != limit, scalar_nan(limit, x), tl.where(x != x, x, smaller))
         else:
-            x = x.to(limit.dtype)  # the interpreter holds bfloat16 as its bits: no math on them
-        smaller = minimum(x, limit)
-        return tl.where(limit != limit, limit, tl.where(x != x, x, smaller))
+            r = tl.where(x != x, x, tl.where(limit != limit, limit, smaller))
+        return r
 
 
 @register
