@@ -311,6 +311,19 @@ def _x(dtype=torch.float32, shape=(2, 3)):
         if not dtype.is_complex else torch.randn(shape, dtype=dtype)
 
 
+@pytest.mark.parametrize("value", [2**64, -2**63 - 1, 2**70])
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("mul", [_x()], {}), ("mul_", [_x(torch.int32)], {}), ("hardtanh", [_x(), -1.0], {}),
+    ("mul", [_x()], {"out": torch.empty(0, dtype=torch.int8)}), ("clamp_max", [_x(C64)], {}),
+])
+def test_an_int_beyond_64_bits_is_the_bindings_overflow_error(value, name, args, kwargs):
+    """PyTorch's binding cannot hold the int as a Scalar and raises Python's OverflowError
+    before any check of the op's (a bad out= or a complex self comes after it); a call whose
+    plan a smaller int made raises it too (the plan's replay reads the new value)."""
+    _same_as_torch(name, [*args, 3], kwargs)  # the plan of an int Scalar
+    _same_as_torch(name, [*args, value], kwargs)
+
+
 @pytest.mark.parametrize("name, args", [
     ("hypot_", [_x(), _x(C64)]), ("xlogy_", [_x(), _x(C64)]), ("xlogy_", [_x(F16), _x(C64, ())]),
     ("clamp_max_", [_x(), _x(C64)]), ("addcmul_", [_x(), _x(C64), _x()]),

@@ -11,7 +11,8 @@ from ..runtime.device import DEVICE
 from ..runtime.dtypes import ALL, INTEGRAL
 from ..runtime.indexing import block_size, grid_size, needs_int64, strided_offsets
 from ..runtime.promotion import Promotion, promote
-from ..runtime.triton_types import TL_DTYPE, CheckedScalar, converted, encode_scalar
+from ..runtime.triton_types import (TL_DTYPE, CheckedScalar, converted, encode_scalar,
+                                     scalar_binding)
 from ..runtime import launch as launching
 from ..runtime.plans import bind_numbers, not_replayable
 from .base import Op
@@ -236,6 +237,8 @@ class PointwiseOp(Op):
                 raise TypeError(
                     f"{self.name}(): argument '{self.operand_names[i]}' (position {i + 1}) must be "
                     f"Tensor, not {type(operand).__name__}")
+        for value in (*operands, *params.values()):
+            scalar_binding(value)  # an int beyond 64 bits: the binding's OverflowError
         if not any(isinstance(operand, torch.Tensor) for operand in operands):
             # numbers alone (``torch.mul(2, 3)``): PyTorch's result is a CPU tensor
             raise errors.NotCovered(f"flaggems_exp.{self.name}: no tensor operand")

@@ -89,6 +89,8 @@ def encode_scalar(value, compute_dtype):
     if type(compute_dtype) is CheckedScalar:
         value = checked_scalar(value, compute_dtype.checked)
         compute_dtype = compute_dtype.compute
+    elif type(value) is int and not -2**63 <= value < 2**64:
+        scalar_binding(value)  # a plan's replay: the full path raised it before every check
     if compute_dtype.is_floating_point:
         return struct.unpack("<q", struct.pack("<d", float(value)))[0]
     if compute_dtype == torch.bool:
