@@ -9,7 +9,7 @@ import triton.language as tl
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
 from ..runtime.dtypes import ALL, INTEGRAL
-from ..runtime.indexing import block_size, grid_size, needs_int64, strided_offsets
+from ..runtime.indexing import BLOCK, block_size, grid_size, needs_int64, strided_offsets
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import (TL_DTYPE, CheckedScalar, converted, encode_scalar,
                                      scalar_binding)
@@ -171,6 +171,11 @@ class PointwiseOp(Op):
     # dtype meets a subnormal float32 on the way, proven compiled on every input of the dtype
     # (tests/test_conformance_pointwise.py::test_flushing_subnormals_changes_no_result)
     flushes_subnormals = frozenset()
+    # warps a program of a whole block (``indexing.BLOCK`` elements) runs on: 4 give each
+    # thread 8 elements, in 16-byte vectors of 16-bit dtypes; an op whose math is long (its
+    # loops and series unrolled over a thread's elements) takes more warps, so that fewer
+    # elements a thread hold fewer registers and more warps fit an SM
+    warps = 4
 
     def __init__(self):
         super().__init__()
@@ -397,7 +402,7 @@ class PointwiseOp(Op):
             t.dtype == dtype for t in operands if isinstance(t, torch.Tensor))
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
-               stored=self.stored_operands(operands), flush_subnormals=flush)
+               stored=self.stored_operands(operands), flush_subnormals=flush, warps=self.warps)
 
 
 def _cpu_scalar_to_number(operand):
@@ -422,7 +427,7 @@ def split_constants(kernel_scalars):
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
            reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=(),
-           block=None, flush_subnormals=False):
+           block=None, flush_subnormals=False, warps=4):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -439,7 +444,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``target``'s dtype) before the store converts it to ``target``'s dtype. The kernel scalars
     are encoded for ``scalars_as`` (default ``compute``; a ``CheckedScalar`` checks each value,
     at this call and at every replay of its plan). ``flush_subnormals``: compiled with
-    libdevice's flush-to-zero branches (see ``PointwiseOp.flushes_subnormals``)."""
+    libdevice's flush-to-zero branches (see ``PointwiseOp.flushes_subnormals``). ``warps``:
+    of a program of the default block, where it is whole (``PointwiseOp.warps``)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if geometry.strides_are_dense(shape, out_strides) and all(
@@ -454,6 +460,8 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     options = launching.flushing_subnormals() if flush_subnormals else {}
     if block is None:
         block, grid = block_size(numel), grid_size(numel)
+        if warps != 4 and block == BLOCK:
+            options["num_warps"] = warps
     else:
         grid = triton.cdiv(numel, block)
         options["num_warps"] = min(16, max(4, block // 1024))

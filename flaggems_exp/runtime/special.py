@@ -749,10 +749,13 @@ def _digamma_f32(x):
         minus_pi = tl.zeros_like(fraction) - _PI
         result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
     z = tl.where(neg, 1.0 - x, x)
-    for _ in tl.static_range(10):  # 10 steps take any z > 0 to 10 or beyond
-        below = z < 10.0
+    # PyTorch's `while (x < 10)`, per block: a loop, not ten unrolled steps (fewer registers,
+    # and a block of arguments all at 10 or beyond takes none); at most 10 steps for z >= 0
+    below = z < 10.0
+    while tl.max(below.to(tl.int32)) == 1:
         result = tl.where(below, result - libm.reciprocal(z), result)
         z = tl.where(below, z + 1.0, z)
+        below = z < 10.0
     inverse_square = libm.reciprocal(z * z)
     series = tl.where(z < 1.0e17, libm.mul(inverse_square, _polevl(inverse_square, _DIGAMMA_A, 7)),
                       0.0)
