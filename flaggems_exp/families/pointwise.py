@@ -133,7 +133,9 @@ class PointwiseOp(Op):
     ``check(operands, params, result_dtype, out)`` for op-specific errors, raised before
     anything is written; ``stored_operands(operands)`` -> the positions of the tensor
     operands the math receives as stored, in their own dtype, where PyTorch computes with them
-    in that dtype (a loss's target).
+    in that dtype (a loss's target; a clamp's 16-bit self, whose NaN PyTorch returns as
+    loaded). Class attributes beside: ``warps`` (a long math over fewer elements a thread),
+    ``flushes_subnormals``, ``scalar_check``, ``integer_compute``, below.
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
     dense same-layout operands, int64 indexing only where needed, one rounding into the output.
