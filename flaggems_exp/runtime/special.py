@@ -676,6 +676,14 @@ def _lg2_ftz(x):
 
 
 @triton.jit
+def _in_block(mask):
+    """Whether an element of the program's block holds ``mask``: the condition of a side
+    taken by the whole block. PyTorch's kernels branch per element, so a warp whose elements
+    agree skips the other side; here a block whose elements agree does."""
+    return tl.max(tl.where(mask, 1, 0)) == 1
+
+
+@triton.jit
 def _erfinvf(x):
     """float32 erfinv as PyTorch's CUDA kernel computes it: its jiterator code calls CUDA's
     erfinvf, here CUDA 13's, read from nvcc 13's PTX (Triton's libdevice holds an older one,
@@ -698,7 +706,7 @@ def _erfinvf(x):
     r = x * p
     # the tail only in a block holding an element of it, as erfinvf branches per element (a
     # warp of central arguments skips it)
-    if tl.max(tl.where(tail, 1, 0)) == 1:
+    if _in_block(tail):
         root = _rsqrt_ftz(w)
         q = tl.fma(-0.5899143815040588, root, -0.6630042195320129)
         q = tl.fma(q, root, 1.5970110893249512)
@@ -748,7 +756,7 @@ def _digamma_f32(x):
     result = tl.zeros_like(x)
     # the float64 tangent only in a block holding a negative x (PyTorch branches per element;
     # digamma's arguments are mostly positive: concentrations, counts)
-    if tl.max(tl.where(neg, 1, 0)) == 1:
+    if _in_block(neg):
         fraction = (x - xt).to(tl.float64)  # exact: modf's fractional part
         # -pi as a float64 tensor: -_PI / t fails in Triton's interpreter (a constexpr on the
         # left of an operator wraps the tensor result)
@@ -758,7 +766,7 @@ def _digamma_f32(x):
     # PyTorch's `while (x < 10)`, per block: a loop, not ten unrolled steps (fewer registers,
     # and a block of arguments all at 10 or beyond takes none); at most 10 steps for z >= 0
     below = z < 10.0
-    while tl.max(below.to(tl.int32)) == 1:
+    while _in_block(below):
         result = tl.where(below, result - libm.reciprocal(z), result)
         z = tl.where(below, z + 1.0, z)
         below = z < 10.0
