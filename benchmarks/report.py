@@ -20,6 +20,8 @@ import tempfile
 
 import attrs
 
+from . import explained
+
 DEFAULT_CSV = pathlib.Path(__file__).resolve().parent / "results" / "results.csv"
 SIZES = ("S", "M", "L")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
@@ -29,6 +31,14 @@ _HOST_BOUND = 1.0  # host time per call at least the kernel's: the GPU waits on 
 _NEAR_CEILING = 0.7       # a bandwidth fraction this high is bandwidth-bound
 _SCALES_WITH_BYTES = 0.75  # time ratio / bytes ratio across dtypes: memory-bound above this
 _NOISE_RATIO = 1.2  # gems' float16 / bfloat16 time ratio past which one of the two is noise
+# the kernels' targets: geomean speedup over eager per size; every op at L at least this
+# fraction of torch.compile's speed (a 3% margin: rows of the same kernel move that much
+# between runs); and at L at least this fraction of the copy ceiling, unless bound by its
+# arithmetic
+GEOMEAN_TARGETS = {"L": 1.35, "M": 1.2}
+COMPILE_FLOOR = 0.97
+CEILING_FLOOR = 0.8
+INSTRUCTIONS_CSV = "instructions.csv"  # benchmarks.instructions' table, beside results.csv
 
 
 def load(path, gpu=None):
@@ -116,6 +126,7 @@ def headline(data):
     for dtype in data.dtypes + [None]:
         dts = [dtype] if dtype else data.dtypes
         at_l = [data.speedup(op, d, "L") for op in data.ops for d in dts]
+        at_m = [data.speedup(op, d, "M") for op in data.ops for d in dts]
         every = [data.speedup(op, d, s) for op in data.ops for d in dts for s in SIZES]
         vs_compile = [data.speedup(op, d, "L", "compile") for op in data.ops for d in dts]
         if dtype:
@@ -125,7 +136,7 @@ def headline(data):
         measured = [s for s in per_op.values() if s is not None]
         lines.append({
             "dtype": dtype or "all dtypes",
-            "eager_L": geomean(at_l), "eager_all": geomean(every), "compile_L": geomean(vs_compile),
+            "eager_L": geomean(at_l), "eager_M": geomean(at_m), "eager_all": geomean(every), "compile_L": geomean(vs_compile),
             "below_L": sum(s < 1 for s in measured), "measured_L": len(measured),
         })
     return lines
@@ -140,60 +151,149 @@ def compile_wins_at_l(data):
             if (s := data.op_speedup(op, "L", "compile")) is not None and s < 1]
 
 
+def load_instructions(folder):
+    """{(op, dtype): (ours, PyTorch's)} SASS instructions per element from
+    ``benchmarks.instructions``' table in ``folder``; {} where there is none."""
+    path = pathlib.Path(folder) / INSTRUCTIONS_CSV
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {(r["op"], r["dtype"]): (float(r["ours_per_element"]),
+                                        float(r["pytorch_per_element"]))
+                for r in csv.DictReader(f)
+                if r.get("ours_per_element") and r.get("pytorch_per_element")}
+
+
+def below_compile_at_l(data):
+    """[(op, dtype, speedup over compile)] of gems' rows at L below ``COMPILE_FLOOR``, the
+    slowest first."""
+    rows = [(op, d, s) for op in data.ops for d in data.dtypes
+            if (s := data.speedup(op, d, "L", "compile")) is not None and s < COMPILE_FLOOR]
+    return sorted(rows, key=lambda row: row[2])
+
+
+def below_ceiling_at_l(data):
+    """[(op, dtype, fraction of the copy ceiling)] of gems' rows at L below
+    ``CEILING_FLOOR``, the lowest first."""
+    rows = [(op, d, r["fraction"]) for op in data.ops for d in data.dtypes
+            if (r := data.get(op, "gems", d, "L")) and r["fraction"] is not None
+            and r["fraction"] < CEILING_FLOOR]
+    return sorted(rows, key=lambda row: row[2])
+
+
+_SMALL_BYTES = 32e6  # moved in under 8 µs at the ceiling: launch latency, not bandwidth
+
+
+def ceiling_reason(data, op, dtype, counts):
+    """(kind, text) for gems' row at L below the ceiling: "arithmetic" (an entry of
+    ``explained`` says so, or the op's SASS instructions per element are counted: an in-place
+    form's are its op's), "explained" (an entry gives another cause), "small" (too few bytes
+    for any kernel to reach the ceiling) or "to fix". A time that does not grow with the bytes
+    across dtypes hints at instructions or latency, but proves neither: still to fix."""
+    entry = explained.find(op, dtype)
+    if entry is not None:
+        return ("arithmetic" if entry.arithmetic else "explained"), entry.text
+    r = data.get(op, "gems", dtype, "L")
+    moved = r["gbps"] * r["p50_ms"] * 1e6 if r["gbps"] else None
+    if moved is not None and moved < _SMALL_BYTES:
+        return "small", (f"{_memory(moved)} moved in {r['p50_ms'] * 1e3:.1f} µs: a launch's "
+                         "latency, not bandwidth")
+    count = counts.get((op, dtype)) or counts.get((op.rstrip("_"), dtype))
+    if count:
+        return "arithmetic", (f"arithmetic-bound: {count[0]:.1f} SASS instructions per element "
+                              f"against PyTorch's {count[1]:.1f} ({INSTRUCTIONS_CSV})")
+    scaling = _bytes_scaling(data, op)
+    if scaling and scaling[0] < _SCALES_WITH_BYTES * scaling[1]:
+        return "to fix", (f"time ×{scaling[0]:.2f} for ×{scaling[1]:.2f} bytes across dtypes: "
+                          "instructions or latency, not bytes; not read yet")
+    return "to fix", "grows with its bytes: extra passes or uncoalesced accesses; not read yet"
+
+
+def targets(data, counts):
+    """[(target, measured, met)]: the geomean speedups over eager at L and M, the rows at L
+    below ``COMPILE_FLOOR`` × torch.compile's speed, and those below ``CEILING_FLOOR`` of the
+    copy ceiling that nothing explains. A row proved slower for a reason (``explained``) meets
+    its target: the report says why next to it."""
+    rows = []
+    for size, goal in GEOMEAN_TARGETS.items():
+        value = geomean([data.speedup(op, d, size) for op in data.ops for d in data.dtypes])
+        rows.append((f"geomean speedup over eager at {size} ≥ {goal:.2f}×", _x(value),
+                     None if value is None else value >= goal))
+    if "compile" in data.providers:
+        slow = below_compile_at_l(data)
+        unexplained = [row for row in slow if explained.find(row[0], row[1]) is None]
+        measured = sum(data.speedup(op, d, "L", "compile") is not None
+                       for op in data.ops for d in data.dtypes)
+        rows.append((f"every row at L ≥ {COMPILE_FLOOR:.2f}× torch.compile's speed, or why not",
+                     f"{len(slow)} of {measured} rows below; {len(unexplained)} not explained",
+                     not unexplained))
+    low = below_ceiling_at_l(data)
+    kinds = collections.Counter(ceiling_reason(data, op, d, counts)[0] for op, d, _ in low)
+    rows.append((f"every row at L ≥ {CEILING_FLOOR:.0%} of the copy ceiling unless "
+                 "arithmetic-bound", f"{len(low)} rows below: " + ", ".join(
+                     f"{kinds[k]} {k}" for k in ("arithmetic", "small", "explained", "to fix")),
+                 not kinds["to fix"]))
+    return rows
+
+
 def diagnose(data, op):
-    """One line on why ``op`` is below eager at L, from its own numbers: noise (two dtypes of
-    the same width disagree, or its fastest runs, p20, match eager's median), host overhead (its
-    host time per call is at least the kernel's, so launches cannot keep the GPU busy),
-    bandwidth-bound (near the copy ceiling), or far
-    from the ceiling, where the way its time scales with the bytes across dtypes tells extra
-    passes over memory (time grows with bytes) from computation (it does not)."""
+    """One line on why ``op`` is below eager at L, in its slowest dtype (see ``why_slower``)."""
     speeds = {d: s for d in data.dtypes if (s := data.speedup(op, d, "L")) is not None}
     if not speeds:
         return "no gems and eager times at L to compare"
     dtype = min(speeds, key=speeds.get)
-    gems, eager = data.get(op, "gems", dtype, "L"), data.get(op, "eager", dtype, "L")
-    head = f"{dtype} {speeds[dtype]:.2f}× eager: "
+    return f"{dtype} {speeds[dtype]:.2f}× eager: " + why_slower(data, op, dtype)
+
+
+def why_slower(data, op, dtype, versus="eager"):
+    """Why gems' row of ``op`` in ``dtype`` at L is slower than ``versus``', from its own
+    numbers: noise (two dtypes of the same width disagree, or its fastest runs, p20, match the
+    other's median), host overhead (its host time per call is at least the kernel's, so
+    launches cannot keep the GPU busy), bandwidth-bound (near the copy ceiling), or far from the
+    ceiling, where the way its time scales with the bytes across dtypes tells extra passes over
+    memory (time grows with bytes) from computation (it does not)."""
+    gems, theirs = data.get(op, "gems", dtype, "L"), data.get(op, versus, dtype, "L")
     kernel_us = gems["p50_ms"] * 1e3
-    twins = _same_bytes_disagree(data, op)
+    twins = _same_bytes_disagree(data, op, versus=versus)
     if twins:
-        return head + twins
-    if gems["p20_ms"] is not None and gems["p20_ms"] <= eager["p50_ms"]:
-        return head + (f"timing spread, not the kernel: gems' p20 {gems['p20_ms'] * 1e3:.1f} µs "
-                       f"is within eager's p50 {eager['p50_ms'] * 1e3:.1f} µs; its median is "
-                       "pulled up by runs whose host launch outlasted the L2 flush")
+        return twins
+    if gems["p20_ms"] is not None and gems["p20_ms"] <= theirs["p50_ms"]:
+        return (f"timing spread, not the kernel: gems' p20 {gems['p20_ms'] * 1e3:.1f} µs "
+                f"is within {versus}'s p50 {theirs['p50_ms'] * 1e3:.1f} µs; its median is "
+                "pulled up by runs whose host launch outlasted the L2 flush")
     host = ((data.get(op, "gems", dtype, "S") or {}).get("host_us")
             or data.value(op, "gems", "S", "host_us"))
     if host and host >= _HOST_BOUND * kernel_us:
-        return head + f"host overhead: {host:.1f} µs/call vs kernel {kernel_us:.1f} µs"
-    fraction, eager_fraction = gems["fraction"], eager["fraction"]
+        return f"host overhead: {host:.1f} µs/call vs kernel {kernel_us:.1f} µs"
+    fraction, their_fraction = gems["fraction"], theirs["fraction"]
     if fraction is None:
-        return head + f"kernel {kernel_us:.1f} µs (no byte count)"
-    theirs = f" (eager at {eager_fraction:.0%})" if eager_fraction is not None else ""
+        return f"kernel {kernel_us:.1f} µs (no byte count)"
+    their = f" ({versus} at {their_fraction:.0%})" if their_fraction is not None else ""
     if fraction >= _NEAR_CEILING:
-        return head + f"bandwidth-bound at {fraction:.0%} of ceiling{theirs}"
-    where = f"{fraction:.0%} of ceiling{theirs}"
+        return f"bandwidth-bound at {fraction:.0%} of ceiling{their}"
+    where = f"{fraction:.0%} of ceiling{their}"
     scaling = _bytes_scaling(data, op)
     if scaling:
         time_ratio, bytes_ratio = scaling
         grows = f"time ×{time_ratio:.2f} for ×{bytes_ratio:.2f} bytes across dtypes"
         if time_ratio >= _SCALES_WITH_BYTES * bytes_ratio:
-            return head + f"extra passes: moves {1 / fraction:.1f}× the minimal bytes; {where}; {grows}"
-        return head + f"compute-bound: {grows}; {where}"
-    return head + (f"{where}: its time would move {1 / fraction:.1f}× the minimal bytes at the "
-                   "ceiling")
+            return f"extra passes: moves {1 / fraction:.1f}× the minimal bytes; {where}; {grows}"
+        return f"compute-bound: {grows}; {where}"
+    return (f"{where}: its time would move {1 / fraction:.1f}× the minimal bytes at the "
+            "ceiling")
 
 
-def _same_bytes_disagree(data, op, pair=("float16", "bfloat16")):
+def _same_bytes_disagree(data, op, pair=("float16", "bfloat16"), versus="eager"):
     """A note when gems' times at L for two dtypes of the same width (same bytes, same code)
-    differ by more than ``_NOISE_RATIO`` while eager's agree: one of them is timing noise."""
-    times = [(data.p50(op, "gems", d, "L"), data.p50(op, "eager", d, "L")) for d in pair]
+    differ by more than ``_NOISE_RATIO`` while ``versus``' agree: one of them is timing noise."""
+    times = [(data.p50(op, "gems", d, "L"), data.p50(op, versus, d, "L")) for d in pair]
     if not all(g and e for g, e in times):
         return ""
     (g0, e0), (g1, e1) = times
     if max(g0, g1) / min(g0, g1) > _NOISE_RATIO and max(e0, e1) / min(e0, e1) < 1.05:
         return (f"not reproduced: {pair[0]} and {pair[1]} move the same bytes, yet gems took "
-                f"{g0 * 1e3:.1f} and {g1 * 1e3:.1f} µs (eager {e0 * 1e3:.1f} and {e1 * 1e3:.1f}): "
-                "the slower one is timing noise")
+                f"{g0 * 1e3:.1f} and {g1 * 1e3:.1f} µs ({versus} {e0 * 1e3:.1f} and "
+                f"{e1 * 1e3:.1f}): the slower one is timing noise")
     return ""
 
 
@@ -216,6 +316,17 @@ def _x(v):
     if v is None:
         return "–"
     return f"{v:.2f}×" if v >= 0.01 else f"{v:.2g}×"
+
+
+def _us(ms):
+    return f"{ms * 1e3:.1f}" if ms is not None else "–"
+
+
+def _why_compile(data, op, dtype):
+    entry = explained.find(op, dtype)
+    if entry is not None:
+        return entry.text
+    return "*not explained*: " + why_slower(data, op, dtype, "compile")
 
 
 def _pct(v):
@@ -250,7 +361,7 @@ def _check(data, op):
     return ", ".join(parts) or "ok"
 
 
-def render(data, plots=(), plot_message="", others=None):
+def render(data, plots=(), plot_message="", others=None, counts=None):
     providers = data.providers
     out = ["# flaggems_exp benchmarks", ""]
     def meta(key):
@@ -268,10 +379,11 @@ def render(data, plots=(), plot_message="", others=None):
     out.append("")
 
     out += ["## Headline", ""]
-    out += _table(["dtype", "gems vs eager, L", "gems vs eager, all sizes", "gems vs compile, L",
-                   "ops below 1.0× eager at L"],
-                  [[h["dtype"], _x(h["eager_L"]), _x(h["eager_all"]), _x(h["compile_L"]),
-                    f"{h['below_L']} of {h['measured_L']}"] for h in headline(data)])
+    out += _table(["dtype", "gems vs eager, L", "gems vs eager, M", "gems vs eager, all sizes",
+                   "gems vs compile, L", "ops below 1.0× eager at L"],
+                  [[h["dtype"], _x(h["eager_L"]), _x(h["eager_M"]), _x(h["eager_all"]),
+                    _x(h["compile_L"]), f"{h['below_L']} of {h['measured_L']}"]
+                   for h in headline(data)])
     slow = below_eager_at_l(data)
     wins = compile_wins_at_l(data)
     out += ["", f"- **Ops below 1.0× eager at L**: {len(slow)} of "
@@ -301,6 +413,12 @@ def render(data, plots=(), plot_message="", others=None):
     out.append(f"- **Rows without a time (errors)**: {len(failed)}" + (":" if failed else "."))
     out += [f"  - `{r['op']}` {r['provider']} {r['dtype']} {r['size']}: {r['error']}" for r in failed]
 
+    counts = counts or {}
+    out += ["", "## Targets", ""]
+    out += _table(["target", "measured", "met"],
+                  [[goal, value, {True: "yes", False: "**no**", None: "–"}[met]]
+                   for goal, value, met in targets(data, counts)])
+
     out += ["", "## Per op", ""]
     out += _table(["op", "family", "×eager S", "×eager M", "×eager L", "×compile L",
                    "gems % ceiling L", "eager % ceiling L", "host µs S gems", "host µs S eager",
@@ -319,6 +437,29 @@ def render(data, plots=(), plot_message="", others=None):
 
     out += ["", "## Below 1.0× eager at L: diagnosis", ""]
     out += [f"- `{op}`: {diagnose(data, op)}" for op in slow] or ["None."]
+
+    if "compile" in providers:
+        out += ["", f"## Below {COMPILE_FLOOR:.2f}× torch.compile at L", "",
+                "Why: an entry of `benchmarks/explained.py` (a cause proved in "
+                "`benchmarks/NOTES.md`), else what the row's own numbers suggest, marked "
+                "*not explained*.", ""]
+        slow_rows = below_compile_at_l(data)
+        out += _table(["op", "dtype", "gems µs", "compile µs", "eager µs", "×compile",
+                       "gems % ceiling", "why"],
+                      [[f"`{op}`", d, _us(data.p50(op, "gems", d, "L")),
+                        _us(data.p50(op, "compile", d, "L")), _us(data.p50(op, "eager", d, "L")),
+                        _x(s), _pct(data.get(op, "gems", d, "L")["fraction"]),
+                        _why_compile(data, op, d)] for op, d, s in slow_rows]) \
+            if slow_rows else ["None."]
+
+    out += ["", f"## Below {CEILING_FLOOR:.0%} of the copy ceiling at L", ""]
+    low = below_ceiling_at_l(data)
+    out += _table(["op", "dtype", "gems % ceiling", "eager % ceiling", "compile % ceiling",
+                   "kind", "why"],
+                  [[f"`{op}`", d, _pct(f), _pct((data.get(op, "eager", d, "L") or {}).get(
+                      "fraction")), _pct((data.get(op, "compile", d, "L") or {}).get("fraction")),
+                    *ceiling_reason(data, op, d, counts)] for op, d, f in low]) \
+        if low else ["None."]
 
     out += ["", "## Plots", ""]
     # a blank line after each image: images on consecutive lines render side by side
@@ -377,7 +518,7 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     files, message = ([], "Plots skipped (--no-plots).") if args.no_plots else plot(data, out_dir)
     report = out_dir / "REPORT.md"
-    report.write_text(render(data, files, message, others))
+    report.write_text(render(data, files, message, others, load_instructions(args.csv.parent)))
     print(f"wrote {report}" + "".join(f", {f.name}" for f in files))
     if message:
         print(message)

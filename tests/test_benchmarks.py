@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 
+import attrs
 import pytest
 import torch
 
@@ -283,7 +284,7 @@ def test_report_headline_and_diagnoses(tmp_path):
     f16_all = geomean([e / g for per in specs.values() for e, g, _ in [per["float16"]]]
                       + [0.005 / 0.010] * len(specs))
     f16_compile = geomean([c / g for per in specs.values() for _, g, c in [per["float16"]]])
-    assert f"| float16 | {f16_l:.2f}× | {f16_all:.2f}× | {f16_compile:.2f}× | 5 of 7 |" in text
+    assert f"| float16 | {f16_l:.2f}× | – | {f16_all:.2f}× | {f16_compile:.2f}× | 5 of 7 |" in text
     assert "**Ops below 1.0× eager at L**: 6 of 7" in text
     assert "`fast`" in text.split("torch.compile beats gems at L")[1].split("\n")[0]
 
@@ -301,6 +302,69 @@ def test_report_headline_and_diagnoses(tmp_path):
     assert "`computey` gems float16 S: mismatch: fixture" in text  # a mismatch is reported
     assert f"{CEILING:.1f} GB/s" in text
     assert "Plots skipped" in text
+
+
+def test_report_targets_and_the_rows_below_compile_and_the_ceiling(tmp_path):
+    """The targets table (geomeans at L and M, rows below 0.97x torch.compile, rows below 80%
+    of the ceiling) and the two row lists: an entry of ``benchmarks/explained.py`` explains its
+    rows, instruction counts beside the CSV make a row arithmetic-bound, a few bytes make it a
+    launch's latency, and what nothing explains is marked so."""
+    mb = 256e6  # a float16 op at L: 256 MB, 64 µs at the fixture's ceiling
+    specs = {  # op: (eager, gems, compile) ms at L, bytes
+        "sigmoid": ((0.070, 0.073, 0.068), mb),    # 0.93x compile, explained; 88% of ceiling
+        "slowcopy": ((0.100, 0.200, 0.070), mb),   # 0.35x compile, not explained; 32%
+        "mathy": ((0.100, 0.100, 0.100), mb),      # at compile's speed; 64%, counted
+        "tiny": ((0.005, 0.005, 0.005), 4),        # a launch
+    }
+    rows = []
+    for op, ((eager, gems, compiled), nbytes) in specs.items():
+        rows += [_row(op, "eager", "float16", "L", eager, nbytes),
+                 _row(op, "gems", "float16", "L", gems, nbytes, correct=True),
+                 _row(op, "compile", "float16", "L", compiled, nbytes, correct=True),
+                 _row(op, "eager", "float16", "M", 0.010, 2e6),
+                 _row(op, "gems", "float16", "M", 0.005, 2e6, correct=True)]
+    _write_csv(tmp_path / "results.csv", rows)
+    (tmp_path / report.INSTRUCTIONS_CSV).write_text(
+        "op,dtype,ours_per_element,pytorch_per_element\nmathy,float16,30.0,28.0\n")
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+
+    at_l = math.exp(sum(math.log(e / g) for (e, g, _), _ in specs.values()) / len(specs))
+    assert f"| geomean speedup over eager at L ≥ 1.35× | {at_l:.2f}× | **no** |" in text
+    assert "| geomean speedup over eager at M ≥ 1.20× | 2.00× | yes |" in text
+    assert ("| every row at L ≥ 0.97× torch.compile's speed, or why not | 2 of 4 rows below; "
+            "1 not explained | **no** |") in text
+    assert ("| every row at L ≥ 80% of the copy ceiling unless arithmetic-bound | 3 rows below: "
+            "1 arithmetic, 1 small, 0 explained, 1 to fix | **no** |") in text
+
+    def section(title):
+        body = text.split(title)[1].split("\n## ")[0]
+        return {line.split("`")[1]: line for line in body.splitlines() if line.startswith("| `")}
+    slow = section("## Below 0.97× torch.compile at L")
+    assert set(slow) == {"sigmoid", "slowcopy"}
+    assert "| 73.0 | 68.0 | 70.0 | 0.93× |" in slow["sigmoid"]
+    assert "torch.compile computes another function" in slow["sigmoid"]
+    assert "*not explained*" in slow["slowcopy"] and "*not explained*" not in slow["sigmoid"]
+    low = section("## Below 80% of the copy ceiling at L")
+    assert set(low) == {"slowcopy", "mathy", "tiny"}
+    assert ("| arithmetic | arithmetic-bound: 30.0 SASS instructions per element against "
+            "PyTorch's 28.0") in low["mathy"]
+    assert "| small | 4 B moved in 5.0 µs" in low["tiny"]
+    assert "| to fix |" in low["slowcopy"]
+
+
+def test_explained_entries_name_registered_ops_and_dtypes():
+    """Every entry of ``benchmarks/explained.py`` names ops the registry serves and dtypes the
+    runner measures (a misspelt name would explain nothing); an entry applies to its dtypes
+    only."""
+    from benchmarks import explained
+    for entry in explained.ENTRIES:
+        assert entry.ops and all(op in REGISTRY for op in entry.ops), entry.ops
+        assert set(entry.dtypes) <= {"float16", "bfloat16", "float32"}, entry.dtypes
+        assert entry.text
+    assert explained.find("sigmoid_", "bfloat16") is not None
+    assert explained.find("sigmoid", "float32") is None
+    assert explained.find("take", "float32") is not None
 
 
 def _png_size(path):
@@ -379,7 +443,8 @@ def test_report_shows_extra_memory_per_call(tmp_path):
     assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
     text = (tmp_path / "REPORT.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| op |")).split(" | ")
-    cells = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines()
+    per_op = text.split("## Per op")[1].split("\n## ")[0]
+    cells = {line.split(" | ")[0]: line.split(" | ") for line in per_op.splitlines()
              if line.startswith("| `")}
     gems, eager = header.index("extra mem L gems"), header.index("extra mem L eager")
     assert (cells["| `fast`"][gems], cells["| `fast`"][eager]) == ("0 B", "4.0 MiB")
@@ -432,9 +497,87 @@ def test_host_time_writes_every_provider_and_the_summary(tmp_path):
         (op, p) for op in ("sigmoid", "mul") for p in ("eager", "gems", "gems_dispatch"))
     for r in rows:
         assert r["error"] == "" and float(r["host_us"]) > 0 and r["calls"] == "3", r
+        assert float(r["issue_us"]) > 0, r
+        if r["provider"] == "eager":
+            assert r["ratio"] == "", r
+        else:
+            assert float(r["ratio"]) > 0, r
         assert r["dtype"] == "float32" and r["gpu"] and r["commit"]
     text = (tmp_path / host_time.SUMMARY_NAME).read_text()
     assert "| gems / eager |" in text and "gems_dispatch above 2× eager" in text
+    assert "| gems issue / eager |" in text and "device-bound" in text
+
+
+def test_host_time_interleaves_rounds_after_every_warm_up(monkeypatch):
+    """All three providers warm up before any timed loop; round r starts at provider r % 3,
+    each loop runs inside its provider's context, and a row's ratio is paired per round."""
+    events = []
+    make = host_time.providers.make
+
+    def recording_make(name, op, baseline, compiled=None):
+        provider = make(name, op, baseline, compiled)
+
+        def fn(*args, **kwargs):
+            events.append(("call", name))
+            return provider.fn(*args, **kwargs)
+        fn.provider = name
+        return attrs.evolve(provider, fn=fn)
+
+    # per round: eager's and gems's wall µs/call; their paired median (2.5) is not the ratio
+    # of their medians (60 / 20 = 3.0); issue is half of wall
+    walls = {"eager": [10.0, 100.0, 20.0], "gems": [25.0, 100.0, 60.0],
+             "gems_dispatch": [30.0, 30.0, 30.0]}
+
+    def fake_timing(fn, arg_sets, kwargs):
+        assert flaggems_exp.is_enabled() == (fn.provider == "gems_dispatch")
+        events.append(("loop", fn.provider))
+        wall = walls[fn.provider][sum(e == ("loop", fn.provider) for e in events) - 1]
+        return wall, wall / 2
+    monkeypatch.setattr(host_time.providers, "make", recording_make)
+    monkeypatch.setattr(host_time.timing, "host_and_issue_us", fake_timing)
+    rows = list(host_time.measure_op(REGISTRY["sigmoid"], (torch.float32,), 5, 3))
+    first_loop = events.index(next(e for e in events if e[0] == "loop"))
+    warm_ups = [name for kind, name in events[:first_loop]]
+    assert warm_ups == [name for name in host_time.PROVIDERS
+                        for _ in range(host_time.WARMUP_CALLS)]
+    assert all(kind == "loop" for kind, _ in events[first_loop:])
+    assert [name for _, name in events[first_loop:]] == [
+        "eager", "gems", "gems_dispatch", "gems", "gems_dispatch", "eager",
+        "gems_dispatch", "eager", "gems"]
+    measured = {name: figures for _, name, figures, error in rows if not error}
+    assert set(measured) == set(host_time.PROVIDERS)
+    assert measured["eager"] == host_time.Figures(20.0, 10.0, None)
+    assert measured["gems"] == host_time.Figures(60.0, 30.0, 2.5)
+    assert measured["gems_dispatch"].ratio == 1.5  # 3.0, 0.3, 1.5
+
+
+def _host_row(op, provider, host, issue, ratio=""):
+    return {"op": op, "dtype": "float16", "provider": provider, "host_us": host,
+            "issue_us": issue, "ratio": ratio, "calls": "200", "error": "", "gpu": "GPU",
+            "torch": "2", "triton": "3", "commit": "abc"}
+
+
+def test_host_time_summary_pairs_ratios_and_names_device_bound_rows():
+    """From CSV-shaped rows alone: the ratio table takes the paired ``ratio`` column (not the
+    ratio of medians), a row above the limit whose wall is 2× its issue is named device-bound,
+    and the rows above the limit by issue time are counted apart."""
+    rows = [_host_row("digamma_", "eager", "8", "7.5"),
+            _host_row("digamma_", "gems", "20", "10", "2.25"),  # medians: 2.50×
+            _host_row("digamma_", "gems_dispatch", "9", "8.5", "1.1"),
+            _host_row("relu", "eager", "5", "5"),
+            _host_row("relu", "gems", "9", "9", "1.75"),  # medians: 1.80×, host-bound
+            _host_row("relu", "gems_dispatch", "6", "6", "1.2")]
+    text = host_time.summary(rows, run.Environment("GPU", "2", "3", "abc"), 200, 5)
+    assert "| gems / eager | 2.00× | 2.25× (`digamma_` float16) |" in text
+    assert "2.15×" not in text and "2.50×" not in text  # the ratio of medians' median and max
+    assert "- gems above 1.5× eager: 2 of 2 rows; ops: `digamma_`, `relu`" in text
+    assert ("device-bound (wall > 1.25× issue; they time the kernels, not the host path): "
+            "1 of 2; rows: `digamma_` float16") in text
+    # by issue: digamma_ 10 / 7.5 = 1.33×, relu 9 / 5 = 1.80×
+    assert "| gems issue / eager | 1.57× | 1.80× (`relu` float16) |" in text
+    assert "  - by issue time: 1 of 2 rows; ops: `relu`" in text
+    assert "- gems_dispatch above 2× eager: 0 of 2 rows; ops: none" in text
+    assert "| gems | 14.5 | 9.5 | 2 |" in text
 
 
 # ---- real models --------------------------------------------------------------------------

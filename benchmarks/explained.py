@@ -1,0 +1,78 @@
+"""Why a row at L stays below torch.compile's speed or far from the copy ceiling, where it was
+proved by reading the compiled code or measuring a variant (``benchmarks/NOTES.md``, the
+section named in each entry). The report attaches an entry to every matching row it lists;
+a listed row without one is work still to do.
+
+An entry claims a cause, not a time: the report prints it next to the row's own numbers, so a
+later run whose numbers no longer fit the cause shows it. ``arithmetic`` marks rows bound by
+their instructions rather than their bytes (the copy ceiling is not theirs to reach).
+"""
+import attrs
+
+
+@attrs.frozen
+class Why:
+    ops: tuple
+    dtypes: tuple       # () for every dtype
+    text: str
+    arithmetic: bool    # bound by its instructions, not by the bytes it moves
+
+
+_HALF = ("float16", "bfloat16")
+
+ENTRIES = (
+    Why(("sigmoid", "sigmoid_"), _HALF,
+        "torch.compile computes another function: its exponential is `ex2.approx` of "
+        "x·log2(e) and its reciprocal the approximate one (Inductor's sigmoid, 128 SASS a "
+        "float16 program of 8 elements a thread, against our 264-280: libdevice's `expf` and a "
+        "correctly rounded reciprocal, PyTorch's `1 / (1 + exp(-x))`); NOTES \"Why "
+        "torch.compile's float16 sigmoid and softplus are faster\"",
+        arithmetic=True),
+    Why(("softplus",), _HALF,
+        "torch.compile computes `log1p(tl.exp(x))`, an `ex2.approx` exponential (336 SASS a "
+        "program against our 376 with libdevice's `expf`, PyTorch's); NOTES \"Why "
+        "torch.compile's float16 sigmoid and softplus are faster\"",
+        arithmetic=True),
+    Why(("logaddexp",), _HALF,
+        "torch.compile's exponential is `tl.exp` (`ex2.approx` after a shorter range reduction: "
+        "392 SASS a program against our 424 with PyTorch's `expf`); arithmetic-bound, the "
+        "instruction ratio is the time ratio; NOTES \"Why torch.compile's float16 logaddexp is "
+        "faster\"",
+        arithmetic=True),
+    Why(("selu", "selu_"), ("bfloat16",),
+        "torch.compile takes libdevice's flush-to-zero branches (Triton's default); a bfloat16 "
+        "input can be a float32 subnormal, which PyTorch keeps (selu(-1e-40) is -1.76e-40, "
+        "flushed 0), so ours cannot (288 against 264 SASS a program); NOTES \"float16 sinh, "
+        "cosh, asinh, acosh, sigmoid, selu with libdevice's flush-to-zero branches\"",
+        arithmetic=True),
+    Why(("i0", "i0_", "special_i1"), (),
+        "torch.compile computes another function: libdevice's `cyl_bessel_i0f`/`i1f`, not "
+        "Cephes' Chebyshev series of PyTorch's kernel, and its values differ from PyTorch's; "
+        "against eager, Triton branches per program, not per warp: choosing one series per "
+        "block costs a reduction across warps (about 40 µs at L float16; the series alone "
+        "measured 183 µs against eager's 205); NOTES \"Bessel functions: one series per block\"",
+        arithmetic=True),
+    Why(("special_i0e",), (),
+        "the series chosen per block, as for i0: a reduction across warps before the series "
+        "(about 40 µs at L float16); Triton has no branch per warp, which PyTorch's kernel "
+        "takes; NOTES \"Bessel functions: one series per block\"",
+        arithmetic=True),
+    Why(("take",), (),
+        "a gather at random positions of a 64M-element source: every provider within 2% of "
+        "the others (1513 / 1524 / 1538 µs, ours / torch.compile / eager, float16); its "
+        "random reads, not its bytes, set the time; NOTES \"IndexOp in tiles\"",
+        arithmetic=False),
+    Why(("masked_scatter",), (),
+        "count, scan and scatter of a 50% mask: instruction-bound (the scatter about 35 SASS "
+        "an element); 4.7x torch.compile's speed and 2.3x eager's (256 / 1212 / 596 µs "
+        "float16); NOTES \"IndexOp in tiles\"",
+        arithmetic=True),
+)
+
+
+def find(op, dtype):
+    """The entry explaining ``op``'s row in ``dtype``, or None."""
+    for entry in ENTRIES:
+        if op in entry.ops and (not entry.dtypes or dtype in entry.dtypes):
+            return entry
+    return None
