@@ -17,6 +17,13 @@ class FloatUnary(PointwiseOp):
     dtypes = FLOATING
 
 
+# ``flushes_subnormals`` of the ops below whose float16 results cannot change with libdevice's
+# flush-to-zero branches: a float16 input is a normal float32 (or 0, inf, NaN), and what each
+# says of its intermediates and result. Every float16 input is compared with PyTorch's CUDA
+# kernel bit for bit (test_flushing_subnormals_changes_no_result).
+_FLOAT16 = frozenset({torch.float16})
+
+
 @register
 class Exp(FloatUnary):
     math = staticmethod(libm.exp)
@@ -25,6 +32,9 @@ class Exp(FloatUnary):
 @register
 class Exp2(FloatUnary):
     math = staticmethod(libm.exp2)
+    # a subnormal float32 result (x below -126) rounds to float16's +0, as the flushed one is
+    # (sm_90 SASS of a float16 launch: 72 -> 48 instructions)
+    flushes_subnormals = _FLOAT16
 
 
 @register
@@ -59,9 +69,6 @@ class Cos(FloatUnary):
 # in benchmarks/NOTES.md). sinh and cosh are written out whole, with the flushing forms of
 # their approximate instructions where nvcc's take them (special._ex2_ftz): flushing would
 # change none of their instructions.
-_FLOAT16 = frozenset({torch.float16})
-
-
 @register
 class Sinh(FloatUnary):
     math = staticmethod(special.sinh)
@@ -95,10 +102,16 @@ class Atanh(FloatUnary):
 @register
 class Rsqrt(FloatUnary):
     math = staticmethod(libm.rsqrt)
+    # results of float16 inputs lie in [2**-8, 2**12], 0, inf or NaN (SASS 72 -> 48)
+    flushes_subnormals = _FLOAT16
 
 
 @register
 class Reciprocal(FloatUnary):
+    # results of float16 inputs lie within [2**-16, 2**24] in magnitude, or are 0, inf or NaN
+    # (SASS 216 -> 192)
+    flushes_subnormals = _FLOAT16
+
     @staticmethod
     @triton.jit
     def math(x):
@@ -150,6 +163,10 @@ class Digamma(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.digamma)
     warps = 16  # 2 elements a thread: 34 registers where 8 held 168 (12 warps an SM)
+    # float16 arguments and their reciprocals, squares and logarithms are normal float32 (the
+    # tangent is float64), and no float16 argument lies within 1e-30 of a zero of digamma
+    # (SASS 992 -> 944)
+    flushes_subnormals = _FLOAT16
 
 
 @register
