@@ -136,7 +136,8 @@ def headline(data):
         measured = [s for s in per_op.values() if s is not None]
         lines.append({
             "dtype": dtype or "all dtypes",
-            "eager_L": geomean(at_l), "eager_M": geomean(at_m), "eager_all": geomean(every), "compile_L": geomean(vs_compile),
+            "eager_L": geomean(at_l), "eager_M": geomean(at_m), "eager_all": geomean(every),
+            "compile_L": geomean(vs_compile),
             "below_L": sum(s < 1 for s in measured), "measured_L": len(measured),
         })
     return lines
