@@ -21,7 +21,7 @@ class Why:
 _HALF = ("float16", "bfloat16")
 
 ENTRIES = (
-    Why(("sigmoid", "sigmoid_"), _HALF,
+    Why(("sigmoid",), _HALF,
         "torch.compile computes another function: its exponential is `ex2.approx` of "
         "x·log2(e) and its reciprocal the approximate one (Inductor's sigmoid, 128 SASS a "
         "float16 program of 8 elements a thread, against our 264-280: libdevice's `expf` and a "
@@ -39,13 +39,13 @@ ENTRIES = (
         "instruction ratio is the time ratio; NOTES \"Why torch.compile's float16 logaddexp is "
         "faster\"",
         arithmetic=True),
-    Why(("selu", "selu_"), ("bfloat16",),
+    Why(("selu",), ("bfloat16",),
         "torch.compile takes libdevice's flush-to-zero branches (Triton's default); a bfloat16 "
         "input can be a float32 subnormal, which PyTorch keeps (selu(-1e-40) is -1.76e-40, "
         "flushed 0), so ours cannot (288 against 264 SASS a program); NOTES \"float16 sinh, "
         "cosh, asinh, acosh, sigmoid, selu with libdevice's flush-to-zero branches\"",
         arithmetic=True),
-    Why(("i0", "i0_", "special_i1"), (),
+    Why(("i0", "special_i1"), (),
         "torch.compile computes another function: libdevice's `cyl_bessel_i0f`/`i1f`, not "
         "Cephes' Chebyshev series of PyTorch's kernel, and its values differ from PyTorch's; "
         "against eager, Triton branches per program, not per warp: choosing one series per "
@@ -57,11 +57,6 @@ ENTRIES = (
         "(about 40 µs at L float16); Triton has no branch per warp, which PyTorch's kernel "
         "takes; NOTES \"Bessel functions: one series per block\"",
         arithmetic=True),
-    Why(("take",), (),
-        "a gather at random positions of a 64M-element source: every provider within 2% of "
-        "the others (1513 / 1524 / 1538 µs, ours / torch.compile / eager, float16); its "
-        "random reads, not its bytes, set the time; NOTES \"IndexOp in tiles\"",
-        arithmetic=False),
     Why(("masked_scatter",), (),
         "count, scan and scatter of a 50% mask: instruction-bound (the scatter about 35 SASS "
         "an element); 4.7x torch.compile's speed and 2.3x eager's (256 / 1212 / 596 µs "
@@ -71,8 +66,10 @@ ENTRIES = (
 
 
 def find(op, dtype):
-    """The entry explaining ``op``'s row in ``dtype``, or None."""
-    for entry in ENTRIES:
-        if op in entry.ops and (not entry.dtypes or dtype in entry.dtypes):
-            return entry
+    """The entry explaining ``op``'s row in ``dtype`` (an in-place form's is its op's, the same
+    kernel's), or None."""
+    for name in dict.fromkeys((op, op.rstrip("_"))):
+        for entry in ENTRIES:
+            if name in entry.ops and (not entry.dtypes or dtype in entry.dtypes):
+                return entry
     return None

@@ -14,12 +14,14 @@ enters the loop.
 Interleaved rounds: every provider is warmed up first; then each of ``--repeats`` rounds times
 one loop per provider, the order rotated from round to round, so a slow spell of a shared host
 falls on all providers alike instead of on whichever ran then. A row's figures are medians
-over its rounds, and its ``ratio`` to eager is paired: the median over rounds of (its loop /
-eager's loop in the same round), which cancels what a round's host load did to both.
+over its rounds, and its ``ratio`` and ``issue_ratio`` to eager are paired: the median over
+rounds of (its loop / eager's loop in the same round), which cancels what a round's host load
+did to both. Each timed loop is warmed again inside its provider's context (leaving
+``use_gems()`` drops the routes' plans), so no loop times a plan's first call.
 
 Issue vs wall: each loop gives ``issue_us``, the µs per call until the last call returned (what
 the host took to issue them), and ``host_us``, the µs per call after the final synchronize
-(wall: "N back-to-back calls, one sync", what the targets are defined on). When the kernels
+(wall: N back-to-back calls and one synchronize, the figure compared with eager's). When the kernels
 are slower than the host path, the queue backs up and wall is the device's time: a row whose
 wall is more than ``DEVICE_BOUND`` times its issue is device-bound, and the summary names such
 rows among those above the limits, since they say nothing about the host path. It also counts
@@ -45,8 +47,8 @@ from flaggems_exp import REGISTRY
 from . import cases, providers, run, timing
 
 PROVIDERS = ("eager", "gems", "gems_dispatch")  # compile's host path is Dynamo's guards
-COLUMNS = ("op", "dtype", "provider", "host_us", "issue_us", "ratio", "calls", "error", "gpu",
-           "torch", "triton", "commit")
+COLUMNS = ("op", "dtype", "provider", "host_us", "issue_us", "ratio", "issue_ratio", "calls",
+           "error", "gpu", "torch", "triton", "commit")
 CSV_NAME, SUMMARY_NAME = "host_time.csv", "host_time.md"
 WARMUP_CALLS = 3  # the first compiles the kernel and fills the op's call-plan cache
 GEMS_LIMIT, DISPATCH_LIMIT = 1.5, 2.0  # ratios to eager the summary lists ops above
@@ -56,21 +58,21 @@ GEMS_LIMIT, DISPATCH_LIMIT = 1.5, 2.0  # ratios to eager the summary lists ops a
 DEVICE_BOUND = 1.25
 DEVICE = flaggems_exp.device
 
-Figures = collections.namedtuple("Figures", "host_us issue_us ratio")  # ratio: None for eager
+# host_us is the wall time; the ratios are None for eager itself
+Figures = collections.namedtuple("Figures", "host_us issue_us ratio issue_ratio")
 
 
 def measure_rounds(named, args, kwargs, calls, repeats):
     """Times the providers of ``named`` (name -> Provider, in rotation order) on one input:
     all warmed up first, then ``repeats`` rounds of one loop each, round r starting at the
     r-th. Returns ({name: [(wall, issue) µs per call, one per round]}, {name: error}); a
-    provider that fails is dropped from later rounds and the others go on."""
+    provider that fails keeps the rounds it finished and sits out the later ones, and the
+    others go on."""
     errors = {}
     for name, provider in named.items():
         try:
             with provider.context():
-                for _ in range(WARMUP_CALLS):
-                    provider.fn(*args, **kwargs)
-                timing.synchronize()
+                _warm(provider, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - recorded, never fatal
             errors[name] = f"{name}: {_error(exc)}"
     rounds = {name: [] for name in named if name not in errors}
@@ -79,32 +81,44 @@ def measure_rounds(named, args, kwargs, calls, repeats):
     for r in range(repeats):
         start = r % len(order)
         for name in order[start:] + order[:start]:
-            if name not in rounds:
+            if name in errors:
                 continue
             provider = named[name]
             try:
-                # use_gems() is entered outside the timed region: its cost is not per call
+                # use_gems() is entered outside the timed region: its cost is not per call.
+                # Leaving it drops its routes and their plans, so each loop's context is
+                # warmed again before the timing: no loop times a plan's first call.
                 with provider.context():
+                    _warm(provider, args, kwargs)
                     loop = timing.host_and_issue_us(provider.fn, arg_sets, kwargs)
             except Exception as exc:  # noqa: BLE001
                 errors[name] = f"{name}: {_error(exc)}"
-                del rounds[name]
                 continue
             rounds[name].append(loop)
-    return rounds, errors
+    return {name: loops for name, loops in rounds.items() if loops}, errors
+
+
+def _warm(provider, args, kwargs):
+    for _ in range(WARMUP_CALLS):
+        provider.fn(*args, **kwargs)
+    timing.synchronize()
 
 
 def figures(rounds):
     """{name: Figures} of ``measure_rounds``'s rounds: medians of wall and issue, and the
-    median over rounds of the wall ratio to eager's loop of the same round."""
+    medians over rounds of the wall and issue ratios to eager's loop of the same round (rounds
+    count from the first, so a provider that stopped early pairs the rounds it has)."""
     eager = rounds.get("eager")
     result = {}
     for name, loops in rounds.items():
-        ratio = None
+        ratio = issue_ratio = None
         if eager and name != "eager":
-            ratio = statistics.median(wall / base for (wall, _), (base, _) in zip(loops, eager))
+            pairs = list(zip(loops, eager))
+            ratio = statistics.median(wall / base for (wall, _), (base, _) in pairs)
+            issue_ratio = statistics.median(issue / base for (_, issue), (_, base) in pairs)
         result[name] = Figures(statistics.median(wall for wall, _ in loops),
-                               statistics.median(issue for _, issue in loops), ratio)
+                               statistics.median(issue for _, issue in loops), ratio,
+                               issue_ratio)
     return result
 
 
@@ -149,7 +163,8 @@ def summary(rows, env, calls, repeats):
     device-bound among them, and by issue time)."""
     def column(name):
         return {(r["op"], r["dtype"], r["provider"]): float(r[name]) for r in rows if r[name]}
-    times, issues, paired = column("host_us"), column("issue_us"), column("ratio")
+    times, issues = column("host_us"), column("issue_us")
+    paired, paired_issue = column("ratio"), column("issue_ratio")
     cells = list(dict.fromkeys((r["op"], r["dtype"]) for r in rows))
     lines = ["# Host time per call at S", "",
              f"{env.gpu}, torch {env.torch}, triton {env.triton}, commit {env.commit}; "
@@ -168,8 +183,8 @@ def summary(rows, env, calls, repeats):
     above = []
     for name, limit in (("gems", GEMS_LIMIT), ("gems_dispatch", DISPATCH_LIMIT)):
         ratios = {(op, d): paired[op, d, name] for op, d in cells if (op, d, name) in paired}
-        by_issue = {(op, d): issues[op, d, name] / issues[op, d, "eager"] for op, d in cells
-                    if (op, d, name) in issues and issues.get((op, d, "eager"))}
+        by_issue = {(op, d): paired_issue[op, d, name] for op, d in cells
+                    if (op, d, name) in paired_issue}
         for label, values in ((name, ratios), (f"{name} issue", by_issue)):
             lines.append(f"| {label} / eager | {_median_and_max(values)} |")
         over = [cell for cell, ratio in ratios.items() if ratio > limit]

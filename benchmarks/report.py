@@ -183,26 +183,50 @@ def below_ceiling_at_l(data):
 
 
 _SMALL_BYTES = 32e6  # moved in under 8 µs at the ceiling: launch latency, not bandwidth
+_COUNT_MARGIN = 1.1   # our SASS count per element within this of PyTorch's: the same work
+_ALIKE = 0.97         # gems within 3% of the faster of eager and compile: the op's own pace
 
 
-def ceiling_reason(data, op, dtype, counts):
-    """(kind, text) for gems' row at L below the ceiling: "arithmetic" (an entry of
-    ``explained`` says so, or the op's SASS instructions per element are counted: an in-place
-    form's are its op's), "explained" (an entry gives another cause), "small" (too few bytes
-    for any kernel to reach the ceiling) or "to fix". A time that does not grow with the bytes
-    across dtypes hints at instructions or latency, but proves neither: still to fix."""
+def ceiling_reason(data, op, dtype, instruction_counts):
+    """(kind, text) for gems' row at L below the ceiling:
+    "arithmetic": an entry of ``explained`` says so, or its SASS instructions per element
+        (an in-place form's are its op's) are within ``_COUNT_MARGIN`` of PyTorch's and it runs
+        within 10% of eager's fraction of the ceiling (static counts miss branches: the time
+        must agree);
+    "alike": eager and torch.compile are below the ceiling too and gems within ``_ALIKE`` of
+        the faster of them (a random gather: the access pattern, not the kernel);
+    "explained": an entry gives another cause;
+    "small": too few bytes for any kernel to reach the ceiling;
+    "to fix": anything else, with what its numbers suggest (more instructions than
+        PyTorch's; a time that does not grow with the bytes across dtypes, which hints at
+        instructions or latency but proves neither)."""
     entry = explained.find(op, dtype)
     if entry is not None:
         return ("arithmetic" if entry.arithmetic else "explained"), entry.text
-    r = data.get(op, "gems", dtype, "L")
-    moved = r["gbps"] * r["p50_ms"] * 1e6 if r["gbps"] else None
+    row = data.get(op, "gems", dtype, "L")
+    moved = row["gbps"] * row["p50_ms"] * 1e6 if row["gbps"] else None
     if moved is not None and moved < _SMALL_BYTES:
-        return "small", (f"{_memory(moved)} moved in {r['p50_ms'] * 1e3:.1f} µs: a launch's "
+        return "small", (f"{_memory(moved)} moved in {row['p50_ms'] * 1e3:.1f} µs: a launch's "
                          "latency, not bandwidth")
-    count = counts.get((op, dtype)) or counts.get((op.rstrip("_"), dtype))
+    eager_fraction = (data.get(op, "eager", dtype, "L") or {}).get("fraction")
+    count = (instruction_counts.get((op, dtype))
+             or instruction_counts.get((op.rstrip("_"), dtype)))
     if count:
-        return "arithmetic", (f"arithmetic-bound: {count[0]:.1f} SASS instructions per element "
-                              f"against PyTorch's {count[1]:.1f} ({INSTRUCTIONS_CSV})")
+        said = (f"{count[0]:.1f} SASS instructions per element against PyTorch's "
+                f"{count[1]:.1f} ({INSTRUCTIONS_CSV})")
+        if count[0] > _COUNT_MARGIN * count[1]:
+            return "to fix", f"arithmetic-bound on more instructions than PyTorch's: {said}"
+        if eager_fraction is not None and row["fraction"] < 0.9 * eager_fraction:
+            return "to fix", (f"{said}, yet at {row['fraction']:.0%} of the ceiling where eager "
+                              f"runs at {eager_fraction:.0%}: branches or latency")
+        return "arithmetic", f"arithmetic-bound: {said}"
+    others = [data.p50(op, p, dtype, "L") for p in ("eager", "compile")]
+    fractions = [(data.get(op, p, dtype, "L") or {}).get("fraction") for p in ("eager", "compile")]
+    if (all(fractions) and max(fractions) < CEILING_FLOOR and all(others)
+            and min(others) / row["p50_ms"] >= _ALIKE):
+        return "alike", (f"eager and torch.compile at {fractions[0]:.0%} and {fractions[1]:.0%} "
+                         "of the ceiling, ours within 3% of the faster: the op's access "
+                         "pattern sets the pace")
     scaling = _bytes_scaling(data, op)
     if scaling and scaling[0] < _SCALES_WITH_BYTES * scaling[1]:
         return "to fix", (f"time ×{scaling[0]:.2f} for ×{scaling[1]:.2f} bytes across dtypes: "
@@ -210,12 +234,25 @@ def ceiling_reason(data, op, dtype, counts):
     return "to fix", "grows with its bytes: extra passes or uncoalesced accesses; not read yet"
 
 
-def targets(data, counts):
+_KINDS = ("arithmetic", "alike", "small", "explained", "to fix")
+
+
+def _missing_at_l(data, provider):
+    """(op, dtype) pairs measured at L by some provider but without a time for ``provider``."""
+    return [(op, d) for op in data.ops for d in data.dtypes
+            if any(data.get(op, p, d, "L") for p in data.providers)
+            and not data.p50(op, provider, d, "L")]
+
+
+def targets(data, instruction_counts):
     """[(target, measured, met)]: the geomean speedups over eager at L and M, the rows at L
     below ``COMPILE_FLOOR`` × torch.compile's speed, and those below ``CEILING_FLOOR`` of the
     copy ceiling that nothing explains. A row proved slower for a reason (``explained``) meets
-    its target: the report says why next to it."""
+    its target: the report says why next to it. A row without a time (an error) cannot show
+    it meets one: where there are such rows, the target is not met."""
     rows = []
+    missing = _missing_at_l(data, "gems")
+    gap = f"; {len(missing)} without a gems time" if missing else ""
     for size, goal in GEOMEAN_TARGETS.items():
         value = geomean([data.speedup(op, d, size) for op in data.ops for d in data.dtypes])
         rows.append((f"geomean speedup over eager at {size} ≥ {goal:.2f}×", _x(value),
@@ -226,14 +263,18 @@ def targets(data, counts):
         measured = sum(data.speedup(op, d, "L", "compile") is not None
                        for op in data.ops for d in data.dtypes)
         rows.append((f"every row at L ≥ {COMPILE_FLOOR:.2f}× torch.compile's speed, or why not",
-                     f"{len(slow)} of {measured} rows below; {len(unexplained)} not explained",
-                     not unexplained))
+                     f"{len(slow)} of {measured} rows below; {len(unexplained)} not "
+                     f"explained{gap}", not unexplained and not missing))
     low = below_ceiling_at_l(data)
-    kinds = collections.Counter(ceiling_reason(data, op, d, counts)[0] for op, d, _ in low)
+    kinds = collections.Counter(ceiling_reason(data, op, d, instruction_counts)[0]
+                                for op, d, _ in low)
+    unmeasured = [(op, d) for op in data.ops for d in data.dtypes
+                  if (r := data.get(op, "gems", d, "L")) and r["fraction"] is None]
     rows.append((f"every row at L ≥ {CEILING_FLOOR:.0%} of the copy ceiling unless "
                  "arithmetic-bound", f"{len(low)} rows below: " + ", ".join(
-                     f"{kinds[k]} {k}" for k in ("arithmetic", "small", "explained", "to fix")),
-                 not kinds["to fix"]))
+                     f"{kinds[k]} {k}" for k in _KINDS)
+                 + (f"; {len(unmeasured)} without a byte count" if unmeasured else "") + gap,
+                 not kinds["to fix"] and not missing and not unmeasured))
     return rows
 
 
@@ -253,26 +294,26 @@ def why_slower(data, op, dtype, versus="eager"):
     launches cannot keep the GPU busy), bandwidth-bound (near the copy ceiling), or far from the
     ceiling, where the way its time scales with the bytes across dtypes tells extra passes over
     memory (time grows with bytes) from computation (it does not)."""
-    gems, theirs = data.get(op, "gems", dtype, "L"), data.get(op, versus, dtype, "L")
+    gems, other = data.get(op, "gems", dtype, "L"), data.get(op, versus, dtype, "L")
     kernel_us = gems["p50_ms"] * 1e3
     twins = _same_bytes_disagree(data, op, versus=versus)
     if twins:
         return twins
-    if gems["p20_ms"] is not None and gems["p20_ms"] <= theirs["p50_ms"]:
+    if gems["p20_ms"] is not None and gems["p20_ms"] <= other["p50_ms"]:
         return (f"timing spread, not the kernel: gems' p20 {gems['p20_ms'] * 1e3:.1f} µs "
-                f"is within {versus}'s p50 {theirs['p50_ms'] * 1e3:.1f} µs; its median is "
+                f"is within {versus}'s p50 {other['p50_ms'] * 1e3:.1f} µs; its median is "
                 "pulled up by runs whose host launch outlasted the L2 flush")
     host = ((data.get(op, "gems", dtype, "S") or {}).get("host_us")
             or data.value(op, "gems", "S", "host_us"))
     if host and host >= _HOST_BOUND * kernel_us:
         return f"host overhead: {host:.1f} µs/call vs kernel {kernel_us:.1f} µs"
-    fraction, their_fraction = gems["fraction"], theirs["fraction"]
+    fraction, other_fraction = gems["fraction"], other["fraction"]
     if fraction is None:
         return f"kernel {kernel_us:.1f} µs (no byte count)"
-    their = f" ({versus} at {their_fraction:.0%})" if their_fraction is not None else ""
+    beside = f" ({versus} at {other_fraction:.0%})" if other_fraction is not None else ""
     if fraction >= _NEAR_CEILING:
-        return f"bandwidth-bound at {fraction:.0%} of ceiling{their}"
-    where = f"{fraction:.0%} of ceiling{their}"
+        return f"bandwidth-bound at {fraction:.0%} of ceiling{beside}"
+    where = f"{fraction:.0%} of ceiling{beside}"
     scaling = _bytes_scaling(data, op)
     if scaling:
         time_ratio, bytes_ratio = scaling
@@ -362,7 +403,7 @@ def _check(data, op):
     return ", ".join(parts) or "ok"
 
 
-def render(data, plots=(), plot_message="", others=None, counts=None):
+def render(data, plots=(), plot_message="", others=None, instruction_counts=None):
     providers = data.providers
     out = ["# flaggems_exp benchmarks", ""]
     def meta(key):
@@ -414,11 +455,11 @@ def render(data, plots=(), plot_message="", others=None, counts=None):
     out.append(f"- **Rows without a time (errors)**: {len(failed)}" + (":" if failed else "."))
     out += [f"  - `{r['op']}` {r['provider']} {r['dtype']} {r['size']}: {r['error']}" for r in failed]
 
-    counts = counts or {}
+    instruction_counts = instruction_counts or {}
     out += ["", "## Targets", ""]
     out += _table(["target", "measured", "met"],
                   [[goal, value, {True: "yes", False: "**no**", None: "–"}[met]]
-                   for goal, value, met in targets(data, counts)])
+                   for goal, value, met in targets(data, instruction_counts)])
 
     out += ["", "## Per op", ""]
     out += _table(["op", "family", "×eager S", "×eager M", "×eager L", "×compile L",
@@ -459,7 +500,7 @@ def render(data, plots=(), plot_message="", others=None, counts=None):
                    "kind", "why"],
                   [[f"`{op}`", d, _pct(f), _pct((data.get(op, "eager", d, "L") or {}).get(
                       "fraction")), _pct((data.get(op, "compile", d, "L") or {}).get("fraction")),
-                    *ceiling_reason(data, op, d, counts)] for op, d, f in low]) \
+                    *ceiling_reason(data, op, d, instruction_counts)] for op, d, f in low]) \
         if low else ["None."]
 
     out += ["", "## Plots", ""]
