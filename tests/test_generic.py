@@ -45,14 +45,7 @@ def test_strided_inputs(op):
     checks.check_strided_inputs(op)
 
 
-# out= of these differs from PyTorch's: pixel_(un)shuffle's reference (the device-generic
-# kernel) has no out= overload to compare with; diag's out= is not yet PyTorch's
-OUT_DIFFERS = {"pixel_shuffle", "pixel_unshuffle", "diag"}
-
-
-@pytest.mark.parametrize("op", [pytest.param(op, marks=pytest.mark.xfail(
-    reason="out= not yet compared with PyTorch's")) if op.name in OUT_DIFFERS else op
-    for op in FUNCTIONAL], ids=ids)
+@pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
 def test_out(op):
     checks.check_out(op)
 

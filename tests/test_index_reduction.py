@@ -312,6 +312,25 @@ def test_tril_and_diag_diagonals():
     assert d.untyped_storage().data_ptr() != m.untyped_storage().data_ptr()
 
 
+def test_diag_out_dtype_is_refused_in_pytorchs_order():
+    """A vector's out= of a type its values cannot be cast to gets diag's own cast error; of
+    one they can, but not the result's own, the out= wrapper's dtype error; a matrix's gets the
+    latter either way. A refused out= is left as it was."""
+    op = REGISTRY["diag"]
+    for x in (torch.randn(4), torch.randn(4, 4), torch.arange(4)):
+        for dtype in (torch.int64, torch.int32, torch.bool, torch.float64, torch.float16):
+            out = torch.full((2,), 7, dtype=dtype)
+            call = testing.on_device(Call((x,), {"out": out}))
+            kept = call.kwargs["out"].clone()
+            theirs, _ = testing.reference(op, Call((x,), {"out": out.clone()}))
+            ours = run(op, call)
+            if isinstance(theirs, Exception):
+                assert_same_error(ours, theirs)
+                assert torch.equal(call.kwargs["out"], kept)
+            else:
+                assert ours is call.kwargs["out"] and ours.dtype == dtype
+
+
 def test_slice_scatter_bounds_and_layout():
     """start/end None, negative, clamped, empty; src cast into self's dtype; self's strides kept."""
     gen = torch.Generator().manual_seed(12)

@@ -168,6 +168,17 @@ class Diag(IndexOp):
         prefix = "diag(): " if out is None else ""
         raise RuntimeError(f"{prefix}Supports 1D or 2D tensors. Got {x.dim()}D")
 
+    def check_out(self, out, plan, inputs):
+        # PyTorch's diag.out of a vector tests the cast first, then wants the result's dtype
+        # exactly (as its generated out= wrappers, diag_embed's and diagonal_copy's, do); of a
+        # matrix, only the latter
+        x = inputs[0]
+        if x.dim() == 1 and not torch.can_cast(x.dtype, out.dtype):
+            raise RuntimeError(f"diag: result type {errors.scalar_type_name(x.dtype)} can't be "
+                               f"cast to the desired out= type "
+                               f"{errors.scalar_type_name(out.dtype)}")
+        super().check_out(out, plan, inputs)
+
     @staticmethod
     def bench_bytes(args, kwargs, result):
         """2-d: only the diagonal is read; 1-d: the default count (x read, the square written)."""

@@ -11,10 +11,15 @@ from ..families.resample import NearestOp, ShuffleOp, nearest_exact
 _DEVICE_GENERIC = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
 
 
-def _device_generic(overload):
-    def ref(*args, **kwargs):
-        return overload.redispatch(_DEVICE_GENERIC, *args, **kwargs)
-    ref.__name__ = ref.__qualname__ = f"{overload.__name__}_device_generic"
+def _device_generic(packet):
+    """The op of aten ``packet`` as PyTorch's CUDA build runs it; with ``out=``, its ``.out``
+    overload (the generated wrapper: the functional kernel, then out='s dtype check, resize and
+    copy)."""
+    def ref(*args, out=None, **kwargs):
+        if out is None:
+            return packet.default.redispatch(_DEVICE_GENERIC, *args, **kwargs)
+        return packet.out.redispatch(_DEVICE_GENERIC, *args, out=out, **kwargs)
+    ref.__name__ = ref.__qualname__ = f"{packet.__name__}_device_generic"
     return ref
 
 
@@ -38,7 +43,7 @@ class UpsampleNearest3d(NearestOp):
 @register
 class PixelShuffle(ShuffleOp):
     upscale = True
-    ref = staticmethod(_device_generic(torch.ops.aten.pixel_shuffle.default))
+    ref = staticmethod(_device_generic(torch.ops.aten.pixel_shuffle))
     # factors 1-3, with none, one and two leading batch dims; odd, non-square sizes
     sample_cases = (((2, 12, 3, 5), 2), ((2, 2, 18, 2, 3), 3), ((8, 3, 5), 2), ((2, 3, 4, 5), 1))
 
@@ -46,5 +51,5 @@ class PixelShuffle(ShuffleOp):
 @register
 class PixelUnshuffle(ShuffleOp):
     upscale = False
-    ref = staticmethod(_device_generic(torch.ops.aten.pixel_unshuffle.default))
+    ref = staticmethod(_device_generic(torch.ops.aten.pixel_unshuffle))
     sample_cases = (((2, 3, 6, 10), 2), ((2, 2, 2, 9, 6), 3), ((2, 6, 10), 2), ((2, 3, 4, 5), 1))
