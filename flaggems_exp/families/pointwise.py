@@ -14,7 +14,7 @@ from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import (TL_DTYPE, CheckedScalar, converted, encode_scalar,
                                      scalar_binding)
 from ..runtime import launch as launching
-from ..runtime.plans import bind_numbers, not_replayable
+from ..runtime.plans import bind_numbers, constant, not_replayable
 from .base import Op
 
 
@@ -135,7 +135,8 @@ class PointwiseOp(Op):
     operands the math receives as stored, in their own dtype, where PyTorch computes with them
     in that dtype (a loss's target; a clamp's 16-bit self, whose NaN PyTorch returns as
     loaded). Class attributes beside: ``warps`` (a long math over fewer elements a thread),
-    ``flushes_subnormals``, ``scalar_check``, ``integer_compute``, below.
+    ``flushes_subnormals``, ``looks_up_16_bit`` (16-bit results from a table the kernel made),
+    ``scalar_check``, ``integer_compute``, below.
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
     dense same-layout operands, int64 indexing only where needed, one rounding into the output.
@@ -178,6 +179,11 @@ class PointwiseOp(Op):
     # loops and series unrolled over a thread's elements) takes more warps, so that fewer
     # elements a thread hold fewer registers and more warps fit an SM
     warps = 4
+    # a unary op whose math costs more than a gather: its float16 and bfloat16 results, where
+    # the result has the input's dtype and layout, are looked up in a table of all 65536,
+    # which this very op's kernel computes once per dtype and device (``lookup_table``): the
+    # same bits by construction, NaN payloads included
+    looks_up_16_bit = False
 
     def __init__(self):
         super().__init__()
@@ -402,9 +408,43 @@ class PointwiseOp(Op):
         dtype = target.dtype
         flush = dtype in self.flushes_subnormals and all(
             t.dtype == dtype for t in operands if isinstance(t, torch.Tensor))
+        if (self.looks_up_16_bit and not kernel_scalars and reduce is None
+                and _one_dense_16_bit_operand(target, shape, out_strides, operands)
+                and (result or dtype) == dtype):
+            table = self.lookup_table(operands[0], compute, common, flush)
+            return launch_lookup(self.name, target, operands[0], table)
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
                stored=self.stored_operands(operands), flush_subnormals=flush, warps=self.warps)
+
+    def lookup_table(self, x, compute, common, flush):
+        """This op's result for each of the 65536 values of ``x``'s 16-bit dtype, on ``x``'s
+        device, the value of bits b - 32768 (read as int16) at index b: made by its own
+        kernel on the first call and kept for good (128 KB a dtype and device), apart from the
+        call's plan and launch count."""
+        key = (x.dtype, x.device, compute, common, flush)
+        table = self._tables.get(key)
+        if table is None:
+            outer = getattr(launching._state, "recorder", None)
+            launching._state.recorder = None  # not part of the call being planned
+            try:
+                every = torch.arange(-2**15, 2**15, dtype=torch.int16, device=x.device).view(
+                    x.dtype)
+                table = torch.empty_like(every)
+                launch(f"{self.name} (table)", self.math, table, table.shape, table.stride(),
+                       [every], (), compute, common=common, stored=self.stored_operands([every]),
+                       flush_subnormals=flush, warps=self.warps)
+            finally:
+                launching._state.recorder = outer
+            self._tables[key] = table
+        return constant(table)
+
+    @property
+    def _tables(self):
+        tables = self.__dict__.get("_lookup_tables")
+        if tables is None:
+            tables = self.__dict__["_lookup_tables"] = {}
+        return tables
 
 
 def _cpu_scalar_to_number(operand):
@@ -504,3 +544,42 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
 
 
 _ARGUMENT = {name: i for i, name in enumerate(_pointwise_kernel.arg_names)}
+
+
+_SIXTEEN_BIT_FLOATS = (torch.float16, torch.bfloat16)
+
+
+def _one_dense_16_bit_operand(target, shape, out_strides, operands):
+    """Whether the call is one 16-bit float tensor operand of ``target``'s dtype, both laid
+    out alike and densely (a flat walk covers both)."""
+    if len(operands) != 1 or not isinstance(operands[0], torch.Tensor):
+        return False
+    x = operands[0]
+    return (x.dtype == target.dtype and x.dtype in _SIXTEEN_BIT_FLOATS
+            and tuple(x.shape) == tuple(shape) and x.stride() == tuple(out_strides)
+            and geometry.strides_are_dense(shape, out_strides))
+
+
+@triton.jit
+def _lookup_kernel(out_ptr, x_ptr, table_ptr, numel, INDEX_64: tl.constexpr,
+                   BLOCK: tl.constexpr):
+    """out = table[the bits of x], both dense in one layout (a flat walk)."""
+    pid = tl.program_id(0)
+    if INDEX_64:
+        pid = pid.to(tl.int64)
+    offsets = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < numel
+    # x streams through once; the table's lines stay cached for the gathers of every program
+    x = tl.load(x_ptr + offsets, mask=mask, eviction_policy="evict_first")
+    index = x.to(tl.int16, bitcast=True).to(tl.int32) + 32768
+    tl.store(out_ptr + offsets, tl.load(table_ptr + index, mask=mask, eviction_policy="evict_last"),
+             mask=mask)
+
+
+def launch_lookup(name, target, x, table):
+    """``target`` = ``table`` looked up at the bits of ``x`` (see ``PointwiseOp.looks_up_16_bit``),
+    counted as ``name``'s launch."""
+    numel = x.numel()
+    block, grid = block_size(numel), grid_size(numel)
+    launching.launch(name, _lookup_kernel, (grid,), target, x, table, numel,
+                     INDEX_64=needs_int64([((numel,), (1,))], grid * block - 1), BLOCK=block)

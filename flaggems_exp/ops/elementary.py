@@ -167,6 +167,8 @@ class Digamma(FloatUnary):
     # 65505 there: 2.3e-10 or more) and its Horner sums (1.9e-11 or more) and the logarithm's
     # argument are all normal float32; the reflection is float64 (SASS 992 -> 944)
     flushes_subnormals = _FLOAT16
+    # a float16 or bfloat16 result costs hundreds of instructions, a lookup one gather
+    looks_up_16_bit = True
 
 
 @register

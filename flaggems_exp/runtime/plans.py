@@ -343,6 +343,7 @@ class Recorder:
         self.cacheable = True
         self.scratch = set()  # storages of buffers declared with ``scratch``
         self.whole = set()    # storages of results declared with ``whole_storage``
+        self.constants = set()  # storages of tensors declared with ``constant``
 
     def __enter__(self):
         self.outer = getattr(launching._state, "recorder", None)
@@ -360,6 +361,16 @@ def scratch(tensor):
     recorder = getattr(launching._state, "recorder", None)
     if recorder is not None:
         recorder.scratch.add(tensor.untyped_storage().data_ptr())
+    return tensor
+
+
+def constant(tensor):
+    """Declare ``tensor`` as one our launches only read and that outlives every plan (a table
+    an op keeps for good): a plan passes that very tensor to each replay, as a fixed argument.
+    Returns it."""
+    recorder = getattr(launching._state, "recorder", None)
+    if recorder is not None:
+        recorder.constants.add(tensor.untyped_storage().data_ptr())
     return tensor
 
 
@@ -405,8 +416,10 @@ class _Launch:
         # the arguments a call gives anew, in argument order: pointers and encoded numbers
         self.changing = tuple(sorted({p[0] for p in self.pointers} | {n[0] for n in self.numbers}))
         # our own launcher, given the stream and the changing arguments in argument order
+        # our launcher packs a fixed tensor (``constant``) as its data pointer
+        fixed = [v.data_ptr() if isinstance(v, _Tensor) else v for v in self.values]
         self.native_spec = None if self.direct is None else native_launch.launch_spec(
-            recorded.compiled, self.direct[1], self.values, self.changing)
+            recorded.compiled, self.direct[1], fixed, self.changing)
         self.native = native_launch.launcher(self.native_spec, device_index)
 
     def run(self, bases, encoded):
@@ -576,6 +589,9 @@ def _generated_replay(plan):
     return names["replay"]
 
 
+_CONSTANT = object()
+
+
 def build(recorder, tensors, shapes, written, result, bare_out=False):
     """The plan of a finished full-path call, or None where a replay could not stand for it.
 
@@ -621,11 +637,14 @@ def build(recorder, tensors, shapes, written, result, bare_out=False):
         result_source = ("new", 0)
 
     def locate(t, position):
-        """(base index, byte offset) of a launch's tensor argument; None: not replayable."""
+        """(base index, byte offset) of a launch's tensor argument; None: not replayable;
+        ``_CONSTANT``: a fixed argument (``constant``)."""
         for i, u in enumerate(tensors):
             if t is u:
                 return i, 0
         storage = t.untyped_storage().data_ptr()
+        if storage in recorder.constants:
+            return _CONSTANT
         owners = {id(u): i for i, u in enumerate(tensors) if storages[i] == storage and storage}
         if len(owners) > 1:
             return None
@@ -652,6 +671,8 @@ def build(recorder, tensors, shapes, written, result, bare_out=False):
                 where = locate(v, position)
                 if where is None:
                     return None
+                if where is _CONSTANT:
+                    continue  # stays among the launch's fixed arguments
                 pointers.append((position, *where))
                 views[position] = (v.dtype, tuple(v.shape), v.stride())
         numbers = [(slot, source, compute)

@@ -1,0 +1,100 @@
+"""16-bit results looked up in a table of all 65536 (``PointwiseOp.looks_up_16_bit``): the
+table is the op's own kernel's results, so a lookup gives the bits the kernel gives; it serves
+dense calls of one layout whose result keeps the input's 16-bit dtype, and nothing else."""
+import pytest
+import torch
+
+import flaggems_exp
+from flaggems_exp import LAUNCHES, REGISTRY
+from flaggems_exp.families import PointwiseOp
+
+DEV = flaggems_exp.device
+LOOKED_UP = [op for op in dict.fromkeys(REGISTRY.values())
+             if isinstance(op, PointwiseOp) and op.looks_up_16_bit]
+SIXTEEN_BIT = (torch.float16, torch.bfloat16)
+
+
+def _bits(t):
+    return t.view(torch.int16)
+
+
+def _computed(op, *args, **kwargs):
+    """``op(*args, **kwargs)`` through its kernel, the lookup switched off for the call."""
+    op.plans.clear()
+    type(op).looks_up_16_bit = False
+    try:
+        return op(*args, **kwargs)
+    finally:
+        type(op).looks_up_16_bit = True
+        op.plans.clear()
+
+
+def test_some_op_looks_up():
+    assert [op.name for op in LOOKED_UP] == ["digamma"]
+
+
+@pytest.mark.parametrize("dtype", SIXTEEN_BIT, ids=str)
+@pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)
+def test_a_lookup_gives_the_kernels_bits_for_every_value(op, dtype):
+    """Every bit pattern of the dtype, NaN payloads included, in a dense call (the lookup)
+    and through the kernel; the table is made once per dtype and device."""
+    every = torch.arange(-2**15, 2**15, dtype=torch.int16, device=DEV).view(dtype)
+    made = LAUNCHES.get(f"{op.name} (table)", 0)
+    ours = op(every)
+    again = op(every.flip(0))
+    assert LAUNCHES.get(f"{op.name} (table)", 0) - made <= 1
+    assert torch.equal(_bits(ours), _bits(_computed(op, every)))
+    assert torch.equal(_bits(again), _bits(ours).flip(0))
+
+
+@pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)
+def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
+    """The lookup kernel runs for a dense call (contiguous, a permuted dense layout, in place)
+    and not for a strided input, another out= dtype or float32; results equal the kernel's
+    either way."""
+    from flaggems_exp.families import pointwise
+
+    looked_up = []
+    real = pointwise.launch_lookup
+    monkeypatch.setattr(pointwise, "launch_lookup",
+                        lambda *a: looked_up.append(a[0]) or real(*a))
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(6, 40, generator=gen) * 4).to(torch.float16).to(DEV)
+    cases = [  # (args, kwargs, looked up)
+        ((x,), {}, True),
+        ((x.t(),), {}, True),  # dense in another order: out takes that layout
+        ((x[:, ::2],), {}, False),
+        ((x,), {"out": torch.empty(6, 40, device=DEV)}, False),  # float32 out
+        ((x.float(),), {}, False),
+    ]
+    for args, kwargs, expected in cases:
+        op.plans.clear()
+        looked_up.clear()
+        ours = op(*args, **kwargs)
+        assert bool(looked_up) == expected, (args[0].shape, args[0].stride(), kwargs)
+        if "out" in kwargs:
+            kwargs = {"out": torch.empty_like(kwargs["out"])}
+        torch.testing.assert_close(ours, _computed(op, *args, **kwargs), rtol=0, atol=0,
+                                   equal_nan=True)
+    inplace = REGISTRY[f"{op.name}_"]
+    y = x.clone()
+    looked_up.clear()
+    assert inplace(y) is y and looked_up
+    assert torch.equal(_bits(y), _bits(_computed(op, x)))
+
+
+@pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)
+def test_a_looked_up_call_is_replayed_with_its_table(op):
+    """The table is a fixed argument of the call's plan: the next call of the signature is a
+    replay, reading the new input, and adds no table."""
+    x = torch.linspace(-3, 12, 64, dtype=torch.float16, device=DEV)
+    op.plans.clear()
+    first = op(x)
+    plan = op.plans.last
+    assert plan is not None and plan.replays == 0
+    made = LAUNCHES.get(f"{op.name} (table)", 0)
+    y = x.flip(0).contiguous()
+    second = op(y)
+    assert op.plans.last is plan and plan.replays == 1
+    assert LAUNCHES.get(f"{op.name} (table)", 0) == made
+    assert torch.equal(_bits(second), _bits(first).flip(0))
