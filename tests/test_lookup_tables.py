@@ -30,7 +30,7 @@ def _computed(op, *args, **kwargs):
 
 
 def test_some_op_looks_up():
-    assert [op.name for op in LOOKED_UP] == ["digamma"]
+    assert {op.name for op in LOOKED_UP} == {"digamma", "i0", "special_i0e", "special_i1"}
 
 
 @pytest.mark.parametrize("dtype", SIXTEEN_BIT, ids=str)
@@ -76,11 +76,12 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
             kwargs = {"out": torch.empty_like(kwargs["out"])}
         torch.testing.assert_close(ours, _computed(op, *args, **kwargs), rtol=0, atol=0,
                                    equal_nan=True)
-    inplace = REGISTRY[f"{op.name}_"]
-    y = x.clone()
-    looked_up.clear()
-    assert inplace(y) is y and looked_up
-    assert torch.equal(_bits(y), _bits(_computed(op, x)))
+    inplace = REGISTRY.get(f"{op.name}_")
+    if inplace is not None:
+        y = x.clone()
+        looked_up.clear()
+        assert inplace(y) is y and looked_up
+        assert torch.equal(_bits(y), _bits(_computed(op, x)))
 
 
 @pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)

@@ -175,18 +175,21 @@ class Digamma(FloatUnary):
 class I0(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.i0)
+    looks_up_16_bit = True  # a Chebyshev series of 30 terms or more, against one gather
 
 
 @register
 class SpecialI0e(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.i0e)
+    looks_up_16_bit = True  # a Chebyshev series of 30 terms or more, against one gather
 
 
 @register
 class SpecialI1(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.i1)
+    looks_up_16_bit = True  # a Chebyshev series of 30 terms or more, against one gather
 
 
 @register
