@@ -423,7 +423,8 @@ class PointwiseOp(Op):
         kernel on the first call and kept for good (128 KB a dtype and device), apart from the
         call's plan and launch count."""
         key = (x.dtype, x.device, compute, common, flush)
-        table = self._tables.get(key)
+        tables = self.__dict__.setdefault("_lookup_tables", {})  # this op's own, never shared
+        table = tables.get(key)
         if table is None:
             outer = getattr(launching._state, "recorder", None)
             launching._state.recorder = None  # not part of the call being planned
@@ -436,15 +437,9 @@ class PointwiseOp(Op):
                        flush_subnormals=flush, warps=self.warps)
             finally:
                 launching._state.recorder = outer
-            self._tables[key] = table
+            tables[key] = table
         return constant(table)
 
-    @property
-    def _tables(self):
-        tables = self.__dict__.get("_lookup_tables")
-        if tables is None:
-            tables = self.__dict__["_lookup_tables"] = {}
-        return tables
 
 
 def _cpu_scalar_to_number(operand):
