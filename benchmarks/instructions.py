@@ -165,7 +165,12 @@ def our_sass(op_name, inputs, dtype):
 
     launch.run_kernel = compile_only
     args = tuple(torch.empty(SHAPE, dtype=dtype) for _ in range(inputs))
-    REGISTRY[op_name].call(args, {}, None)
+    op = REGISTRY[op_name]
+    op.looks_up_16_bit = False  # the kernel that computes (a 16-bit call would gather)
+    try:
+        op.call(args, {}, None)
+    finally:
+        del op.looks_up_16_bit  # the class's declaration again
     (kernel,) = compiled
     with tempfile.TemporaryDirectory() as scratch:
         cubin = pathlib.Path(scratch) / "kernel.cubin"
@@ -478,9 +483,12 @@ def summary(table):
              "reduction reads, `LDG.E.CONSTANT`, is not an input). A kernel that branches or "
              "loops on its values counts each branch and a loop's body once: the Bessel "
              "functions (ours per block into either series or both in one recurrence, "
-             "PyTorch's per element into either) and digamma (PyTorch's recurrence a loop, "
-             "ours unrolled) do not compare by these counts; their work per element does "
-             "(`benchmarks/NOTES.md`). MUFU: the special-function "
+             "PyTorch's per element into either) and digamma (a loop in both, on a block's "
+             "condition in ours) do not compare by these counts; their work per element does "
+             "(`benchmarks/NOTES.md`). Ours is the kernel that computes: the dense float16 and "
+             "bfloat16 calls of the ops that look their results up "
+             "(`PointwiseOp.looks_up_16_bit`: digamma and the Bessel functions) gather them "
+             "from a table that kernel made once. MUFU: the special-function "
              "unit's instructions (exponentials, reciprocals, roots) per thread. jiterator: "
              + jiterator,
              "", "| op | dtype | ours | PyTorch's | ours / PyTorch's | MUFU ours / PyTorch's |",
