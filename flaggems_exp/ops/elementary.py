@@ -108,10 +108,6 @@ class Rsqrt(FloatUnary):
 
 @register
 class Reciprocal(FloatUnary):
-    # results of float16 inputs lie within [2**-16, 2**24] in magnitude, or are 0, inf or NaN
-    # (SASS 216 -> 192)
-    flushes_subnormals = _FLOAT16
-
     @staticmethod
     @triton.jit
     def math(x):
@@ -163,10 +159,6 @@ class Digamma(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.digamma)
     warps = 16  # 2 elements a thread: 34 registers where 8 held 168 (12 warps an SM)
-    # for a float16 argument, the recurrence's reciprocals, the series' 1 / x**2 (x at most
-    # 65505 there: 2.3e-10 or more) and its Horner sums (1.9e-11 or more) and the logarithm's
-    # argument are all normal float32; the reflection is float64 (SASS 992 -> 944)
-    flushes_subnormals = _FLOAT16
     # a float16 or bfloat16 result costs hundreds of instructions, a lookup one gather
     looks_up_16_bit = True
 
