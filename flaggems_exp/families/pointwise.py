@@ -441,7 +441,6 @@ class PointwiseOp(Op):
         return constant(table)
 
 
-
 def _cpu_scalar_to_number(operand):
     """A 0-dim CPU tensor beside GPU tensors is a scalar to PyTorch: hand it over as a number."""
     if (isinstance(operand, torch.Tensor) and operand.dim() == 0 and DEVICE != "cpu"
