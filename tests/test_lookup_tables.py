@@ -99,3 +99,35 @@ def test_a_looked_up_call_is_replayed_with_its_table(op):
     assert op.plans.last is plan and plan.replays == 1
     assert LAUNCHES.get(f"{op.name} (table)", 0) == made
     assert torch.equal(_bits(second), _bits(first).flip(0))
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="CUDA graphs: a GPU only")
+@pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)
+def test_no_table_is_made_inside_a_cuda_graph_capture(op):
+    """A first 16-bit call inside a capture takes the kernel (a table made there would hold
+    nothing until the graph's first replay) and the graph's replay gives the kernel's bits; the
+    next call outside the capture makes the table and looks up."""
+    x = torch.linspace(-3, 12, 4096, dtype=torch.bfloat16, device=DEV)
+    op.__dict__.pop("_lookup_tables", None)
+    op.plans.clear()
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        type(op).looks_up_16_bit = False
+        try:
+            op(x)  # compiles the kernel outside the capture
+        finally:
+            type(op).looks_up_16_bit = True
+    torch.cuda.current_stream().wait_stream(side)
+    op.plans.clear()
+    with torch.cuda.graph(graph):
+        captured = op(x)
+    assert not op.__dict__.get("_lookup_tables")
+    graph.replay()
+    torch.cuda.synchronize()
+    expected = _computed(op, x)
+    assert torch.equal(_bits(captured), _bits(expected))
+    made = LAUNCHES.get(f"{op.name} (table)", 0)
+    assert torch.equal(_bits(op(x)), _bits(expected))
+    assert LAUNCHES.get(f"{op.name} (table)", 0) == made + 1

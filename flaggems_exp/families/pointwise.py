@@ -412,7 +412,8 @@ class PointwiseOp(Op):
                 and _one_dense_16_bit_operand(target, shape, out_strides, operands)
                 and (result or dtype) == dtype):
             table = self.lookup_table(operands[0], compute, common, flush)
-            return launch_lookup(self.name, target, operands[0], table)
+            if table is not None:
+                return launch_lookup(self.name, target, operands[0], table)
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
                stored=self.stored_operands(operands), flush_subnormals=flush, warps=self.warps)
@@ -421,11 +422,19 @@ class PointwiseOp(Op):
         """This op's result for each of the 65536 values of ``x``'s 16-bit dtype, on ``x``'s
         device, the value of bits b - 32768 (read as int16) at index b: made by its own
         kernel on the first call and kept for good (128 KB a dtype and device), apart from the
-        call's plan and launch count."""
+        call's plan and launch count. None while a CUDA graph is being captured and there is no
+        table yet: a capture records launches without running them, so the table would hold
+        nothing until the graph's first replay (the call then takes the kernel).
+
+        The table is made once on the current stream and read later from any stream, so its
+        making is waited for, once: the only synchronization of the op, at its first call in
+        a 16-bit dtype on a device."""
         key = (x.dtype, x.device, compute, common, flush)
         tables = self.__dict__.setdefault("_lookup_tables", {})  # this op's own, never shared
         table = tables.get(key)
         if table is None:
+            if x.is_cuda and torch.cuda.is_current_stream_capturing():
+                return None
             outer = getattr(launching._state, "recorder", None)
             launching._state.recorder = None  # not part of the call being planned
             try:
@@ -437,6 +446,8 @@ class PointwiseOp(Op):
                        flush_subnormals=flush, warps=self.warps)
             finally:
                 launching._state.recorder = outer
+            if table.is_cuda:
+                torch.cuda.current_stream(table.device).synchronize()
             tables[key] = table
         return constant(table)
 
