@@ -129,6 +129,21 @@ def check_out(op):
         check_call(op, with_out)
 
 
+def check_unknown_keyword(op):
+    """A keyword no overload of the op takes: a TypeError that names the op (its out-of-place
+    twin for an in-place form, as the families bind through it) and the keyword, raised
+    before anything is written."""
+    call, _, _ = first_result(op)
+    dev = testing.on_device(call)
+    before = [a.clone() for a in dev.args if isinstance(a, torch.Tensor)]
+    error = run(op, Call(dev.args, {**dev.kwargs, "no_such_keyword": 1}))
+    assert isinstance(error, TypeError), error
+    assert str(error).startswith(f"{testing.twin(op).name}(") and "no_such_keyword" in str(
+        error), str(error)
+    assert all(torch.equal(a, b) or torch.equal(a.isnan(), b.isnan())
+               for a, b in zip([a for a in dev.args if isinstance(a, torch.Tensor)], before))
+
+
 def check_inplace_strided_self(op):
     """An in-place op writes a stepped, transposed self through its strides; its neighbours in
     the same buffer stay as they were."""

@@ -50,6 +50,11 @@ def test_out(op):
     checks.check_out(op)
 
 
+@pytest.mark.parametrize("op", OPS, ids=ids)
+def test_unknown_keyword(op):
+    checks.check_unknown_keyword(op)
+
+
 @pytest.mark.parametrize("op", INPLACE, ids=ids)
 def test_inplace_strided_self(op):
     checks.check_inplace_strided_self(op)

@@ -265,6 +265,23 @@ def check_out_accepted(op, out):
         raise TypeError(f"{op.name}() got an unexpected keyword argument 'out'")
 
 
+@functools.lru_cache(maxsize=None)
+def _keyword_names(name):
+    """Every argument name of every overload of aten ``name``."""
+    packet = getattr(torch.ops.aten, name)
+    return frozenset(a.name for overload in packet.overloads()
+                     for a in getattr(packet, overload)._schema.arguments)
+
+
+def check_keywords(op, kwargs):
+    """A keyword that no overload of the op names: the TypeError every family raises for it
+    (a family that hands its keywords to its own hooks checks them first, so that the error
+    names the op, not the hook)."""
+    for key in kwargs:
+        if key not in _keyword_names(op.name):
+            raise TypeError(f"{op.name}() got an unexpected keyword argument '{key}'")
+
+
 def bind(op, args, kwargs, out=None):
     """The call's arguments in aten schema order, defaults filled in (Python's own TypeErrors)."""
     params, _ = _schema(op.name)

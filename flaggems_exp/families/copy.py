@@ -18,7 +18,7 @@ from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
 from ..runtime.plans import not_replayable, whole_storage
 from ..runtime.triton_types import TL_DTYPE
-from .base import Op, check_out_accepted
+from .base import Op, check_keywords, check_out_accepted
 from .gather_kernel import launch_gather, transposes
 from .pointwise import launch
 
@@ -153,6 +153,7 @@ class CopyOp(Op):
         return src, src, False
 
     def call_out(self, args, kwargs, out, inplace):
+        check_keywords(self, kwargs)
         if not inplace:
             check_out_accepted(self, out)
         like, src, non_blocking = self.copy_arguments(*args, **kwargs)

@@ -5,7 +5,7 @@ import torch
 
 from ..runtime import errors, geometry
 from ..runtime.triton_types import TL_DTYPE
-from .base import Op
+from .base import Op, check_keywords
 from .copy import write
 
 _FACTORY_OPTIONS = ("dtype", "layout", "device", "pin_memory")
@@ -61,6 +61,7 @@ class CreationOp(Op):
         write(self, out, value)
 
     def call_out(self, args, kwargs, out, inplace):
+        check_keywords(self, kwargs)
         options = {k: v for k, v in kwargs.items() if k in _FACTORY_OPTIONS}
         kwargs = {k: v for k, v in kwargs.items() if k not in _FACTORY_OPTIONS}  # the call's own
         if options and out is not None:  # the out= overloads take no factory keywords
