@@ -98,9 +98,13 @@ class Data:
     def get(self, op, provider, dtype, size):
         return self.index.get((op, provider, dtype, size))
 
-    def p50(self, op, provider, dtype, size):
+    def field(self, op, provider, dtype, size, key):
+        """``key`` of one row, or None where the row is missing."""
         r = self.get(op, provider, dtype, size)
-        return r["p50_ms"] if r else None
+        return r[key] if r else None
+
+    def p50(self, op, provider, dtype, size):
+        return self.field(op, provider, dtype, size, "p50_ms")
 
     def speedup(self, op, dtype, size, versus="eager"):
         """``versus``' time over gems' time: above 1, gems is faster."""
@@ -110,9 +114,14 @@ class Data:
     def op_speedup(self, op, size, versus="eager"):
         return geomean([self.speedup(op, d, size, versus) for d in self.dtypes])
 
+    def geomean_speedup(self, size, dtypes=None, versus="eager"):
+        """Over every op and each of ``dtypes`` (default all): the geomean of ``speedup``."""
+        return geomean([self.speedup(op, d, size, versus) for op in self.ops
+                        for d in dtypes or self.dtypes])
+
     def value(self, op, provider, size, key):
         """``key`` of the op's rows at ``size``, median over dtypes."""
-        return median([(self.get(op, provider, d, size) or {}).get(key) for d in self.dtypes])
+        return median([self.field(op, provider, d, size, key) for d in self.dtypes])
 
     def ceiling(self):
         """The copy ceiling the runs measured, recovered from gbps / fraction."""
@@ -125,10 +134,7 @@ def headline(data):
     lines = []
     for dtype in data.dtypes + [None]:
         dts = [dtype] if dtype else data.dtypes
-        at_l = [data.speedup(op, d, "L") for op in data.ops for d in dts]
-        at_m = [data.speedup(op, d, "M") for op in data.ops for d in dts]
         every = [data.speedup(op, d, s) for op in data.ops for d in dts for s in SIZES]
-        vs_compile = [data.speedup(op, d, "L", "compile") for op in data.ops for d in dts]
         if dtype:
             per_op = {op: data.speedup(op, dtype, "L") for op in data.ops}
         else:
@@ -136,8 +142,8 @@ def headline(data):
         measured = [s for s in per_op.values() if s is not None]
         lines.append({
             "dtype": dtype or "all dtypes",
-            "eager_L": geomean(at_l), "eager_M": geomean(at_m), "eager_all": geomean(every),
-            "compile_L": geomean(vs_compile),
+            "eager_L": data.geomean_speedup("L", dts), "eager_M": data.geomean_speedup("M", dts),
+            "eager_all": geomean(every), "compile_L": data.geomean_speedup("L", dts, "compile"),
             "below_L": sum(s < 1 for s in measured), "measured_L": len(measured),
         })
     return lines
@@ -208,7 +214,7 @@ def ceiling_reason(data, op, dtype, instruction_counts):
     if moved is not None and moved < _SMALL_BYTES:
         return "small", (f"{_memory(moved)} moved in {row['p50_ms'] * 1e3:.1f} µs: a launch's "
                          "latency, not bandwidth")
-    eager_fraction = (data.get(op, "eager", dtype, "L") or {}).get("fraction")
+    eager_fraction = data.field(op, "eager", dtype, "L", "fraction")
     count = (instruction_counts.get((op, dtype))
              or instruction_counts.get((op.rstrip("_"), dtype)))
     if count:
@@ -221,7 +227,7 @@ def ceiling_reason(data, op, dtype, instruction_counts):
                               f"runs at {eager_fraction:.0%}: branches or latency")
         return "arithmetic", f"arithmetic-bound: {said}"
     others = [data.p50(op, p, dtype, "L") for p in ("eager", "compile")]
-    fractions = [(data.get(op, p, dtype, "L") or {}).get("fraction") for p in ("eager", "compile")]
+    fractions = [data.field(op, p, dtype, "L", "fraction") for p in ("eager", "compile")]
     if (all(fractions) and max(fractions) < CEILING_FLOOR and all(others)
             and min(others) / row["p50_ms"] >= _ALIKE):
         return "alike", (f"eager and torch.compile at {fractions[0]:.0%} and {fractions[1]:.0%} "
@@ -254,7 +260,7 @@ def targets(data, instruction_counts):
     missing = _missing_at_l(data, "gems")
     gap = f"; {len(missing)} without a gems time" if missing else ""
     for size, goal in GEOMEAN_TARGETS.items():
-        value = geomean([data.speedup(op, d, size) for op in data.ops for d in data.dtypes])
+        value = data.geomean_speedup(size)
         rows.append((f"geomean speedup over eager at {size} ≥ {goal:.2f}×", _x(value),
                      None if value is None else value >= goal))
     if "compile" in data.providers:
@@ -303,7 +309,7 @@ def why_slower(data, op, dtype, versus="eager"):
         return (f"timing spread, not the kernel: gems' p20 {gems['p20_ms'] * 1e3:.1f} µs "
                 f"is within {versus}'s p50 {other['p50_ms'] * 1e3:.1f} µs; its median is "
                 "pulled up by runs whose host launch outlasted the L2 flush")
-    host = ((data.get(op, "gems", dtype, "S") or {}).get("host_us")
+    host = (data.field(op, "gems", dtype, "S", "host_us")
             or data.value(op, "gems", "S", "host_us"))
     if host and host >= _HOST_BOUND * kernel_us:
         return f"host overhead: {host:.1f} µs/call vs kernel {kernel_us:.1f} µs"
@@ -498,8 +504,8 @@ def render(data, plots=(), plot_message="", others=None, instruction_counts=None
     low = below_ceiling_at_l(data)
     out += _table(["op", "dtype", "gems % ceiling", "eager % ceiling", "compile % ceiling",
                    "kind", "why"],
-                  [[f"`{op}`", d, _pct(f), _pct((data.get(op, "eager", d, "L") or {}).get(
-                      "fraction")), _pct((data.get(op, "compile", d, "L") or {}).get("fraction")),
+                  [[f"`{op}`", d, _pct(f), _pct(data.field(op, "eager", d, "L", "fraction")),
+                    _pct(data.field(op, "compile", d, "L", "fraction")),
                     *ceiling_reason(data, op, d, instruction_counts)] for op, d, f in low]) \
         if low else ["None."]
 

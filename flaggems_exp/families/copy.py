@@ -16,6 +16,7 @@ from torch._C import DispatchKey
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
+from ..runtime.dtypes import HALF
 from ..runtime.plans import not_replayable, whole_storage
 from ..runtime.triton_types import TL_DTYPE
 from .base import Op, check_keywords, check_out_accepted
@@ -28,7 +29,6 @@ def identity(x):
     return x
 
 
-_HALF = (torch.float16, torch.bfloat16)
 _NUMBER_DTYPE = {bool: torch.bool, int: torch.int64, float: torch.float64,  # as PyTorch wraps them
                  complex: torch.complex128}
 _SAME_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -49,7 +49,7 @@ def _compute_dtype(src, dst):
     """The dtype a value passes through on its way from ``src`` to ``dst``: its own, except
     that PyTorch converts to and from float16/bfloat16 through float32 (so float64 -> float16
     rounds twice, as c10's conversions do)."""
-    return torch.float32 if src in _HALF or dst in _HALF else src
+    return torch.float32 if src in HALF or dst in HALF else src
 
 
 def _bits(t):

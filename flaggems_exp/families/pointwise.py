@@ -8,8 +8,9 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
-from ..runtime.dtypes import ALL, INTEGRAL
-from ..runtime.indexing import BLOCK, block_size, grid_size, needs_int64, strided_offsets
+from ..runtime.dtypes import ALL, HALF, INTEGRAL
+from ..runtime.indexing import (BLOCK, block_offsets, block_size, grid_size, needs_int64,
+                                strided_offsets)
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import (TL_DTYPE, CheckedScalar, converted, encode_scalar,
                                      scalar_binding)
@@ -54,10 +55,7 @@ def _pointwise_kernel(
     STORED_OPERANDS: tl.constexpr = 0, NCONSTANTS: tl.constexpr = 0, C0: tl.constexpr = None,
     C1: tl.constexpr = None, C2: tl.constexpr = None, EVEN: tl.constexpr = False,
 ):
-    if INDEX_64:
-        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    else:
-        offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offsets = block_offsets(BLOCK, INDEX_64)
     if EVEN:  # every program's block is whole: no lane is masked
         mask = tl.full((BLOCK,), True, tl.int1)
     else:
@@ -495,8 +493,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     of a program of the default block, where it is whole (``PointwiseOp.warps``)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
-    if geometry.strides_are_dense(shape, out_strides) and all(
-            tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors):
+    if _one_dense_layout(shape, out_strides, tensors):
         ndim, cshape, strides = 0, (numel,), [(1,)] * 4  # dense, one layout: flat offsets
     else:
         all_strides = [tuple(out_strides)] + [
@@ -551,28 +548,28 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
 _ARGUMENT = {name: i for i, name in enumerate(_pointwise_kernel.arg_names)}
 
 
-_SIXTEEN_BIT_FLOATS = (torch.float16, torch.bfloat16)
+def _one_dense_layout(shape, out_strides, tensors):
+    """Whether the output (``shape``, ``out_strides``) and every tensor of ``tensors`` are laid
+    out alike and densely: one flat walk covers them all."""
+    return geometry.strides_are_dense(shape, out_strides) and all(
+        tuple(t.shape) == tuple(shape) and t.stride() == tuple(out_strides) for t in tensors)
 
 
 def _one_dense_16_bit_operand(target, shape, out_strides, operands):
-    """Whether the call is one 16-bit float tensor operand of ``target``'s dtype, both laid
-    out alike and densely (a flat walk covers both)."""
+    """Whether the call is one 16-bit float tensor operand of ``target``'s dtype, laid out as
+    the output and densely."""
     if len(operands) != 1 or not isinstance(operands[0], torch.Tensor):
         return False
     x = operands[0]
-    return (x.dtype == target.dtype and x.dtype in _SIXTEEN_BIT_FLOATS
-            and tuple(x.shape) == tuple(shape) and x.stride() == tuple(out_strides)
-            and geometry.strides_are_dense(shape, out_strides))
+    return (x.dtype == target.dtype and x.dtype in HALF
+            and _one_dense_layout(shape, out_strides, [x]))
 
 
 @triton.jit
 def _lookup_kernel(out_ptr, x_ptr, table_ptr, numel, INDEX_64: tl.constexpr,
                    BLOCK: tl.constexpr):
     """out = table[the bits of x], both dense in one layout (a flat walk)."""
-    pid = tl.program_id(0)
-    if INDEX_64:
-        pid = pid.to(tl.int64)
-    offsets = pid * BLOCK + tl.arange(0, BLOCK)
+    offsets = block_offsets(BLOCK, INDEX_64)
     mask = offsets < numel
     # x streams through once; the table's lines stay cached for the gathers of every program
     x = tl.load(x_ptr + offsets, mask=mask, eviction_policy="evict_first")

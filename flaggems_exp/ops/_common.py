@@ -5,6 +5,7 @@ import triton.language as tl
 
 from ..runtime import libm, special
 from ..runtime.device import INTERPRETED
+from ..runtime.dtypes import HALF
 
 
 def opmath_scalars(op):
@@ -61,7 +62,7 @@ def stored_16bit_self(x):
     values (rounding is monotone and x is exact in its dtype, so it commutes with min and
     max). The interpreter holds bfloat16 as its bits, with no arithmetic on them; its NaNs
     keep their payload through the float32 round trip, so it widens x as usual."""
-    return (0,) if not INTERPRETED and x.dtype in (torch.float16, torch.bfloat16) else ()
+    return (0,) if not INTERPRETED and x.dtype in HALF else ()
 
 
 @triton.jit

@@ -32,6 +32,15 @@ def grid_size(numel):
     return triton.cdiv(numel, block_size(numel))
 
 
+@triton.jit
+def block_offsets(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+    """The flat indices of this program's block of a flat launch (int64 where ``needs_int64``)."""
+    if INDEX_64:
+        return tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        return tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+
+
 def extent(shape, strides):
     """The largest element offset from a view's first element through ``strides``."""
     return sum((n - 1) * abs(s) for n, s in zip(shape, strides))

@@ -415,8 +415,8 @@ class _Launch:
         self.direct = direct_launcher(recorded)
         # the arguments a call gives anew, in argument order: pointers and encoded numbers
         self.changing = tuple(sorted({p[0] for p in self.pointers} | {n[0] for n in self.numbers}))
-        # our own launcher, given the stream and the changing arguments in argument order
-        # our launcher packs a fixed tensor (``constant``) as its data pointer
+        # our own launcher, given the stream and the changing arguments in argument order; it
+        # packs a fixed tensor (``constant``) as its data pointer
         fixed = [v.data_ptr() if isinstance(v, _Tensor) else v for v in self.values]
         self.native_spec = None if self.direct is None else native_launch.launch_spec(
             recorded.compiled, self.direct[1], fixed, self.changing)
