@@ -156,10 +156,7 @@ class Case:
     error: str = ""
 
     def cells(self, env):
-        values = {c: getattr(self, c) for c in COLUMNS if c not in ENV_COLUMNS}
-        values.update(zip(ENV_COLUMNS, (env.gpu, env.torch, env.triton, env.commit)))
-        return {k: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
-                for k, v in values.items()}
+        return models.case_cells(self, COLUMNS, env)
 
 
 def run_model(case, name, place, args):
@@ -194,10 +191,6 @@ def run_model(case, name, place, args):
         case.error = f"{stage}: {type(exc).__name__}: {cases.one_line(exc)}"
 
 
-def _fmt(value, spec):
-    return "–" if value is None else format(value, spec)
-
-
 def report(rows, env, place, args):
     rtol, atol = models.TOLERANCE[args.dtype]
     lines = ["# DDP training: eager vs flaggems_exp", "",
@@ -213,12 +206,12 @@ def report(rows, env, place, args):
              "|" + " --- |" * 15]
     for c in rows:
         lines.append(
-            f"| {c.model} | {c.ranks} | {c.batch_per_rank} | {_fmt(c.eager_ms, '.3f')} | "
-            f"{_fmt(c.eager_again_ms, '.3f')} | {_fmt(c.gems_ms, '.3f')} | "
-            f"{_fmt(c.ratio, '.2f')} | {_fmt(c.loss_diff, '.3g')} | {_fmt(c.loss_noise, '.3g')} | "
-            f"{_fmt(c.weight_diff, '.3g')} | {_fmt(c.weight_noise, '.3g')} | "
-            f"{'–' if c.ok is None else c.ok} | {_fmt(c.first_loss, '.4g')} → "
-            f"{_fmt(c.last_loss, '.4g')} | {'–' if c.launches is None else c.launches} | "
+            f"| {c.model} | {c.ranks} | {c.batch_per_rank} | {models.shown(c.eager_ms, '.3f')} | "
+            f"{models.shown(c.eager_again_ms, '.3f')} | {models.shown(c.gems_ms, '.3f')} | "
+            f"{models.shown(c.ratio, '.2f')} | {models.shown(c.loss_diff, '.3g')} | {models.shown(c.loss_noise, '.3g')} | "
+            f"{models.shown(c.weight_diff, '.3g')} | {models.shown(c.weight_noise, '.3g')} | "
+            f"{'–' if c.ok is None else c.ok} | {models.shown(c.first_loss, '.4g')} → "
+            f"{models.shown(c.last_loss, '.4g')} | {'–' if c.launches is None else c.launches} | "
             f"{c.error.replace('|', chr(92) + '|')} |")
     return "\n".join(lines) + "\n"
 
@@ -276,8 +269,8 @@ def _run(args, place, log):
         run_model(case, name, place, args)
         rows.append(case)
         if lead:
-            print(f"  {name}: eager {_fmt(case.eager_ms, '.3f')} ms, gems "
-                  f"{_fmt(case.gems_ms, '.3f')} ms, ratio {_fmt(case.ratio, '.2f')}, ok "
+            print(f"  {name}: eager {models.shown(case.eager_ms, '.3f')} ms, gems "
+                  f"{models.shown(case.gems_ms, '.3f')} ms, ratio {models.shown(case.ratio, '.2f')}, ok "
                   f"{case.ok}{'; ' + case.error if case.error else ''}", file=log, flush=True)
     if lead:
         out = args.out or pathlib.Path(tempfile.mkdtemp(prefix="ddp-"))

@@ -269,8 +269,7 @@ def main(argv=None, log=sys.stderr):
                        "error": error, "gpu": env.gpu, "torch": env.torch,
                        "triton": env.triton, "commit": env.commit}
                 for column in Figures._fields:
-                    value = getattr(measured, column) if measured else None
-                    row[column] = "" if value is None else f"{value:.6g}"
+                    row[column] = run.csv_cell(getattr(measured, column) if measured else None)
                 writer.writerow(row)
                 f.flush()  # a killed run keeps what it measured
                 rows.append(row)

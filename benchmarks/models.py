@@ -422,15 +422,14 @@ class Case:
     profiles: dict = attrs.field(factory=dict)  # provider -> [(name, count, total µs)]
 
     def cells(self, env):
-        def cell(value):
-            if value is None:
-                return ""
-            if isinstance(value, float):
-                return f"{value:.6g}"
-            return str(value)
-        values = {c: getattr(self, c) for c in COLUMNS if c not in ENV_COLUMNS}
-        values.update(zip(ENV_COLUMNS, (env.gpu, env.torch, env.triton, env.commit)))
-        return {k: cell(v) for k, v in values.items()}
+        return case_cells(self, COLUMNS, env)
+
+
+def case_cells(case, columns, env):
+    """A case's CSV row: its own columns, then the environment's."""
+    values = {c: getattr(case, c) for c in columns if c not in ENV_COLUMNS}
+    values.update(zip(ENV_COLUMNS, (env.gpu, env.torch, env.triton, env.commit)))
+    return {k: run.csv_cell(v) for k, v in values.items()}
 
 
 def run_case(case, built, batch, dtype, args):
@@ -510,7 +509,8 @@ def profile_step(step, context):
 
 
 # ---- the report ---------------------------------------------------------------------------
-def _fmt(value, spec):
+def shown(value, spec):
+    """A figure for a table: a dash where nothing was measured."""
     return "–" if value is None else format(value, spec)
 
 
@@ -523,11 +523,11 @@ def table(rows):
         error = c.error.replace("|", "\\|")
         lines.append(
             f"| {c.model} | {c.batch} | {c.mode} | {c.dtype} | {c.inputs or '–'} | "
-            f"{_fmt(c.eager_ms, '.3f')} | {_fmt(c.eager_again_ms, '.3f')} | "
-            f"{_fmt(c.gems_ms, '.3f')} | {_fmt(c.ratio, '.2f')} | "
-            f"{_fmt(c.eager_host_ms, '.3f')} | {_fmt(c.gems_host_ms, '.3f')} | "
-            f"{_fmt(c.gems_diff, '.3g')} | "
-            f"{_fmt(c.eager_noise, '.3g')} | {'–' if c.ok is None else c.ok} | "
+            f"{shown(c.eager_ms, '.3f')} | {shown(c.eager_again_ms, '.3f')} | "
+            f"{shown(c.gems_ms, '.3f')} | {shown(c.ratio, '.2f')} | "
+            f"{shown(c.eager_host_ms, '.3f')} | {shown(c.gems_host_ms, '.3f')} | "
+            f"{shown(c.gems_diff, '.3g')} | "
+            f"{shown(c.eager_noise, '.3g')} | {'–' if c.ok is None else c.ok} | "
             f"{'–' if c.launches is None else c.launches} | "
             f"{'–' if c.calls is None else c.calls} | {error} |")
     return "\n".join(lines)
@@ -559,7 +559,7 @@ def report(rows, skipped, env, args):
             continue
         what = "CUDA kernels by total time" if CUDA else "CPU ops by self time"
         lines += [f"## Profile: {c.model} {c.batch} {c.mode} {c.dtype} (ratio "
-                  f"{_fmt(c.ratio, '.2f')})", ""]
+                  f"{shown(c.ratio, '.2f')})", ""]
         for provider, top in c.profiles.items():
             lines += [f"{provider}: top {len(top)} {what}, one step", "",
                       "| name | count | total µs |", "| --- | --- | --- |"]
@@ -666,8 +666,8 @@ def _run(args, log):
                     f.flush()  # a killed run keeps what it measured
                     rows.append(case)
                     seconds = time.perf_counter() - case_start
-                    print(f"  {name} {batch} {mode}: eager {_fmt(case.eager_ms, '.3f')} ms, gems "
-                          f"{_fmt(case.gems_ms, '.3f')} ms, ratio {_fmt(case.ratio, '.2f')}, ok "
+                    print(f"  {name} {batch} {mode}: eager {shown(case.eager_ms, '.3f')} ms, gems "
+                          f"{shown(case.gems_ms, '.3f')} ms, ratio {shown(case.ratio, '.2f')}, ok "
                           f"{case.ok}, launches {case.launches} ({seconds:.1f} s)"
                           f"{'; ' + case.error if case.error else ''}", file=log, flush=True)
             del built

@@ -37,6 +37,15 @@ CSV_NAME = "results.csv"
 DEVICE = flaggems_exp.device
 
 
+def csv_cell(value):
+    """A CSV cell: empty where nothing was measured, a float to 6 significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 @attrs.frozen
 class Row:
     """One CSV row: one op, provider, dtype and size. Empty cells where nothing was measured."""
@@ -63,13 +72,7 @@ class Row:
     timestamp: str = ""
 
     def cells(self):
-        def cell(value):
-            if value is None:
-                return ""
-            if isinstance(value, float):
-                return f"{value:.6g}"
-            return str(value)
-        return {k: cell(v) for k, v in attrs.asdict(self).items()}
+        return {k: csv_cell(v) for k, v in attrs.asdict(self).items()}
 
 
 COLUMNS = tuple(f.name for f in attrs.fields(Row))
