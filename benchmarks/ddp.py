@@ -206,9 +206,10 @@ def report(rows, env, place, args):
              "|" + " --- |" * 15]
     for c in rows:
         lines.append(
-            f"| {c.model} | {c.ranks} | {c.batch_per_rank} | {models.shown(c.eager_ms, '.3f')} | "
-            f"{models.shown(c.eager_again_ms, '.3f')} | {models.shown(c.gems_ms, '.3f')} | "
-            f"{models.shown(c.ratio, '.2f')} | {models.shown(c.loss_diff, '.3g')} | {models.shown(c.loss_noise, '.3g')} | "
+            f"| {c.model} | {c.ranks} | {c.batch_per_rank} | "
+            f"{models.shown(c.eager_ms, '.3f')} | {models.shown(c.eager_again_ms, '.3f')} | "
+            f"{models.shown(c.gems_ms, '.3f')} | {models.shown(c.ratio, '.2f')} | "
+            f"{models.shown(c.loss_diff, '.3g')} | {models.shown(c.loss_noise, '.3g')} | "
             f"{models.shown(c.weight_diff, '.3g')} | {models.shown(c.weight_noise, '.3g')} | "
             f"{'–' if c.ok is None else c.ok} | {models.shown(c.first_loss, '.4g')} → "
             f"{models.shown(c.last_loss, '.4g')} | {'–' if c.launches is None else c.launches} | "
@@ -270,7 +271,8 @@ def _run(args, place, log):
         rows.append(case)
         if lead:
             print(f"  {name}: eager {models.shown(case.eager_ms, '.3f')} ms, gems "
-                  f"{models.shown(case.gems_ms, '.3f')} ms, ratio {models.shown(case.ratio, '.2f')}, ok "
+                  f"{models.shown(case.gems_ms, '.3f')} ms, ratio "
+                  f"{models.shown(case.ratio, '.2f')}, ok "
                   f"{case.ok}{'; ' + case.error if case.error else ''}", file=log, flush=True)
     if lead:
         out = args.out or pathlib.Path(tempfile.mkdtemp(prefix="ddp-"))

@@ -135,13 +135,14 @@ def check_unknown_keyword(op):
     before anything is written."""
     call, _, _ = first_result(op)
     dev = testing.on_device(call)
-    before = [a.clone() for a in dev.args if isinstance(a, torch.Tensor)]
+    tensors = [a for a in dev.args if isinstance(a, torch.Tensor)]
+    before = [t.clone() for t in tensors]
     error = run(op, Call(dev.args, {**dev.kwargs, "no_such_keyword": 1}))
     assert isinstance(error, TypeError), error
     assert str(error).startswith(f"{testing.twin(op).name}(") and "no_such_keyword" in str(
         error), str(error)
     assert all(torch.equal(a, b) or torch.equal(a.isnan(), b.isnan())
-               for a, b in zip([a for a in dev.args if isinstance(a, torch.Tensor)], before))
+               for a, b in zip(tensors, before))
 
 
 def check_inplace_strided_self(op):

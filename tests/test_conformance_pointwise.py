@@ -13,6 +13,7 @@ from flaggems_exp.families import PointwiseOp
 from flaggems_exp.ops.activations import _cuda_hardtanh
 from flaggems_exp.runtime import special
 from flaggems_exp.runtime.device import DEVICE
+from flaggems_exp.runtime.dtypes import every_16_bit_value
 from flaggems_exp.testing import Call, check_call
 
 DEV = flaggems_exp.device
@@ -498,11 +499,6 @@ def test_subnormals_are_flushed_only_where_declared():
     assert launches["asinh"]["flushing"] > launches["asinh_bfloat16"]["flushing"], launches
 
 
-def _every_16_bit_value(dtype):
-    """Each of the 2**16 bit patterns of a 16-bit float, as a tensor of that dtype."""
-    return torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(dtype)
-
-
 def _differing_bits(ours, theirs):
     """Where two contiguous float results differ in their bits (a NaN's payload aside)."""
     bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[ours.element_size()]
@@ -536,7 +532,7 @@ def test_unary_float32_results_are_pytorchs_cuda_bits(op):
              89.41598, 89.41599, 89.416, -89.416, 87.33654, 87.33655, 87.3366,
              float("inf"), float("-inf"), NAN]
     x = torch.cat([patterns.view(torch.float32), torch.rand(1 << 22, generator=gen) * 200 - 100,
-                   _every_16_bit_value(F16).float(), torch.tensor(edges)]).to(DEVICE)
+                   every_16_bit_value(F16).float(), torch.tensor(edges)]).to(DEVICE)
     differ = _differing_bits(op(x), _pytorchs(op)(x))
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
 
@@ -564,7 +560,7 @@ def test_unary_float64_results_are_pytorchs_cuda_bits(op):
     x = torch.cat([patterns.view(torch.float64),
                    torch.rand(1 << 22, generator=gen, dtype=torch.float64) * 200 - 100,
                    torch.rand(1 << 20, generator=gen, dtype=torch.float64) * 2 - 1,
-                   _every_16_bit_value(F16).double(),
+                   every_16_bit_value(F16).double(),
                    torch.tensor(edges, dtype=torch.float64)]).to(DEVICE)
     differ = _differing_bits(op(x), _pytorchs(op)(x))
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
@@ -641,7 +637,7 @@ _UNARY_HALF = [(op, dtype) for op in _UNARY_FLOAT32 for dtype in (F16, torch.bfl
 def test_unary_16_bit_results_are_pytorchs_cuda_bits(op, dtype):
     """Each unary op on every one of the 2**16 values of float16 and of bfloat16 gives PyTorch's
     CUDA results bit for bit (a NaN's payload aside)."""
-    x = _every_16_bit_value(dtype).to(DEVICE)
+    x = every_16_bit_value(dtype).to(DEVICE)
     differ = _differing_bits(op(x), _pytorchs(op)(x))
     assert not differ.any(), f"{int(differ.sum())} inputs differ, e.g. {x[differ][:8].tolist()}"
 
@@ -658,7 +654,7 @@ def test_flushing_subnormals_changes_no_result(op, dtype, monkeypatch):
     16-bit float) gives PyTorch's CUDA result bit for bit. A failure says whether the inputs
     that differ differ without flushing too (then flushing is not the cause)."""
     assert op.nin == 1 and dtype.itemsize == 2
-    x = _every_16_bit_value(dtype).to(DEVICE)
+    x = every_16_bit_value(dtype).to(DEVICE)
     theirs = op.ref(x)
     flushed = _differing_bits(op(x), theirs)
     if bool(flushed.any()):

@@ -7,6 +7,7 @@ import torch
 import flaggems_exp
 from flaggems_exp import LAUNCHES, REGISTRY
 from flaggems_exp.families import PointwiseOp
+from flaggems_exp.runtime.dtypes import every_16_bit_value
 
 DEV = flaggems_exp.device
 LOOKED_UP = [op for op in dict.fromkeys(REGISTRY.values())
@@ -38,7 +39,7 @@ def test_some_op_looks_up():
 def test_a_lookup_gives_the_kernels_bits_for_every_value(op, dtype):
     """Every bit pattern of the dtype, NaN payloads included, in a dense call (the lookup)
     and through the kernel; the table is made once per dtype and device."""
-    every = torch.arange(-2**15, 2**15, dtype=torch.int16, device=DEV).view(dtype)
+    every = every_16_bit_value(dtype, DEV)
     made = LAUNCHES.get(f"{op.name} (table)", 0)
     ours = op(every)
     again = op(every.flip(0))

@@ -8,7 +8,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import DEVICE
-from ..runtime.dtypes import ALL, HALF, INTEGRAL
+from ..runtime.dtypes import ALL, HALF, INTEGRAL, every_16_bit_value
 from ..runtime.indexing import (BLOCK, block_offsets, block_size, grid_size, needs_int64,
                                 strided_offsets)
 from ..runtime.promotion import Promotion, promote
@@ -436,8 +436,7 @@ class PointwiseOp(Op):
             outer = getattr(launching._state, "recorder", None)
             launching._state.recorder = None  # not part of the call being planned
             try:
-                every = torch.arange(-2**15, 2**15, dtype=torch.int16, device=x.device).view(
-                    x.dtype)
+                every = every_16_bit_value(x.dtype, x.device)
                 table = torch.empty_like(every)
                 launch(f"{self.name} (table)", self.math, table, table.shape, table.stride(),
                        [every], (), compute, common=common, stored=self.stored_operands([every]),
