@@ -75,10 +75,6 @@ def with_layout(call, kind, first_only):
     return Call(tuple(args), call.kwargs, call.label) if done else None
 
 
-def strides_of(result):
-    return result.stride() if isinstance(result, torch.Tensor) else result
-
-
 @contextlib.contextmanager
 def resize_warnings():
     """The texts of resize_output's warnings raised inside: ours (Python warnings) and PyTorch's

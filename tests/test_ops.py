@@ -67,20 +67,6 @@ def test_floats_float32_rounds(op, number):
     assert replaced, "no Python float in its sample calls"
 
 
-def strided_variants(t):
-    """Views holding ``t``'s values that are not contiguous: transposed, stepped, expanded, offset."""
-    flat = t.reshape(-1)
-    if t.dim() >= 2:
-        transposed = t.transpose(0, 1).contiguous().transpose(0, 1)
-        stepped = torch.empty((t.shape[1], t.shape[0] * 2), dtype=t.dtype).t()[::2]
-    else:
-        transposed = t
-        stepped = torch.empty(t.shape[0] * 2, dtype=t.dtype)[::2]
-    stepped.copy_(t)  # a view with a step (transposed too for 2-D): neither dense nor row-major
-    return {"transposed": transposed, "stepped": stepped, "expanded": t[:1].expand_as(t),
-            "offset": torch.cat([flat[:1], flat])[1:].view(t.shape)}
-
-
 BROADCAST_SHAPES = [((), (3,)), ((1,), (4, 3)), ((4, 1), (1, 5)), ((2, 1, 3), (4, 1)),
                     ((5, 1, 2, 1), (1, 3, 1, 4)), ((0, 3), (1, 3)), ((3, 1), ()), ((2, 3, 1, 1, 2, 1), (3, 4, 1, 2, 5))]
 
