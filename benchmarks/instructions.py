@@ -487,7 +487,8 @@ def summary(table):
              "condition in ours) do not compare by these counts; their work per element does "
              "(`benchmarks/NOTES.md`). Ours is the kernel that computes: the dense float16 and "
              "bfloat16 calls of the ops that look their results up "
-             "(`PointwiseOp.looks_up_16_bit`: digamma and the Bessel functions) gather them "
+             "(`PointwiseOp.looks_up_16_bit`: digamma, the Bessel functions, acosh, asinh, "
+             "atanh, sinc and selu) gather them "
              "from a table that kernel made once. MUFU: the special-function "
              "unit's instructions (exponentials, reciprocals, roots) per thread. jiterator: "
              + jiterator,

@@ -24,6 +24,6 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         op = getattr(item, "callspec", None) and item.callspec.params.get("op")
-        if op is not None:
+        if hasattr(op, "names"):  # an empty parametrization holds pytest's NOTSET instead
             for name in op.names:
                 item.add_marker(getattr(pytest.mark, _marker(name)))

@@ -31,7 +31,8 @@ def _computed(op, *args, **kwargs):
 
 
 def test_some_op_looks_up():
-    assert {op.name for op in LOOKED_UP} == {"digamma", "i0", "special_i0e", "special_i1"}
+    assert {op.name for op in LOOKED_UP} == {"digamma", "i0", "special_i0e", "special_i1", "acosh",
+                                             "asinh", "atanh", "sinc", "selu"}
 
 
 @pytest.mark.parametrize("dtype", SIXTEEN_BIT, ids=str)
@@ -69,6 +70,8 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
         ((x.float(),), {}, False),
     ]
     for args, kwargs, expected in cases:
+        if "out" in kwargs and not op.has_out:  # selu has no out= overload
+            continue
         op.plans.clear()
         looked_up.clear()
         ours = op(*args, **kwargs)

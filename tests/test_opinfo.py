@@ -24,7 +24,7 @@ try:
         warnings.simplefilter("ignore")
         from torch.testing._internal.common_methods_invocations import op_db
 except Exception as error:  # noqa: BLE001 - an internal module: any failure to import skips
-    op_db, IMPORT_ERROR = [], error
+    op_db, IMPORT_ERROR = [], f"{type(error).__name__}: {error}"
 else:
     IMPORT_ERROR = None
 

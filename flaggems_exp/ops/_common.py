@@ -82,6 +82,30 @@ def scalar_nan(wide, x):
 
 
 @triton.jit
+def _nan_bits_kept(x, r, INF_BITS: tl.constexpr):
+    """``r``, or the 16-bit float x as loaded where x is NaN (its magnitude's bits above
+    INF_BITS, its dtype's infinity), tested and selected on the bits."""
+    bits = x.to(tl.int16, bitcast=True)
+    return tl.where((bits & 0x7FFF) > INF_BITS, bits,
+                    r.to(x.dtype).to(tl.int16, bitcast=True)).to(x.dtype, bitcast=True)
+
+
+@triton.jit
+def keep_nan(x, r):
+    """``r``, or x as loaded where x is NaN. A 16-bit float x is tested and selected on its
+    bits: compiled, bfloat16 clamp_max by a Scalar (x NaN-tested with ``setp.nan.bf16``, then
+    ``selp.b16`` over ``min.bf16``) returned the minimum's canonical 0x7FFF for every NaN x on
+    the GPU, though the SASS reads right; float16 kept its NaNs through the same steps."""
+    if x.dtype == tl.float16:
+        r = _nan_bits_kept(x, r, 0x7C00)
+    elif x.dtype == tl.bfloat16:
+        r = _nan_bits_kept(x, r, 0x7F80)
+    else:
+        r = tl.where(x != x, x, r)
+    return r
+
+
+@triton.jit
 def _lower(a, b):
     """min(a, b) by selects, -0.0 below +0.0 (CUDA's order): of two zeros the negated sum of
     their negations, -0.0 unless both are +0.0 (libm.neg: unary minus is 0 - x, which loses a

@@ -84,6 +84,9 @@ class Selu(FloatActivation):
     # a float16 input's expm1 meets no subnormal float32 (sm_90 SASS of a float16 launch:
     # 288 -> 264 instructions); a subnormal bfloat16 input would be flushed to zero
     flushes_subnormals = frozenset({torch.float16})
+    # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
+    # 97.4 / 95.2 µs against 101.8 / 104.4)
+    looks_up_16_bit = True
 
     @staticmethod
     @triton.jit

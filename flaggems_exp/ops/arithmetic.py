@@ -8,7 +8,8 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, INTEGRAL, REAL
 from ..runtime.special import INF
 from ..runtime.triton_types import checked_scalar
-from ._common import cuda_zero_minimum, minimum, opmath_scalars, scalar_nan, stored_16bit_self
+from ._common import (cuda_zero_minimum, keep_nan, minimum, opmath_scalars, scalar_nan,
+                      stored_16bit_self)
 
 
 @register
@@ -200,7 +201,7 @@ class ClampMax(PointwiseOp):
         # arrives as stored (its NaN's bits kept), the limit rounded into its dtype
         smaller = minimum(x, limit.to(x.dtype))
         if SCALAR_LIMIT:
-            r = tl.where(limit != limit, scalar_nan(limit, x), tl.where(x != x, x, smaller))
+            r = tl.where(limit != limit, scalar_nan(limit, x), keep_nan(x, smaller))
         else:
             r = tl.where(x != x, x, tl.where(limit != limit, limit, smaller))
         return r

@@ -84,6 +84,9 @@ class Asinh(FloatUnary):
     aliases = ("arcsinh",)
     math = staticmethod(special.asinh)
     flushes_subnormals = _FLOAT16
+    # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
+    # 97.4 / 95.8 µs against 105.6 / 107.1)
+    looks_up_16_bit = True
 
 
 @register
@@ -91,12 +94,18 @@ class Acosh(FloatUnary):
     aliases = ("arccosh",)
     math = staticmethod(special.acosh)
     flushes_subnormals = _FLOAT16
+    # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
+    # 97.1 / 95.8 µs against 120.4 / 122.4)
+    looks_up_16_bit = True
 
 
 @register
 class Atanh(FloatUnary):
     aliases = ("arctanh",)
     math = staticmethod(special.atanh)
+    # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
+    # 97.8 / 95.7 µs against 111.0 / 114.9)
+    looks_up_16_bit = True
 
 
 @register
@@ -187,6 +196,9 @@ class SpecialI1(FloatUnary):
 @register
 class Sinc(FloatUnary):
     math = staticmethod(special.sinc)
+    # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
+    # 97.4 / 95.9 µs against 108.3 / 108.5)
+    looks_up_16_bit = True
 
 
 @register
