@@ -1,9 +1,11 @@
 """Call plans (flaggems_exp/runtime/plans.py): a call replayed from its signature's plan does what
 the family's full path does, for every registered op; signatures that differ get their own plan;
 the launcher contract falls back to Triton's public launch."""
+import gc
 import re
 import struct
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -58,6 +60,30 @@ def test_replay_is_the_full_path(op):
             assert _replays(op) == before + 1 or any(
                 isinstance(v, torch.Tensor) and v.device.type != DEVICE
                 for v in (*call.args, *call.kwargs.values())), "the second call missed its plan"
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_a_plan_keeps_no_tensor_of_its_call_alive(op):
+    """A cached plan holds what a call's signature decides, never the call's own tensors: once
+    the caller drops them, a call's inputs and result are freed though its plan stays."""
+    op.plans.clear()
+    calls = testing.sample_calls(op, torch.float32, generator=torch.Generator().manual_seed(1))
+    assert calls, "no sample calls"
+    checked = 0
+    while calls:
+        call = testing.on_device(calls.pop())
+        result = run(op, call)
+        if isinstance(result, Exception):
+            continue
+        tensors = [t for t in (*call.args, *call.kwargs.values(), result)
+                   if isinstance(t, torch.Tensor)]
+        refs = [weakref.ref(t) for t in tensors]
+        del call, result, tensors
+        gc.collect()
+        assert all(r() is None for r in refs), "a call's tensor outlived the call"
+        checked += 1
+    assert checked
+    assert op.name in UNPLANNED or op.plans.plans, "no plan was made: nothing was tested"
 
 
 def test_hit_miss_and_what_makes_a_new_plan():

@@ -421,6 +421,10 @@ class _Launch:
         self.native_spec = None if self.direct is None else native_launch.launch_spec(
             recorded.compiled, self.direct[1], fixed, self.changing)
         self.native = native_launch.launcher(self.native_spec, device_index)
+        # every call fills the pointer slots anew: holding the recorded call's tensors there
+        # would keep its inputs and result alive for as long as the plan is cached
+        blank = {p[0] for p in self.pointers}
+        self.values = [None if i in blank else v for i, v in enumerate(self.values)]
 
     def run(self, bases, encoded):
         """This launch through ``kernel[grid]`` (the interpreter, or a Triton whose launcher
