@@ -21,7 +21,10 @@ dropout and stochastic depth draw the same masks in every provider.
 Correctness: gems' outputs (inference) or loss and every parameter's gradient (training) against
 eager_a's, next to eager_b's against eager_a's (the noise); ``ok`` when gems' max abs difference
 is within 10× the noise or every tensor is within rtol/atol (1e-4/1e-5 for float32, 2e-2 for
-bfloat16). ``ratio`` is eager_a's time over gems' (>= 1: gems is at least as fast).
+bfloat16). ``ratio`` is eager's time over gems' (>= 1: gems is at least as fast), paired per
+round: in each round the geometric mean of eager_a's and eager_b's median step, which bracket
+gems' steps in time, over gems' median step; the median of the rounds' ratios. A drift of the
+shared host within a case then falls on both sides of a ratio instead of on one provider.
 ``launches`` counts our kernel launches in one gems step; ``calls`` our ops' calls in another
 (untimed) one, launching or not (an early return, a hand-over to PyTorch, a factory). Where
 ratio < 1 on CUDA, one step of
@@ -309,6 +312,13 @@ def make_step(model, args, target, loss_fn, mode):
     return step
 
 
+def bracketed_ratio(rounds):
+    """eager's speed over gems' from ``rounds`` of (eager_a, gems, eager_b) median step times,
+    eager_a and eager_b taken just before and after gems: per round the geometric mean of the
+    two eager times over gems' time, then the median over rounds."""
+    return statistics.median(math.sqrt(a * b) / g for a, g, b in rounds)
+
+
 def time_provider(step, context, warmup, steps, count_launches=False):
     """(results of the first warm-up step, ms of each of ``steps`` timed steps, ms each took to
     return before its synchronization, our launches per op name in the last warm-up step, or
@@ -448,7 +458,9 @@ def run_case(case, built, batch, dtype, args):
         providers = {"eager": contextlib.nullcontext, "gems": flaggems_exp.use_gems,
                      "eager again": contextlib.nullcontext}
         firsts, times, issued = {}, {p: [] for p in providers}, {p: [] for p in providers}
+        round_times = []  # (eager, gems, eager again) medians of each round
         for round_ in range(args.rounds):
+            medians = {}
             for provider, context in providers.items():
                 stage = provider if args.rounds == 1 else f"{provider} (round {round_ + 1})"
                 results, took, returned, launched = time_provider(
@@ -456,16 +468,18 @@ def run_case(case, built, batch, dtype, args):
                     count_launches=provider == "gems" and round_ == 0)
                 firsts.setdefault(provider, results)
                 times[provider] += took
+                medians[provider] = statistics.median(took)
                 issued[provider] += returned
                 if provider == "gems" and launched is not None:
                     case.launched, case.launches = launched, sum(launched.values())
+            round_times.append((medians["eager"], medians["gems"], medians["eager again"]))
         eager_a, gems, eager_b = firsts["eager"], firsts["gems"], firsts["eager again"]
         stage = "calls"
         case.called = calls_in_step(step)
         case.calls = sum(case.called.values())
         case.eager_ms, case.gems_ms, case.eager_again_ms = (
             statistics.median(times[p]) for p in providers)
-        case.ratio = case.eager_ms / case.gems_ms
+        case.ratio = bracketed_ratio(round_times)
         case.eager_host_ms = statistics.median(issued["eager"])
         case.gems_host_ms = statistics.median(issued["gems"])
         stage = "compare"
@@ -539,7 +553,9 @@ def report(rows, skipped, env, args):
              f"{env.gpu}, torch {env.torch}, triton {env.triton}, commit {env.commit}; "
              f"median of {args.steps} steps in each of {args.rounds} rounds (eager, gems, eager "
              f"again), after {args.warmup} warm-up steps"
-             f"{', tiny shapes' if args.tiny else ''}. ratio = eager ms / gems ms; ok: gems diff "
+             f"{', tiny shapes' if args.tiny else ''}. ratio: per round, the geometric mean of "
+             "eager's and eager again's median step over gems' (they bracket it), the median of "
+             "the rounds' ratios; ok: gems diff "
              f"<= {NOISE_FACTOR}× eager noise, or within rtol {rtol:g} / atol {atol:g}.", "",
              table(rows), ""]
     if skipped:

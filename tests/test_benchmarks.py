@@ -672,6 +672,17 @@ def test_models_run_with_and_without_gems(tmp_path):
     assert "## Our calls in one gems step" in text
 
 
+def test_the_models_ratio_pairs_gems_with_the_eager_steps_around_it():
+    """A host that slows steadily through a case slows eager_b as much as it favours eager_a:
+    the bracketed ratio stays at 1 for equal kernels, and a round where the host stalled once
+    does not move the median."""
+    from benchmarks import models
+    steady_drift = [(10.0, 11.0, 12.1), (12.1, 13.3, 14.6), (14.6, 16.1, 17.7)]
+    assert models.bracketed_ratio(steady_drift) == pytest.approx(1.0, abs=0.01)  # eager_a: 0.91
+    assert models.bracketed_ratio([(10, 10, 10), (10, 20, 10), (10, 8, 10)]) == 1.0
+    assert models.bracketed_ratio([(9, 10, 9), (9, 10, 9), (40, 10, 40)]) == pytest.approx(0.9)
+
+
 def _run_in_repository(command):
     """``command`` run from the repository's root with it on the import path (the benchmarks
     are no installed package); fails the test with its output unless it exits 0."""
