@@ -13,6 +13,12 @@ DEV = flaggems_exp.device
 LOOKED_UP = [op for op in dict.fromkeys(REGISTRY.values())
              if isinstance(op, PointwiseOp) and op.looks_up_16_bit]
 SIXTEEN_BIT = (torch.float16, torch.bfloat16)
+# (op, dtype) of every declared lookup
+DECLARED = [(op, dtype) for op in LOOKED_UP for dtype in SIXTEEN_BIT if dtype in op.looks_up_16_bit]
+
+
+def _first_declared(op):
+    return next(d for d in SIXTEEN_BIT if d in op.looks_up_16_bit)
 
 
 def _bits(t):
@@ -22,21 +28,22 @@ def _bits(t):
 def _computed(op, *args, **kwargs):
     """``op(*args, **kwargs)`` through its kernel, the lookup switched off for the call."""
     op.plans.clear()
-    type(op).looks_up_16_bit = False
+    op.looks_up_16_bit = frozenset()  # shadows the class's declaration for this call
     try:
         return op(*args, **kwargs)
     finally:
-        type(op).looks_up_16_bit = True
+        del op.looks_up_16_bit
         op.plans.clear()
 
 
 def test_some_op_looks_up():
-    assert {op.name for op in LOOKED_UP} == {"digamma", "i0", "special_i0e", "special_i1", "acosh",
-                                             "asinh", "atanh", "sinc", "selu"}
+    both = {"digamma", "i0", "special_i0e", "special_i1", "acosh", "asinh", "atanh", "sinc", "selu"}
+    assert {(op.name, str(d)) for op, d in DECLARED} == (
+        {(name, str(d)) for name in both for d in SIXTEEN_BIT}
+        | {("erfinv", "torch.bfloat16"), ("log1p", "torch.bfloat16")})
 
 
-@pytest.mark.parametrize("dtype", SIXTEEN_BIT, ids=str)
-@pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)
+@pytest.mark.parametrize("op, dtype", DECLARED, ids=lambda v: getattr(v, "name", str(v)))
 def test_a_lookup_gives_the_kernels_bits_for_every_value(op, dtype):
     """Every bit pattern of the dtype, NaN payloads included, in a dense call (the lookup)
     and through the kernel; the table is made once per dtype and device."""
@@ -52,8 +59,8 @@ def test_a_lookup_gives_the_kernels_bits_for_every_value(op, dtype):
 @pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)
 def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
     """The lookup kernel runs for a dense call (contiguous, a permuted dense layout, in place)
-    and not for a strided input, another out= dtype or float32; results equal the kernel's
-    either way."""
+    of a declared dtype, and not for a strided input, another out= dtype, float32 or a 16-bit
+    dtype the op does not declare; results equal the kernel's either way."""
     from flaggems_exp.families import pointwise
 
     looked_up = []
@@ -61,14 +68,15 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
     monkeypatch.setattr(pointwise, "launch_lookup",
                         lambda *a: looked_up.append(a[0]) or real(*a))
     gen = torch.Generator().manual_seed(3)
-    x = (torch.randn(6, 40, generator=gen) * 4).to(torch.float16).to(DEV)
+    dtype = _first_declared(op)
+    x = (torch.randn(6, 40, generator=gen) * 4).to(dtype).to(DEV)
     cases = [  # (args, kwargs, looked up)
         ((x,), {}, True),
         ((x.t(),), {}, True),  # dense in another order: out takes that layout
         ((x[:, ::2],), {}, False),
         ((x,), {"out": torch.empty(6, 40, device=DEV)}, False),  # float32 out
         ((x.float(),), {}, False),
-    ]
+    ] + [((x.to(d),), {}, False) for d in SIXTEEN_BIT if d not in op.looks_up_16_bit]
     for args, kwargs, expected in cases:
         if "out" in kwargs and not op.has_out:  # selu has no out= overload
             continue
@@ -92,7 +100,7 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
 def test_a_looked_up_call_is_replayed_with_its_table(op):
     """The table is a fixed argument of the call's plan: the next call of the signature is a
     replay, reading the new input, and adds no table."""
-    x = torch.linspace(-3, 12, 64, dtype=torch.float16, device=DEV)
+    x = torch.linspace(-3, 12, 64, dtype=_first_declared(op), device=DEV)
     op.plans.clear()
     first = op(x)
     plan = op.plans.last
@@ -111,18 +119,18 @@ def test_no_table_is_made_inside_a_cuda_graph_capture(op):
     """A first 16-bit call inside a capture takes the kernel (a table made there would hold
     nothing until the graph's first replay) and the graph's replay gives the kernel's bits; the
     next call outside the capture makes the table and looks up."""
-    x = torch.linspace(-3, 12, 4096, dtype=torch.bfloat16, device=DEV)
+    x = torch.linspace(-3, 12, 4096, dtype=torch.bfloat16, device=DEV)  # every op declares it
     op.__dict__.pop("_lookup_tables", None)
     op.plans.clear()
     graph = torch.cuda.CUDAGraph()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        type(op).looks_up_16_bit = False
+        op.looks_up_16_bit = frozenset()
         try:
             op(x)  # compiles the kernel outside the capture
         finally:
-            type(op).looks_up_16_bit = True
+            del op.looks_up_16_bit
     torch.cuda.current_stream().wait_stream(side)
     op.plans.clear()
     with torch.cuda.graph(graph):

@@ -133,7 +133,8 @@ class PointwiseOp(Op):
     operands the math receives as stored, in their own dtype, where PyTorch computes with them
     in that dtype (a loss's target; a clamp's 16-bit self, whose NaN PyTorch returns as
     loaded). Class attributes beside: ``warps`` (a long math over fewer elements a thread),
-    ``flushes_subnormals``, ``looks_up_16_bit`` (16-bit results from a table the kernel made),
+    ``flushes_subnormals``, ``looks_up_16_bit`` (the 16-bit dtypes whose results come from a table the kernel
+    made),
     ``scalar_check``, ``integer_compute``, below.
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
@@ -177,11 +178,11 @@ class PointwiseOp(Op):
     # loops and series unrolled over a thread's elements) takes more warps, so that fewer
     # elements a thread hold fewer registers and more warps fit an SM
     warps = 4
-    # a unary op whose math costs more than a gather: its float16 and bfloat16 results, where
-    # the result has the input's dtype and layout, are looked up in a table of all 65536,
-    # which this very op's kernel computes once per dtype and device (``lookup_table``): the
-    # same bits by construction, NaN payloads included
-    looks_up_16_bit = False
+    # the 16-bit dtypes (of ``HALF``) in which this unary op's math costs more than a gather:
+    # its results there, where the result has the input's dtype and layout, are looked up in
+    # a table of all 65536, which this very op's kernel computes once per dtype and device
+    # (``lookup_table``): the same bits by construction, NaN payloads included
+    looks_up_16_bit = frozenset()
 
     def __init__(self):
         super().__init__()
@@ -406,7 +407,7 @@ class PointwiseOp(Op):
         dtype = target.dtype
         flush = dtype in self.flushes_subnormals and all(
             t.dtype == dtype for t in operands if isinstance(t, torch.Tensor))
-        if (self.looks_up_16_bit and not kernel_scalars and reduce is None
+        if (dtype in self.looks_up_16_bit and not kernel_scalars and reduce is None
                 and _one_dense_16_bit_operand(target, shape, out_strides, operands)
                 and (result or dtype) == dtype):
             table = self.lookup_table(operands[0], compute, common, flush)
