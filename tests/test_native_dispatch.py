@@ -61,6 +61,23 @@ def test_a_plan_offered_once_is_replayed_in_cpp(routed):
     assert len({r.data_ptr() for r in results}) == len(results)  # a new result each call
 
 
+def test_a_plan_in_cpp_keeps_no_tensor_of_its_calls_alive(routed):
+    """The C++ route's plan, offered by one call and replaying others, holds none of their
+    tensors: each call's input and result are freed once the caller drops them."""
+    import gc
+    import weakref
+    stats = routed()
+    refs = []
+    for _ in range(3):
+        x = _randn(6, 9)
+        y = torch.sigmoid(x)
+        refs += [weakref.ref(x), weakref.ref(y)]
+        del x, y
+    gc.collect()
+    assert stats("sigmoid") == (1, 2, 1)
+    assert all(r() is None for r in refs), "a tensor outlived its call"
+
+
 def test_a_signature_differing_in_strides_alignment_or_dtype_gets_its_own_plan(routed):
     flat = _randn(65)
     calls = [flat[:64].view(8, 8), flat[:64].view(8, 8).t(), flat[1:].view(8, 8),  # unaligned
