@@ -764,12 +764,16 @@ def _digamma_f32(x):
         result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
     z = tl.where(neg, 1.0 - x, x)
     # PyTorch's `while (x < 10)`, per block: a loop, not ten unrolled steps (fewer registers,
-    # and a block of arguments all at 10 or beyond takes none); at most 10 steps for z >= 0
-    below = z < 10.0
-    while _in_block(below):
+    # and a block of arguments all at 10 or beyond takes none). Its step count is taken once,
+    # from the block's least z below 10: ceil(10 - z) steps bring every z >= 0 to 10 or
+    # beyond, float32's rounding of each z + 1 included (checked for every float32 in
+    # [0, 10)), so no step needs a block-wide vote and its two barriers; the bound is a
+    # runtime value, which keeps the loop rolled
+    least = tl.min(tl.where(z < 10.0, z, 10.0))  # z >= 0 here; a NaN z takes no step
+    for _ in range(0, tl.math.ceil(10.0 - least).to(tl.int32)):
+        below = z < 10.0
         result = tl.where(below, result - libm.reciprocal(z), result)
         z = tl.where(below, z + 1.0, z)
-        below = z < 10.0
     inverse_square = libm.reciprocal(z * z)
     series = tl.where(z < 1.0e17, libm.mul(inverse_square, _polevl(inverse_square, _DIGAMMA_A, 7)),
                       0.0)
