@@ -3,10 +3,12 @@ replays, what it leaves to the Python kernel, and that the values are PyTorch's 
 the CPU the replay calls back into Python for each launch (Triton's interpreter); compiled, it
 launches with cuLaunchKernel. References are our own direct calls (the same kernels: the same
 bits), made before routing."""
+import gc
 import os
 import shutil
 import subprocess
 import sys
+import weakref
 
 import pytest
 import torch
@@ -64,8 +66,6 @@ def test_a_plan_offered_once_is_replayed_in_cpp(routed):
 def test_a_plan_in_cpp_keeps_no_tensor_of_its_calls_alive(routed):
     """The C++ route's plan, offered by one call and replaying others, holds none of their
     tensors: each call's input and result are freed once the caller drops them."""
-    import gc
-    import weakref
     stats = routed()
     refs = []
     for _ in range(3):
