@@ -136,12 +136,11 @@ def minimum(a, b):
 def clamp(x, lo, hi):
     """min(max(x, lo), hi) as PyTorch's CUDA clamp by Scalars: a NaN x returned as it is
     (``if (_isnan(v)) return v;``: the test kept, since of constant limits ptxas makes one
-    NaN-propagating FMNMX, whose NaN is canonical; a 16-bit x's on its bits, ``keep_nan``),
-    a NaN limit giving the quiet NaN that
+    NaN-propagating FMNMX, whose NaN is canonical), a NaN limit giving the quiet NaN that
     clamp_out fills the result with then, and the maximum and minimum ordering -0.0 below
     +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0, min_val=0) is +0.0; its CPU kernel keeps
     the -0.0)."""
-    r = keep_nan(x, _lower(_higher(x, lo), hi))
+    r = tl.where(x != x, x, _lower(_higher(x, lo), hi))
     if r.dtype.is_floating():
         r = tl.where((lo != lo) | (hi != hi), special._constant(r, special.NAN), r)
     return r

@@ -203,7 +203,7 @@ class ClampMax(PointwiseOp):
         if SCALAR_LIMIT:
             r = tl.where(limit != limit, scalar_nan(limit, x), keep_nan(x, smaller))
         else:
-            r = keep_nan(x, tl.where(limit != limit, limit, smaller))
+            r = tl.where(x != x, x, tl.where(limit != limit, limit, smaller))
         return r
 
 
