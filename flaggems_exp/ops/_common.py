@@ -136,7 +136,9 @@ def minimum(a, b):
 def clamp(x, lo, hi):
     """min(max(x, lo), hi) as PyTorch's CUDA clamp by Scalars: a NaN x returned as it is
     (``if (_isnan(v)) return v;``: the test kept, since of constant limits ptxas makes one
-    NaN-propagating FMNMX, whose NaN is canonical), a NaN limit giving the quiet NaN that
+    NaN-propagating FMNMX, whose NaN is canonical; tested on the float, not on a 16-bit x's
+    bits as ``keep_nan`` does: both keep the NaN compiled, and the bits' select made bfloat16
+    hardtanh 3% slower on an H100, 96.7 µs against 93.8, at L), a NaN limit giving the quiet NaN that
     clamp_out fills the result with then, and the maximum and minimum ordering -0.0 below
     +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0, min_val=0) is +0.0; its CPU kernel keeps
     the -0.0)."""
