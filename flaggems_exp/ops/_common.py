@@ -138,10 +138,10 @@ def clamp(x, lo, hi):
     (``if (_isnan(v)) return v;``: the test kept, since of constant limits ptxas makes one
     NaN-propagating FMNMX, whose NaN is canonical; tested on the float, not on a 16-bit x's
     bits as ``keep_nan`` does: both keep the NaN compiled, and the bits' select made bfloat16
-    hardtanh 3% slower on an H100, 96.7 µs against 93.8, at L), a NaN limit giving the quiet NaN that
-    clamp_out fills the result with then, and the maximum and minimum ordering -0.0 below
-    +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0, min_val=0) is +0.0; its CPU kernel keeps
-    the -0.0)."""
+    hardtanh 3% slower on an H100, 96.7 µs against 93.8, at L), a NaN limit giving the quiet
+    NaN that clamp_out fills the result with then, and the maximum and minimum ordering -0.0
+    below +0.0 as CUDA's fmaxf/fminf do (hardtanh(-0.0, min_val=0) is +0.0; its CPU kernel
+    keeps the -0.0)."""
     r = tl.where(x != x, x, _lower(_higher(x, lo), hi))
     if r.dtype.is_floating():
         r = tl.where((lo != lo) | (hi != hi), special._constant(r, special.NAN), r)
