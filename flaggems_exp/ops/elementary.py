@@ -174,7 +174,10 @@ class Erfinv(FloatUnary):
 class Digamma(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.digamma)
-    warps = 16  # 2 elements a thread: 34 registers where 8 held 168 (12 warps an SM)
+    # 4 elements a thread: float32 on an H100 at 8192x8192, uniform in (-4, 4), took 970, 842
+    # and 874 µs on 4, 8 and 16 warps (eager 790); with no recurrence step, in (10, 20), 287,
+    # 297 and 348 (eager 215)
+    warps = 8
     # a float16 or bfloat16 result costs hundreds of instructions, a lookup one gather
     looks_up_16_bit = HALF
 
