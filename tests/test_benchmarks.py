@@ -7,6 +7,7 @@ import io
 import math
 import os
 import pathlib
+import re
 import struct
 import subprocess
 import sys
@@ -534,10 +535,16 @@ def test_host_time_writes_every_provider_and_the_summary(tmp_path):
     text = (tmp_path / host_time.SUMMARY_NAME).read_text()
     assert "| gems / eager |" in text and "gems_dispatch above 2× eager" in text
     assert "| gems issue / eager |" in text
-    # without a device to wait for, no loop's wall exceeds its issue time by a quarter
+    # each provider's rows above its limit, and how many of those are device-bound: which rows
+    # are is a matter of timing (a GPU shared with other processes makes a loop wait for it),
+    # so only the count's consistency is asserted here; the classification itself is checked
+    # on recorded walls below
     for name in ("gems", "gems_dispatch"):
-        assert f"device-bound (wall > {host_time.DEVICE_BOUND:g}× issue; they time the kernels, " \
-            "not the host path): 0 of" in text.split(f"- {name} above")[1], text
+        section = text.split(f"- {name} above")[1]
+        above = int(re.match(r"[^:]*: (\d+) of \d+ rows", section).group(1))
+        found = re.search(f"device-bound \\(wall > {host_time.DEVICE_BOUND:g}× issue; they time "
+                          r"the kernels, not the host path\): (\d+) of (\d+);", section)
+        assert found and int(found.group(2)) == above and int(found.group(1)) <= above, text
 
 
 def _recording_providers(monkeypatch, walls, fail=None):
