@@ -436,16 +436,27 @@ def test_the_known_contract_launches_directly():
     torch.testing.assert_close(y, torch.exp(x))
 
 
-def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """``monkeypatch``, for a test that puts a stand-in in the compiled launcher's place: the
+    plans made meanwhile hold the stand-in, so they go when the test ends. Left in their ops'
+    caches, a later call of the same signature in this process would replay the stand-in:
+    nothing launched, the result unwritten."""
+    yield monkeypatch
+    for op in REGISTRY.values():
+        op.plans.clear()
+
+
+def test_generated_replay_passes_pointers_and_numbers(stand_ins):
     """The straight-line replay (the compiled path) on any machine: a stand-in for the compiled
     launcher records what it is given — the kernel's arguments in order, the call's pointers as
     integers (the new result's, each operand's), the call's numbers encoded — and the counts."""
     launched = []
     fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
-    monkeypatch.setattr(plans, "direct_launcher",
-                        lambda recorded: (lambda *a: launched.append(a), (3, 1, 1), fixed))
-    monkeypatch.setattr(native_launch, "launcher", lambda *a: None)  # Triton's launcher's form
-    monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
+    stand_ins.setattr(plans, "direct_launcher",
+                      lambda recorded: (lambda *a: launched.append(a), (3, 1, 1), fixed))
+    stand_ins.setattr(native_launch, "launcher", lambda *a: None)  # Triton's launcher's form
+    stand_ins.setattr(plans, "current_stream", lambda index: 1234)
     op = REGISTRY["addcmul"]
     op.plans.clear()
     x, y, z = (torch.randn(8, device=DEVICE) for _ in range(3))
@@ -477,7 +488,7 @@ def test_generated_replay_passes_pointers_and_numbers(monkeypatch):
     assert len(launched) == 1
 
 
-def test_an_out_without_storage_is_resized_by_the_replay(monkeypatch):
+def test_an_out_without_storage_is_resized_by_the_replay(stand_ins):
     """An out= without storage (``at::empty({0})`` given to an ``_out`` kernel: ATen's
     composite kernels do so) is resized by the call, without a warning: its plan resizes the
     next such out alike, in the result's layout; an empty out= viewing a storage, or one with
@@ -505,10 +516,10 @@ def test_an_out_without_storage_is_resized_by_the_replay(monkeypatch):
     # the compiled path's generated replay, with a stand-in launcher: the resized out's pointer
     launched = []
     fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
-    monkeypatch.setattr(plans, "direct_launcher",
-                        lambda recorded: (lambda *a: launched.append(a), (3, 1, 1), fixed))
-    monkeypatch.setattr(native_launch, "launcher", lambda *a: None)
-    monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
+    stand_ins.setattr(plans, "direct_launcher",
+                      lambda recorded: (lambda *a: launched.append(a), (3, 1, 1), fixed))
+    stand_ins.setattr(native_launch, "launcher", lambda *a: None)
+    stand_ins.setattr(plans, "current_stream", lambda index: 1234)
     op.plans.clear()
     op(x, y, out=empty_out())
     (plan,) = op.plans.plans.values()
@@ -636,21 +647,21 @@ def test_parameter_slots_are_tritons_parameters():
         native_launch.parameter_slots(["tensordesc<fp16[16]>"], [None], set())
 
 
-def test_generated_replay_through_our_launcher(monkeypatch):
+def test_generated_replay_through_our_launcher(stand_ins):
     """With our launcher, a replay passes the stream and only what changes: the pointers (the
     new result's first) and the numbers encoded, in argument order."""
     launched, made = [], []
     fixed = ("function", 0, 0, None, None, "metadata", None, None, None)
-    monkeypatch.setattr(plans, "direct_launcher", lambda recorded: (None, (3, 1, 1), fixed))
+    stand_ins.setattr(plans, "direct_launcher", lambda recorded: (None, (3, 1, 1), fixed))
 
     def launch_spec(compiled, grid, values, changing):
         made.append((grid, sorted(changing)))
         return "spec"
 
-    monkeypatch.setattr(native_launch, "launch_spec", launch_spec)
-    monkeypatch.setattr(native_launch, "launcher",
-                        lambda spec, device_index: spec and (lambda *a: launched.append(a)))
-    monkeypatch.setattr(plans, "current_stream", lambda index: 1234)
+    stand_ins.setattr(native_launch, "launch_spec", launch_spec)
+    stand_ins.setattr(native_launch, "launcher",
+                      lambda spec, device_index: spec and (lambda *a: launched.append(a)))
+    stand_ins.setattr(plans, "current_stream", lambda index: 1234)
     op = REGISTRY["addcmul"]
     op.plans.clear()
     x, y, z = (torch.randn(8, device=DEVICE) for _ in range(3))
