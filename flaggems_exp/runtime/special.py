@@ -675,6 +675,14 @@ def _lg2_ftz(x):
     return _flushing_approximation(x, "lg2", libm.log2)
 
 
+_NEGATIVE_BIT = tl.constexpr(1 << 11)  # above digamma's step bits 0..10
+
+
+@triton.jit
+def _either(a, b):
+    return a | b
+
+
 @triton.jit
 def _in_block(mask):
     """Whether an element of the program's block holds ``mask``: the condition of a side
@@ -754,23 +762,29 @@ def _digamma_f32(x):
     neg = x < 0
     xt = trunc(x)
     result = tl.zeros_like(x)
+    z = tl.where(neg, 1.0 - x, x)
+    # PyTorch's `while (x < 10)`, per block: a loop, not ten unrolled steps (fewer registers,
+    # and a block of arguments all at 10 or beyond takes none). An element below 10 takes
+    # ceil(10 - z) steps: that brings every z >= 0 to 10 or beyond, float32's rounding of each
+    # z + 1 included (checked for every float32 in [0, 10)); a NaN z takes none. The block's
+    # count is its elements' most, so no step needs a block-wide vote and its barriers; the
+    # bound is a runtime value, which keeps the loop rolled. Each element's count is a bit of
+    # a mask and a negative x bit 11: one OR across the block gives the count (its highest
+    # step bit) and whether the reflection is needed, one exchange between warps where a
+    # minimum and a vote took two (each with its barriers)
+    steps = tl.where(z < 10.0, tl.math.ceil(10.0 - z), 0.0).to(tl.int32)
+    block = tl.reduce((1 << steps) | tl.where(neg, _NEGATIVE_BIT, 0), 0, _either)
     # the float64 tangent only in a block holding a negative x (PyTorch branches per element;
     # digamma's arguments are mostly positive: concentrations, counts)
-    if _in_block(neg):
+    if (block & _NEGATIVE_BIT) != 0:
         fraction = (x - xt).to(tl.float64)  # exact: modf's fractional part
         # -pi as a float64 tensor: -_PI / t fails in Triton's interpreter (a constexpr on the
         # left of an operator wraps the tensor result)
         minus_pi = tl.zeros_like(fraction) - _PI
         result = tl.where(neg, (minus_pi / _tan_f64(fraction * _PI)).to(tl.float32), 0.0)
-    z = tl.where(neg, 1.0 - x, x)
-    # PyTorch's `while (x < 10)`, per block: a loop, not ten unrolled steps (fewer registers,
-    # and a block of arguments all at 10 or beyond takes none). Its step count is taken once,
-    # from the block's least z below 10: ceil(10 - z) steps bring every z >= 0 to 10 or
-    # beyond, float32's rounding of each z + 1 included (checked for every float32 in
-    # [0, 10)), so no step needs a block-wide vote and its two barriers; the bound is a
-    # runtime value, which keeps the loop rolled
-    least = tl.min(tl.where(z < 10.0, z, 10.0))  # z >= 0 here; a NaN z takes no step
-    for _ in range(0, tl.math.ceil(10.0 - least).to(tl.int32)):
+    # the highest step bit: the exponent of the mask as a float32 (exact below 2**24)
+    count = ((block & (_NEGATIVE_BIT - 1)).to(tl.float32).to(tl.int32, bitcast=True) >> 23) - 127
+    for _ in range(0, count):
         below = z < 10.0
         result = tl.where(below, result - libm.reciprocal(z), result)
         z = tl.where(below, z + 1.0, z)
