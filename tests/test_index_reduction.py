@@ -357,6 +357,33 @@ def test_slice_scatter_bounds_and_layout():
         assert ours.stride() == self_tensor.stride() and torch.equal(ours.cpu(), native)
 
 
+def test_slice_scatter_replacing_everything_copies_src():
+    """A slice over the whole dim (``x[:] = y`` once functionalized) replaces every element:
+    the plan copies src into self's layout (no gather), whatever src's strides and dtype."""
+    from flaggems_exp.families.index import copy
+
+    gen = torch.Generator().manual_seed(14)
+    op = REGISTRY["slice_scatter"]
+    x = torch.randn(6, 10, generator=gen)
+    src = torch.randn(10, 6, generator=gen)
+    for self_tensor, source, dim, start, end, step in (
+            (x, src.t(), 0, None, None, 1),  # a transposed src
+            (x.t(), src, 1, 0, 2**62, 1),  # self's strides kept, end clamped
+            (x, src.t().half(), -1, -20, None, 1),  # cast into self's dtype
+            (x[:1], src.t()[:1], 0, 0, 1, 3),  # one row, a step past it
+            (x.long(), src.t(), 1, None, None, 1)):  # truncated into int64
+        self_tensor = self_tensor.to(flaggems_exp.device)
+        source = source.to(flaggems_exp.device)
+        args = (self_tensor, source, dim, start, end, step)
+        assert op.prepare(None, False, *args).select is copy
+        ours = check_call(op, Call(args), exact=True)
+        assert ours.stride() == self_tensor.stride()
+    # a slice short of one element still gathers
+    short = (x.to(flaggems_exp.device), src.t()[:5].to(flaggems_exp.device), 0, 1, None, 1)
+    assert op.prepare(None, False, *short).select is not copy
+    check_call(op, Call(short), exact=True)
+
+
 def test_take_and_masked_scatter_orders():
     """take reads self in logical row-major order; masked_scatter consumes source in the
     row-major order of the mask's hits, across program blocks (a large mask)."""

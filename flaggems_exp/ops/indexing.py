@@ -218,8 +218,13 @@ class SliceScatter(IndexOp):
         if list(src.shape) != sliced:
             raise RuntimeError("expected src to have a size equal to the slice of self. src size = "
                                f"{list(src.shape)}, slice size = {sliced}")
-        after = x.dim() - dim - 1
         layout = None if geometry.has_internal_overlap(x) else x.stride()  # self's strides kept
+        if length == x.shape[dim]:
+            # every element of self replaced (functionalization's ``x[:] = y``): src copied into
+            # self's layout, read by coordinates like x (vectorized) rather than gathered by a
+            # flat index that takes a division per dim and element
+            return Plan(tuple(x.shape), x.dtype, copy, x=(src, src.stride()), strides=layout)
+        after = x.dim() - dim - 1
         return Plan(tuple(x.shape), x.dtype, self.select, x=(x, x.stride()), gather=src,
                     scalars=(start, step, length), pinned=after + 1, col_dims=after,
                     strides=layout)
