@@ -62,7 +62,7 @@ def _cases(torch):
         "asinh": ("asinh", (half(),)),
         "relu6": ("relu6", (half(),)),
         **{f"{name}_float32": (name, (torch.empty(_SQUARE, dtype=torch.float32),))
-           for name in ("sinh", "cosh", "asinh", "acosh", "erfinv")},
+           for name in ("sinh", "cosh", "asinh", "acosh", "erfinv", "digamma")},
         **{f"{name}_float64": (name, (torch.empty(_SQUARE, dtype=torch.float64),))
            for name in ("log1p", "asinh", "acosh", "atanh")},
         "hardtanh": ("hardtanh", (half(),)),

@@ -488,6 +488,19 @@ def test_float64_log1p_keeps_the_roundings_nvcc_keeps():
             name, sorted(constants - set(launch["float64_constants"])))
 
 
+def test_an_op_declares_its_programs_block_and_warps():
+    """Compiled for the H200 (sm_90): digamma declares 256 elements a program on 2 warps
+    (``PointwiseOp.block``, ``warps``), 4 a thread, so an 8192x8192 call takes 262144
+    programs; sinh keeps the default, 1024 elements on 4 warps."""
+    launches = {launch["case"]: launch
+                for launch in ptx_census.compiled_launches("digamma_float32", "sinh_float32")}
+    digamma, sinh = launches["digamma_float32"], launches["sinh_float32"]
+    assert (digamma["grid"], digamma["num_warps"], digamma["constexprs"]["BLOCK"]) == (
+        [8192 * 8192 // 256], 2, 256), digamma
+    assert (sinh["grid"], sinh["num_warps"], sinh["constexprs"]["BLOCK"]) == (
+        [8192 * 8192 // 1024], 4, 1024), sinh
+
+
 def test_subnormals_are_flushed_only_where_declared():
     """Compiled for the H200 (sm_90): asinh declares float16 (``flushes_subnormals``), so its
     float16 launch takes libdevice's flush-to-zero branches (in log1pf) and its bfloat16 one

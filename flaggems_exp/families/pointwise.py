@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from ..runtime import errors, geometry
-from ..runtime.device import DEVICE
+from ..runtime.device import DEVICE, INTERPRETED
 from ..runtime.dtypes import ALL, HALF, INTEGRAL, every_16_bit_value
 from ..runtime.indexing import (BLOCK, block_offsets, block_size, grid_size, needs_int64,
                                 strided_offsets)
@@ -172,10 +172,14 @@ class PointwiseOp(Op):
     # dtype meets a subnormal float32 on the way, proven compiled on every input of the dtype
     # (tests/test_conformance_pointwise.py::test_flushing_subnormals_changes_no_result)
     flushes_subnormals = frozenset()
-    # warps a program of a whole block (``indexing.BLOCK`` elements) runs on: 4 give each
-    # thread 8 elements, in 16-byte vectors of 16-bit dtypes; an op whose math is long (its
-    # loops and series unrolled over a thread's elements) takes more warps, so that fewer
-    # elements a thread hold fewer registers and more warps fit an SM
+    # elements a program of a whole block takes (a power of two; None: ``indexing.BLOCK``),
+    # compiled (the interpreter runs ``indexing.BLOCK``), and the warps it runs on: 4 warps on
+    # 1024 give each thread 8 elements, in 16-byte vectors of 16-bit dtypes. An op whose math
+    # is long (its loops and series unrolled over a thread's elements) gives a thread fewer,
+    # which hold fewer registers, so that more warps fit an SM; one that branches for the
+    # whole block (``tl.max`` of a condition) takes a smaller block, whose fewer warps wait
+    # for each other at the reduction's barriers
+    block = None
     warps = 4
     # the 16-bit dtypes (of ``HALF``) in which this unary op's math costs more than a gather:
     # its results there, where the result has the input's dtype and layout, are looked up in
@@ -414,7 +418,12 @@ class PointwiseOp(Op):
                 return launch_lookup(self.name, target, operands[0], table)
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
                compute, reduce, sources, common, result, scalars_as,
-               stored=self.stored_operands(operands), flush_subnormals=flush, warps=self.warps)
+               stored=self.stored_operands(operands), flush_subnormals=flush,
+               whole_block=self.whole_block(), warps=self.warps)
+
+    def whole_block(self):
+        """Elements a program of this op's launches takes where the call has that many."""
+        return BLOCK if self.block is None or INTERPRETED else self.block
 
     def lookup_table(self, x, compute, common, flush):
         """This op's result for each of the 65536 values of ``x``'s 16-bit dtype, on ``x``'s
@@ -440,7 +449,8 @@ class PointwiseOp(Op):
                 table = torch.empty_like(every)
                 launch(f"{self.name} (table)", self.math, table, table.shape, table.stride(),
                        [every], (), compute, common=common, stored=self.stored_operands([every]),
-                       flush_subnormals=flush, warps=self.warps)
+                       flush_subnormals=flush, whole_block=self.whole_block(),
+                       warps=self.warps)
             finally:
                 launching._state.recorder = outer
             if table.is_cuda:
@@ -471,7 +481,7 @@ def split_constants(kernel_scalars):
 
 def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, compute,
            reduce=None, sources=None, common=None, result=None, scalars_as=None, stored=(),
-           block=None, flush_subnormals=False, warps=4):
+           block=None, flush_subnormals=False, whole_block=BLOCK, warps=4):
     """Launch ``_pointwise_kernel`` with ``math_fn`` over ``shape``, counted for ``name``
     (also the launch of families that reuse the skeleton: copies, fills, losses).
 
@@ -488,8 +498,9 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     ``target``'s dtype) before the store converts it to ``target``'s dtype. The kernel scalars
     are encoded for ``scalars_as`` (default ``compute``; a ``CheckedScalar`` checks each value,
     at this call and at every replay of its plan). ``flush_subnormals``: compiled with
-    libdevice's flush-to-zero branches (see ``PointwiseOp.flushes_subnormals``). ``warps``:
-    of a program of the default block, where it is whole (``PointwiseOp.warps``)."""
+    libdevice's flush-to-zero branches (see ``PointwiseOp.flushes_subnormals``).
+    ``whole_block``, ``warps``: the default block's elements at most, and its warps where it
+    is whole (``PointwiseOp.block``, ``PointwiseOp.warps``)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if _one_dense_layout(shape, out_strides, tensors):
@@ -502,8 +513,9 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         ndim = len(cshape)
     options = launching.flushing_subnormals() if flush_subnormals else {}
     if block is None:
-        block, grid = block_size(numel), grid_size(numel)
-        if warps != 4 and block == BLOCK:
+        block = min(whole_block, block_size(numel))
+        grid = triton.cdiv(numel, block)
+        if warps != 4 and block == whole_block:
             options["num_warps"] = warps
     else:
         grid = triton.cdiv(numel, block)

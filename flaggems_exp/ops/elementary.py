@@ -174,10 +174,13 @@ class Erfinv(FloatUnary):
 class Digamma(FloatUnary):
     complex_error = DISPATCH
     math = staticmethod(special.digamma)
-    # 4 elements a thread: float32 on an H100 at 8192x8192, uniform in (-4, 4), took 970, 842
-    # and 874 µs on 4, 8 and 16 warps (eager 790); with no recurrence step, in (10, 20), 287,
-    # 297 and 348 (eager 215)
-    warps = 8
+    # 4 elements a thread, 2 warps a program: the step count is one OR across the block, where
+    # its warps wait for each other. float32 on an H100 at 8192x8192 (do_bench p50, µs), with
+    # (elements a program, warps): uniform in (-4, 4), (1024, 4) 958, (1024, 8) 825, (1024, 16)
+    # 836, (512, 4) 787, (256, 2) 783, eager 790; with no step, in (10, 20): 284, 272, 314,
+    # 245, 241, eager 216
+    block = 256
+    warps = 2
     # a float16 or bfloat16 result costs hundreds of instructions, a lookup one gather
     looks_up_16_bit = HALF
 
