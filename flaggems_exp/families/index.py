@@ -14,7 +14,7 @@ from ..runtime.launch import launch, load_ahead
 from ..runtime.plans import scratch
 from ..runtime.triton_types import converted
 from .base import Op, bind
-from .copy import computed_apart
+from .copy import computed_apart, write
 
 # how the auxiliary operand is read: not at all, as a value (take's index), or as a mask whose
 # running count of hits is the gather index (masked_scatter: source is consumed in order)
@@ -331,6 +331,15 @@ class IndexOp(Op):
         """Write the plan's result into ``out``, through a temporary when an input aliases it;
         where out is x itself (in place), only the elements that change are written."""
         x = plan.x[0] if plan.x else None
+        if plan.select is copy and plan.aux is None and plan.gather is None:
+            # every element from x, through its strides: the copy family's write, a flat walk
+            # where the layouts agree (transposed tiles where they do not), not this skeleton's
+            # 2-d tiles of coordinates (H100, slice_scatter of a whole 8192x8192 float16: 96.1
+            # µs, a flat copy 93.7)
+            source = x.as_strided(plan.shape, plan.x[1])
+            computed_apart(self, out, [x], lambda: plan.allocate(out.device),
+                           lambda target: write(self, target, source))
+            return
         same_x = (x is not None and x.data_ptr() == out.data_ptr() and x.dtype == out.dtype
                   and tuple(plan.x[1]) == tuple(out.stride()))
         inputs = [t for t in (None if same_x else x, plan.aux and plan.aux[0], plan.gather)
