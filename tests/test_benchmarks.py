@@ -971,3 +971,29 @@ def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
     assert {"results.csv", "REPORT.md"} <= written
     if importlib.util.find_spec("matplotlib"):
         assert "sigmoid.png" in written
+
+
+def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
+    """``benchmarks.programs``: eager's row, then one per shape, bit-equal to eager's result (an
+    in-place op through the op it derives from); the ops' declared block and warps are as they
+    were afterwards; the CSV holds the rows; a non-pointwise op and a shape that is no power
+    of two are refused."""
+    import argparse
+    from benchmarks import programs
+
+    rows = programs.main(["--op", "digamma", "--op", "sigmoid_", "--dtype", "float16",
+                          "--size", "S", "--shape", "256/1", "--shape", "1024/4",
+                          "--out", str(tmp_path / "programs.csv")])
+    assert [(r["op"], r["shape"]) for r in rows] == [
+        (op, shape) for op in ("digamma", "sigmoid_") for shape in ("eager", "256/1", "1024/4")]
+    assert all(r["same_as_eager"] and 0 < r["p20_ms"] <= r["p50_ms"] <= r["p80_ms"]
+               for r in rows), rows
+    digamma, sigmoid = REGISTRY["digamma"], REGISTRY["sigmoid"]
+    assert (digamma.block, digamma.warps, sigmoid.block, sigmoid.warps) == (256, 2, None, 4)
+    assert not {"block", "warps"} & (set(vars(digamma)) | set(vars(sigmoid)))
+    with open(tmp_path / "programs.csv") as f:
+        assert [r["shape"] for r in csv.DictReader(f)] == [r["shape"] for r in rows]
+    with pytest.raises(SystemExit, match="not a pointwise op"):
+        programs.main(["--op", "tril"])
+    with pytest.raises(argparse.ArgumentTypeError):
+        programs.parse_shape("300/4")

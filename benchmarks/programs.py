@@ -1,0 +1,145 @@
+"""A pointwise op's time under other program shapes: the elements a program takes and its warps
+(``PointwiseOp.block``, ``PointwiseOp.warps``), at the runner's own inputs.
+
+    python -m benchmarks.programs --op digamma --dtype float32 --size L
+    python -m benchmarks.programs --op special_i1 --op i0 --dtype float32 --shape 1024/4 --shape 256/1
+
+For each op and dtype: eager's time, then ours under each shape (ELEMENTS/WARPS; default
+``SHAPES``), the op's plans dropped before each so that its launch is made anew, with whether
+the result is bit-equal to eager's (NaN equal to NaN). An in-place op is timed through the
+declarations of the op it derives from. A shape's elements are a power of two; a program of one
+warp reduces across its threads alone, so the block-wide branches of digamma, erfinv and the
+Bessel functions (``tl.max`` of a condition) wait at no barrier there. Timing as the runner's
+(``timing.bench``: do_bench quantiles, L2 flushed); without a GPU the same calls run
+interpreted, which checks the tool and times nothing. Prints a table; ``--out`` writes it as
+a CSV too.
+"""
+import argparse
+import csv
+import pathlib
+
+import torch
+
+from flaggems_exp import REGISTRY
+from flaggems_exp.families.inplace import InplaceOp
+from flaggems_exp.families.pointwise import PointwiseOp
+from flaggems_exp.runtime.plans import PlanCache
+
+from . import cases, timing
+
+SHAPES = ((1024, 4), (1024, 8), (512, 4), (256, 2), (256, 1), (128, 1))
+COLUMNS = ("op", "dtype", "size", "shape", "p20_ms", "p50_ms", "p80_ms", "same_as_eager")
+
+
+def parse_shape(text):
+    """'ELEMENTS/WARPS' -> (elements, warps); elements a power of two."""
+    elements, _, warps = text.partition("/")
+    elements, warps = int(elements), int(warps)
+    if elements <= 0 or elements & (elements - 1) or warps not in (1, 2, 4, 8, 16):
+        raise argparse.ArgumentTypeError(
+            f"{text}: ELEMENTS/WARPS, elements a power of two, warps 1, 2, 4, 8 or 16")
+    return elements, warps
+
+
+def declaring(op):
+    """The PointwiseOp whose ``block`` and ``warps`` the op's launches take."""
+    target = op.twin if isinstance(op, InplaceOp) else op
+    if not isinstance(target, PointwiseOp):
+        raise SystemExit(f"{op.name}: not a pointwise op (its family: {target.family})")
+    return target
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
+def measure(op, dtype, size, shapes, device):
+    """Rows (dicts of ``COLUMNS``) of ``op`` in ``dtype`` at ``size``: eager's, then one per
+    shape. The op's declarations are restored afterwards, its plans dropped."""
+    baseline, args, kwargs = cases.runner_inputs(op, dtype, size, device)
+    setup = None
+    if cases.mutates_self(op):
+        first = args[0].clone()
+
+        def setup():
+            args[0].copy_(first)
+    row = {"op": op.name, "dtype": cases.dtype_name(dtype), "size": size}
+    if setup:
+        setup()
+    reference = baseline.fn(*args, **kwargs)
+    reference = reference.clone() if reference is args[0] else reference
+    rows = [dict(row, shape="eager", same_as_eager=True,
+                 **_quantiles(timing.bench(lambda: baseline.fn(*args, **kwargs), setup)))]
+    target = declaring(op)
+    declared = target.__dict__.get("block"), target.__dict__.get("warps")
+    try:
+        for elements, warps in shapes:
+            target.block, target.warps = elements, warps
+            for o in {id(op): op, id(target): target}.values():
+                o.plans = PlanCache()
+            if setup:
+                setup()
+            same = same_bits(op(*args, **kwargs), reference)
+            rows.append(dict(row, shape=f"{elements}/{warps}", same_as_eager=same,
+                             **_quantiles(timing.bench(lambda: op(*args, **kwargs), setup))))
+    finally:
+        for name, value in zip(("block", "warps"), declared):
+            if value is None:
+                target.__dict__.pop(name, None)
+            else:
+                setattr(target, name, value)
+        for o in {id(op): op, id(target): target}.values():
+            o.plans = PlanCache()
+    return rows
+
+
+def _quantiles(ms):
+    return dict(zip(("p20_ms", "p50_ms", "p80_ms"), ms))
+
+
+def table(rows):
+    """One line per op, dtype and size: eager's p50 in µs, then each shape's (* where its
+    result differs from eager's)."""
+    lines, key = [], None
+    for r in rows:
+        if (r["op"], r["dtype"], r["size"]) != key:
+            key = (r["op"], r["dtype"], r["size"])
+            lines.append(f"{r['op']} {r['dtype']} {r['size']}:")
+        mark = "" if r["same_as_eager"] else " *differs*"
+        lines[-1] += f"  {r['shape']} {r['p50_ms'] * 1e3:.1f}{mark}"
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.programs",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--op", action="append", required=True, metavar="NAME")
+    parser.add_argument("--dtype", action="append", default=[], metavar="NAME",
+                        help="float16, bfloat16, float32... (default: the op's float dtypes)")
+    parser.add_argument("--size", default="L", choices=cases.SIZES)
+    parser.add_argument("--shape", action="append", type=parse_shape, default=[],
+                        metavar="ELEMENTS/WARPS", help=f"default: {' '.join(f'{e}/{w}' for e, w in SHAPES)}")
+    parser.add_argument("--out", type=pathlib.Path, help="a CSV of the rows")
+    args = parser.parse_args(argv)
+    device = "cuda" if timing.CUDA else "cpu"
+    rows = []
+    for name in args.op:
+        if name not in REGISTRY:
+            parser.error(f"no op {name}")
+        op = REGISTRY[name]
+        declaring(op)
+        for dtype in cases.op_dtypes(op, [getattr(torch, d) for d in args.dtype] or None):
+            rows += measure(op, dtype, args.size, args.shape or SHAPES, device)
+            print(table([r for r in rows if r["op"] == name
+                         and r["dtype"] == cases.dtype_name(dtype)]), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
