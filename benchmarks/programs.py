@@ -6,10 +6,13 @@
 
 For each op and dtype: eager's time, then ours under each shape (ELEMENTS/WARPS; default
 ``SHAPES``), the op's plans dropped before each so that its launch is made anew, with whether
-the result is bit-equal to eager's (NaN equal to NaN). An in-place op is timed through the
-declarations of the op it derives from. A shape's elements are a power of two; a program of one
+the result is bit-equal to eager's (any NaN equal to any NaN). An in-place op is timed through the
+declarations of the op it derives from; a reduced loss's partial sums keep their own block
+(its reduction='none' takes the shape). A shape's elements are a power of two; a program of one
 warp reduces across its threads alone, so the block-wide branches of digamma, erfinv and the
-Bessel functions (``tl.max`` of a condition) wait at no barrier there. Timing as the runner's
+Bessel functions (``tl.max`` of a condition) wait at no barrier there. A dtype the op looks
+its results up in (``PointwiseOp.looks_up_16_bit``) gets no rows: a gather, whatever the
+shape. Timing as the runner's
 (``timing.bench``: do_bench quantiles, L2 flushed); without a GPU the same calls run
 interpreted, which checks the tool and times nothing. Prints a table; ``--out`` writes it as
 a CSV too.
@@ -32,12 +35,14 @@ COLUMNS = ("op", "dtype", "size", "shape", "p20_ms", "p50_ms", "p80_ms", "same_a
 
 
 def parse_shape(text):
-    """'ELEMENTS/WARPS' -> (elements, warps); elements a power of two."""
+    """'ELEMENTS/WARPS' -> (elements, warps): elements a power of two, at least a thread each."""
     elements, _, warps = text.partition("/")
     elements, warps = int(elements), int(warps)
-    if elements <= 0 or elements & (elements - 1) or warps not in (1, 2, 4, 8, 16):
+    if (elements <= 0 or elements & (elements - 1) or warps not in (1, 2, 4, 8, 16)
+            or elements < 32 * warps):
         raise argparse.ArgumentTypeError(
-            f"{text}: ELEMENTS/WARPS, elements a power of two, warps 1, 2, 4, 8 or 16")
+            f"{text}: ELEMENTS/WARPS, elements a power of two, at least 32 a warp; warps 1, 2, "
+            "4, 8 or 16")
     return elements, warps
 
 
@@ -49,13 +54,26 @@ def declaring(op):
     return target
 
 
+_SAME_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def same_bits(a, b):
-    return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
+    """The same bits in every element (any NaN equal to any NaN; -0.0 not equal to 0.0)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if not a.is_floating_point():
+        return torch.equal(a, b)
+    width = _SAME_WIDTH[a.element_size()]
+    same = a.contiguous().view(width) == b.contiguous().view(width)
+    return bool((same | (a.isnan() & b.isnan())).all())
 
 
 def measure(op, dtype, size, shapes, device):
     """Rows (dicts of ``COLUMNS``) of ``op`` in ``dtype`` at ``size``: eager's, then one per
-    shape. The op's declarations are restored afterwards, its plans dropped."""
+    shape; none in a dtype the op looks its results up in (a table's gather, whatever the
+    shape). The op's declarations are restored afterwards, its plans dropped."""
+    if dtype in declaring(op).looks_up_16_bit:
+        return []
     baseline, args, kwargs = cases.runner_inputs(op, dtype, size, device)
     setup = None
     if cases.mutates_self(op):
@@ -129,9 +147,11 @@ def main(argv=None):
         op = REGISTRY[name]
         declaring(op)
         for dtype in cases.op_dtypes(op, [getattr(torch, d) for d in args.dtype] or None):
-            rows += measure(op, dtype, args.size, args.shape or SHAPES, device)
-            print(table([r for r in rows if r["op"] == name
-                         and r["dtype"] == cases.dtype_name(dtype)]), flush=True)
+            measured = measure(op, dtype, args.size, args.shape or SHAPES, device)
+            rows += measured
+            print(table(measured) if measured else
+                  f"{name} {cases.dtype_name(dtype)}: looked up, no program shape applies",
+                  flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", newline="") as f:

@@ -975,17 +975,19 @@ def test_tools_leave_the_published_results_alone(tmp_path, monkeypatch):
 
 def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
     """``benchmarks.programs``: eager's row, then one per shape, bit-equal to eager's result (an
-    in-place op through the op it derives from); the ops' declared block and warps are as they
-    were afterwards; the CSV holds the rows; a non-pointwise op and a shape that is no power
-    of two are refused."""
+    in-place op through the op it derives from); no rows in a dtype the op looks up (digamma
+    in float16); the ops' declared block and warps are as they were afterwards; the CSV holds
+    the rows; a non-pointwise op and a shape that is no power of two, or has fewer elements
+    than threads, are refused. (Interpreted, a shape changes no launch: the compiled launch of
+    a declared shape is ``test_an_op_declares_its_programs_block_and_warps``'s.)"""
     import argparse
     from benchmarks import programs
 
-    rows = programs.main(["--op", "digamma", "--op", "sigmoid_", "--dtype", "float16",
-                          "--size", "S", "--shape", "256/1", "--shape", "1024/4",
-                          "--out", str(tmp_path / "programs.csv")])
+    rows = programs.main(["--op", "digamma", "--op", "sigmoid_", "--op", "huber_loss",
+                          "--dtype", "float16", "--size", "S", "--shape", "256/1",
+                          "--shape", "1024/4", "--out", str(tmp_path / "programs.csv")])
     assert [(r["op"], r["shape"]) for r in rows] == [
-        (op, shape) for op in ("digamma", "sigmoid_") for shape in ("eager", "256/1", "1024/4")]
+        (op, shape) for op in ("sigmoid_", "huber_loss") for shape in ("eager", "256/1", "1024/4")]
     assert all(r["same_as_eager"] and 0 < r["p20_ms"] <= r["p50_ms"] <= r["p80_ms"]
                for r in rows), rows
     digamma, sigmoid = REGISTRY["digamma"], REGISTRY["sigmoid"]
@@ -995,5 +997,9 @@ def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
         assert [r["shape"] for r in csv.DictReader(f)] == [r["shape"] for r in rows]
     with pytest.raises(SystemExit, match="not a pointwise op"):
         programs.main(["--op", "tril"])
-    with pytest.raises(argparse.ArgumentTypeError):
-        programs.parse_shape("300/4")
+    for shape in ("300/4", "64/4"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            programs.parse_shape(shape)
+    one = torch.tensor([0.0, float("nan")])
+    assert programs.same_bits(one, torch.tensor([0.0, -float("nan")]))
+    assert not programs.same_bits(one, torch.tensor([-0.0, float("nan")]))

@@ -331,7 +331,8 @@ class IndexOp(Op):
         """Write the plan's result into ``out``, through a temporary when an input aliases it;
         where out is x itself (in place), only the elements that change are written."""
         x = plan.x[0] if plan.x else None
-        if plan.select is copy and plan.aux is None and plan.gather is None:
+        if (plan.select is copy and x is not None and plan.aux is None and plan.gather is None
+                and not plan.device_checks):
             # every element from x, through its strides: the copy family's write, a flat walk
             # where the layouts agree (transposed tiles where they do not), not this skeleton's
             # 2-d tiles of coordinates (H100, slice_scatter of a whole 8192x8192 float16: 96.1

@@ -133,4 +133,5 @@ class LossOp(PointwiseOp):
         # writes self's, and a 0-dim self does not decide the common dtype)
         pointwise.launch(self.name, self.math, target, shape, out_strides, operands,
                          kernel_scalars, compute, reduce, sources, common, common, scalars_as,
-                         stored=self.stored_operands(operands), block=block)
+                         stored=self.stored_operands(operands), block=block,
+                         whole_block=self.whole_block(), warps=self.warps)

@@ -488,9 +488,10 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     Results are stored into ``target`` through
     ``out_strides``, or, with ``reduce`` (the dtype of the tensor PyTorch would reduce), summed
     into one partial per program in ``target`` (which then needs ``cdiv(numel, block)``
-    elements of the accumulation dtype). ``block``: elements per program (default
-    ``block_size(numel)``, 4 warps); a larger one (a power of two) gets a warp per 1024
-    elements, up to 16. ``sources``:
+    elements of the accumulation dtype). ``block``: elements per program, given (a power of
+    two: a warp per 1024 elements, 4 to 16); by default ``whole_block``, or the call's elements
+    rounded up to a power of two where fewer, on ``warps`` where the block is whole, else 4.
+    ``sources``:
     where in the call each number operand and kernel scalar came from (``Op.number_sources``),
     for a call plan to take them from the next call. Tensor operands are converted to
     ``common`` (default ``compute``) before the math, except those at the positions ``stored``,
@@ -499,8 +500,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
     are encoded for ``scalars_as`` (default ``compute``; a ``CheckedScalar`` checks each value,
     at this call and at every replay of its plan). ``flush_subnormals``: compiled with
     libdevice's flush-to-zero branches (see ``PointwiseOp.flushes_subnormals``).
-    ``whole_block``, ``warps``: the default block's elements at most, and its warps where it
-    is whole (``PointwiseOp.block``, ``PointwiseOp.warps``)."""
+    ``whole_block``, ``warps``: an op's declarations (``PointwiseOp.block``, ``warps``)."""
     numel = math.prod(shape)
     tensors = [t for t in operands if isinstance(t, torch.Tensor)]
     if _one_dense_layout(shape, out_strides, tensors):
@@ -513,7 +513,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         ndim = len(cshape)
     options = launching.flushing_subnormals() if flush_subnormals else {}
     if block is None:
-        block = min(whole_block, block_size(numel))
+        block = min(whole_block, triton.next_power_of_2(max(numel, 1)))
         grid = triton.cdiv(numel, block)
         if warps != 4 and block == whole_block:
             options["num_warps"] = warps

@@ -178,7 +178,7 @@ class Digamma(FloatUnary):
     # its warps wait for each other. float32 on an H100 at 8192x8192 (do_bench p50, µs), with
     # (elements a program, warps): uniform in (-4, 4), (1024, 4) 958, (1024, 8) 825, (1024, 16)
     # 836, (512, 4) 787, (256, 2) 783, eager 790; with no step, in (10, 20): 284, 272, 314,
-    # 245, 241, eager 216
+    # 245, 241, eager 216 (float64 takes the same shape, not measured)
     block = 256
     warps = 2
     # a float16 or bfloat16 result costs hundreds of instructions, a lookup one gather
