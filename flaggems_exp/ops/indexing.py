@@ -218,7 +218,10 @@ class SliceScatter(IndexOp):
         if list(src.shape) != sliced:
             raise RuntimeError("expected src to have a size equal to the slice of self. src size = "
                                f"{list(src.shape)}, slice size = {sliced}")
-        layout = None if geometry.has_internal_overlap(x) else x.stride()  # self's strides kept
+        # self's strides kept, as PyTorch's clone_preserve_strides keeps them; it also keeps
+        # self's storage offset, allocating the whole of self's storage (a slice of a large
+        # tensor gets a result as large): ours allocates the result's own extent, offset 0
+        layout = None if geometry.has_internal_overlap(x) else x.stride()
         if length == x.shape[dim]:
             # every element of self replaced (functionalization's ``x[:] = y``): src copied into
             # self's layout, read by coordinates like x (vectorized) rather than gathered by a
