@@ -23,7 +23,7 @@ import pathlib
 
 import torch
 
-from flaggems_exp import REGISTRY
+from flaggems_exp import REGISTRY, testing
 from flaggems_exp.families.inplace import InplaceOp
 from flaggems_exp.families.pointwise import PointwiseOp
 from flaggems_exp.runtime.plans import PlanCache
@@ -54,25 +54,22 @@ def declaring(op):
     return target
 
 
-_SAME_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
 def same_bits(a, b):
-    """The same bits in every element (any NaN equal to any NaN; -0.0 not equal to 0.0)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
+    """The same dtype, shape and values (any NaN equal to any NaN; -0.0 not equal to 0.0):
+    ``testing.assert_close``, exact, signed zeros compared."""
+    try:
+        testing.assert_close(a, b, exact=True, signed_zeros=True)
+    except AssertionError:
         return False
-    if not a.is_floating_point():
-        return torch.equal(a, b)
-    width = _SAME_WIDTH[a.element_size()]
-    same = a.contiguous().view(width) == b.contiguous().view(width)
-    return bool((same | (a.isnan() & b.isnan())).all())
+    return True
 
 
 def measure(op, dtype, size, shapes, device):
     """Rows (dicts of ``COLUMNS``) of ``op`` in ``dtype`` at ``size``: eager's, then one per
     shape; none in a dtype the op looks its results up in (a table's gather, whatever the
     shape). The op's declarations are restored afterwards, its plans dropped."""
-    if dtype in declaring(op).looks_up_16_bit:
+    target = declaring(op)
+    if dtype in target.looks_up_16_bit:
         return []
     baseline, args, kwargs = cases.runner_inputs(op, dtype, size, device)
     setup = None
@@ -88,7 +85,6 @@ def measure(op, dtype, size, shapes, device):
     reference = reference.clone() if reference is args[0] else reference
     rows = [dict(row, shape="eager", same_as_eager=True,
                  **_quantiles(timing.bench(lambda: baseline.fn(*args, **kwargs), setup)))]
-    target = declaring(op)
     declared = target.__dict__.get("block"), target.__dict__.get("warps")
     try:
         for elements, warps in shapes:

@@ -250,3 +250,17 @@ def check_autograd(op):
             assert (g is None) == (e is None)
             if e is not None:
                 torch.testing.assert_close(g, e, equal_nan=True)
+
+
+def launched_kernels(monkeypatch):
+    """The (kernel name, constexpr options) of every launch from now on (a plan's replay does
+    not reach it: clear the op's plans first)."""
+    from flaggems_exp.runtime import launch
+    launched, run_kernel = [], launch.run_kernel
+
+    def recorded(kernel, grid, args, options):
+        launched.append((kernel.fn.__name__, dict(options)))
+        return run_kernel(kernel, grid, args, options)
+
+    monkeypatch.setattr(launch, "run_kernel", recorded)
+    return launched

@@ -10,6 +10,7 @@ import torch
 
 import flaggems_exp
 import gather_claims
+from generic_checks import launched_kernels
 from flaggems_exp import LAUNCHES, REGISTRY, experimental_ops as ops, testing
 from flaggems_exp.families import InplaceOp
 from flaggems_exp.runtime.plans import PlanCache
@@ -514,19 +515,6 @@ PERMUTED = {
 }
 
 
-def _launched_kernels(monkeypatch):
-    """The (kernel name, constexpr options) of every launch from now on."""
-    from flaggems_exp.runtime import launch
-    launched, run_kernel = [], launch.run_kernel
-
-    def recorded(kernel, grid, args, options):
-        launched.append((kernel.fn.__name__, dict(options)))
-        return run_kernel(kernel, grid, args, options)
-
-    monkeypatch.setattr(launch, "run_kernel", recorded)
-    return launched
-
-
 @pytest.mark.parametrize("label", list(PERMUTED))
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bool, torch.int8, torch.float64,
                                    torch.bfloat16], ids=str)
@@ -539,7 +527,7 @@ def test_copies_of_permuted_sources_take_transposed_tiles(label, dtype, monkeypa
     src_cpu = make_view(testing.random_tensor(shape, dtype, generator=gen))
     src = make_view(testing.random_tensor(shape, dtype,
                                           generator=torch.Generator().manual_seed(4)).to(DEV))
-    launched = _launched_kernels(monkeypatch)
+    launched = launched_kernels(monkeypatch)
     monkeypatch.setattr(REGISTRY["copy_"], "plans", PlanCache())  # a replay skips run_kernel
     monkeypatch.setattr(REGISTRY["copy"], "plans", PlanCache())
     before = LAUNCHES["copy"]
@@ -558,7 +546,7 @@ def test_copies_of_permuted_sources_take_transposed_tiles(label, dtype, monkeypa
 def test_t_copy_takes_transposed_tiles(monkeypatch):
     """t_copy of a row-major matrix reads it along its rows (a transposed tile) and writes
     PyTorch's values; of a column-major one it is a plain flat copy."""
-    launched = _launched_kernels(monkeypatch)
+    launched = launched_kernels(monkeypatch)
     monkeypatch.setattr(REGISTRY["t_copy"], "plans", PlanCache())
     for shape in ((70, 37), (1, 9), (130, 2)):
         x = testing.random_tensor(shape, torch.float16, generator=torch.Generator().manual_seed(6))
@@ -592,7 +580,7 @@ def test_transposed_tiles_int64_path(monkeypatch):
     from flaggems_exp.runtime import indexing
     monkeypatch.setattr(indexing, "INT32_LIMIT", 16)
     monkeypatch.setattr(REGISTRY["copy_"], "plans", PlanCache())  # earlier plans launch int32
-    launched = _launched_kernels(monkeypatch)
+    launched = launched_kernels(monkeypatch)
     for label, (shape, make_view) in PERMUTED.items():
         src = make_view(testing.random_tensor(shape, torch.float32))
         self_ = torch.zeros(src.shape, device=DEV)
