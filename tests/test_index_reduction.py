@@ -756,3 +756,21 @@ def test_rows_of_the_benchmark_shape_compile_to_one_read():
     assert softmax["exp2"] == 8192 // (32 * softmax["num_warps"]), softmax
     trace = launches["trace"]
     assert trace["grid"] == [1] and trace["constexprs"]["ONE_PASS"], trace
+
+
+def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
+    """Compiled, a call too small for 1024 tiles of 4096 gets smaller tiles, down to 1024
+    elements (take at M: 1M gathers in 1024 programs, not 256); a ranked launch (masked_scatter)
+    keeps whole tiles of 4096, which its warps and scan count on."""
+    from flaggems_exp.families import index
+    monkeypatch.setattr(index, "TILE", 4096)
+    monkeypatch.setattr(index, "SMALL_TILE", 1024)
+    monkeypatch.setattr(index, "TILE_COLS", 256)
+    for shape, whole_rows, area, programs in (
+            ((1024, 1024), False, 1024, 1024), ((2048, 1024), False, 2048, 1024),
+            ((8192, 8192), False, 4096, 16384), ((64, 64), False, 1024, 4),
+            ((1024, 1024), True, 4096, 256), ((1, 1 << 20), False, 1024, 1024)):
+        block_r, block_c, tiles, padded = index._tile(shape, whole_rows)
+        assert (block_r * block_c, tiles) == (area, programs), shape
+        assert block_c <= shape[-1] or block_r == 1
+        assert all(p >= s for p, s in zip(padded, shape))
