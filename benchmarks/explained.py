@@ -48,14 +48,17 @@ ENTRIES = (
     Why(("i0", "special_i1"), (),
         "torch.compile computes another function: libdevice's `cyl_bessel_i0f`/`i1f`, not "
         "Cephes' Chebyshev series of PyTorch's kernel, and its values differ from PyTorch's; "
-        "against eager, Triton branches per program, not per warp: choosing one series per "
-        "block costs a reduction across warps (about 40 µs at L float16; the series alone "
-        "measured 183 µs against eager's 205); NOTES \"Bessel functions: one series per block\"",
+        "against eager, Triton branches per program, not per element: the block-wide choice of "
+        "one series costs 30-40 µs at L against the series alone (183 µs float16, eager 205), "
+        "and not at its exchange between warps: programs of one warp (a warp's `REDUX`, no "
+        "barrier) took as long (special_i1 float32 242.5 against 244.9); NOTES \"Bessel "
+        "functions: one series per block\", \"The compiled run of 2026-12-06\"",
         arithmetic=True),
     Why(("special_i0e",), (),
-        "the series chosen per block, as for i0: a reduction across warps before the series "
-        "(about 40 µs at L float16); Triton has no branch per warp, which PyTorch's kernel "
-        "takes; NOTES \"Bessel functions: one series per block\"",
+        "the series chosen per block, as for i0: 30-40 µs at L against the series alone, "
+        "whatever the program's warps (one warp, no barrier: 232.3 against 214.7 on 4); "
+        "Triton has no branch per element, which PyTorch's kernel takes; NOTES \"Bessel "
+        "functions: one series per block\", \"The compiled run of 2026-12-06\"",
         arithmetic=True),
     Why(("masked_scatter",), (),
         "count, scan and scatter of a 50% mask: instruction-bound (the scatter about 35 SASS "
@@ -67,6 +70,12 @@ ENTRIES = (
         "with nothing the kernel does; one-element Triton kernels on an H100 took 3.8 to "
         "4.3 µs in one process whatever their warps (1 or 4) and arguments (2 or 21), and "
         "there ours took 3.81 against eager's 4.35; NOTES \"A one-element launch\"",
+        arithmetic=False),
+    Why(("trace",), (),
+        "at its floor: one program summing the 8192 diagonal elements (stride 8193) took "
+        "8.6-9.4 µs on 4 to 32 warps in one run, ours 8.8-9.0 there; a launch and one round "
+        "of strided loads, whose spread is larger than this gap; NOTES \"The compiled run of "
+        "2026-12-06\"",
         arithmetic=False),
 )
 
