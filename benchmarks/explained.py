@@ -71,6 +71,12 @@ ENTRIES = (
         "4.3 µs in one process whatever their warps (1 or 4) and arguments (2 or 21), and "
         "there ours took 3.81 against eager's 4.35; NOTES \"A one-element launch\"",
         arithmetic=False),
+    Why(("diag",), ("float16",),
+        "bandwidth-bound (96% of the ceiling) and the run's spread: bfloat16, the same "
+        "instructions on the same bytes, ran at compile's time in the same run (45.3 against "
+        "45.3 µs), and float16 at 0.98x compile the run before (45.5 against 44.5); NOTES "
+        "\"The compiled run of 2026-12-06\"",
+        arithmetic=False),
     Why(("trace",), (),
         "at its floor: one program summing the 8192 diagonal elements (stride 8193) took "
         "8.6-9.4 µs on 4 to 32 warps in one run, ours 8.8-9.0 there; a launch and one round "

@@ -274,8 +274,10 @@ def targets(data, instruction_counts):
     low = below_ceiling_at_l(data)
     kinds = collections.Counter(ceiling_reason(data, op, d, instruction_counts)[0]
                                 for op, d, _ in low)
+    # a row with 0 GB/s moved no bytes (an uninitialised result): no ceiling to reach
     unmeasured = [(op, d) for op in data.ops for d in data.dtypes
-                  if (r := data.get(op, "gems", d, "L")) and r["fraction"] is None]
+                  if (r := data.get(op, "gems", d, "L")) and r["fraction"] is None
+                  and r["gbps"] is None]
     rows.append((f"every row at L ≥ {CEILING_FLOOR:.0%} of the copy ceiling unless "
                  "arithmetic-bound", f"{len(low)} rows below: " + ", ".join(
                      f"{kinds[k]} {k}" for k in _KINDS)

@@ -250,9 +250,12 @@ def measure_case(op, case, baseline, names, compiled, config, ceiling, warm_fail
         if eager_error and not values.get("error"):
             values["error"] = f"not checked ({eager_error})"
         p50 = values.get("p50_ms")
-        if p50 and nbytes:
+        if p50 and nbytes is not None:
+            # a call that moves no bytes (an uninitialised or empty result) gets 0 GB/s and
+            # no fraction: it has no ceiling to reach
             values["gbps"] = nbytes / (p50 * 1e-3) / 1e9
-            values["fraction"] = values["gbps"] / ceiling
+            if nbytes:
+                values["fraction"] = values["gbps"] / ceiling
         if case.note and not values.get("error"):
             values["error"] = case.note
         yield name, values

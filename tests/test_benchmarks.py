@@ -369,6 +369,28 @@ def test_report_targets_and_the_rows_below_compile_and_the_ceiling(tmp_path):
     assert "| to fix |" in low["slowcopy"]
 
 
+def test_a_row_that_moves_no_bytes_has_no_ceiling_to_reach(tmp_path):
+    """An op whose call moves no bytes (an uninitialised result: 0 GB/s, no fraction) is not
+    a row without a byte count, which keeps the ceiling target from being met."""
+    nbytes = 256e6
+    rows = [_row("copyish", "eager", "float16", "L", 0.070, nbytes),
+            _row("copyish", "gems", "float16", "L", 0.065, nbytes, correct=True),
+            _row("emptyish", "eager", "float16", "L", 0.001),
+            dict(_row("emptyish", "gems", "float16", "L", 0.001, correct=True), gbps=0.0)]
+    target = "| every row at L ≥ 80% of the copy ceiling unless arithmetic-bound | 0 rows below: "
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    line = next(x for x in (tmp_path / "REPORT.md").read_text().splitlines()
+                if x.startswith(target))
+    assert line.endswith("| yes |") and "without a byte count" not in line
+    rows[-1]["gbps"] = None  # a byte count that was never made
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    line = next(x for x in (tmp_path / "REPORT.md").read_text().splitlines()
+                if x.startswith(target))
+    assert line.endswith("; 1 without a byte count | **no** |")
+
+
 def test_report_targets_without_m_rows_or_compile():
     """Without M rows the M geomean is not measured (–), and without torch.compile the
     compile target is left out rather than counted met."""
