@@ -10,9 +10,9 @@ the result is bit-equal to eager's (any NaN equal to any NaN). An in-place op is
 declarations of the op it derives from; a reduced loss's partial sums keep their own block
 (its reduction='none' takes the shape). A shape's elements are a power of two; a program of one
 warp reduces across its threads alone, so the block-wide branches of digamma, erfinv and the
-Bessel functions (``tl.max`` of a condition) wait at no barrier there. A dtype the op looks
-its results up in (``PointwiseOp.looks_up_16_bit``) gets no rows: a gather, whatever the
-shape. Timing as the runner's
+Bessel functions (``tl.max`` of a condition) wait at no barrier there. A call the op looks
+its results up for (``PointwiseOp.looks_up``: its dtype and size) gets no rows: a gather,
+whatever the shape. Timing as the runner's
 (``timing.bench``: do_bench quantiles, L2 flushed); without a GPU the same calls run
 interpreted, which checks the tool and times nothing. Prints a table; ``--out`` writes it as
 a CSV too.
@@ -66,12 +66,12 @@ def same_bits(a, b):
 
 def measure(op, dtype, size, shapes, device):
     """Rows (dicts of ``COLUMNS``) of ``op`` in ``dtype`` at ``size``: eager's, then one per
-    shape; none in a dtype the op looks its results up in (a table's gather, whatever the
-    shape). The op's declarations are restored afterwards, its plans dropped."""
+    shape; none where the op looks its results up (a table's gather, whatever the shape:
+    ``PointwiseOp.looks_up``). The op's declarations are restored afterwards, its plans dropped."""
     target = declaring(op)
-    if dtype in target.looks_up_16_bit:
-        return []
     baseline, args, kwargs = cases.runner_inputs(op, dtype, size, device)
+    if target.looks_up(dtype, args[0].numel()):
+        return []
     setup = None
     if cases.mutates_self(op):
         first = args[0].clone()

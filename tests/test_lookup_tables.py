@@ -17,6 +17,15 @@ SIXTEEN_BIT = (torch.float16, torch.bfloat16)
 DECLARED = [(op, dtype) for op in LOOKED_UP for dtype in SIXTEEN_BIT if dtype in op.looks_up_16_bit]
 
 
+@pytest.fixture(autouse=True)
+def every_call_looks_up(request, monkeypatch):
+    """The tests' calls are small: each looked-up op looks up from its first element here
+    (``lookup_from`` cleared), except in the tests of that threshold itself."""
+    if "threshold" not in request.node.name:
+        for op in LOOKED_UP:
+            monkeypatch.setattr(op, "lookup_from", {})
+
+
 def _first_declared(op):
     return next(d for d in SIXTEEN_BIT if d in op.looks_up_16_bit)
 
@@ -94,6 +103,41 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
         looked_up.clear()
         assert inplace(y) is y and looked_up
         assert torch.equal(_bits(y), _bits(_computed(op, x)))
+
+
+def test_the_cheaper_maths_have_a_float16_threshold():
+    """Ops whose math costs a few libdevice calls look float16 up only in calls of 4M elements
+    or more (the table read cold costs more below); bfloat16, and the costlier maths, always."""
+    cheap = {"acosh", "asinh", "atanh", "sinc", "selu"}
+    assert {op.name for op in LOOKED_UP if op.lookup_from} == cheap
+    for op in LOOKED_UP:
+        assert op.looks_up(torch.bfloat16, 1) == (torch.bfloat16 in op.looks_up_16_bit)
+        declared = torch.float16 in op.looks_up_16_bit
+        assert op.looks_up(torch.float16, 1) == (declared and op.name not in cheap)
+        assert op.looks_up(torch.float16, 1 << 22) == declared
+        assert not op.looks_up(torch.float32, 1 << 22)
+
+
+@pytest.mark.parametrize("op", [op for op in LOOKED_UP if op.lookup_from],
+                         ids=lambda op: op.name)
+def test_a_call_below_the_threshold_computes(op, monkeypatch):
+    """Below ``lookup_from`` a dense float16 call computes (no table, no gather), at it and
+    above it looks up; the bits are the same (a threshold of 240 elements stands in for 4M)."""
+    from flaggems_exp.families import pointwise
+
+    looked_up = []
+    real = pointwise.launch_lookup
+    monkeypatch.setattr(pointwise, "launch_lookup",
+                        lambda *a: looked_up.append(a[0]) or real(*a))
+    monkeypatch.setattr(op, "lookup_from", {torch.float16: 240})
+    gen = torch.Generator().manual_seed(5)
+    for rows, expected in ((5, False), (6, True), (7, True)):  # 200, 240, 280 elements
+        x = (torch.randn(rows, 40, generator=gen) * 4).half().to(DEV)
+        op.plans.clear()
+        looked_up.clear()
+        ours = op(x)
+        assert bool(looked_up) == expected, rows
+        assert torch.equal(_bits(ours), _bits(_computed(op, x)))
 
 
 @pytest.mark.parametrize("op", LOOKED_UP, ids=lambda op: op.name)

@@ -10,7 +10,7 @@ from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, HALF, REAL
 from ..runtime.promotion import promote
 from ..runtime.triton_types import checked_scalar
-from ._common import clamp, opmath_scalars, sigmoid, stored_16bit_self
+from ._common import FLOAT16_TABLE_PAYS_FROM, clamp, opmath_scalars, sigmoid, stored_16bit_self
 
 _FINFO_MAX = {torch.float16: "65504", torch.bfloat16: "3.38953e+38",
               torch.float32: "3.40282e+38", torch.float64: "1.79769e+308"}
@@ -87,6 +87,7 @@ class Selu(FloatActivation):
     # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
     # 97.4 / 95.2 µs against 101.8 / 104.4)
     looks_up_16_bit = HALF
+    lookup_from = FLOAT16_TABLE_PAYS_FROM
 
     @staticmethod
     @triton.jit

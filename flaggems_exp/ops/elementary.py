@@ -7,7 +7,7 @@ import triton.language as tl
 from ..families import DISPATCH, PointwiseOp, Promotion, register
 from ..runtime import errors, libm, special
 from ..runtime.dtypes import FLOATING, HALF, REAL
-from ._common import opmath_scalars, sigmoid
+from ._common import FLOAT16_TABLE_PAYS_FROM, opmath_scalars, sigmoid
 
 
 class FloatUnary(PointwiseOp):
@@ -90,6 +90,7 @@ class Asinh(FloatUnary):
     # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
     # 97.4 / 95.8 µs against 105.6 / 107.1)
     looks_up_16_bit = HALF
+    lookup_from = FLOAT16_TABLE_PAYS_FROM
 
 
 @register
@@ -100,6 +101,7 @@ class Acosh(FloatUnary):
     # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
     # 97.1 / 95.8 µs against 120.4 / 122.4)
     looks_up_16_bit = HALF
+    lookup_from = FLOAT16_TABLE_PAYS_FROM
 
 
 @register
@@ -109,6 +111,7 @@ class Atanh(FloatUnary):
     # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
     # 97.8 / 95.7 µs against 111.0 / 114.9)
     looks_up_16_bit = HALF
+    lookup_from = FLOAT16_TABLE_PAYS_FROM
 
 
 @register
@@ -212,6 +215,7 @@ class Sinc(FloatUnary):
     # looked up: the table's gather beat the kernel (H100, 8192x8192, float16 / bfloat16:
     # 97.4 / 95.9 µs against 108.3 / 108.5)
     looks_up_16_bit = HALF
+    lookup_from = FLOAT16_TABLE_PAYS_FROM
 
 
 @register
