@@ -38,6 +38,7 @@ _NOISE_RATIO = 1.2  # gems' float16 / bfloat16 time ratio past which one of the 
 GEOMEAN_TARGETS = {"L": 1.35, "M": 1.2}
 COMPILE_FLOOR = 0.97
 CEILING_FLOOR = 0.8
+BOUND_CEILING = 0.97  # the copy ceiling's fraction a bandwidth-bound kernel can reach
 INSTRUCTIONS_CSV = "instructions.csv"  # benchmarks.instructions' table, beside results.csv
 
 
@@ -118,6 +119,25 @@ class Data:
         """Over every op and each of ``dtypes`` (default all): the geomean of ``speedup``."""
         return geomean([self.speedup(op, d, size, versus) for op in self.ops
                         for d in dtypes or self.dtypes])
+
+    def geomean_bound(self, size, ceiling=None):
+        """The geomean speedup over eager that gems would reach, over the rows
+        ``geomean_speedup`` takes, where each row ran at the fastest provider's time, and with
+        ``ceiling`` (a fraction of the copy ceiling), where each row moving at least
+        ``_SMALL_BYTES`` and slower than that ran at it (arithmetic-bound rows too: a bound)."""
+        speedups = []
+        for op in self.ops:
+            for d in self.dtypes:
+                gems, eager = self.get(op, "gems", d, size), self.p50(op, "eager", d, size)
+                if not (gems and gems["p50_ms"] and eager):
+                    continue
+                best = min(t for t in (gems["p50_ms"], eager, self.p50(op, "compile", d, size))
+                           if t)
+                fraction = gems["fraction"]
+                if ceiling and fraction and gems["gbps"] * gems["p50_ms"] * 1e6 >= _SMALL_BYTES:
+                    best = min(best, gems["p50_ms"] * fraction / ceiling)
+                speedups.append(eager / best)
+        return geomean(speedups)
 
     def value(self, op, provider, size, key):
         """``key`` of the op's rows at ``size``, median over dtypes."""
@@ -468,6 +488,16 @@ def render(data, plots=(), plot_message="", others=None, instruction_counts=None
     out += _table(["target", "measured", "met"],
                   [[goal, value, {True: "yes", False: "**no**", None: "–"}[met]]
                    for goal, value, met in targets(data, instruction_counts)])
+    bounds = [(size, data.geomean_bound(size), data.geomean_bound(size, BOUND_CEILING))
+              for size in GEOMEAN_TARGETS if data.geomean_speedup(size)]
+    if bounds:
+        out += ["", "What the geomeans could reach on these rows: with every row at the fastest "
+                "provider's time, " + ", ".join(f"{size} {_x(fastest)}" for size, fastest, _
+                                                in bounds)
+                + f"; with every row of at least {_SMALL_BYTES / 1e6:.0f} MB also at "
+                f"{BOUND_CEILING:.0%} of the copy ceiling (arithmetic-bound rows too: an upper "
+                "bound), " + ", ".join(f"{size} {_x(at_ceiling)}" for size, _, at_ceiling
+                                       in bounds) + "."]
 
     out += ["", "## Per op", ""]
     out += _table(["op", "family", "×eager S", "×eager M", "×eager L", "×compile L",

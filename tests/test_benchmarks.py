@@ -391,6 +391,34 @@ def test_a_row_that_moves_no_bytes_has_no_ceiling_to_reach(tmp_path):
     assert line.endswith("; 1 without a byte count | **no** |")
 
 
+def test_the_report_bounds_what_the_geomeans_could_reach(tmp_path):
+    """The bound lines: each row at the fastest provider's time, then also at 97% of the
+    copy ceiling where it moves enough bytes to reach it (a few bytes stay a launch)."""
+    nbytes = 256e6  # 64 µs at the fixture's ceiling; 97% of it: 66.0 µs
+    rows = [
+        _row("behind", "eager", "float16", "L", 0.100, nbytes),      # compile 0.080 is fastest
+        _row("behind", "gems", "float16", "L", 0.090, nbytes, correct=True),
+        _row("behind", "compile", "float16", "L", 0.080, nbytes, correct=True),
+        _row("ahead", "eager", "float16", "L", 0.200, nbytes),       # gems 0.100 fastest
+        _row("ahead", "gems", "float16", "L", 0.100, nbytes, correct=True),
+        _row("ahead", "compile", "float16", "L", 0.150, nbytes, correct=True),
+        _row("tiny", "eager", "float16", "L", 0.005, 4),             # a launch: no ceiling
+        _row("tiny", "gems", "float16", "L", 0.006, 4, correct=True),
+    ]
+    data = report.Data.of(rows)
+    assert data.geomean_speedup("L") == pytest.approx((0.1 / 0.09 * 2 * 5 / 6) ** (1 / 3))
+    assert data.geomean_bound("L") == pytest.approx((0.1 / 0.08 * 2 * 1) ** (1 / 3))
+    at = nbytes / (CEILING * 1e9 * 0.97) * 1e3  # ms at 97% of the ceiling
+    assert data.geomean_bound("L", 0.97) == pytest.approx(
+        (0.1 / at * 0.2 / at * 1) ** (1 / 3))
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert ("What the geomeans could reach on these rows: with every row at the fastest "
+            f"provider's time, L {data.geomean_bound('L'):.2f}×; with every row of at least "
+            f"32 MB also at 97% of the copy ceiling") in text
+
+
 def test_report_targets_without_m_rows_or_compile():
     """Without M rows the M geomean is not measured (–), and without torch.compile the
     compile target is left out rather than counted met."""
