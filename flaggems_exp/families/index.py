@@ -32,6 +32,8 @@ thread waiting on 32 loads) took take at M 19.2 µs, 1024 of 1024 16.6-17.3, eag
 float16); at L 4096 stays the fastest (float32: 2262 µs against 2309 for 1024)."""
 
 TILE_PROGRAMS = 1024
+"""Programs a call fills with tiles of ``TILE`` at least (about 8 an SM of an H100) before its
+tiles shrink."""
 
 TILE_COLS = TILE if INTERPRETED else 256
 """Columns per tile at most where tiles may be any rectangle: compiled, 256 columns are a warp's

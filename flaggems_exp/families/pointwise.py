@@ -1,5 +1,6 @@
 """PointwiseOp: elementwise math on 1-3 broadcast operands plus runtime Scalar parameters."""
 import math
+import types
 import typing
 
 import torch
@@ -191,7 +192,7 @@ class PointwiseOp(Op):
     # where the L2 was flushed: a normal draw of float16 values touches nearly all 4096 of its
     # 128 KB's 32-byte lines, a bfloat16 draw a few hundred, so at 1M elements a float16
     # lookup took 7.8-8.4 µs where the cheaper maths computed in about eager's 6.9-7.5 (H100)
-    lookup_from = {}
+    lookup_from = types.MappingProxyType({})
 
     def __init__(self):
         super().__init__()

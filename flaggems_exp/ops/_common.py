@@ -1,4 +1,6 @@
 """Small helpers several op declarations share: Triton functions, and a reference."""
+import types
+
 import torch
 import triton
 import triton.language as tl
@@ -7,7 +9,7 @@ from ..runtime import libm, special
 from ..runtime.device import INTERPRETED
 from ..runtime.dtypes import HALF
 
-FLOAT16_TABLE_PAYS_FROM = {torch.float16: 1 << 22}
+FLOAT16_TABLE_PAYS_FROM = types.MappingProxyType({torch.float16: 1 << 22})
 """``PointwiseOp.lookup_from`` of a looked-up op whose math is cheap (a few libdevice calls):
 below 4M float16 elements the cold table costs more than the math (at 1M: 7.8-8.4 µs looked up
 against eager's 6.9-7.5 computing; at 64M the lookup is 1.09-1.24x faster; H100)."""
