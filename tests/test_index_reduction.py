@@ -774,3 +774,43 @@ def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
         assert (block_r * block_c, tiles) == (area, programs), shape
         assert block_c <= shape[-1] or block_r == 1
         assert all(p >= s for p, s in zip(padded, shape))
+
+
+def test_short_rows_fill_the_gpu_before_sharing_programs(monkeypatch):
+    """Compiled, contiguous rows share a program only where they outnumber ``_PROGRAMS``
+    programs: 1024 rows of 1024 take one program each (not 256 of 4), 65536 keep 4 a program;
+    strided rows keep their neighbours; the interpreter keeps its few large programs."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16384)
+    monkeypatch.setattr(reduction, "_TILE", 4096)
+    monkeypatch.setattr(reduction, "INTERPRETED", False)
+    assert reduction._plan_tile(1024, 1024, False) == (1, 1024, 4)
+    assert reduction._plan_tile(1024, 2048, False) == (2, 1024, 4)
+    assert reduction._plan_tile(1024, 65536, False) == (4, 1024, 8)
+    assert reduction._plan_tile(64, 100_000, False) == (64, 64, 8)
+    assert reduction._plan_tile(1024, 1024, True) == (16, 256, 8)
+    monkeypatch.setattr(reduction, "INTERPRETED", True)
+    assert reduction._plan_tile(1024, 1024, False)[0] == 4
+
+
+@pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data"])
+def test_programs_of_several_short_rows(name, monkeypatch):
+    """Several rows a program (what a call of many short rows gets; ``_PROGRAMS`` lowered so
+    that a small call does too, compiled): rows of several lengths, a ragged last program,
+    NaN and -inf among them; PyTorch's values."""
+    monkeypatch.setattr(reduction, "_PROGRAMS", 1)
+    op = REGISTRY[name]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(29)
+    for rows, length in ((37, 45), (5, 3), (100, 16)):
+        x = torch.randn(rows, length, generator=gen) * 3
+        x[1, 0] = float("nan")
+        x[2, :] = -INF
+        if name == "_safe_softmax":
+            call = Call((x, 1))
+        else:
+            call = Call((torch.randn(rows, length, generator=gen), torch.log_softmax(x, 1), 1,
+                         torch.float32))
+        del launched[:]
+        check_call(op, call, exact=False)
+        assert [o["ROWS"] > 1 for k, o in launched if k == "_reduction_kernel"] == [True], launched

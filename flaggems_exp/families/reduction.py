@@ -119,6 +119,11 @@ class Rows:
 _ROW_TILE = BLOCK if INTERPRETED else 16384
 _TILE = BLOCK if INTERPRETED else 4096
 _ELEMENTS_PER_THREAD = 16  # of a tile, per thread: larger tiles get more warps (4 to 16)
+_PROGRAMS = 1024
+"""Compiled, the programs a call with that many rows makes at least: a program takes several
+short rows only where the rows outnumber them (1024 rows of 1024 made 256 programs of 4 rows
+on 8 warps, 2 an SM of an H100, where take's gathers at the same size ran 10% faster on 1024
+programs than on 256)."""
 
 
 def _plan_tile(row_len, n_rows, strided):
@@ -127,6 +132,10 @@ def _plan_tile(row_len, n_rows, strided):
     if strided and n_rows > 1 and not INTERPRETED:
         block = min(block, 256)  # rows along a strided dim: neighbouring rows share cache lines
     rows = min(triton.next_power_of_2(max(n_rows, 1)), max(1, _TILE // block))
+    if not (INTERPRETED or strided):
+        # (the interpreter runs one program at a time: the fewer the faster; strided rows keep
+        # their neighbours, which share cache lines)
+        rows = min(rows, 1 << (max(1, n_rows // _PROGRAMS).bit_length() - 1))
     warps = min(16, max(4, rows * block // (32 * _ELEMENTS_PER_THREAD)))
     return rows, block, warps
 
