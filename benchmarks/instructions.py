@@ -488,8 +488,9 @@ def summary(table):
              "element does "
              "(`benchmarks/NOTES.md`). Ours is the kernel that computes: the dense float16 and "
              "bfloat16 calls of the ops that look their results up "
-             "(`PointwiseOp.looks_up_16_bit`: digamma, the Bessel functions, acosh, asinh, "
-             "atanh, sinc and selu; erfinv and log1p in bfloat16) gather them "
+             "(`PointwiseOp.looks_up`: digamma, the Bessel functions, acosh, asinh, "
+             "atanh, sinc and selu, the last five in float16 from 4M elements; erfinv and "
+             "log1p in bfloat16) gather them "
              "from a table that kernel made once. MUFU: the special-function "
              "unit's instructions (exponentials, reciprocals, roots) per thread. jiterator: "
              + jiterator,

@@ -774,6 +774,28 @@ def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
         assert (block_r * block_c, tiles) == (area, programs), shape
         assert block_c <= shape[-1] or block_r == 1
         assert all(p >= s for p, s in zip(padded, shape))
+    monkeypatch.setattr(index, "SMALL_TILE", 128)  # below a tile's columns: one row of them
+    assert index._tile((64, 512), False)[:3] == (1, 256, 128)
+
+
+def test_shrunk_tiles_give_pytorchs_values(monkeypatch):
+    """Tiles between the smallest and the largest (constants scaled down so that a small call
+    takes them: 1665 elements in tiles of 128, not 256), run: PyTorch's values bit for bit."""
+    from flaggems_exp.families import index
+    for name, value in (("TILE", 256), ("SMALL_TILE", 64), ("TILE_COLS", 16),
+                        ("TILE_PROGRAMS", 16)):
+        monkeypatch.setattr(index, name, value)
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(41)
+    x = torch.randn(37, 45, generator=gen)
+    calls = [("tril", (x, 3)), ("take", (x, torch.randint(-1665, 1665, (37, 45), generator=gen))),
+             ("slice_scatter", (x, torch.randn(37, 15, generator=gen), 1, 0, 45, 3)),
+             ("tril_", (x.clone(), -4))]
+    for name, args in calls:
+        monkeypatch.setattr(REGISTRY[name], "plans", PlanCache())
+        del launched[:]
+        check_call(REGISTRY[name], Call(args), exact=True)
+        assert {o["BLOCK_R"] * o["BLOCK_C"] for k, o in launched if k == "_index_kernel"} == {128}
 
 
 def test_short_rows_fill_the_gpu_before_sharing_programs(monkeypatch):

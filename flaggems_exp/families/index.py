@@ -244,14 +244,16 @@ def _tile(shape, whole_rows):
     """(BLOCK_R, BLOCK_C, programs, the padded shape) of a launch over ``shape`` in tiles of
     rows (every dim but the last, flat) by columns; with ``whole_rows`` a tile is whole rows or
     a piece of one row, so that tiles in launch order hold the elements in row-major order, and
-    every tile but the last is ``TILE`` elements (the ranked launch's warps and scan count on
-    it). The padded shape holds every coordinate a tile forms, its masked lanes' too."""
+    tiles of up to ``TILE`` elements whatever the call's size (the ranked launch takes 8 warps
+    for a whole one); other tiles shrink towards ``SMALL_TILE`` for small calls. A tile is
+    one row of ``BLOCK_C`` at least. The padded shape holds every coordinate a tile forms,
+    its masked lanes' too."""
     rows, cols = math.prod(shape[:-1]), shape[-1]
     area = TILE if whole_rows else min(TILE, max(
         SMALL_TILE, triton.next_power_of_2(triton.cdiv(rows * cols, TILE_PROGRAMS))))
     block_c = min(triton.next_power_of_2(cols),
                   area if whole_rows else max(TILE_COLS, area // triton.next_power_of_2(rows)))
-    block_r = min(triton.next_power_of_2(rows), area // block_c)
+    block_r = max(1, min(triton.next_power_of_2(rows), area // block_c))
     row_tiles, col_tiles = triton.cdiv(rows, block_r), triton.cdiv(cols, block_c)
     padded = ((triton.cdiv(row_tiles * block_r, math.prod(shape[1:-1])),) + tuple(shape[1:-1])
               + (col_tiles * block_c,))

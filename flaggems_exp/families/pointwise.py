@@ -135,7 +135,8 @@ class PointwiseOp(Op):
     in that dtype (a loss's target; a clamp's 16-bit self, whose NaN PyTorch returns as
     loaded). Class attributes beside: ``warps`` (a long math over fewer elements a thread),
     ``flushes_subnormals``, ``looks_up_16_bit`` (the 16-bit dtypes whose results come from a
-    table the kernel made), ``scalar_check``, ``integer_compute``, below.
+    table the kernel made) and ``lookup_from`` (the fewest elements a call needs before it
+    looks up), ``scalar_check``, ``integer_compute``, below.
 
     The skeleton guarantees: broadcasting as PyTorch, any strides (no copies), a flat path for
     dense same-layout operands, int64 indexing only where needed, one rounding into the output.
