@@ -67,6 +67,12 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
+def _moved_bytes(row):
+    """The bytes a row's call moved (its GB/s times its median time), or None where it has no
+    byte count, no time, or moved none."""
+    return row["gbps"] * row["p50_ms"] * 1e6 if row["gbps"] and row["p50_ms"] else None
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -134,7 +140,7 @@ class Data:
                 best = min(t for t in (gems["p50_ms"], eager, self.p50(op, "compile", d, size))
                            if t)
                 fraction = gems["fraction"]
-                if ceiling and fraction and gems["gbps"] * gems["p50_ms"] * 1e6 >= _SMALL_BYTES:
+                if ceiling and fraction and _moved_bytes(gems) >= _SMALL_BYTES:
                     best = min(best, gems["p50_ms"] * fraction / ceiling)
                 speedups.append(eager / best)
         return geomean(speedups)
@@ -230,7 +236,7 @@ def ceiling_reason(data, op, dtype, instruction_counts):
     if entry is not None:
         return ("arithmetic" if entry.arithmetic else "explained"), entry.text
     row = data.get(op, "gems", dtype, "L")
-    moved = row["gbps"] * row["p50_ms"] * 1e6 if row["gbps"] else None
+    moved = _moved_bytes(row)
     if moved is not None and moved < _SMALL_BYTES:
         return "small", (f"{_memory(moved)} moved in {row['p50_ms'] * 1e3:.1f} µs: a launch's "
                          "latency, not bandwidth")
@@ -373,8 +379,8 @@ def _bytes_scaling(data, op):
     points = []
     for d in data.dtypes:
         r = data.get(op, "gems", d, "L")
-        if r and r["p50_ms"] and r["gbps"]:
-            points.append((r["gbps"] * r["p50_ms"] * 1e6, r["p50_ms"]))  # bytes, ms
+        if r and _moved_bytes(r):
+            points.append((_moved_bytes(r), r["p50_ms"]))  # bytes, ms
     if len(points) < 2:
         return None
     (b_lo, t_lo), (b_hi, t_hi) = min(points), max(points)

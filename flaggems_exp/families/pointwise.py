@@ -526,7 +526,7 @@ def launch(name, math_fn, target, shape, out_strides, operands, kernel_scalars, 
         ndim = len(cshape)
     options = launching.flushing_subnormals() if flush_subnormals else {}
     if block is None:
-        block = min(whole_block, triton.next_power_of_2(max(numel, 1)))
+        block = block_size(numel, whole_block)
         grid = triton.cdiv(numel, block)
         if warps != 4 and block == whole_block:
             options["num_warps"] = warps

@@ -22,9 +22,10 @@ INT32_LIMIT = 2**31 - 1
 on small tensors)."""
 
 
-def block_size(numel):
-    """Elements per program of a flat launch over ``numel`` elements."""
-    return min(BLOCK, triton.next_power_of_2(max(numel, 1)))
+def block_size(numel, whole=BLOCK):
+    """Elements per program of a flat launch over ``numel`` elements: ``whole`` (a power of
+    two), or the call's elements rounded up to a power of two where fewer."""
+    return min(whole, triton.next_power_of_2(max(numel, 1)))
 
 
 def grid_size(numel):
