@@ -77,10 +77,8 @@ def measure_rounds(named, args, kwargs, calls, repeats):
             errors[name] = f"{name}: {_error(exc)}"
     rounds = {name: [] for name in named if name not in errors}
     arg_sets = [args] * calls
-    order = list(named)
     for r in range(repeats):
-        start = r % len(order)
-        for name in order[start:] + order[:start]:
+        for name in timing.rotation(named, r):
             if name in errors:
                 continue
             provider = named[name]
