@@ -77,8 +77,10 @@ def measure_rounds(named, args, kwargs, calls, repeats):
             errors[name] = f"{name}: {_error(exc)}"
     rounds = {name: [] for name in named if name not in errors}
     arg_sets = [args] * calls
+    order = list(named)
     for r in range(repeats):
-        for name in timing.rotation(named, r):
+        start = r % len(order)
+        for name in order[start:] + order[:start]:
             if name in errors:
                 continue
             provider = named[name]

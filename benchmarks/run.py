@@ -18,7 +18,6 @@ import argparse
 import csv
 import datetime
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +91,6 @@ class Config:
     jobs: int = 0
     time_budget: float = 0.0  # seconds; 0: none
     host_calls: int = 200
-    rounds: int = 1  # interleaved rounds of device timing (time_in_rounds)
     shapes: object = None  # a shape table replacing cases.SHAPES (tests use tiny ones)
     commit: str = ""
     log: object = sys.stderr
@@ -243,24 +241,13 @@ def measure_case(op, case, baseline, names, compiled, config, ceiling, warm_fail
     except Exception as exc:  # noqa: BLE001
         eager_error = f"eager: {type(exc).__name__}: {cases.one_line(exc)}"
     nbytes = cases.op_bytes(op, args, kwargs, expected) if expected is not None else None
-    measured, timed = {}, {}
     for name in names:
         if name == "eager" and eager_error:
-            measured[name] = {"error": eager_error}
+            yield name, {"error": eager_error}
             continue
-        measured[name], timed_call = measure_provider(op, case, baseline, name, compiled, config,
-                                                      args, kwargs, fresh, expected,
-                                                      warm_failures)
-        if timed_call:
-            timed[name] = timed_call
-    for name, quantiles in time_in_rounds(timed, config.rounds).items():
-        if isinstance(quantiles, str):
-            measured[name]["error"] = quantiles
-        else:
-            measured[name].update(zip(("p20_ms", "p50_ms", "p80_ms"), quantiles))
-    for name in names:
-        values = measured[name]
-        if name != "eager" and eager_error and not values.get("error"):
+        values = measure_provider(op, case, baseline, name, compiled, config, args, kwargs, fresh,
+                                  expected, warm_failures)
+        if eager_error and not values.get("error"):
             values["error"] = f"not checked ({eager_error})"
         p50 = values.get("p50_ms")
         if p50 and nbytes is not None:
@@ -274,38 +261,14 @@ def measure_case(op, case, baseline, names, compiled, config, ceiling, warm_fail
         yield name, values
 
 
-def time_in_rounds(timed, rounds):
-    """Device-time quantiles (p20, p50, p80 ms) of each provider of ``timed`` (name ->
-    (provider, fn, setup)): ``rounds`` interleaved rounds, each provider timed once a round
-    over its share of the time budget, round r starting at the r-th provider; each quantile
-    is the median of the rounds'. Providers timed back to back, in a fixed order, each once,
-    differed by 0.2-0.7 µs at M from run to run, as much as the rows differ: rounds spread
-    what the GPU's state does to one provider's runs over all of them. A provider whose
-    timing fails gets its error's text instead."""
-    samples, failed = {name: [] for name in timed}, {}
-    for r in range(rounds):
-        for name in timing.rotation(timed, r):
-            if name in failed:
-                continue
-            provider, fn, setup = timed[name]
-            try:
-                with provider.context():
-                    samples[name].append(timing.bench(fn, setup, timing.REP_MS / rounds))
-            except Exception as exc:  # noqa: BLE001
-                failed[name] = f"{name} timing: {type(exc).__name__}: {cases.one_line(exc)}"
-    return {name: failed.get(name) or tuple(statistics.median(q) for q in zip(*samples[name]))
-            for name in timed}
-
-
 def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, fresh, expected,
                      warm_failures):
-    """(row values, timed call) of one provider: its first call (compiled here for
-    ``compile``) checked against eager, the memory a call needs, the host time per call at S;
-    the timed call is (provider, fn, setup) for ``time_in_rounds``, None where it failed."""
+    """Row values of one provider: first call (compiled here for ``compile``) and check
+    against eager, host time per call at S, then the kernel-time quantiles."""
     inplace = cases.mutates_self(op)
     warm = warm_failures.get((op.name, cases.dtype_name(case.dtype), case.size))
     if name == "compile" and warm and warm[0] == "timeout":
-        return {"error": f"compile: {warm[1]} (in the warm-up; not retried)"}, None
+        return {"error": f"compile: {warm[1]} (in the warm-up; not retried)"}
     provider = providers.make(name, op, baseline, compiled)
     values = {}
     try:
@@ -318,8 +281,8 @@ def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, f
         if name == "compile":
             torch._dynamo.reset()  # a compile interrupted half-way leaves Dynamo's state unsure
             if providers.timed_out(exc):
-                return {"error": f"compile: {cases.one_line(exc)}"}, None
-        return {"error": f"{name}: {type(exc).__name__}: {cases.one_line(exc)}"}, None
+                return {"error": f"compile: {cases.one_line(exc)}"}
+        return {"error": f"{name}: {type(exc).__name__}: {cases.one_line(exc)}"}
     if name != "eager" and expected is not None:
         comparable = cases.values_comparable(op, baseline)
         values["correct"], why = cases.compare(out, expected, values=comparable)
@@ -339,10 +302,11 @@ def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, f
             fn, setup = (lambda: provider.fn(*work, **work_kwargs)), (lambda: work[0].copy_(source))
         else:
             fn, setup = (lambda: provider.fn(*args, **kwargs)), None
+        with provider.context():
+            values["p20_ms"], values["p50_ms"], values["p80_ms"] = timing.bench(fn, setup)
     except Exception as exc:  # noqa: BLE001
         values["error"] = f"{name} timing: {type(exc).__name__}: {cases.one_line(exc)}"
-        return values, None
-    return values, (provider, fn, setup)
+    return values
 
 
 def _host_time(provider, args, kwargs, inplace, calls):
@@ -479,10 +443,6 @@ def parse_args(argv, **overrides):
                         help="only the K-th of N interleaved slices of the selected ops")
     parser.add_argument("--host-calls", type=int, default=None, metavar="N",
                         help="calls in the host-time loop at S (default 200; 5 without CUDA)")
-    parser.add_argument("--rounds", type=int, default=None, metavar="N",
-                        help="interleaved rounds of every case's providers, each over 1/N of "
-                             "the timing budget; each quantile the median of the rounds' "
-                             "(default 3; 1 without CUDA)")
     parser.add_argument("--commit", default="", help="the commit to record (default: git's HEAD)")
     args = parser.parse_args(argv)
 
@@ -510,12 +470,11 @@ def parse_args(argv, **overrides):
         parser.error(f"unknown provider(s) {', '.join(bad)}; known: {', '.join(providers.PROVIDERS)}")
     jobs = args.jobs if args.jobs is not None else (min(16, _cpu_count()) if timing.CUDA else 0)
     host_calls = args.host_calls or (200 if timing.CUDA else 5)
-    rounds = args.rounds or (3 if timing.CUDA else 1)
     values = dict(ops=tuple(ops), sizes=tuple(s for s in cases.SIZES if s in sizes),
                   dtypes=tuple(dtypes), providers=tuple(dict.fromkeys(names)), out_dir=args.out,
                   resume=args.resume, retry_errors=args.retry_errors,
                   compile_timeout=args.compile_timeout, jobs=jobs, time_budget=args.time_budget,
-                  host_calls=host_calls, rounds=rounds, commit=args.commit)
+                  host_calls=host_calls, commit=args.commit)
     values.update(overrides)
     return Config(**values)
 

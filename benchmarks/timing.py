@@ -18,7 +18,7 @@ CUDA = torch.cuda.is_available() and flaggems_exp.device == "cuda"
 # time budgets (ms) of every timed call, do_bench's and the in-place loop's alike: under half
 # of do_bench's defaults (25, 100), so that the whole matrix fits one device session; 40 ms
 # still holds 40 runs of a 1 ms case and hundreds of a 64M-element unary op (~0.1 ms).
-WARMUP_MS, REP_MS = 10, 40
+_WARMUP_MS, _REP_MS = 10, 40
 # the CPU fallback: a few runs within a small budget (interpreted kernels are slow)
 _CPU_BUDGET_S, _CPU_MIN_REPS, _CPU_MAX_REPS = 0.2, 3, 20
 
@@ -28,33 +28,24 @@ def synchronize():
         torch.cuda.synchronize()
 
 
-def bench(fn, setup=None, rep_ms=REP_MS):
-    """(p20, p50, p80) in ms of ``fn()`` over about ``rep_ms`` of runs. ``setup()``, when
-    given, runs before each timed run and outside its timed region: in-place ops restore their
-    input there, so no run times a clone and no run sees the previous run's output as its
-    input."""
+def bench(fn, setup=None):
+    """(p20, p50, p80) in ms of ``fn()``. ``setup()``, when given, runs before each timed run
+    and outside its timed region: in-place ops restore their input there, so no run times a
+    clone and no run sees the previous run's output as its input."""
     if not CUDA:
         return _bench_cpu(fn, setup)
     if setup is None:
-        return _do_bench(fn, rep_ms)
-    return _bench_with_setup(fn, setup, rep_ms)
+        return _do_bench(fn)
+    return _bench_with_setup(fn, setup)
 
 
-def rotation(names, r):
-    """The order of ``names`` in round ``r`` of interleaved rounds: round r starts at the r-th,
-    so no name is always timed first (or always right after the same other)."""
-    names = list(names)
-    start = r % len(names) if names else 0
-    return names[start:] + names[:start]
-
-
-def _do_bench(fn, rep_ms):
+def _do_bench(fn):
     params = inspect.signature(triton.testing.do_bench).parameters
     if "quantiles" in params:  # triton >= 2.1, including 3.6 and 3.9
-        result = triton.testing.do_bench(fn, warmup=WARMUP_MS, rep=rep_ms,
+        result = triton.testing.do_bench(fn, warmup=_WARMUP_MS, rep=_REP_MS,
                                          quantiles=list(QUANTILES))
     else:  # older releases named them percentiles and returned the median first
-        median, *rest = triton.testing.do_bench(fn, warmup=WARMUP_MS, rep=rep_ms,
+        median, *rest = triton.testing.do_bench(fn, warmup=_WARMUP_MS, rep=_REP_MS,
                                                 percentiles=[QUANTILES[0], QUANTILES[2]])
         result = [rest[0], median, rest[1]]
     return tuple(float(t) for t in result)
@@ -69,7 +60,7 @@ def _flush():
     return (lambda: clear(cache)) if clear else cache.zero_
 
 
-def _bench_with_setup(fn, setup, rep_ms):
+def _bench_with_setup(fn, setup):
     """``do_bench``'s method (time budgets, flushed L2, per-run CUDA events, quantiles) with
     ``setup()`` run before the flush of every run: do_bench has no hook for it."""
     setup()
@@ -85,8 +76,8 @@ def _bench_with_setup(fn, setup, rep_ms):
     end.record()
     torch.cuda.synchronize()
     estimate_ms = start.elapsed_time(end) / 5
-    n_warmup = max(1, int(WARMUP_MS / estimate_ms))
-    n_repeat = max(1, int(rep_ms / estimate_ms))
+    n_warmup = max(1, int(_WARMUP_MS / estimate_ms))
+    n_repeat = max(1, int(_REP_MS / estimate_ms))
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_repeat)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_repeat)]
     for _ in range(n_warmup):

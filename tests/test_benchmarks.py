@@ -143,64 +143,6 @@ def test_setup_runs_before_every_timed_call():
     assert events[0::2] == ["setup"] * (len(events) // 2) and events[1::2] == ["fn"] * (len(events) // 2)
 
 
-def test_rounds_start_at_each_provider_in_turn():
-    names = ["eager", "compile", "gems"]
-    assert [timing.rotation(names, r) for r in range(4)] == [
-        ["eager", "compile", "gems"], ["compile", "gems", "eager"], ["gems", "eager", "compile"],
-        ["eager", "compile", "gems"]]
-    assert timing.rotation([], 2) == []
-
-
-class _Context:
-    def __init__(self, log, name):
-        self.log, self.name = log, name
-
-    def __enter__(self):
-        self.log.append(("enter", self.name))
-
-    def __exit__(self, *exc):
-        self.log.append(("exit", self.name))
-
-
-def test_providers_are_timed_in_interleaved_rounds(monkeypatch):
-    """Each round times every provider once, inside its context, over its share of the
-    budget, starting at the next provider; the quantiles are the medians of the rounds';
-    a provider whose timing fails gets its error and the others finish their rounds."""
-    log, results = [], {"eager": [(1.0, 2.0, 3.0), (5.0, 6.0, 9.0), (2.0, 4.0, 4.0)],
-                        "gems": [(0.5, 1.0, 1.5), (0.4, 3.0, 1.0), (0.6, 2.0, 2.0)]}
-
-    def bench(fn, setup, rep_ms):
-        name = fn()
-        log.append(("bench", name, rep_ms))
-        if name == "compile" and len([e for e in log if e[:2] == ("bench", "compile")]) == 2:
-            raise RuntimeError("out of memory")
-        return results[name].pop(0) if name in results else (1.0, 1.0, 1.0)
-
-    monkeypatch.setattr(timing, "bench", bench)
-    timed = {name: (attrs.make_class("P", [])(), (lambda n=name: n), None)
-             for name in ("eager", "compile", "gems")}
-    for name, (provider, *_) in timed.items():
-        provider.context = lambda n=name: _Context(log, n)
-    quantiles = run.time_in_rounds(timed, 3)
-    assert quantiles["eager"] == (2.0, 4.0, 4.0) and quantiles["gems"] == (0.5, 2.0, 1.5)
-    assert quantiles["compile"] == "compile timing: RuntimeError: out of memory"
-    benches = [e[1] for e in log if e[0] == "bench"]
-    assert benches == ["eager", "compile", "gems", "compile", "gems", "eager", "gems", "eager"]
-    assert {e[2] for e in log if e[0] == "bench"} == {timing.REP_MS / 3}
-    assert log[:3] == [("enter", "eager"), ("bench", "eager", timing.REP_MS / 3), ("exit", "eager")]
-
-
-def test_one_round_times_each_provider_once_with_the_whole_budget(monkeypatch):
-    calls = []
-    monkeypatch.setattr(timing, "bench", lambda fn, setup, rep_ms: calls.append((fn(), rep_ms))
-                        or (1.0, 2.0, 3.0))
-    timed = {name: (attrs.make_class("P", [])(), (lambda n=name: n), None) for name in ("a", "b")}
-    for provider, *_ in timed.values():
-        provider.context = lambda: _Context([], "")
-    assert run.time_in_rounds(timed, 1) == {"a": (1.0, 2.0, 3.0), "b": (1.0, 2.0, 3.0)}
-    assert calls == [("a", timing.REP_MS), ("b", timing.REP_MS)]
-
-
 def test_extra_bytes_is_what_a_call_needs_beyond_inputs_and_result():
     """A call making a temporary of n bytes needs n extra; one writing into its result none."""
     x = torch.ones(1 << 20, device=DEV)
