@@ -45,8 +45,6 @@ def _cases(torch):
             torch.empty((32, 64, 32768), dtype=torch.float16), [65537])),
         "upsample_nearest_exact1d_odd": ("_upsample_nearest_exact1d", (
             torch.empty((32, 64, 32768), dtype=torch.float16), [65537])),
-        "upsample_nearest3d": ("upsample_nearest3d", (
-            torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [128, 256, 256])),
         "upsample_nearest3d_odd": ("upsample_nearest3d", (
             torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [129, 257, 257])),
         "replication_pad1d": ("replication_pad1d", (

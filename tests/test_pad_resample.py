@@ -489,19 +489,6 @@ def test_pixel_shuffles_compile_to_whole_vectors():
         assert launch["stores"] == launch["vector_stores"] == 4, launch
 
 
-def test_nearest_upsampling_3d_compiles_to_rows_in_runs():
-    """Compiled for sm_90 at the benchmarks' L shape (float16, 4x16x64x128x128 doubled): tiles
-    of 16 rows by 256 along the output's H (ROW_RUNS: one unravelling a tile, 4 rows a
-    thread), 4 warps, 131072 programs, every load and store 16 bytes."""
-    (launch,) = ptx_census.compiled_launches("upsample_nearest3d")
-    options = launch["constexprs"]
-    assert (options["ROW_RUNS"], options["REPEAT"], options["BLOCK_R"], options["BLOCK_C"]) == (
-        True, 2, 16, 256), launch
-    assert launch["grid"] == [131072] and launch["num_warps"] == 4, launch
-    assert launch["loads"] == launch["vector_loads"] and launch["loads"] >= 1, launch
-    assert launch["stores"] == launch["vector_stores"] == 4, launch
-
-
 @pytest.mark.parametrize("name", ["upsample_nearest1d", "_upsample_nearest_exact1d",
                                   "upsample_nearest3d"])
 def test_nearest_upsampling_by_a_power_of_two_loads_each_source_once(name, monkeypatch):
@@ -526,37 +513,6 @@ def test_nearest_upsampling_by_a_power_of_two_loads_each_source_once(name, monke
     stepped = torch.empty((*x.shape[:-1], 16), dtype=x.dtype)[..., ::2].copy_(x)
     check_call(op, Call((stepped, [2 * s for s in x.shape[2:]])), exact=True)  # strided source
     assert launched[-1][3]["REPEAT"] == 2
-
-@pytest.mark.parametrize("int32_limit", [None, 64], ids=["int32", "int64"])
-def test_rows_in_runs_unravel_once_a_tile(int32_limit, monkeypatch):
-    """Where a tile's rows lie along the innermost row dim (ROW_RUNS: BLOCK_R divides its
-    size), their outer coordinates and index maps are found once a tile: nearest upsampling
-    (by 2 in every dim, by other sizes and given scales, from a strided input) and pads in 2-d
-    and 3-d; tiles as small as the compiled ones are against a large tensor, several a run and
-    several runs a dim. PyTorch's values bit for bit."""
-    from flaggems_exp.families import gather_kernel
-    from flaggems_exp.runtime import indexing
-    monkeypatch.setattr(gather_kernel, "BLOCK", 32)
-    monkeypatch.setattr(gather_kernel, "ROW_RUN_AREA", 64)
-    if int32_limit:
-        monkeypatch.setattr(indexing, "INT32_LIMIT", int32_limit)
-    up3, pad2, pad3 = (REGISTRY[n] for n in ("upsample_nearest3d", "replication_pad2d",
-                                             "replication_pad3d"))
-    launched = _gather_launches(monkeypatch, up3, pad2, pad3)
-    x3 = testing.random_tensor((2, 3, 3, 4, 8), torch.float16)
-    x2 = testing.random_tensor((2, 3, 8, 8), torch.float32)
-    stepped = torch.empty((2, 3, 3, 4, 16), dtype=torch.float16)[..., ::2].copy_(x3)
-    calls = [(up3, (x3, [6, 8, 16])), (up3, (x3, [5, 16, 16])), (up3, (stepped, [6, 8, 16])),
-             (up3, (x3, [3, 8, 32], None, 2.5, None)), (up3, (x2[:, :, None], [2, 16, 16])),
-             (pad2, (x2, [4, 4, 0, 8])), (pad3, (x3, [4, 4, 2, 2, 1, 0]))]
-    for op, args in calls:
-        del launched[:]
-        check_call(op, Call(args), exact=True)
-        assert [(o.get("ROW_RUNS"), o["BLOCK_R"] > 1) for *_, o in launched] == [(True, True)], \
-            args
-        for launch in launched:
-            gather_claims.assert_true_claims(*launch)
-
 
 def test_nearest_repeats_only_where_pytorchs_map_is_k_over_n():
     """NearestOp.repeats against PyTorch's own index maps: upsampling an arange (its values its

@@ -40,10 +40,6 @@ sides; 8 KiB of shared memory for the conversion)."""
 
 TILE_SIDE = math.isqrt(TILE_AREA)
 
-ROW_RUN_AREA = BLOCK if INTERPRETED else 4 * BLOCK
-"""Elements of a tile of rows in runs (``ROW_RUNS``), at most: 16 rows of 256 compiled, 4 a
-thread; ``BLOCK`` turns the runs off (no more rows than a plain tile)."""
-
 # where the input's unit stride runs in a tile, for ``IN_UNIT``
 _NOWHERE, _ROWS, _COLUMNS = 0, 1, 2
 
@@ -92,16 +88,6 @@ def _next_row(coords, shape, FIRST: tl.constexpr):
 
 
 @triton.jit
-def _run_of_rows(coords, rows):
-    """``coords`` of a tile's first row with ``rows`` (its rows' offsets, 0..BLOCK_R-1) added
-    to the innermost one: the tile's rows, which do not leave that dim."""
-    result = ()
-    for k in tl.static_range(len(coords) - 1):
-        result = result + (coords[k],)
-    return result + (coords[len(coords) - 1] + rows,)
-
-
-@triton.jit
 def _blocked(coords, K: tl.constexpr, BLOCK_P: tl.constexpr):
     """``coords`` with the K-th one's block index made its first coordinate."""
     result = ()
@@ -142,7 +128,6 @@ def _gather_kernel(
     IN_DENSE: tl.constexpr, REPEAT: tl.constexpr, VEC: tl.constexpr, FLOAT_INDEX: tl.constexpr,
     OUT_ALIGN: tl.constexpr, IN_ALIGN: tl.constexpr, INDEX_64: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCKED: tl.constexpr, BLOCK_P: tl.constexpr,
-    ROW_RUNS: tl.constexpr = False,
 ):
     # dims 0..PROGRAM_DIMS-1 are the program's own, then the rows' dims, then the columns (the
     # output's innermost dim): the index arithmetic of each is done once per program, per row,
@@ -160,10 +145,7 @@ def _gather_kernel(
     # BLOCKED (``shape`` holding its blocks), whose stride on the dense side's other side
     # continues that side's tile runs: where IN_DENSE, its output stride is cols (each tile
     # row's BLOCK_P copies are one output run), where OUT_DENSE, its input stride is rows; the
-    # program then loads BLOCK_P input runs and stores BLOCK_R output runs (or the mirror).
-    # ROW_RUNS: BLOCK_R divides the innermost row dim's size, so a tile's rows share every
-    # outer row coordinate: those are unravelled (divisions by runtime sizes) and mapped once
-    # a program, not once a row
+    # program then loads BLOCK_P input runs and stores BLOCK_R output runs (or the mirror)
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
@@ -204,12 +186,7 @@ def _gather_kernel(
     else:
         program_out = tl.zeros_like(pid)
         program_in = tl.zeros_like(pid)
-    if ROW_RUNS:
-        inner, first = unravel(row_block * BLOCK_R, shape, PROGRAM_DIMS + 1, NDIM - 1)
-        row_out, row_in = _offsets(_run_of_rows((first,) + inner, tl.arange(0, BLOCK_R)[:, None]),
-                                   shifts, scales, in_sizes, out_strides, in_strides, r,
-                                   PROGRAM_DIMS, INDEX_MAP, MAPPED)
-    elif NDIM - 1 > PROGRAM_DIMS:
+    if NDIM - 1 > PROGRAM_DIMS:
         # r < rows: what unravelling the rows' later dims leaves of r is their first coordinate
         inner, first = unravel(r, shape, PROGRAM_DIMS + 1, NDIM - 1)
         row_out, row_in = _offsets((first,) + inner, shifts, scales, in_sizes, out_strides,
@@ -422,17 +399,6 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     else:
         block_c = min(triton.next_power_of_2(cols), BLOCK)
         block_r = min(BLOCK // block_c, triton.next_power_of_2(rows))
-        inner_rows = sizes[-2] if len(sizes) >= 3 else 1
-        run_rows = min(ROW_RUN_AREA // block_c, inner_rows & -inner_rows,
-                       triton.next_power_of_2(rows))
-        if run_rows >= 2 * block_r:
-            # rows in runs along the innermost row dim (ROW_RUNS), several a thread: their
-            # outer coordinates found once a program, not once a row (upsample_nearest3d by 2,
-            # float16, 4x16x64x128x128: 166 SASS instructions for a thread's 8 elements in
-            # tiles of 4 rows by 256, the row's divisions and index maps most of them; in
-            # runs of 16 rows, 243 for 32, with a layout conversion through shared memory)
-            block_r = run_rows
-            options["ROW_RUNS"] = True
     if flat:
         row_blocks, col_blocks = 1, triton.cdiv(rows * cols, block_c)
     else:
