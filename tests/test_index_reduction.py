@@ -411,6 +411,34 @@ def test_take_and_masked_scatter_orders():
                exact=True)  # exactly enough source elements
 
 
+def test_in_place_rewrites_scattered_changes_whole(monkeypatch):
+    """In place, tril_ stores only the zeros it writes (SPARSE: self is not read), while
+    masked_scatter_, whose hits lie anywhere, rewrites every element of self in whole vectors
+    (self read, its own bits where the mask is false: a NaN's payload, -0.0), as PyTorch's
+    kernel does. Both give PyTorch's bits, and neither touches self's neighbours."""
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(15)
+    base = torch.randn(40, 66, generator=gen)
+    base[0, :6] = torch.tensor([float("nan"), -0.0, float("-inf"), 0.0, float("inf"), -1.0])
+    base[1, :2] = torch.tensor([0x7FC00123, -0x00400001], dtype=torch.int32).view(torch.float32)
+    mask = torch.rand(40, 33, generator=gen) > 0.5
+    mask[:2, :3] = False  # the special values kept (columns 0, 2, 4 of the view)
+    source = torch.randn(40 * 33, generator=gen)
+    for name, args, sparse in (("tril_", (-3,), True), ("masked_scatter_", (mask, source), False)):
+        op = REGISTRY[name]
+        for o in (op, testing.twin(op)):
+            monkeypatch.setattr(o, "plans", PlanCache())
+        ours, theirs = base.clone().to(flaggems_exp.device), base.clone()
+        expected = getattr(theirs[:, ::2], name)(*args)
+        del launched[:]
+        on_device = [a.to(flaggems_exp.device) if torch.is_tensor(a) else a for a in args]
+        assert op(ours[:, ::2], *on_device).data_ptr() == ours.data_ptr()
+        assert torch.equal(ours.cpu().view(torch.int32), theirs.view(torch.int32)), name
+        assert expected.data_ptr() == theirs.data_ptr()
+        (main,) = [o for kernel, o in launched if kernel == "_index_kernel" and not o["COUNT_ONLY"]]
+        assert (main["SPARSE"], main["READ_X"]) == (sparse, not sparse), (name, main)
+
+
 def test_inplace_through_strides_and_aliasing():
     """In place writes self through its strides (neighbours untouched) and returns it; an input
     aliasing self is read as it was before the call (a temporary)."""

@@ -206,6 +206,12 @@ class Plan:
     device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
     # (most hits, message): a ranked aux with more hits is an error, checked on the device
     hits_check: tuple = None
+    # the elements it changes lie anywhere (a mask's hits), so in place it rewrites every
+    # element, x's own value where kept, in whole vectors, as PyTorch's kernel does: stores
+    # masked element by element leave partly written sectors (H100, masked_scatter_ of a
+    # random mask over 8192x8192 float16: 425 µs so, against 248 for the full write out of
+    # place). Without it, in place writes only what changes (tril_'s zeros)
+    scattered: bool = False
 
     def allocate(self, device):
         if self.strides is None:
@@ -345,7 +351,8 @@ class IndexOp(Op):
     # ---- the launch ---------------------------------------------------------------------
     def run(self, plan, out):
         """Write the plan's result into ``out``, through a temporary when an input aliases it;
-        where out is x itself (in place), only the elements that change are written."""
+        where out is x itself (in place), only the elements that change are written, unless
+        they are ``scattered``."""
         x = plan.x[0] if plan.x else None
         if (plan.select is copy and x is not None and plan.aux is None and plan.gather is None
                 and not plan.device_checks):
@@ -363,7 +370,8 @@ class IndexOp(Op):
                   if t is not None]
         computed_apart(self, out, inputs, lambda: plan.allocate(out.device),
                        lambda target: launch_plan(self.name, plan, target,
-                                                  sparse=same_x and target is out))
+                                                  sparse=same_x and target is out
+                                                  and not plan.scattered))
 
 
 def launch_plan(name, plan, out, sparse=False):

@@ -113,7 +113,8 @@ class MaskedScatter(IndexOp):
         return Plan(shape, x.dtype, self.select, x=(x, geometry.expanded_strides(x, shape)),
                     aux=(mask, geometry.expanded_strides(mask, shape)), aux_mode=AUX_RANKED,
                     gather=source, hits_check=(source.numel(), "masked_scatter: Number of "
-                                               "elements of source < number of ones in mask"))
+                                               "elements of source < number of ones in mask"),
+                    scattered=True)
 
     def sample_args(self, dtype, shape, make):
         x = make()
