@@ -786,6 +786,21 @@ def test_rows_of_the_benchmark_shape_compile_to_one_read():
     assert trace["grid"] == [1] and trace["constexprs"]["ONE_PASS"], trace
 
 
+def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
+    """Compiled for sm_90 (masked_scatter at the benchmarks' L case, 8192x8192 float16): the
+    count pass, the scan, then the main pass on 8 warps, which loads the mask, x and the
+    tile's first rank before the first barrier of the tile's scans, so that their latency
+    overlaps the scans, the mask and x in 16-byte vectors; only the source's gathers come
+    after (a load of x after the scans waited a memory round trip more per tile)."""
+    launches = ptx_census.compiled_launches("masked_scatter")
+    assert [(launch["kernel"], launch["constexprs"].get("COUNT_ONLY")) for launch in launches] \
+        == [("_index_kernel", True), ("_exclusive_scan", None), ("_index_kernel", False)]
+    main = launches[-1]
+    assert main["num_warps"] == 8 and main["vector_loads"] == 3, main  # 16 mask bytes, 32 of x
+    assert main["loads_before_barrier"] == main["vector_loads"] + 1, main
+    assert main["stores"] == main["vector_stores"], main
+
+
 def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
     """Compiled, a call too small for 1024 tiles of 4096 gets smaller tiles, down to 1024
     elements (take at M: 1M gathers in 1024 programs, not 256); a ranked launch (masked_scatter)

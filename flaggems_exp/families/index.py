@@ -46,6 +46,21 @@ tiles (with 16 warps, 32 per thread)."""
 
 
 @triton.jit
+def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside, wanted,
+                X_ROWS: tl.constexpr):
+    """x at a tile's ``coords`` (every one inside x), loaded where the tile ``wanted`` them with
+    one mask along whole vectors; where x is constant along the columns (X_ROWS, a broadcast
+    vector), one element a row."""
+    if X_ROWS:
+        row_coords = (first,) + middle + (tl.zeros_like(first),)
+        kept = tl.load(x_ptr + offset(row_coords, x_strides, first),
+                       mask=(first < shape[0]) & wanted, other=0)
+    else:
+        kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside & wanted, other=0)
+    return kept
+
+
+@triton.jit
 def _index_kernel(
     out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, shape, out_strides, x_strides, aux_strides,
     g_shape, g_strides, s0, s1, s2,
@@ -93,12 +108,19 @@ def _index_kernel(
     else:
         rank = zero
         if AUX == 2:
+            # the tile's first rank (the scan's) and x are loaded with the aux, before the
+            # tile's own scans, whose barriers would otherwise hold them back: their latency
+            # overlaps the aux's (x is read whole, even where every element is a hit)
+            first_rank = tl.load(counts_ptr + pid)
+            if READ_X:
+                kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
+                                   True, X_ROWS)
             # hits before each element in row-major order: a tile is whole rows or a piece of one
             hits = aux.to(zero.dtype)
             row_hits = tl.sum(hits, axis=1)
             rows_before = tl.cumsum(row_hits, axis=0) - row_hits
             rank = (tl.cumsum(hits, axis=1) - hits + rows_before[:, None]
-                    + tl.load(counts_ptr + pid).to(zero.dtype))
+                    + first_rank.to(zero.dtype))
         keep_x, take_g, g_index = SELECT(outer, row, col, ncols, aux, rank, s0, s1, s2)
         keep_x = inside & keep_x
         take_g = inside & take_g
@@ -107,16 +129,14 @@ def _index_kernel(
         if FILL != 0:
             value = tl.where(keep_x, tl.full([BLOCK_R, BLOCK_C], FILL, value.dtype), value)
         if READ_X:
-            # a tile that keeps no element of x reads none; one that keeps some reads all of its
-            # elements (every coordinate is inside x) with one mask along whole vectors
-            if tl.max(keep_x.to(tl.int8)) > 0:
-                if X_ROWS:  # x is constant along the columns (a broadcast vector): one per row
-                    row_coords = (first,) + middle + (tl.zeros_like(first),)
-                    kept = tl.load(x_ptr + offset(row_coords, x_strides, first),
-                                   mask=first < shape[0], other=0)
-                else:
-                    kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside, other=0)
+            if AUX == 2:
                 value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
+            else:
+                # a tile that keeps no element of x reads none
+                if tl.max(keep_x.to(tl.int8)) > 0:
+                    kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape,
+                                       inside, True, X_ROWS)
+                    value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
         if GDIM > 0:
             g_index = (zero + g_index).to(zero.dtype)
             g_off = zero

@@ -182,10 +182,16 @@ def load_ahead(kernel, grid, *args, **options):
     options = {**COMPILE_OPTIONS, **options}
     guard = device_guard(args[0].get_device())
     with guard if guard is not None else contextlib.nullcontext():
-        compiled = kernel.warmup(*args, grid=grid, **options)
-        init_handles = getattr(compiled, "_init_handles", None)  # Triton loads lazily
-        if init_handles is not None:
-            init_handles()
+        load_kernel(kernel, grid, args, options)
+
+
+def load_kernel(kernel, grid, args, options):
+    """Compile ``kernel`` for these arguments and load it onto the device. Tools that compile
+    without a GPU replace it (and ``run_kernel``) with a compilation alone."""
+    compiled = kernel.warmup(*args, grid=grid, **options)
+    init_handles = getattr(compiled, "_init_handles", None)  # Triton loads lazily
+    if init_handles is not None:
+        init_handles()
 
 
 class Recorded:
