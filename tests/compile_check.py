@@ -5,10 +5,11 @@
 Triton's interpreter runs code that its compiler rejects, so a CPU-only run of the suite cannot
 see a kernel that does not compile. Here the library is imported with ``TRITON_INTERPRET=0``, a
 stand-in driver reports an sm_90 GPU, and each launch (and each kernel loaded ahead of its
-launch) is replaced by ``JITFunction.warmup``, which binds, specializes and compiles (to PTX
-and cubin, with the ptxas Triton ships) without launching. Every registered op's sample calls of each ``--dtype`` go through the op's full path
-on CPU tensors (only their dtypes, shapes and alignment matter to a compilation). Prints one
-JSON line: the compilations made and the compilation errors by op; exits 1 on any error.
+launch) is replaced by ``JITFunction.warmup``, which binds, specializes and compiles (to PTX and
+cubin, with the ptxas Triton ships) without launching. Every registered op's sample calls of
+each ``--dtype`` go through the op's full path on CPU tensors (only their dtypes, shapes and
+alignment matter to a compilation). Prints one JSON line: the compilations made and the
+compilation errors by op; exits 1 on any error.
 """
 import argparse
 import json
