@@ -17,6 +17,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped elsewhere, with the reason)")
+    config.addinivalue_line("markers", "lookup_thresholds: keeps the ops' declared "
+                            "lookup_from (tests/test_lookup_tables.py clears it elsewhere)")
     for name in flaggems_exp.list_ops():
         config.addinivalue_line("markers", f"{_marker(name)}: tests of the op {name}")
 

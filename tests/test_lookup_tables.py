@@ -20,8 +20,9 @@ DECLARED = [(op, dtype) for op in LOOKED_UP for dtype in SIXTEEN_BIT if dtype in
 @pytest.fixture(autouse=True)
 def every_call_looks_up(request, monkeypatch):
     """The tests' calls are small: each looked-up op looks up from its first element here
-    (``lookup_from`` cleared), except in the tests of that threshold itself."""
-    if "threshold" not in request.node.name:
+    (``lookup_from`` cleared), except in the tests of that threshold itself (marked
+    ``lookup_thresholds``)."""
+    if request.node.get_closest_marker("lookup_thresholds") is None:
         for op in LOOKED_UP:
             monkeypatch.setattr(op, "lookup_from", {})
 
@@ -105,6 +106,7 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
         assert torch.equal(_bits(y), _bits(_computed(op, x)))
 
 
+@pytest.mark.lookup_thresholds
 def test_the_cheaper_maths_have_a_float16_threshold():
     """Ops whose math costs a few libdevice calls look float16 up only in calls of 4M elements
     or more (the table read cold costs more below); bfloat16, and the costlier maths, always."""
@@ -118,6 +120,7 @@ def test_the_cheaper_maths_have_a_float16_threshold():
         assert not op.looks_up(torch.float32, 1 << 22)
 
 
+@pytest.mark.lookup_thresholds
 @pytest.mark.parametrize("op", [op for op in LOOKED_UP if op.lookup_from],
                          ids=lambda op: op.name)
 def test_a_call_below_the_threshold_computes(op, monkeypatch):

@@ -46,17 +46,17 @@ tiles (with 16 warps, 32 per thread)."""
 
 
 @triton.jit
-def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside, wanted,
+def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
                 X_ROWS: tl.constexpr):
-    """x at a tile's ``coords`` (every one inside x), loaded where the tile ``wanted`` them with
-    one mask along whole vectors; where x is constant along the columns (X_ROWS, a broadcast
-    vector), one element a row."""
+    """x at a tile's ``coords`` (every one inside x), all of them with one mask along whole
+    vectors; where x is constant along the columns (X_ROWS, a broadcast vector), one element
+    a row."""
     if X_ROWS:
         row_coords = (first,) + middle + (tl.zeros_like(first),)
-        kept = tl.load(x_ptr + offset(row_coords, x_strides, first),
-                       mask=(first < shape[0]) & wanted, other=0)
+        kept = tl.load(x_ptr + offset(row_coords, x_strides, first), mask=first < shape[0],
+                       other=0)
     else:
-        kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside & wanted, other=0)
+        kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside, other=0)
     return kept
 
 
@@ -114,7 +114,7 @@ def _index_kernel(
             first_rank = tl.load(counts_ptr + pid)
             if READ_X:
                 kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
-                                   True, X_ROWS)
+                                   X_ROWS)
             # hits before each element in row-major order: a tile is whole rows or a piece of one
             hits = aux.to(zero.dtype)
             row_hits = tl.sum(hits, axis=1)
@@ -135,7 +135,7 @@ def _index_kernel(
                 # a tile that keeps no element of x reads none
                 if tl.max(keep_x.to(tl.int8)) > 0:
                     kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape,
-                                       inside, True, X_ROWS)
+                                       inside, X_ROWS)
                     value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
         if GDIM > 0:
             g_index = (zero + g_index).to(zero.dtype)
