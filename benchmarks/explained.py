@@ -63,11 +63,11 @@ ENTRIES = (
     Why(("masked_scatter",), (),
         "count, scan and scatter of a 50% mask, bound by latency: a tile's main pass waits on "
         "its memory round trips one after the other (the mask, its scans, the source's "
-        "gathers), 4 programs of 8 warps an SM; its instructions (48 SASS an element, float16) "
-        "issue in about 90 µs and its bytes take about 127 at the ceiling; 5.0x torch.compile's "
-        "speed and 3.0x eager's (248 / 1241 / 744 µs float16); NOTES \"masked_scatter's main "
+        "gathers), 4 programs of 8 warps an SM; its instructions (42 SASS an element, float16) "
+        "issue in about 80 µs and its bytes take about 127 at the ceiling; 5.6x torch.compile's "
+        "speed and 3.3x eager's (222 / 1242 / 740 µs float16); NOTES \"masked_scatter's main "
         "pass: registers against instructions\", \"masked_scatter's main pass: x and the "
-        "first rank loaded with the mask\"",
+        "first rank loaded with the mask\", \"The compiled run of 2026-12-06 (noon)\"",
         arithmetic=False),
     Why(("scalar_tensor",), (),
         "one element: the time is a launch's latency, which varies by more than this gap "
