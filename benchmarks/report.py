@@ -40,6 +40,7 @@ COMPILE_FLOOR = 0.97
 CEILING_FLOOR = 0.8
 BOUND_CEILING = 0.97  # the copy ceiling's fraction a bandwidth-bound kernel can reach
 INSTRUCTIONS_CSV = "instructions.csv"  # benchmarks.instructions' table, beside results.csv
+KERNEL_TIME_CSV = "kernel_time.csv"  # benchmarks.kernel_time's table, beside results.csv
 
 
 def load(path, gpu=None):
@@ -195,6 +196,27 @@ def load_instructions(folder):
                                         float(r["pytorch_per_element"]))
                 for r in csv.DictReader(f)
                 if r.get("ours_per_element") and r.get("pytorch_per_element")}
+
+
+def load_kernel_times(folder):
+    """The line on ``benchmarks.kernel_time``'s table in ``folder`` (gems against eager by
+    kernel time and by event time, over the same rows), or None where there is none."""
+    path = pathlib.Path(folder) / KERNEL_TIME_CSV
+    if not path.exists():
+        return None
+    from .kernel_time import speedups  # imports torch: only where the table is there
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_kernel, by_event = speedups(rows), speedups(rows, "event_us")
+    keys = [k for k in by_kernel if k in by_event]
+    if not keys:
+        return None
+    size, gpu = rows[0]["size"], rows[0]["gpu"]
+    return (f"By kernel time at {size} (`{KERNEL_TIME_CSV}`, {gpu}: the summed durations of a "
+            "call's kernels, launch latency left out): gems vs eager "
+            f"{_x(geomean(by_kernel[k] for k in keys))} over {len(keys)} (op, dtype) rows; by "
+            f"event time over the same rows in that run {_x(geomean(by_event[k] for k in keys))}.")
 
 
 def below_compile_at_l(data):
@@ -437,7 +459,8 @@ def _check(data, op):
     return ", ".join(parts) or "ok"
 
 
-def render(data, plots=(), plot_message="", others=None, instruction_counts=None):
+def render(data, plots=(), plot_message="", others=None, instruction_counts=None,
+           kernel_time=None):
     providers = data.providers
     out = ["# flaggems_exp benchmarks", ""]
     def meta(key):
@@ -504,6 +527,8 @@ def render(data, plots=(), plot_message="", others=None, instruction_counts=None
                 f"{BOUND_CEILING:.0%} of the copy ceiling (arithmetic-bound rows too: an upper "
                 "bound), " + ", ".join(f"{size} {_x(at_ceiling)}" for size, _, at_ceiling
                                        in bounds) + "."]
+    if kernel_time:
+        out += ["", kernel_time]
 
     out += ["", "## Per op", ""]
     out += _table(["op", "family", "×eager S", "×eager M", "×eager L", "×compile L",
@@ -604,7 +629,8 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     files, message = ([], "Plots skipped (--no-plots).") if args.no_plots else plot(data, out_dir)
     report = out_dir / "REPORT.md"
-    report.write_text(render(data, files, message, others, load_instructions(args.csv.parent)))
+    report.write_text(render(data, files, message, others, load_instructions(args.csv.parent),
+                                   load_kernel_times(args.csv.parent)))
     print(f"wrote {report}" + "".join(f", {f.name}" for f in files))
     if message:
         print(message)

@@ -1053,3 +1053,85 @@ def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
     one = torch.tensor([0.0, float("nan")])
     assert programs.same_bits(one, torch.tensor([0.0, -float("nan")]))
     assert not programs.same_bits(one, torch.tensor([-0.0, float("nan")]))
+
+
+# ---- kernel time --------------------------------------------------------------------------
+def test_kernel_time_sums_the_activities_between_each_pair_of_markers():
+    """``benchmarks.kernel_time``: a call's activities are those between its two markers; the
+    flush and an in-place restore (issued before the flush, outside the markers) are not."""
+    from benchmarks import kernel_time
+
+    marker = "at::cuda::(anonymous namespace)::spin_kernel(long)"
+    activities = [("copy restore", 0, 1.0), ("FillFunctor flush", 1, 80.0), (marker, 81, 0.5),
+                  ("_pointwise_kernel", 82, 3.25), (marker, 86, 0.5),
+                  ("FillFunctor flush", 87, 80.0), (marker, 167, 0.5),
+                  ("count", 168, 2.0), ("scan", 170, 1.5), ("Memset (Device)", 172, 0.25),
+                  (marker, 173, 0.5), ("FillFunctor flush", 174, 80.0), (marker, 254, 0.5),
+                  (marker, 255, 0.5)]
+    assert kernel_time.calls_between_markers(activities) == [(3.25, 1), (3.75, 3), (0, 0)]
+    # a marker left open (a call whose end marker was not recorded) counts no call
+    assert kernel_time.calls_between_markers(activities[:-1]) == [(3.25, 1), (3.75, 3)]
+
+
+def test_kernel_time_summary_pairs_rows_by_op_and_dtype():
+    from benchmarks import kernel_time
+
+    def row(op, family, dtype, provider, kernel, event, kernels=1):
+        return {"op": op, "family": family, "dtype": dtype, "provider": provider,
+                "kernel_us": str(kernel), "event_us": str(event), "kernels": str(kernels),
+                "error": ""}
+    rows = [row("exp", "PointwiseOp", "float16", "eager", 4.0, 6.0),
+            row("exp", "PointwiseOp", "float16", "gems", 2.0, 6.0),
+            row("take", "IndexOp", "float16", "eager", 2.0, 8.0),
+            row("take", "IndexOp", "float16", "gems", 4.0, 16.0, kernels=3),
+            row("abs", "PointwiseOp", "float32", "gems", 1.0, 5.0),  # no eager row: not paired
+            {**row("abs", "PointwiseOp", "float32", "eager", "", 5.0), "kernel_us": "",
+             "error": "profiler: RuntimeError"}]
+    assert kernel_time.speedups(rows) == {("exp", "PointwiseOp", "float16"): 2.0,
+                                          ("take", "IndexOp", "float16"): 0.5}
+    env = run.Environment("GPU", "t", "tr", "c")
+    text = kernel_time.summary(rows, env, "M", 30)
+    assert "| all (2) | 1.000× | 0.707× |" in text  # geomeans of (2, 0.5) and (1, 0.5)
+    assert "| IndexOp (1) | 0.500× | 0.500× |" in text
+    assert "| PointwiseOp (1) | 2.000× | 1.000× |" in text
+    lowest = text.split("Lowest by kernel time")[1]
+    assert lowest.index("`take` float16: 0.50× kernel, 0.50× event (3 / 1)") < lowest.index("`exp`")
+    assert "Rows with an error instead of a time: 1." in text
+    # the report's line, from the table beside results.csv
+    folder = pathlib.Path(tempfile.mkdtemp())
+    assert report.load_kernel_times(folder) is None
+    with open(folder / report.KERNEL_TIME_CSV, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=kernel_time.COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({**r, "size": "M", "gpu": "GPU"} for r in rows)
+    line = report.load_kernel_times(folder)
+    assert "By kernel time at M (`kernel_time.csv`, GPU" in line
+    assert "gems vs eager 1.00× over 2 (op, dtype) rows" in line and "that run 0.71×" in line
+
+
+@pytest.mark.skipif(timing.CUDA, reason="the CPU answer; on a GPU the tool measures")
+def test_kernel_time_needs_cuda():
+    from benchmarks import kernel_time
+
+    log = io.StringIO()
+    assert kernel_time.main(["--op", "exp"], log=log) == 2
+    assert "needs CUDA" in log.getvalue()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not timing.CUDA, reason="needs a CUDA GPU: the profiler's device records")
+def test_kernel_time_measures_each_call_on_the_gpu(tmp_path):
+    """On a GPU: one kernel a call for an out-of-place and an in-place op (the restore left
+    out), its time above zero and below the call's event time, which adds the launch."""
+    from benchmarks import kernel_time
+
+    argv = ["--op", "sigmoid", "--op", "mul_", "--dtype", "float16", "--size", "S",
+            "--calls", "5", "--out", str(tmp_path)]
+    assert kernel_time.main(argv, log=io.StringIO()) == 0
+    with open(tmp_path / kernel_time.CSV_NAME, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["op"], r["provider"]) for r in rows) == [
+        ("mul_", "eager"), ("mul_", "gems"), ("sigmoid", "eager"), ("sigmoid", "gems")]
+    for r in rows:
+        assert r["error"] == "" and float(r["kernels"]) == 1, r
+        assert 0 < float(r["kernel_us"]) < float(r["event_us"]), r
