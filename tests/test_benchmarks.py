@@ -1086,7 +1086,9 @@ def test_kernel_time_summary_pairs_rows_by_op_and_dtype():
             row("take", "IndexOp", "float16", "gems", 4.0, 16.0, kernels=3),
             row("abs", "PointwiseOp", "float32", "gems", 1.0, 5.0),  # no eager row: not paired
             {**row("abs", "PointwiseOp", "float32", "eager", "", 5.0), "kernel_us": "",
-             "error": "profiler: RuntimeError"}]
+             "error": "profiler: RuntimeError"},
+            row("empty_permuted", "CreationOp", "float16", "eager", 0, 1.0, kernels=0),
+            row("empty_permuted", "CreationOp", "float16", "gems", 0, 1.0, kernels=0)]
     assert kernel_time.speedups(rows) == {("exp", "PointwiseOp", "float16"): 2.0,
                                           ("take", "IndexOp", "float16"): 0.5}
     env = run.Environment("GPU", "t", "tr", "c")
