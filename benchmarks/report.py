@@ -127,11 +127,19 @@ class Data:
         return geomean([self.speedup(op, d, size, versus) for op in self.ops
                         for d in dtypes or self.dtypes])
 
+    def copy_fraction(self, dtype, size):
+        """The fraction of the copy ceiling eager's ``copy_`` reached at ``size`` in ``dtype``,
+        or None without that row: a copy of that size's bytes, which runs below the ceiling's
+        2 GiB copy (H100, 64M float16 elements: 95%)."""
+        return self.field("copy_", "eager", dtype, size, "fraction")
+
     def geomean_bound(self, size, ceiling=None):
         """The geomean speedup over eager that gems would reach, over the rows
         ``geomean_speedup`` takes, where each row ran at the fastest provider's time, and with
-        ``ceiling`` (a fraction of the copy ceiling), where each row moving at least
-        ``_SMALL_BYTES`` and slower than that ran at it (arithmetic-bound rows too: a bound)."""
+        ``ceiling`` (a fraction of the copy ceiling, or a function of the dtype giving one),
+        where each row moving at least ``_SMALL_BYTES`` and slower than that ran at it
+        (arithmetic-bound rows too: a bound)."""
+        reach = ceiling if callable(ceiling) else (lambda dtype: ceiling)
         speedups = []
         for op in self.ops:
             for d in self.dtypes:
@@ -140,9 +148,9 @@ class Data:
                     continue
                 best = min(t for t in (gems["p50_ms"], eager, self.p50(op, "compile", d, size))
                            if t)
-                fraction = gems["fraction"]
-                if ceiling and fraction and _moved_bytes(gems) >= _SMALL_BYTES:
-                    best = min(best, gems["p50_ms"] * fraction / ceiling)
+                fraction, limit = gems["fraction"], reach(d) if ceiling else None
+                if limit and fraction and _moved_bytes(gems) >= _SMALL_BYTES:
+                    best = min(best, gems["p50_ms"] * fraction / limit)
                 speedups.append(eager / best)
         return geomean(speedups)
 
@@ -517,16 +525,25 @@ def render(data, plots=(), plot_message="", others=None, instruction_counts=None
     out += _table(["target", "measured", "met"],
                   [[goal, value, {True: "yes", False: "**no**", None: "–"}[met]]
                    for goal, value, met in targets(data, instruction_counts)])
-    bounds = [(size, data.geomean_bound(size), data.geomean_bound(size, BOUND_CEILING))
-              for size in GEOMEAN_TARGETS if data.geomean_speedup(size)]
+    def copy_speed(size):
+        # a row can move its bytes no faster than a copy of that size does
+        return lambda dtype: data.copy_fraction(dtype, size) or BOUND_CEILING
+    sizes = [size for size in GEOMEAN_TARGETS if data.geomean_speedup(size)]
+    bounds = [(size, data.geomean_bound(size), data.geomean_bound(size, copy_speed(size)))
+              for size in sizes]
     if bounds:
+        copies = "; ".join(
+            f"{size} " + ", ".join(f"{d} {_pct(data.copy_fraction(d, size))}" for d in data.dtypes
+                                   if data.copy_fraction(d, size))
+            for size in sizes if any(data.copy_fraction(d, size) for d in data.dtypes))
         out += ["", "What the geomeans could reach on these rows: with every row at the fastest "
                 "provider's time, " + ", ".join(f"{size} {_x(fastest)}" for size, fastest, _
                                                 in bounds)
-                + f"; with every row of at least {_SMALL_BYTES / 1e6:.0f} MB also at "
-                f"{BOUND_CEILING:.0%} of the copy ceiling (arithmetic-bound rows too: an upper "
-                "bound), " + ", ".join(f"{size} {_x(at_ceiling)}" for size, _, at_ceiling
-                                       in bounds) + "."]
+                + f"; with every row of at least {_SMALL_BYTES / 1e6:.0f} MB also at the speed "
+                "of a copy of its size (eager `copy_`'s fraction of the copy ceiling in its "
+                f"dtype there{': ' + copies if copies else ''}; {BOUND_CEILING:.0%} where that "
+                "row is missing; arithmetic-bound rows too: an upper bound), "
+                + ", ".join(f"{size} {_x(at_copy)}" for size, _, at_copy in bounds) + "."]
     if kernel_time:
         out += ["", kernel_time]
 

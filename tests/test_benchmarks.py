@@ -392,8 +392,9 @@ def test_a_row_that_moves_no_bytes_has_no_ceiling_to_reach(tmp_path):
 
 
 def test_the_report_bounds_what_the_geomeans_could_reach(tmp_path):
-    """The bound lines: each row at the fastest provider's time, then also at 97% of the
-    copy ceiling where it moves enough bytes to reach it (a few bytes stay a launch)."""
+    """The bound lines: each row at the fastest provider's time, then also at the speed of a
+    copy of its size where it moves enough bytes to reach it (a few bytes stay a launch): eager
+    copy_'s fraction of the ceiling in the row's dtype, 97% without that row."""
     nbytes = 256e6  # 64 µs at the fixture's ceiling; 97% of it: 66.0 µs
     rows = [
         _row("behind", "eager", "float16", "L", 0.100, nbytes),      # compile 0.080 is fastest
@@ -416,7 +417,23 @@ def test_the_report_bounds_what_the_geomeans_could_reach(tmp_path):
     text = (tmp_path / "REPORT.md").read_text()
     assert ("What the geomeans could reach on these rows: with every row at the fastest "
             f"provider's time, L {data.geomean_bound('L'):.2f}×; with every row of at least "
-            f"32 MB also at 97% of the copy ceiling") in text
+            "32 MB also at the speed of a copy of its size (eager `copy_`'s fraction of the "
+            "copy ceiling in its dtype there; 97% where that row is missing; arithmetic-bound "
+            f"rows too: an upper bound), L {data.geomean_bound('L', 0.97):.2f}×.") in text
+    # with eager's copy_ at L in the rows: its fraction is what a row of that dtype can reach
+    rows.append(_row("copy_", "eager", "float16", "L", nbytes / (CEILING * 1e9 * 0.9) * 1e3,
+                     nbytes))
+    data = report.Data.of(rows)
+    assert data.copy_fraction("float16", "L") == pytest.approx(0.9)
+    at = nbytes / (CEILING * 1e9 * 0.9) * 1e3
+    # copy_ itself has no gems row here, so it is not among the rows bounded
+    assert data.geomean_bound("L", lambda dtype: data.copy_fraction(dtype, "L")) == pytest.approx(
+        (0.1 / at * 0.2 / at * 1) ** (1 / 3))
+    _write_csv(tmp_path / "results.csv", rows)
+    assert report.main(["--csv", str(tmp_path / "results.csv"), "--no-plots"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert ("in its dtype there: L float16 90%; 97% where that row is missing; arithmetic-bound "
+            f"rows too: an upper bound), L {data.geomean_bound('L', 0.9):.2f}×.") in text
 
 
 def test_report_targets_without_m_rows_or_compile():
