@@ -801,19 +801,6 @@ def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
     assert main["stores"] == main["vector_stores"], main
 
 
-def test_take_issues_its_gathers_before_any_barrier():
-    """Compiled for sm_90 (take of 1M float16 elements by 1M indices, the benchmarks' M case):
-    every load, the indices' vectors and the gathers, comes before the block's one barrier,
-    the one Triton puts after a device assertion: take's bounds assertion comes after the
-    store, and its tiles gather without first asking the whole block whether any element is
-    gathered (a block-wide max whose barrier held each warp's gathers back)."""
-    (launch,) = ptx_census.compiled_launches("take_M")
-    assert launch["constexprs"]["GATHER_ALL"], launch
-    # a thread's 8 elements: its indices in four 16-byte vectors, then 8 gathers
-    assert launch["loads"] == launch["loads_before_barrier"] == 4 + 8, launch
-    assert launch["stores"] == launch["vector_stores"] == 1, launch
-
-
 def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
     """Compiled, a call too small for 1024 tiles of 4096 gets smaller tiles, down to 1024
     elements (take at M: 1M gathers in 1024 programs, not 256); a ranked launch (masked_scatter)

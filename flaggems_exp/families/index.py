@@ -61,19 +61,12 @@ def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
 
 
 @triton.jit
-def _gathered(g_ptr, g_off, take_g, value):
-    """``value`` with g's elements at ``g_off`` where ``take_g``, cast into value's dtype."""
-    gathered = tl.load(g_ptr + g_off, mask=take_g, other=0)
-    return tl.where(take_g, converted(gathered, value.dtype), value)
-
-
-@triton.jit
 def _index_kernel(
     out_ptr, x_ptr, aux_ptr, g_ptr, counts_ptr, shape, out_strides, x_strides, aux_strides,
     g_shape, g_strides, s0, s1, s2,
     SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
     READ_X: tl.constexpr, X_ROWS: tl.constexpr, FILL: tl.constexpr, AUX: tl.constexpr,
-    COUNT_ONLY: tl.constexpr, GATHER_ALL: tl.constexpr, CHECK: tl.constexpr,
+    COUNT_ONLY: tl.constexpr,
     SPARSE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     # one program per tile of BLOCK_R rows (the row-major index over every dim but the last)
@@ -151,13 +144,9 @@ def _index_kernel(
                 g_off += (g_index % g_shape[d]) * g_strides[d]
                 g_index = g_index // g_shape[d]
             g_off += g_index * g_strides[0]  # a taken index is below g's numel
-            if GATHER_ALL:
-                value = _gathered(g_ptr, g_off, take_g, value)
-            else:
-                # a tile that takes nothing from g reads none of it: a block-wide max, whose
-                # barrier holds every warp's gathers until the last warp's aux has arrived
-                if tl.max(take_g.to(tl.int8)) > 0:
-                    value = _gathered(g_ptr, g_off, take_g, value)
+            if tl.max(take_g.to(tl.int8)) > 0:
+                gathered = tl.load(g_ptr + g_off, mask=take_g, other=0)
+                value = tl.where(take_g, converted(gathered, out_ptr.dtype.element_ty), value)
         out_ptrs = out_ptr + offset(coords, out_strides, zero)
         if SPARSE:
             # only the elements that change; a tile that changes all of them stores whole vectors
@@ -171,10 +160,6 @@ def _index_kernel(
                 tl.store(out_ptrs, value, mask=changed)
         else:
             tl.store(out_ptrs, value, mask=inside)
-        if CHECK is not None:
-            # last: Triton follows a device assertion with a barrier, which here holds no
-            # load back (the select leaves the elements it would refuse unread)
-            CHECK(aux, s0, s1, s2)
 
 
 @triton.jit(do_not_specialize=["n", "limit"])
@@ -238,9 +223,7 @@ class Plan:
     pinned: int = 0
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
-    # ``check(aux, s0, s1, s2)``, jitted: asserts the aux's values with tl.device_assert
-    # after the tile is written (see IndexOp); the select must leave a refused element unread
-    check: object = None
+    device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
     # (most hits, message): a ranked aux with more hits is an error, checked on the device
     hits_check: tuple = None
     # the elements it changes lie anywhere (a mask's hits), so in place it rewrites every
@@ -249,9 +232,6 @@ class Plan:
     # random mask over 8192x8192 float16: 425 µs so, against 248 for the full write out of
     # place). Without it, in place writes only what changes (tril_'s zeros)
     scattered: bool = False
-    # every element is gathered (take's): no tile skips g, so none waits to find out whether
-    # it may (H100, take of 1M float16 indices: the block-wide test cost a barrier a tile)
-    gathers_all: bool = False
 
     def allocate(self, device):
         if self.strides is None:
@@ -327,10 +307,9 @@ class IndexOp(Op):
       sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)]: natural
                 calls (``Op``'s hook).
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
-    A plan's ``check`` asserts the aux's values with ``tl.device_assert`` (as PyTorch's
-    CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no host
-    read), after the tile is written; compiled kernels launch it with Triton's ``debug``
-    option. A plan's
+    A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
+    PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
+    host read); compiled kernels launch it with Triton's ``debug`` option. A plan's
     ``hits_check`` is made so too, once, on the ranked aux's total (PyTorch's CUDA size check
     of masked_scatter). The interpreter ignores device asserts: there the op checks on the host.
 
@@ -396,7 +375,7 @@ class IndexOp(Op):
         they are ``scattered``."""
         x = plan.x[0] if plan.x else None
         if (plan.select is copy and x is not None and plan.aux is None and plan.gather is None
-                and plan.check is None):
+                and not plan.device_checks):
             # every element from x, through its strides: the copy family's write, a flat walk
             # where the layouts agree (transposed tiles where they do not), not this skeleton's
             # 2-d tiles of coordinates (H100, slice_scatter of a whole 8192x8192 float16: 96.1
@@ -448,9 +427,8 @@ def launch_plan(name, plan, out, sparse=False):
         GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
         X_ROWS=x is not None and x_strides[-1] == 0, FILL=plan.fill,
         AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
-        GATHER_ALL=plan.gathers_all, CHECK=plan.check,
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
-        **(_DEVICE_CHECKS if plan.check is not None and not INTERPRETED else {}))
+        **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
     main = constants
     if ranked and not sparse and not INTERPRETED and block_r * block_c == TILE:
         # a whole ranked tile of 4096 on 8 warps: 59 registers where 4 warps held 112, so
