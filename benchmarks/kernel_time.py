@@ -68,7 +68,7 @@ def profiled_calls(sequence, calls):
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    flush = timing._flush()
+    flush = timing.l2_flush()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for fn, setup in sequence:
             for _ in range(calls):

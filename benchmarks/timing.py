@@ -51,8 +51,9 @@ def _do_bench(fn):
     return tuple(float(t) for t in result)
 
 
-def _flush():
-    """do_bench's L2 flush: Triton's own buffer and clear, where this Triton has them."""
+def l2_flush():
+    """A function flushing the L2 as do_bench does before each run: Triton's own buffer and
+    clear, where this Triton has them."""
     driver = triton.runtime.driver.active
     get = getattr(driver, "get_empty_cache_for_benchmark", None)
     cache = get() if get else torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device="cuda")
@@ -66,7 +67,7 @@ def _bench_with_setup(fn, setup):
     setup()
     fn()
     torch.cuda.synchronize()
-    flush = _flush()
+    flush = l2_flush()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(5):
