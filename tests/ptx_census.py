@@ -69,6 +69,8 @@ def _cases(torch):
         "masked_scatter": ("masked_scatter", (half(), torch.empty(_SQUARE, dtype=torch.bool),
                                               torch.empty(_SQUARE, dtype=torch.float16))),
         "asinh_bfloat16": ("asinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
+        "take_M": ("take", (torch.empty((1024, 1024), dtype=torch.float16),
+                            torch.empty((1024, 1024), dtype=torch.int64))),
     }
 
 

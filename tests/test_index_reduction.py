@@ -801,6 +801,28 @@ def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
     assert main["stores"] == main["vector_stores"], main
 
 
+def test_take_issues_its_gathers_before_any_barrier():
+    """Compiled for sm_90 (take of 1M float16 elements by 1M indices, the benchmarks' M case):
+    every load, the indices and the gathers, comes before the block's one barrier, the one
+    Triton puts after a device assertion: take's bounds assertion comes after the store, its
+    tiles gather without first asking the whole block whether any element is gathered (a
+    block-wide max whose barrier held each warp's gathers back), and its tile of one row
+    moves through vectors, so that under Triton 3.6 the gathers share the layout of the other
+    accesses instead of reaching theirs through shared memory and barriers."""
+    import triton
+
+    (launch,) = ptx_census.compiled_launches("take_M")
+    assert launch["constexprs"]["GATHER_ALL"] and launch["constexprs"]["FLAT"], launch
+    assert launch["loads"] == launch["loads_before_barrier"], launch
+    if tuple(int(p) for p in triton.__version__.split(".")[:2]) >= (3, 7):
+        # a thread's 8 elements: its indices in four 16-byte vectors, 8 gathers, one store
+        assert (launch["loads"], launch["stores"], launch["vector_stores"]) == (4 + 8, 1, 1)
+    else:
+        # Triton 3.6 keeps the gathers' layout of one element a thread for the whole tile:
+        # 8 indices, 8 gathers and 8 stores, each warp's 32 of them side by side
+        assert (launch["loads"], launch["stores"]) == (8 + 8, 8), launch
+
+
 def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
     """Compiled, a call too small for 1024 tiles of 4096 gets smaller tiles, down to 1024
     elements (take at M: 1M gathers in 1024 programs, not 256); a ranked launch (masked_scatter)

@@ -46,8 +46,34 @@ tiles (with 16 warps, 32 per thread)."""
 
 
 @triton.jit
+def _tile_load(ptrs, mask, FLAT: tl.constexpr):
+    """``tl.load`` of a tile (0 where masked); FLAT: a tile of one row, loaded as a vector.
+    Triton 3.6 orders a gather's layout by its pointers' contiguity, which is 1 along both
+    dims of a gathered 2-d tile, and the tie puts the row dim first: a layout no other
+    access of the tile has, reached through shared memory and barriers before the gathers
+    (take at M: 3 layout conversions, 5 barriers). A vector has one order; Triton 3.9 breaks
+    the tie the other way and gives both forms the same code."""
+    if FLAT:
+        flat = tl.load(tl.reshape(ptrs, [ptrs.shape[1]]), mask=tl.reshape(mask, [mask.shape[1]]),
+                       other=0)
+        return tl.reshape(flat, [1, ptrs.shape[1]])
+    else:
+        return tl.load(ptrs, mask=mask, other=0)
+
+
+@triton.jit
+def _tile_store(ptrs, value, mask, FLAT: tl.constexpr):
+    """``tl.store`` of a tile; FLAT: a tile of one row, stored as a vector (see _tile_load)."""
+    if FLAT:
+        tl.store(tl.reshape(ptrs, [ptrs.shape[1]]), tl.reshape(value, [value.shape[1]]),
+                 mask=tl.reshape(mask, [mask.shape[1]]))
+    else:
+        tl.store(ptrs, value, mask=mask)
+
+
+@triton.jit
 def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
-                X_ROWS: tl.constexpr):
+                X_ROWS: tl.constexpr, FLAT: tl.constexpr):
     """x at a tile's ``coords`` (every one inside x), all of them with one mask along whole
     vectors; where x is constant along the columns (X_ROWS, a broadcast vector), one element
     a row."""
@@ -56,8 +82,15 @@ def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
         kept = tl.load(x_ptr + offset(row_coords, x_strides, first), mask=first < shape[0],
                        other=0)
     else:
-        kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside, other=0)
+        kept = _tile_load(x_ptr + offset(coords, x_strides, zero), inside, FLAT)
     return kept
+
+
+@triton.jit
+def _gathered(g_ptr, g_off, take_g, value, FLAT: tl.constexpr):
+    """``value`` with g's elements at ``g_off`` where ``take_g``, cast into value's dtype."""
+    gathered = _tile_load(g_ptr + g_off, take_g, FLAT)
+    return tl.where(take_g, converted(gathered, value.dtype), value)
 
 
 @triton.jit
@@ -66,8 +99,9 @@ def _index_kernel(
     g_shape, g_strides, s0, s1, s2,
     SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
     READ_X: tl.constexpr, X_ROWS: tl.constexpr, FILL: tl.constexpr, AUX: tl.constexpr,
-    COUNT_ONLY: tl.constexpr,
+    COUNT_ONLY: tl.constexpr, GATHER_ALL: tl.constexpr, CHECK: tl.constexpr,
     SPARSE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    FLAT: tl.constexpr,
 ):
     # one program per tile of BLOCK_R rows (the row-major index over every dim but the last)
     # by BLOCK_C columns (the last dim), tiles in row-major order: columns come from an arange
@@ -101,7 +135,7 @@ def _index_kernel(
     if AUX == 0:
         aux = zero
     else:
-        aux = tl.load(aux_ptr + offset(coords, aux_strides, zero), mask=inside, other=0)
+        aux = _tile_load(aux_ptr + offset(coords, aux_strides, zero), inside, FLAT)
     if COUNT_ONLY:
         # first pass of a ranked gather: hits per tile (an exclusive scan turns them into offsets)
         tl.store(counts_ptr + pid, tl.sum(aux.to(zero.dtype)).to(tl.int64))
@@ -114,7 +148,7 @@ def _index_kernel(
             first_rank = tl.load(counts_ptr + pid)
             if READ_X:
                 kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
-                                   X_ROWS)
+                                   X_ROWS, FLAT)
             # hits before each element in row-major order: a tile is whole rows or a piece of one
             hits = aux.to(zero.dtype)
             row_hits = tl.sum(hits, axis=1)
@@ -135,7 +169,7 @@ def _index_kernel(
                 # a tile that keeps no element of x reads none
                 if tl.max(keep_x.to(tl.int8)) > 0:
                     kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape,
-                                       inside, X_ROWS)
+                                       inside, X_ROWS, FLAT)
                     value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
         if GDIM > 0:
             g_index = (zero + g_index).to(zero.dtype)
@@ -144,9 +178,13 @@ def _index_kernel(
                 g_off += (g_index % g_shape[d]) * g_strides[d]
                 g_index = g_index // g_shape[d]
             g_off += g_index * g_strides[0]  # a taken index is below g's numel
-            if tl.max(take_g.to(tl.int8)) > 0:
-                gathered = tl.load(g_ptr + g_off, mask=take_g, other=0)
-                value = tl.where(take_g, converted(gathered, out_ptr.dtype.element_ty), value)
+            if GATHER_ALL:
+                value = _gathered(g_ptr, g_off, take_g, value, FLAT)
+            else:
+                # a tile that takes nothing from g reads none of it: a block-wide max, whose
+                # barrier holds every warp's gathers until the last warp's aux has arrived
+                if tl.max(take_g.to(tl.int8)) > 0:
+                    value = _gathered(g_ptr, g_off, take_g, value, FLAT)
         out_ptrs = out_ptr + offset(coords, out_strides, zero)
         if SPARSE:
             # only the elements that change; a tile that changes all of them stores whole vectors
@@ -155,11 +193,15 @@ def _index_kernel(
             changed = take_g | (inside & (keep_x == 0))
             whole = tl.min((changed | (inside == 0)).to(tl.int8)) > 0
             if whole:
-                tl.store(out_ptrs, value, mask=inside)
+                _tile_store(out_ptrs, value, inside, FLAT)
             if (tl.max(changed.to(tl.int8)) > 0) & (whole == 0):
-                tl.store(out_ptrs, value, mask=changed)
+                _tile_store(out_ptrs, value, changed, FLAT)
         else:
-            tl.store(out_ptrs, value, mask=inside)
+            _tile_store(out_ptrs, value, inside, FLAT)
+        if CHECK is not None:
+            # last: Triton follows a device assertion with a barrier, which here holds no
+            # load back (the select leaves the elements it would refuse unread)
+            CHECK(aux, s0, s1, s2)
 
 
 @triton.jit(do_not_specialize=["n", "limit"])
@@ -223,7 +265,9 @@ class Plan:
     pinned: int = 0
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
-    device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
+    # ``check(aux, s0, s1, s2)``, jitted: asserts the aux's values with tl.device_assert
+    # after the tile is written (see IndexOp); the select must leave a refused element unread
+    check: object = None
     # (most hits, message): a ranked aux with more hits is an error, checked on the device
     hits_check: tuple = None
     # the elements it changes lie anywhere (a mask's hits), so in place it rewrites every
@@ -232,6 +276,9 @@ class Plan:
     # random mask over 8192x8192 float16: 425 µs so, against 248 for the full write out of
     # place). Without it, in place writes only what changes (tril_'s zeros)
     scattered: bool = False
+    # every element is gathered (take's): no tile skips g, so none waits to find out whether
+    # it may (H100, take of 1M float16 indices: the block-wide test cost a barrier a tile)
+    gathers_all: bool = False
 
     def allocate(self, device):
         if self.strides is None:
@@ -307,9 +354,10 @@ class IndexOp(Op):
       sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)]: natural
                 calls (``Op``'s hook).
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
-    A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
-    PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
-    host read); compiled kernels launch it with Triton's ``debug`` option. A plan's
+    A plan's ``check`` asserts the aux's values with ``tl.device_assert`` (as PyTorch's
+    CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no host
+    read), after the tile is written; compiled kernels launch it with Triton's ``debug``
+    option. A plan's
     ``hits_check`` is made so too, once, on the ranked aux's total (PyTorch's CUDA size check
     of masked_scatter). The interpreter ignores device asserts: there the op checks on the host.
 
@@ -375,7 +423,7 @@ class IndexOp(Op):
         they are ``scattered``."""
         x = plan.x[0] if plan.x else None
         if (plan.select is copy and x is not None and plan.aux is None and plan.gather is None
-                and not plan.device_checks):
+                and plan.check is None):
             # every element from x, through its strides: the copy family's write, a flat walk
             # where the layouts agree (transposed tiles where they do not), not this skeleton's
             # 2-d tiles of coordinates (H100, slice_scatter of a whole 8192x8192 float16: 96.1
@@ -427,8 +475,12 @@ def launch_plan(name, plan, out, sparse=False):
         GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
         X_ROWS=x is not None and x_strides[-1] == 0, FILL=plan.fill,
         AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
+        GATHER_ALL=plan.gathers_all, CHECK=plan.check,
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
-        **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
+        # a tile of one row gathering by value (take's) moves through vectors (see
+        # _tile_load); a ranked tile keeps its 2-d accesses, 16-byte vectors under Triton 3.6
+        FLAT=block_r == 1 and g is not None and plan.aux_mode == AUX_VALUE,
+        **(_DEVICE_CHECKS if plan.check is not None and not INTERPRETED else {}))
     main = constants
     if ranked and not sparse and not INTERPRETED and block_r * block_c == TILE:
         # a whole ranked tile of 4096 on 8 warps: 59 registers where 4 warps held 112, so
