@@ -52,7 +52,7 @@ def _tile_load(ptrs, mask, FLAT: tl.constexpr):
     dims of a gathered 2-d tile, and the tie puts the row dim first: a layout no other
     access of the tile has, reached through shared memory and barriers before the gathers
     (take at M: 3 layout conversions, 5 barriers). A vector has one order; Triton 3.9 breaks
-    the tie the other way and gives both forms the same code."""
+    the tie the other way and makes the same accesses of both forms."""
     if FLAT:
         flat = tl.load(tl.reshape(ptrs, [ptrs.shape[1]]), mask=tl.reshape(mask, [mask.shape[1]]),
                        other=0)
@@ -277,7 +277,7 @@ class Plan:
     # place). Without it, in place writes only what changes (tril_'s zeros)
     scattered: bool = False
     # every element is gathered (take's): no tile skips g, so none waits to find out whether
-    # it may (H100, take of 1M float16 indices: the block-wide test cost a barrier a tile)
+    # it may (the block-wide test puts a barrier between a tile's aux and its gathers)
     gathers_all: bool = False
 
     def allocate(self, device):
@@ -357,9 +357,9 @@ class IndexOp(Op):
     A plan's ``check`` asserts the aux's values with ``tl.device_assert`` (as PyTorch's
     CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no host
     read), after the tile is written; compiled kernels launch it with Triton's ``debug``
-    option. A plan's
-    ``hits_check`` is made so too, once, on the ranked aux's total (PyTorch's CUDA size check
-    of masked_scatter). The interpreter ignores device asserts: there the op checks on the host.
+    option. A plan's ``hits_check`` is made so too, once, on the ranked aux's total
+    (PyTorch's CUDA size check of masked_scatter). The interpreter ignores device asserts:
+    there the op checks on the host.
 
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
