@@ -442,6 +442,14 @@ class IndexOp(Op):
                                                   and not plan.scattered))
 
 
+def _flat_tiles(plan, block_r):
+    """Whether the launch's tiles move through vectors (``_tile_load``): tiles of one row that
+    gather by value (take's). A ranked tile (masked_scatter's) keeps its 2-d accesses, 16-byte
+    vectors under Triton 3.6, where as vectors they would move one element a thread; the
+    two forms have not been timed against each other."""
+    return block_r == 1 and plan.gather is not None and plan.aux_mode == AUX_VALUE
+
+
 def launch_plan(name, plan, out, sparse=False):
     """The skeleton's launches over a plan's result in ``out``, counted for ``name``: one, or
     for a ranked aux three (hits counted per tile, their offsets, the result); ``sparse``: out
@@ -477,9 +485,7 @@ def launch_plan(name, plan, out, sparse=False):
         AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
         GATHER_ALL=plan.gathers_all, CHECK=plan.check,
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
-        # a tile of one row gathering by value (take's) moves through vectors (see
-        # _tile_load); a ranked tile keeps its 2-d accesses, 16-byte vectors under Triton 3.6
-        FLAT=block_r == 1 and g is not None and plan.aux_mode == AUX_VALUE,
+        FLAT=_flat_tiles(plan, block_r),
         **(_DEVICE_CHECKS if plan.check is not None and not INTERPRETED else {}))
     main = constants
     if ranked and not sparse and not INTERPRETED and block_r * block_c == TILE:
