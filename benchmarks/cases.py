@@ -325,6 +325,11 @@ def one_line(exc, limit=300):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def error_line(exc):
+    """'Type: message' of ``exc`` on one line, as the benchmarks record a failure."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
 def values_comparable(op, baseline):
     """False for outputs whose values are not defined: uninitialised memory (``empty*``
     factories) and random draws; those are compared in shape and dtype only."""

@@ -188,7 +188,7 @@ def run_model(case, name, place, args):
                 (case.loss_diff, case.loss_noise, [curves[1]], [curves[0]]),
                 (case.weight_diff, case.weight_noise, gems.weights, eager_a.weights)))
     except Exception as exc:  # noqa: BLE001 - recorded in the row, the run goes on
-        case.error = f"{stage}: {type(exc).__name__}: {cases.one_line(exc)}"
+        case.error = f"{stage}: {cases.error_line(exc)}"
 
 
 def report(rows, env, place, args):

@@ -39,10 +39,7 @@ import sys
 import tempfile
 import time
 
-import torch
-
 import flaggems_exp
-from flaggems_exp import REGISTRY
 
 from . import cases, providers, run, timing
 
@@ -74,7 +71,7 @@ def measure_rounds(named, args, kwargs, calls, repeats):
             with provider.context():
                 _warm(provider, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - recorded, never fatal
-            errors[name] = f"{name}: {_error(exc)}"
+            errors[name] = f"{name}: {cases.error_line(exc)}"
     rounds = {name: [] for name in named if name not in errors}
     arg_sets = [args] * calls
     order = list(named)
@@ -92,7 +89,7 @@ def measure_rounds(named, args, kwargs, calls, repeats):
                     _warm(provider, args, kwargs)
                     loop = timing.host_and_issue_us(provider.fn, arg_sets, kwargs)
             except Exception as exc:  # noqa: BLE001
-                errors[name] = f"{name}: {_error(exc)}"
+                errors[name] = f"{name}: {cases.error_line(exc)}"
                 continue
             rounds[name].append(loop)
     return {name: loops for name, loops in rounds.items() if loops}, errors
@@ -131,7 +128,7 @@ def measure_op(op, dtypes, calls, repeats):
 
     def failed(dtype, what, exc):
         for name in PROVIDERS:
-            yield cases.dtype_name(dtype), name, None, f"{what}: {_error(exc)}"
+            yield cases.dtype_name(dtype), name, None, f"{what}: {cases.error_line(exc)}"
     try:
         layout = cases.find_layout(op, dtypes[0], DEVICE)  # once per op, as the runner does
     except Exception as exc:  # noqa: BLE001 - recorded in every row of the op
@@ -150,10 +147,6 @@ def measure_op(op, dtypes, calls, repeats):
         measured = figures(rounds)
         for name in PROVIDERS:
             yield cases.dtype_name(dtype), name, measured.get(name), errors.get(name, "")
-
-
-def _error(exc):
-    return f"{type(exc).__name__}: {cases.one_line(exc)}"
 
 
 # ---- the summary --------------------------------------------------------------------------
@@ -218,11 +211,7 @@ def _ops(cells):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.host_time",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--op", action="append", default=[], metavar="NAME",
-                        help="an op name or alias (repeatable); default: every registered op")
-    parser.add_argument("--dtype", action="append", default=[], metavar="D",
-                        help="a dtype (repeatable); default: float16, bfloat16, float32 where "
-                             "the op supports them (integer dtypes for integer-only ops)")
+    run.add_op_and_dtype_options(parser)
     parser.add_argument("--calls", type=int, default=200, metavar="N",
                         help="back-to-back calls per timed loop (default 200)")
     parser.add_argument("--repeats", type=int, default=5, metavar="N",
@@ -232,16 +221,10 @@ def parse_args(argv):
                         help="where host_time.csv and host_time.md go (default: a fresh "
                              "temporary directory)")
     args = parser.parse_args(argv)
-    unknown = [n for n in args.op if n not in REGISTRY]
-    if unknown:
-        parser.error(f"unknown op(s): {', '.join(unknown)}")
-    dtypes = [getattr(torch, d, None) for d in args.dtype]
-    if not all(isinstance(d, torch.dtype) for d in dtypes):
-        parser.error(f"unknown dtype in {args.dtype}")
+    args.ops = run.chosen_ops(parser, args.op)
+    args.dtypes = run.chosen_dtypes(parser, args.dtype)
     if args.calls < 1 or args.repeats < 1:
         parser.error("--calls and --repeats take a positive count")
-    args.ops = list(dict.fromkeys([REGISTRY[n] for n in args.op] if args.op else REGISTRY.values()))
-    args.dtypes = tuple(dtypes)
     return args
 
 

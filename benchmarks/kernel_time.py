@@ -32,7 +32,6 @@ import time
 import torch
 
 import flaggems_exp
-from flaggems_exp import REGISTRY
 
 from . import cases, providers, run, timing, warmup
 from .report import geomean
@@ -101,7 +100,7 @@ def measure_op(op, dtypes, size, calls):
     except Exception as exc:  # noqa: BLE001 - recorded in every row of the op
         for dtype in dtypes:
             for name in PROVIDERS:
-                yield cases.dtype_name(dtype), name, None, None, None, f"inputs: {_error(exc)}"
+                yield cases.dtype_name(dtype), name, None, None, None, f"inputs: {cases.error_line(exc)}"
         return
     inplace = cases.mutates_self(op)
     ready, failed = [], []
@@ -110,17 +109,11 @@ def measure_op(op, dtypes, size, calls):
             case = cases.make_case(op, dtype, size, layout.index, None, DEVICE)
             args, kwargs = cases.to_device(case.call, DEVICE)
         except Exception as exc:  # noqa: BLE001
-            failed += [(dtype, name, f"inputs: {_error(exc)}") for name in PROVIDERS]
+            failed += [(dtype, name, f"inputs: {cases.error_line(exc)}") for name in PROVIDERS]
             continue
         for name in PROVIDERS:
-            provider = providers.make(name, op, layout.baseline)
-            if inplace:
-                work, work_kwargs = cases.clone_args(args, kwargs)
-                source = args[0]
-                fn = (lambda p=provider, w=work, k=work_kwargs: p.fn(*w, **k))
-                setup = (lambda w=work, s=source: w[0].copy_(s))
-            else:
-                fn, setup = (lambda p=provider, a=args, k=kwargs: p.fn(*a, **k)), None
+            fn, setup = run.timed_call(providers.make(name, op, layout.baseline), args, kwargs,
+                                       inplace)
             try:
                 for _ in range(WARMUP_CALLS):
                     if setup:
@@ -129,7 +122,7 @@ def measure_op(op, dtypes, size, calls):
                 timing.synchronize()
                 event_us = timing.bench(fn, setup)[1] * 1e3
             except Exception as exc:  # noqa: BLE001 - recorded, never fatal
-                failed.append((dtype, name, f"{name}: {_error(exc)}"))
+                failed.append((dtype, name, f"{name}: {cases.error_line(exc)}"))
                 continue
             ready.append((dtype, name, fn, setup, event_us))
     for dtype, name, error in failed:
@@ -140,14 +133,10 @@ def measure_op(op, dtypes, size, calls):
         measured = profiled_calls([(fn, setup) for _, _, fn, setup, _ in ready], calls)
     except Exception as exc:  # noqa: BLE001
         for dtype, name, *_, event_us in ready:
-            yield cases.dtype_name(dtype), name, None, None, event_us, f"profiler: {_error(exc)}"
+            yield cases.dtype_name(dtype), name, None, None, event_us, f"profiler: {cases.error_line(exc)}"
         return
     for (dtype, name, *_, event_us), (kernel_us, count) in zip(ready, measured):
         yield cases.dtype_name(dtype), name, kernel_us, count, event_us, ""
-
-
-def _error(exc):
-    return f"{type(exc).__name__}: {cases.one_line(exc)}"
 
 
 # ---- the summary --------------------------------------------------------------------------
@@ -200,11 +189,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.kernel_time",
                                      fromfile_prefix_chars="@",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--op", action="append", default=[], metavar="NAME",
-                        help="an op name or alias (repeatable); default: every registered op")
-    parser.add_argument("--dtype", action="append", default=[], metavar="D",
-                        help="a dtype (repeatable); default: float16, bfloat16, float32 where "
-                             "the op supports them (integer dtypes for integer-only ops)")
+    run.add_op_and_dtype_options(parser)
     parser.add_argument("--size", default="M", choices=cases.SIZES)
     parser.add_argument("--calls", type=int, default=30, metavar="N",
                         help="profiled calls per (op, dtype, provider) (default 30)")
@@ -216,16 +201,10 @@ def parse_args(argv):
                              "warm-up does (default 16; 0: none)")
     parser.add_argument("--commit", default="", help="the commit to record (default: git's HEAD)")
     args = parser.parse_args(argv)
-    unknown = [n for n in args.op if n not in REGISTRY]
-    if unknown:
-        parser.error(f"unknown op(s): {', '.join(unknown)}")
-    dtypes = [getattr(torch, d, None) for d in args.dtype]
-    if not all(isinstance(d, torch.dtype) for d in dtypes):
-        parser.error(f"unknown dtype in {args.dtype}")
+    args.ops = run.chosen_ops(parser, args.op)
+    args.dtypes = run.chosen_dtypes(parser, args.dtype)
     if args.calls < 1:
         parser.error("--calls takes a positive count")
-    args.ops = list(dict.fromkeys([REGISTRY[n] for n in args.op] if args.op else REGISTRY.values()))
-    args.dtypes = tuple(dtypes)
     return args
 
 

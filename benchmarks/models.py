@@ -493,7 +493,7 @@ def run_case(case, built, batch, dtype, args):
             case.profiles = {"eager": profile_step(step, contextlib.nullcontext),
                              "gems": profile_step(step, flaggems_exp.use_gems)}
     except Exception as exc:  # noqa: BLE001 - recorded in the row, the run goes on
-        case.error = f"{stage}: {type(exc).__name__}: {cases.one_line(exc)}"
+        case.error = f"{stage}: {cases.error_line(exc)}"
 
 
 def profile_step(step, context):
@@ -670,7 +670,7 @@ def _run(args, log):
                 print(f"  {name}: skipped: {exc}", file=log, flush=True)
                 continue
             except Exception as exc:  # noqa: BLE001 - recorded in each of its rows
-                built, error = None, f"build: {type(exc).__name__}: {cases.one_line(exc)}"
+                built, error = None, f"build: {cases.error_line(exc)}"
             for batch in args.batches:
                 for mode in args.modes:
                     case = Case(name, batch, mode, dtype_name, error=error)

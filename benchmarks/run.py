@@ -214,7 +214,7 @@ def bench_op(op, keys, config, ceiling, env, warm_failures):
                     measured[name] = values
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory moving the inputs
                 for name in names:
-                    measured.setdefault(name, {"error": f"{type(exc).__name__}: {cases.one_line(exc)}"})
+                    measured.setdefault(name, {"error": f"{cases.error_line(exc)}"})
                 if timing.CUDA:
                     torch.cuda.empty_cache()
             for name in names:
@@ -239,7 +239,7 @@ def measure_case(op, case, baseline, names, compiled, config, ceiling, warm_fail
         expected = baseline.fn(*a, **k)
         timing.synchronize()
     except Exception as exc:  # noqa: BLE001
-        eager_error = f"eager: {type(exc).__name__}: {cases.one_line(exc)}"
+        eager_error = f"eager: {cases.error_line(exc)}"
     nbytes = cases.op_bytes(op, args, kwargs, expected) if expected is not None else None
     for name in names:
         if name == "eager" and eager_error:
@@ -282,7 +282,7 @@ def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, f
             torch._dynamo.reset()  # a compile interrupted half-way leaves Dynamo's state unsure
             if providers.timed_out(exc):
                 return {"error": f"compile: {cases.one_line(exc)}"}
-        return {"error": f"{name}: {type(exc).__name__}: {cases.one_line(exc)}"}
+        return {"error": f"{name}: {cases.error_line(exc)}"}
     if name != "eager" and expected is not None:
         comparable = cases.values_comparable(op, baseline)
         values["correct"], why = cases.compare(out, expected, values=comparable)
@@ -296,17 +296,22 @@ def measure_provider(op, case, baseline, name, compiled, config, args, kwargs, f
         del a, k
         if case.size == "S":
             values["host_us"] = _host_time(provider, args, kwargs, inplace, config.host_calls)
-        if inplace:
-            work, work_kwargs = fresh()
-            source = args[0]
-            fn, setup = (lambda: provider.fn(*work, **work_kwargs)), (lambda: work[0].copy_(source))
-        else:
-            fn, setup = (lambda: provider.fn(*args, **kwargs)), None
+        fn, setup = timed_call(provider, args, kwargs, inplace)
         with provider.context():
             values["p20_ms"], values["p50_ms"], values["p80_ms"] = timing.bench(fn, setup)
     except Exception as exc:  # noqa: BLE001
-        values["error"] = f"{name} timing: {type(exc).__name__}: {cases.one_line(exc)}"
+        values["error"] = f"{name} timing: {cases.error_line(exc)}"
     return values
+
+
+def timed_call(provider, args, kwargs, inplace):
+    """(fn, setup) to time one call of ``provider``: in place, on a copy of the inputs whose
+    self ``setup()`` restores from ``args`` before each run; otherwise on ``args`` themselves."""
+    if inplace:
+        work, work_kwargs = cases.clone_args(args, kwargs)
+        source = args[0]
+        return (lambda: provider.fn(*work, **work_kwargs)), (lambda: work[0].copy_(source))
+    return (lambda: provider.fn(*args, **kwargs)), None
 
 
 def _host_time(provider, args, kwargs, inplace, calls):
@@ -407,15 +412,37 @@ def _speedups(rows):
 
 
 # ---- command line -------------------------------------------------------------------------
-def parse_args(argv, **overrides):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", fromfile_prefix_chars="@",
-                                     description=__doc__.split("\n")[0])
+def add_op_and_dtype_options(parser):
+    """``--op`` and ``--dtype``, as every benchmark command takes them."""
     parser.add_argument("--op", action="append", default=[], metavar="NAME",
                         help="an op name or alias (repeatable); default: every registered op")
-    parser.add_argument("--family", help="only ops of this family (e.g. PointwiseOp, InplaceOp)")
     parser.add_argument("--dtype", action="append", default=[], metavar="D",
                         help="a dtype (repeatable); default: float16, bfloat16, float32 where "
                              "the op supports them (integer dtypes for integer-only ops)")
+
+
+def chosen_ops(parser, names):
+    """The registered ops ``names`` name, each once in their order (every op for none); an
+    unknown name is the parser's error."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        parser.error(f"unknown op(s): {', '.join(unknown)}")
+    return list(dict.fromkeys([REGISTRY[n] for n in names] if names else REGISTRY.values()))
+
+
+def chosen_dtypes(parser, names):
+    """The torch dtypes ``names`` name; an unknown one is the parser's error."""
+    dtypes = [getattr(torch, d, None) for d in names]
+    if not all(isinstance(d, torch.dtype) for d in dtypes):
+        parser.error(f"unknown dtype in {names}")
+    return tuple(dtypes)
+
+
+def parse_args(argv, **overrides):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", fromfile_prefix_chars="@",
+                                     description=__doc__.split("\n")[0])
+    add_op_and_dtype_options(parser)
+    parser.add_argument("--family", help="only ops of this family (e.g. PointwiseOp, InplaceOp)")
     parser.add_argument("--size", action="append", default=[], choices=cases.SIZES,
                         help="S (~4K elements), M (~1M), L (~64M) (repeatable); default: all")
     parser.add_argument("--quick", action="store_true",
@@ -446,11 +473,7 @@ def parse_args(argv, **overrides):
     parser.add_argument("--commit", default="", help="the commit to record (default: git's HEAD)")
     args = parser.parse_args(argv)
 
-    unknown = [n for n in args.op if n not in REGISTRY]
-    if unknown:
-        parser.error(f"unknown op(s): {', '.join(unknown)}")
-    ops = [REGISTRY[n] for n in args.op] if args.op else list(REGISTRY.values())
-    ops = list(dict.fromkeys(ops))
+    ops = chosen_ops(parser, args.op)
     if args.family:
         ops = [op for op in ops if args.family in (op.family, testing.twin(op).family)]
     if args.shard:
@@ -460,9 +483,7 @@ def parse_args(argv, **overrides):
         except (ValueError, AssertionError):
             parser.error("--shard takes K/N with 1 <= K <= N")
         ops = ops[k - 1::n]
-    dtypes = [getattr(torch, d, None) for d in args.dtype or (["float16"] if args.quick else [])]
-    if not all(isinstance(d, torch.dtype) for d in dtypes):
-        parser.error(f"unknown dtype in {args.dtype}")
+    dtypes = chosen_dtypes(parser, args.dtype or (["float16"] if args.quick else []))
     sizes = tuple(dict.fromkeys(args.size)) or (("S", "L") if args.quick else cases.SIZES)
     names = [p for spec in args.providers for p in spec.split(",") if p] or list(default_providers)
     bad = [p for p in names if p not in providers.PROVIDERS]
