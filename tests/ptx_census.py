@@ -71,6 +71,7 @@ def _cases(torch):
         "asinh_bfloat16": ("asinh", (torch.empty(_SQUARE, dtype=torch.bfloat16),)),
         "take_M": ("take", (torch.empty((1024, 1024), dtype=torch.float16),
                             torch.empty((1024, 1024), dtype=torch.int64))),
+        "take": ("take", (half(), torch.empty(_SQUARE, dtype=torch.int64))),
     }
 
 

@@ -801,32 +801,26 @@ def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
     assert main["stores"] == main["vector_stores"], main
 
 
-def test_take_issues_its_gathers_before_any_barrier():
-    """Compiled for sm_90 (take of 1M float16 elements by 1M indices, the benchmarks' M case):
-    every load, the indices and the gathers, comes before the block's one barrier, the one
-    Triton puts after a device assertion: take's bounds assertion comes after the store, its
-    tiles gather without first asking the whole block whether any element is gathered (a
-    block-wide max whose barrier held each warp's gathers back), and its tile of one row
-    moves through vectors, so that under Triton 3.6 the gathers share the layout of the other
-    accesses instead of reaching theirs through shared memory and barriers."""
-    import triton
+def test_take_gathers_in_more_programs_of_more_warps():
+    """Compiled for sm_90: take's gathers wait on the indices they load, so its launch keeps
+    more of them in flight than a streaming tile would: at the benchmarks' M case (1M float16
+    elements by 1M indices) 2048 programs of 512 on 8 warps (2 elements a thread), not 1024 of
+    1024 on 4; at L (8192x8192) tiles of 4096, on 8 warps too."""
+    from flaggems_exp.families import index
 
-    (launch,) = ptx_census.compiled_launches("take_M")
-    assert launch["constexprs"]["GATHER_ALL"] and launch["constexprs"]["FLAT"], launch
-    assert launch["loads"] == launch["loads_before_barrier"], launch
-    if tuple(int(p) for p in triton.__version__.split(".")[:2]) >= (3, 7):
-        # a thread's 8 elements: its indices in four 16-byte vectors, 8 gathers, one store
-        assert (launch["loads"], launch["stores"], launch["vector_stores"]) == (4 + 8, 1, 1)
-    else:
-        # Triton 3.6 keeps the gathers' layout of one element a thread for the whole tile:
-        # 8 indices, 8 gathers and 8 stores, each warp's 32 of them side by side
-        assert (launch["loads"], launch["stores"]) == (8 + 8, 8), launch
+    launches = ptx_census.compiled_launches("take_M", "take")
+    assert [launch["kernel"] for launch in launches] == ["_index_kernel"] * 2
+    for launch, tile, programs in zip(launches, (512, 4096), (2048, 16384)):
+        area = launch["constexprs"]["BLOCK_R"] * launch["constexprs"]["BLOCK_C"]
+        assert (area, launch["grid"], launch["num_warps"]) == (
+            tile, [programs], index.GATHER_WARPS), launch
 
 
 def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
     """Compiled, a call too small for 1024 tiles of 4096 gets smaller tiles, down to 1024
-    elements (take at M: 1M gathers in 1024 programs, not 256); a ranked launch (masked_scatter)
-    keeps whole tiles of 4096, which its warps and scan count on."""
+    elements (tril at M: 1M elements in 1024 programs, not 256); a launch that gathers by value
+    (take) fills 2048 programs, down to 512 elements; a ranked launch (masked_scatter) keeps
+    whole tiles of 4096, which its warps and scan count on."""
     from flaggems_exp.families import index
     monkeypatch.setattr(index, "TILE", 4096)
     monkeypatch.setattr(index, "SMALL_TILE", 1024)
@@ -839,6 +833,12 @@ def test_tiles_shrink_to_fill_the_gpu(monkeypatch):
         assert (block_r * block_c, tiles) == (area, programs), shape
         assert block_c <= shape[-1] or block_r == 1
         assert all(p >= s for p, s in zip(padded, shape))
+    monkeypatch.setattr(index, "GATHER_SMALL_TILE", 512)
+    monkeypatch.setattr(index, "GATHER_TILE_PROGRAMS", 2048)
+    for shape, area, programs in (((1024, 1024), 512, 2048), ((8192, 8192), 4096, 16384),
+                                  ((64, 64), 512, 8)):
+        block_r, block_c, tiles, _ = index._tile(shape, False, gathers=True)
+        assert (block_r * block_c, tiles) == (area, programs), shape
     monkeypatch.setattr(index, "SMALL_TILE", 128)  # below a tile's columns: one row of them
     assert index._tile((64, 512), False)[:3] == (1, 256, 128)
 
@@ -848,7 +848,8 @@ def test_shrunk_tiles_give_pytorchs_values(monkeypatch):
     takes them: 1665 elements in tiles of 128, not 256), run: PyTorch's values bit for bit."""
     from flaggems_exp.families import index
     for name, value in (("TILE", 256), ("SMALL_TILE", 64), ("TILE_COLS", 16),
-                        ("TILE_PROGRAMS", 16)):
+                        ("TILE_PROGRAMS", 16), ("GATHER_SMALL_TILE", 32),
+                        ("GATHER_TILE_PROGRAMS", 16)):
         monkeypatch.setattr(index, name, value)
     launched = launched_kernels(monkeypatch)
     gen = torch.Generator().manual_seed(41)

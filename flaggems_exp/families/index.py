@@ -35,6 +35,16 @@ TILE_PROGRAMS = 1024
 """Programs a call fills with tiles of ``TILE`` at least (about 8 an SM of an H100) before its
 tiles shrink."""
 
+GATHER_SMALL_TILE, GATHER_TILE_PROGRAMS = (TILE, TILE_PROGRAMS) if INTERPRETED else (512, 2048)
+"""``SMALL_TILE`` and ``TILE_PROGRAMS`` of a launch that gathers by value (take: each load's
+address is an element it has just read), compiled on ``GATHER_WARPS``: such loads wait on
+their latency, and twice the programs of twice the warps keep more of them in flight. take at
+M on an H100, kernel time: 1024 programs of 1024 on 4 warps 13.70 µs (float16) and 15.74
+(float32), 2048 of 512 on 8 warps 12.77 and 14.37, eager 12.22 and 13.41; at L (4096 a tile
+either way) 8 warps are within 0.2% of 4."""
+
+GATHER_WARPS = 8
+
 TILE_COLS = TILE if INTERPRETED else 256
 """Columns per tile at most where tiles may be any rectangle: compiled, 256 columns are a warp's
 whole row of 16-byte vectors (float16), and tiles near square leave few of them across a
@@ -46,34 +56,8 @@ tiles (with 16 warps, 32 per thread)."""
 
 
 @triton.jit
-def _tile_load(ptrs, mask, FLAT: tl.constexpr):
-    """``tl.load`` of a tile (0 where masked); FLAT: a tile of one row, loaded as a vector.
-    Triton 3.6 orders a gather's layout by its pointers' contiguity, which is 1 along both
-    dims of a gathered 2-d tile, and the tie puts the row dim first: a layout no other
-    access of the tile has, reached through shared memory and barriers before the gathers
-    (take at M: 3 layout conversions, 5 barriers). A vector has one order; Triton 3.9 breaks
-    the tie the other way and makes the same accesses of both forms."""
-    if FLAT:
-        flat = tl.load(tl.reshape(ptrs, [ptrs.shape[1]]), mask=tl.reshape(mask, [mask.shape[1]]),
-                       other=0)
-        return tl.reshape(flat, [1, ptrs.shape[1]])
-    else:
-        return tl.load(ptrs, mask=mask, other=0)
-
-
-@triton.jit
-def _tile_store(ptrs, value, mask, FLAT: tl.constexpr):
-    """``tl.store`` of a tile; FLAT: a tile of one row, stored as a vector (see _tile_load)."""
-    if FLAT:
-        tl.store(tl.reshape(ptrs, [ptrs.shape[1]]), tl.reshape(value, [value.shape[1]]),
-                 mask=tl.reshape(mask, [mask.shape[1]]))
-    else:
-        tl.store(ptrs, value, mask=mask)
-
-
-@triton.jit
 def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
-                X_ROWS: tl.constexpr, FLAT: tl.constexpr):
+                X_ROWS: tl.constexpr):
     """x at a tile's ``coords`` (every one inside x), all of them with one mask along whole
     vectors; where x is constant along the columns (X_ROWS, a broadcast vector), one element
     a row."""
@@ -82,15 +66,8 @@ def _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
         kept = tl.load(x_ptr + offset(row_coords, x_strides, first), mask=first < shape[0],
                        other=0)
     else:
-        kept = _tile_load(x_ptr + offset(coords, x_strides, zero), inside, FLAT)
+        kept = tl.load(x_ptr + offset(coords, x_strides, zero), mask=inside, other=0)
     return kept
-
-
-@triton.jit
-def _gathered(g_ptr, g_off, take_g, value, FLAT: tl.constexpr):
-    """``value`` with g's elements at ``g_off`` where ``take_g``, cast into value's dtype."""
-    gathered = _tile_load(g_ptr + g_off, take_g, FLAT)
-    return tl.where(take_g, converted(gathered, value.dtype), value)
 
 
 @triton.jit
@@ -99,9 +76,8 @@ def _index_kernel(
     g_shape, g_strides, s0, s1, s2,
     SELECT: tl.constexpr, NDIM: tl.constexpr, COL_DIMS: tl.constexpr, GDIM: tl.constexpr,
     READ_X: tl.constexpr, X_ROWS: tl.constexpr, FILL: tl.constexpr, AUX: tl.constexpr,
-    COUNT_ONLY: tl.constexpr, GATHER_ALL: tl.constexpr, CHECK: tl.constexpr,
+    COUNT_ONLY: tl.constexpr,
     SPARSE: tl.constexpr, INDEX_64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-    FLAT: tl.constexpr,
 ):
     # one program per tile of BLOCK_R rows (the row-major index over every dim but the last)
     # by BLOCK_C columns (the last dim), tiles in row-major order: columns come from an arange
@@ -135,7 +111,7 @@ def _index_kernel(
     if AUX == 0:
         aux = zero
     else:
-        aux = _tile_load(aux_ptr + offset(coords, aux_strides, zero), inside, FLAT)
+        aux = tl.load(aux_ptr + offset(coords, aux_strides, zero), mask=inside, other=0)
     if COUNT_ONLY:
         # first pass of a ranked gather: hits per tile (an exclusive scan turns them into offsets)
         tl.store(counts_ptr + pid, tl.sum(aux.to(zero.dtype)).to(tl.int64))
@@ -148,7 +124,7 @@ def _index_kernel(
             first_rank = tl.load(counts_ptr + pid)
             if READ_X:
                 kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape, inside,
-                                   X_ROWS, FLAT)
+                                   X_ROWS)
             # hits before each element in row-major order: a tile is whole rows or a piece of one
             hits = aux.to(zero.dtype)
             row_hits = tl.sum(hits, axis=1)
@@ -169,7 +145,7 @@ def _index_kernel(
                 # a tile that keeps no element of x reads none
                 if tl.max(keep_x.to(tl.int8)) > 0:
                     kept = _x_elements(x_ptr, coords, first, middle, zero, x_strides, shape,
-                                       inside, X_ROWS, FLAT)
+                                       inside, X_ROWS)
                     value = tl.where(keep_x, converted(kept, out_ptr.dtype.element_ty), value)
         if GDIM > 0:
             g_index = (zero + g_index).to(zero.dtype)
@@ -178,13 +154,9 @@ def _index_kernel(
                 g_off += (g_index % g_shape[d]) * g_strides[d]
                 g_index = g_index // g_shape[d]
             g_off += g_index * g_strides[0]  # a taken index is below g's numel
-            if GATHER_ALL:
-                value = _gathered(g_ptr, g_off, take_g, value, FLAT)
-            else:
-                # a tile that takes nothing from g reads none of it: a block-wide max, whose
-                # barrier holds every warp's gathers until the last warp's aux has arrived
-                if tl.max(take_g.to(tl.int8)) > 0:
-                    value = _gathered(g_ptr, g_off, take_g, value, FLAT)
+            if tl.max(take_g.to(tl.int8)) > 0:
+                gathered = tl.load(g_ptr + g_off, mask=take_g, other=0)
+                value = tl.where(take_g, converted(gathered, out_ptr.dtype.element_ty), value)
         out_ptrs = out_ptr + offset(coords, out_strides, zero)
         if SPARSE:
             # only the elements that change; a tile that changes all of them stores whole vectors
@@ -193,15 +165,11 @@ def _index_kernel(
             changed = take_g | (inside & (keep_x == 0))
             whole = tl.min((changed | (inside == 0)).to(tl.int8)) > 0
             if whole:
-                _tile_store(out_ptrs, value, inside, FLAT)
+                tl.store(out_ptrs, value, mask=inside)
             if (tl.max(changed.to(tl.int8)) > 0) & (whole == 0):
-                _tile_store(out_ptrs, value, changed, FLAT)
+                tl.store(out_ptrs, value, mask=changed)
         else:
-            _tile_store(out_ptrs, value, inside, FLAT)
-        if CHECK is not None:
-            # last: Triton follows a device assertion with a barrier, which here holds no
-            # load back (the select leaves the elements it would refuse unread)
-            CHECK(aux, s0, s1, s2)
+            tl.store(out_ptrs, value, mask=inside)
 
 
 @triton.jit(do_not_specialize=["n", "limit"])
@@ -265,9 +233,7 @@ class Plan:
     pinned: int = 0
     col_dims: int = 1
     strides: tuple = None  # the result's strides when allocated (None: contiguous)
-    # ``check(aux, s0, s1, s2)``, jitted: asserts the aux's values with tl.device_assert
-    # after the tile is written (see IndexOp); the select must leave a refused element unread
-    check: object = None
+    device_checks: bool = False  # select checks values with tl.device_assert (see IndexOp)
     # (most hits, message): a ranked aux with more hits is an error, checked on the device
     hits_check: tuple = None
     # the elements it changes lie anywhere (a mask's hits), so in place it rewrites every
@@ -276,9 +242,6 @@ class Plan:
     # random mask over 8192x8192 float16: 425 µs so, against 248 for the full write out of
     # place). Without it, in place writes only what changes (tril_'s zeros)
     scattered: bool = False
-    # every element is gathered (take's): no tile skips g, so none waits to find out whether
-    # it may (the block-wide test puts a barrier between a tile's aux and its gathers)
-    gathers_all: bool = False
 
     def allocate(self, device):
         if self.strides is None:
@@ -313,17 +276,20 @@ def _collapse(shape, strides_list, pinned, col_dims):
     return ((1,) * pad + merged_shape, [(0,) * pad + m for m in merged_strides], col_dims)
 
 
-def _tile(shape, whole_rows):
+def _tile(shape, whole_rows, gathers=False):
     """(BLOCK_R, BLOCK_C, programs, the padded shape) of a launch over ``shape`` in tiles of
     rows (every dim but the last, flat) by columns; with ``whole_rows`` a tile is whole rows or
     a piece of one row, so that tiles in launch order hold the elements in row-major order, and
     tiles of up to ``TILE`` elements whatever the call's size (the ranked launch takes 8 warps
-    for a whole one); other tiles shrink towards ``SMALL_TILE`` for small calls. A tile is
+    for a whole one); other tiles shrink towards ``SMALL_TILE`` for small calls (with
+    ``gathers``, a launch gathering by value, the ``GATHER_`` constants). A tile is
     one row of ``BLOCK_C`` at least. The padded shape holds every coordinate a tile forms,
     its masked lanes' too."""
     rows, cols = math.prod(shape[:-1]), shape[-1]
+    small, programs = (GATHER_SMALL_TILE, GATHER_TILE_PROGRAMS) if gathers else (
+        SMALL_TILE, TILE_PROGRAMS)
     area = TILE if whole_rows else min(TILE, max(
-        SMALL_TILE, triton.next_power_of_2(triton.cdiv(rows * cols, TILE_PROGRAMS))))
+        small, triton.next_power_of_2(triton.cdiv(rows * cols, programs))))
     block_c = min(triton.next_power_of_2(cols),
                   area if whole_rows else max(TILE_COLS, area // triton.next_power_of_2(rows)))
     block_r = max(1, min(triton.next_power_of_2(rows), area // block_c))
@@ -354,12 +320,11 @@ class IndexOp(Op):
       sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)]: natural
                 calls (``Op``'s hook).
     Optional: ``validate(plan, out)``, errors PyTorch raises after its out= checks.
-    A plan's ``check`` asserts the aux's values with ``tl.device_assert`` (as PyTorch's
-    CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no host
-    read), after the tile is written; compiled kernels launch it with Triton's ``debug``
-    option. A plan's ``hits_check`` is made so too, once, on the ranked aux's total
-    (PyTorch's CUDA size check of masked_scatter). The interpreter ignores device asserts:
-    there the op checks on the host.
+    A plan with ``device_checks`` has a select that checks values with ``tl.device_assert`` (as
+    PyTorch's CUDA_KERNEL_ASSERT: a bad value is reported at the next synchronization, with no
+    host read); compiled kernels launch it with Triton's ``debug`` option. A plan's
+    ``hits_check`` is made so too, once, on the ranked aux's total (PyTorch's CUDA size check
+    of masked_scatter). The interpreter ignores device asserts: there the op checks on the host.
 
     The skeleton guarantees: every tensor read through its strides (no copies), int64 offsets
     only where needed, exact data movement for every dtype (a gathered value is cast into the
@@ -423,7 +388,7 @@ class IndexOp(Op):
         they are ``scattered``."""
         x = plan.x[0] if plan.x else None
         if (plan.select is copy and x is not None and plan.aux is None and plan.gather is None
-                and plan.check is None):
+                and not plan.device_checks):
             # every element from x, through its strides: the copy family's write, a flat walk
             # where the layouts agree (transposed tiles where they do not), not this skeleton's
             # 2-d tiles of coordinates (H100, slice_scatter of a whole 8192x8192 float16: 96.1
@@ -440,14 +405,6 @@ class IndexOp(Op):
                        lambda target: launch_plan(self.name, plan, target,
                                                   sparse=same_x and target is out
                                                   and not plan.scattered))
-
-
-def _flat_tiles(plan, block_r):
-    """Whether the launch's tiles move through vectors (``_tile_load``): tiles of one row that
-    gather by value (take's). A ranked tile (masked_scatter's) keeps its 2-d accesses, 16-byte
-    vectors under Triton 3.6, where as vectors they would move one element a thread; the
-    two forms have not been timed against each other."""
-    return block_r == 1 and plan.gather is not None and plan.aux_mode == AUX_VALUE
 
 
 def launch_plan(name, plan, out, sparse=False):
@@ -468,7 +425,8 @@ def launch_plan(name, plan, out, sparse=False):
     else:
         g_shape, g_strides = (1,), (0,)
     ranked = aux is not None and plan.aux_mode == AUX_RANKED
-    block_r, block_c, tiles, padded = _tile(shape, whole_rows=ranked)
+    by_value = aux is not None and plan.aux_mode == AUX_VALUE
+    block_r, block_c, tiles, padded = _tile(shape, whole_rows=ranked, gathers=by_value)
     index_64 = needs_int64([(padded, out_strides), (padded, x_strides),
                             (padded, aux_strides), (g_shape, g_strides)], math.prod(padded))
     scalars = tuple(plan.scalars) + (0,) * (3 - len(plan.scalars))
@@ -483,11 +441,11 @@ def launch_plan(name, plan, out, sparse=False):
         GDIM=len(g_shape) if g is not None else 0, READ_X=x is not None and not sparse,
         X_ROWS=x is not None and x_strides[-1] == 0, FILL=plan.fill,
         AUX=plan.aux_mode if aux is not None else AUX_NONE, SPARSE=sparse,
-        GATHER_ALL=plan.gathers_all, CHECK=plan.check,
         INDEX_64=index_64, BLOCK_R=block_r, BLOCK_C=block_c,
-        FLAT=_flat_tiles(plan, block_r),
-        **(_DEVICE_CHECKS if plan.check is not None and not INTERPRETED else {}))
+        **(_DEVICE_CHECKS if plan.device_checks and not INTERPRETED else {}))
     main = constants
+    if by_value and not INTERPRETED:
+        main = {**constants, "num_warps": GATHER_WARPS}
     if ranked and not sparse and not INTERPRETED and block_r * block_c == TILE:
         # a whole ranked tile of 4096 on 8 warps: 59 registers where 4 warps held 112, so
         # twice the warps an SM hide its gathers' latency (H100, masked_scatter 8192x8192

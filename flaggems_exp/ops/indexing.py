@@ -6,7 +6,7 @@ import triton
 import triton.language as tl
 
 from ..families import register
-from ..families.index import (AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, nowhere,
+from ..families.index import (AUX_RANKED, AUX_VALUE, IndexOp, Plan, copy, everywhere, nowhere,
                               on_diagonal)
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
@@ -18,17 +18,11 @@ class Take(IndexOp):
     @staticmethod
     @triton.jit
     def select(outer, row, col, ncols, index, rank, numel, s1, s2):
-        # an index out of range reads nothing (``check`` reports it)
-        taken = (index >= -numel) & (index < numel)
-        return nowhere(col), taken, tl.where(index < 0, index + numel, index)
-
-    @staticmethod
-    @triton.jit
-    def check(index, numel, s1, s2):
-        # compiled in only under the plan's check; lanes past the end read index 0, in range
-        # (an empty self with indices is refused on the host, by shape)
+        # compiled in only under the plan's device_checks; lanes past the end read index 0,
+        # in range (an empty self with indices is refused on the host, by shape)
         tl.device_assert((index >= -numel) & (index < numel), "take(): index out of range: "
                          "expected -self.numel() <= index < self.numel()")
+        return nowhere(col), everywhere(col), tl.where(index < 0, index + numel, index)
 
     def prepare(self, out, inplace, x, index):
         if index.dtype != torch.int64:
@@ -41,8 +35,7 @@ class Take(IndexOp):
         if x.numel() == 0 and index.numel():
             raise IndexError("take(): tried to take from an empty tensor")
         return Plan(tuple(index.shape), x.dtype, self.select, aux=(index, index.stride()),
-                    aux_mode=AUX_VALUE, gather=x, scalars=(x.numel(),), check=self.check,
-                    gathers_all=True)
+                    aux_mode=AUX_VALUE, gather=x, scalars=(x.numel(),), device_checks=True)
 
     @staticmethod
     def bench_bytes(args, kwargs, result):
