@@ -27,9 +27,9 @@ fewer, larger tiles run faster there."""
 SMALL_TILE = TILE if INTERPRETED else 1024
 """Elements per tile at least, where a call is too small to fill ``TILE_PROGRAMS`` tiles of
 ``TILE``: compiled, tiles shrink from ``TILE`` to this so that a call of 1M elements still
-makes 1024 programs. Its gathers are latency-bound: 256 programs of 4096 (about 2 an SM, each
-thread waiting on 32 loads) took take at M 19.2 µs, 1024 of 1024 16.6-17.3, eager 15.6 (H100,
-float16); at L 4096 stays the fastest (float32: 2262 µs against 2309 for 1024)."""
+makes 1024 programs: 256 programs of 4096 (about 2 an SM, each thread waiting on 32 loads)
+took take at M 19.2 µs, 1024 of 1024 16.6-17.3, eager 15.6 (H100, float16, event time); at L
+4096 stays the fastest. A launch that gathers by value goes further (``GATHER_SMALL_TILE``)."""
 
 TILE_PROGRAMS = 1024
 """Programs a call fills with tiles of ``TILE`` at least (about 8 an SM of an H100) before its
