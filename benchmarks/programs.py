@@ -3,10 +3,14 @@
 
     python -m benchmarks.programs --op digamma --dtype float32 --size L
     python -m benchmarks.programs --op special_i1 --op i0 --dtype float32 --shape 1024/4 --shape 256/1
+    python -m benchmarks.programs --op hardtanh_ --dtype float16 --size M --kernel-time
 
 For each op and dtype: eager's time, then ours under each shape (ELEMENTS/WARPS; default
 ``SHAPES``), the op's plans dropped before each so that its launch is made anew, with whether
-the result is bit-equal to eager's (any NaN equal to any NaN). An in-place op is timed through the
+the result is bit-equal to eager's (any NaN equal to any NaN); with ``--kernel-time`` also each
+one's kernel time (``benchmarks.kernel_time``: the durations of a call's kernels by the
+profiler, launch latency and the events' own spread left out; what decides at M, where a call's
+event time moves by about half a µs between measurements). An in-place op is timed through the
 declarations of the op it derives from; a reduced loss's partial sums keep their own block
 (its reduction='none' takes the shape). A shape's elements are a power of two; a program of one
 warp reduces across its threads alone, so the block-wide branches of digamma, erfinv and the
@@ -31,7 +35,9 @@ from flaggems_exp.runtime.plans import PlanCache
 from . import cases, timing
 
 SHAPES = ((1024, 4), (1024, 8), (512, 4), (256, 2), (256, 1), (128, 1))
-COLUMNS = ("op", "dtype", "size", "shape", "p20_ms", "p50_ms", "p80_ms", "same_as_eager")
+COLUMNS = ("op", "dtype", "size", "shape", "p20_ms", "p50_ms", "p80_ms", "kernel_us",
+           "same_as_eager")
+KERNEL_TIME_CALLS = 30
 
 
 def parse_shape(text):
@@ -64,10 +70,11 @@ def same_bits(a, b):
     return True
 
 
-def measure(op, dtype, size, shapes, device):
+def measure(op, dtype, size, shapes, device, kernel_time=False):
     """Rows (dicts of ``COLUMNS``) of ``op`` in ``dtype`` at ``size``: eager's, then one per
     shape; none where the op looks its results up (a table's gather, whatever the shape:
-    ``PointwiseOp.looks_up``). The op's declarations are restored afterwards, its plans dropped."""
+    ``PointwiseOp.looks_up``). With ``kernel_time``, each row's kernel time too (CUDA only).
+    The op's declarations are restored afterwards, its plans dropped."""
     target = declaring(op)
     baseline, args, kwargs = cases.runner_inputs(op, dtype, size, device)
     if target.looks_up(dtype, args[0].numel()):
@@ -83,19 +90,23 @@ def measure(op, dtype, size, shapes, device):
         setup()
     reference = baseline.fn(*args, **kwargs)
     reference = reference.clone() if reference is args[0] else reference
-    rows = [dict(row, shape="eager", same_as_eager=True,
-                 **_quantiles(timing.bench(lambda: baseline.fn(*args, **kwargs), setup)))]
+    calls = [("eager", lambda: baseline.fn(*args, **kwargs))]
+    calls += [(f"{elements}/{warps}", _shaped(op, target, elements, warps, args, kwargs))
+              for elements, warps in shapes]
     declared = target.__dict__.get("block"), target.__dict__.get("warps")
+    rows = []
     try:
-        for elements, warps in shapes:
-            target.block, target.warps = elements, warps
-            for o in {id(op): op, id(target): target}.values():
-                o.plans = PlanCache()
+        for shape, call in calls:
             if setup:
                 setup()
-            same = same_bits(op(*args, **kwargs), reference)
-            rows.append(dict(row, shape=f"{elements}/{warps}", same_as_eager=same,
-                             **_quantiles(timing.bench(lambda: op(*args, **kwargs), setup))))
+            same = shape == "eager" or same_bits(call(), reference)
+            rows.append(dict(row, shape=shape, same_as_eager=same,
+                             **_quantiles(timing.bench(call, setup))))
+        if kernel_time:
+            from .kernel_time import profiled_calls
+            measured = profiled_calls([(call, setup) for _, call in calls], KERNEL_TIME_CALLS)
+            for r, (kernel_us, _) in zip(rows, measured):
+                r["kernel_us"] = kernel_us
     finally:
         for name, value in zip(("block", "warps"), declared):
             if value is None:
@@ -107,20 +118,33 @@ def measure(op, dtype, size, shapes, device):
     return rows
 
 
+def _shaped(op, target, elements, warps, args, kwargs):
+    """``op(*args, **kwargs)`` under the program shape (elements, warps): the first call of a
+    run of them declares it and drops the plans made under another, the rest replay theirs."""
+    def call():
+        if (target.__dict__.get("block"), target.__dict__.get("warps")) != (elements, warps):
+            target.block, target.warps = elements, warps
+            for o in {id(op): op, id(target): target}.values():
+                o.plans = PlanCache()
+        return op(*args, **kwargs)
+    return call
+
+
 def _quantiles(ms):
     return dict(zip(("p20_ms", "p50_ms", "p80_ms"), ms))
 
 
 def table(rows):
     """One line per op, dtype and size: eager's p50 in µs, then each shape's (* where its
-    result differs from eager's)."""
+    result differs from eager's), each with its kernel time in brackets where measured."""
     lines, key = [], None
     for r in rows:
         if (r["op"], r["dtype"], r["size"]) != key:
             key = (r["op"], r["dtype"], r["size"])
             lines.append(f"{r['op']} {r['dtype']} {r['size']}:")
         mark = "" if r["same_as_eager"] else " *differs*"
-        lines[-1] += f"  {r['shape']} {r['p50_ms'] * 1e3:.1f}{mark}"
+        kernel = f" ({r['kernel_us']:.2f})" if r.get("kernel_us") is not None else ""
+        lines[-1] += f"  {r['shape']} {r['p50_ms'] * 1e3:.1f}{kernel}{mark}"
     return "\n".join(lines)
 
 
@@ -133,8 +157,12 @@ def main(argv=None):
     parser.add_argument("--size", default="L", choices=cases.SIZES)
     parser.add_argument("--shape", action="append", type=parse_shape, default=[],
                         metavar="ELEMENTS/WARPS", help=f"default: {' '.join(f'{e}/{w}' for e, w in SHAPES)}")
+    parser.add_argument("--kernel-time", action="store_true",
+                        help="also each row's kernel time by the profiler (needs CUDA)")
     parser.add_argument("--out", type=pathlib.Path, help="a CSV of the rows")
     args = parser.parse_args(argv)
+    if args.kernel_time and not timing.CUDA:
+        parser.error("--kernel-time needs CUDA: without it the profiler records no kernels")
     device = "cuda" if timing.CUDA else "cpu"
     rows = []
     for name in args.op:
@@ -143,7 +171,8 @@ def main(argv=None):
         op = REGISTRY[name]
         declaring(op)
         for dtype in cases.op_dtypes(op, [getattr(torch, d) for d in args.dtype] or None):
-            measured = measure(op, dtype, args.size, args.shape or SHAPES, device)
+            measured = measure(op, dtype, args.size, args.shape or SHAPES, device,
+                               args.kernel_time)
             rows += measured
             print(table(measured) if measured else
                   f"{name} {cases.dtype_name(dtype)}: looked up, no program shape applies",

@@ -1072,6 +1072,34 @@ def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
     assert not programs.same_bits(one, torch.tensor([-0.0, float("nan")]))
 
 
+@pytest.mark.skipif(timing.CUDA, reason="the CPU answer; on a GPU the tool measures")
+def test_programs_kernel_time_needs_cuda(capsys):
+    from benchmarks import programs
+
+    with pytest.raises(SystemExit) as refused:
+        programs.main(["--op", "sigmoid", "--size", "S", "--kernel-time"])
+    assert refused.value.code == 2 and "--kernel-time needs CUDA" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not timing.CUDA, reason="needs a CUDA GPU: the profiler's device records")
+def test_programs_kernel_time_of_each_shape_on_the_gpu(tmp_path):
+    """On a GPU, ``--kernel-time``: every row, eager's and each shape's of an in-place op, has
+    a kernel time above zero and below its event time; the CSV holds it; the declarations are
+    restored."""
+    from benchmarks import programs
+
+    rows = programs.main(["--op", "sigmoid_", "--dtype", "float16", "--size", "S", "--shape",
+                          "256/1", "--shape", "1024/4", "--kernel-time",
+                          "--out", str(tmp_path / "programs.csv")])
+    assert [r["shape"] for r in rows] == ["eager", "256/1", "1024/4"]
+    for r in rows:
+        assert r["same_as_eager"] and 0 < r["kernel_us"] < r["p50_ms"] * 1e3, r
+    with open(tmp_path / "programs.csv") as f:
+        assert all(float(r["kernel_us"]) > 0 for r in csv.DictReader(f))
+    assert not {"block", "warps"} & set(vars(REGISTRY["sigmoid"]))
+
+
 # ---- kernel time --------------------------------------------------------------------------
 def test_kernel_time_sums_the_activities_between_each_pair_of_markers():
     """``benchmarks.kernel_time``: a call's activities are those between its two markers; the
