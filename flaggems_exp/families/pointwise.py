@@ -418,10 +418,13 @@ class PointwiseOp(Op):
         dtype = target.dtype
         flush = dtype in self.flushes_subnormals and all(
             t.dtype == dtype for t in operands if isinstance(t, torch.Tensor))
-        if (self.looks_up(dtype, math.prod(shape)) and not kernel_scalars and reduce is None
+        # a table holds the results of one math: a call's scalars must be fixed by its
+        # signature (constexprs, each value a table of its own), never numbers it passes
+        if (self.looks_up(dtype, math.prod(shape)) and reduce is None
+                and all(isinstance(v, tl.constexpr) for v in kernel_scalars)
                 and _one_dense_16_bit_operand(target, shape, out_strides, operands)
                 and (result or dtype) == dtype):
-            table = self.lookup_table(operands[0], compute, common, flush)
+            table = self.lookup_table(operands[0], compute, common, flush, kernel_scalars)
             if table is not None:
                 return launch_lookup(self.name, target, operands[0], table)
         launch(self.name, self.math, target, shape, out_strides, operands, kernel_scalars,
@@ -438,10 +441,11 @@ class PointwiseOp(Op):
         """Elements a program of this op's launches takes where the call has that many."""
         return BLOCK if self.block is None or INTERPRETED else self.block
 
-    def lookup_table(self, x, compute, common, flush):
+    def lookup_table(self, x, compute, common, flush, constants=()):
         """This op's result for each of the 65536 values of ``x``'s 16-bit dtype, on ``x``'s
-        device, the value of bits b - 32768 (read as int16) at index b: made by its own
-        kernel on the first call and kept for good (128 KB a dtype and device), apart from the
+        device, the value of bits b - 32768 (read as int16) at index b, under the kernel
+        scalars ``constants`` (constexprs only): made by its own kernel on the first call and
+        kept for good (128 KB a dtype, device and constants), apart from the
         call's plan and launch count. None while a CUDA graph is being captured and there is no
         table yet: a capture records launches without running them, so the table would hold
         nothing until the graph's first replay (the call then takes the kernel).
@@ -449,7 +453,7 @@ class PointwiseOp(Op):
         The table is made once on the current stream and read later from any stream, so its
         making is waited for, once: the only synchronization of the op, at its first call in
         a 16-bit dtype on a device."""
-        key = (x.dtype, x.device, compute, common, flush)
+        key = (x.dtype, x.device, compute, common, flush, tuple(c.value for c in constants))
         tables = self.__dict__.setdefault("_lookup_tables", {})  # this op's own, never shared
         table = tables.get(key)
         if table is None:
@@ -461,7 +465,8 @@ class PointwiseOp(Op):
                 every = every_16_bit_value(x.dtype, x.device)
                 table = torch.empty_like(every)
                 launch(f"{self.name} (table)", self.math, table, table.shape, table.stride(),
-                       [every], (), compute, common=common, stored=self.stored_operands([every]),
+                       [every], tuple(constants), compute, common=common,
+                       stored=self.stored_operands([every]),
                        flush_subnormals=flush, whole_block=self.whole_block(),
                        warps=self.warps)
             finally:

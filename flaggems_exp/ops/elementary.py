@@ -146,11 +146,19 @@ class Logit(FloatUnary):
     scalars = {"eps": None}
     scalar_check = "compute"  # PyTorch's CUDA kernel: eps.to<acc_type>(), float below float64
 
+    # looked up without eps: the table's gather against the kernel's log of a division (H100,
+    # 8192x8192, float16 / bfloat16: about 95 µs against 109.3 / 116.2, eager 110.8 / 118.5)
+    looks_up_16_bit = HALF
+    lookup_from = FLOAT16_TABLE_PAYS_FROM
+
     def prepare(self, operands, params):
         # eps < 0 (converted to the compute dtype, as PyTorch tests it) means no clamping;
-        # without eps (the default, in the call's signature) the kernel has no clamp at all
+        # without eps (the default, in the call's signature) the kernel has no clamp at all,
+        # and no scalar but constexprs: such a call may look its results up
         eps = params["eps"]
-        return operands, (-1.0 if eps is None else eps, tl.constexpr(eps is not None))
+        if eps is None:
+            return operands, (tl.constexpr(-1.0), tl.constexpr(False))
+        return operands, (eps, tl.constexpr(True))
 
     @staticmethod
     @triton.jit
