@@ -48,7 +48,7 @@ def _computed(op, *args, **kwargs):
 
 def test_some_op_looks_up():
     both = {"digamma", "i0", "special_i0e", "special_i1", "acosh", "asinh", "atanh", "sinc", "selu",
-            "logit"}
+            "logit", "softplus"}
     assert {(op.name, str(d)) for op, d in DECLARED} == (
         {(name, str(d)) for name in both for d in SIXTEEN_BIT}
         | {("erfinv", "torch.bfloat16"), ("log1p", "torch.bfloat16")})
@@ -89,8 +89,8 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
         ((x.float(),), {}, False),
     ] + [((x.to(d),), {}, False) for d in SIXTEEN_BIT if d not in op.looks_up_16_bit]
     for args, kwargs, expected in cases:
-        if "out" in kwargs and not op.has_out:  # selu has no out= overload
-            continue
+        if "out" in kwargs and (not op.has_out or op.out_dtype_check):
+            continue  # selu has no out= overload; softplus's out= must have the result's dtype
         op.plans.clear()
         looked_up.clear()
         ours = op(*args, **kwargs)
@@ -107,38 +107,45 @@ def test_a_lookup_serves_dense_16_bit_calls_only(op, monkeypatch):
         assert torch.equal(_bits(y), _bits(_computed(op, x)))
 
 
-def test_a_call_passing_a_scalar_computes(monkeypatch):
-    """A table holds one math's results: logit without eps (its kernel scalars all fixed by
-    the signature, constexprs) looks up a table made under those constants; with eps (a
-    number the call passes, any value) it computes, in place too; both give the kernel's
-    bits."""
+@pytest.mark.parametrize("name, calls", [
+    ("logit", [((), True), ((0.25,), False), ((-1.0,), False)]),
+    ("softplus", [((), True), ((1, 20), True), ((2,), False), ((1, 5), False)]),
+], ids=["logit", "softplus"])
+def test_a_call_passing_a_scalar_computes(name, calls, monkeypatch):
+    """A table holds one math's results: a call whose kernel scalars are all fixed by its
+    signature (constexprs: logit without eps, softplus at its default beta and threshold)
+    looks up a table made under those constants; one passing a number (any eps, another beta
+    or threshold) computes, in place too (logit_); both give the kernel's bits."""
     from flaggems_exp.families import pointwise
 
     looked_up = []
     real = pointwise.launch_lookup
     monkeypatch.setattr(pointwise, "launch_lookup",
                         lambda *a: looked_up.append(a[0]) or real(*a))
-    logit = REGISTRY["logit"]
-    x = torch.rand(5, 33, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16).to(DEV)
-    for args, expected in (((x,), True), ((x, 0.25), False), ((x, -1.0), False)):
-        logit.plans.clear()
+    op, inplace = REGISTRY[name], REGISTRY.get(f"{name}_")
+    x = (torch.rand(5, 33, generator=torch.Generator().manual_seed(5)) * 1.4 - 0.2) * (
+        1 if name == "logit" else 25)
+    x = x.to(torch.bfloat16).to(DEV)
+    for params, expected in calls:
+        op.plans.clear()
         looked_up.clear()
-        ours = logit(*args)
-        assert bool(looked_up) == expected, args[1:]
-        assert torch.equal(_bits(ours), _bits(_computed(logit, *args)))
-        y = x.clone()
-        looked_up.clear()
-        REGISTRY["logit_"](y, *args[1:])
-        assert bool(looked_up) == expected and torch.equal(_bits(y), _bits(ours))
-    constants = {key[-1] for key in logit._lookup_tables if key[0] == torch.bfloat16}
-    assert constants == {(-1.0, False)}
+        ours = op(x, *params)
+        assert bool(looked_up) == expected, params
+        assert torch.equal(_bits(ours), _bits(_computed(op, x, *params)))
+        if inplace is not None:
+            y = x.clone()
+            looked_up.clear()
+            inplace(y, *params)
+            assert bool(looked_up) == expected and torch.equal(_bits(y), _bits(ours))
+    constants = {key[-1] for key in op._lookup_tables if key[0] == torch.bfloat16}
+    assert len(constants) == 1, constants  # one table: every looked-up call had the same
 
 
 @pytest.mark.lookup_thresholds
 def test_the_cheaper_maths_have_a_float16_threshold():
     """Ops whose math costs a few libdevice calls look float16 up only in calls of 4M elements
     or more (the table read cold costs more below); bfloat16, and the costlier maths, always."""
-    cheap = {"acosh", "asinh", "atanh", "sinc", "selu", "logit"}
+    cheap = {"acosh", "asinh", "atanh", "sinc", "selu", "logit", "softplus"}
     assert {op.name for op in LOOKED_UP if op.lookup_from} == cheap
     for op in LOOKED_UP:
         assert op.looks_up(torch.bfloat16, 1) == (torch.bfloat16 in op.looks_up_16_bit)
