@@ -28,11 +28,6 @@ ENTRIES = (
         "correctly rounded reciprocal, PyTorch's `1 / (1 + exp(-x))`); NOTES \"Why "
         "torch.compile's float16 sigmoid and softplus are faster\"",
         arithmetic=True),
-    Why(("softplus",), _HALF,
-        "torch.compile computes `log1p(tl.exp(x))`, an `ex2.approx` exponential (336 SASS a "
-        "program against our 376 with libdevice's `expf`, PyTorch's); NOTES \"Why "
-        "torch.compile's float16 sigmoid and softplus are faster\"",
-        arithmetic=True),
     Why(("logaddexp",), _HALF,
         "torch.compile's exponential is `tl.exp` (`ex2.approx` after a shorter range reduction: "
         "392 SASS a program against our 424 with PyTorch's `expf`); arithmetic-bound, the "
