@@ -427,9 +427,12 @@ def test_divisions_compile_as_pytorch_rounds_them_and_no_more():
     """Compiled for the H200 (sm_90): a reciprocal (sigmoid's, reciprocal's) is one correctly
     rounded ``rcp.rn``, which rounds 1 / y as ``div.rn`` does; softplus at its default beta 1
     and logit without eps compile without the division by beta and without the clamp, which
-    leave their values as they are; other values keep them."""
+    leave their values as they are; other values keep them. (At these constants softplus and
+    logit look their float16 results up at L: their kernel's launch is the one making the
+    table, under the same constants.)"""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "sigmoid", "reciprocal", "softplus", "softplus_beta_2", "logit", "logit_eps")}
+        "sigmoid", "reciprocal", "softplus", "softplus_beta_2", "logit", "logit_eps")
+        if launch["kernel"] == "_pointwise_kernel"}
     for case in ("sigmoid", "reciprocal"):
         assert launches[case]["reciprocals"] > 0 and launches[case]["divisions"] == 0, launches[case]
     assert launches["softplus"]["divisions"] == 0, launches["softplus"]
