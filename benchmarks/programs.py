@@ -113,8 +113,7 @@ def measure(op, dtype, size, shapes, device, kernel_time=False):
                 target.__dict__.pop(name, None)
             else:
                 setattr(target, name, value)
-        for o in {id(op): op, id(target): target}.values():
-            o.plans = PlanCache()
+        _drop_plans(op, target)
     return rows
 
 
@@ -124,10 +123,15 @@ def _shaped(op, target, elements, warps, args, kwargs):
     def call():
         if (target.__dict__.get("block"), target.__dict__.get("warps")) != (elements, warps):
             target.block, target.warps = elements, warps
-            for o in {id(op): op, id(target): target}.values():
-                o.plans = PlanCache()
+            _drop_plans(op, target)
         return op(*args, **kwargs)
     return call
+
+
+def _drop_plans(op, target):
+    """Forget the plans of ``op`` and of the op declaring its shape (the same for most)."""
+    for o in {id(op): op, id(target): target}.values():
+        o.plans = PlanCache()
 
 
 def _quantiles(ms):
