@@ -1,8 +1,8 @@
 """Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
-multiply-adds, correctly rounded divisions and reciprocals, selects, conversions from float64,
-approximate instructions in their flushing and non-flushing forms, and instructions that flush
-subnormals.
+multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes, branches on a
+predicate, conversions from float64, approximate instructions in their flushing and non-flushing
+forms, and instructions that flush subnormals.
 
     python tests/ptx_census.py CASE [CASE ...]
 
@@ -62,9 +62,10 @@ def _cases(torch):
         "asinh": ("asinh", (half(),)),
         "relu6": ("relu6", (half(),)),
         **{f"{name}_float32": (name, (torch.empty(_SQUARE, dtype=torch.float32),))
-           for name in ("sinh", "cosh", "asinh", "acosh", "erfinv", "digamma")},
+           for name in ("sinh", "cosh", "asinh", "acosh", "erfinv", "digamma", "i0",
+                        "special_i0e", "special_i1")},
         **{f"{name}_float64": (name, (torch.empty(_SQUARE, dtype=torch.float64),))
-           for name in ("log1p", "asinh", "acosh", "atanh")},
+           for name in ("log1p", "asinh", "acosh", "atanh", "i0")},
         "hardtanh": ("hardtanh", (half(),)),
         "masked_scatter": ("masked_scatter", (half(), torch.empty(_SQUARE, dtype=torch.bool),
                                               torch.empty(_SQUARE, dtype=torch.float16))),
@@ -88,6 +89,9 @@ def census(ptx):
         "exp2": count(r"\bex2\."), "fma": count(r"\bfma\."),
         "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
         "selects": count(r"\bselp\."),
+        # a warp's vote on a condition of its lanes, and branches on a predicate
+        "votes": count(r"\bvote\.sync\.(?:all|any)\.pred\b"),
+        "branches": count(r"@!?%?\w+\s+bra\b"),
         "float64_conversions": count(r"\bcvt\.[.\w]*\.f64\b"),
         "approximations_flushing": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),
         "approximations_keeping": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.f32"),

@@ -452,6 +452,21 @@ def test_relu6_compiles_for_its_fixed_limits():
     assert launches["relu6"]["selects"] < launches["hardtanh"]["selects"], launches
 
 
+def test_float32_bessel_functions_choose_their_series_per_warp():
+    """Compiled for the H200 (sm_90): float32 i0, i0e and i1 take Cephes' series per warp on
+    each lane's side (two votes and two predicated branches for each element of a thread), as
+    nvcc's code of ATen's kernels branches per element, not per block; float64 keeps the
+    block's choice (no vote). Their bits against PyTorch's CUDA kernels: the GPU test
+    ``test_float32_bessel_functions_match_pytorch_on_warps_of_either_side``."""
+    cases = ("i0_float32", "special_i0e_float32", "special_i1_float32", "i0_float64")
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(*cases)}
+    for case in cases[:3]:
+        launch = launches[case]
+        assert launch["votes"] > 0 and launch["votes"] == launch["branches"], launch
+        assert launch["votes"] % 2 == 0, launch  # all on the lane's side, and any
+    assert launches["i0_float64"]["votes"] == 0, launches["i0_float64"]
+
+
 def test_written_out_float32_math_takes_the_flushing_approximations_nvcc_takes():
     """Compiled for the H200 (sm_90): float32 sinh, cosh, asinh, acosh and erfinv take their
     approximate exponential, logarithm, reciprocal root and division in the flushing forms, as

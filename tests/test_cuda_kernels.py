@@ -8,9 +8,12 @@ and through ours: the same error (type and message), or the same result dtype an
 values within the dtype's tolerance (bit for bit where the op only moves data or the result is
 not floating). A difference found here is a case the CPU references miss.
 """
+import math
+
 import pytest
 import torch
 
+import flaggems_exp
 import generic_checks as checks
 from flaggems_exp import REGISTRY, testing
 from flaggems_exp.families import InplaceOp, PointwiseOp
@@ -64,3 +67,23 @@ def test_special_values_match_pytorchs_cuda_kernel(op, dtype):
     unary = testing.twin(op).nin == 1 and not isinstance(op, InplaceOp)
     for call in testing.grid_calls(op, values):
         _compare(op, call, exact=False, signed_zeros=unary)
+
+
+@pytest.mark.parametrize("name", ["i0", "special_i0e", "special_i1"])
+def test_float32_bessel_functions_match_pytorch_on_warps_of_either_side(name):
+    """Compiled, float32 i0, i0e and i1 choose Cephes' series per warp (one series where the
+    warp's lanes agree, one recurrence of both where they do not): bit for bit PyTorch's CUDA
+    kernel on warps of one side, of the other, of lanes alternating between them, and of
+    random mixtures with 8, its neighbours, zeros, infinities, NaN and subnormals."""
+    g = torch.Generator(device=DEVICE).manual_seed(5)
+    n = 1 << 16
+    small = torch.rand(n, generator=g, device=DEVICE) * 16 - 8
+    big = torch.sign(small) * (8 + torch.rand(n, generator=g, device=DEVICE) * 90)
+    alternating = torch.where(torch.arange(n, device=DEVICE) % 2 == 0, small, big)
+    edges = torch.tensor([8.0, -8.0, 8.000001, 7.999999, 0.0, -0.0, math.inf, -math.inf,
+                          math.nan, 1e-40, -1e-40, 88.0, 89.0, 1e30], device=DEVICE)
+    mixture = torch.randn(n, generator=g, device=DEVICE) * 8
+    mixture[torch.randint(0, n, (512,), generator=g, device=DEVICE)] = edges.repeat(37)[:512]
+    ours, theirs = getattr(flaggems_exp.experimental_ops, name), testing.pytorch_op(REGISTRY[name])
+    for x in (small, big, alternating, mixture, -mixture):
+        assert_close(ours(x), theirs(x), exact=True, signed_zeros=True)
