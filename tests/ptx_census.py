@@ -60,10 +60,11 @@ def _cases(torch):
         "logit": ("logit", (half(),)),
         "logit_eps": ("logit", (half(), 0.25)),
         "asinh": ("asinh", (half(),)),
+        "logaddexp": ("logaddexp", (half(), half())),
         "relu6": ("relu6", (half(),)),
         **{f"{name}_float32": (name, (torch.empty(_SQUARE, dtype=torch.float32),))
            for name in ("sinh", "cosh", "asinh", "acosh", "erfinv", "digamma", "i0",
-                        "special_i0e", "special_i1")},
+                        "special_i0e", "special_i1", "log1p")},
         **{f"{name}_float64": (name, (torch.empty(_SQUARE, dtype=torch.float64),))
            for name in ("log1p", "asinh", "acosh", "atanh", "i0")},
         "hardtanh": ("hardtanh", (half(),)),

@@ -452,6 +452,16 @@ def test_relu6_compiles_for_its_fixed_limits():
     assert launches["relu6"]["selects"] < launches["hardtanh"]["selects"], launches
 
 
+def test_log1p_compiles_without_a_branch():
+    """Compiled for the H200 (sm_90): float32 log1p (and logaddexp, asinh and acosh through
+    it) takes CUDA's ``log1pf`` steps with its rare inputs selected, not branched to, so that
+    the compiler interleaves a thread's elements; bit for bit PyTorch's on every float32
+    (``test_log1p_float32_matches_pytorch_on_every_value``, a GPU test)."""
+    cases = ("log1p_float32", "logaddexp", "asinh_float32", "acosh_float32")
+    for launch in ptx_census.compiled_launches(*cases):
+        assert launch["branches"] == 0, launch
+
+
 def test_float32_bessel_functions_choose_their_series_per_warp():
     """Compiled for the H200 (sm_90): float32 i0, i0e and i1 take Cephes' series per warp on
     each lane's side (two votes and two predicated branches for each element of a thread), as
