@@ -28,12 +28,6 @@ ENTRIES = (
         "correctly rounded reciprocal, PyTorch's `1 / (1 + exp(-x))`); NOTES \"Why "
         "torch.compile's float16 sigmoid and softplus are faster\"",
         arithmetic=True),
-    Why(("logaddexp",), _HALF,
-        "torch.compile's exponential is `tl.exp` (`ex2.approx` after a shorter range reduction: "
-        "392 SASS a program against our 424 with PyTorch's `expf`); arithmetic-bound, the "
-        "instruction ratio is the time ratio; NOTES \"Why torch.compile's float16 logaddexp is "
-        "faster\"",
-        arithmetic=True),
     Why(("selu",), ("bfloat16",),
         "torch.compile takes libdevice's flush-to-zero branches (Triton's default); a bfloat16 "
         "input can be a float32 subnormal, which PyTorch keeps (selu(-1e-40) is -1.76e-40, "
