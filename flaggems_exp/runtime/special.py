@@ -124,7 +124,7 @@ _I1E_B = tl.constexpr((
 _I1E_B_PADDED = tl.constexpr((0.0,) * 4 + tuple(_I1E_B.value))  # aligned to the A series' length
 
 # Compiled float32: the series in PTX with a branch per warp on each lane's side, as nvcc's code
-# of ATen's kernels takes (``bessel_ptx``); interpreted and in float64, ``_bessel`` below.
+# of ATen's kernels takes (``bessel_ptx``); interpreted and in float64, ``_bessel_per_block``.
 _I0_PTX = tl.constexpr(bessel_ptx.program(_I0E_A.value, _I0E_B.value, "i0"))
 _I0E_PTX = tl.constexpr(bessel_ptx.program(_I0E_A.value, _I0E_B.value, "i0e"))
 _I1_PTX = tl.constexpr(bessel_ptx.program(_I1E_A.value, _I1E_B.value, "i1"))
@@ -932,7 +932,25 @@ def _chbevl(x, C: tl.constexpr, start: tl.constexpr, n: tl.constexpr):
 
 @triton.jit
 def _bessel(a, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr, n: tl.constexpr,
-            FINISH: tl.constexpr):
+            FINISH: tl.constexpr, PTX: tl.constexpr, EXP: tl.constexpr):
+    """Cephes' series of |x| = a and the op's finish (see ``_bessel_per_block``): compiled
+    float32 in ``PTX`` (``bessel_ptx.program``; exp(a) its second operand where ``EXP``),
+    which branches per warp as nvcc's code of ATen's kernels does; else per block."""
+    if libm.LIBDEVICE and a.dtype == tl.float32:
+        if EXP:
+            r = tl.inline_asm_elementwise(PTX, "=f,f,f", [a, libm.exp(a)], dtype=tl.float32,
+                                          is_pure=True, pack=1)
+        else:
+            r = tl.inline_asm_elementwise(PTX, "=f,f", [a], dtype=tl.float32, is_pure=True,
+                                          pack=1)
+    else:
+        r = _bessel_per_block(a, A, B, b_start, n, FINISH)
+    return r
+
+
+@triton.jit
+def _bessel_per_block(a, A: tl.constexpr, B: tl.constexpr, b_start: tl.constexpr,
+                      n: tl.constexpr, FINISH: tl.constexpr):
     """Cephes' series for |x| = a, chbevl(a/2 - 2, A) up to 8, chbevl(32/a - 2, B) beyond (B:
     padded to A's length with b_start leading zeros; 32 / a correctly rounded, as PyTorch's
     kernels divide), as ATen's calc_i0e / calc_i1e evaluate them, then ``FINISH(a, series,
@@ -986,34 +1004,17 @@ def _i1_finish(a, series, SMALL: tl.constexpr):
 
 @triton.jit
 def i0e(x):
-    a = tl.abs(x)
-    if libm.LIBDEVICE and x.dtype == tl.float32:
-        r = tl.inline_asm_elementwise(_I0E_PTX, "=f,f", [a], dtype=tl.float32, is_pure=True,
-                                      pack=1)
-    else:
-        r = _bessel(a, _I0E_A, _I0E_B_PADDED, 5, 30, _i0e_finish)
-    return r
+    return _bessel(tl.abs(x), _I0E_A, _I0E_B_PADDED, 5, 30, _i0e_finish, _I0E_PTX, False)
 
 
 @triton.jit
 def i0(x):
-    a = tl.abs(x)
-    if libm.LIBDEVICE and x.dtype == tl.float32:
-        r = tl.inline_asm_elementwise(_I0_PTX, "=f,f,f", [a, libm.exp(a)], dtype=tl.float32,
-                                      is_pure=True, pack=1)
-    else:
-        r = _bessel(a, _I0E_A, _I0E_B_PADDED, 5, 30, _i0_finish)
-    return r
+    return _bessel(tl.abs(x), _I0E_A, _I0E_B_PADDED, 5, 30, _i0_finish, _I0_PTX, True)
 
 
 @triton.jit
 def i1(x):
-    a = tl.abs(x)
-    if libm.LIBDEVICE and x.dtype == tl.float32:
-        r = tl.inline_asm_elementwise(_I1_PTX, "=f,f,f", [a, libm.exp(a)], dtype=tl.float32,
-                                      is_pure=True, pack=1)
-    else:
-        r = _bessel(a, _I1E_A, _I1E_B_PADDED, 4, 29, _i1_finish)
+    r = _bessel(tl.abs(x), _I1E_A, _I1E_B_PADDED, 4, 29, _i1_finish, _I1_PTX, True)
     # Sign from x < 0 (not the sign bit), so i1(-0) = +0 as in torch; libm.neg keeps the sign
     # of a zero (i1 of a tiny negative x rounds to -0.0)
     return tl.where(x < 0, libm.neg(r), r)
