@@ -1,4 +1,4 @@
-"""Cephes' Bessel series for float32 as PTX, branching per lane as PyTorch's kernels do.
+"""Cephes' Bessel series for float32 as PTX, branching per warp on its lanes' sides.
 
 ATen's calc_i0 / calc_i0e / calc_i1 take one of two Chebyshev series per element: chbevl(a/2 - 2,
 A) for a = |x| <= 8, chbevl(32/a - 2, B) beyond (NaN included). Compiled by nvcc, a warp whose
