@@ -30,7 +30,6 @@ the rows above the limits by issue time.
 Writes ``host_time.csv`` and ``host_time.md`` (the summary, also printed) to ``--out``; the
 summary is computed from the CSV's rows alone.
 """
-import argparse
 import collections
 import csv
 import pathlib
@@ -209,9 +208,7 @@ def _ops(cells):
 
 # ---- the run ------------------------------------------------------------------------------
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.host_time",
-                                     description=__doc__.split("\n")[0])
-    run.add_op_and_dtype_options(parser)
+    parser = run.op_parser("benchmarks.host_time", __doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=200, metavar="N",
                         help="back-to-back calls per timed loop (default 200)")
     parser.add_argument("--repeats", type=int, default=5, metavar="N",
@@ -220,9 +217,7 @@ def parse_args(argv):
     parser.add_argument("--out", type=pathlib.Path, default=None, metavar="DIR",
                         help="where host_time.csv and host_time.md go (default: a fresh "
                              "temporary directory)")
-    args = parser.parse_args(argv)
-    args.ops = run.chosen_ops(parser, args.op)
-    args.dtypes = run.chosen_dtypes(parser, args.dtype)
+    args = run.ops_and_dtypes(parser, parser.parse_args(argv))
     if args.calls < 1 or args.repeats < 1:
         parser.error("--calls and --repeats take a positive count")
     return args

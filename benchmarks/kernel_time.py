@@ -21,7 +21,6 @@ process, for the comparison. Needs CUDA: without it the profiler records no devi
 
 Writes ``kernel_time.csv`` and ``kernel_time.md`` (the summary, also printed) to ``--out``.
 """
-import argparse
 import csv
 import pathlib
 import statistics
@@ -186,10 +185,7 @@ def _x(value):
 
 # ---- the run ------------------------------------------------------------------------------
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.kernel_time",
-                                     fromfile_prefix_chars="@",
-                                     description=__doc__.split("\n")[0])
-    run.add_op_and_dtype_options(parser)
+    parser = run.op_parser("benchmarks.kernel_time", __doc__.split("\n")[0])
     parser.add_argument("--size", default="M", choices=cases.SIZES)
     parser.add_argument("--calls", type=int, default=30, metavar="N",
                         help="profiled calls per (op, dtype, provider) (default 30)")
@@ -200,9 +196,7 @@ def parse_args(argv):
                         help="processes compiling every case's kernels first, as the runner's "
                              "warm-up does (default 16; 0: none)")
     parser.add_argument("--commit", default="", help="the commit to record (default: git's HEAD)")
-    args = parser.parse_args(argv)
-    args.ops = run.chosen_ops(parser, args.op)
-    args.dtypes = run.chosen_dtypes(parser, args.dtype)
+    args = run.ops_and_dtypes(parser, parser.parse_args(argv))
     if args.calls < 1:
         parser.error("--calls takes a positive count")
     return args

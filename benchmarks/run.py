@@ -421,6 +421,23 @@ def add_op_and_dtype_options(parser):
                              "the op supports them (integer dtypes for integer-only ops)")
 
 
+def op_parser(module, description):
+    """The parser of the command ``python -m module``: ``--op``, ``--dtype`` and @file
+    arguments; ``ops_and_dtypes`` reads them back."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", fromfile_prefix_chars="@",
+                                     description=description)
+    add_op_and_dtype_options(parser)
+    return parser
+
+
+def ops_and_dtypes(parser, args):
+    """``args`` with ``ops`` and ``dtypes``, the registered ops and torch dtypes its ``--op``
+    and ``--dtype`` name (an unknown one is the parser's error)."""
+    args.ops = chosen_ops(parser, args.op)
+    args.dtypes = chosen_dtypes(parser, args.dtype)
+    return args
+
+
 def chosen_ops(parser, names):
     """The registered ops ``names`` name, each once in their order (every op for none); an
     unknown name is the parser's error."""

@@ -148,7 +148,6 @@ def extra_bytes(fn, args, kwargs):
     if not CUDA:
         return None
     torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     result = fn(*args, **kwargs)
     torch.cuda.synchronize()

@@ -1157,6 +1157,54 @@ def test_kernel_time_summary_pairs_rows_by_op_and_dtype():
 
 
 @pytest.mark.skipif(timing.CUDA, reason="the CPU answer; on a GPU the tool measures")
+def test_profiled_needs_cuda_and_known_providers(capsys):
+    from benchmarks import profiled
+
+    assert profiled.main(["--op", "exp"]) == (2, [])
+    assert "needs CUDA" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        profiled.main(["--op", "exp", "--providers", "eager,nvfuser"])
+    assert refused.value.code == 2 and "unknown providers: nvfuser" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not timing.CUDA, reason="needs a CUDA GPU: the profiler's range")
+def test_profiled_brackets_each_call_alone(monkeypatch):
+    """On a GPU: each provider's call of each op runs once inside its own profiler range, in
+    the printed order, with nothing else launched there but the call's own kernels (an
+    in-place op's restore runs before the range opens)."""
+    from benchmarks import profiled
+
+    ranges, launched, open_range = [], [], []
+
+    def start():  # each range read by torch's profiler, as ncu would read it
+        ranges.append("start")
+        open_range.append(torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CUDA]))
+        open_range[-1].__enter__()
+
+    def stop():
+        ranges.append("stop")
+        prof = open_range.pop()
+        prof.__exit__(None, None, None)
+        launched.append([e.name for e in prof.events() if e.device_type.name == "CUDA"])
+
+    monkeypatch.setattr(torch.cuda.profiler, "start", start)
+    monkeypatch.setattr(torch.cuda.profiler, "stop", stop)
+    log = io.StringIO()
+    status, calls = profiled.main(["--op", "exp", "--op", "sigmoid_", "--dtype", "float16",
+                                   "--size", "S"], log=log)
+    assert status == 0
+    assert calls == [("exp", "float16", "eager"), ("exp", "float16", "gems"),
+                     ("sigmoid_", "float16", "eager"), ("sigmoid_", "float16", "gems")]
+    assert ranges == ["start", "stop"] * 4
+    assert log.getvalue().count("profiled: ") == 4
+    assert len(launched) == 4
+    for kernels in launched:  # the restore (a copy) ran before the range opened
+        assert kernels and not any("copy" in k.lower() or "memcpy" in k.lower()
+                                   for k in kernels), kernels
+
+
 def test_kernel_time_needs_cuda():
     from benchmarks import kernel_time
 
