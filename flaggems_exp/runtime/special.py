@@ -16,13 +16,14 @@ from triton.language.extra import libdevice as _cuda
 
 from . import bessel_ptx, libm
 
-# Compiled (``libm.LIBDEVICE``), float32 log1p and atanh, expm1, and float64 sinh, cosh, hypot
-# and erfinv are the CUDA math library's (libdevice): the functions PyTorch's
+# Compiled (``libm.LIBDEVICE``), float32 atanh, expm1, and float64 sinh, cosh, hypot and erfinv
+# are the CUDA math library's (libdevice): the functions PyTorch's
 # CUDA kernels call, so results agree with PyTorch's to the bit, and faster than the portable
 # versions the interpreter takes. float32 sinh, cosh, asinh, acosh and hypot are written out
 # as nvcc compiles them into PyTorch's kernels (read from their SASS), without libdevice's
 # branches (``_sinhf`` takes libdevice's own steps, ``_coshf``, ``_asinhf``, ``_acoshf`` and
-# ``_hypotf`` others), and float32 erfinv as CUDA 13's erfinvf (``_erfinvf``). Their
+# ``_hypotf`` others), float32 log1p in libdevice's own steps without its branch
+# (``_log1p_f32``), and float32 erfinv as CUDA 13's erfinvf (``_erfinvf``). Their
 # approximate exponentials, logarithms, reciprocal roots and divisions take the flushing forms
 # that nvcc's take, on arguments whose values those forms do not change (``_ex2_ftz``). They
 # run in the interpreter too, numpy's operations standing in for the approximate
