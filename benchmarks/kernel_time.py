@@ -99,7 +99,8 @@ def measure_op(op, dtypes, size, calls):
     except Exception as exc:  # noqa: BLE001 - recorded in every row of the op
         for dtype in dtypes:
             for name in PROVIDERS:
-                yield cases.dtype_name(dtype), name, None, None, None, f"inputs: {cases.error_line(exc)}"
+                yield (cases.dtype_name(dtype), name, None, None, None,
+                       f"inputs: {cases.error_line(exc)}")
         return
     inplace = cases.mutates_self(op)
     ready, failed = [], []
@@ -132,7 +133,8 @@ def measure_op(op, dtypes, size, calls):
         measured = profiled_calls([(fn, setup) for _, _, fn, setup, _ in ready], calls)
     except Exception as exc:  # noqa: BLE001
         for dtype, name, *_, event_us in ready:
-            yield cases.dtype_name(dtype), name, None, None, event_us, f"profiler: {cases.error_line(exc)}"
+            yield (cases.dtype_name(dtype), name, None, None, event_us,
+                   f"profiler: {cases.error_line(exc)}")
         return
     for (dtype, name, *_, event_us), (kernel_us, count) in zip(ready, measured):
         yield cases.dtype_name(dtype), name, kernel_us, count, event_us, ""

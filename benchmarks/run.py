@@ -214,7 +214,7 @@ def bench_op(op, keys, config, ceiling, env, warm_failures):
                     measured[name] = values
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory moving the inputs
                 for name in names:
-                    measured.setdefault(name, {"error": f"{cases.error_line(exc)}"})
+                    measured.setdefault(name, {"error": cases.error_line(exc)})
                 if timing.CUDA:
                     torch.cuda.empty_cache()
             for name in names:

@@ -97,5 +97,6 @@ def test_log1p_float32_matches_pytorch_on_every_value():
         x = torch.arange(start, start + chunk, dtype=torch.int64, device=DEVICE)
         x = x.to(torch.int32).view(torch.float32)
         ours, theirs = flaggems_exp.experimental_ops.log1p(x), torch.log1p(x)
-        same = (ours.view(torch.int32) == theirs.view(torch.int32)) | (ours.isnan() & theirs.isnan())
+        same = ((ours.view(torch.int32) == theirs.view(torch.int32))
+                | (ours.isnan() & theirs.isnan()))
         assert bool(same.all()), x[~same][:8].tolist()
