@@ -567,3 +567,35 @@ def test_unaligned_rows_are_walked_flat(name, pads_or_sizes, width, aligned_widt
     x = testing.random_tensor((4, 3, aligned_width), torch.float32)
     check_call(op, Call((x, pads_or_sizes if "pad" in name else [16])), exact=True)
     assert not launched[-1][3]["FLAT"]
+
+
+def test_flat_walks_of_large_calls_give_a_thread_several_vectors(monkeypatch):
+    """A call that fills ``FLAT_PROGRAMS`` programs of ``FLAT_AREA`` walks flat in those
+    (compiled, 4096 elements on 4 warps: several vectors a thread, wrapping rows among them):
+    here forced on small calls, two programs and a ragged end, PyTorch's values bit for bit."""
+    from flaggems_exp.families import gather_kernel
+    monkeypatch.setattr(gather_kernel, "FLAT_AREA", 4096)
+    monkeypatch.setattr(gather_kernel, "FLAT_PROGRAMS", 1)
+    cases = [("replication_pad1d", (8, 64, 29), [1, 3]),
+             ("upsample_nearest3d", (2, 8, 3, 5, 7), [5, 9, 11])]
+    for name, shape, arg in cases:
+        op = REGISTRY[name]
+        launched = _gather_launches(monkeypatch, op)
+        for dtype in (torch.float16, torch.float32):
+            x = testing.random_tensor(shape, dtype, generator=torch.Generator().manual_seed(5))
+            check_call(op, Call((x, arg)), exact=True)
+        assert [(o["FLAT"], o["BLOCK_C"]) for *_, o in launched] == [(True, 4096)] * 2, name
+
+
+def test_flat_walks_take_larger_programs_where_the_call_fills_them():
+    """Compiled for sm_90: the benchmarks' L upsampling to odd sizes (float16, 545M outputs)
+    walks flat in programs of 4096 on 4 warps, each thread storing four 16-byte vectors; a
+    call of 1M outputs (M) keeps programs of 1024, one vector a thread, 1023 of them."""
+    launches = ptx_census.compiled_launches("upsample_nearest3d_odd", "upsample_nearest1d_odd_M")
+    for launch, area, outputs in zip(launches, (4096, 1024), (4 * 16 * 129 * 257 * 257,
+                                                               16 * 64 * 1023)):
+        constexprs = launch["constexprs"]
+        assert (constexprs["FLAT"], constexprs["BLOCK_C"], launch["num_warps"]) == (
+            True, area, 4), launch
+        assert launch["grid"] == [-(-outputs // area)], launch
+        assert launch["stores"] == launch["vector_stores"] == area // 1024, launch

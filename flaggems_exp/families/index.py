@@ -9,7 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import needs_int64, offset, unravel
+from ..runtime.indexing import needs_int64, offset, program_area, unravel
 from ..runtime.launch import launch, load_ahead
 from ..runtime.plans import scratch
 from ..runtime.triton_types import converted
@@ -288,8 +288,7 @@ def _tile(shape, whole_rows, gathers=False):
     rows, cols = math.prod(shape[:-1]), shape[-1]
     small, programs = (GATHER_SMALL_TILE, GATHER_TILE_PROGRAMS) if gathers else (
         SMALL_TILE, TILE_PROGRAMS)
-    area = TILE if whole_rows else min(TILE, max(
-        small, triton.next_power_of_2(triton.cdiv(rows * cols, programs))))
+    area = TILE if whole_rows else program_area(rows * cols, small, TILE, programs)
     block_c = min(triton.next_power_of_2(cols),
                   area if whole_rows else max(TILE_COLS, area // triton.next_power_of_2(rows)))
     block_r = max(1, min(triton.next_power_of_2(rows), area // block_c))

@@ -28,6 +28,13 @@ def block_size(numel, whole=BLOCK):
     return min(whole, triton.next_power_of_2(max(numel, 1)))
 
 
+def program_area(numel, smallest, largest, programs):
+    """Elements per program of a launch over ``numel`` elements whose programs grow with the
+    call: ``largest`` (a power of two) where the call fills ``programs`` of them, else shrinking
+    towards ``smallest`` so that a small call still spreads over the GPU."""
+    return min(largest, max(smallest, triton.next_power_of_2(triton.cdiv(numel, programs))))
+
+
 def grid_size(numel):
     """Programs of a flat launch over ``numel`` elements."""
     return triton.cdiv(numel, block_size(numel))
