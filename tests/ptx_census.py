@@ -43,12 +43,12 @@ def _cases(torch):
             torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), 2)),
         "upsample_nearest1d_odd": ("upsample_nearest1d", (
             torch.empty((32, 64, 32768), dtype=torch.float16), [65537])),
-        "upsample_nearest1d_odd_M": ("upsample_nearest1d", (
-            torch.empty((16, 64, 511), dtype=torch.float16), [1023])),
         "upsample_nearest_exact1d_odd": ("_upsample_nearest_exact1d", (
             torch.empty((32, 64, 32768), dtype=torch.float16), [65537])),
         "upsample_nearest3d_odd": ("upsample_nearest3d", (
             torch.empty((4, 16, 64, 128, 128), dtype=torch.float16), [129, 257, 257])),
+        "upsample_nearest3d_odd_M": ("upsample_nearest3d", (
+            torch.empty((1, 16, 16, 32, 32), dtype=torch.float16), [17, 63, 61])),
         "replication_pad1d": ("replication_pad1d", (
             torch.empty((32, 64, 32768), dtype=torch.float16), [1, 2])),
         "replication_pad3d": ("replication_pad3d", (

@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 import torch
+import triton
 
 import flaggems_exp
 import gather_claims
@@ -570,30 +571,39 @@ def test_unaligned_rows_are_walked_flat(name, pads_or_sizes, width, aligned_widt
 
 
 def test_flat_walks_of_large_calls_give_a_thread_several_vectors(monkeypatch):
-    """A call that fills ``FLAT_PROGRAMS`` programs of ``FLAT_AREA`` walks flat in those
-    (compiled, 4096 elements on 4 warps: several vectors a thread, wrapping rows among them):
-    here forced on small calls, two programs and a ragged end, PyTorch's values bit for bit."""
+    """A call that fills ``FLAT_PROGRAMS`` programs of ``FLAT_AREA`` walks flat in those where
+    its rows are mapped and its elements 16-bit (compiled, 4096 elements on 4 warps: four
+    vectors a thread, wrapping rows among them): here forced on small calls, two programs and
+    a ragged end, PyTorch's values bit for bit. float32, and rows passed through (a 1d pad),
+    keep ``BLOCK``."""
     from flaggems_exp.families import gather_kernel
     monkeypatch.setattr(gather_kernel, "FLAT_AREA", 4096)
     monkeypatch.setattr(gather_kernel, "FLAT_PROGRAMS", 1)
-    cases = [("replication_pad1d", (8, 64, 29), [1, 3]),
-             ("upsample_nearest3d", (2, 8, 3, 5, 7), [5, 9, 11])]
-    for name, shape, arg in cases:
+    cases = [("replication_pad2d", (8, 8, 8, 29), [1, 3, 0, 1], True),
+             ("upsample_nearest3d", (2, 8, 3, 5, 7), [5, 9, 11], True),
+             ("replication_pad1d", (8, 64, 29), [1, 3], False)]
+    for name, shape, arg, rows_mapped in cases:
         op = REGISTRY[name]
         launched = _gather_launches(monkeypatch, op)
-        for dtype in (torch.float16, torch.float32):
+        for dtype in (torch.float16, torch.bfloat16, torch.float32):
             x = testing.random_tensor(shape, dtype, generator=torch.Generator().manual_seed(5))
             check_call(op, Call((x, arg)), exact=True)
-        assert [(o["FLAT"], o["BLOCK_C"]) for *_, o in launched] == [(True, 4096)] * 2, name
+        numel = getattr(torch.ops.aten, name)(x, arg).numel()
+        whole = min(triton.next_power_of_2(numel), gather_kernel.BLOCK)
+        blocks = [4096 if rows_mapped else whole] * 2 + [whole]
+        assert [(o["FLAT"], o["BLOCK_C"]) for *_, o in launched] == [
+            (True, block) for block in blocks], name
 
 
 def test_flat_walks_take_larger_programs_where_the_call_fills_them():
     """Compiled for sm_90: the benchmarks' L upsampling to odd sizes (float16, 545M outputs)
-    walks flat in programs of 4096 on 4 warps, each thread storing four 16-byte vectors; a
-    call of 1M outputs (M) keeps programs of 1024, one vector a thread, 1023 of them."""
-    launches = ptx_census.compiled_launches("upsample_nearest3d_odd", "upsample_nearest1d_odd_M")
-    for launch, area, outputs in zip(launches, (4096, 1024), (4 * 16 * 129 * 257 * 257,
-                                                               16 * 64 * 1023)):
+    walks flat in programs of 4096 on 4 warps, each thread storing four 16-byte vectors; the
+    same upsampling at 1M outputs (M) keeps programs of 1024, one vector a thread, as does a 1d
+    upsampling at L (its rows passed through)."""
+    launches = ptx_census.compiled_launches("upsample_nearest3d_odd", "upsample_nearest3d_odd_M",
+                                            "upsample_nearest1d_odd")
+    for launch, area, outputs in zip(launches, (4096, 1024, 1024), (
+            4 * 16 * 129 * 257 * 257, 16 * 17 * 63 * 61, 32 * 64 * 65537)):
         constexprs = launch["constexprs"]
         assert (constexprs["FLAT"], constexprs["BLOCK_C"], launch["num_warps"]) == (
             True, area, 4), launch

@@ -20,7 +20,7 @@ A dense output whose rows do not start aligned (a pad or an upsampling to an odd
 walked flat instead, so that its stores are whole vectors: 16 bytes a thread, whose row,
 column, rows' offsets and index maps are found once (a vector runs on along one row, or wraps
 once onto the next), each element then adding its lane; a large call's threads walk several
-vectors each (``FLAT_AREA``), sharing the divisors' reciprocals and the program's setup.
+vectors each where their rows are mapped (``FLAT_AREA``).
 Unit strides and the alignment of row and column offsets are compile-time facts
 (constexprs chosen on the host from the iteration dims): without them, shapes and strides being
 runtime integers, the compiler could prove no two lanes contiguous and would load and store
@@ -47,11 +47,15 @@ _NOWHERE, _ROWS, _COLUMNS = 0, 1, 2
 _MAX_ALIGN = 16  # elements: a 16-byte vector holds at most 16 one-byte elements
 
 FLAT_AREA = BLOCK if INTERPRETED else 4096
-"""Elements of a flat walk's program at most. Compiled, a call that fills ``FLAT_PROGRAMS`` of
-them gives each thread several vectors, which share the divisors' reciprocals and the
-program's setup (upsample_nearest3d to odd sizes, float16, sm_90 SASS: 195 instructions a
-vector against 232 in programs of 1024); a smaller call's programs shrink towards ``BLOCK``,
-so that it still spreads over the GPU."""
+"""Elements of a flat walk's program at most where its rows are mapped and its elements 16-bit
+(``_flat_area``). Compiled, a call that fills ``FLAT_PROGRAMS`` of them gives each thread four
+vectors, which share the program's setup and the rows' divisors' reciprocals, where each vector
+also finds its rows' index maps (upsample_nearest3d to odd sizes, float16, sm_90 SASS: 195
+instructions a vector against 232 in programs of 1024; at L on an H100 490.6 µs against
+548.5, replication_pad3d and pad2d 3-4% faster). Rows passed through (the 1d pads and
+upsamplings) gain less or lose (upsample_nearest1d float16 2.9% slower), and float32's eight
+vectors a thread lose 0.5-1.7% on every op: those keep ``BLOCK``. A smaller call's programs
+shrink towards ``BLOCK``, so that it still spreads over the GPU."""
 
 FLAT_PROGRAMS = 1024
 """Programs a call fills with ``FLAT_AREA`` elements each before its programs shrink."""
@@ -359,6 +363,14 @@ def _alignment(strides):
     return math.gcd(_MAX_ALIGN, *strides)
 
 
+def _flat_area(numel, dims, itemsize):
+    """Elements of a flat walk's program over ``numel`` outputs: see ``FLAT_AREA``."""
+    rows_mapped = any(d[3] for d in dims[:-1])
+    if itemsize != 2 or not rows_mapped:
+        return BLOCK
+    return program_area(numel, BLOCK, FLAT_AREA, FLAT_PROGRAMS)
+
+
 def _reciprocal(d):
     """(m, s) with ``n // d == (n * m) >> s`` for every 0 <= n < 2**31, d > 1: with
     l = ceil(log2 d), m = ceil(2**(31 + l) / d) < 2**32 and s = 31 + l (Granlund and
@@ -396,9 +408,8 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     vec = 1
     if flat:
         repeat = 1
-        block_c = min(triton.next_power_of_2(rows * cols),
-                      program_area(rows * cols, BLOCK, FLAT_AREA, FLAT_PROGRAMS))
-        block_r = 1
+        block_c, block_r = min(triton.next_power_of_2(rows * cols),
+                               _flat_area(rows * cols, dims, out.element_size())), 1
         # 16 bytes (one store) a vector, where the rows are that long (a wider vector is split
         # between threads by the compiler's layout, each redoing the vector's work)
         vec = min(16 // out.element_size(), block_c)
