@@ -71,7 +71,9 @@ ENTRIES = (
         "for its row and the next one's): 68M threads issue 494M warp instructions, 473 µs at "
         "one a clock on each of an H100's 528 schedulers, above the 406 µs its 1.22 GB take at "
         "the ceiling; float32 (307 an 8-element vector) stays below its bytes' time and runs "
-        "at 96%; NOTES \"Why upsample_nearest3d in 16 bits runs at 74% of the ceiling\"",
+        "at 96%; NOTES \"Why upsample_nearest3d in 16 bits runs at 74% of the ceiling\"; "
+        "since f04d88b a thread walks four vectors (195 SASS each), 490.6 µs against 548.5 "
+        "in one probe (83%), not yet a runner row: NOTES \"Flat walks in programs of 4096\"",
         arithmetic=True),
     Why(("trace",), (),
         "at its floor: one program summing the 8192 diagonal elements (stride 8193) took "
