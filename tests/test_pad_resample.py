@@ -600,8 +600,9 @@ def test_flat_walks_take_larger_programs_where_the_call_fills_them():
     walks flat in programs of 4096 on 4 warps, each thread storing four 16-byte vectors; the
     same upsampling at 1M outputs (M) keeps programs of 1024, one vector a thread, as does a 1d
     upsampling at L (its rows passed through)."""
-    launches = ptx_census.compiled_launches("upsample_nearest3d_odd", "upsample_nearest3d_odd_M",
-                                            "upsample_nearest1d_odd")
+    cases = ("upsample_nearest3d_odd", "upsample_nearest3d_odd_M", "upsample_nearest1d_odd")
+    launches = ptx_census.compiled_launches(*cases)
+    assert [launch["case"] for launch in launches] == list(cases)
     for launch, area, outputs in zip(launches, (4096, 1024, 1024), (
             4 * 16 * 129 * 257 * 257, 16 * 17 * 63 * 61, 32 * 64 * 65537)):
         constexprs = launch["constexprs"]
