@@ -19,8 +19,8 @@ side, so that a program moves thousands of elements in whole vectors, not a few 
 A dense output whose rows do not start aligned (a pad or an upsampling to an odd width) is
 walked flat instead, so that its stores are whole vectors: 16 bytes a thread, whose row,
 column, rows' offsets and index maps are found once (a vector runs on along one row, or wraps
-once onto the next), each element then adding its lane; a large call's threads walk several
-vectors each where their rows are mapped (``FLAT_AREA``).
+once onto the next), each element then adding its lane; a large call of 16-bit elements
+whose rows are mapped gives each thread several vectors (``FLAT_AREA``).
 Unit strides and the alignment of row and column offsets are compile-time facts
 (constexprs chosen on the host from the iteration dims): without them, shapes and strides being
 runtime integers, the compiler could prove no two lanes contiguous and would load and store
