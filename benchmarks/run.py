@@ -456,9 +456,7 @@ def chosen_dtypes(parser, names):
 
 
 def parse_args(argv, **overrides):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", fromfile_prefix_chars="@",
-                                     description=__doc__.split("\n")[0])
-    add_op_and_dtype_options(parser)
+    parser = op_parser("benchmarks.run", __doc__.split("\n")[0])
     parser.add_argument("--family", help="only ops of this family (e.g. PointwiseOp, InplaceOp)")
     parser.add_argument("--size", action="append", default=[], choices=cases.SIZES,
                         help="S (~4K elements), M (~1M), L (~64M) (repeatable); default: all")
