@@ -64,17 +64,6 @@ ENTRIES = (
         "45.3 µs), and float16 at 0.98x compile the run before (45.5 against 44.5); NOTES "
         "\"The compiled run of 2026-12-06\"",
         arithmetic=False),
-    Why(("upsample_nearest3d",), _HALF,
-        "bound by its instructions: the runner's output (129, 257, 257) has odd rows, walked "
-        "flat in vectors of 8, each thread's vector 232 SASS on its main path (8 gathered "
-        "loads, 14 float-to-int conversions of the index maps, two divisions by runtime sizes "
-        "for its row and the next one's): 68M threads issue 494M warp instructions, 473 µs at "
-        "one a clock on each of an H100's 528 schedulers, above the 406 µs its 1.22 GB take at "
-        "the ceiling; float32 (307 an 8-element vector) stays below its bytes' time and runs "
-        "at 96%; NOTES \"Why upsample_nearest3d in 16 bits runs at 74% of the ceiling\"; "
-        "since f04d88b a thread walks four vectors (195 SASS each), 490.6 µs against 548.5 "
-        "in one probe (83%), not yet a runner row: NOTES \"Flat walks in programs of 4096\"",
-        arithmetic=True),
     Why(("trace",), (),
         "at its floor: one program summing the 8192 diagonal elements (stride 8193) took "
         "8.6-9.4 µs on 4 to 32 warps in one run, ours 8.8-9.0 there; a launch and one round "
