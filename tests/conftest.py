@@ -1,4 +1,5 @@
-"""Test configuration: a marker per registered op (``pytest -m sigmoid``) and ``--quick``."""
+"""Test configuration: a marker per registered op (``pytest -m sigmoid``), ``--quick``, and
+each failure named as it happens."""
 import pytest
 
 import flaggems_exp
@@ -16,6 +17,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    global _CONFIG
+    _CONFIG = config
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped elsewhere, with the reason)")
     config.addinivalue_line("markers", "lookup_thresholds: keeps the ops' declared "
                             "lookup_from (tests/test_lookup_tables.py clears it elsewhere)")
@@ -29,3 +32,17 @@ def pytest_collection_modifyitems(config, items):
         if hasattr(op, "names"):  # an empty parametrization holds pytest's NOTSET instead
             for name in op.names:
                 item.add_marker(getattr(pytest.mark, _marker(name)))
+
+
+_CONFIG = None
+
+
+def pytest_runtest_logreport(report):
+    """A failing test named the moment it fails, where progress is printed (the controller
+    under xdist): a run stopped by a time limit before pytest's summary still says which
+    tests failed."""
+    if not report.failed or _CONFIG is None or hasattr(_CONFIG, "workerinput"):
+        return
+    terminal = _CONFIG.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line(f"\nFAILED ({report.when}) {report.nodeid}")
