@@ -4,6 +4,8 @@ import pytest
 
 import flaggems_exp
 
+_CONFIG = None  # this run's pytest config, for the failure lines (set in pytest_configure)
+
 
 def _marker(name):
     """The marker of an op: its name, without leading underscores (pytest refuses them), so
@@ -32,9 +34,6 @@ def pytest_collection_modifyitems(config, items):
         if hasattr(op, "names"):  # an empty parametrization holds pytest's NOTSET instead
             for name in op.names:
                 item.add_marker(getattr(pytest.mark, _marker(name)))
-
-
-_CONFIG = None
 
 
 def pytest_runtest_logreport(report):
