@@ -10,7 +10,6 @@ import warnings
 
 import pytest
 import torch
-import triton
 
 import flaggems_exp
 import gather_claims
@@ -19,6 +18,7 @@ from flaggems_exp import LAUNCHES, REGISTRY, testing
 from flaggems_exp.families import PadOp
 from flaggems_exp.ops.padding import reflect_index
 from flaggems_exp.runtime import errors
+from flaggems_exp.runtime.indexing import block_size
 from flaggems_exp.runtime.plans import PlanCache
 from flaggems_exp.testing import ALL_DTYPES, Call, assert_same_error, check_call, run
 
@@ -589,7 +589,7 @@ def test_flat_walks_of_large_calls_give_a_thread_several_vectors(monkeypatch):
             x = testing.random_tensor(shape, dtype, generator=torch.Generator().manual_seed(5))
             check_call(op, Call((x, arg)), exact=True)
         numel = getattr(torch.ops.aten, name)(x, arg).numel()
-        whole = min(triton.next_power_of_2(numel), gather_kernel.BLOCK)
+        whole = block_size(numel)
         blocks = [4096 if rows_mapped else whole] * 2 + [whole]
         assert [(o["FLAT"], o["BLOCK_C"]) for *_, o in launched] == [
             (True, block) for block in blocks], name

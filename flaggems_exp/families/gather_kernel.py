@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import BLOCK, needs_int64, offset, program_area, unravel
+from ..runtime.indexing import BLOCK, block_size, needs_int64, offset, program_area, unravel
 from ..runtime.launch import launch
 
 TILE_AREA = BLOCK if INTERPRETED else 4 * BLOCK
@@ -408,8 +408,8 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     vec = 1
     if flat:
         repeat = 1
-        block_c, block_r = min(triton.next_power_of_2(rows * cols),
-                               _flat_area(rows * cols, dims, out.element_size())), 1
+        block_c = block_size(rows * cols, _flat_area(rows * cols, dims, out.element_size()))
+        block_r = 1
         # 16 bytes (one store) a vector, where the rows are that long (a wider vector is split
         # between threads by the compiler's layout, each redoing the vector's work)
         vec = min(16 // out.element_size(), block_c)
