@@ -15,6 +15,7 @@ ceiling, the host time per call at S, the memory a call needs beyond its inputs 
 can be split into commands that each fit a time limit.
 """
 import argparse
+import contextlib
 import csv
 import datetime
 import pathlib
@@ -340,6 +341,23 @@ class Progress:
               f"elapsed {e // 3600}:{e // 60 % 60:02d}:{e % 60:02d}", file=self.log, flush=True)
 
 
+# a stage's warm-up cases: this many rounds of every worker, so that a stage's last compiles
+# leave few workers idle, while a time budget still bounds how much is compiled
+STAGE_ROUNDS = 4
+
+
+def warm_stages(tasks, jobs):
+    """{index of the plan's op that opens a stage: the stage's warm-up cases}, for ``tasks``
+    (each op's cases, in the plan's order) cut into stages of at least ``STAGE_ROUNDS * jobs``
+    cases; the last stage holds what is left."""
+    stages, start, stage = {}, 0, []
+    for i, op_tasks in enumerate(tasks):
+        stage += op_tasks
+        if len(stage) >= STAGE_ROUNDS * jobs or i == len(tasks) - 1:
+            stages[start], start, stage = stage, i + 1, []
+    return stages
+
+
 def run(config):
     """Measure every pending row of ``config``. Returns 0 when nothing is left to measure,
     3 when ``time_budget`` stopped the run early (run it again with --resume)."""
@@ -357,34 +375,46 @@ def run(config):
     print(f"flaggems_exp benchmarks on {env.gpu} (torch {env.torch}, triton {env.triton}, "
           f"commit {env.commit}): {len(plan)} ops, {total_rows} rows; copy ceiling "
           f"{ceiling:.1f} GB/s", file=log)
+    tasks = [[warmup.Task(op.name, cases.dtype_name(d), size, "compile" in config.providers,
+                          config.compile_timeout, config.shapes)
+              for d, size in dict.fromkeys((d, size) for d, size, _ in keys)]
+             for op, keys in plan]
+    jobs = min(config.jobs, sum(map(len, tasks)))
+    stages = warm_stages(tasks, jobs) if jobs > 0 else {}
+    if stages:
+        print(f"warm-up: {sum(map(len, tasks))} cases on {jobs} processes, in {len(stages)} "
+              "stages, each just before its timing", file=log)
     warm_failures = {}
-    if config.jobs > 0:
-        tasks = [warmup.Task(op.name, cases.dtype_name(d), s, "compile" in config.providers,
-                             config.compile_timeout, config.shapes)
-                 for op, keys in plan for d, s in dict.fromkeys((d, s) for d, s, _ in keys)]
-        jobs = min(config.jobs, len(tasks))
-        print(f"warm-up: {len(tasks)} cases on {jobs} processes", file=log)
-        warm_failures = warmup.warm(tasks, jobs, log)
     progress = Progress(len(plan), log, run_start)
-    slowest, stopped = 0.0, False
+    slowest, slowest_warm, stopped = 0.0, 0.0, False
     incorrect, failed = [], []
-    for i, (op, keys) in enumerate(plan):
-        if config.time_budget and i and time.perf_counter() - run_start + slowest > config.time_budget:
-            stopped = True
-            break
-        progress.show(i, op.name)
-        op_start = time.perf_counter()
-        rows = []
-        for row in bench_op(op, keys, config, ceiling, env, warm_failures):
-            results.write(row)
-            rows.append(row)
-            if row.correct is False:
-                incorrect.append(row)
-            elif row.error and row.p50_ms is None:
-                failed.append(row)
-        seconds = time.perf_counter() - op_start
-        slowest = max(slowest, seconds)
-        print(f"    {op.name}: {len(rows)} rows in {seconds:.1f} s; {_speedups(rows)}", file=log)
+    with warmup.Pool(jobs, log) if stages else contextlib.nullcontext() as pool:
+        for i, (op, keys) in enumerate(plan):
+            # an op starts only if it (and the warm-up of the stage it opens) likely fits
+            likely_end = time.perf_counter() - run_start + slowest
+            if i in stages:
+                likely_end += slowest_warm
+            if config.time_budget and i and likely_end > config.time_budget:
+                stopped = True
+                break
+            if i in stages:
+                warm_start = time.perf_counter()
+                warm_failures.update(pool.warm(stages[i]))
+                slowest_warm = max(slowest_warm, time.perf_counter() - warm_start)
+            progress.show(i, op.name)
+            op_start = time.perf_counter()
+            rows = []
+            for row in bench_op(op, keys, config, ceiling, env, warm_failures):
+                results.write(row)
+                rows.append(row)
+                if row.correct is False:
+                    incorrect.append(row)
+                elif row.error and row.p50_ms is None:
+                    failed.append(row)
+            seconds = time.perf_counter() - op_start
+            slowest = max(slowest, seconds)
+            print(f"    {op.name}: {len(rows)} rows in {seconds:.1f} s; {_speedups(rows)}",
+                  file=log)
     print(f"{results.written} rows written to {out / CSV_NAME} in "
           f"{time.perf_counter() - run_start:.0f} s",
           file=log)

@@ -1,12 +1,14 @@
-"""Parallel warm-up: compile every case's kernels in worker processes before timing starts.
+"""Parallel warm-up: compile each case's kernels in worker processes before it is timed.
 
 Compiling is most of a cold run's wall time (Inductor for ``compile``, Triton for ``gems``)
 and almost all of it is host work, while the timing itself must run alone on the GPU. So the
-runner first hands each (op, dtype, size) to a pool of processes that build the same inputs
-and make the first ``gems`` call and the first ``torch.compile`` call; their results land in
+runner hands each (op, dtype, size) to a pool of processes that build the same inputs and
+make the first ``gems`` call and the first ``torch.compile`` call; their results land in
 Triton's and Inductor's on-disk caches, and the timing process then loads instead of
-compiling. The workers do not store Inductor's autotuning choices (they benchmark kernel
-configurations while sharing the GPU with each other): the timing process tunes alone.
+compiling. The runner does this a stage of ops at a time (``Pool``), each stage just before
+its timing, never both at once. The workers do not store Inductor's autotuning choices (they
+benchmark kernel configurations while sharing the GPU with each other): the timing process
+tunes alone.
 """
 import concurrent.futures
 import multiprocessing
@@ -43,6 +45,16 @@ def _init_worker():
 
 
 def _warm(task):
+    """``_compile_case``, then the worker's cached GPU memory handed back: between two
+    stages of a run the workers wait beside the timing process holding only their contexts."""
+    import torch
+    result = _compile_case(task)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result
+
+
+def _compile_case(task):
     """Build ``task``'s inputs, call gems once and the compiled eager call once.
     Returns (key, error of the compile or None, seconds)."""
     import torch
@@ -93,19 +105,46 @@ def warm(tasks, jobs, log=sys.stderr):
     """Run ``tasks`` on ``jobs`` processes. Returns {key: ("timeout"|"error", message)} for
     the compiles that failed; a broken pool ends the warm-up early (the timing process then
     compiles what is left itself)."""
-    failures = {}
     if not tasks:
-        return failures
-    # the largest inputs first, so that no big case starts last on an otherwise idle pool
-    order = sorted(tasks, key=lambda t: "LMS".find(t.size))
-    start = time.perf_counter()
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
-    done, step = 0, max(1, len(order) // 20)
-    tty = hasattr(log, "isatty") and log.isatty()
-    try:
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
-                                                    initializer=_init_worker) as pool:
-            futures = [pool.submit(_warm, task) for task in order]
+        return {}
+    with Pool(min(jobs, len(tasks)), log) as pool:
+        return pool.warm(tasks)
+
+
+class Pool:
+    """Worker processes kept for several warm-ups: the runner warms each stage of its plan
+    just before timing it, so its time budget bounds the compiling too, and the processes
+    (each importing torch and Triton) start once. Used as a context manager."""
+
+    def __init__(self, jobs, log=sys.stderr):
+        self.jobs, self.log = jobs, log
+        self._executor = None
+        self.broken = False
+
+    def __enter__(self):
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+        self._executor = concurrent.futures.ProcessPoolExecutor(
+            self.jobs, mp_context=context, initializer=_init_worker)
+        return self
+
+    def __exit__(self, *exc):
+        self._executor.shutdown(cancel_futures=True)
+        return False
+
+    def warm(self, tasks):
+        """Compile ``tasks`` and wait for all of them; returns the failed compiles as
+        ``warm`` does. Once the pool has broken, nothing more is warmed."""
+        failures = {}
+        if not tasks or self.broken:
+            return failures
+        log = self.log
+        # the largest inputs first, so that no big case starts last on an otherwise idle pool
+        order = sorted(tasks, key=lambda t: "LMS".find(t.size))
+        start = time.perf_counter()
+        done, step = 0, max(1, len(order) // 4)
+        tty = hasattr(log, "isatty") and log.isatty()
+        try:
+            futures = [self._executor.submit(_warm, task) for task in order]
             for future in concurrent.futures.as_completed(futures):
                 key, error, _ = future.result()
                 done += 1
@@ -114,10 +153,11 @@ def warm(tasks, jobs, log=sys.stderr):
                 text = f"warm-up {done}/{len(order)} compiled, {time.perf_counter() - start:.0f} s"
                 if tty:
                     print("\r" + text, end="", file=log, flush=True)
-                elif done % step == 0 or done == len(order):  # about 20 lines in a log
+                elif done % step == 0 or done == len(order):  # about 4 lines a stage in a log
                     print(text, file=log, flush=True)
-    except concurrent.futures.process.BrokenProcessPool as exc:
-        print(f"\nwarm-up stopped: {exc}", file=log)
-    if tty:
-        print(file=log)
-    return failures
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            self.broken = True
+            print(f"\nwarm-up stopped: {exc}", file=log)
+        if tty:
+            print(file=log)
+        return failures

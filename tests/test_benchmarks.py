@@ -580,6 +580,88 @@ def test_time_budget_stops_between_ops_and_resume_finishes(tmp_path):
         ("mul_", "eager"), ("mul_", "gems"), ("sigmoid", "eager"), ("sigmoid", "gems")]
 
 
+
+def test_warm_stages_cut_the_plan_in_order():
+    """Stages of at least STAGE_ROUNDS * jobs cases each, keyed by the op opening them; the
+    last holds what is left; together every case once, in the plan's order."""
+    tasks = [[f"op{i}-{j}" for j in range(n)] for i, n in enumerate((3, 3, 3, 3, 3, 1))]
+    stages = run.warm_stages(tasks, jobs=2)  # stages of 8 cases or more
+    assert run.STAGE_ROUNDS * 2 == 8
+    assert list(stages) == [0, 3]
+    assert [len(s) for s in stages.values()] == [9, 7]
+    assert [t for s in stages.values() for t in s] == [t for op in tasks for t in op]
+    assert list(run.warm_stages(tasks, jobs=100)) == [0]  # one stage when few cases
+
+
+def test_each_stage_is_warmed_just_before_its_timing_within_the_budget(tmp_path, monkeypatch):
+    """With workers, the runner warms a stage, times its ops, then warms the next; a stage
+    whose warm-up and one op likely overrun the time budget is not warmed. On a fake clock:
+    10 s a compiled case, 1 s an op's timing, one case an op, stages of 4 cases (one worker)."""
+    clock, events, pools = [0.0], [], []
+
+    class Clock:
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    class Pool:
+        def __init__(self, jobs, log):
+            pools.append(jobs)
+
+        def __enter__(self):
+            events.append("enter")
+            return self
+
+        def __exit__(self, *exc):
+            events.append("exit")
+
+        def warm(self, tasks):
+            clock[0] += 10.0 * len(tasks)
+            events.append(("warm", [t.op for t in tasks]))
+            return {}
+
+    def bench_op(op, keys, *rest):
+        clock[0] += 1.0
+        events.append(("time", op.name))
+        return iter(())
+
+    monkeypatch.setattr(run, "time", Clock)
+    monkeypatch.setattr(run.warmup, "Pool", Pool)
+    monkeypatch.setattr(run, "bench_op", bench_op)
+    names = ["abs", "neg", "exp", "log", "cos", "cosh", "frac", "sigmoid", "floor"]
+    argv = [a for name in names for a in ("--op", name)] + [
+        "--size", "S", "--dtype", "float32", "--providers", "eager,gems", "--jobs", "1",
+        "--out", str(tmp_path)]
+
+    def stage(ops):
+        return [("warm", ops)] + [("time", name) for name in ops]
+    assert run.main(argv, shapes=TINY, log=io.StringIO()) == 0
+    assert events == ["enter", *stage(names[:4]), *stage(names[4:8]), *stage(names[8:]), "exit"]
+    assert pools == [1]
+    # the budget: after two stages (88 s), the third's warm-up (40 s) and an op (1 s) would
+    # end at 129 s, beyond 100 s, so it is not warmed
+    clock[0], events[:] = 0.0, []
+    log = io.StringIO()
+    assert run.main(argv + ["--time-budget", "100"], shapes=TINY, log=log) == 3
+    assert events == ["enter", *stage(names[:4]), *stage(names[4:8]), "exit"]
+    assert "1 ops (2 rows) left" in log.getvalue()
+
+
+def test_a_pool_of_workers_warms_stage_after_stage(tmp_path):
+    """The real pool: one worker process (spawned, importing the package) warms two stages
+    in turn, each to its end, and reports no failure."""
+    from benchmarks import warmup
+
+    def task(name):
+        return warmup.Task(name, "float32", "S", False, 60.0, TINY)
+    log = io.StringIO()
+    with warmup.Pool(1, log) as pool:
+        assert pool.warm([task("abs"), task("neg")]) == {}
+        assert pool.warm([task("exp")]) == {}
+        assert not pool.broken
+    assert log.getvalue().count("warm-up 2/2 compiled") == 1
+    assert log.getvalue().count("warm-up 1/1 compiled") == 1
+
 # ---- host time ----------------------------------------------------------------------------
 def test_host_time_writes_every_provider_and_the_summary(tmp_path):
     argv = ["--op", "sigmoid", "--op", "mul", "--dtype", "float32", "--calls", "3",
