@@ -4,7 +4,9 @@ The compiler takes them on trust: a wrong one makes a GPU load and store misalig
 (wrong values), which the interpreter never shows. Along every dim the kernel walks, but the
 side's unit-stride one, the stride must be a multiple of the side's claim (offsets being sums
 of coordinates times strides, so is every offset it hints); a DENSE side's claim is of the
-program's own offset alone, its tile being one run of memory.
+program's own offset alone, its tile being one run of memory. A dense input, and any stacked
+tile, is read as runs of memory in which each column is the output's own: its columns must be
+unmapped (a pad or an upsampling reads other input columns, or fewer).
 """
 from flaggems_exp.families import gather_kernel
 
@@ -35,3 +37,7 @@ def assert_true_claims(sizes, out_strides, in_strides, options):
         claimed = range(options["PROGRAM_DIMS"]) if dense else range(len(sizes))
         assert all(strides[d] % claim == 0 for d in claimed if d != unit and sizes[d] > 1), \
             (sizes, strides, options)
+    if options["IN_DENSE"] or options["BLOCK_P"] > 1:
+        assert not options["MAPPED"] >> columns & 1, (sizes, in_strides, options)
+    if options["IN_DENSE"]:  # the tile's columns are runs of its rows
+        assert in_strides[columns] == sizes[rows], (sizes, in_strides, options)

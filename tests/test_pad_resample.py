@@ -85,6 +85,60 @@ def test_any_input_strides(op):
             testing.assert_close(op(view, *rest), expected[kind], exact=True)
 
 
+# inputs whose channel dim (1) has the unit stride and a power-of-two size, so that a
+# transposed tile's rows cover it exactly (a sequence model's x.transpose(1, 2), channels_last),
+# and spatial sizes of 1 with channels_last's strides (the batch then walked with the
+# channels). The tiles' columns are mapped here (padded or resampled), except pixel
+# (un)shuffle's
+CHANNELS_INNERMOST = [
+    ("replication_pad1d", (2, 4, 7), [1, 2]),
+    ("replication_pad1d", (4, 8, 1), [2, 3]),
+    ("reflection_pad1d", (2, 4, 7), [1, 2]),
+    ("reflection_pad1d", (4, 8, 2), [1, 1]),
+    ("replication_pad2d", (2, 4, 3, 5), [1, 2, 0, 1]),
+    ("replication_pad2d", (4, 8, 1, 1), [1, 2, 2, 1]),
+    ("replication_pad3d", (1, 4, 2, 3, 5), [1, 1, 0, 2, 1, 0]),
+    ("replication_pad3d", (4, 4, 1, 1, 1), [1, 2, 1, 2, 1, 2]),
+    ("upsample_nearest1d", (2, 4, 7), [10]),
+    ("upsample_nearest1d", (4, 8, 1), [4]),
+    ("_upsample_nearest_exact1d", (2, 4, 7), [10]),
+    ("_upsample_nearest_exact1d", (4, 8, 1), [4]),
+    ("upsample_nearest3d", (1, 4, 2, 3, 4), [3, 5, 7]),
+    ("upsample_nearest3d", (4, 4, 1, 1, 1), [2, 2, 4]),
+    ("pixel_shuffle", (2, 16, 3, 5), 2),
+    ("pixel_unshuffle", (2, 4, 6, 4), 2),
+]
+
+
+def test_channels_innermost_cover_every_op():
+    assert {name for name, _, _ in CHANNELS_INNERMOST} == {op.name for op in OPS}
+
+
+@pytest.mark.parametrize("name, shape, arg", CHANNELS_INNERMOST,
+                         ids=[f"{n}-{'x'.join(map(str, s))}" for n, s, _ in CHANNELS_INNERMOST])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_channels_innermost_inputs(name, shape, arg, dtype, monkeypatch):
+    """PyTorch's values for an input whose unit stride runs along its channels, read by our
+    kernel, whose tiles claim only what is true of it; the tiles once read such an input's
+    memory as if the columns were unmapped (shifted values, then memory past the input)."""
+    op = REGISTRY[name]
+    launched = _gather_launches(monkeypatch, op)
+    x = randn(*shape).to(dtype)
+    # channels_last's strides in any rank (the channels innermost, then the spatial dims from
+    # the last, the batch outermost), kept for size-1 dims, whose strides contiguous() resets
+    strides, step = [1] * len(shape), shape[1]
+    for d in [*range(len(shape) - 1, 1, -1), 0]:
+        strides[d], step = step, step * shape[d]
+    expected = op.ref(torch.empty_strided(shape, strides, dtype=dtype).copy_(x), arg)
+    view = torch.empty_strided(shape, strides, dtype=dtype, device=DEV).copy_(x.to(DEV))
+    assert view.stride(1) == 1 and view.stride() == tuple(strides)
+    before = flaggems_exp.LAUNCHES[name]
+    testing.assert_close(op(view, arg), expected, exact=True)
+    assert flaggems_exp.LAUNCHES[name] == before + 1
+    assert len(launched) == 1
+    gather_claims.assert_true_claims(*launched[0])
+
+
 @pytest.mark.parametrize("op", OPS, ids=ids)
 def test_output_layout_is_pytorchs(op):
     """Output strides equal those of PyTorch's meta kernel, i.e. of its CUDA kernels: contiguous,

@@ -445,10 +445,16 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
     blocked, block_p = 0, 1
     if rows_dim is not None:
         in_unit = _ROWS
-        in_dense = columns[2] == rows == block_r
+        # a run of the input holds a tile's columns only where they are its own (unmapped): a
+        # pad's or an upsampling's columns read other input columns, or fewer
+        columns_own = columns[3] is None
+        in_dense = columns_own and columns[2] == rows == block_r
         in_aligned = [d[2] for d in program] + ([] if in_dense else [columns[2]])
-        # a dense input's stacked rows are output runs only where the columns' output stride is 1
-        if (in_dense and out_unit or out_dense) and rows == block_r and cols == block_c:
+        # a dense input's stacked rows are output runs only where the columns' output stride is
+        # 1; a dense output's stacked tiles load each column's input run from that column's
+        # own offset, so they too need the columns unmapped
+        if (columns_own and (in_dense and out_unit or out_dense) and rows == block_r
+                and cols == block_c):
             blocked, block_p = _stack(program, rows, cols, in_dense)
             if block_p > 1:
                 grid //= block_p
