@@ -580,7 +580,6 @@ def test_time_budget_stops_between_ops_and_resume_finishes(tmp_path):
         ("mul_", "eager"), ("mul_", "gems"), ("sigmoid", "eager"), ("sigmoid", "gems")]
 
 
-
 def test_warm_stages_cut_the_plan_in_order():
     """Stages of at least STAGE_ROUNDS * jobs cases each, keyed by the op opening them; the
     last holds what is left; together every case once, in the plan's order."""
@@ -647,7 +646,7 @@ def test_each_stage_is_warmed_just_before_its_timing_within_the_budget(tmp_path,
     assert "1 ops (2 rows) left" in log.getvalue()
 
 
-def test_a_pool_of_workers_warms_stage_after_stage(tmp_path):
+def test_a_pool_of_workers_warms_stage_after_stage():
     """The real pool: one worker process (spawned, importing the package) warms two stages
     in turn, each to its end, and reports no failure."""
     from benchmarks import warmup
@@ -661,6 +660,7 @@ def test_a_pool_of_workers_warms_stage_after_stage(tmp_path):
         assert not pool.broken
     assert log.getvalue().count("warm-up 2/2 compiled") == 1
     assert log.getvalue().count("warm-up 1/1 compiled") == 1
+
 
 # ---- host time ----------------------------------------------------------------------------
 def test_host_time_writes_every_provider_and_the_summary(tmp_path):
