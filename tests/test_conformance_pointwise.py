@@ -365,6 +365,20 @@ def test_unsupported_dtype_and_out_dtype_in_torchs_order(name, args, out_dtype):
     _same_as_torch(name, args, {"out": torch.empty(0, dtype=out_dtype)})
 
 
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool], ids=str)
+def test_softshrinks_dtype_error_names_its_meta_dispatch(dtype):
+    """PyTorch checks lambd in softshrink's meta function, whose dtype dispatch names no
+    device ("softshrink_check", where device kernels say "abs_cuda"): the whole message is
+    PyTorch's CPU one on every device (the shared checks blank kernel names out)."""
+    x = torch.ones(3, dtype=dtype)
+    with pytest.raises(NotImplementedError) as theirs:
+        torch.ops.aten.softshrink(x, 0.5)
+    with pytest.raises(NotImplementedError) as ours:
+        REGISTRY["softshrink"](x.to(DEVICE), 0.5)
+    assert str(ours.value) == str(theirs.value) == (
+        f'"softshrink_check" not implemented for \'{"Long" if dtype == torch.int64 else "Bool"}\'')
+
 # ---- complex Python numbers and malformed calls ----------------------------------------------
 
 @pytest.mark.parametrize("name", ["eq", "ne", "eq_", "ne_", "not_equal_"])

@@ -236,8 +236,9 @@ class Softshrink(FloatActivation):
 
     def check(self, operands, params, result_dtype, out):
         lambd, dtype = params["lambd"], operands[0].dtype
-        if dtype not in FLOATING:  # PyTorch's check of lambd dispatches on the dtype, before out=
-            raise errors.not_implemented(self.dispatch_name, dtype)
+        if dtype not in FLOATING:  # PyTorch's check of lambd dispatches on the dtype, before
+            # out=, in its meta function: one kernel name on every device
+            raise errors.not_implemented(self.dispatch_name, dtype, device_suffix=False)
         if not 0 <= lambd <= torch.finfo(dtype).max:
             raise RuntimeError(f"lambda must be in range [0, {_FINFO_MAX[dtype]}] for input dtype "
                                f"{errors.scalar_type_name(dtype)}, but found {lambd:g}")

@@ -18,10 +18,12 @@ def scalar_type_name(dtype):
     return _SCALAR_TYPE[dtype]
 
 
-def not_implemented(kernel, dtype):
-    """The dispatch error for an unsupported dtype; ``kernel`` is PyTorch's kernel stem."""
-    return NotImplementedError(
-        f'"{kernel}_{KERNEL_SUFFIX}" not implemented for \'{scalar_type_name(dtype)}\'')
+def not_implemented(kernel, dtype, device_suffix=True):
+    """The dispatch error for an unsupported dtype; ``kernel`` is PyTorch's kernel stem, to
+    which its device kernels add the device ("abs_cuda"); a dispatch in a meta function, the
+    same on every device, names it bare (``device_suffix=False``)."""
+    name = f"{kernel}_{KERNEL_SUFFIX}" if device_suffix else kernel
+    return NotImplementedError(f'"{name}" not implemented for \'{scalar_type_name(dtype)}\'')
 
 
 class NotCovered(NotImplementedError):
