@@ -220,7 +220,7 @@ def main(argv=None, log=sys.stderr):
     if args.jobs > 0:
         tasks = [warmup.Task(op.name, cases.dtype_name(d), args.size, False, 0)
                  for op in args.ops for d in cases.op_dtypes(op, args.dtypes)]
-        warmup.warm(tasks, min(args.jobs, len(tasks)), log)
+        warmup.warm(tasks, args.jobs, log)
     rows = []
     with open(out / CSV_NAME, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -379,11 +379,12 @@ def run(config):
                           config.compile_timeout, config.shapes)
               for d, size in dict.fromkeys((d, size) for d, size, _ in keys)]
              for op, keys in plan]
-    jobs = min(config.jobs, sum(map(len, tasks)))
+    task_count = sum(map(len, tasks))
+    jobs = min(config.jobs, task_count)
     stages = warm_stages(tasks, jobs) if jobs > 0 else {}
     if stages:
-        print(f"warm-up: {sum(map(len, tasks))} cases on {jobs} processes, in {len(stages)} "
-              "stages, each just before its timing", file=log)
+        print(f"warm-up: {task_count} cases on {jobs} processes, in {len(stages)} stages, "
+              "each just before its timing", file=log)
     warm_failures = {}
     progress = Progress(len(plan), log, run_start)
     slowest, slowest_warm, stopped = 0.0, 0.0, False
@@ -391,15 +392,16 @@ def run(config):
     with warmup.Pool(jobs, log) if stages else contextlib.nullcontext() as pool:
         for i, (op, keys) in enumerate(plan):
             # an op starts only if it (and the warm-up of the stage it opens) likely fits
+            stage = stages.get(i)
             likely_end = time.perf_counter() - run_start + slowest
-            if i in stages:
+            if stage:
                 likely_end += slowest_warm
             if config.time_budget and i and likely_end > config.time_budget:
                 stopped = True
                 break
-            if i in stages:
+            if stage:
                 warm_start = time.perf_counter()
-                warm_failures.update(pool.warm(stages[i]))
+                warm_failures.update(pool.warm(stage))
                 slowest_warm = max(slowest_warm, time.perf_counter() - warm_start)
             progress.show(i, op.name)
             op_start = time.perf_counter()

@@ -365,7 +365,6 @@ def test_unsupported_dtype_and_out_dtype_in_torchs_order(name, args, out_dtype):
     _same_as_torch(name, args, {"out": torch.empty(0, dtype=out_dtype)})
 
 
-
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool], ids=str)
 def test_softshrinks_dtype_error_names_its_meta_dispatch(dtype):
     """PyTorch checks lambd in softshrink's meta function, whose dtype dispatch names no
@@ -378,6 +377,7 @@ def test_softshrinks_dtype_error_names_its_meta_dispatch(dtype):
         REGISTRY["softshrink"](x.to(DEVICE), 0.5)
     assert str(ours.value) == str(theirs.value) == (
         f'"softshrink_check" not implemented for \'{"Long" if dtype == torch.int64 else "Bool"}\'')
+
 
 # ---- complex Python numbers and malformed calls ----------------------------------------------
 
