@@ -248,7 +248,7 @@ def test_clamp_max_scalar_conversion(dtype, limit):
 # ---- signed zeros: PyTorch's CUDA clamp orders -0.0 below +0.0 -----------------------------
 
 @pytest.mark.parametrize("name", ["hardtanh", "hardtanh_"])
-@pytest.mark.parametrize("dtype", [F16, torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [F16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("limits", [(0, 1), (0.0, 6.0), (-0.0, 1.0), (-1.0, 0.0), (-1.0, -0.0),
                                     (-0.0, -0.0), (-1, 1)])
 def test_hardtanh_zeros_follow_the_cuda_kernel(name, dtype, limits):
@@ -464,6 +464,16 @@ def test_relu6_compiles_for_its_fixed_limits():
     assert launches["relu6"]["float64_conversions"] == 0, launches["relu6"]
     assert launches["hardtanh"]["float64_conversions"] > 0, launches["hardtanh"]
     assert launches["relu6"]["selects"] < launches["hardtanh"]["selects"], launches
+
+
+def test_clamps_take_the_minimum_and_maximum_instructions():
+    """Compiled for the H200 (sm_90): hardtanh and relu6 clamp with the minimum and maximum
+    instructions (CUDA's fminf and fmaxf), selecting only a NaN x's bits and a NaN limit's
+    result: at most two selects an element of their float16 programs (8 elements a thread),
+    not the eight of a maximum and minimum by selects, which an H200 issued slower than it
+    moved hardtanh's bytes."""
+    for launch in ptx_census.compiled_launches("relu6", "hardtanh"):
+        assert launch["selects"] <= 2 * 8, launch
 
 
 def test_log1p_compiles_without_a_branch():

@@ -194,6 +194,19 @@ def test_complex_is_refused():
     check_call(REGISTRY["_safe_softmax"], Call((z, 0)))
 
 
+@pytest.mark.parametrize("name, args", [
+    ("_safe_softmax", lambda x: (x, 0)),
+    ("_log_softmax_backward_data", lambda x: (x, x, 0, torch.int64))])
+def test_softmax_dtype_errors_name_the_cuda_dispatch(name, args):
+    """PyTorch's CUDA softmax kernels dispatch as "host_softmax" and "host_softmax_backward",
+    with no device in the name (where abs's says "abs_cuda"); its CPU kernels have other
+    names. Ours say the CUDA names on every device (the shared checks blank kernel names)."""
+    with pytest.raises(NotImplementedError) as ours:
+        REGISTRY[name](*args(torch.ones(3, dtype=torch.int64, device=flaggems_exp.device)))
+    kernel = "host_softmax" if name == "_safe_softmax" else "host_softmax_backward"
+    assert str(ours.value) == f'"{kernel}" not implemented for \'Long\''
+
+
 def test_log_softmax_backward_shape_mismatch_is_refused():
     """PyTorch's kernel reads past a smaller ``output``; ours refuses the call."""
     with pytest.raises(RuntimeError, match="expected output of shape"):

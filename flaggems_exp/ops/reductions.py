@@ -69,8 +69,9 @@ class SafeSoftmax(ReductionOp):
         dim = errors.wrap_dim(dim, x.dim())
         result = dtype or x.dtype
         if not result.is_floating_point and x.numel():
-            # PyTorch's host_softmax dispatches on the dtype only for a non-empty input
-            raise errors.not_implemented("host_softmax", result)
+            # PyTorch's host_softmax dispatches on the dtype only for a non-empty input; its
+            # CUDA dispatch names no device (its CPU kernels have other names)
+            raise errors.not_implemented("host_softmax", result, device_suffix=False)
         return Rows(x, dim, tuple(x.shape), result, _opmath(result), cast=result)
 
     def sample_args(self, dtype, shape, make):
@@ -128,7 +129,7 @@ class LogSoftmaxBackwardData(ReductionOp):
                 raise RuntimeError(_MISMATCH)
             result = torch.float16
         if not result.is_floating_point and grad.numel():
-            raise errors.not_implemented("host_softmax_backward", result)
+            raise errors.not_implemented("host_softmax_backward", result, device_suffix=False)
         if output.dtype != grad.dtype:
             raise RuntimeError(f"expected scalar type {errors.scalar_type_name(grad.dtype)} but "
                                f"found {errors.scalar_type_name(output.dtype)}")
