@@ -351,24 +351,25 @@ def time_provider(step, context, warmup, steps, count_launches=False):
 
 def calls_in_step(step):
     """{op name: calls} of our ops in one step inside ``use_gems()``, each call counted on its
-    way in (the op class's ``__call__``, which the dispatcher's twins share, wrapped for the
+    way in (``Op.serve``, which direct calls and the dispatcher's twins take, wrapped for the
     step only), or replayed by a C++ route (``runtime/native_dispatch.py``)."""
+    from flaggems_exp import dispatch
     from flaggems_exp.families.base import Op
     from flaggems_exp.runtime import native_dispatch
     called = collections.Counter()
-    plain = Op.__call__
+    plain = Op.serve
 
     def counted(self, /, *args, **kwargs):
         called[self.name] += 1
         return plain(self, *args, **kwargs)
 
     with flaggems_exp.use_gems():
-        Op.__call__ = counted
+        Op.serve = dispatch._HandsOver.__call__ = counted
         try:
             step()
             timing.synchronize()
         finally:
-            Op.__call__ = plain
+            Op.serve = dispatch._HandsOver.__call__ = plain
         for qualname, (_, replays, _) in native_dispatch.stats().items():
             if replays:
                 called[flaggems_exp.REGISTRY[qualname.split(".")[0]].name] += replays

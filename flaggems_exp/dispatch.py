@@ -16,8 +16,9 @@ too; sparse kernels call our backend kernels only on their dense values). The fu
 kernel the op had at that key before ``enable()`` replaced it takes it, counted in
 ``DELEGATED``; a direct call of the op raises instead. This costs nothing on a planned call:
 what the dispatcher calls at the backend key is a twin of the op that shares its state (plans
-included) and its ``__call__``, and differs only in its full path, which only a plan miss
-reaches. A signature handed over once goes straight to PyTorch's kernel on its next calls.
+included) and its way to a plan (``serve``, the direct call without its marking of the
+written tensor, which PyTorch makes), and differs only in its full path, which only a plan
+miss reaches. A signature handed over once goes straight to PyTorch's kernel on its next calls.
 """
 import collections
 import contextlib
@@ -28,7 +29,7 @@ import warnings
 import torch
 
 from .families.autograd_calls import needs_grad
-from .families.base import REGISTRY
+from .families.base import REGISTRY, Op
 from .runtime.device import DEVICE, INTERPRETED
 from .runtime.errors import NotCovered
 from .runtime import native_dispatch
@@ -57,6 +58,8 @@ class _HandsOver:
     go over at once. Handing over is always right, PyTorch's kernel making every check."""
 
     __slots__ = ()
+    # the dispatcher's call: PyTorch's ADInplaceOrView kernel marks the written tensor
+    __call__ = Op.serve
 
     def unplanned(self, key, tensors, args, kwargs, out):
         if key is not None and self.handed_over.get(key):
@@ -103,7 +106,7 @@ def _routed_class(cls):
 
 def _routed_op(op, overload):
     """``op`` as the dispatcher calls it at the backend key for ``overload``: the same object
-    state (a shared ``__dict__``: plans, counters, anything patched) and the same ``__call__``,
+    state (a shared ``__dict__``: plans, counters, anything patched) and the same ``serve``,
     with the kernel PyTorch has at that key now, fetched before ``enable()`` replaces it."""
     routed = object.__new__(_routed_class(type(op)))
     routed.__dict__ = op.__dict__

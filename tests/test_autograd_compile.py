@@ -155,6 +155,74 @@ def test_a_signature_planned_under_no_grad_records_in_grad_mode():
     torch.testing.assert_close(g, torch.autograd.grad(torch.sigmoid(x).sum(), x)[0])
 
 
+def _written_call(name):
+    """(a direct call of ``name`` that writes a tensor, that tensor): an in-place form's self,
+    or ``out=``."""
+    x = torch.randn(4, 4, device=DEVICE)
+    other = torch.randn(4, 4, device=DEVICE)
+    mask = torch.rand(4, 4, device=DEVICE) > 0.5
+    if name.endswith("_"):
+        extra = {"mul_": (other,), "copy_": (other,), "masked_scatter_": (mask, other)}
+        return testing.Call((x, *extra.get(name, ()))), x
+    out = torch.empty(() if name == "trace" else (4, 4), device=DEVICE)
+    inputs = (x, other) if name == "mul" else (x,)
+    return testing.Call(inputs, {"out": out}), out
+
+
+_WRITERS = ["sigmoid_", "mul_", "hardtanh_", "tril_", "zero_", "copy_", "masked_scatter_",
+            "sigmoid", "mul", "tril", "trace"]
+
+
+@pytest.mark.parametrize("name", _WRITERS)
+def test_a_direct_write_bumps_the_version_counter(name):
+    """A direct call's written tensor gets a new version, as PyTorch's ADInplaceOrView kernel
+    gives it after an aten op's kernel: on the full path and on a plan alike."""
+    op = getattr(ops, name)
+    op.plans.clear()
+    for _ in range(2):  # the full path, then the plan it made
+        call, written = _written_call(name)
+        before, launched = written._version, _launched()
+        op(*call.args, **call.kwargs)
+        assert _launched() > launched, "our kernel did not run"
+        assert written._version > before, "the written tensor kept its version"
+    assert len(op.plans) == (name != "masked_scatter_")  # whose full path is never planned
+
+
+def test_a_backward_through_a_tensor_a_direct_call_changed_raises():
+    """Autograd refuses a gradient whose saved tensor a direct call wrote afterwards (in place
+    under no_grad, or as ``out=``), as it refuses PyTorch's own in-place calls."""
+    x = torch.tensor([0.5, -1.0, 2.0], device=DEVICE, requires_grad=True)
+    y = x.exp()  # exp saves its result
+    with torch.no_grad():
+        ops.mul_(y, 2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    z = torch.ones(3, device=DEVICE)
+    y = x * z  # mul saves z
+    ops.neg(torch.ones(3, device=DEVICE), out=z)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("name", ["sigmoid_", "copy_", "sigmoid", "trace"])
+def test_a_direct_write_into_an_inference_tensor(name):
+    """Outside inference mode, a write into an inference tensor raises PyTorch's error after
+    the kernel has written, as PyTorch's version bump does (the tensor holds the result);
+    inside inference mode it is an ordinary write."""
+    results = []
+    for fn in (getattr(ops, name), getattr(torch.ops.aten, name)):
+        with torch.inference_mode():
+            torch.manual_seed(0)
+            call, written = _written_call(name)
+        results.append((testing.run(fn, call), written))
+    (ours, ours_written), (theirs, theirs_written) = results
+    testing.assert_same_error(ours, theirs)
+    torch.testing.assert_close(ours_written, theirs_written)
+    with torch.inference_mode():
+        call, written = _written_call(name)
+        getattr(ops, name)(*call.args, **call.kwargs)
+
+
 @pytest.mark.parametrize("name, args", [("sigmoid", 1), ("mul", 2), ("huber_loss", 2),
                                         ("replication_pad1d", [1, 2]), ("tril", 0)])
 def test_forward_mode_tangents_are_pytorchs(name, args):

@@ -207,6 +207,19 @@ def test_softmax_dtype_errors_name_the_cuda_dispatch(name, args):
     assert str(ours.value) == f'"{kernel}" not implemented for \'Long\''
 
 
+def test_trace_out_is_resized_before_its_dtype_is_checked():
+    """trace.out is generated from trace: PyTorch resizes out to the result, then refuses its
+    dtype (structured ops such as the softmax backward check the dtype first)."""
+    x = torch.ones(3, 3, device=flaggems_exp.device)
+    outs = [torch.zeros(5, dtype=torch.float64, device=x.device) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the resize of a non-empty out warns
+        ours = testing.run(REGISTRY["trace"], testing.Call((x,), {"out": outs[0]}))
+        theirs = testing.run(torch.ops.aten.trace, testing.Call((x.cpu(),), {"out": outs[1].cpu()}))
+    testing.assert_same_error(ours, theirs)
+    assert outs[0].shape == () and outs[0].dtype == torch.float64
+
+
 def test_log_softmax_backward_shape_mismatch_is_refused():
     """PyTorch's kernel reads past a smaller ``output``; ours refuses the call."""
     with pytest.raises(RuntimeError, match="expected output of shape"):

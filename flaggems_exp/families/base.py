@@ -10,13 +10,14 @@ import re
 import torch
 
 from . import autograd_calls, traced_calls
-from ..runtime import coverage
+from ..runtime import coverage, errors
 from ..runtime import launch as launching
 from ..runtime.launch import LAUNCHES  # noqa: F401  (re-exported)
 from ..runtime.plans import (PlanCache, Recorder, build, call_key, not_replayable,
                               signature_matcher)
 
 _is_traced = torch.compiler.is_dynamo_compiling  # False when run; True while Dynamo traces
+_increment_version = torch._C._increment_version  # of each tensor of a sequence
 
 REGISTRY = {}
 """Every registered name (aliases and in-place forms included) -> the op object serving it."""
@@ -80,7 +81,34 @@ class Op:
 
     # ---- the call: a plan of its signature, or the family's full path (which makes one) ----
     def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
+        """A direct call: served, and the written tensor (``out``, an in-place form's self)
+        marked as PyTorch's ADInplaceOrView kernel marks it after an aten op's kernel (the
+        dispatcher's calls, ``serve``, PyTorch marks itself): a new version, so that autograd
+        refuses a backward through a saved tensor this call changed, unless the call already
+        gave it one (a call autograd records is the aten op's, marked by PyTorch); and a write
+        into an inference tensor outside inference mode refused after the write, as PyTorch
+        refuses it."""
         if _is_traced():  # Dynamo traces this call: an opaque custom op, not our host code
+            return traced_calls.traced_call(self, args, kwargs, out)
+        written = out if out is not None else (
+            (args[0] if args else kwargs.get("self")) if self.writes_self else None)
+        if not isinstance(written, torch.Tensor):
+            return self.serve(*args, out=out, **kwargs)
+        if written.is_inference():  # no version to count
+            result = self.serve(*args, out=out, **kwargs)
+            if not torch.is_inference_mode_enabled():
+                raise errors.inference_tensor_update()
+            return result
+        version = written._version
+        result = self.serve(*args, out=out, **kwargs)
+        if written._version == version:
+            _increment_version((written,))
+        return result
+
+    def serve(self, /, *args, out=None, **kwargs):
+        """The call as the dispatcher makes it under ``enable()``: a plan of its signature, or
+        the full path."""
+        if _is_traced():
             return traced_calls.traced_call(self, args, kwargs, out)
         plans = self.plans
         # the plans that served the call after the last one's plan before (a model's step

@@ -154,6 +154,8 @@ class ReductionOp(Op):
                 an op with one value per row: then ``b`` is the result.
       prepare   ``prepare(out, *args)`` (schema order): PyTorch's checks -> ``Rows``.
       sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)] (``Op``'s).
+      out_resized_first  True where PyTorch's out= form is generated from the functional op
+                (``trace.out``): out is resized to the result before its dtype is checked.
     A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
     output). By default the statistics are the row's sum (in ``b``).
     """
@@ -162,6 +164,7 @@ class ReductionOp(Op):
     stats = staticmethod(sum_stats)
     combine = staticmethod(sum_combine)
     finish = None
+    out_resized_first = False
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
@@ -173,6 +176,8 @@ class ReductionOp(Op):
         if out is None:
             out = torch.empty(rows.shape, dtype=rows.dtype, device=rows.x.device)
         else:
+            if self.out_resized_first:
+                geometry.resize_out(out, rows.shape)
             geometry.wrapper_out(out, rows.dtype, rows.shape)
         if out.numel():
             self.launch(rows, out)

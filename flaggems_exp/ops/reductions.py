@@ -167,6 +167,7 @@ def _cuda_trace(x, **kwargs):
 @register
 class Trace(ReductionOp):
     ref = staticmethod(_cuda_trace)
+    out_resized_first = True  # trace.out is generated: see _cuda_trace
 
     def prepare(self, out, x):
         if x.dim() != 2:

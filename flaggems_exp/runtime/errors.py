@@ -61,6 +61,15 @@ def internal_overlap():
         "memory location. Please clone() the tensor before performing the operation.")
 
 
+def inference_tensor_update():
+    """PyTorch's error for a write into an inference tensor outside inference mode, raised by
+    its version-counter bump after the kernel has written (the tensor holds the result)."""
+    return RuntimeError(
+        "Inplace update to inference tensor outside InferenceMode is not allowed.You can make a "
+        "clone to get a normal tensor before doing inplace update.See "
+        "https://github.com/pytorch/rfcs/pull/17 for more details.")
+
+
 def partial_overlap():
     return RuntimeError(
         "unsupported operation: some elements of the input tensor and the written-to tensor refer to "
