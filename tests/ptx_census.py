@@ -1,8 +1,8 @@
 """Compile the launches of one op call for an sm_90 GPU, on a machine without one, and count what
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
-multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes, branches on a
-predicate, conversions from float64, approximate instructions in their flushing and non-flushing
-forms, and instructions that flush subnormals.
+multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes, barriers,
+branches on a predicate, conversions from float64, approximate instructions in their flushing
+and non-flushing forms, and instructions that flush subnormals.
 
     python tests/ptx_census.py CASE [CASE ...]
 
@@ -94,6 +94,7 @@ def census(ptx):
         "selects": count(r"\bselp\."),
         # a warp's vote on a condition of its lanes, and branches on a predicate
         "votes": count(r"\bvote\.sync\.(?:all|any)\.pred\b"),
+        "barriers": count(r"\bbar(?:rier)?\.sync\b"),
         "branches": count(r"@!?%?\w+\s+bra\b"),
         "float64_conversions": count(r"\bcvt\.[.\w]*\.f64\b"),
         "approximations_flushing": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),

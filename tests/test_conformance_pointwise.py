@@ -486,6 +486,18 @@ def test_log1p_compiles_without_a_branch():
         assert launch["branches"] == 0, launch
 
 
+def test_float32_erfinv_takes_its_tail_per_warp():
+    """Compiled for the H200 (sm_90): float32 erfinv (float16's too, computed in float32)
+    decides its tail per warp, one vote and one branch for each element of a thread, as nvcc's
+    erfinvf branches per element, with no barrier (deciding per block took one in every
+    program). Its bits against PyTorch's CUDA kernel: the GPU test
+    ``test_unary_float32_results_are_pytorchs_cuda_bits``."""
+    (launch,) = ptx_census.compiled_launches("erfinv_float32")
+    elements = 1024 // (launch["num_warps"] * 32)
+    assert launch["votes"] == launch["branches"] == elements, launch
+    assert launch["barriers"] == 0, launch
+
+
 def test_float32_bessel_functions_choose_their_series_per_warp():
     """Compiled for the H200 (sm_90): float32 i0, i0e and i1 take Cephes' series per warp on
     each lane's side (two votes and two predicated branches for each element of a thread), as

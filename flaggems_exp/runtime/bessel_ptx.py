@@ -28,7 +28,7 @@ by sqrt(a) beyond; i1: exp(a) * a * series, exp(a) * series / sqrt(a) beyond (th
 is applied outside)."""
 
 
-def _f32(value):
+def f32_immediate(value):
     """A float32 immediate: the value rounded to nearest, as a float array's initialiser is."""
     return "0f%08X" % struct.unpack("<I", struct.pack("<f", value))[0]
 
@@ -36,17 +36,17 @@ def _f32(value):
 def _series_alone(coefficients):
     """chbevl of ``coefficients`` at register ``y`` into ``s``; registers b1..b3 rotate."""
     c = list(coefficients)
-    lines = [f"fma.rn.f32 b1, y, {_f32(c[0])}, {_f32(c[1])};"]  # b2 = 0 folded
-    b2, b1, b0 = None, _f32(c[0]), "b1"  # after the first step b1 is C0, an immediate
+    lines = [f"fma.rn.f32 b1, y, {f32_immediate(c[0])}, {f32_immediate(c[1])};"]  # b2 = 0 folded
+    b2, b1, b0 = None, f32_immediate(c[0]), "b1"  # after the first step b1 is C0, an immediate
     free = ["b2", "b3"]
     for coefficient in c[2:]:
         b2, b1 = b1, b0
         if b2.startswith("0f"):
-            lines.append(f"fma.rn.f32 t, y, {b1}, {_f32(-c[0])};")
+            lines.append(f"fma.rn.f32 t, y, {b1}, {f32_immediate(-c[0])};")
         else:
             lines += [f"neg.f32 t, {b2};", f"fma.rn.f32 t, y, {b1}, t;"]
         b0 = free.pop(0)
-        lines.append(f"add.rn.f32 {b0}, t, {_f32(coefficient)};")
+        lines.append(f"add.rn.f32 {b0}, t, {f32_immediate(coefficient)};")
         if not b2.startswith("0f"):
             free.append(b2)
     return lines + [f"sub.rn.f32 t, {b0}, {b2};", "mul.rn.f32 s, t, 0f3F000000;"]
@@ -57,21 +57,21 @@ def _series_either(A, B):
     front to A's length)."""
     start = len(A) - len(B)
     B = [0.0] * start + list(B)
-    lines = [f"selp.f32 b1, {_f32(A[0])}, {_f32(B[0])}, p;",
+    lines = [f"selp.f32 b1, {f32_immediate(A[0])}, {f32_immediate(B[0])}, p;",
              "mov.f32 b2, 0f00000000;", "mov.f32 b3, 0f00000000;"]
     b0, b1, b2 = "b1", "b2", "b3"
     for i in range(1, len(A)):
         b2, b1, b0 = b1, b0, b2  # b0 takes the register of the b2 no longer needed
         if i == 1:  # b2 = 0 folded, as in A alone (B's lanes are still zero)
-            lines += [f"selp.f32 s, {_f32(A[i])}, {_f32(B[i])}, p;",
+            lines += [f"selp.f32 s, {f32_immediate(A[i])}, {f32_immediate(B[i])}, p;",
                       f"fma.rn.f32 {b0}, y, {b1}, s;"]
         elif i == start + 1:  # B's first step: its b2 = 0 folded
             lines += [f"neg.f32 t, {b2};", f"fma.rn.f32 t, y, {b1}, t;",
-                      f"add.rn.f32 t, t, {_f32(A[i])};", f"fma.rn.f32 s, y, {b1}, {_f32(B[i])};",
+                      f"add.rn.f32 t, t, {f32_immediate(A[i])};", f"fma.rn.f32 s, y, {b1}, {f32_immediate(B[i])};",
                       f"selp.f32 {b0}, t, s, p;"]
         else:
             lines += [f"neg.f32 t, {b2};", f"fma.rn.f32 t, y, {b1}, t;",
-                      f"selp.f32 s, {_f32(A[i])}, {_f32(B[i])}, p;", f"add.rn.f32 {b0}, t, s;"]
+                      f"selp.f32 s, {f32_immediate(A[i])}, {f32_immediate(B[i])}, p;", f"add.rn.f32 {b0}, t, s;"]
     return lines + [f"sub.rn.f32 t, {b0}, {b2};", "mul.rn.f32 s, t, 0f3F000000;"]
 
 

@@ -740,6 +740,42 @@ def _in_block(mask):
     return tl.max(tl.where(mask, 1, 0)) == 1
 
 
+# CUDA 13's erfinvf: the central polynomial in w = -log2(1 - x**2), highest power first, and the
+# tail's in 1 / sqrt(w)
+_ERFINV_CENTRAL = tl.constexpr((
+    -2.5172708362219964e-10, 9.427428615538247e-09, -1.2054752573931182e-07,
+    2.1697005081477982e-07, 8.062148481258191e-06, -3.1675492209615186e-05,
+    -0.0007743631140328944, 0.005546587985008955, 0.16082023084163666, 0.8862268924713135))
+_ERFINV_TAIL = tl.constexpr((
+    -0.5899143815040588, -0.6630042195320129, 1.5970110893249512, -0.6752155423164368,
+    -0.0952247902750969, 0.835353434085846))
+_ERFINV_TAIL_FROM = tl.constexpr(8.199999809265137)  # w beyond it: |x| beyond 0.9983, and 1
+
+
+def _erfinv_tail_program(coefficients, threshold):
+    """The PTX of one element's tail (``tl.inline_asm_elementwise``): $0 the result, $1 = w,
+    $2 the central result, $3 = x. A warp with a lane beyond the threshold (a vote) computes
+    the tail, q(1 / sqrt(w)) * sqrt(w) with the root as w times the flushing approximate
+    reciprocal root, w itself at w = inf, x's sign set, and each such lane takes it; a warp
+    without one skips it, as nvcc's code of erfinvf branches per element. Each step is the one
+    ``_erfinvf`` takes interpreted (``.rn``, never contracted), so the bits are the same."""
+    f32 = bessel_ptx.f32_immediate
+    c = list(coefficients)
+    lines = ["{", ".reg .pred p, some, infinite;", ".reg .f32 root, q, t;",
+             f"setp.gt.f32 p, $1, {f32(threshold)};",  # NaN: false, the central side
+             "vote.sync.any.pred some, p, 0xffffffff;", "mov.f32 $0, $2;", "@!some bra DONE;",
+             "rsqrt.approx.ftz.f32 root, $1;",
+             f"fma.rn.f32 q, root, {f32(c[0])}, {f32(c[1])};"]
+    lines += [f"fma.rn.f32 q, q, root, {f32(coefficient)};" for coefficient in c[2:]]
+    lines += ["mul.rn.f32 t, root, $1;", "mul.rn.f32 t, t, q;",
+              "setp.eq.f32 infinite, $1, 0f7F800000;", "selp.f32 t, $1, t, infinite;",
+              "copysign.f32 t, $3, t;", "selp.f32 $0, t, $2, p;", "DONE:", "}"]
+    return "\n".join(lines)
+
+
+_ERFINV_TAIL_PTX = tl.constexpr(_erfinv_tail_program(_ERFINV_TAIL.value, _ERFINV_TAIL_FROM.value))
+
+
 @triton.jit
 def _erfinvf(x):
     """float32 erfinv as PyTorch's CUDA kernel computes it: its jiterator code calls CUDA's
@@ -747,31 +783,28 @@ def _erfinvf(x):
     with other polynomials). With l = log2(1 - x**2) by the approximate lg2 and w = -l:
     x * p(w), p of degree 9; where l < -8.2 the tail q(1 / sqrt(w)) * sqrt(w) (q of degree 5,
     the root as w times its approximate reciprocal root), with x's sign; inf at |x| = 1 (w is
-    inf there), NaN beyond."""
+    inf there), NaN beyond. Compiled, the tail is PTX that a warp without a tail lane skips
+    (``_erfinv_tail_program``): deciding per block took a block-wide reduction and its barrier
+    in every program, and float16 erfinv at L ran 16% behind eager's on an H200; interpreted,
+    the block decides."""
     log2 = _lg2_ftz(tl.fma(x, libm.neg(x), 1.0))
     w = libm.neg(log2)
-    tail = log2 < -8.199999809265137  # |x| beyond 0.9983, and 1; NaN (|x| > 1) is not
-    p = tl.fma(-2.5172708362219964e-10, w, 9.427428615538247e-09)
-    p = tl.fma(p, w, -1.2054752573931182e-07)
-    p = tl.fma(p, w, 2.1697005081477982e-07)
-    p = tl.fma(p, w, 8.062148481258191e-06)
-    p = tl.fma(p, w, -3.1675492209615186e-05)
-    p = tl.fma(p, w, -0.0007743631140328944)
-    p = tl.fma(p, w, 0.005546587985008955)
-    p = tl.fma(p, w, 0.16082023084163666)
-    p = tl.fma(p, w, 0.8862268924713135)
+    p = tl.fma(_ERFINV_CENTRAL[0], w, _ERFINV_CENTRAL[1])
+    for i in tl.static_range(2, 10):
+        p = tl.fma(p, w, _ERFINV_CENTRAL[i])
     r = x * p
-    # the tail only in a block holding an element of it, as erfinvf branches per element (a
-    # warp of central arguments skips it)
-    if _in_block(tail):
-        root = _rsqrt_ftz(w)
-        q = tl.fma(-0.5899143815040588, root, -0.6630042195320129)
-        q = tl.fma(q, root, 1.5970110893249512)
-        q = tl.fma(q, root, -0.6752155423164368)
-        q = tl.fma(q, root, -0.0952247902750969)
-        q = tl.fma(q, root, 0.835353434085846)
-        far = tl.where(log2 == -INF, w, (root * w) * q)
-        r = tl.where(tail, _signed_like(tl.abs(far), x), r)
+    if libm.LIBDEVICE:
+        r = tl.inline_asm_elementwise(_ERFINV_TAIL_PTX, "=f,f,f,f", [w, r, x],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        tail = w > _ERFINV_TAIL_FROM  # NaN (|x| > 1) is not
+        if _in_block(tail):
+            root = _rsqrt_ftz(w)
+            q = tl.fma(_ERFINV_TAIL[0], root, _ERFINV_TAIL[1])
+            for i in tl.static_range(2, 6):
+                q = tl.fma(q, root, _ERFINV_TAIL[i])
+            far = tl.where(w == INF, w, (root * w) * q)
+            r = tl.where(tail, _signed_like(tl.abs(far), x), r)
     return r
 
 
