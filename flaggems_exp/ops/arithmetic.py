@@ -109,9 +109,10 @@ def _log_add(a, b, BASE2: tl.constexpr):
     infinities returned as they are (their difference would be NaN)."""
     larger = tl.where(a > b, a, b)
     if BASE2:
-        spread = special.log1p(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634  # 1 / ln 2
+        # times 1 / ln 2
+        spread = special.log1p_of_exponential(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634
     else:
-        spread = special.log1p(libm.exp(-tl.abs(a - b)))
+        spread = special.log1p_of_exponential(libm.exp(-tl.abs(a - b)))
     return tl.where((a == b) & (tl.abs(a) == INF), a, larger + spread)
 
 
