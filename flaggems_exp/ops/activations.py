@@ -219,10 +219,10 @@ class Softplus(FloatActivation):
     @triton.jit
     def math(x, beta, threshold, BETA_IS_ONE: tl.constexpr):
         if BETA_IS_ONE:
-            r = tl.where(x > threshold, x, special.log1p(libm.exp(x)))
+            r = tl.where(x > threshold, x, special.log1p_nonnegative(libm.exp(x)))
         else:
             r = tl.where(x * beta > threshold, x,
-                         libm.div(special.log1p(libm.exp(x * beta)), beta))
+                         libm.div(special.log1p_nonnegative(libm.exp(x * beta)), beta))
         return r
 
 

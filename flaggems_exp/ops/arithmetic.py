@@ -110,9 +110,9 @@ def _log_add(a, b, BASE2: tl.constexpr):
     larger = tl.where(a > b, a, b)
     if BASE2:
         # times 1 / ln 2
-        spread = special.log1p_of_exponential(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634
+        spread = special.log1p_nonnegative(libm.exp2(-tl.abs(a - b))) * 1.4426950408889634
     else:
-        spread = special.log1p_of_exponential(libm.exp(-tl.abs(a - b)))
+        spread = special.log1p_nonnegative(libm.exp(-tl.abs(a - b)))
     return tl.where((a == b) & (tl.abs(a) == INF), a, larger + spread)
 
 

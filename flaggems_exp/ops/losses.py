@@ -129,7 +129,7 @@ class SoftMarginLoss(LossOp):
         product = rounded(rounded(negated, product_step, wide) * rounded(target, product_step, wide),
                           product_step, wide)
         product = converted(product, x.dtype).to(compute)
-        return special.log1p(converted(libm.exp(product), x.dtype).to(compute))
+        return special.log1p_nonnegative(converted(libm.exp(product), x.dtype).to(compute))
 
 
 def _ranking_steps(input1, input2, target):

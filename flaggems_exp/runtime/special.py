@@ -364,16 +364,16 @@ def log1p(x):
 
 
 @triton.jit
-def log1p_of_exponential(x):
-    """log1p of an exponential of a number not positive (logaddexp's spread): x in [0, 1] or
-    NaN, where float32's rare inputs reduce to NaN, kept (CUDA's log1pf gives NaN; which one
-    does not matter, a NaN payload being no result PyTorch fixes). The same values as
-    ``log1p`` for these x, without its selects of the rare inputs: float16 logaddexp2 45.1 ->
-    39.8 SASS an element, which an H200 issues slower than it moves the bytes."""
+def log1p_nonnegative(x):
+    """log1p of an x that is not negative (+inf and NaN included: an exponential, |x| plus
+    more), as ``log1p``: float32 without the selects of negative arguments, +inf and NaN
+    returned as they are (CUDA's log1pf gives them; a NaN's payload is no result PyTorch
+    fixes). Float16 logaddexp2 45.1 -> 39.8 SASS an element, which an H200 issues slower than
+    it moves the bytes."""
     if x.dtype == tl.float64:
         r = _log1p_f64(x)
     else:
-        r = tl.where(x != x, x, _log1p_f32_steps(x))
+        r = tl.where(x < INF, _log1p_f32_steps(x), x)
     return r
 
 
@@ -543,12 +543,12 @@ def _asinhf(x):
     ``asinhf``, not libdevice's ``__nv_asinhf``, which reaches the same log1p through a
     correctly rounded 1 / |x| and branches on |x| > 2**126): log1p(|x| + x**2 / (1 +
     sqrt(x**2 + 1))) with approximate reciprocal square root and reciprocal; above 2**23,
-    log1p(|x|) + ln 2. No branch but log1p's own rare one."""
+    log1p(|x|) + ln 2. No branch; log1p's argument is not negative."""
     a = tl.abs(x)
     squared = tl.fma(x, x, 1.0)
     denominator = tl.fma(squared, _rsqrt_ftz(squared), 1.0)
     big = a > 8388608.0
-    r = log1p(tl.where(big, a, tl.fma(a, a * _divide_ftz(1.0, denominator), a)))
+    r = log1p_nonnegative(tl.where(big, a, tl.fma(a, a * _divide_ftz(1.0, denominator), a)))
     r = tl.where(big, r + 0.6931471824645996, r)
     return tl.where(x != x, r, _signed_like(r, x))
 
