@@ -14,6 +14,7 @@ from generic_checks import launched_kernels
 from flaggems_exp import LAUNCHES, REGISTRY, testing
 from flaggems_exp.families import reduction
 from flaggems_exp.families.inplace import InplaceOp
+from flaggems_exp.runtime import geometry
 from flaggems_exp.runtime.plans import PlanCache
 from flaggems_exp.testing import Call, assert_same_error, check_call, run
 
@@ -218,6 +219,26 @@ def test_trace_out_is_resized_before_its_dtype_is_checked():
         theirs = testing.run(torch.ops.aten.trace, testing.Call((x.cpu(),), {"out": outs[1].cpu()}))
     testing.assert_same_error(ours, theirs)
     assert outs[0].shape == () and outs[0].dtype == torch.float64
+
+
+@pytest.mark.parametrize("layout", ["transposed", "strided slice"])
+@pytest.mark.parametrize("dim", [1, 0])
+def test_log_softmax_backward_writes_a_strided_out_as_contiguous(layout, dim):
+    """PyTorch's kernels write an out= of _log_softmax_backward_data as if it were contiguous,
+    from its first element, whatever its strides (its meta function's output is raw strided:
+    no proxy copies back); ours too. The whole buffer under out is compared, with PyTorch's
+    kernel on the same device (its CUDA kernel on a GPU)."""
+    device = flaggems_exp.device
+    grad = torch.randn(3, 5, device=device)
+    output = torch.log_softmax(torch.randn(3, 5, device=device), dim)
+    buffers = []
+    for fn in (REGISTRY["_log_softmax_backward_data"], torch.ops.aten._log_softmax_backward_data):
+        buffer = torch.zeros(15 if layout == "transposed" else 30, device=device)
+        out = (buffer.view(5, 3).t() if layout == "transposed"
+               else buffer.view(3, 10)[:, ::2])
+        assert fn(grad, output, dim, torch.float32, out=out) is out
+        buffers.append(buffer)
+    torch.testing.assert_close(buffers[0], buffers[1])
 
 
 def test_log_softmax_backward_shape_mismatch_is_refused():
@@ -589,8 +610,9 @@ def test_eye_in_one_pass(monkeypatch):
 
 @pytest.mark.parametrize("op", FUNCTIONAL, ids=ids)
 def test_out(op):
-    """``out=``: written through its strides and returned, resized when its shape differs;
-    a wrong dtype or an overlapping out raises as PyTorch does."""
+    """``out=``: written through its strides (or, where PyTorch's kernel writes it as if
+    contiguous, from its first element in order) and returned, resized when its shape
+    differs; a wrong dtype or an overlapping out raises as PyTorch does."""
     call = testing.sample_calls(op, torch.float32)[0]
     native, expected = testing.reference(op, call)
     dev = testing.on_device(call)
@@ -604,6 +626,8 @@ def test_out(op):
     for out in outs:
         out = out.to(flaggems_exp.device)
         assert op(*dev.args, out=out, **call.kwargs) is out
+        if getattr(op, "out_written_as_contiguous", False):
+            out = geometry.as_contiguous(out)
         testing.assert_close(out, expected, exact=is_exact(op))
     bad_outs = [lambda: torch.zeros(expected.shape, dtype=torch.float64)]  # made afresh per use
     if expected.numel() > 1:

@@ -156,6 +156,8 @@ class ReductionOp(Op):
       sample_args  ``sample_args(dtype, shape, make)`` -> [(args, kwargs, label)] (``Op``'s).
       out_resized_first  True where PyTorch's out= form is generated from the functional op
                 (``trace.out``): out is resized to the result before its dtype is checked.
+      out_written_as_contiguous  True where PyTorch's kernel writes an out= as if it were
+                contiguous, from its first element, whatever its strides.
     A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
     output). By default the statistics are the row's sum (in ``b``).
     """
@@ -165,6 +167,7 @@ class ReductionOp(Op):
     combine = staticmethod(sum_combine)
     finish = None
     out_resized_first = False
+    out_written_as_contiguous = False
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
@@ -180,7 +183,8 @@ class ReductionOp(Op):
                 geometry.resize_out(out, rows.shape)
             geometry.wrapper_out(out, rows.dtype, rows.shape)
         if out.numel():
-            self.launch(rows, out)
+            self.launch(rows, geometry.as_contiguous(out) if self.out_written_as_contiguous
+                        else out)
         return out
 
     def prepare(self, out, *args):

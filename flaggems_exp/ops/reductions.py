@@ -83,7 +83,9 @@ class SafeSoftmax(ReductionOp):
 def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwargs):
     """PyTorch's CUDA rules (the CPU kernel has no half-to-float path): float32 grad with
     float16 input_dtype gives a float16 result (into an out= of that dtype, resized as a
-    structured kernel resizes it); other dtype mismatches raise."""
+    structured kernel resizes it); other dtype mismatches raise. Either kernel writes an out=
+    as if it were contiguous, from its first element (the meta function's output is raw
+    strided: no proxy), whatever its strides: the CPU kernel stands for the CUDA one there."""
     errors.wrap_dim(dim, grad_output.dim())
     out = kwargs.get("out")
     if grad_output.dtype != input_dtype:
@@ -96,13 +98,8 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
             raise errors.out_dtype_mismatch(
                 out.dtype, torch.float16, errors.OutDtypeCheck.OUT_WRAPPER)
         geometry.resize_out(out, result.shape)
-        return out.copy_(result)
-    if out is not None and out.shape == grad_output.shape and not out.is_contiguous():
-        # PyTorch's CPU kernel writes a strided out= as if it were contiguous; its CUDA kernel
-        # (a structured kernel's proxy out) writes through out's strides
-        dense = torch.ops.aten._log_softmax_backward_data(
-            grad_output, output, dim, input_dtype, out=out.contiguous())
-        return out.copy_(dense)
+        geometry.as_contiguous(out).copy_(result)
+        return out
     return torch.ops.aten._log_softmax_backward_data(grad_output, output, dim, input_dtype,
                                                      **kwargs)
 
@@ -115,6 +112,7 @@ _MISMATCH = ("expected input and grad types to match, or input to be at::Half an
 class LogSoftmaxBackwardData(ReductionOp):
     name = "_log_softmax_backward_data"
     ref = staticmethod(_cuda_log_softmax_backward_data)
+    out_written_as_contiguous = True  # see _cuda_log_softmax_backward_data
 
     @staticmethod
     @triton.jit

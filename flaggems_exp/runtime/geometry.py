@@ -228,6 +228,15 @@ def contiguous_strides(shape):
     return tuple(reversed(strides))
 
 
+def as_contiguous(t):
+    """``t``'s memory from its first element seen as a contiguous tensor of its shape (a
+    kernel that writes an out= as if it were contiguous writes there); ``t`` itself where it
+    is contiguous."""
+    if t.is_contiguous():
+        return t
+    return t.as_strided(t.shape, contiguous_strides(t.shape), t.storage_offset())
+
+
 def wrapper_out(out, dtype, shape):
     """``out=`` as PyTorch's generated out= wrappers take it: its dtype must be the result's,
     then ``resize_output``, which refuses an out that overlaps itself. The first write of a
