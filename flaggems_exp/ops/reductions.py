@@ -112,7 +112,10 @@ _MISMATCH = ("expected input and grad types to match, or input to be at::Half an
 class LogSoftmaxBackwardData(ReductionOp):
     name = "_log_softmax_backward_data"
     ref = staticmethod(_cuda_log_softmax_backward_data)
-    out_written_as_contiguous = True  # see _cuda_log_softmax_backward_data
+    # see _cuda_log_softmax_backward_data. An out= whose elements share memory (expanded) is
+    # refused as other out= forms refuse it: PyTorch's kernels write it as if contiguous,
+    # past its memory (its CPU kernel corrupts the heap), which is no behaviour to copy
+    out_written_as_contiguous = True
 
     @staticmethod
     @triton.jit
