@@ -266,3 +266,73 @@ def test_bessel_blocks_of_one_series_give_the_bits_of_mixed_blocks(name, dtype):
     assert torch.equal(alone, together)
     torch.testing.assert_close(alone, _expected(name, CASES[name][0], torch.cat([small, big])),
                                equal_nan=True, **TOL_OVERRIDE.get((name, dtype), TOL[dtype]))
+
+
+# ---- erfinv's tail in PTX, read on the CPU --------------------------------------------------
+
+def _ptx_immediate(token):
+    return np.frombuffer(int(token[2:], 16).to_bytes(4, "little"), np.float32)[0]
+
+
+def _run_ptx_lanes(program, inputs):
+    """The straight-line float32 steps of an inline-PTX ``program`` on numpy lanes (``inputs``
+    bind $1, $2, ...), every branch around a warp's optional part taken into it: the
+    operations the interpreter's stand-ins take (numpy's float32 reciprocal root, an fma
+    rounded once)."""
+    regs = {f"${i + 1}": np.asarray(v, np.float32) for i, v in enumerate(inputs)}
+
+    def value(token):
+        return _ptx_immediate(token) if token.startswith("0f") else regs[token]
+
+    for line in program.splitlines():
+        line = line.strip().rstrip(";")
+        if not line or line[0] in "{}." or line.endswith(":") or " bra " in f" {line} " \
+                or line.startswith(("vote.", "@")):
+            continue
+        op, rest = line.split(None, 1)
+        d, *a = [t.strip() for t in rest.split(",")]
+        if op.startswith("setp."):
+            compare = {"gt": np.greater, "eq": np.equal}[op.split(".")[1]]
+            regs[d] = compare(value(a[0]), value(a[1]))
+        elif op == "mov.f32":
+            regs[d] = value(a[0])
+        elif op == "rsqrt.approx.ftz.f32":
+            regs[d] = np.float32(1.0) / np.sqrt(value(a[0]))
+        elif op == "fma.rn.f32":
+            product = value(a[0]).astype(np.float64) * value(a[1]).astype(np.float64)
+            regs[d] = (product + value(a[2]).astype(np.float64)).astype(np.float32)
+        elif op == "mul.rn.f32":
+            regs[d] = value(a[0]) * value(a[1])
+        elif op == "selp.f32":
+            regs[d] = np.where(regs[a[2]], value(a[0]), value(a[1]))
+        elif op == "copysign.f32":
+            regs[d] = np.copysign(value(a[1]), value(a[0]))
+        else:
+            raise AssertionError(f"an instruction this reading does not know: {line}")
+    return regs["$0"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_erfinv_tail_ptx_takes_the_interpreted_steps():
+    """The PTX that computes float32 erfinv's tail on the GPU (``_erfinv_tail_program``), read
+    step by step on the CPU with the interpreter's stand-ins, gives the interpreted erfinv's
+    bits around the tail, at 1 and beyond: its coefficients, their order and its selects are
+    those of ``_erfinvf``'s Triton steps, which the GPU tests compare with PyTorch's CUDA
+    kernel."""
+    x = torch.cat([torch.linspace(0.99, 1.0, 3001), -torch.linspace(0.99, 1.0, 3001),
+                   torch.tensor([0.5, -0.3, 0.0, 2.0, -1.5, float("nan")])])
+    expected = flaggems_exp.experimental_ops.erfinv(x.to(flaggems_exp.device)).cpu().numpy()
+    x = x.numpy()
+
+    def fma(a, b, c):  # rounded once, as the interpreter's
+        wide = np.float64
+        return (np.asarray(a, wide) * np.asarray(b, wide) + np.asarray(c, wide)).astype(np.float32)
+
+    w = -np.log2(fma(x, -x, 1.0))  # the interpreter's lg2 stand-in, in float32
+    central = [np.float32(c) for c in sp._ERFINV_CENTRAL.value]
+    p = fma(central[0], w, central[1])
+    for c in central[2:]:
+        p = fma(p, w, c)
+    ours = _run_ptx_lanes(sp._ERFINV_TAIL_PTX.value, [w, x * p, x])
+    assert np.isinf(ours[np.abs(x) == 1]).all() and (np.abs(ours[np.abs(x) < 1]) > 0.5).any()
+    np.testing.assert_array_equal(ours, expected)
