@@ -204,6 +204,22 @@ def test_a_backward_through_a_tensor_a_direct_call_changed_raises():
         y.sum().backward()
 
 
+@pytest.mark.filterwarnings("ignore:An output with one or more elements was resized")
+@pytest.mark.parametrize("out_shape", [(0,), (2,)])
+def test_a_direct_write_into_an_inference_out_that_needs_resizing(out_shape):
+    """An inference out= of another shape is resized as PyTorch's kernels resize it (below
+    autograd, where nothing refuses it), written, and only then refused."""
+    results = []
+    for fn in (ops.mul, torch.ops.aten.mul):
+        with torch.inference_mode():
+            x = torch.ones(3, device=DEVICE)
+            out = torch.zeros(out_shape, device=DEVICE)
+        results.append((testing.run(fn, testing.Call((x, 2), {"out": out})), out))
+    (ours, ours_out), (theirs, theirs_out) = results
+    testing.assert_same_error(ours, theirs)
+    assert torch.equal(ours_out, theirs_out) and ours_out.shape == (3,)
+
+
 @pytest.mark.parametrize("name", ["sigmoid_", "copy_", "sigmoid", "trace"])
 def test_a_direct_write_into_an_inference_tensor(name):
     """Outside inference mode, a write into an inference tensor raises PyTorch's error after

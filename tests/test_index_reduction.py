@@ -208,17 +208,23 @@ def test_softmax_dtype_errors_name_the_cuda_dispatch(name, args):
     assert str(ours.value) == f'"{kernel}" not implemented for \'Long\''
 
 
-def test_trace_out_is_resized_before_its_dtype_is_checked():
+@pytest.mark.parametrize("inference", [False, True])
+def test_trace_out_is_resized_before_its_dtype_is_checked(inference):
     """trace.out is generated from trace: PyTorch resizes out to the result, then refuses its
-    dtype (structured ops such as the softmax backward check the dtype first)."""
+    dtype (structured ops such as the softmax backward check the dtype first); the resize is
+    its kernel's, below autograd, so an inference out gets the dtype error too, and no new
+    version."""
     x = torch.ones(3, 3, device=flaggems_exp.device)
-    outs = [torch.zeros(5, dtype=torch.float64, device=x.device) for _ in range(2)]
+    with torch.inference_mode(inference):
+        outs = [torch.zeros(5, dtype=torch.float64, device=x.device) for _ in range(2)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the resize of a non-empty out warns
         ours = testing.run(REGISTRY["trace"], testing.Call((x,), {"out": outs[0]}))
         theirs = testing.run(torch.ops.aten.trace, testing.Call((x.cpu(),), {"out": outs[1].cpu()}))
     testing.assert_same_error(ours, theirs)
     assert outs[0].shape == () and outs[0].dtype == torch.float64
+    if not inference:
+        assert outs[0]._version == 0, "a refused call gave out a new version"
 
 
 @pytest.mark.parametrize("layout", ["transposed", "strided slice"])

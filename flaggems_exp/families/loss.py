@@ -108,7 +108,7 @@ class LossOp(PointwiseOp):
             self.check_out(out, tensors, shape, result, inplace)
             if out.shape != ():
                 not_replayable()  # out was resized: a replay would not warn
-                out.resize_(())
+                geometry.resize_out(out, (), warn=False)
         numel = math.prod(shape)
         block = min(_PARTIAL_BLOCK, triton.next_power_of_2(max(numel, 1)))
         count = triton.cdiv(numel, block)

@@ -214,10 +214,19 @@ def resize_out(out, shape, strides=None, memory_format=torch.contiguous_format, 
             "This behavior is deprecated, and in a future PyTorch release outputs will not be "
             "resized unless they have zero elements. You can explicitly reuse an out tensor t "
             "by resizing it, inplace, to zero elements with t.resize_(0).", UserWarning)
-    out.resize_(shape, memory_format=memory_format)
-    if strides is not None and tuple(strides) != out.stride():
-        out.as_strided_(shape, strides)
+    with kernel_level():
+        out.resize_(shape, memory_format=memory_format)
+        if strides is not None and tuple(strides) != out.stride():
+            out.as_strided_(shape, strides)
     return True
+
+
+def kernel_level():
+    """A context in which a tensor's own resize and restride run as PyTorch's kernels run
+    them (``resize_output`` below autograd): no version bump, no refusal of an inference
+    tensor outside inference mode or of a tensor that requires grad; those are decided around
+    the whole call (``Op.__call__``, PyTorch's autograd kernel)."""
+    return torch._C._AutoDispatchBelowADInplaceOrView()
 
 
 def contiguous_strides(shape):

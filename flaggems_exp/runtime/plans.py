@@ -42,7 +42,7 @@ from torch.autograd import forward_ad as _forward_ad
 
 from . import launch as launching
 from . import native_launch
-from .geometry import span_bytes
+from .geometry import kernel_level, span_bytes
 from .launch import LAUNCHES, current_stream, direct_launcher, run_kernel
 from .triton_types import encode_scalar
 
@@ -517,9 +517,10 @@ def resize_bare(out, shape, strides):
     has no storage (False, unchanged, where it has: the full path decides)."""
     if out.untyped_storage().nbytes():
         return False
-    out.resize_(shape)
-    if out.stride() != strides:
-        out.as_strided_(shape, strides)
+    with kernel_level():
+        out.resize_(shape)
+        if out.stride() != strides:
+            out.as_strided_(shape, strides)
     return True
 
 
