@@ -188,6 +188,21 @@ def test_a_direct_write_bumps_the_version_counter(name):
     assert len(op.plans) == (name != "masked_scatter_")  # whose full path is never planned
 
 
+@pytest.mark.parametrize("name, kwargs", [("mul_", {"other": 2}), ("sigmoid_", {})])
+def test_an_in_place_form_takes_self_as_a_keyword(name, kwargs):
+    """aten's in-place overloads name their first argument ``self``: passed by keyword, it is
+    written and returned as when passed by position, on the full path and on its plan."""
+    op = getattr(ops, name)
+    op.plans.clear()
+    for _ in range(2):
+        x = torch.linspace(-2, 2, 5, device=DEVICE)
+        expected = getattr(torch.ops.aten, name)(self=x.clone(), **kwargs)
+        launched = _launched()
+        assert op(self=x, **kwargs) is x and x._version > 0
+        assert _launched() > launched, "our kernel did not run"
+        testing.assert_close(x, expected)
+
+
 def test_a_backward_through_a_tensor_a_direct_call_changed_raises():
     """Autograd refuses a gradient whose saved tensor a direct call wrote afterwards (in place
     under no_grad, or as ``out=``), as it refuses PyTorch's own in-place calls."""

@@ -29,6 +29,9 @@ class InplaceOp(Op):
     def call(self, args, kwargs, out):
         if out is not None:
             raise TypeError(f"{self.name}() got an unexpected keyword argument 'out'")
+        if not args and "self" in kwargs:  # aten's schema names it: as good as positional
+            kwargs = dict(kwargs)
+            args = (kwargs.pop("self"),)
         if not args:
             raise TypeError(f"{self.name}() missing required argument 'self'")
         if not isinstance(args[0], torch.Tensor):  # a number may be a tensor operand (mul)
