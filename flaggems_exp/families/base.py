@@ -107,9 +107,8 @@ class Op:
 
     def serve(self, /, *args, out=None, **kwargs):
         """The call as the dispatcher makes it under ``enable()``: a plan of its signature, or
-        the full path."""
-        if _is_traced():
-            return traced_calls.traced_call(self, args, kwargs, out)
+        the full path. Never traced: Dynamo traces direct calls (``__call__`` tests for it)
+        and runs aten ops on fake tensors, whose kernels are not ours."""
         plans = self.plans
         # the plans that served the call after the last one's plan before (a model's step
         # calls an op through the same signatures in the same order), then the plans used

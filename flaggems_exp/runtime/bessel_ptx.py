@@ -67,11 +67,13 @@ def _series_either(A, B):
                       f"fma.rn.f32 {b0}, y, {b1}, s;"]
         elif i == start + 1:  # B's first step: its b2 = 0 folded
             lines += [f"neg.f32 t, {b2};", f"fma.rn.f32 t, y, {b1}, t;",
-                      f"add.rn.f32 t, t, {f32_immediate(A[i])};", f"fma.rn.f32 s, y, {b1}, {f32_immediate(B[i])};",
+                      f"add.rn.f32 t, t, {f32_immediate(A[i])};",
+                      f"fma.rn.f32 s, y, {b1}, {f32_immediate(B[i])};",
                       f"selp.f32 {b0}, t, s, p;"]
         else:
             lines += [f"neg.f32 t, {b2};", f"fma.rn.f32 t, y, {b1}, t;",
-                      f"selp.f32 s, {f32_immediate(A[i])}, {f32_immediate(B[i])}, p;", f"add.rn.f32 {b0}, t, s;"]
+                      f"selp.f32 s, {f32_immediate(A[i])}, {f32_immediate(B[i])}, p;",
+                      f"add.rn.f32 {b0}, t, s;"]
     return lines + [f"sub.rn.f32 t, {b0}, {b2};", "mul.rn.f32 s, t, 0f3F000000;"]
 
 
