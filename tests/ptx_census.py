@@ -76,6 +76,9 @@ def _cases(torch):
         "take_M": ("take", (torch.empty((1024, 1024), dtype=torch.float16),
                             torch.empty((1024, 1024), dtype=torch.int64))),
         "take": ("take", (half(), torch.empty(_SQUARE, dtype=torch.int64))),
+        **{f"{name}_bfloat16_mean": (name, tuple(
+            torch.empty(_SQUARE, dtype=torch.bfloat16) for _ in range(2)))
+           for name in ("hinge_embedding_loss", "soft_margin_loss", "huber_loss")},
     }
 
 
@@ -97,6 +100,9 @@ def census(ptx):
         "barriers": count(r"\bbar(?:rier)?\.sync\b"),
         "branches": count(r"@!?%?\w+\s+bra\b"),
         "float64_conversions": count(r"\bcvt\.[.\w]*\.f64\b"),
+        # float32 to bfloat16, one element each (F2F, quarter rate) or a pair (F2FP)
+        "bfloat16_conversions": count(r"\bcvt\.rn\.bf16\.f32\b"),
+        "bfloat16_pair_conversions": count(r"\bcvt\.rn\.bf16x2\.f32\b"),
         "approximations_flushing": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.ftz\.f32"),
         "approximations_keeping": count(r"\b(?:ex2|lg2|rsqrt|div|rcp|sqrt)\.approx\.f32"),
         "flushing": count(r"\.ftz\."),

@@ -192,6 +192,20 @@ def test_reduced_loss_sums_its_partials_tile_by_tile(monkeypatch, reduction):
         op.plans.clear()
 
 
+def test_bfloat16_loss_steps_convert_in_pairs():
+    """Compiled for the H200 (sm_90), a bfloat16 loss's steps (hinge's margin - self, soft
+    margin's product and exponential, each element's loss before the sum) round to bfloat16 and
+    are read on in float32 through packed conversions, two elements each, as the stores convert:
+    none one element at a time (F2F, a quarter-rate instruction, which left bfloat16 hinge loss
+    behind float16's and torch.compile's at L), but huber's delta, once a program."""
+    cases = [f"{name}_bfloat16_mean" for name in
+             ("hinge_embedding_loss", "soft_margin_loss", "huber_loss")]
+    for launch in ptx_census.compiled_launches(*cases):
+        if launch["kernel"] == "_pointwise_kernel":
+            assert launch["bfloat16_conversions"] <= (launch["case"].startswith("huber")), launch
+            assert launch["bfloat16_pair_conversions"] > 0, launch
+
+
 def test_reduced_loss_compiles_to_few_large_programs():
     """Compiled for the H200 (sm_90), the mean of a 64M-element float16 loss: 8192 programs of
     8192 elements each (16-byte loads only, all in flight at once), then one program that reads

@@ -96,6 +96,32 @@ def test_bfloat16_reads_exactly(dst_dtype):
     same_values(converted(every, dst_dtype), every.to(dst_dtype))
 
 
+@triton.jit
+def _rounded_as_kernel(src_ptr, dst_ptr, n, BLOCK: tl.constexpr):
+    """dst[i] = src[i] (float32) rounded as a bfloat16 holds it, read on in float32."""
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    value = tl.load(src_ptr + offsets, mask=mask)
+    tl.store(dst_ptr + offsets, triton_types.rounded_as(value, tl.bfloat16), mask=mask)
+
+
+def test_bfloat16_rounding_in_float32_is_a_conversion():
+    """A kernel's bfloat16 step read on in float32 (``rounded_as``; compiled, pairs of elements
+    through one packed conversion) holds what PyTorch's conversion to bfloat16 gives, on the
+    same device: the edges above and every bfloat16 with the low halves that decide a rounding
+    (0, 1, a tie, either side of it, all ones), NaN payloads and subnormals among them. An odd
+    count leaves the last pair half empty."""
+    low = torch.tensor([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF], dtype=torch.int64)
+    high = torch.arange(0, 2**16, dtype=torch.int64) << 16
+    bits = (high[:, None] | low[None, :]).flatten()
+    bits = torch.where(bits >= 2**31, bits - 2**32, bits).to(torch.int32)
+    src = torch.cat([torch.tensor(ROUNDING), bits.view(torch.float32)]).to(flaggems_exp.device)
+    assert src.numel() % 2 == 1
+    dst = torch.empty_like(src)
+    _rounded_as_kernel[(triton.cdiv(src.numel(), 1024),)](src, dst, src.numel(), BLOCK=1024)
+    same_values(dst.cpu(), src.to(BF16).float().cpu())
+
+
 # ---- every registered op --------------------------------------------------------------------
 def _with_subnormals(t):
     """A copy of the float tensor ``t`` whose first elements are subnormal in bfloat16."""

@@ -14,7 +14,7 @@ from ..runtime.indexing import (BLOCK, block_offsets, block_size, grid_size, nee
                                 strided_offsets)
 from ..runtime.promotion import Promotion, promote
 from ..runtime.triton_types import (TL_DTYPE, CheckedScalar, converted, encode_scalar,
-                                     scalar_binding)
+                                     rounded_as, scalar_binding)
 from ..runtime import launch as launching
 from ..runtime.plans import bind_numbers, constant, not_replayable
 from .base import Op
@@ -89,8 +89,12 @@ def _pointwise_kernel(
         # fused reduction: one partial sum per program, in out_ptr's accumulation dtype, of the
         # results rounded to the op's result dtype, then to REDUCE: PyTorch reduces a tensor of
         # that dtype holding them
-        loss = converted(converted(result, RESULT), REDUCE)
-        partial = tl.sum(tl.where(mask, loss.to(out_ptr.dtype.element_ty), 0), axis=0)
+        accumulated: tl.constexpr = out_ptr.dtype.element_ty
+        if REDUCE == RESULT and result.dtype == accumulated:
+            loss = rounded_as(result, RESULT)  # a 16-bit loss summed in float32
+        else:
+            loss = converted(converted(result, RESULT), REDUCE).to(accumulated)
+        partial = tl.sum(tl.where(mask, loss, 0), axis=0)
         tl.store(out_ptr + tl.program_id(0), partial)
     else:
         # rounded to the op's result dtype first, then cast to out's own dtype, as PyTorch

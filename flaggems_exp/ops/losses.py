@@ -11,7 +11,7 @@ from ..runtime import errors, geometry, libm, special
 from ..runtime.dtypes import FLOATING, REAL
 from ..runtime.promotion import Promotion, promote
 from ..runtime.steps import rounded, step_spec, wrapped
-from ..runtime.triton_types import converted
+from ..runtime.triton_types import rounded_as
 
 
 def _like(dtype, zero_dim):
@@ -51,7 +51,7 @@ class HingeEmbeddingLoss(LossOp):
     def math(x, target, margin):
         # margin arrives in self's compute dtype (truncated for integer self, as in PyTorch)
         self_value = x.to(margin.dtype)  # exactly
-        hinge = converted(margin - self_value, x.dtype).to(margin.dtype)  # rounded, or wrapped
+        hinge = rounded_as(margin - self_value, x.dtype)  # rounded, or wrapped
         hinge = tl.where(hinge < 0, 0, hinge)  # clamp_min(0), NaN kept
         if target.dtype == tl.int1:
             target = target.to(tl.int8)  # a bool target is compared as an integer
@@ -128,8 +128,8 @@ class SoftMarginLoss(LossOp):
         negated = libm.neg(x.to(wide))  # exact
         product = rounded(rounded(negated, product_step, wide) * rounded(target, product_step, wide),
                           product_step, wide)
-        product = converted(product, x.dtype).to(compute)
-        return special.log1p_nonnegative(converted(libm.exp(product), x.dtype).to(compute))
+        product = rounded_as(product, x.dtype).to(compute)
+        return special.log1p_nonnegative(rounded_as(libm.exp(product), x.dtype))
 
 
 def _ranking_steps(input1, input2, target):

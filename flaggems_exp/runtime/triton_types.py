@@ -9,6 +9,7 @@ import triton
 import triton.language as tl
 
 from . import errors
+from .libm import LIBDEVICE
 
 TL_DTYPE = {
     torch.bool: tl.int1, torch.uint8: tl.uint8, torch.int8: tl.int8, torch.int16: tl.int16,
@@ -116,6 +117,25 @@ def converted(value, dtype):
                 return _bfloat16_of_float32(value.to(tl.float32))
             value = value.to(tl.float32)
     return value.to(dtype)
+
+
+@triton.jit
+def rounded_as(value, dtype):
+    """``value`` rounded as a tensor of ``dtype`` holds it (``converted``), in ``value``'s own
+    dtype again: a step of PyTorch's that leaves a 16-bit tensor, read on in float32.
+    Compiled, a float32 ``value`` reaches bfloat16 in pairs of elements, one packed conversion
+    each (``cvt.rn.bf16x2.f32``, sm_90's F2FP) as Triton's stores convert: Triton converts a
+    value it goes on computing with one element at a time (F2F, a quarter-rate instruction,
+    one an element), where float16's pairs merge anyway. The same rounding, so the same bits.
+    Not for a step of values already in bfloat16 (``a - b`` of two loaded ones): the compiler
+    computes that one in bfloat16 itself (``sub.bf16x2``), which the PTX here would hide."""
+    if LIBDEVICE and dtype == tl.bfloat16 and value.dtype == tl.float32:
+        # the pair's first element is the low half: shifted up, then the high half masked
+        return tl.inline_asm_elementwise(
+            "{ .reg .b32 pair; cvt.rn.bf16x2.f32 pair, $3, $2; shl.b32 $0, pair, 16; "
+            "and.b32 $1, pair, 0xffff0000; }", "=f,=f,f,f", [value], dtype=tl.float32,
+            is_pure=True, pack=2)
+    return converted(value, dtype).to(value.dtype)
 
 
 @triton.jit
