@@ -185,7 +185,9 @@ def test_a_direct_write_bumps_the_version_counter(name):
         op(*call.args, **call.kwargs)
         assert _launched() > launched, "our kernel did not run"
         assert written._version > before, "the written tensor kept its version"
-    assert len(op.plans) == (name != "masked_scatter_")  # whose full path is never planned
+    # interpreted, masked_scatter_ counts the mask's hits on the host, and is never planned;
+    # compiled, its kernel checks the count on the device
+    assert len(op.plans) == (name != "masked_scatter_" or DEVICE != "cpu")
 
 
 @pytest.mark.parametrize("name, kwargs", [("mul_", {"other": 2}), ("sigmoid_", {})])

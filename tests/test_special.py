@@ -312,6 +312,10 @@ def _run_ptx_lanes(program, inputs):
     return regs["$0"]
 
 
+@pytest.mark.skipif(flaggems_exp.device != "cpu",
+                    reason="compares with the interpreted erfinv; compiled, the GPU's own rsqrt "
+                           "steps in, and test_unary_float32_results_are_pytorchs_cuda_bits "
+                           "compares those bits with PyTorch's")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_erfinv_tail_ptx_takes_the_interpreted_steps():
     """The PTX that computes float32 erfinv's tail on the GPU (``_erfinv_tail_program``), read
