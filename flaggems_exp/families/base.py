@@ -10,6 +10,8 @@ import re
 import torch
 
 from . import autograd_calls, traced_calls
+from .argument_types import is_dispatcher_op as _is_dispatcher_op
+from .argument_types import quick_test, refusal
 from ..runtime import coverage, errors
 from ..runtime import launch as launching
 from ..runtime.launch import LAUNCHES  # noqa: F401  (re-exported)
@@ -25,17 +27,6 @@ REGISTRY = {}
 
 def _snake_case(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-
-
-@functools.lru_cache(maxsize=None)
-def _is_dispatcher_op(name, overload):
-    """False for TorchScript-only overloads (``mul.int``, ``copy_.float``): not dispatcher ops.
-    (aten's schemas are fixed once torch is imported: asked once per process.)"""
-    try:
-        torch._C._dispatch_find_schema_or_throw("aten::" + name, "" if overload == "default" else overload)
-    except RuntimeError:
-        return False
-    return True
 
 
 class Op:
@@ -65,6 +56,9 @@ class Op:
     reference_in_float64 = True  # False where PyTorch's result depends on its working dtype
     runtime_numbers = False   # True: Python numbers reach the kernel unread (see plans.py)
     writes_self = False       # True for in-place forms: the first argument is written
+    # True where PyTorch's binding has read the call's arguments before it reaches the op (the
+    # dispatcher's calls, under enable()): their types need no test of ours
+    binding_checked = False
     moves_any_tensor = False  # True: the family decides itself which dtypes and devices it moves
     storage_in_key = False    # True: the result depends on the tensors' storage size and offset
 
@@ -149,11 +143,18 @@ class Op:
 
     def unplanned(self, key, tensors, args, kwargs, out):
         """A call no plan served (``key`` None: a call never planned): recorded by autograd,
-        or the full path, whose launches become the signature's plan where they can."""
+        or the full path, whose launches become the signature's plan where they can. An
+        argument of a type PyTorch's binding refuses gets its exception first, before
+        anything is written (see ``argument_types``)."""
+        given_args, given_kwargs = args, kwargs
         # numbers first, as PyTorch's binding reads them (a tensor given for one is no operand)
         args, kwargs, read = numbers_of_tensors(self.name, args, kwargs)
         if read:
             key = None  # its signature holds the tensors, not their values: never planned
+        if not (self.binding_checked or self.well_typed(args, kwargs, out)):
+            error = refusal(self.name, given_args, given_kwargs, out)
+            if error is not None:
+                raise error
         if autograd_calls.needs_grad(args, kwargs, out):  # never planned: the key says so
             return autograd_calls.recorded_call(self, args, kwargs, out)
         if getattr(launching._state, "recorder", None) is not None:
@@ -183,6 +184,12 @@ class Op:
 
     def call_out(self, args, kwargs, out, inplace):
         raise NotImplementedError
+
+    @functools.cached_property
+    def well_typed(self):
+        """``well_typed(args, kwargs, out)``: whether a call's argument types are vouched for
+        without asking PyTorch (``argument_types.quick_test`` of the op's aten name)."""
+        return quick_test(self.name)
 
     @property
     def names(self):

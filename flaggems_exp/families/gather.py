@@ -29,7 +29,8 @@ def float32(value):
 
 
 def _fits(value, schema_type):
-    """Whether a Python value can bind to an argument of this aten schema type."""
+    """Whether a Python value can bind to an argument of this aten schema type (a bool is an
+    int there, as PyTorch's binding of the aten op takes it)."""
     if schema_type.startswith("Optional["):
         return value is None or _fits(value, schema_type[9:-1])
     if schema_type.startswith("List["):
@@ -37,9 +38,9 @@ def _fits(value, schema_type):
     if schema_type == "Tensor":
         return isinstance(value, torch.Tensor)
     if schema_type in ("int", "SymInt"):
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int)
     if schema_type == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float))
     return True
 
 
