@@ -364,12 +364,12 @@ def calls_in_step(step):
         return plain(self, *args, **kwargs)
 
     with flaggems_exp.use_gems():
-        Op.serve = dispatch._HandsOver.__call__ = counted
+        Op.serve = Op.__call__ = dispatch._HandsOver.__call__ = counted
         try:
             step()
             timing.synchronize()
         finally:
-            Op.serve = dispatch._HandsOver.__call__ = plain
+            Op.serve = Op.__call__ = dispatch._HandsOver.__call__ = plain
         for qualname, (_, replays, _) in native_dispatch.stats().items():
             if replays:
                 called[flaggems_exp.REGISTRY[qualname.split(".")[0]].name] += replays

@@ -60,6 +60,7 @@ class _HandsOver:
     __slots__ = ()
     # the dispatcher's call: PyTorch's ADInplaceOrView kernel marks the written tensor
     __call__ = Op.serve
+    marks_writes = False
     binding_checked = True  # the dispatcher's call: PyTorch's binding read its arguments
 
     def unplanned(self, key, tensors, args, kwargs, out):

@@ -241,16 +241,19 @@ def test_a_direct_write_into_an_inference_out_that_needs_resizing(out_shape):
 def test_a_direct_write_into_an_inference_tensor(name):
     """Outside inference mode, a write into an inference tensor raises PyTorch's error after
     the kernel has written, as PyTorch's version bump does (the tensor holds the result);
-    inside inference mode it is an ordinary write."""
-    results = []
-    for fn in (getattr(ops, name), getattr(torch.ops.aten, name)):
-        with torch.inference_mode():
-            torch.manual_seed(0)
-            call, written = _written_call(name)
-        results.append((testing.run(fn, call), written))
-    (ours, ours_written), (theirs, theirs_written) = results
-    testing.assert_same_error(ours, theirs)
-    torch.testing.assert_close(ours_written, theirs_written)
+    inside inference mode it is an ordinary write. On the full path, then on its plan."""
+    getattr(ops, name).plans.clear()
+    for _ in range(2):
+        results = []
+        for fn in (getattr(ops, name), getattr(torch.ops.aten, name)):
+            with torch.inference_mode():
+                torch.manual_seed(0)
+                call, written = _written_call(name)
+            results.append((testing.run(fn, call), written))
+        (ours, ours_written), (theirs, theirs_written) = results
+        testing.assert_same_error(ours, theirs)
+        torch.testing.assert_close(ours_written, theirs_written)
+    assert len(getattr(ops, name).plans) == (name != "masked_scatter_" or DEVICE != "cpu")
     with torch.inference_mode():
         call, written = _written_call(name)
         getattr(ops, name)(*call.args, **call.kwargs)

@@ -29,6 +29,17 @@ def _snake_case(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+def _mark_written(written):
+    """A direct call's written tensor marked as PyTorch's ADInplaceOrView kernel marks it: a new
+    version; an inference tensor has none, and outside inference mode its update is refused
+    (after the write, as PyTorch refuses it)."""
+    if written.is_inference():
+        if not torch.is_inference_mode_enabled():
+            raise errors.inference_tensor_update()
+    else:
+        _increment_version((written,))
+
+
 class Op:
     """An operator: one callable object, registered under one or more aten names.
 
@@ -59,6 +70,9 @@ class Op:
     # True where PyTorch's binding has read the call's arguments before it reaches the op (the
     # dispatcher's calls, under enable()): their types need no test of ours
     binding_checked = False
+    # True where the call's written tensor is ours to mark (direct calls); the dispatcher's
+    # twin leaves it to PyTorch's ADInplaceOrView kernel (see ``serve``)
+    marks_writes = True
     moves_any_tensor = False  # True: the family decides itself which dtypes and devices it moves
     storage_in_key = False    # True: the result depends on the tensors' storage size and offset
 
@@ -74,35 +88,17 @@ class Op:
         self.numbers_by_value = not self.runtime_numbers
 
     # ---- the call: a plan of its signature, or the family's full path (which makes one) ----
-    def __call__(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
-        """A direct call: served, and the written tensor (``out``, an in-place form's self)
-        marked as PyTorch's ADInplaceOrView kernel marks it after an aten op's kernel (the
-        dispatcher's calls, ``serve``, PyTorch marks itself): a new version, so that autograd
-        refuses a backward through a saved tensor this call changed, unless the call already
-        gave it one (a call autograd records is the aten op's, marked by PyTorch); and a write
+    def serve(self, /, *args, out=None, **kwargs):  # ``self`` may be an aten keyword
+        """A call: a plan of its signature, or the full path. A direct call (``__call__``, this
+        same function) marks the tensor it writes (``out``, an in-place form's self) as
+        PyTorch's ADInplaceOrView kernel marks it after an aten op's kernel: a new version, so
+        that autograd refuses a backward through a saved tensor the call changed, and a write
         into an inference tensor outside inference mode refused after the write, as PyTorch
-        refuses it."""
-        if _is_traced():  # Dynamo traces this call: an opaque custom op, not our host code
+        refuses it. The dispatcher's twin (``marks_writes`` False) leaves that to PyTorch, as
+        it does a call autograd records (the aten op's). One function for both: a direct call
+        costs one Python frame, the marking of a plan's replay one version bump."""
+        if _is_traced():  # Dynamo traces a direct call: an opaque custom op, not our host code
             return traced_calls.traced_call(self, args, kwargs, out)
-        written = out if out is not None else (
-            (args[0] if args else kwargs.get("self")) if self.writes_self else None)
-        if not isinstance(written, torch.Tensor):
-            return self.serve(*args, out=out, **kwargs)
-        if written.is_inference():  # no version to count
-            result = self.serve(*args, out=out, **kwargs)
-            if not torch.is_inference_mode_enabled():
-                raise errors.inference_tensor_update()
-            return result
-        version = written._version
-        result = self.serve(*args, out=out, **kwargs)
-        if written._version == version:
-            _increment_version((written,))
-        return result
-
-    def serve(self, /, *args, out=None, **kwargs):
-        """The call as the dispatcher makes it under ``enable()``: a plan of its signature, or
-        the full path. Never traced: Dynamo traces direct calls (``__call__`` tests for it)
-        and runs aten ops on fake tensors, whose kernels are not ours."""
         plans = self.plans
         # the plans that served the call after the last one's plan before (a model's step
         # calls an op through the same signatures in the same order), then the plans used
@@ -125,14 +121,20 @@ class Op:
                 if result is not None:
                     plans.use(plan, tensors)
                     plans.served(plan)
+                    if plan.marked is not None and self.marks_writes:
+                        _mark_written(tensors[plan.marked])
                     return result
         return self.unplanned(key, tensors, args, kwargs, out)
+
+    __call__ = serve
 
     def matched(self, plan, hit, args, kwargs, out):
         """The call ``plan``'s matcher accepted (``hit``: its tensors and data pointers)."""
         result = plan.replay(args, kwargs, *hit)
         if result is not None:
             self.plans.served(plan)
+            if plan.marked is not None and self.marks_writes:
+                _mark_written(hit[0][plan.marked])
             return result
         # the written tensor overlaps another: the full path applies PyTorch's rules
         return self.unplanned(self.signature(args, kwargs, out)[0], hit[0], args, kwargs, out)
@@ -156,7 +158,23 @@ class Op:
             if error is not None:
                 raise error
         if autograd_calls.needs_grad(args, kwargs, out):  # never planned: the key says so
-            return autograd_calls.recorded_call(self, args, kwargs, out)
+            return autograd_calls.recorded_call(self, args, kwargs, out)  # PyTorch marks it
+        written = out if out is not None else (
+            (args[0] if args else kwargs.get("self")) if self.writes_self else None)
+        if not (self.marks_writes and isinstance(written, torch.Tensor)):
+            return self.launched(key, tensors, args, kwargs, out)
+        if written.is_inference():  # no version to count
+            result = self.launched(key, tensors, args, kwargs, out)
+            _mark_written(written)
+            return result
+        version = written._version
+        result = self.launched(key, tensors, args, kwargs, out)
+        if written._version == version:  # unless the path gave it one (a copy_ of PyTorch's)
+            _increment_version((written,))
+        return result
+
+    def launched(self, key, tensors, args, kwargs, out):
+        """The family's full path, whose launches become the signature's plan where they can."""
         if getattr(launching._state, "recorder", None) is not None:
             # called from another op's full path: that call's plan would miss this one's
             not_replayable()

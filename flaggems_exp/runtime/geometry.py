@@ -225,7 +225,7 @@ def kernel_level():
     """A context in which a tensor's own resize and restride run as PyTorch's kernels run
     them (``resize_output`` below autograd): no version bump, no refusal of an inference
     tensor outside inference mode or of a tensor that requires grad; those are decided around
-    the whole call (``Op.__call__``, PyTorch's autograd kernel)."""
+    the whole call (a direct call's ``Op.serve``, PyTorch's autograd kernel)."""
     return torch._C._AutoDispatchBelowADInplaceOrView()
 
 
