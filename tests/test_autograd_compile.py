@@ -190,6 +190,24 @@ def test_a_direct_write_bumps_the_version_counter(name):
     assert len(op.plans) == (name != "masked_scatter_" or DEVICE != "cpu")
 
 
+def test_a_direct_write_into_an_out_without_storage_bumps_its_version():
+    """An out= with no storage (``torch.empty(0)``, which a plan's replay resizes into new
+    memory) gets one new version a call, as PyTorch's gives it: on the full path and on the
+    plan it made."""
+    op = ops.sigmoid
+    op.plans.clear()
+    x = torch.randn(4, 4, device=DEVICE)
+    for _ in range(2):
+        bumps = []
+        for fn in (op, torch.ops.aten.sigmoid):
+            out = torch.empty(0, device=DEVICE)
+            before = out._version
+            fn(x, out=out)
+            bumps.append(out._version - before)
+        assert bumps[0] == bumps[1] == 1, bumps
+    assert len(op.plans) == 1
+
+
 @pytest.mark.parametrize("name, kwargs", [("mul_", {"other": 2}), ("sigmoid_", {})])
 def test_an_in_place_form_takes_self_as_a_keyword(name, kwargs):
     """aten's in-place overloads name their first argument ``self``: passed by keyword, it is

@@ -480,8 +480,10 @@ class Plan:
             i for i, s in enumerate(spans) if i != written and s)
         self.replays = 0  # calls this plan served
         # index of the call tensor the call writes (an in-place form's self, out=), which a
-        # direct call's replay marks with a new version (see ``Op.serve``), or None
-        self.marked = None
+        # direct call's replay marks with a new version (see ``Op.serve``), or None: an out=
+        # resized from no storage is written too (the last call tensor), though its new memory
+        # needs no overlap test (``written`` None)
+        self.marked = written if resized is None else len(spans) - 1
         self.matches = None  # set by the op that made it (``signature_matcher``)
         # the plans that served its op's next call, the latest first (see PlanCache.served)
         self.following = ()
@@ -608,7 +610,6 @@ def build(recorder, tensors, shapes, written, result, bare_out=False):
     ``bare_out``: the call's out= (the last tensor) had no storage before it."""
     if not recorder.cacheable or not isinstance(result, _Tensor):
         return None
-    marked = written  # a bare out= too: new memory, but the call's tensor, and written
     resized = None
     changed = [i for i, (t, s) in enumerate(zip(tensors, shapes)) if t.shape != s]
     if changed:
@@ -687,10 +688,8 @@ def build(recorder, tensors, shapes, written, result, bare_out=False):
         numbers = [(slot, source, compute)
                    for slot, (source, compute) in recorded.numbers.items()]
         launches.append(_Launch(recorded, pointers, numbers, views, device_index))
-    plan = Plan(launches, allocations, result_source, written, [span_bytes(t) for t in tensors],
+    return Plan(launches, allocations, result_source, written, [span_bytes(t) for t in tensors],
                 device_index, resized)
-    plan.marked = marked
-    return plan
 
 
 class PlanCache:
