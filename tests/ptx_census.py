@@ -88,10 +88,11 @@ def census(ptx):
         return len(re.findall(pattern, text))
     barrier = re.search(r"\bbar(?:rier)?\.sync\b", ptx)
     return {
-        "loads": count(r"\bld\.global"), "vector_loads": count(r"\bld\.global[.\w]*\.v4"),
+        # (a load's qualifiers include its cache policy, as in ld.global.L1::evict_first.v4)
+        "loads": count(r"\bld\.global"), "vector_loads": count(r"\bld\.global[.:\w]*\.v4"),
         # issued ahead of the first barrier of the block (its latency overlaps what follows)
         "loads_before_barrier": count(r"\bld\.global", ptx[:barrier.start()] if barrier else ptx),
-        "stores": count(r"\bst\.global"), "vector_stores": count(r"\bst\.global[.\w]*\.v4"),
+        "stores": count(r"\bst\.global"), "vector_stores": count(r"\bst\.global[.:\w]*\.v4"),
         "exp2": count(r"\bex2\."), "fma": count(r"\bfma\."),
         "divisions": count(r"\bdiv\.rn\.f"), "reciprocals": count(r"\brcp\.rn\.f"),
         "selects": count(r"\bselp\."),

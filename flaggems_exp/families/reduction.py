@@ -19,12 +19,16 @@ NEG_INF = tl.constexpr(float("-inf"))
 
 @triton.jit
 def _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
-               CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr):
-    """A [ROWS, BLOCK] tile: x as stored, x converted (through CAST) and y in the compute dtype."""
-    x = tl.load(x_ptr + x_base + cols * x_step, mask=valid, other=0)
+               CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
+               EVICTION: tl.constexpr):
+    """A [ROWS, BLOCK] tile: x as stored, x converted (through CAST) and y in the compute dtype.
+    ``EVICTION``: "evict_last" where the tile is read again (a long row's statistics pass),
+    "evict_first" where this is its last read."""
+    x = tl.load(x_ptr + x_base + cols * x_step, mask=valid, other=0, eviction_policy=EVICTION)
     xc = x.to(CAST).to(COMPUTE)
     if HAS_Y:
-        yc = tl.load(y_ptr + y_base + cols * y_step, mask=valid, other=0).to(COMPUTE)
+        yc = tl.load(y_ptr + y_base + cols * y_step, mask=valid, other=0,
+                     eviction_policy=EVICTION).to(COMPUTE)
     else:
         yc = xc
     return x, xc, yc
@@ -58,8 +62,9 @@ def _reduction_kernel(
     row_ok = row_ok[:, None]
     # the first tile's statistics; a longer row folds in each further tile's
     valid = row_ok & (cols < row_len)
+    # a row longer than the tile is read twice: its first reads are kept in L2 for the second
     x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
-                           CAST, COMPUTE, HAS_Y)
+                           CAST, COMPUTE, HAS_Y, "evict_first" if ONE_PASS else "evict_last")
     a, b, c = STATS(x, xc, yc, valid)
     if ONE_PASS:  # the whole row is held in one tile: read once, written from registers
         if not PER_ROW:
@@ -70,14 +75,14 @@ def _reduction_kernel(
         for start in range(BLOCK, row_len, BLOCK):
             valid = row_ok & (start + cols < row_len)
             x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
-                                   valid, CAST, COMPUTE, HAS_Y)
+                                   valid, CAST, COMPUTE, HAS_Y, "evict_last")
             a2, b2, c2 = STATS(x, xc, yc, valid)
             a, b, c = COMBINE(a, b, c, a2, b2, c2)
         if not PER_ROW:  # the row read again, tile by tile, for the output
             for start in range(0, row_len, BLOCK):
                 valid = row_ok & (start + cols < row_len)
                 x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
-                                       valid, CAST, COMPUTE, HAS_Y)
+                                       valid, CAST, COMPUTE, HAS_Y, "evict_first")
                 result = FINISH(xc, yc, a, b, c)
                 tl.store(out_ptr + out_base + (start + cols) * out_step,
                          converted(result, out_ptr.dtype.element_ty), mask=valid)
