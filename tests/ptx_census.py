@@ -32,6 +32,9 @@ def _cases(torch):
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
         "trace": ("trace", (half(),)),
+        # rows longer than a tile: read twice, statistics then output
+        "log_softmax_backward_long_rows": ("_log_softmax_backward_data", tuple(
+            torch.empty((64, 65536), dtype=torch.float16) for _ in range(2)) + (-1, torch.float16)),
         "huber_loss_mean": ("huber_loss", (half(), half())),
         "margin_ranking_loss_mean": ("margin_ranking_loss", (half(), half(), half())),
         "smooth_l1_loss_mean": ("smooth_l1_loss", (half(), half())),
@@ -90,6 +93,8 @@ def census(ptx):
     return {
         # (a load's qualifiers include its cache policy, as in ld.global.L1::evict_first.v4)
         "loads": count(r"\bld\.global"), "vector_loads": count(r"\bld\.global[.:\w]*\.v4"),
+        "loads_evict_first": count(r"\bld\.global\.L1::evict_first"),
+        "loads_evict_last": count(r"\bld\.global\.L1::evict_last"),
         # issued ahead of the first barrier of the block (its latency overlaps what follows)
         "loads_before_barrier": count(r"\bld\.global", ptx[:barrier.start()] if barrier else ptx),
         "stores": count(r"\bst\.global"), "vector_stores": count(r"\bst\.global[.:\w]*\.v4"),

@@ -842,6 +842,24 @@ def test_rows_of_the_benchmark_shape_compile_to_one_read():
     assert trace["grid"] == [1] and trace["constexprs"]["ONE_PASS"], trace
 
 
+def test_reduction_loads_keep_in_l2_only_what_is_read_again():
+    """Compiled for sm_90 (float16): a row held in one tile is read once, every load
+    ``evict_first``; rows of 65536, longer than a tile, are read twice: the statistics pass's
+    loads of x ``evict_last`` (their lines are read again by the output pass), the output
+    pass's loads of x and y ``evict_first``."""
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
+        "log_softmax_backward_last_dim", "log_softmax_backward_long_rows")}
+    one_pass = launches["log_softmax_backward_last_dim"]
+    assert one_pass["constexprs"]["ONE_PASS"], one_pass
+    assert one_pass["loads_evict_first"] == one_pass["loads"] > 0, one_pass
+    two_passes = launches["log_softmax_backward_long_rows"]
+    assert not two_passes["constexprs"]["ONE_PASS"], two_passes
+    # the statistics pass loads x alone (its first tile, then the loop's), the output pass x
+    # and y: as many of each
+    assert two_passes["loads_evict_last"] == two_passes["loads_evict_first"] \
+        == two_passes["loads"] // 2 > 0, two_passes
+
+
 def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
     """Compiled for sm_90 (masked_scatter at the benchmarks' L case, 8192x8192 float16): the
     count pass, the scan, then the main pass on 8 warps, which loads the mask, x and the
