@@ -846,9 +846,10 @@ def test_reduction_loads_keep_in_l2_only_what_is_read_again():
     """Compiled for sm_90 (float16): a row held in one tile is read once, every load
     ``evict_first``; rows of 65536, longer than a tile, are read twice: the statistics pass's
     loads of x ``evict_last`` (their lines are read again by the output pass), the output
-    pass's loads of x and y ``evict_first``."""
+    pass's loads of x and y ``evict_first``; a trace's diagonal of 20000 is read once, tile by
+    tile, ``evict_first``."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "log_softmax_backward_last_dim", "log_softmax_backward_long_rows")}
+        "log_softmax_backward_last_dim", "log_softmax_backward_long_rows", "trace_long_diagonal")}
     one_pass = launches["log_softmax_backward_last_dim"]
     assert one_pass["constexprs"]["ONE_PASS"], one_pass
     assert one_pass["loads_evict_first"] == one_pass["loads"] > 0, one_pass
@@ -858,6 +859,10 @@ def test_reduction_loads_keep_in_l2_only_what_is_read_again():
     # and y: as many of each
     assert two_passes["loads_evict_last"] == two_passes["loads_evict_first"] \
         == two_passes["loads"] // 2 > 0, two_passes
+    # one value per row: a long row is read once, tile by tile
+    trace = launches["trace_long_diagonal"]
+    assert not trace["constexprs"]["ONE_PASS"], trace
+    assert trace["loads_evict_first"] == trace["loads"] > 0, trace
 
 
 def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():

@@ -22,8 +22,8 @@ def _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
                CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
                EVICTION: tl.constexpr):
     """A [ROWS, BLOCK] tile: x as stored, x converted (through CAST) and y in the compute dtype.
-    ``EVICTION``: "evict_last" where the tile is read again (a long row's statistics pass),
-    "evict_first" where this is its last read."""
+    ``EVICTION``: "evict_last" where the tile is read again (the statistics pass of a long row
+    with an output per element), "evict_first" where this is its last read."""
     x = tl.load(x_ptr + x_base + cols * x_step, mask=valid, other=0, eviction_policy=EVICTION)
     xc = x.to(CAST).to(COMPUTE)
     if HAS_Y:
@@ -62,9 +62,11 @@ def _reduction_kernel(
     row_ok = row_ok[:, None]
     # the first tile's statistics; a longer row folds in each further tile's
     valid = row_ok & (cols < row_len)
-    # a row longer than the tile is read twice: its first reads are kept in L2 for the second
+    # a row longer than the tile with an output per element is read twice: its first reads
+    # are kept in L2 for the second
     x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
-                           CAST, COMPUTE, HAS_Y, "evict_first" if ONE_PASS else "evict_last")
+                           CAST, COMPUTE, HAS_Y,
+                           "evict_first" if ONE_PASS or PER_ROW else "evict_last")
     a, b, c = STATS(x, xc, yc, valid)
     if ONE_PASS:  # the whole row is held in one tile: read once, written from registers
         if not PER_ROW:
@@ -75,7 +77,8 @@ def _reduction_kernel(
         for start in range(BLOCK, row_len, BLOCK):
             valid = row_ok & (start + cols < row_len)
             x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
-                                   valid, CAST, COMPUTE, HAS_Y, "evict_last")
+                                   valid, CAST, COMPUTE, HAS_Y,
+                                   "evict_first" if PER_ROW else "evict_last")
             a2, b2, c2 = STATS(x, xc, yc, valid)
             a, b, c = COMBINE(a, b, c, a2, b2, c2)
         if not PER_ROW:  # the row read again, tile by tile, for the output
