@@ -1,17 +1,19 @@
 """A pointwise op's time under other program shapes: the elements a program takes and its warps
-(``PointwiseOp.block``, ``PointwiseOp.warps``), at the runner's own inputs.
+(``PointwiseOp.block``, ``PointwiseOp.warps``), at the runner's own inputs; a reduction op's under
+other tiles: rows a program, tile length and warps (``ReductionOp.tile``).
 
     python -m benchmarks.programs --op digamma --dtype float32 --size L
     python -m benchmarks.programs --op special_i1 --op i0 --dtype float32 --shape 1024/4 --shape 256/1
     python -m benchmarks.programs --op hardtanh_ --dtype float16 --size M --kernel-time
+    python -m benchmarks.programs --op _log_softmax_backward_data --shape 1x8192/16 --shape 2x4096/8
 
 For each op and dtype: eager's time, then ours under each shape (ELEMENTS/WARPS; default
-``SHAPES``), the op's plans dropped before each so that its launch is made anew, with whether
-the result is bit-equal to eager's (any NaN equal to any NaN); with ``--kernel-time`` also each
-one's kernel time (``benchmarks.kernel_time``: the durations of a call's kernels by the
-profiler, launch latency and the events' own spread left out; what decides at M, where a call's
-event time moves by about half a µs between measurements). An in-place op is timed through the
-declarations of the op it derives from; a reduced loss's partial sums keep their own block
+``SHAPES``; a reduction op's, ROWSxLENGTH/WARPS, given), the op's plans dropped before each so
+that its launch is made anew, with whether the result is bit-equal to eager's (any NaN equal
+to any NaN); with ``--kernel-time`` also each one's kernel time (``benchmarks.kernel_time``:
+the durations of a call's kernels by the profiler, launch latency and the events' own spread
+left out; what decides at M, where a call's event time moves by about half a µs between
+measurements). An in-place op is timed through the declarations of the op it derives from; a reduced loss's partial sums keep their own block
 (its reduction='none' takes the shape). A shape's elements are a power of two; a program of one
 warp reduces across its threads alone, so the block-wide branches of digamma, erfinv and the
 Bessel functions (``tl.max`` of a condition) wait at no barrier there. A call the op looks
@@ -23,6 +25,7 @@ a CSV too.
 """
 import argparse
 import csv
+import math
 import pathlib
 
 import torch
@@ -30,6 +33,7 @@ import torch
 from flaggems_exp import REGISTRY, testing
 from flaggems_exp.families.inplace import InplaceOp
 from flaggems_exp.families.pointwise import PointwiseOp
+from flaggems_exp.families.reduction import ReductionOp
 from flaggems_exp.runtime.plans import PlanCache
 
 from . import cases, timing
@@ -41,23 +45,55 @@ KERNEL_TIME_CALLS = 30
 
 
 def parse_shape(text):
-    """'ELEMENTS/WARPS' -> (elements, warps): elements a power of two, at least a thread each."""
-    elements, _, warps = text.partition("/")
-    elements, warps = int(elements), int(warps)
-    if (elements <= 0 or elements & (elements - 1) or warps not in (1, 2, 4, 8, 16)
-            or elements < 32 * warps):
+    """'ELEMENTS/WARPS' -> (elements, warps), a pointwise program: elements a power of two, at
+    least a thread each; 'ROWSxLENGTH/WARPS' -> (rows, length, warps), a reduction's tile:
+    powers of two, rows x length at least a thread each."""
+    sizes, _, warps = text.partition("/")
+    try:
+        sizes, warps = tuple(int(n) for n in sizes.split("x")), int(warps)
+    except ValueError:
+        sizes = ()
+    if (len(sizes) not in (1, 2) or any(n <= 0 or n & (n - 1) for n in sizes)
+            or warps not in (1, 2, 4, 8, 16, 32) or warps == 32 and len(sizes) == 1
+            or math.prod(sizes) < 32 * warps):
         raise argparse.ArgumentTypeError(
-            f"{text}: ELEMENTS/WARPS, elements a power of two, at least 32 a warp; warps 1, 2, "
-            "4, 8 or 16")
-    return elements, warps
+            f"{text}: ELEMENTS/WARPS (a pointwise program) or ROWSxLENGTH/WARPS (a reduction's "
+            "tile), powers of two, at least 32 elements a warp; warps 1, 2, 4, 8 or 16 (32 "
+            "for a tile)")
+    return (*sizes, warps)
+
+
+def shape_name(shape):
+    """(elements, warps) -> 'ELEMENTS/WARPS'; (rows, length, warps) -> 'ROWSxLENGTH/WARPS'."""
+    return "x".join(str(n) for n in shape[:-1]) + f"/{shape[-1]}"
+
+
+def _declared_names(target):
+    """The declarations a shape sets on ``target``, in the order of its numbers."""
+    return ("tile",) if isinstance(target, ReductionOp) else ("block", "warps")
+
+
+def _declared_values(target, shape):
+    return (shape,) if isinstance(target, ReductionOp) else shape
 
 
 def declaring(op):
-    """The PointwiseOp whose ``block`` and ``warps`` the op's launches take."""
+    """The PointwiseOp whose ``block`` and ``warps`` the op's launches take, or the
+    ReductionOp whose ``tile``."""
     target = op.twin if isinstance(op, InplaceOp) else op
-    if not isinstance(target, PointwiseOp):
-        raise SystemExit(f"{op.name}: not a pointwise op (its family: {target.family})")
+    if not isinstance(target, (PointwiseOp, ReductionOp)):
+        raise SystemExit(f"{op.name}: not a pointwise or reduction op (its family: "
+                         f"{target.family})")
     return target
+
+
+def _fitting(target, shapes):
+    """``shapes`` of ``target``'s kind (a reduction takes tiles, a pointwise op programs)."""
+    size = 3 if isinstance(target, ReductionOp) else 2
+    if any(len(shape) != size for shape in shapes):
+        raise SystemExit(f"{target.name}: its shapes are "
+                         + ("ROWSxLENGTH/WARPS" if size == 3 else "ELEMENTS/WARPS"))
+    return shapes
 
 
 def same_bits(a, b):
@@ -76,8 +112,9 @@ def measure(op, dtype, size, shapes, device, kernel_time=False):
     ``PointwiseOp.looks_up``). With ``kernel_time``, each row's kernel time too (CUDA only).
     The op's declarations are restored afterwards, its plans dropped."""
     target = declaring(op)
+    shapes = _fitting(target, shapes)
     baseline, args, kwargs = cases.runner_inputs(op, dtype, size, device)
-    if target.looks_up(dtype, args[0].numel()):
+    if isinstance(target, PointwiseOp) and target.looks_up(dtype, args[0].numel()):
         return []
     setup = None
     if cases.mutates_self(op):
@@ -91,9 +128,9 @@ def measure(op, dtype, size, shapes, device, kernel_time=False):
     reference = baseline.fn(*args, **kwargs)
     reference = reference.clone() if reference is args[0] else reference
     calls = [("eager", lambda: baseline.fn(*args, **kwargs))]
-    calls += [(f"{elements}/{warps}", _shaped(op, target, elements, warps, args, kwargs))
-              for elements, warps in shapes]
-    declared = target.__dict__.get("block"), target.__dict__.get("warps")
+    calls += [(shape_name(shape), _shaped(op, target, shape, args, kwargs)) for shape in shapes]
+    names = _declared_names(target)
+    declared = [target.__dict__.get(name) for name in names]
     rows = []
     try:
         for shape, call in calls:
@@ -108,7 +145,7 @@ def measure(op, dtype, size, shapes, device, kernel_time=False):
             for r, (kernel_us, _) in zip(rows, measured):
                 r["kernel_us"] = kernel_us
     finally:
-        for name, value in zip(("block", "warps"), declared):
+        for name, value in zip(names, declared):
             if value is None:
                 target.__dict__.pop(name, None)
             else:
@@ -117,12 +154,15 @@ def measure(op, dtype, size, shapes, device, kernel_time=False):
     return rows
 
 
-def _shaped(op, target, elements, warps, args, kwargs):
-    """``op(*args, **kwargs)`` under the program shape (elements, warps): the first call of a
+def _shaped(op, target, shape, args, kwargs):
+    """``op(*args, **kwargs)`` under the program shape or tile ``shape``: the first call of a
     run of them declares it and drops the plans made under another, the rest replay theirs."""
+    names, values = _declared_names(target), tuple(_declared_values(target, shape))
+
     def call():
-        if (target.__dict__.get("block"), target.__dict__.get("warps")) != (elements, warps):
-            target.block, target.warps = elements, warps
+        if tuple(target.__dict__.get(name) for name in names) != values:
+            for name, value in zip(names, values):
+                setattr(target, name, value)
             _drop_plans(op, target)
         return op(*args, **kwargs)
     return call
@@ -160,7 +200,8 @@ def main(argv=None):
                         help="float16, bfloat16, float32... (default: the op's float dtypes)")
     parser.add_argument("--size", default="L", choices=cases.SIZES)
     parser.add_argument("--shape", action="append", type=parse_shape, default=[],
-                        metavar="ELEMENTS/WARPS", help=f"default: {' '.join(f'{e}/{w}' for e, w in SHAPES)}")
+                        metavar="ELEMENTS/WARPS", help="or ROWSxLENGTH/WARPS for a reduction op; "
+                        f"default: {' '.join(shape_name(s) for s in SHAPES)}")
     parser.add_argument("--kernel-time", action="store_true",
                         help="also each row's kernel time by the profiler (needs CUDA)")
     parser.add_argument("--out", type=pathlib.Path, help="a CSV of the rows")
@@ -173,7 +214,7 @@ def main(argv=None):
         if name not in REGISTRY:
             parser.error(f"no op {name}")
         op = REGISTRY[name]
-        declaring(op)
+        _fitting(declaring(op), args.shape or SHAPES)
         for dtype in cases.op_dtypes(op, [getattr(torch, d) for d in args.dtype] or None):
             measured = measure(op, dtype, args.size, args.shape or SHAPES, device,
                                args.kernel_time)

@@ -1144,7 +1144,7 @@ def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
     assert not {"block", "warps"} & (set(vars(digamma)) | set(vars(sigmoid)))
     with open(tmp_path / "programs.csv") as f:
         assert [r["shape"] for r in csv.DictReader(f)] == [r["shape"] for r in rows]
-    with pytest.raises(SystemExit, match="not a pointwise op"):
+    with pytest.raises(SystemExit, match="not a pointwise or reduction op"):
         programs.main(["--op", "tril"])
     for shape in ("300/4", "64/4"):
         with pytest.raises(argparse.ArgumentTypeError):
@@ -1152,6 +1152,33 @@ def test_programs_times_each_shape_and_restores_the_declarations(tmp_path):
     one = torch.tensor([0.0, float("nan")])
     assert programs.same_bits(one, torch.tensor([0.0, -float("nan")]))
     assert not programs.same_bits(one, torch.tensor([-0.0, float("nan")]))
+
+
+def test_programs_times_a_reductions_tiles_and_restores_its_choice(monkeypatch):
+    """``benchmarks.programs`` on a reduction op: eager's row, then one per ROWSxLENGTH/WARPS
+    tile, each launched with that tile (the family's own choice, ``_plan_tile``, is never
+    asked); the op declares no tile afterwards; a reduction op given program shapes, a
+    pointwise op given tiles, and tiles that are no powers of two are refused."""
+    import argparse
+    from benchmarks import programs
+    from flaggems_exp.families import reduction
+
+    def no_choice(*args):
+        raise AssertionError("a declared tile was not used")
+    monkeypatch.setattr(reduction, "_plan_tile", no_choice)
+    rows = programs.main(["--op", "trace", "--dtype", "float16", "--size", "S",
+                          "--shape", "1x64/1", "--shape", "2x32/2"])
+    assert [r["shape"] for r in rows] == ["eager", "1x64/1", "2x32/2"]
+    assert all(0 < r["p20_ms"] <= r["p50_ms"] <= r["p80_ms"] for r in rows), rows
+    assert "tile" not in vars(REGISTRY["trace"]) and REGISTRY["trace"].tile is None
+    with pytest.raises(SystemExit, match="ROWSxLENGTH/WARPS"):
+        programs.main(["--op", "trace", "--size", "S"])
+    with pytest.raises(SystemExit, match="ELEMENTS/WARPS"):
+        programs.main(["--op", "sigmoid", "--size", "S", "--shape", "1x64/1"])
+    assert programs.parse_shape("2x4096/32") == (2, 4096, 32)
+    for shape in ("3x64/1", "1x16/1", "1024/32", "1x2x64/1", "ax64/1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            programs.parse_shape(shape)
 
 
 @pytest.mark.skipif(timing.CUDA, reason="the CPU answer; on a GPU the tool measures")

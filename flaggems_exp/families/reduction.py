@@ -176,6 +176,10 @@ class ReductionOp(Op):
     finish = None
     out_resized_first = False
     out_written_as_contiguous = False
+    tile = None
+    """(rows per program, tile length, warps) of every launch where declared (a power of two
+    each; ``benchmarks.programs`` times others this way); None: ``_plan_tile``'s, by the rows'
+    length and count."""
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
@@ -214,7 +218,8 @@ class ReductionOp(Op):
         steps = [t.stride(dim) if t is not None else 0 for t in tensors]
         row_len = x.shape[dim]
         n_rows = math.prod(outer)
-        rows_per_program, block, warps = _plan_tile(row_len, n_rows, steps[1] != 1)
+        rows_per_program, block, warps = (self.tile
+                                          or _plan_tile(row_len, n_rows, steps[1] != 1))
         grid = triton.cdiv(n_rows, rows_per_program)
         # the rows and the columns of their last tile, masked lanes included
         index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
