@@ -185,7 +185,7 @@ def quick_test(name):
         for given in reversed(range(most + 1)):  # a call gives every argument, mostly
             blocks = [_overload_block(s, given, every_name, names, numbers_as_tensors)
                       for s in group]
-            blocks = [b for b in dict.fromkeys(map(tuple, filter(None, blocks)))]
+            blocks = list(dict.fromkeys(map(tuple, filter(None, blocks))))  # each once
             if not blocks:
                 continue
             lines.append(f"        {branch} n == {given}:")
