@@ -121,6 +121,29 @@ def census(ptx):
     }
 
 
+def machine_code(cubin):
+    """What ptxas made of a kernel (sm_90 SASS, disassembled with the ``nvdisasm`` and
+    ``cuobjdump`` Triton ships): its registers a thread, and the global loads it issues before
+    the first warp shuffle (a reduction's first step: a load after it waits for the sum)."""
+    import tempfile
+
+    import triton
+
+    tools = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "kernel.cubin"
+        path.write_bytes(cubin)
+        sass, usage = (subprocess.run([str(tools / tool), *flags, str(path)], capture_output=True,
+                                      text=True, check=True).stdout
+                       for tool, flags in (("nvdisasm", ["-c"]),
+                                           ("cuobjdump", ["--dump-resource-usage"])))
+    shuffle = re.search(r"\bSHFL\.", sass)
+    return {"registers": int(re.search(r"\bREG:(\d+)", usage).group(1)),
+            "sass_loads": len(re.findall(r"\bLDG\.", sass)),
+            "sass_loads_before_shuffle": len(re.findall(
+                r"\bLDG\.", sass[:shuffle.start()] if shuffle else sass))}
+
+
 def compiled_launches(*names):
     """This script's lines for the cases ``names``, run in a process of its own (the library
     compiles there, and interprets here), as dicts."""
@@ -165,7 +188,8 @@ def main(names):
             print(json.dumps({"case": name, "kernel": kernel, "grid": grid,
                               "num_warps": compiled.metadata.num_warps, "constexprs": constants,
                               "flushes_subnormals": options.get("enable_reflect_ftz"),
-                              **census(compiled.asm["ptx"])}))
+                              "maxnreg": options.get("maxnreg"),
+                              **census(compiled.asm["ptx"]), **machine_code(compiled.asm["cubin"])}))
 
 
 if __name__ == "__main__":

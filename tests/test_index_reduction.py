@@ -865,6 +865,18 @@ def test_reduction_loads_keep_in_l2_only_what_is_read_again():
     assert trace["loads_evict_first"] == trace["loads"] > 0, trace
 
 
+def test_one_pass_rows_load_both_inputs_before_the_sum():
+    """Compiled for sm_90 (float16, 8192 x 8192): a row held in one tile with a second input
+    issues every load, of x and of y, before the sum's first warp shuffle, so a program waits
+    for one memory round trip, not two; within 64 registers a thread (two programs of 16 warps
+    an SM). Left to itself, the ptxas of Triton 3.6 fits the program in 40 registers by
+    loading y after x's sum; that of Triton 3.9 loads both ahead either way."""
+    one_pass, = ptx_census.compiled_launches("log_softmax_backward_last_dim")
+    assert one_pass["constexprs"]["ONE_PASS"] and one_pass["num_warps"] == 16, one_pass
+    assert one_pass["sass_loads_before_shuffle"] == one_pass["sass_loads"] == 4, one_pass
+    assert one_pass["registers"] <= 64, one_pass
+
+
 def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
     """Compiled for sm_90 (masked_scatter at the benchmarks' L case, 8192x8192 float16): the
     count pass, the scan, then the main pass on 8 warps, which loads the mask, x and the
