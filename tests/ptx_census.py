@@ -2,7 +2,8 @@
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
 multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes, barriers,
 branches on a predicate, conversions from float64, approximate instructions in their flushing
-and non-flushing forms, and instructions that flush subnormals.
+and non-flushing forms, and instructions that flush subnormals; and of the machine code ptxas
+makes of it, the registers a thread takes and the loads issued before the first warp shuffle.
 
     python tests/ptx_census.py CASE [CASE ...]
 
