@@ -843,26 +843,25 @@ def test_rows_of_the_benchmark_shape_compile_to_one_read():
 
 
 def test_reduction_loads_keep_in_l2_only_what_is_read_again():
-    """Compiled for sm_90 (float16): a row held in one tile is read once, every load
-    ``evict_first``; rows of 65536, longer than a tile, are read twice: the statistics pass's
-    loads of x ``evict_last`` (their lines are read again by the output pass), the output
-    pass's loads of x and y ``evict_first``; a trace's diagonal of 20000 is read once, tile by
-    tile, ``evict_first``."""
+    """Compiled for sm_90 (float16): rows of 65536, longer than a tile, are read twice: the
+    statistics pass's loads of x ``evict_last`` (their lines are read again by the output
+    pass), the output pass's loads of x and y ``evict_first`` (the last read of those lines);
+    a row held in one tile, and a trace's diagonal of 20000 (one value, tile by tile), are
+    read once, with the cache's default policy."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
         "log_softmax_backward_last_dim", "log_softmax_backward_long_rows", "trace_long_diagonal")}
-    one_pass = launches["log_softmax_backward_last_dim"]
-    assert one_pass["constexprs"]["ONE_PASS"], one_pass
-    assert one_pass["loads_evict_first"] == one_pass["loads"] > 0, one_pass
     two_passes = launches["log_softmax_backward_long_rows"]
     assert not two_passes["constexprs"]["ONE_PASS"], two_passes
     # the statistics pass loads x alone (its first tile, then the loop's), the output pass x
     # and y: as many of each
     assert two_passes["loads_evict_last"] == two_passes["loads_evict_first"] \
         == two_passes["loads"] // 2 > 0, two_passes
-    # one value per row: a long row is read once, tile by tile
+    one_pass = launches["log_softmax_backward_last_dim"]
     trace = launches["trace_long_diagonal"]
-    assert not trace["constexprs"]["ONE_PASS"], trace
-    assert trace["loads_evict_first"] == trace["loads"] > 0, trace
+    assert one_pass["constexprs"]["ONE_PASS"] and not trace["constexprs"]["ONE_PASS"]
+    for read_once in (one_pass, trace):
+        assert read_once["loads"] > 0 and read_once["loads_evict_first"] == read_once[
+            "loads_evict_last"] == 0, read_once
 
 
 def test_one_pass_rows_load_both_inputs_before_the_sum():
