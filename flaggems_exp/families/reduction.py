@@ -142,8 +142,9 @@ second input. Left to itself, ptxas fits such a program in 40 registers (sm_90, 
 elements of each input a thread) by loading y only after x's sum has freed x's registers: two
 memory round trips, one after the other, in every program. Allowed 64, it takes 56 to 62 and
 issues every load before the sum, as it does by itself for float32 (52 registers), whose rows
-run at 99% of the copy ceiling where 16-bit ones ran at 93%. Two programs of 16 warps an SM
-either way for float32; for 16-bit, two instead of three."""
+ran at 99% of the copy ceiling on an H200 where 16-bit ones ran at 93%. Two programs of 16 warps
+an SM either way for float32; for 16-bit, two instead of three. On an H100, where the 16-bit
+one pass was already within 1.2% of torch.compile's, it measured 0 to 1.2% faster."""
 
 
 def _plan_tile(row_len, n_rows, strided):
