@@ -20,6 +20,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 _SQUARE = (8192, 8192)
 
@@ -126,9 +127,7 @@ def machine_code(cubin):
     """What ptxas made of a kernel (sm_90 SASS, disassembled with the ``nvdisasm`` and
     ``cuobjdump`` Triton ships): its registers a thread, and the global loads it issues before
     the first warp shuffle (a reduction's first step: a load after it waits for the sum)."""
-    import tempfile
-
-    import triton
+    import triton  # here: main sets TRITON_INTERPRET before Triton is first imported
 
     tools = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
     with tempfile.TemporaryDirectory() as folder:
