@@ -126,6 +126,15 @@ def _tool(name, *args):
                           text=True, check=True).stdout
 
 
+def cubin_tool(name, cubin, *flags):
+    """``name`` (a tool Triton ships: nvdisasm, cuobjdump) with ``flags`` on a kernel's cubin
+    (bytes), written to a file for it: its output."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = pathlib.Path(scratch) / "kernel.cubin"
+        path.write_bytes(cubin)
+        return _tool(name, *flags, path)
+
+
 def main_path(sass):
     """The instructions of a kernel's SASS up to its first unconditional EXIT (their text)."""
     instructions = _INSTRUCTION.findall(sass)
@@ -172,10 +181,7 @@ def our_sass(op_name, inputs, dtype):
     finally:
         del op.looks_up_16_bit  # the class's declaration again
     (kernel,) = compiled
-    with tempfile.TemporaryDirectory() as scratch:
-        cubin = pathlib.Path(scratch) / "kernel.cubin"
-        cubin.write_bytes(kernel.asm["cubin"])
-        return _tool("nvdisasm", "-c", cubin)
+    return cubin_tool("nvdisasm", kernel.asm["cubin"], "-c")
 
 
 # ---- PyTorch's ----------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 their PTX does: the memory instructions (16-byte vector or narrower), the exponentials, fused
 multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes, barriers,
 branches on a predicate, conversions from float64, approximate instructions in their flushing
-and non-flushing forms, and instructions that flush subnormals; and of the machine code ptxas
-makes of it, the registers a thread takes and the loads issued before the first warp shuffle.
+and non-flushing forms, and instructions that flush subnormals; with ``--machine-code``, also of
+the machine code ptxas makes of it, the registers a thread takes and the loads issued before
+the first warp shuffle (two more tools run on each launch: asked for where a test reads them).
 
-    python tests/ptx_census.py CASE [CASE ...]
+    python tests/ptx_census.py [--machine-code] CASE [CASE ...]
 
 A case is a call at a benchmark shape (``CASES``); each of its launches prints one JSON line:
 the case, the kernel's name, its grid, warps and integer or boolean constexprs, and the census.
@@ -20,7 +21,6 @@ import pathlib
 import re
 import subprocess
 import sys
-import tempfile
 
 _SQUARE = (8192, 8192)
 
@@ -127,16 +127,11 @@ def machine_code(cubin):
     """What ptxas made of a kernel (sm_90 SASS, disassembled with the ``nvdisasm`` and
     ``cuobjdump`` Triton ships): its registers a thread, and the global loads it issues before
     the first warp shuffle (a reduction's first step: a load after it waits for the sum)."""
-    import triton  # here: main sets TRITON_INTERPRET before Triton is first imported
+    # here: main sets TRITON_INTERPRET before Triton is first imported
+    from benchmarks.instructions import cubin_tool
 
-    tools = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
-    with tempfile.TemporaryDirectory() as folder:
-        path = pathlib.Path(folder) / "kernel.cubin"
-        path.write_bytes(cubin)
-        sass, usage = (subprocess.run([str(tools / tool), *flags, str(path)], capture_output=True,
-                                      text=True, check=True).stdout
-                       for tool, flags in (("nvdisasm", ["-c"]),
-                                           ("cuobjdump", ["--dump-resource-usage"])))
+    sass = cubin_tool("nvdisasm", cubin, "-c")
+    usage = cubin_tool("cuobjdump", cubin, "--dump-resource-usage")
     shuffle = re.search(r"\bSHFL\.", sass)
     return {"registers": int(re.search(r"\bREG:(\d+)", usage).group(1)),
             "sass_loads": len(re.findall(r"\bLDG\.", sass)),
@@ -144,19 +139,19 @@ def machine_code(cubin):
                 r"\bLDG\.", sass[:shuffle.start()] if shuffle else sass))}
 
 
-def compiled_launches(*names):
+def compiled_launches(*names, machine_code=False):
     """This script's lines for the cases ``names``, run in a process of its own (the library
-    compiles there, and interprets here), as dicts."""
+    compiles there, and interprets here), as dicts; with ``machine_code``, ptxas's facts too."""
     tests = pathlib.Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(tests.parent), os.environ.get("PYTHONPATH")) if p)}
-    done = subprocess.run([sys.executable, __file__, *names], capture_output=True, text=True,
-                          timeout=600, env=env)
+    done = subprocess.run([sys.executable, __file__, *(["--machine-code"] if machine_code else []),
+                           *names], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def main(names):
+def main(names, with_machine_code=False):
     os.environ["TRITON_INTERPRET"] = "0"  # before the library defines its kernels
     import torch
     import triton
@@ -189,8 +184,12 @@ def main(names):
                               "num_warps": compiled.metadata.num_warps, "constexprs": constants,
                               "flushes_subnormals": options.get("enable_reflect_ftz"),
                               "maxnreg": options.get("maxnreg"),
-                              **census(compiled.asm["ptx"]), **machine_code(compiled.asm["cubin"])}))
+                              **census(compiled.asm["ptx"]),
+                              **(machine_code(compiled.asm["cubin"]) if with_machine_code
+                                 else {})}))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    arguments = sys.argv[1:]
+    asked = "--machine-code" in arguments
+    main([a for a in arguments if a != "--machine-code"], asked)

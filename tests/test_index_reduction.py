@@ -870,7 +870,7 @@ def test_one_pass_rows_load_both_inputs_before_the_sum():
     for one memory round trip, not two; within 64 registers a thread (two programs of 16 warps
     an SM). Left to itself, the ptxas of Triton 3.6 fits the program in 40 registers by
     loading y after x's sum; that of Triton 3.9 loads both ahead either way."""
-    one_pass, = ptx_census.compiled_launches("log_softmax_backward_last_dim")
+    one_pass, = ptx_census.compiled_launches("log_softmax_backward_last_dim", machine_code=True)
     assert one_pass["constexprs"]["ONE_PASS"] and one_pass["num_warps"] == 16, one_pass
     assert one_pass["sass_loads_before_shuffle"] == one_pass["sass_loads"] == 4, one_pass
     assert one_pass["registers"] <= 64, one_pass
