@@ -6,9 +6,15 @@ import warnings
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
+from flaggems_exp.ops.reductions import _softmax_quotients
+from flaggems_exp.runtime import libm
+from flaggems_exp.runtime.device import INTERPRETED
+from flaggems_exp.runtime.launch import launch
 from flaggems_exp.testing import Call, check_call
 
 NAN, INF = float("nan"), float("inf")
@@ -43,6 +49,122 @@ def test_safe_softmax_nan_or_inf_poisons_its_row(monkeypatch, passes, dim):
         ours = check_call(op, Call((x, dim, dtype)))
         expected = torch.ops.aten._safe_softmax(x, dim, dtype)
         assert torch.equal(ours.isnan().cpu(), expected.isnan())
+    op.plans.clear()
+
+
+# ---- _safe_softmax's quotients: one reciprocal a row, the division's bits -------------------
+def _fma_rounds_once():
+    """Whether the kernels' fma rounds once here: compiled it does; Triton 3.6's interpreter
+    multiplies and adds in numpy, rounding twice."""
+    return not INTERPRETED or tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 9)
+
+
+exact_fma = pytest.mark.skipif(not _fma_rounds_once(),
+                               reason="this interpreter's fma rounds the product first")
+
+
+@triton.jit
+def _quotients_kernel(out_ptr, x_ptr, total_ptr, c_ptr, BY_RECIPROCAL: tl.constexpr,
+                      ROWS: tl.constexpr, COLS: tl.constexpr):
+    """One program's rows divided by their totals, as _safe_softmax divides its exps (c each
+    row's smallest nonzero exp), or by ``libm.div_by_reciprocal`` alone."""
+    rows = tl.arange(0, ROWS)[:, None]
+    cols = tl.arange(0, COLS)[None, :]
+    x = tl.load(x_ptr + rows * COLS + cols)
+    total = tl.load(total_ptr + rows)
+    if BY_RECIPROCAL:
+        q = libm.div_by_reciprocal(x, total, libm.reciprocal(total))
+    else:
+        q = _softmax_quotients(x, total, tl.load(c_ptr + rows))
+    tl.store(out_ptr + rows * COLS + cols, q)
+
+
+def _quotients(x, total, by_reciprocal):
+    x = x.to(flaggems_exp.device)
+    smallest = torch.where(x > 0, x, torch.inf).amin(1)
+    out = torch.empty_like(x)
+    launch("test", _quotients_kernel, (1,), out, x, total.to(x.device), smallest,
+           BY_RECIPROCAL=by_reciprocal, ROWS=x.shape[0], COLS=x.shape[1])
+    return out.cpu()
+
+
+@triton.jit
+def _exp_kernel(out_ptr, x_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = offsets < n
+    tl.store(out_ptr + offsets, libm.exp(tl.load(x_ptr + offsets, mask=inside)), mask=inside)
+
+
+def _kernels_exp(x):
+    """exp as the kernels compute it (libdevice's compiled, numpy's interpreted)."""
+    x = x.to(flaggems_exp.device)
+    out = torch.empty_like(x)
+    launch("test", _exp_kernel, (triton.cdiv(x.numel(), 1024),), out, x, x.numel(), BLOCK=1024)
+    return out.cpu()
+
+
+def _dividends(gen, n):
+    """float32 exps a row may hold: 0, 1, 2**-99, and values spread over [2**-99, 1]."""
+    spread = torch.exp2(-99 * torch.rand(n - 3, generator=gen, dtype=torch.float64)).float()
+    return torch.cat([torch.tensor([0.0, 1.0, 2.0 ** -99]), spread])
+
+
+@exact_fma
+def test_division_by_a_rows_reciprocal_is_the_division():
+    """``libm.div_by_reciprocal`` in its range (dividends 0 or at least 2**-99, divisors in
+    [1, 2**24]) gives the correctly rounded quotient, as ``x / total`` does in PyTorch."""
+    gen = torch.Generator().manual_seed(0)
+    totals = torch.cat([torch.tensor([1.0, 2.0 ** 24, 3.0, 1000.3, 2.0 ** 23 + 1]),
+                        1 + (2.0 ** 24 - 1) * torch.rand(11, generator=gen)]).float()
+    x = torch.stack([_dividends(gen, 256) for _ in totals])
+    ours = _quotients(x, totals, by_reciprocal=True)
+    assert torch.equal(ours, x / totals[:, None])
+
+
+@exact_fma
+def test_softmax_quotients_divide_a_tile_out_of_range_element_by_element():
+    """A tile with a row whose exps go below 2**-99 divides each element: there the
+    reciprocal's steps round a subnormal quotient twice (9.100309e-38 / 1000.3 comes out one
+    ulp off that way), which the division does not."""
+    tiny, total = torch.tensor(9.100309e-38), torch.tensor(1000.3)
+    by_reciprocal = _quotients(tiny.reshape(1, 1).expand(1, 16).contiguous(), total.reshape(1),
+                               by_reciprocal=True)
+    assert not torch.equal(by_reciprocal[0, 0], tiny / total)  # the case the range test is for
+    gen = torch.Generator().manual_seed(1)
+    x = torch.stack([_dividends(gen, 64) for _ in range(4)])
+    x[1, 5] = tiny
+    totals = torch.tensor([3.0, 1000.3, 12345.678, 6.0])
+    assert torch.equal(_quotients(x, totals, by_reciprocal=False), x / totals[:, None])
+
+
+@exact_fma
+@pytest.mark.parametrize("passes", [1, 2], ids=["one pass", "two passes"])
+def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes):
+    """float32 rows summing to exactly 6 (six elements at the max, the others' exps below
+    float32's resolution there): each result is the kernel's exp divided by 6, bit for bit. In
+    a row of exps from 2**-144 to 2**-127 (x from -100 to -88) the reciprocal's steps would
+    round 7% of them wrong; a row from 2**-98 to 2**-57 (x from -68 to -40) takes them. In two passes the six are alone in
+    the last tile, so the first tiles' exps become tiny only against the row's max."""
+    op = REGISTRY["_safe_softmax"]
+    length, last_tile = 4000, 0
+    if passes == 2 and flaggems_exp.device == "cpu":
+        from flaggems_exp.families import reduction
+        monkeypatch.setattr(reduction, "_ROW_TILE", 64)
+        monkeypatch.setattr(reduction, "_TILE", 64)
+        op.plans.clear()  # a plan recorded with the usual tile would replay its launch
+        length, last_tile = 300, 256
+    elif passes == 2:
+        length, last_tile = 70_000, 65_536
+    gen = torch.Generator().manual_seed(passes)
+    tiny = -100 + 12 * torch.rand(length, generator=gen)
+    normal = -68 + 28 * torch.rand(length, generator=gen)
+    x = torch.stack([tiny, normal])
+    if passes == 2:
+        x[:, last_tile:] = -torch.inf  # the last tile: the six alone
+    x[:, -6:] = 0.0
+    ours = op(x.to(flaggems_exp.device), 1).cpu()
+    expected = _kernels_exp(x) / 6
+    assert torch.equal(ours, expected)
     op.plans.clear()
 
 

@@ -27,29 +27,84 @@ def _row_max(values, valid):
 
 
 @triton.jit
-def _softmax_stats(x, xc, yc, valid):
-    """Per row: the max m, the sum s of exp(x - m), and the max of the input as given (-inf only
-    for a row of only -inf, which _safe_softmax makes 0; the test is on the input before any
-    dtype cast: a float32 -1e10 cast to float16 is -inf, and not masked). A NaN or +inf makes
-    m NaN or +inf, then s NaN, and the whole row NaN, as in PyTorch's kernel."""
-    row_max = _row_max(xc, valid)
-    total = tl.sum(tl.where(valid, libm.exp(xc - row_max), 0.0), axis=1, keep_dims=True)
-    if x.dtype.is_floating():
-        # exactly, for the test (the compiler shares this with row_max where xc is x widened)
-        given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
-        given_max = _row_max(given, valid)
+def _bits_less_one(v):
+    """A float's bits less one, unsigned: ordered as v is for v >= 0, with 0 wrapped to the
+    largest, so that the smallest of them is the smallest nonzero v's."""
+    if v.dtype == tl.float64:
+        bits = (v.to(tl.int64, bitcast=True) - 1).to(tl.uint64, bitcast=True)
     else:
-        given_max = tl.zeros_like(row_max)  # an integer is never -inf
-    return row_max, total, given_max
+        bits = (v.to(tl.int32, bitcast=True) - 1).to(tl.uint32, bitcast=True)
+    return bits
 
 
 @triton.jit
-def _softmax_combine(m, s, given_max, m2, s2, given_max2):
+def _from_bits_less_one(bits, like):
+    if like.dtype == tl.float64:
+        v = (bits + 1).to(tl.int64, bitcast=True).to(tl.float64, bitcast=True)
+    else:
+        v = (bits + 1).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)
+    return v
+
+
+@triton.jit
+def _sum_and_min(total, smallest, total2, smallest2):
+    return total + total2, tl.minimum(smallest, smallest2)
+
+
+@triton.jit
+def _softmax_stats(x, xc, yc, valid):
+    """Per row: the max m, the sum s of exp(x - m), and c: -inf for a row of only -inf as
+    given, which _safe_softmax makes 0 (the test is on the input before any dtype cast: a
+    float32 -1e10 cast to float16 is -inf, and not masked), else the smallest nonzero
+    exp(x - m), which says whether the row's quotients may take ``libm.div_by_reciprocal``
+    (the sum and it are reduced together). A NaN or +inf makes m NaN or +inf, then s NaN,
+    and the whole row NaN, as in PyTorch's kernel."""
+    row_max = _row_max(xc, valid)
+    exps = tl.where(valid, libm.exp(xc - row_max), 0.0)
+    total, smallest = tl.reduce((exps, _bits_less_one(exps)), 1, _sum_and_min, keep_dims=True)
+    smallest = _from_bits_less_one(smallest, exps)
+    if x.dtype.is_floating():
+        # exactly, for the test (the compiler shares this with row_max where xc is x widened)
+        given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
+        smallest = tl.where(_row_max(given, valid) == NEG_INF, NEG_INF, smallest)
+    return row_max, total, smallest
+
+
+@triton.jit
+def _softmax_combine(m, s, c, m2, s2, c2):
     row_max = _max_keeping_nan(m, m2)
     # a part of only -inf adds nothing (its own s is exp(-inf - -inf), NaN)
-    s = (tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
-         + tl.where(m2 == NEG_INF, 0.0, s2 * libm.exp(m2 - row_max)))
-    return row_max, s, _max_keeping_nan(given_max, given_max2)
+    scale = tl.where(m == NEG_INF, 0.0, libm.exp(m - row_max))
+    scale2 = tl.where(m2 == NEG_INF, 0.0, libm.exp(m2 - row_max))
+    s = tl.where(m == NEG_INF, 0.0, s * scale) + tl.where(m2 == NEG_INF, 0.0, s2 * scale2)
+    # each part's smallest nonzero exp, now against the row's max (within the rounding of a
+    # product of two exps, which the quotients' range test leaves room for)
+    smallest = tl.minimum(tl.where(m == NEG_INF, _INF, c * scale),
+                          tl.where(m2 == NEG_INF, _INF, c2 * scale2))
+    return row_max, s, tl.where((c == NEG_INF) & (c2 == NEG_INF), NEG_INF, smallest)
+
+
+_INF = tl.constexpr(float("inf"))
+_DIVIDED_FAST_SMALLEST = tl.constexpr(2.0 ** -99)
+_DIVIDED_FAST_LARGEST_SUM = tl.constexpr(2.0 ** 24)
+
+
+@triton.jit
+def _softmax_quotients(exps, total, c):
+    """exps / total correctly rounded, as PyTorch's epilogue divides. Where every row of the
+    tile is in ``libm.div_by_reciprocal``'s range (its exps zero or at least 2**-99, its sum,
+    which holds exp(0), at most 2**24), one reciprocal a row and three steps an element; else
+    the division of each element (rows with tiny exps, 2**24 elements or NaN)."""
+    if exps.dtype == tl.float32:
+        in_range = (c == NEG_INF) | ((c >= _DIVIDED_FAST_SMALLEST) & (total >= 1.0)
+                                     & (total <= _DIVIDED_FAST_LARGEST_SUM))
+        if tl.min(in_range.to(tl.int32)) == 1:
+            q = libm.div_by_reciprocal(exps, total, libm.reciprocal(total))
+        else:
+            q = libm.div(exps, total)
+    else:
+        q = libm.div(exps, total)
+    return q
 
 
 @register
@@ -60,10 +115,11 @@ class SafeSoftmax(ReductionOp):
 
     @staticmethod
     @triton.jit
-    def finish(xc, yc, row_max, total, given_max):
+    def finish(xc, yc, row_max, total, c):
         # a row of only -inf gives 0 (PyTorch's _safe_softmax); held in one tile, the exp is
         # the one the sum took (the compiler computes it once)
-        return tl.where(given_max == NEG_INF, 0.0, libm.div(libm.exp(xc - row_max), total))
+        return tl.where(c == NEG_INF, 0.0,
+                        _softmax_quotients(libm.exp(xc - row_max), total, c))
 
     def prepare(self, out, x, dim, dtype):
         dim = errors.wrap_dim(dim, x.dim())
