@@ -28,22 +28,9 @@ def _row_max(values, valid):
 
 @triton.jit
 def _bits_less_one(v):
-    """A float's bits less one, unsigned: ordered as v is for v >= 0, with 0 wrapped to the
+    """float32 bits less one, unsigned: ordered as v is for v >= 0, with 0 wrapped to the
     largest, so that the smallest of them is the smallest nonzero v's."""
-    if v.dtype == tl.float64:
-        bits = (v.to(tl.int64, bitcast=True) - 1).to(tl.uint64, bitcast=True)
-    else:
-        bits = (v.to(tl.int32, bitcast=True) - 1).to(tl.uint32, bitcast=True)
-    return bits
-
-
-@triton.jit
-def _from_bits_less_one(bits, like):
-    if like.dtype == tl.float64:
-        v = (bits + 1).to(tl.int64, bitcast=True).to(tl.float64, bitcast=True)
-    else:
-        v = (bits + 1).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)
-    return v
+    return (v.to(tl.int32, bitcast=True) - 1).to(tl.uint32, bitcast=True)
 
 
 @triton.jit
@@ -61,13 +48,21 @@ def _softmax_stats(x, xc, yc, valid):
     and the whole row NaN, as in PyTorch's kernel."""
     row_max = _row_max(xc, valid)
     exps = tl.where(valid, libm.exp(xc - row_max), 0.0)
-    total, smallest = tl.reduce((exps, _bits_less_one(exps)), 1, _sum_and_min, keep_dims=True)
-    smallest = _from_bits_less_one(smallest, exps)
+    if exps.dtype == tl.float32:
+        total, smallest = tl.reduce((exps, _bits_less_one(exps)), 1, _sum_and_min,
+                                    keep_dims=True)
+        smallest = (smallest + 1).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)
+    else:  # float64 divides element by element (_softmax_quotients)
+        total = tl.sum(exps, axis=1, keep_dims=True)
+        smallest = tl.zeros_like(total)
     if x.dtype.is_floating():
         # exactly, for the test (the compiler shares this with row_max where xc is x widened)
         given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
         smallest = tl.where(_row_max(given, valid) == NEG_INF, NEG_INF, smallest)
     return row_max, total, smallest
+
+
+_INF = tl.constexpr(float("inf"))
 
 
 @triton.jit
@@ -84,9 +79,8 @@ def _softmax_combine(m, s, c, m2, s2, c2):
     return row_max, s, tl.where((c == NEG_INF) & (c2 == NEG_INF), NEG_INF, smallest)
 
 
-_INF = tl.constexpr(float("inf"))
-_DIVIDED_FAST_SMALLEST = tl.constexpr(2.0 ** -99)
-_DIVIDED_FAST_LARGEST_SUM = tl.constexpr(2.0 ** 24)
+_BY_RECIPROCAL_SMALLEST_EXP = tl.constexpr(2.0 ** -99)
+_BY_RECIPROCAL_LARGEST_SUM = tl.constexpr(2.0 ** 24)
 
 
 @triton.jit
@@ -96,8 +90,8 @@ def _softmax_quotients(exps, total, c):
     which holds exp(0), at most 2**24), one reciprocal a row and three steps an element; else
     the division of each element (rows with tiny exps, 2**24 elements or NaN)."""
     if exps.dtype == tl.float32:
-        in_range = (c == NEG_INF) | ((c >= _DIVIDED_FAST_SMALLEST) & (total >= 1.0)
-                                     & (total <= _DIVIDED_FAST_LARGEST_SUM))
+        in_range = (c == NEG_INF) | ((c >= _BY_RECIPROCAL_SMALLEST_EXP) & (total >= 1.0)
+                                     & (total <= _BY_RECIPROCAL_LARGEST_SUM))
         if tl.min(in_range.to(tl.int32)) == 1:
             q = libm.div_by_reciprocal(exps, total, libm.reciprocal(total))
         else:
