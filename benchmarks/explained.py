@@ -79,6 +79,17 @@ ENTRIES = (
         "of strided loads, whose spread is larger than this gap; NOTES \"The compiled run of "
         "2026-12-06\"",
         arithmetic=False),
+    Why(("_safe_softmax",), _HALF,
+        "bound by its instructions, not its bytes: 33 SASS an element on the main path of "
+        "the kernel timed here (sm_90, the L launch: a row of 8192 a program, 16 elements a "
+        "thread), about 67 µs of issue at 4 a clock on 132 SMs where its bytes take 63 at "
+        "the ceiling; float32 moves twice the bytes on the same instructions and runs at "
+        "94%; 10 of the 33 are the correctly rounded division by the row's sum (PyTorch's "
+        "epilogue `exp(x - max) / sum`), one reciprocal a row since e0a95b5 (28.9 an "
+        "element); PyTorch's kernel runs at 11% of the ceiling and torch.compile's at 36%; "
+        "NOTES \"16-bit `_safe_softmax`: bound by its divisions' instructions\", "
+        "\"`_safe_softmax`'s quotients: one reciprocal a row\"",
+        arithmetic=True),
 )
 
 
