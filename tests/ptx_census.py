@@ -125,8 +125,9 @@ def census(ptx):
 
 def machine_code(cubin):
     """What ptxas made of a kernel (sm_90 SASS, disassembled with the ``nvdisasm`` and
-    ``cuobjdump`` Triton ships): its registers a thread, and the global loads it issues before
-    the first warp shuffle (a reduction's first step: a load after it waits for the sum)."""
+    ``cuobjdump`` Triton ships): its registers a thread, its accesses to local memory (spilled
+    registers), and the global loads it issues before the first warp shuffle (a reduction's
+    first step: a load after it waits for the sum)."""
     # here: main sets TRITON_INTERPRET before Triton is first imported
     from benchmarks.instructions import cubin_tool
 
@@ -134,6 +135,7 @@ def machine_code(cubin):
     usage = cubin_tool("cuobjdump", cubin, "--dump-resource-usage")
     shuffle = re.search(r"\bSHFL\.", sass)
     return {"registers": int(re.search(r"\bREG:(\d+)", usage).group(1)),
+            "local_accesses": len(re.findall(r"\b(?:LDL|STL)\b", sass)),
             "sass_loads": len(re.findall(r"\bLDG\.", sass)),
             "sass_loads_before_shuffle": len(re.findall(
                 r"\bLDG\.", sass[:shuffle.start()] if shuffle else sass))}

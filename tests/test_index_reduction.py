@@ -876,6 +876,16 @@ def test_one_pass_rows_load_both_inputs_before_the_sum():
     assert one_pass["registers"] <= 64, one_pass
 
 
+def test_softmax_rows_keep_three_programs_an_sm():
+    """Compiled for sm_90 (float16, 8192 x 8192): a softmax row of 8192 in one tile on 16 warps
+    takes at most 40 registers a thread, three programs an SM, and spills none; the ptxas of
+    Triton 3.6 would take 49 for the quotients' two branches (two programs an SM, a quarter
+    slower on an H100)."""
+    one_pass, = ptx_census.compiled_launches("softmax_last_dim", machine_code=True)
+    assert one_pass["constexprs"]["ONE_PASS"] and one_pass["num_warps"] == 16, one_pass
+    assert one_pass["registers"] <= 40 and one_pass["local_accesses"] == 0, one_pass
+
+
 def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():
     """Compiled for sm_90 (masked_scatter at the benchmarks' L case, 8192x8192 float16): the
     count pass, the scan, then the main pass on 8 warps, which loads the mask, x and the

@@ -215,6 +215,12 @@ class ReductionOp(Op):
     def prepare(self, out, *args):
         raise NotImplementedError
 
+    def one_pass_registers(self, rows, tile):
+        """Compiled, the registers a thread of a one-pass launch of ``rows`` in ``tile`` (rows
+        per program, tile length, warps) may take (ptxas's ``maxnreg``), or None for ptxas's
+        own choice: ``_LOAD_AHEAD_REGISTERS`` for rows with a second input."""
+        return _LOAD_AHEAD_REGISTERS if rows.y is not None else None
+
     def launch(self, rows, out):
         x, y, dim = rows.x, rows.y, rows.dim
         out_view = out
@@ -234,8 +240,9 @@ class ReductionOp(Op):
         rows_per_program, block, warps = (self.tile
                                           or _plan_tile(row_len, n_rows, steps[1] != 1))
         one_pass = row_len <= block
-        registers = ({"maxnreg": _LOAD_AHEAD_REGISTERS}
-                     if one_pass and y is not None and not INTERPRETED else {})
+        allowance = (self.one_pass_registers(rows, (rows_per_program, block, warps))
+                     if one_pass and not INTERPRETED else None)
+        registers = {"maxnreg": allowance} if allowance else {}
         grid = triton.cdiv(n_rows, rows_per_program)
         # the rows and the columns of their last tile, masked lanes included
         index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
