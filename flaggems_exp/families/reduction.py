@@ -179,6 +179,8 @@ class ReductionOp(Op):
                 (``trace.out``): out is resized to the result before its dtype is checked.
       out_written_as_contiguous  True where PyTorch's kernel writes an out= as if it were
                 contiguous, from its first element, whatever its strides.
+      one_pass_registers  ``one_pass_registers(rows, tile)`` -> ptxas's register allowance
+                for a compiled one-pass launch, or None (the family's: see the method).
     A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
     output). By default the statistics are the row's sum (in ``b``).
     """
