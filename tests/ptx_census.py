@@ -31,6 +31,7 @@ def _cases(torch):
         return torch.empty(_SQUARE, dtype=torch.float16)
     return {
         "softmax_last_dim": ("_safe_softmax", (half(), -1)),
+        "softmax_long_rows": ("_safe_softmax", (torch.empty((64, 65536), dtype=torch.float16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
         "trace": ("trace", (half(),)),
@@ -184,6 +185,8 @@ def main(names, with_machine_code=False):
                          if k.isupper() and isinstance(v, (bool, int))}
             print(json.dumps({"case": name, "kernel": kernel, "grid": grid,
                               "num_warps": compiled.metadata.num_warps, "constexprs": constants,
+                              "functions": {k: v.fn.__name__ for k, v in options.items()
+                                            if k.isupper() and hasattr(v, "fn")},
                               "flushes_subnormals": options.get("enable_reflect_ftz"),
                               "maxnreg": options.get("maxnreg"),
                               **census(compiled.asm["ptx"]),

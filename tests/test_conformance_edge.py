@@ -143,8 +143,9 @@ def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes):
     """float32 rows summing to exactly 6 (six elements at the max, the others' exps below
     float32's resolution there): each result is the kernel's exp divided by 6, bit for bit. In
     a row of exps from 2**-144 to 2**-127 (x from -100 to -88) the reciprocal's steps would
-    round 7% of them wrong; a row from 2**-98 to 2**-57 (x from -68 to -40) takes them. In two passes the six are alone in
-    the last tile, so the first tiles' exps become tiny only against the row's max."""
+    round 7% of them wrong; a row from 2**-98 to 2**-57 (x from -68 to -40) takes them. Rows
+    read in two passes divide each element: there the six are alone in the last tile, and the
+    first tiles' exps become tiny only against the row's max."""
     op = REGISTRY["_safe_softmax"]
     length, last_tile = 4000, 0
     if passes == 2 and flaggems_exp.device == "cpu":

@@ -878,12 +878,23 @@ def test_one_pass_rows_load_both_inputs_before_the_sum():
 
 def test_softmax_rows_keep_three_programs_an_sm():
     """Compiled for sm_90 (float16, 8192 x 8192): a softmax row of 8192 in one tile on 16 warps
-    takes at most 40 registers a thread, three programs an SM, and spills none; the ptxas of
-    Triton 3.6 would take 49 for the quotients' two branches (two programs an SM, a quarter
-    slower on an H100)."""
+    divides by one reciprocal a row in at most 40 registers a thread, three programs an SM,
+    and spills none; the ptxas of Triton 3.6 would take 49 for the quotients' two branches
+    (two programs an SM, a quarter slower on an H100)."""
     one_pass, = ptx_census.compiled_launches("softmax_last_dim", machine_code=True)
     assert one_pass["constexprs"]["ONE_PASS"] and one_pass["num_warps"] == 16, one_pass
+    assert one_pass["functions"]["FINISH"] == "_held_row_finish", one_pass
     assert one_pass["registers"] <= 40 and one_pass["local_accesses"] == 0, one_pass
+
+
+def test_long_softmax_rows_divide_each_element_in_two_programs_an_sm():
+    """Compiled for sm_90 (float16, 64 x 65536): rows read twice divide each element as
+    before, in at most 64 registers a thread (two programs of 16 warps an SM) with none
+    spilled; the quotients' branches took them to 90 (one program)."""
+    two_passes, = ptx_census.compiled_launches("softmax_long_rows", machine_code=True)
+    assert not two_passes["constexprs"]["ONE_PASS"] and two_passes["num_warps"] == 16
+    assert two_passes["functions"]["FINISH"] == "_softmax_finish", two_passes
+    assert two_passes["registers"] <= 64 and two_passes["local_accesses"] == 0, two_passes
 
 
 def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():

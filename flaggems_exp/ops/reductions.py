@@ -4,7 +4,7 @@ import triton
 import triton.language as tl
 
 from ..families import register
-from ..families.reduction import NEG_INF, ReductionOp, Rows
+from ..families.reduction import NEG_INF, ReductionOp, Rows, elements_per_thread
 from ..runtime import errors, geometry, libm
 
 
@@ -39,13 +39,63 @@ def _sum_and_min(total, smallest, total2, smallest2):
 
 
 @triton.jit
+def _given_max(x, valid, like):
+    """The max of the input as given, before any dtype cast (-inf only for a row of only -inf,
+    which _safe_softmax makes 0: a float32 -1e10 cast to float16 is -inf, and not masked);
+    ``like``'s zeros for an integer input, never -inf."""
+    if x.dtype.is_floating():
+        # exactly (the compiler shares this with the row's max where xc is x widened)
+        given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
+        given_max = _row_max(given, valid)
+    else:
+        given_max = tl.zeros_like(like)
+    return given_max
+
+
+@triton.jit
 def _softmax_stats(x, xc, yc, valid):
-    """Per row: the max m, the sum s of exp(x - m), and c: -inf for a row of only -inf as
-    given, which _safe_softmax makes 0 (the test is on the input before any dtype cast: a
-    float32 -1e10 cast to float16 is -inf, and not masked), else the smallest nonzero
-    exp(x - m), which says whether the row's quotients may take ``libm.div_by_reciprocal``
-    (the sum and it are reduced together). A NaN or +inf makes m NaN or +inf, then s NaN,
-    and the whole row NaN, as in PyTorch's kernel."""
+    """Per row: the max m, the sum s of exp(x - m), and the max of the input as given
+    (``_given_max``). A NaN or +inf makes m NaN or +inf, then s NaN, and the whole row NaN,
+    as in PyTorch's kernel."""
+    row_max = _row_max(xc, valid)
+    total = tl.sum(tl.where(valid, libm.exp(xc - row_max), 0.0), axis=1, keep_dims=True)
+    return row_max, total, _given_max(x, valid, row_max)
+
+
+@triton.jit
+def _softmax_combine(m, s, given_max, m2, s2, given_max2):
+    row_max = _max_keeping_nan(m, m2)
+    # a part of only -inf adds nothing (its own s is exp(-inf - -inf), NaN)
+    s = (tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
+         + tl.where(m2 == NEG_INF, 0.0, s2 * libm.exp(m2 - row_max)))
+    return row_max, s, _max_keeping_nan(given_max, given_max2)
+
+
+@triton.jit
+def _softmax_finish(xc, yc, row_max, total, given_max):
+    # a row of only -inf gives 0 (PyTorch's _safe_softmax); held in one tile, the exp is the
+    # one the sum took (the compiler computes it once)
+    return tl.where(given_max == NEG_INF, 0.0, libm.div(libm.exp(xc - row_max), total))
+
+
+# ---- a row held in one tile: its quotients by one reciprocal ---------------------------------
+@triton.jit
+def _bits_less_one(v):
+    """float32 bits less one, unsigned: ordered as v is for v >= 0, with 0 wrapped to the
+    largest, so that the smallest of them is the smallest nonzero v's."""
+    return (v.to(tl.int32, bitcast=True) - 1).to(tl.uint32, bitcast=True)
+
+
+@triton.jit
+def _sum_and_min(total, smallest, total2, smallest2):
+    return total + total2, tl.minimum(smallest, smallest2)
+
+
+@triton.jit
+def _held_row_stats(x, xc, yc, valid):
+    """``_softmax_stats`` of a row held in one tile, its third value c: -inf for a row of only
+    -inf as given, else the smallest nonzero exp(x - m), reduced with the sum, which says
+    whether the row's quotients may take ``libm.div_by_reciprocal``."""
     row_max = _row_max(xc, valid)
     exps = tl.where(valid, libm.exp(xc - row_max), 0.0)
     if exps.dtype == tl.float32:
@@ -55,28 +105,8 @@ def _softmax_stats(x, xc, yc, valid):
     else:  # float64 divides element by element (_softmax_quotients)
         total = tl.sum(exps, axis=1, keep_dims=True)
         smallest = tl.zeros_like(total)
-    if x.dtype.is_floating():
-        # exactly, for the test (the compiler shares this with row_max where xc is x widened)
-        given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
-        smallest = tl.where(_row_max(given, valid) == NEG_INF, NEG_INF, smallest)
-    return row_max, total, smallest
-
-
-_INF = tl.constexpr(float("inf"))
-
-
-@triton.jit
-def _softmax_combine(m, s, c, m2, s2, c2):
-    row_max = _max_keeping_nan(m, m2)
-    # a part of only -inf adds nothing (its own s is exp(-inf - -inf), NaN)
-    scale = tl.where(m == NEG_INF, 0.0, libm.exp(m - row_max))
-    scale2 = tl.where(m2 == NEG_INF, 0.0, libm.exp(m2 - row_max))
-    s = tl.where(m == NEG_INF, 0.0, s * scale) + tl.where(m2 == NEG_INF, 0.0, s2 * scale2)
-    # each part's smallest nonzero exp, now against the row's max (within the rounding of a
-    # product of two exps, which the quotients' range test leaves room for)
-    smallest = tl.minimum(tl.where(m == NEG_INF, _INF, c * scale),
-                          tl.where(m2 == NEG_INF, _INF, c2 * scale2))
-    return row_max, s, tl.where((c == NEG_INF) & (c2 == NEG_INF), NEG_INF, smallest)
+    given_max = _given_max(x, valid, row_max)
+    return row_max, total, tl.where(given_max == NEG_INF, NEG_INF, smallest)
 
 
 _BY_RECIPROCAL_SMALLEST_EXP = tl.constexpr(2.0 ** -99)
@@ -101,18 +131,30 @@ def _softmax_quotients(exps, total, c):
     return q
 
 
+@triton.jit
+def _held_row_finish(xc, yc, row_max, total, c):
+    return tl.where(c == NEG_INF, 0.0, _softmax_quotients(libm.exp(xc - row_max), total, c))
+
+
 @register
 class SafeSoftmax(ReductionOp):
     name = "_safe_softmax"
     stats = staticmethod(_softmax_stats)
     combine = staticmethod(_softmax_combine)
-    @staticmethod
-    @triton.jit
-    def finish(xc, yc, row_max, total, c):
-        # a row of only -inf gives 0 (PyTorch's _safe_softmax); held in one tile, the exp is
-        # the one the sum took (the compiler computes it once)
-        return tl.where(c == NEG_INF, 0.0,
-                        _softmax_quotients(libm.exp(xc - row_max), total, c))
+    finish = staticmethod(_softmax_finish)
+
+    def kernel_functions(self, rows, tile, one_pass):
+        # a row held in one tile, at most 16 elements a thread, divides by one reciprocal a
+        # row: 30.2 SASS an element for float16 where the division takes 33 (NOTES
+        # "_safe_softmax's quotients: one reciprocal a row"). Elsewhere its two branches cost
+        # registers the launch cannot spare: 32 elements a thread (rows of 16384) went from 64
+        # to 81 registers, and two passes from 64 to 90 (float16, Triton 3.6), one program of
+        # 16 warps an SM instead of two
+        # (a subclass declaring its own statistics or output keeps them)
+        declared = (self.stats, self.finish) == (_softmax_stats, _softmax_finish)
+        if declared and one_pass and elements_per_thread(tile) <= 16:
+            return _held_row_stats, self.combine, _held_row_finish
+        return self.stats, self.combine, self.finish
 
     def one_pass_registers(self, rows, tile):
         # 16-bit rows, 16 elements a thread on 16 warps (rows of 4097 to 8192): three programs
@@ -120,11 +162,10 @@ class SafeSoftmax(ReductionOp):
         # branches take the ptxas of Triton 3.6 to 49, two programs, and a float16 row of 8192
         # from 102.4 to 125 µs on an H100; held to 40 it takes 100.4 and spills nothing
         # (Triton 3.9's takes 40 by itself). float32, twice the bytes a program, ran at its
-        # time either way (182 µs); more elements a thread would spill
-        rows_per_program, block, warps = tile
+        # time either way (182 µs)
         sixteen_bit = rows.x.element_size() == rows.dtype.itemsize == 2
-        return 40 if (sixteen_bit and warps == 16
-                      and rows_per_program * block == 16 * 32 * warps) else None
+        return 40 if (sixteen_bit and tile[2] == 16 and elements_per_thread(tile) == 16
+                      ) else None
 
     def prepare(self, out, x, dim, dtype):
         dim = errors.wrap_dim(dim, x.dim())
