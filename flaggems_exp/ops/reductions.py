@@ -27,18 +27,6 @@ def _row_max(values, valid):
 
 
 @triton.jit
-def _bits_less_one(v):
-    """float32 bits less one, unsigned: ordered as v is for v >= 0, with 0 wrapped to the
-    largest, so that the smallest of them is the smallest nonzero v's."""
-    return (v.to(tl.int32, bitcast=True) - 1).to(tl.uint32, bitcast=True)
-
-
-@triton.jit
-def _sum_and_min(total, smallest, total2, smallest2):
-    return total + total2, tl.minimum(smallest, smallest2)
-
-
-@triton.jit
 def _given_max(x, valid, like):
     """The max of the input as given, before any dtype cast (-inf only for a row of only -inf,
     which _safe_softmax makes 0: a float32 -1e10 cast to float16 is -inf, and not masked);
