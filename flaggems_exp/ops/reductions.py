@@ -137,8 +137,8 @@ class SafeSoftmax(ReductionOp):
         # "_safe_softmax's quotients: one reciprocal a row"). Elsewhere its two branches cost
         # registers the launch cannot spare: 32 elements a thread (rows of 16384) went from 64
         # to 81 registers, and two passes from 64 to 90 (float16, Triton 3.6), one program of
-        # 16 warps an SM instead of two
-        # (a subclass declaring its own statistics or output keeps them)
+        # 16 warps an SM instead of two. A subclass declaring its own statistics or output
+        # keeps them.
         declared = (self.stats, self.finish) == (_softmax_stats, _softmax_finish)
         if declared and one_pass and elements_per_thread(tile) <= 16:
             return _held_row_stats, self.combine, _held_row_finish
