@@ -81,18 +81,13 @@ def _sum_and_min(total, smallest, total2, smallest2):
 
 @triton.jit
 def _held_row_stats(x, xc, yc, valid):
-    """``_softmax_stats`` of a row held in one tile, its third value c: -inf for a row of only
-    -inf as given, else the smallest nonzero exp(x - m), reduced with the sum, which says
-    whether the row's quotients may take ``libm.div_by_reciprocal``."""
+    """``_softmax_stats`` of a row held in one tile, in float32, its third value c: -inf for
+    a row of only -inf as given, else the smallest nonzero exp(x - m), reduced with the sum,
+    which says whether the row's quotients may take ``libm.div_by_reciprocal``."""
     row_max = _row_max(xc, valid)
     exps = tl.where(valid, libm.exp(xc - row_max), 0.0)
-    if exps.dtype == tl.float32:
-        total, smallest = tl.reduce((exps, _bits_less_one(exps)), 1, _sum_and_min,
-                                    keep_dims=True)
-        smallest = (smallest + 1).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)
-    else:  # float64 divides element by element (_softmax_quotients)
-        total = tl.sum(exps, axis=1, keep_dims=True)
-        smallest = tl.zeros_like(total)
+    total, smallest = tl.reduce((exps, _bits_less_one(exps)), 1, _sum_and_min, keep_dims=True)
+    smallest = (smallest + 1).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)
     given_max = _given_max(x, valid, row_max)
     return row_max, total, tl.where(given_max == NEG_INF, NEG_INF, smallest)
 
@@ -103,17 +98,14 @@ _BY_RECIPROCAL_LARGEST_SUM = tl.constexpr(2.0 ** 24)
 
 @triton.jit
 def _softmax_quotients(exps, total, c):
-    """exps / total correctly rounded, as PyTorch's epilogue divides. Where every row of the
-    tile is in ``libm.div_by_reciprocal``'s range (its exps zero or at least 2**-99, its sum,
-    which holds exp(0), at most 2**24), one reciprocal a row and three steps an element; else
-    the division of each element (rows with tiny exps, 2**24 elements or NaN)."""
-    if exps.dtype == tl.float32:
-        in_range = (c == NEG_INF) | ((c >= _BY_RECIPROCAL_SMALLEST_EXP) & (total >= 1.0)
-                                     & (total <= _BY_RECIPROCAL_LARGEST_SUM))
-        if tl.min(in_range.to(tl.int32)) == 1:
-            q = libm.div_by_reciprocal(exps, total, libm.reciprocal(total))
-        else:
-            q = libm.div(exps, total)
+    """exps / total (float32) correctly rounded, as PyTorch's epilogue divides. Where every
+    row of the tile is in ``libm.div_by_reciprocal``'s range (its exps zero or at least 2**-99,
+    its sum, which holds exp(0), at most 2**24), one reciprocal a row and three steps an
+    element; else the division of each element (rows with tiny exps, 2**24 elements or NaN)."""
+    in_range = (c == NEG_INF) | ((c >= _BY_RECIPROCAL_SMALLEST_EXP) & (total >= 1.0)
+                                 & (total <= _BY_RECIPROCAL_LARGEST_SUM))
+    if tl.min(in_range.to(tl.int32)) == 1:
+        q = libm.div_by_reciprocal(exps, total, libm.reciprocal(total))
     else:
         q = libm.div(exps, total)
     return q
@@ -137,10 +129,11 @@ class SafeSoftmax(ReductionOp):
         # "_safe_softmax's quotients: one reciprocal a row"). Elsewhere its two branches cost
         # registers the launch cannot spare: 32 elements a thread (rows of 16384) went from 64
         # to 81 registers, and two passes from 64 to 90 (float16, Triton 3.6), one program of
-        # 16 warps an SM instead of two. A subclass declaring its own statistics or output
-        # keeps them.
+        # 16 warps an SM instead of two. float64 divides (div_by_reciprocal is float32's). A
+        # subclass declaring its own statistics or output keeps them.
         declared = (self.stats, self.finish) == (_softmax_stats, _softmax_finish)
-        if declared and one_pass and elements_per_thread(tile) <= 16:
+        if (declared and one_pass and elements_per_thread(tile) <= 16
+                and rows.compute == torch.float32):
             return _held_row_stats, self.combine, _held_row_finish
         return self.stats, self.combine, self.finish
 
