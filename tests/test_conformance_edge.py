@@ -11,6 +11,7 @@ import triton.language as tl
 
 import flaggems_exp
 from flaggems_exp import REGISTRY, testing
+from flaggems_exp.families import reduction
 from flaggems_exp.ops.reductions import _softmax_quotients
 from flaggems_exp.runtime import libm
 from flaggems_exp.runtime.device import INTERPRETED
@@ -21,21 +22,25 @@ NAN, INF = float("nan"), float("inf")
 
 
 # ---- _safe_softmax: a NaN or +inf anywhere in a row makes the whole row NaN ----------------
+def _rows_read_twice(monkeypatch, op, interpreted_length, interpreted_tile):
+    """A row length longer than a tile: compiled 70,000; in the interpreter, whose tile is
+    65,536 elements and slow to walk, ``interpreted_length`` in tiles shrunk to
+    ``interpreted_tile``."""
+    if flaggems_exp.device != "cpu":
+        return 70_000
+    monkeypatch.setattr(reduction, "_ROW_TILE", interpreted_tile)
+    monkeypatch.setattr(reduction, "_TILE", interpreted_tile)
+    op.plans.clear()  # a plan recorded with the usual tile would replay its launch
+    return interpreted_length
+
+
 @pytest.mark.parametrize("passes", [1, 2], ids=["one pass", "two passes"])
 @pytest.mark.parametrize("dim", [1, 0])
 def test_safe_softmax_nan_or_inf_poisons_its_row(monkeypatch, passes, dim):
     """Rows of one tile, and rows longer than a tile (compiled: 70,000 elements; in the
     interpreter, whose tile is 65,536 elements and slow to walk, 50 elements in tiles of 16)."""
     op = REGISTRY["_safe_softmax"]
-    length = 3
-    if passes == 2 and flaggems_exp.device == "cpu":
-        from flaggems_exp.families import reduction
-        monkeypatch.setattr(reduction, "_ROW_TILE", 16)
-        monkeypatch.setattr(reduction, "_TILE", 16)
-        op.plans.clear()  # a plan recorded with the usual tile would replay its launch
-        length = 50
-    elif passes == 2:
-        length = 70_000
+    length = 3 if passes == 1 else _rows_read_twice(monkeypatch, op, 50, 16)
     gen = torch.Generator().manual_seed(length)
     x = torch.randn(6, length, generator=gen)
     x[0, length // 2] = NAN                      # NaN among finite values
@@ -147,21 +152,13 @@ def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes):
     read in two passes divide each element: there the six are alone in the last tile, and the
     first tiles' exps become tiny only against the row's max."""
     op = REGISTRY["_safe_softmax"]
-    length, last_tile = 4000, 0
-    if passes == 2 and flaggems_exp.device == "cpu":
-        from flaggems_exp.families import reduction
-        monkeypatch.setattr(reduction, "_ROW_TILE", 64)
-        monkeypatch.setattr(reduction, "_TILE", 64)
-        op.plans.clear()  # a plan recorded with the usual tile would replay its launch
-        length, last_tile = 300, 256
-    elif passes == 2:
-        length, last_tile = 70_000, 65_536
+    length = 4000 if passes == 1 else _rows_read_twice(monkeypatch, op, 300, 64)
     gen = torch.Generator().manual_seed(passes)
     tiny = -100 + 12 * torch.rand(length, generator=gen)
     normal = -68 + 28 * torch.rand(length, generator=gen)
     x = torch.stack([tiny, normal])
-    if passes == 2:
-        x[:, last_tile:] = -torch.inf  # the last tile: the six alone
+    if passes == 2:  # the last tile: the six alone
+        x[:, (length - 1) // reduction._ROW_TILE * reduction._ROW_TILE:] = -torch.inf
     x[:, -6:] = 0.0
     ours = op(x.to(flaggems_exp.device), 1).cpu()
     expected = _kernels_exp(x) / 6
