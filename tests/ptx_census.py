@@ -31,6 +31,11 @@ def _cases(torch):
         return torch.empty(_SQUARE, dtype=torch.float16)
     return {
         "softmax_last_dim": ("_safe_softmax", (half(), -1)),
+        "softmax_last_dim_bfloat16": ("_safe_softmax", (
+            torch.empty(_SQUARE, dtype=torch.bfloat16), -1)),
+        # rows of 16384: one pass, 32 elements a thread
+        "softmax_rows_of_16384": ("_safe_softmax", (
+            torch.empty((4096, 16384), dtype=torch.float16), -1)),
         "softmax_long_rows": ("_safe_softmax", (torch.empty((64, 65536), dtype=torch.float16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),

@@ -127,6 +127,24 @@ def test_division_by_a_rows_reciprocal_is_the_division():
 
 
 @exact_fma
+def test_division_by_a_rows_reciprocal_rounds_to_float16_as_the_division():
+    """Below 2**-99 the reciprocal's steps may round a float32 quotient wrong (9.100309e-38 /
+    1000.3 among these), never its float16: there every quotient is +0, as the division's is.
+    float16 softmax results of rows held in a tile take the steps with no range test."""
+    gen = torch.Generator().manual_seed(2)
+    totals = torch.cat([torch.tensor([1.0, 2.0 ** 24, 6.0, 1000.3]),
+                        1 + 16383 * torch.rand(4, generator=gen)]).float()
+    tiny = torch.exp2(-99 - 50 * torch.rand(totals.numel(), 128, generator=gen,
+                                            dtype=torch.float64)).float()
+    tiny[3, 0] = 9.100309e-38
+    x = torch.cat([torch.stack([_dividends(gen, 128) for _ in totals]), tiny], dim=1)
+    ours = _quotients(x, totals, by_reciprocal=True)
+    divided = x / totals[:, None]
+    assert not torch.equal(ours, divided)
+    assert torch.equal(ours.half(), divided.half())
+
+
+@exact_fma
 def test_softmax_quotients_divide_a_tile_out_of_range_element_by_element():
     """A tile with a row whose exps go below 2**-99 divides each element: there the
     reciprocal's steps round a subnormal quotient twice (9.100309e-38 / 1000.3 comes out one
@@ -143,14 +161,16 @@ def test_softmax_quotients_divide_a_tile_out_of_range_element_by_element():
 
 
 @exact_fma
+@pytest.mark.parametrize("dtype", [None, torch.float16], ids=["float32", "float16"])
 @pytest.mark.parametrize("passes", [1, 2], ids=["one pass", "two passes"])
-def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes):
+def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes, dtype):
     """float32 rows summing to exactly 6 (six elements at the max, the others' exps below
-    float32's resolution there): each result is the kernel's exp divided by 6, bit for bit. In
-    a row of exps from 2**-144 to 2**-127 (x from -100 to -88) the reciprocal's steps would
-    round 7% of them wrong; a row from 2**-98 to 2**-57 (x from -68 to -40) takes them. Rows
-    read in two passes divide each element: there the six are alone in the last tile, and the
-    first tiles' exps become tiny only against the row's max."""
+    float32's resolution there): each result is the kernel's exp divided by 6, bit for bit, and
+    float16 results that quotient rounded to float16. In a row of exps from 2**-144 to 2**-127
+    (x from -100 to -88) the reciprocal's steps would round 7% of them wrong in float32; a row
+    from 2**-98 to 2**-57 (x from -68 to -40) takes them. Rows read in two passes divide each
+    element: there the six are alone in the last tile, and the first tiles' exps become tiny
+    only against the row's max."""
     op = REGISTRY["_safe_softmax"]
     length = 4000 if passes == 1 else _rows_read_twice(monkeypatch, op, 300, 64)
     gen = torch.Generator().manual_seed(passes)
@@ -160,9 +180,9 @@ def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes):
     if passes == 2:  # the last tile: the six alone
         x[:, (length - 1) // reduction._ROW_TILE * reduction._ROW_TILE:] = -torch.inf
     x[:, -6:] = 0.0
-    ours = op(x.to(flaggems_exp.device), 1).cpu()
-    expected = _kernels_exp(x) / 6
-    assert torch.equal(ours, expected)
+    ours = op(x.to(flaggems_exp.device), 1, dtype).cpu()
+    expected = _kernels_exp(x if dtype is None else x.to(dtype).float()) / 6
+    assert torch.equal(ours, expected.to(ours.dtype))
     op.plans.clear()
 
 

@@ -877,14 +877,26 @@ def test_one_pass_rows_load_both_inputs_before_the_sum():
 
 
 def test_softmax_rows_keep_three_programs_an_sm():
-    """Compiled for sm_90 (float16, 8192 x 8192): a softmax row of 8192 in one tile on 16 warps
+    """Compiled for sm_90 (8192 x 8192): a 16-bit softmax row of 8192 in one tile on 16 warps
     divides by one reciprocal a row in at most 40 registers a thread, three programs an SM,
     and spills none; the ptxas of Triton 3.6 would take 49 for the quotients' two branches
-    (two programs an SM, a quarter slower on an H100)."""
-    one_pass, = ptx_census.compiled_launches("softmax_last_dim", machine_code=True)
-    assert one_pass["constexprs"]["ONE_PASS"] and one_pass["num_warps"] == 16, one_pass
-    assert one_pass["functions"]["FINISH"] == "_held_row_finish", one_pass
-    assert one_pass["registers"] <= 40 and one_pass["local_accesses"] == 0, one_pass
+    (two programs an SM, a quarter slower on an H100). float16 results take no branch and
+    divide nothing; bfloat16 ones keep the range test and each element's division for rows
+    out of it. Rows of 16384 (32 elements a thread) of float16 take the same steps in at most
+    64 registers, two programs an SM."""
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
+        "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_16384",
+        machine_code=True)}
+    for case, finish, branches, registers in (
+            ("softmax_last_dim", "_float16_held_row_finish", 0, 40),
+            ("softmax_last_dim_bfloat16", "_held_row_finish", 1, 40),
+            ("softmax_rows_of_16384", "_float16_held_row_finish", 0, 64)):
+        launch = launches[case]
+        assert launch["constexprs"]["ONE_PASS"] and launch["num_warps"] == 16, launch
+        assert launch["functions"]["FINISH"] == finish, launch
+        assert launch["reciprocals"] == 1 and launch["branches"] == branches, launch
+        assert launch["divisions"] == (0 if branches == 0 else launch["exp2"]), launch
+        assert launch["registers"] <= registers and launch["local_accesses"] == 0, launch
 
 
 def test_long_softmax_rows_divide_each_element_in_two_programs_an_sm():
