@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import flaggems_exp
-from benchmarks import cases, host_time, report, run, timing
+from benchmarks import cases, host_time, report, run, shapes, timing
 from flaggems_exp import REGISTRY, testing
 
 DEV = flaggems_exp.device
@@ -193,6 +193,18 @@ def test_runner_writes_the_csv_and_resumes(tmp_path):
     status, log = _run(tmp_path, "--resume")
     assert status == 0 and "nothing to measure" in log
     assert len(_rows(tmp_path)[1]) == 4
+
+
+def test_shapes_times_one_op_at_each_shape_and_dtype(capsys):
+    shapes.main(["_safe_softmax", "--shape", "4x8", "--shape", "3x5", "--dtype", "float32",
+                 "--dtype", "float16", "--args=-1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "_safe_softmax 4x8 float32", "_safe_softmax 4x8 float16",
+        "_safe_softmax 3x5 float32", "_safe_softmax 3x5 float16"]
+    for line in lines:
+        p50, p20, p80 = map(float, re.findall(r"p\d0 ([0-9.]+)", line))
+        assert 0 < p20 <= p50 <= p80, line
 
 
 def test_ops_args_names_every_distinct_op_once():

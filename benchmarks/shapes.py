@@ -1,0 +1,59 @@
+"""One op's direct call at shapes the runner's sizes do not cover, timed as the runner times it.
+
+    python -m benchmarks.shapes _safe_softmax --shape 8192x8192 --shape 4096x16384 --args=-1
+
+Each (shape, dtype) gets ``--inputs`` tensors drawn from a seeded normal distribution on the
+benchmark's device, then the positional ``--args`` (Python literals, comma-separated); the
+call is timed by ``timing.bench`` (``do_bench``'s quantiles, L2 flushed) and printed as one
+line of p50, p20 and p80 in µs. To set one tree against another, run it from each tree on
+the same machine, one after the other.
+"""
+import argparse
+import ast
+
+import torch
+
+import flaggems_exp
+from flaggems_exp import REGISTRY
+
+from . import timing
+
+
+def measure(op_name, shape, dtype, inputs=1, args=()):
+    """(p20, p50, p80) in µs of ``op_name``'s call on ``inputs`` seeded normal tensors of
+    ``shape`` and ``dtype``, then ``args``."""
+    torch.manual_seed(0)
+    tensors = tuple(torch.randn(shape, dtype=dtype, device=flaggems_exp.device)
+                    for _ in range(inputs))
+    op = REGISTRY[op_name]
+    call = (lambda: op(*tensors, *args))
+    call()  # compiled before it is timed
+    return tuple(ms * 1e3 for ms in timing.bench(call))
+
+
+def _shape(text):
+    return tuple(int(n) for n in text.split("x"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.shapes", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("op", help="a registered op name")
+    parser.add_argument("--shape", action="append", type=_shape, required=True,
+                        help="a shape such as 8192x8192 (repeatable)")
+    parser.add_argument("--dtype", action="append",
+                        help="a dtype (repeatable); default: float16, bfloat16, float32")
+    parser.add_argument("--inputs", type=int, default=1, help="tensor inputs (default 1)")
+    parser.add_argument("--args", default="",
+                        help="positional arguments after the tensors, as Python literals: -1")
+    options = parser.parse_args(argv)
+    args = ast.literal_eval(f"({options.args},)") if options.args else ()
+    for shape in options.shape:
+        for name in options.dtype or ("float16", "bfloat16", "float32"):
+            p20, p50, p80 = measure(options.op, shape, getattr(torch, name), options.inputs, args)
+            print(f"{options.op} {'x'.join(map(str, shape))} {name}: p50 {p50:.2f} µs "
+                  f"(p20 {p20:.2f}, p80 {p80:.2f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
