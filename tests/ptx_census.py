@@ -26,7 +26,8 @@ _SQUARE = (8192, 8192)
 
 
 def _cases(torch):
-    """Case name -> (op name, its positional arguments): float16 at the benchmarks' L shape."""
+    """Case name -> (op name, its positional arguments): float16 at the benchmarks' L shape
+    unless the name says otherwise."""
     def half():
         return torch.empty(_SQUARE, dtype=torch.float16)
     return {
