@@ -356,14 +356,14 @@ def diagnose(data, op):
 
 def why_slower(data, op, dtype, versus="eager"):
     """Why gems' row of ``op`` in ``dtype`` at L is slower than ``versus``', from its own
-    numbers: noise (two dtypes of the same width disagree, or its fastest runs, p20, match the
-    other's median), host overhead (its host time per call is at least the kernel's, so
+    numbers: noise (float16 and bfloat16 disagree, for a row of either, or its fastest runs,
+    p20, match the other's median), host overhead (its host time per call is at least the kernel's, so
     launches cannot keep the GPU busy), bandwidth-bound (near the copy ceiling), or far from the
     ceiling, where the way its time scales with the bytes across dtypes tells extra passes over
     memory (time grows with bytes) from computation (it does not)."""
     gems, other = data.get(op, "gems", dtype, "L"), data.get(op, versus, dtype, "L")
     kernel_us = gems["p50_ms"] * 1e3
-    twins = _same_bytes_disagree(data, op, versus=versus)
+    twins = _same_bytes_disagree(data, op, versus=versus) if dtype in _SAME_WIDTH else ""
     if twins:
         return twins
     if gems["p20_ms"] is not None and gems["p20_ms"] <= other["p50_ms"]:
@@ -392,7 +392,10 @@ def why_slower(data, op, dtype, versus="eager"):
             "ceiling")
 
 
-def _same_bytes_disagree(data, op, pair=("float16", "bfloat16"), versus="eager"):
+_SAME_WIDTH = ("float16", "bfloat16")
+
+
+def _same_bytes_disagree(data, op, pair=_SAME_WIDTH, versus="eager"):
     """A note when gems' times at L for two dtypes of the same width (same bytes, same code)
     differ by more than ``_NOISE_RATIO`` while ``versus``' agree: one of them is timing noise."""
     times = [(data.p50(op, "gems", d, "L"), data.p50(op, versus, d, "L")) for d in pair]

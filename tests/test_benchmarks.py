@@ -318,6 +318,21 @@ def test_report_headline_and_diagnoses(tmp_path):
     assert "Plots skipped" in text
 
 
+def test_a_float32_row_is_not_diagnosed_by_its_16_bit_rows_disagreeing():
+    """float16 and bfloat16 rows far apart while eager's agree are noise in one of them; a
+    float32 row of the same op is diagnosed from its own numbers."""
+    rows = []
+    for dtype, (eager, gems), nbytes in (("float16", (0.1, 0.1), 256e6),
+                                         ("bfloat16", (0.1, 0.2), 256e6),
+                                         ("float32", (0.128, 0.16), 512e6)):
+        rows += [_row("twins", "eager", dtype, "L", eager, nbytes),
+                 _row("twins", "gems", dtype, "L", gems, nbytes, correct=True)]
+    data = report.Data.of(rows)
+    assert report.why_slower(data, "twins", "bfloat16").startswith("not reproduced")
+    assert report.why_slower(data, "twins", "float32") == \
+        "bandwidth-bound at 80% of ceiling (eager at 100%)"
+
+
 def test_report_targets_and_the_rows_below_compile_and_the_ceiling(tmp_path):
     """The targets table (geomeans at L and M, rows below 0.97x torch.compile, rows below 80%
     of the ceiling) and the two row lists: an entry of ``benchmarks/explained.py`` explains its
