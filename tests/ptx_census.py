@@ -38,6 +38,8 @@ def _cases(torch):
         "softmax_rows_of_16384": ("_safe_softmax", (
             torch.empty((4096, 16384), dtype=torch.float16), -1)),
         "softmax_long_rows": ("_safe_softmax", (torch.empty((64, 65536), dtype=torch.float16), -1)),
+        "softmax_long_rows_bfloat16": ("_safe_softmax", (
+            torch.empty((64, 65536), dtype=torch.bfloat16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
         "trace": ("trace", (half(),)),

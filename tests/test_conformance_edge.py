@@ -130,7 +130,7 @@ def test_division_by_a_rows_reciprocal_is_the_division():
 def test_division_by_a_rows_reciprocal_rounds_to_float16_as_the_division():
     """Below 2**-99 the reciprocal's steps may round a float32 quotient wrong (9.100309e-38 /
     1000.3 among these), never its float16: there every quotient is +0, as the division's is.
-    float16 softmax results of rows held in a tile take the steps with no range test."""
+    float16 softmax results take the steps with no range test."""
     gen = torch.Generator().manual_seed(2)
     totals = torch.cat([torch.tensor([1.0, 2.0 ** 24, 6.0, 1000.3]),
                         1 + 16383 * torch.rand(4, generator=gen)]).float()
@@ -168,9 +168,9 @@ def test_safe_softmax_divides_tiny_exps_exactly(monkeypatch, passes, dtype):
     float32's resolution there): each result is the kernel's exp divided by 6, bit for bit, and
     float16 results that quotient rounded to float16. In a row of exps from 2**-144 to 2**-127
     (x from -100 to -88) the reciprocal's steps would round 7% of them wrong in float32; a row
-    from 2**-98 to 2**-57 (x from -68 to -40) takes them. Rows read in two passes divide each
-    element: there the six are alone in the last tile, and the first tiles' exps become tiny
-    only against the row's max."""
+    from 2**-98 to 2**-57 (x from -68 to -40) takes them. float32 rows read in two passes
+    divide each element, float16 ones take the steps: there the six are alone in the last
+    tile, and the first tiles' exps become tiny only against the row's max."""
     op = REGISTRY["_safe_softmax"]
     length = 4000 if passes == 1 else _rows_read_twice(monkeypatch, op, 300, 64)
     gen = torch.Generator().manual_seed(passes)

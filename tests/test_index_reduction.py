@@ -888,9 +888,9 @@ def test_softmax_rows_keep_three_programs_an_sm():
         "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_16384",
         machine_code=True)}
     for case, finish, branches, registers in (
-            ("softmax_last_dim", "_float16_held_row_finish", 0, 40),
+            ("softmax_last_dim", "_float16_finish", 0, 40),
             ("softmax_last_dim_bfloat16", "_held_row_finish", 1, 40),
-            ("softmax_rows_of_16384", "_float16_held_row_finish", 0, 64)):
+            ("softmax_rows_of_16384", "_float16_finish", 0, 64)):
         launch = launches[case]
         assert launch["constexprs"]["ONE_PASS"] and launch["num_warps"] == 16, launch
         assert launch["functions"]["FINISH"] == finish, launch
@@ -899,14 +899,31 @@ def test_softmax_rows_keep_three_programs_an_sm():
         assert launch["registers"] <= registers and launch["local_accesses"] == 0, launch
 
 
-def test_long_softmax_rows_divide_each_element_in_two_programs_an_sm():
-    """Compiled for sm_90 (float16, 64 x 65536): rows read twice divide each element as
-    before, in at most 64 registers a thread (two programs of 16 warps an SM) with none
-    spilled; the quotients' branches took them to 90 (one program)."""
-    two_passes, = ptx_census.compiled_launches("softmax_long_rows", machine_code=True)
-    assert not two_passes["constexprs"]["ONE_PASS"] and two_passes["num_warps"] == 16
-    assert two_passes["functions"]["FINISH"] == "_softmax_finish", two_passes
-    assert two_passes["registers"] <= 64 and two_passes["local_accesses"] == 0, two_passes
+def test_long_softmax_rows_keep_two_programs_an_sm():
+    """Compiled for sm_90 (64 x 65536): rows read twice in at most 64 registers a thread (two
+    programs of 16 warps an SM) with none spilled. float16 results divide by one reciprocal a
+    row, with no branch of their own; bfloat16 ones divide each element, since the range
+    test's branches took them to 90 registers (one program)."""
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
+        "softmax_long_rows", "softmax_long_rows_bfloat16", machine_code=True)}
+    for case, finish, divisions in (("softmax_long_rows", "_float16_finish", 0),
+                                    ("softmax_long_rows_bfloat16", "_softmax_finish", 32)):
+        launch = launches[case]
+        assert not launch["constexprs"]["ONE_PASS"] and launch["num_warps"] == 16, launch
+        assert launch["functions"]["FINISH"] == finish, launch
+        assert launch["divisions"] == divisions, launch
+        assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
+
+
+def test_float16_softmax_rows_of_2_24_elements_divide_each_element():
+    """float16 results take one reciprocal a row where the row's sum is sure to stay within
+    2**24, the range where its steps are the division: rows shorter than 2**24 elements."""
+    op = REGISTRY["_safe_softmax"]
+    tile = (1, 4096, 16)
+    for length, finish in ((2 ** 24 - 1, "_float16_finish"), (2 ** 24, "_softmax_finish")):
+        x = torch.empty((1, length), dtype=torch.float16)
+        rows = op.prepare(None, x, -1, None)
+        assert op.kernel_functions(rows, tile, False)[2].__name__ == finish, length
 
 
 def test_ranked_tiles_load_x_and_their_first_rank_with_the_mask():

@@ -117,15 +117,19 @@ def _held_row_finish(xc, yc, row_max, total, c):
 
 
 @triton.jit
-def _float16_held_row_finish(xc, yc, row_max, total, given_max):
-    """``_softmax_finish`` of a row held in one tile whose result is float16: its quotients by
-    ``libm.div_by_reciprocal`` without a range test. A held row's sum is in [1, 2**24] (its
-    max's exp is 1, and it has fewer than 2**24 elements; NaN stays NaN), exps from 2**-100 up
-    divide exactly, and a smaller exp's quotient, however its float32 rounding falls, is
-    below 2**-98 and not negative: float16 +0 either way (its smallest subnormal is 2**-24)."""
+def _float16_finish(xc, yc, row_max, total, given_max):
+    """``_softmax_finish`` of a float16 result: its quotients by ``libm.div_by_reciprocal``
+    without a range test. The row's sum is in [1, 2**24]: its max's exp is 1 (read twice, the
+    max's tile's sum is scaled by exp(0)), the row has fewer than 2**24 elements
+    (``kernel_functions`` checks), and NaN stays NaN. Exps from 2**-100 up divide exactly; a
+    smaller exp's quotient, however its float32 rounding falls, is below 2**-98 and not
+    negative: float16 +0 either way (its smallest subnormal is 2**-24)."""
     exps = libm.exp(xc - row_max)
     return tl.where(given_max == NEG_INF, 0.0,
                     libm.div_by_reciprocal(exps, total, libm.reciprocal(total)))
+
+
+_FLOAT16_FINISH_ROWS_BELOW = 2 ** 24
 
 
 @register
@@ -136,19 +140,21 @@ class SafeSoftmax(ReductionOp):
     finish = staticmethod(_softmax_finish)
 
     def kernel_functions(self, rows, tile, one_pass):
-        # a row held in one tile divides by one reciprocal a row. float16 results need no
-        # range test (``_float16_held_row_finish``): 27.1 SASS an element at 8192 against the
-        # division's 33, and 23.9 at 16384 in 60-63 registers, two programs of 16 warps an SM
-        # (NOTES "float16 results: the quotients without a range test"). Other results test
-        # the range (30.2 an element), at most 16 elements a thread: at 32 (rows of 16384)
-        # their two branches took the registers from 64 to 81, and in two passes to 90
-        # (Triton 3.6), one program an SM instead of two. Rows read twice, and float64,
-        # divide each element. A subclass declaring its own statistics or output keeps them.
+        # float16 results divide by one reciprocal a row with no range test
+        # (``_float16_finish``): 27.1 SASS an element held at 8192 against the division's 33,
+        # 23.9 at 16384, 64 registers read twice as with the division; on an H100 1.0% faster
+        # at 8192, 7.5% at 16384, 12% read twice at 65536 (NOTES "float16 results: the
+        # quotients without a range test"). Other results of a row held in one tile test the
+        # range (30.2 an element), at most 16 elements a thread: at 32 (rows of 16384) its two
+        # branches took the registers from 64 to 81 (41% slower in bfloat16), and read twice
+        # to 90 (Triton 3.6). Elsewhere, and in float64, each element divides. A subclass
+        # declaring its own statistics or output keeps them.
         declared = (self.stats, self.finish) == (_softmax_stats, _softmax_finish)
-        if declared and one_pass and rows.compute == torch.float32:
-            if rows.dtype == torch.float16:
-                return self.stats, self.combine, _float16_held_row_finish
-            if elements_per_thread(tile) <= 16:
+        if declared and rows.compute == torch.float32:
+            row_length = rows.x.shape[rows.dim] if rows.x.dim() else 1
+            if rows.dtype == torch.float16 and row_length < _FLOAT16_FINISH_ROWS_BELOW:
+                return self.stats, self.combine, _float16_finish
+            if one_pass and elements_per_thread(tile) <= 16:
                 return _held_row_stats, self.combine, _held_row_finish
         return self.stats, self.combine, self.finish
 
