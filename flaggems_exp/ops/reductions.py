@@ -143,7 +143,7 @@ class SafeSoftmax(ReductionOp):
         # float16 results divide by one reciprocal a row with no range test
         # (``_float16_finish``): 27.1 SASS an element held at 8192 against the division's 33,
         # 23.9 at 16384, 64 registers read twice as with the division; on an H100 1.0% faster
-        # at 8192, 7.5% at 16384, 12% read twice at 65536 (NOTES "float16 results: the
+        # at 8192, 7.5% at 16384, 13.5% read twice at 65536 (NOTES "float16 results: the
         # quotients without a range test"). Other results of a row held in one tile test the
         # range (30.2 an element), at most 16 elements a thread: at 32 (rows of 16384) its two
         # branches took the registers from 64 to 81 (41% slower in bfloat16), and read twice
