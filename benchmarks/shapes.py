@@ -1,12 +1,14 @@
-"""One op's direct call at shapes the runner's sizes do not cover, timed as the runner times it.
+"""One op's call at shapes the runner's sizes do not cover, timed as the runner times it.
 
     python -m benchmarks.shapes _safe_softmax --shape 8192x8192 --shape 4096x16384 --args=-1
+    python -m benchmarks.shapes _safe_softmax --shape 8x4194304 --args=-1 --providers gems,eager,compile
 
 Each (shape, dtype) gets ``--inputs`` tensors drawn from a seeded normal distribution on the
-benchmark's device, then the positional ``--args`` (Python literals, comma-separated); the
-call is timed by ``timing.bench`` (``do_bench``'s quantiles, L2 flushed) and printed as one
-line of p50, p20 and p80 in µs. To set one tree against another, run it from each tree on
-the same machine, one after the other.
+benchmark's device, then the positional ``--args`` (Python literals, comma-separated); each
+provider's call (``gems`` by default; ``eager`` and ``compile`` as the runner makes them, on
+the same inputs) is timed by ``timing.bench`` (``do_bench``'s quantiles, L2 flushed) and
+printed as one line of p50, p20 and p80 in µs. To set one tree against another, run it from
+each tree on the same machine, one after the other.
 """
 import argparse
 import ast
@@ -16,18 +18,25 @@ import torch
 import flaggems_exp
 from flaggems_exp import REGISTRY
 
-from . import timing
+from . import cases, providers, timing
+
+_PROVIDERS = ("gems", "eager", "compile")  # gems_dispatch is the runner's, at S
 
 
-def measure(op_name, shape, dtype, inputs=1, args=()):
-    """(p20, p50, p80) in µs of ``op_name``'s call on ``inputs`` seeded normal tensors of
-    ``shape`` and ``dtype``, then ``args``."""
+def measure(op_name, shape, dtype, inputs=1, args=(), provider="gems"):
+    """(p20, p50, p80) in µs of ``provider``'s call of ``op_name`` on ``inputs`` seeded normal
+    tensors of ``shape`` and ``dtype``, then ``args``."""
     torch.manual_seed(0)
     tensors = tuple(torch.randn(shape, dtype=dtype, device=flaggems_exp.device)
                     for _ in range(inputs))
     op = REGISTRY[op_name]
-    call = (lambda: op(*tensors, *args))
-    call()  # compiled before it is timed
+    call_args = (*tensors, *args)
+    baseline = (None if provider == "gems"
+                else cases.resolve_baseline(op, call_args, {}))
+    compiled = (providers.compile_eager(baseline.fn) if provider == "compile" else None)
+    fn = providers.make(provider, op, baseline, compiled).fn
+    call = (lambda: fn(*call_args))
+    call()  # the first call compiles (Triton's kernel, or torch.compile's), outside the timing
     return tuple(ms * 1e3 for ms in timing.bench(call))
 
 
@@ -46,13 +55,24 @@ def main(argv=None):
     parser.add_argument("--inputs", type=int, default=1, help="tensor inputs (default 1)")
     parser.add_argument("--args", default="",
                         help="positional arguments after the tensors, as Python literals: -1")
+    parser.add_argument("--providers", default="gems",
+                        help="comma-separated: gems, eager, compile (default gems)")
     options = parser.parse_args(argv)
+    wanted = options.providers.split(",")
+    unknown = set(wanted) - set(_PROVIDERS)
+    if unknown:
+        parser.error(f"unknown providers {', '.join(sorted(unknown))}; known: "
+                     + ", ".join(_PROVIDERS))
+    if "compile" in wanted:
+        providers.configure_dynamo()  # a compile per (shape, dtype), none past Dynamo's limit
     args = ast.literal_eval(f"({options.args},)") if options.args else ()
     for shape in options.shape:
         for name in options.dtype or ("float16", "bfloat16", "float32"):
-            p20, p50, p80 = measure(options.op, shape, getattr(torch, name), options.inputs, args)
-            print(f"{options.op} {'x'.join(map(str, shape))} {name}: p50 {p50:.2f} µs "
-                  f"(p20 {p20:.2f}, p80 {p80:.2f})", flush=True)
+            for provider in wanted:
+                p20, p50, p80 = measure(options.op, shape, getattr(torch, name),
+                                        options.inputs, args, provider)
+                print(f"{options.op} {'x'.join(map(str, shape))} {name} {provider}: "
+                      f"p50 {p50:.2f} µs (p20 {p20:.2f}, p80 {p80:.2f})", flush=True)
 
 
 if __name__ == "__main__":

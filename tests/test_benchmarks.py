@@ -20,6 +20,7 @@ import torch
 import flaggems_exp
 from benchmarks import cases, host_time, report, run, shapes, timing
 from flaggems_exp import REGISTRY, testing
+from generic_checks import launched_kernels
 
 DEV = flaggems_exp.device
 # one tiny table for every family: planar first, then N,C,D,H,W / N,C,H,W / N,C,L
@@ -195,16 +196,37 @@ def test_runner_writes_the_csv_and_resumes(tmp_path):
     assert len(_rows(tmp_path)[1]) == 4
 
 
-def test_shapes_times_one_op_at_each_shape_and_dtype(capsys):
+def test_shapes_times_one_op_at_each_shape_dtype_and_provider(capsys):
     shapes.main(["_safe_softmax", "--shape", "4x8", "--shape", "3x5", "--dtype", "float32",
-                 "--dtype", "float16", "--args=-1"])
+                 "--dtype", "float16", "--args=-1", "--providers", "gems,eager"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == [
-        "_safe_softmax 4x8 float32", "_safe_softmax 4x8 float16",
-        "_safe_softmax 3x5 float32", "_safe_softmax 3x5 float16"]
+        f"_safe_softmax {shape} {dtype} {provider}" for shape in ("4x8", "3x5")
+        for dtype in ("float32", "float16") for provider in ("gems", "eager")]
     for line in lines:
         p50, p20, p80 = map(float, re.findall(r"p\d0 ([0-9.]+)", line))
         assert 0 < p20 <= p50 <= p80, line
+    with pytest.raises(SystemExit):  # gems_dispatch needs the runner's use_gems() around it
+        shapes.main(["_safe_softmax", "--shape", "4x8", "--providers", "gems,gems_dispatch"])
+    assert "unknown providers gems_dispatch" in capsys.readouterr().err
+
+
+def test_shapes_times_our_kernel_or_pytorchs_on_the_same_inputs(monkeypatch):
+    """gems launches our kernel; eager calls PyTorch's overload, which launches none of ours;
+    both are handed the same seeded inputs, so they give the same softmax."""
+    results = {}
+    launched = launched_kernels(monkeypatch)
+    REGISTRY["_safe_softmax"].plans.clear()  # a plan's replay would not reach the recorder
+    def bench_once(fn):  # the provider's call, run once in place of its timing
+        results[provider] = fn()
+        return 1.0, 1.0, 1.0
+
+    monkeypatch.setattr(shapes.timing, "bench", bench_once)
+    for provider in ("eager", "gems"):
+        launches_before = len(launched)
+        shapes.measure("_safe_softmax", (4, 8), torch.float32, args=(-1,), provider=provider)
+        assert (len(launched) > launches_before) == (provider == "gems"), provider
+    torch.testing.assert_close(results["gems"], results["eager"])
 
 
 def test_ops_args_names_every_distinct_op_once():
