@@ -66,7 +66,7 @@ def _softmax_finish(xc, yc, row_max, total, given_max):
     return tl.where(given_max == NEG_INF, 0.0, libm.div(libm.exp(xc - row_max), total))
 
 
-# ---- a row held in one tile: its quotients by one reciprocal ---------------------------------
+# ---- quotients by one reciprocal a row: rows held in one tile, and float16 results ----------
 @triton.jit
 def _bits_less_one(v):
     """float32 bits less one, unsigned: ordered as v is for v >= 0, with 0 wrapped to the
