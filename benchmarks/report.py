@@ -357,10 +357,10 @@ def diagnose(data, op):
 def why_slower(data, op, dtype, versus="eager"):
     """Why gems' row of ``op`` in ``dtype`` at L is slower than ``versus``', from its own
     numbers: noise (float16 and bfloat16 disagree, for a row of either, or its fastest runs,
-    p20, match the other's median), host overhead (its host time per call is at least the kernel's, so
-    launches cannot keep the GPU busy), bandwidth-bound (near the copy ceiling), or far from the
-    ceiling, where the way its time scales with the bytes across dtypes tells extra passes over
-    memory (time grows with bytes) from computation (it does not)."""
+    p20, match the other's median), host overhead (its host time per call is at least the
+    kernel's, so launches cannot keep the GPU busy), bandwidth-bound (near the copy ceiling), or
+    far from the ceiling, where the way its time scales with the bytes across dtypes tells
+    extra passes over memory (time grows with bytes) from computation (it does not)."""
     gems, other = data.get(op, "gems", dtype, "L"), data.get(op, versus, dtype, "L")
     kernel_us = gems["p50_ms"] * 1e3
     twins = _same_bytes_disagree(data, op, versus=versus) if dtype in _SAME_WIDTH else ""

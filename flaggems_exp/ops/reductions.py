@@ -160,11 +160,12 @@ class SafeSoftmax(ReductionOp):
 
     def one_pass_registers(self, rows, tile):
         # 16-bit rows, 16 elements a thread on 16 warps (rows of 4097 to 8192): three programs
-        # an SM at 40 registers a thread (40 * 512 * 3 of 65,536), where the quotients' two
-        # branches take the ptxas of Triton 3.6 to 49, two programs, and a float16 row of 8192
-        # from 102.4 to 125 µs on an H100; held to 40 it takes 100.4 and spills nothing
-        # (Triton 3.9's takes 40 by itself). float32, twice the bytes a program, ran at its
-        # time either way (182 µs)
+        # an SM at 40 registers a thread (40 * 512 * 3 of 65,536), where the range test's two
+        # branches take the ptxas of Triton 3.6 to 49, two programs, and a row of 8192 from
+        # 102.4 to 125 µs on an H100; held to 40 it takes 100.4 and spills nothing (Triton
+        # 3.9's takes 40 by itself). Since float16 results take no branch, left alone their
+        # ptxas takes 32 (four programs an SM) and given 40 takes 40: timed only at 40 (99.6).
+        # float32, twice the bytes a program, ran at its time either way (182 µs)
         sixteen_bit = rows.x.element_size() == rows.dtype.itemsize == 2
         return 40 if (sixteen_bit and tile[2] == 16 and elements_per_thread(tile) == 16
                       ) else None

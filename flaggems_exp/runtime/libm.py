@@ -65,8 +65,8 @@ def div_by_reciprocal(x, y, r):
     every element. Many elements dividing by one y pay for the reciprocal once.
 
     float32 only, and exact only where nothing leaves the normal range: x zero or at least
-    2**-100, y in [1, 2**24], which the caller checks (a tiny x's remainder or quotient is
-    subnormal and may round). Checked bit for bit against division for every float32 x in
+    2**-100, y in [1, 2**24], which the caller checks, or shows its result cannot tell (a tiny
+    x's remainder or quotient is subnormal and may round). Checked bit for bit against division for every float32 x in
     [0.5, 1) with 2,000 y in [1, 2) and for 10**9 random pairs across the range; scaling x or y
     by a power of two scales every step exactly, which covers the rest of it.
     Interpreted, the fused steps are exact only where the interpreter's fma is (Triton 3.9
