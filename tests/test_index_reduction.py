@@ -793,35 +793,85 @@ def test_autograd_under_enable(name):
         torch.testing.assert_close(g.cpu(), e.cpu(), rtol=1e-12, atol=1e-12)
 
 
-def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch):
+@pytest.mark.parametrize("length", [50, 100])
+@pytest.mark.parametrize("split", [False, True], ids=["one_program_a_row", "split"])
+def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, length):
     """Rows spanning many tiles (a tile of 16 here) give PyTorch's results, special values
     included: a first tile of only -inf, a NaN or +inf in a later tile, a row of only -inf (0),
-    and float32 -1e10 cast to float16 (-inf, but not masked: NaN)."""
+    and float32 -1e10 cast to float16 (-inf, but not masked: NaN). Read by one program a row
+    (one launch), or split across programs (``_SPLIT_ELEMENTS`` lowered so that these few
+    rows are: two launches, a chunk a tile; rows of 100 take 7 tiles in 8 chunks, one of them
+    past the row's end), along the last dim or a strided one."""
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
     monkeypatch.setattr(reduction, "_TILE", 16)
+    if split:
+        monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
     gen = torch.Generator().manual_seed(11)
-    x = torch.randn(7, 50, generator=gen) * 4
+    x = torch.randn(20, length, generator=gen) * 4  # along dim 0, rows of 20: two tiles
     x[1, :20] = -INF
     x[2, 37] = float("nan")
     x[3, 45] = INF
     x[4] = -INF
     x[5] = -1e10
     x[6, 16:] = -INF
+    x[7, :length - 3] = -INF  # the max in the last chunk, the first chunks of only -inf
     softmax, backward = REGISTRY["_safe_softmax"], REGISTRY["_log_softmax_backward_data"]
     for op in (softmax, backward):
-        op.plans.clear()  # a plan recorded with the usual tile would replay its launch
+        monkeypatch.setattr(op, "plans", PlanCache())  # the usual tile's plans would replay
+    launched = launched_kernels(monkeypatch)
+    kernels = ["_chunk_stats_kernel", "_chunk_finish_kernel"] if split else ["_reduction_kernel"]
     for dim in (1, 0):
         for dtype in (None, torch.float16):
-            launches = LAUNCHES["_safe_softmax"]
+            del launched[:]
             ours = check_call(softmax, Call((x, dim, dtype)))
-            assert LAUNCHES["_safe_softmax"] == launches + 1
+            assert [name for name, _ in launched] == kernels, launched
             expected = A._safe_softmax(x, dim, dtype)
             assert torch.equal(ours.isnan().cpu(), expected.isnan())
         grad = torch.randn(x.shape, generator=gen)
         output = torch.log_softmax(torch.randn(x.shape, generator=gen), dim)
+        del launched[:]
         check_call(backward, Call((grad, output, dim, torch.float32)))
-    for op in (softmax, backward):
-        op.plans.clear()
+        assert [name for name, _ in launched] == kernels, launched
+    # a float64 row whose float32 cast is -inf is not a row of -inf: its statistics keep that
+    wide = torch.full((2, length), -1e300, dtype=torch.float64)
+    wide[1, 3] = 0.0
+    del launched[:]
+    ours = check_call(softmax, Call((wide, 1, torch.float32)))
+    assert [name for name, _ in launched] == kernels and ours[0].isnan().all(), launched
+
+
+def test_split_rows_trace_a_long_diagonal(monkeypatch):
+    """One value a row split across programs: a trace's diagonal of 100 (a tile of 16, a chunk a
+    tile), exact for integers, as PyTorch sums it for floats."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)
+    monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
+    op = REGISTRY["trace"]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(5)
+    for x in (torch.randint(-1000, 1000, (100, 120), generator=gen),
+              torch.randn(100, 100, generator=gen)):
+        del launched[:]
+        check_call(op, Call((x,)), exact=not x.is_floating_point())
+        assert [name for name, _ in launched] == ["_chunk_stats_kernel",
+                                                   "_chunk_finish_kernel"], launched
+
+
+def test_few_rows_split_into_enough_programs(monkeypatch):
+    """A two-pass launch of fewer than ``_SPLIT_PROGRAMS`` programs over at least
+    ``_SPLIT_ELEMENTS`` elements splits each row into a power of two of chunks, enough for
+    that many programs, never more than one a tile (rounded up to a power of two)."""
+    monkeypatch.setattr(reduction, "_SPLIT_PROGRAMS", 256)
+    monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 1 << 18)
+    chunks = reduction._split_chunks
+    assert chunks(8, 8 * 4194304, 256) == 32
+    assert chunks(1, 1 << 24, 1024) == 256
+    assert chunks(128, 128 * 262144, 16) == 2
+    assert chunks(200, 200 * 131072, 8) == 2
+    assert chunks(1, 300_000, 5) == 8  # a tile a chunk, the last three past the row's end
+    assert chunks(256, 1 << 30, 4096) == 1  # enough programs
+    assert chunks(8, (1 << 18) - 1, 64) == 1  # too little to pay for a second launch
+    assert chunks(1, 1 << 20, 1) == 1  # a row of one tile is read once
 
 
 def test_rows_of_the_benchmark_shape_compile_to_one_read():
@@ -900,7 +950,7 @@ def test_softmax_rows_keep_three_programs_an_sm():
 
 
 def test_long_softmax_rows_keep_two_programs_an_sm():
-    """Compiled for sm_90 (64 x 65536): rows read twice in at most 64 registers a thread (two
+    """Compiled for sm_90 (512 x 65536): rows read twice in at most 64 registers a thread (two
     programs of 16 warps an SM) with none spilled. float16 results divide by one reciprocal a
     row, with no branch of their own; bfloat16 ones divide each element, since the range
     test's branches took them to 90 registers (one program)."""
@@ -913,6 +963,35 @@ def test_long_softmax_rows_keep_two_programs_an_sm():
         assert launch["functions"]["FINISH"] == finish, launch
         assert launch["divisions"] == divisions, launch
         assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
+
+
+def test_few_long_rows_split_across_two_programs_an_sm():
+    """Compiled for sm_90 (8 x 4194304): each row split across 32 programs (256, about two an
+    SM of 16 warps), in two launches: the chunks' statistics, loading x to be read again
+    (evict_last), then each chunk's outputs from its row's combined statistics, loading x for
+    the last time (evict_first), in the same tiles as a row read twice by one program; each
+    in at most 64 registers a thread with none spilled. float16 results divide nothing."""
+    launches = ptx_census.compiled_launches(
+        "softmax_few_long_rows", "softmax_few_long_rows_bfloat16",
+        "log_softmax_backward_few_long_rows", machine_code=True)
+    cases = {}
+    for launch in launches:
+        cases.setdefault(launch["case"], []).append(launch)
+    for case, finish in (("softmax_few_long_rows", "_float16_finish"),
+                         ("softmax_few_long_rows_bfloat16", "_softmax_finish"),
+                         ("log_softmax_backward_few_long_rows", "finish")):
+        stats, outputs = cases[case]
+        assert (stats["kernel"], outputs["kernel"]) == ("_chunk_stats_kernel",
+                                                        "_chunk_finish_kernel"), cases[case]
+        for launch in (stats, outputs):
+            assert launch["grid"] == [256] and launch["num_warps"] == 16, launch
+            assert launch["constexprs"]["CHUNKS"] == 32 and launch["constexprs"]["BLOCK"] == 16384
+            assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
+        assert outputs["functions"]["FINISH"] == finish, outputs
+        assert stats["loads_evict_last"] == stats["loads"] > 0, stats
+        assert outputs["loads_evict_first"] > 0 and outputs["loads_evict_last"] == 0, outputs
+        if finish == "_float16_finish":
+            assert outputs["divisions"] == 0 and outputs["reciprocals"] == 1, outputs
 
 
 def test_float16_softmax_rows_of_2_24_elements_divide_each_element():

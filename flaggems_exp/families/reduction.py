@@ -12,6 +12,7 @@ from ..runtime.device import INTERPRETED
 from ..runtime.indexing import BLOCK, needs_int64, strided_offsets
 from ..runtime.triton_types import TL_DTYPE, converted
 from ..runtime.launch import launch
+from ..runtime.plans import scratch
 from .base import Op, bind
 
 NEG_INF = tl.constexpr(float("-inf"))
@@ -35,6 +36,39 @@ def _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid,
     else:
         yc = xc
     return x, xc, yc
+
+
+@triton.jit
+def _fold_tiles(a, b, c, x_ptr, y_ptr, x_base, y_base, cols, row_ok, first, end, row_len,
+                x_step, y_step, STATS: tl.constexpr, COMBINE: tl.constexpr, CAST: tl.constexpr,
+                COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, EVICTION: tl.constexpr,
+                BLOCK: tl.constexpr):
+    """The statistics (a, b, c) with those of the rows' tiles from column ``first`` up to
+    ``end`` folded in, tile by tile. Lanes are masked by ``row_len`` alone (tiles start at
+    multiples of BLOCK), whose specialization proves the loads aligned."""
+    for start in range(first, end, BLOCK):
+        valid = row_ok & (start + cols < row_len)
+        x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
+                               valid, CAST, COMPUTE, HAS_Y, EVICTION)
+        a2, b2, c2 = STATS(x, xc, yc, valid)
+        a, b, c = COMBINE(a, b, c, a2, b2, c2)
+    return a, b, c
+
+
+@triton.jit
+def _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, first, end,
+                 row_len, out_step, x_step, y_step, a, b, c, FINISH: tl.constexpr,
+                 CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    """The outputs of the rows' tiles from column ``first`` up to ``end``, from the rows'
+    statistics: each tile read again (its last read: evict_first)."""
+    for start in range(first, end, BLOCK):
+        valid = row_ok & (start + cols < row_len)
+        x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
+                               valid, CAST, COMPUTE, HAS_Y, "evict_first")
+        result = FINISH(xc, yc, a, b, c)
+        tl.store(out_ptr + out_base + (start + cols) * out_step,
+                 converted(result, out_ptr.dtype.element_ty), mask=valid)
 
 
 # n_rows alone is left unspecialized: the row length, strides and steps are fixed by a call's
@@ -76,23 +110,113 @@ def _reduction_kernel(
             tl.store(out_ptr + out_base + cols * out_step, converted(result, out_ptr.dtype.element_ty),
                      mask=valid)
     else:
-        for start in range(BLOCK, row_len, BLOCK):
-            valid = row_ok & (start + cols < row_len)
-            x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
-                                   valid, CAST, COMPUTE, HAS_Y,
-                                   "" if PER_ROW else "evict_last")
-            a2, b2, c2 = STATS(x, xc, yc, valid)
-            a, b, c = COMBINE(a, b, c, a2, b2, c2)
+        a, b, c = _fold_tiles(a, b, c, x_ptr, y_ptr, x_base, y_base, cols, row_ok, BLOCK, row_len,
+                              row_len, x_step, y_step, STATS, COMBINE, CAST, COMPUTE, HAS_Y,
+                              "" if PER_ROW else "evict_last", BLOCK)
         if not PER_ROW:  # the row read again, tile by tile, for the output
-            for start in range(0, row_len, BLOCK):
-                valid = row_ok & (start + cols < row_len)
-                x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
-                                       valid, CAST, COMPUTE, HAS_Y, "evict_first")
-                result = FINISH(xc, yc, a, b, c)
-                tl.store(out_ptr + out_base + (start + cols) * out_step,
-                         converted(result, out_ptr.dtype.element_ty), mask=valid)
+            _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, 0, row_len,
+                         row_len, out_step, x_step, y_step, a, b, c, FINISH, CAST, COMPUTE, HAS_Y,
+                         BLOCK)
     if PER_ROW:
         tl.store(out_ptr + out_base, converted(b, out_ptr.dtype.element_ty), mask=row_ok)
+
+
+@triton.jit
+def _split_rows(pid, n_rows, outer_shape, out_strides, x_strides, y_strides,
+                OUTER_NDIM: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
+                BLOCK: tl.constexpr):
+    """A split launch's program ``pid``'s rows: their numbers, [ROWS, 1] base offsets, whether
+    each is a row, and the tile's columns."""
+    cols = tl.arange(0, BLOCK)[None, :]
+    if INDEX_64:
+        pid = pid.to(tl.int64)
+        cols = cols.to(tl.int64)
+    rows = pid * ROWS + tl.arange(0, ROWS)
+    out_base, x_base, y_base = strided_offsets(rows, outer_shape, (out_strides, x_strides, y_strides),
+                                               OUTER_NDIM)
+    return (rows[:, None], out_base[:, None], x_base[:, None], y_base[:, None],
+            (rows < n_rows)[:, None], cols)
+
+
+# a row split across programs: each program folds the statistics of one chunk of its rows
+# (CHUNKS a row, ``chunk_tiles`` tiles each) into ``partials`` ([3, rows, CHUNKS]: a, b, c, each
+# ``plane`` apart, rows padded to whole programs);
+# a second launch combines each row's chunks and writes one chunk of outputs a program
+@triton.jit(do_not_specialize=["n_rows", "chunk_tiles"])
+def _chunk_stats_kernel(
+    partials_ptr, x_ptr, y_ptr, n_rows, row_len, chunk_tiles, plane, outer_shape, x_strides,
+    y_strides, x_step, y_step,
+    STATS: tl.constexpr, COMBINE: tl.constexpr, PER_ROW: tl.constexpr,
+    OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
+    INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, CHUNKS: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    chunk = pid % CHUNKS
+    if INDEX_64:
+        chunk = chunk.to(tl.int64)
+    rows, _, x_base, y_base, row_ok, cols = _split_rows(  # (no output here: x's strides stand in)
+        pid // CHUNKS, n_rows, outer_shape, x_strides, x_strides, y_strides, OUTER_NDIM,
+        INDEX_64, ROWS, BLOCK)
+    first = chunk * chunk_tiles * BLOCK
+    end = tl.minimum(first + chunk_tiles * BLOCK, row_len)
+    # a chunk past the row's end (CHUNKS is a power of two) loads nothing: its statistics are
+    # those of masked lanes, which add nothing when combined
+    eviction: tl.constexpr = "" if PER_ROW else "evict_last"
+    valid = row_ok & (first + cols < row_len)
+    x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, first + cols, x_step, y_step, valid,
+                           CAST, COMPUTE, HAS_Y, eviction)
+    a, b, c = STATS(x, xc, yc, valid)
+    a, b, c = _fold_tiles(a, b, c, x_ptr, y_ptr, x_base, y_base, cols, row_ok, first + BLOCK,
+                          end, row_len, x_step, y_step, STATS, COMBINE, CAST, COMPUTE, HAS_Y,
+                          eviction, BLOCK)
+    part = partials_ptr + rows * CHUNKS + chunk
+    tl.store(part, a)
+    tl.store(part + plane, b)
+    tl.store(part + 2 * plane, c)
+
+
+@triton.jit
+def _combine_chunks(a, b, c, COMBINE: tl.constexpr, ROWS: tl.constexpr, CHUNKS: tl.constexpr):
+    """The [ROWS, 1] statistics of rows from those of their CHUNKS chunks ([ROWS, CHUNKS]
+    each), combined pairwise, neighbours first (``tl.reduce`` takes no function given as an
+    argument, compiled)."""
+    for level in tl.static_range(16):
+        if (CHUNKS >> level) > 1:
+            a0, a1 = tl.split(tl.reshape(a, (ROWS, CHUNKS >> (level + 1), 2)))
+            b0, b1 = tl.split(tl.reshape(b, (ROWS, CHUNKS >> (level + 1), 2)))
+            c0, c1 = tl.split(tl.reshape(c, (ROWS, CHUNKS >> (level + 1), 2)))
+            a, b, c = COMBINE(a0, b0, c0, a1, b1, c1)
+    return a, b, c
+
+
+@triton.jit(do_not_specialize=["n_rows", "chunk_tiles"])
+def _chunk_finish_kernel(
+    out_ptr, partials_ptr, x_ptr, y_ptr, n_rows, row_len, chunk_tiles, plane, outer_shape,
+    out_strides, x_strides, y_strides, out_step, x_step, y_step,
+    COMBINE: tl.constexpr, FINISH: tl.constexpr, PER_ROW: tl.constexpr,
+    OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
+    INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, CHUNKS: tl.constexpr,
+):
+    # programs in the reverse order of the statistics': the first to run read the chunks read
+    # last, which L2 still holds
+    pid = tl.num_programs(0) - 1 - tl.program_id(0)
+    group = pid if PER_ROW else pid // CHUNKS
+    rows, out_base, x_base, y_base, row_ok, cols = _split_rows(
+        group, n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM, INDEX_64,
+        ROWS, BLOCK)
+    part = partials_ptr + rows * CHUNKS + tl.arange(0, CHUNKS)[None, :]
+    a, b, c = _combine_chunks(tl.load(part), tl.load(part + plane), tl.load(part + 2 * plane),
+                              COMBINE, ROWS, CHUNKS)
+    if PER_ROW:
+        tl.store(out_ptr + out_base, converted(b, out_ptr.dtype.element_ty), mask=row_ok)
+    else:
+        chunk = pid % CHUNKS
+        if INDEX_64:
+            chunk = chunk.to(tl.int64)
+        first = chunk * chunk_tiles * BLOCK
+        _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, first,
+                     tl.minimum(first + chunk_tiles * BLOCK, row_len), row_len, out_step, x_step,
+                     y_step, a, b, c, FINISH, CAST, COMPUTE, HAS_Y, BLOCK)
 
 
 @triton.jit
@@ -165,6 +289,33 @@ def _plan_tile(row_len, n_rows, strided):
         rows = min(rows, 1 << (max(1, n_rows // _PROGRAMS).bit_length() - 1))
     warps = min(16, max(4, rows * block // (32 * _ELEMENTS_PER_THREAD)))
     return rows, block, warps
+
+
+_SPLIT_PROGRAMS = 256
+"""Rows longer than a tile in a launch of fewer programs than this (one per row, or a few strided
+rows a program; about two an SM of an H100 or H200 at 16 warps) are split across programs:
+each row in ``_split_chunks`` chunks, a power of two, enough for this many programs. A program
+reads its chunk's statistics, a second launch combines each row's and writes one chunk's
+outputs, in the reverse order, so that the chunks read last are read again from L2."""
+_SPLIT_ELEMENTS = 1 << 18
+"""The elements of a launch from which it splits its rows: below, two launches cost more than
+one program reading a row."""
+
+
+_TWO_PROGRAMS = {} if INTERPRETED else {"maxnreg": 64}
+"""Compiled, the register allowance of the output launch of split rows: two programs of 16 warps
+an SM. Its combine of the chunks' statistics comes first, and left alone ptxas takes 73
+registers for bfloat16 softmax (one program an SM)."""
+
+
+def _split_chunks(programs, elements, tiles):
+    """The chunks each row of a two-pass launch of ``programs`` programs over ``elements``
+    elements, ``tiles`` tiles a row, is split into: 1 for no split; else a power of two (the
+    second launch combines a row's chunks as one vector), at most one per tile, rounded up."""
+    if programs >= _SPLIT_PROGRAMS or elements < _SPLIT_ELEMENTS or tiles < 2:
+        return 1
+    return min(triton.next_power_of_2(triton.cdiv(_SPLIT_PROGRAMS, programs)),
+               triton.next_power_of_2(tiles))
 
 
 class ReductionOp(Op):
@@ -261,14 +412,35 @@ class ReductionOp(Op):
         allowance = self.one_pass_registers(rows, tile) if one_pass and not INTERPRETED else None
         registers = {"maxnreg": allowance} if allowance else {}
         grid = triton.cdiv(n_rows, rows_per_program)
-        # the rows and the columns of their last tile, masked lanes included
+        tiles = triton.cdiv(row_len, block)
+        chunks = 1 if one_pass else _split_chunks(grid, n_rows * row_len, tiles)
+        chunk_tiles = triton.cdiv(tiles, chunks)
+        # the rows and the columns of their last tile, masked lanes included (of the last
+        # chunk, where chunks past the row's end start further)
         index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
-                               grid * rows_per_program - 1, triton.cdiv(row_len, block) * block - 1)
+                               grid * rows_per_program - 1,
+                               max(tiles, chunks * chunk_tiles) * block - 1)
+        shared = dict(OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
+                      COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, INDEX_64=index_64,
+                      ROWS=rows_per_program, BLOCK=block, num_warps=warps)
+        y = y if y is not None else x
+        if chunks > 1:
+            padded_rows = grid * rows_per_program
+            # a, b and c of each chunk of each row, in the compute dtype (the statistics' own)
+            partials = scratch(torch.empty((3, padded_rows, chunks), dtype=rows.compute,
+                                           device=x.device))
+            plane = padded_rows * chunks
+            launch(self.name, _chunk_stats_kernel, (grid * chunks,),
+                   partials, x, y, n_rows, row_len, chunk_tiles, plane, outer, strides[1],
+                   strides[2], steps[1], steps[2], STATS=stats, COMBINE=combine,
+                   PER_ROW=per_row, CHUNKS=chunks, **shared)
+            launch(self.name, _chunk_finish_kernel, (grid if per_row else grid * chunks,),
+                   out_view, partials, x, y, n_rows, row_len, chunk_tiles, plane, outer,
+                   *strides, *steps, COMBINE=combine, FINISH=finish, PER_ROW=per_row,
+                   CHUNKS=chunks, **shared, **_TWO_PROGRAMS)
+            return
         launch(
             self.name, _reduction_kernel, (grid,),
-            out_view, x, y if y is not None else x, n_rows, row_len, outer, *strides, *steps,
-            STATS=stats, COMBINE=combine, FINISH=finish, PER_ROW=per_row,
-            OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
-            COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, ONE_PASS=one_pass,
-            INDEX_64=index_64, ROWS=rows_per_program, BLOCK=block,
-            num_warps=warps, **registers)
+            out_view, x, y, n_rows, row_len, outer, *strides, *steps,
+            STATS=stats, COMBINE=combine, FINISH=finish, PER_ROW=per_row, ONE_PASS=one_pass,
+            **shared, **registers)

@@ -28,13 +28,14 @@ def _row_max(values, valid):
 
 @triton.jit
 def _given_max(x, valid, like):
-    """The max of the input as given, before any dtype cast (-inf only for a row of only -inf,
-    which _safe_softmax makes 0: a float32 -1e10 cast to float16 is -inf, and not masked);
-    ``like``'s zeros for an integer input, never -inf."""
+    """-inf where the row of the input as given, before any dtype cast, is only -inf (which
+    _safe_softmax makes 0: a float32 -1e10 cast to float16 is -inf, and not masked), else 0;
+    in ``like``'s dtype (the compute dtype: a float64 -1e300 given for a float32 result says 0,
+    not its float32 -inf)."""
     if x.dtype.is_floating():
         # exactly (the compiler shares this with the row's max where xc is x widened)
         given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
-        given_max = _row_max(given, valid)
+        given_max = tl.where(_row_max(given, valid) == NEG_INF, NEG_INF, 0.0).to(like.dtype)
     else:
         given_max = tl.zeros_like(like)
     return given_max
@@ -42,8 +43,8 @@ def _given_max(x, valid, like):
 
 @triton.jit
 def _softmax_stats(x, xc, yc, valid):
-    """Per row: the max m, the sum s of exp(x - m), and the max of the input as given
-    (``_given_max``). A NaN or +inf makes m NaN or +inf, then s NaN, and the whole row NaN,
+    """Per row: the max m, the sum s of exp(x - m), and whether the input as given is only -inf
+    (``_given_max``: -inf, else 0). A NaN or +inf makes m NaN or +inf, then s NaN, and the whole row NaN,
     as in PyTorch's kernel."""
     row_max = _row_max(xc, valid)
     total = tl.sum(tl.where(valid, libm.exp(xc - row_max), 0.0), axis=1, keep_dims=True)
