@@ -860,18 +860,25 @@ def test_split_rows_trace_a_long_diagonal(monkeypatch):
 def test_few_rows_split_into_enough_programs(monkeypatch):
     """A two-pass launch of fewer than ``_SPLIT_PROGRAMS`` programs over at least
     ``_SPLIT_ELEMENTS`` elements splits each row into a power of two of chunks, enough for
-    that many programs, never more than one a tile (rounded up to a power of two)."""
+    that many programs, never more than one a tile (rounded up to a power of two) nor than a
+    tile has lanes; an op combining its chunks in no declared way never splits."""
     monkeypatch.setattr(reduction, "_SPLIT_PROGRAMS", 256)
     monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 1 << 18)
     chunks = reduction._split_chunks
-    assert chunks(8, 8 * 4194304, 256) == 32
-    assert chunks(1, 1 << 24, 1024) == 256
-    assert chunks(128, 128 * 262144, 16) == 2
-    assert chunks(200, 200 * 131072, 8) == 2
-    assert chunks(1, 300_000, 5) == 8  # a tile a chunk, the last three past the row's end
-    assert chunks(256, 1 << 30, 4096) == 1  # enough programs
-    assert chunks(8, (1 << 18) - 1, 64) == 1  # too little to pay for a second launch
-    assert chunks(1, 1 << 20, 1) == 1  # a row of one tile is read once
+    assert chunks(8, 8 * 4194304, 256, 16384) == 32
+    assert chunks(1, 1 << 24, 1024, 16384) == 256
+    assert chunks(128, 128 * 262144, 16, 16384) == 2
+    assert chunks(1, 300_000, 5, 65536) == 8  # a tile a chunk, the last three past the row's end
+    assert chunks(1, 1 << 20, 1 << 14, 64) == 64  # as many as a tile's lanes
+    assert chunks(256, 1 << 30, 4096, 16384) == 1  # enough programs
+    assert chunks(8, (1 << 18) - 1, 64, 16384) == 1  # too little to pay for a second launch
+    assert chunks(1, 1 << 20, 1, 1 << 20) == 1  # a row of one tile is read once
+
+    class OwnCombine(type(REGISTRY["_log_softmax_backward_data"])):
+        combine = staticmethod(reduction.sum_combine)  # declared anew: no combine_chunks
+
+    assert OwnCombine.combine_chunks is None
+    assert type(REGISTRY["_log_softmax_backward_data"]).combine_chunks is not None
 
 
 def test_rows_of_the_benchmark_shape_compile_to_one_read():

@@ -59,10 +59,13 @@ def _fold_tiles(a, b, c, x_ptr, y_ptr, x_base, y_base, cols, row_ok, first, end,
 def _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, first, end,
                  row_len, out_step, x_step, y_step, a, b, c, FINISH: tl.constexpr,
                  CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
-                 BLOCK: tl.constexpr):
+                 BLOCK: tl.constexpr, LAST_FIRST: tl.constexpr = False):
     """The outputs of the rows' tiles from column ``first`` up to ``end``, from the rows'
-    statistics: each tile read again (its last read: evict_first)."""
-    for start in range(first, end, BLOCK):
+    statistics: each tile read again (its last read: evict_first); ``LAST_FIRST``: the last
+    tile first, while L2 still holds the tiles read last."""
+    last = first + (end - first - 1) // BLOCK * BLOCK
+    for step in range(first, end, BLOCK):
+        start = last - (step - first) if LAST_FIRST else step
         valid = row_ok & (start + cols < row_len)
         x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + cols, x_step, y_step,
                                valid, CAST, COMPUTE, HAS_Y, "evict_first")
@@ -175,27 +178,14 @@ def _chunk_stats_kernel(
     tl.store(part + 2 * plane, c)
 
 
-@triton.jit
-def _combine_chunks(a, b, c, COMBINE: tl.constexpr, ROWS: tl.constexpr, CHUNKS: tl.constexpr):
-    """The [ROWS, 1] statistics of rows from those of their CHUNKS chunks ([ROWS, CHUNKS]
-    each), combined pairwise, neighbours first (``tl.reduce`` takes no function given as an
-    argument, compiled)."""
-    for level in tl.static_range(16):
-        if (CHUNKS >> level) > 1:
-            a0, a1 = tl.split(tl.reshape(a, (ROWS, CHUNKS >> (level + 1), 2)))
-            b0, b1 = tl.split(tl.reshape(b, (ROWS, CHUNKS >> (level + 1), 2)))
-            c0, c1 = tl.split(tl.reshape(c, (ROWS, CHUNKS >> (level + 1), 2)))
-            a, b, c = COMBINE(a0, b0, c0, a1, b1, c1)
-    return a, b, c
-
-
 @triton.jit(do_not_specialize=["n_rows", "chunk_tiles"])
 def _chunk_finish_kernel(
     out_ptr, partials_ptr, x_ptr, y_ptr, n_rows, row_len, chunk_tiles, plane, outer_shape,
     out_strides, x_strides, y_strides, out_step, x_step, y_step,
-    COMBINE: tl.constexpr, FINISH: tl.constexpr, PER_ROW: tl.constexpr,
-    OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
-    INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, CHUNKS: tl.constexpr,
+    COMBINE_CHUNKS: tl.constexpr, FINISH: tl.constexpr,
+    PER_ROW: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr,
+    HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    CHUNKS: tl.constexpr,
 ):
     # programs in the reverse order of the statistics': the first to run read the chunks read
     # last, which L2 still holds
@@ -204,9 +194,15 @@ def _chunk_finish_kernel(
     rows, out_base, x_base, y_base, row_ok, cols = _split_rows(
         group, n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM, INDEX_64,
         ROWS, BLOCK)
-    part = partials_ptr + rows * CHUNKS + tl.arange(0, CHUNKS)[None, :]
-    a, b, c = _combine_chunks(tl.load(part), tl.load(part + plane), tl.load(part + 2 * plane),
-                              COMBINE, ROWS, CHUNKS)
+    # the chunks' statistics loaded across a tile's lanes and reduced in the tile's layout, as
+    # a row's statistics are: the compiler then broadcasts them to the tiles as it does there
+    # (loaded as [ROWS, CHUNKS], Triton 3.6 laid out a finish's [1, BLOCK] operand with every
+    # lane in each thread, and spilled it)
+    valid = row_ok & (cols < CHUNKS)
+    part = partials_ptr + rows * CHUNKS + cols
+    a, b, c = COMBINE_CHUNKS(tl.load(part, mask=valid, other=0),
+                             tl.load(part + plane, mask=valid, other=0),
+                             tl.load(part + 2 * plane, mask=valid, other=0), valid)
     if PER_ROW:
         tl.store(out_ptr + out_base, converted(b, out_ptr.dtype.element_ty), mask=row_ok)
     else:
@@ -216,7 +212,7 @@ def _chunk_finish_kernel(
         first = chunk * chunk_tiles * BLOCK
         _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, first,
                      tl.minimum(first + chunk_tiles * BLOCK, row_len), row_len, out_step, x_step,
-                     y_step, a, b, c, FINISH, CAST, COMPUTE, HAS_Y, BLOCK)
+                     y_step, a, b, c, FINISH, CAST, COMPUTE, HAS_Y, BLOCK, LAST_FIRST=True)
 
 
 @triton.jit
@@ -228,6 +224,13 @@ def sum_stats(x, xc, yc, valid):
 @triton.jit
 def sum_combine(a, b, c, a2, b2, c2):
     total = b + b2
+    return total, total, total
+
+
+@triton.jit
+def sum_combine_chunks(a, b, c, valid):
+    """``sum_combine`` over each row's chunks at once."""
+    total = tl.sum(tl.where(valid, b, 0), axis=1, keep_dims=True)
     return total, total, total
 
 
@@ -308,14 +311,15 @@ an SM. Its combine of the chunks' statistics comes first, and left alone ptxas t
 registers for bfloat16 softmax (one program an SM)."""
 
 
-def _split_chunks(programs, elements, tiles):
+def _split_chunks(programs, elements, tiles, block):
     """The chunks each row of a two-pass launch of ``programs`` programs over ``elements``
-    elements, ``tiles`` tiles a row, is split into: 1 for no split; else a power of two (the
-    second launch combines a row's chunks as one vector), at most one per tile, rounded up."""
+    elements, ``tiles`` tiles of ``block`` a row, is split into: 1 for no split; else a power
+    of two, at most one per tile (rounded up) and one per lane of a tile (the second launch
+    combines a row's chunks across a tile's lanes)."""
     if programs >= _SPLIT_PROGRAMS or elements < _SPLIT_ELEMENTS or tiles < 2:
         return 1
     return min(triton.next_power_of_2(triton.cdiv(_SPLIT_PROGRAMS, programs)),
-               triton.next_power_of_2(tiles))
+               triton.next_power_of_2(tiles), block)
 
 
 class ReductionOp(Op):
@@ -328,6 +332,12 @@ class ReductionOp(Op):
                 input (or xc), ``valid`` the lanes inside the row (the others hold 0).
       combine   ``combine(a, b, c, a2, b2, c2)`` -> the statistics of a row from those of its
                 first tiles (a, b, c) and of the next one; only rows longer than one tile use it.
+      combine_chunks  ``combine_chunks(a, b, c, valid)`` -> the [ROWS, 1] statistics of rows
+                split across programs from those of their chunks, as ``combine`` folds them,
+                in one reduction: each chunk's in a lane of a [ROWS, BLOCK] tile, ``valid``
+                the lanes holding one. Declared with ``combine`` (a class declaring
+                ``combine`` alone gets None); the family's for ``sum_combine``. None: rows
+                are never split (a program reads each row).
       finish    ``finish(xc, yc, a, b, c)`` -> the output element in the compute dtype; None for
                 an op with one value per row: then ``b`` is the result.
       prepare   ``prepare(out, *args)`` (schema order): PyTorch's checks -> ``Rows``.
@@ -347,6 +357,7 @@ class ReductionOp(Op):
     family = "ReductionOp"
     stats = staticmethod(sum_stats)
     combine = staticmethod(sum_combine)
+    combine_chunks = staticmethod(sum_combine_chunks)
     finish = None
     out_resized_first = False
     out_written_as_contiguous = False
@@ -354,6 +365,11 @@ class ReductionOp(Op):
     """(rows per program, tile length, warps) of every launch where declared (a power of two
     each; ``benchmarks.programs`` times others this way); None: ``_plan_tile``'s, by the rows'
     length and count."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "combine" in cls.__dict__ and "combine_chunks" not in cls.__dict__:
+            cls.combine_chunks = None  # an inherited one reduces another combine
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
@@ -413,7 +429,10 @@ class ReductionOp(Op):
         registers = {"maxnreg": allowance} if allowance else {}
         grid = triton.cdiv(n_rows, rows_per_program)
         tiles = triton.cdiv(row_len, block)
-        chunks = 1 if one_pass else _split_chunks(grid, n_rows * row_len, tiles)
+        # rows split across programs where the op combines chunks for this launch's combine
+        combine_chunks = self.combine_chunks if combine is self.combine else None
+        chunks = 1 if one_pass or combine_chunks is None else _split_chunks(
+            grid, n_rows * row_len, tiles, block)
         chunk_tiles = triton.cdiv(tiles, chunks)
         # the rows and the columns of their last tile, masked lanes included (of the last
         # chunk, where chunks past the row's end start further)
@@ -436,7 +455,8 @@ class ReductionOp(Op):
                    PER_ROW=per_row, CHUNKS=chunks, **shared)
             launch(self.name, _chunk_finish_kernel, (grid if per_row else grid * chunks,),
                    out_view, partials, x, y, n_rows, row_len, chunk_tiles, plane, outer,
-                   *strides, *steps, COMBINE=combine, FINISH=finish, PER_ROW=per_row,
+                   *strides, *steps, COMBINE_CHUNKS=combine_chunks, FINISH=finish,
+                   PER_ROW=per_row,
                    CHUNKS=chunks, **shared, **_TWO_PROGRAMS)
             return
         launch(

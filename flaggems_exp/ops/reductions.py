@@ -21,6 +21,11 @@ def _max_keeping_nan(a, b):
 
 
 @triton.jit
+def _maxima_keeping_nan(a, b, a2, b2):
+    return _max_keeping_nan(a, a2), _max_keeping_nan(b, b2)
+
+
+@triton.jit
 def _row_max(values, valid):
     """The maximum of each row's valid lanes; NaN where one of them is NaN."""
     return tl.reduce(tl.where(valid, values, NEG_INF), 1, _max_keeping_nan, keep_dims=True)
@@ -58,6 +63,18 @@ def _softmax_combine(m, s, given_max, m2, s2, given_max2):
     s = (tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
          + tl.where(m2 == NEG_INF, 0.0, s2 * libm.exp(m2 - row_max)))
     return row_max, s, _max_keeping_nan(given_max, given_max2)
+
+
+@triton.jit
+def _softmax_combine_chunks(m, s, given_max, valid):
+    """``_softmax_combine`` over each row's chunks at once: the max, and the chunks' sums
+    scaled to it (a chunk of only -inf adds nothing). The float16 finish's bound holds: the
+    max's chunk adds its sum, at least 1, times exp(0)."""
+    row_max, given_max = tl.reduce((tl.where(valid, m, NEG_INF), tl.where(valid, given_max, NEG_INF)),
+                                   1, _maxima_keeping_nan, keep_dims=True)
+    total = tl.sum(tl.where(valid & (m != NEG_INF), s * libm.exp(m - row_max), 0.0), axis=1,
+                   keep_dims=True)
+    return row_max, total, given_max
 
 
 @triton.jit
@@ -138,6 +155,7 @@ class SafeSoftmax(ReductionOp):
     name = "_safe_softmax"
     stats = staticmethod(_softmax_stats)
     combine = staticmethod(_softmax_combine)
+    combine_chunks = staticmethod(_softmax_combine_chunks)
     finish = staticmethod(_softmax_finish)
 
     def kernel_functions(self, rows, tile, one_pass):
