@@ -858,19 +858,20 @@ def test_split_rows_trace_a_long_diagonal(monkeypatch):
 
 
 def test_few_rows_split_into_enough_programs(monkeypatch):
-    """A two-pass launch of fewer than ``_SPLIT_PROGRAMS`` programs over at least
+    """A two-pass launch of fewer than ``_SPLIT_BELOW`` programs over at least
     ``_SPLIT_ELEMENTS`` elements splits each row into a power of two of chunks, enough for
-    that many programs, never more than one a tile (rounded up to a power of two) nor than a
+    ``_SPLIT_PROGRAMS`` programs, never more than one a tile (rounded up to a power of two) nor than a
     tile has lanes; an op combining its chunks in no declared way never splits."""
+    monkeypatch.setattr(reduction, "_SPLIT_BELOW", 128)
     monkeypatch.setattr(reduction, "_SPLIT_PROGRAMS", 256)
     monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 1 << 18)
     chunks = reduction._split_chunks
     assert chunks(8, 8 * 4194304, 256, 16384) == 32
     assert chunks(1, 1 << 24, 1024, 16384) == 256
-    assert chunks(128, 128 * 262144, 16, 16384) == 2
+    assert chunks(127, 127 * 262144, 16, 16384) == 4
+    assert chunks(128, 128 * 262144, 16, 16384) == 1  # as many programs as about the SMs
     assert chunks(1, 300_000, 5, 65536) == 8  # a tile a chunk, the last three past the row's end
     assert chunks(1, 1 << 20, 1 << 14, 64) == 64  # as many as a tile's lanes
-    assert chunks(256, 1 << 30, 4096, 16384) == 1  # enough programs
     assert chunks(8, (1 << 18) - 1, 64, 16384) == 1  # too little to pay for a second launch
     assert chunks(1, 1 << 20, 1, 1 << 20) == 1  # a row of one tile is read once
 
