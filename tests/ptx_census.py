@@ -38,7 +38,8 @@ def _cases(torch):
         "softmax_rows_of_16384": ("_safe_softmax", (
             torch.empty((4096, 16384), dtype=torch.float16), -1)),
         # rows read twice, enough of them for a program each (fewer are split across programs)
-        "softmax_long_rows": ("_safe_softmax", (torch.empty((512, 65536), dtype=torch.float16), -1)),
+        "softmax_long_rows": ("_safe_softmax", (
+            torch.empty((512, 65536), dtype=torch.float16), -1)),
         "softmax_long_rows_bfloat16": ("_safe_softmax", (
             torch.empty((512, 65536), dtype=torch.bfloat16), -1)),
         # few very long rows: each split across programs, two launches
@@ -51,9 +52,11 @@ def _cases(torch):
         "trace": ("trace", (half(),)),
         # rows longer than a tile: read twice, statistics then output
         "log_softmax_backward_long_rows": ("_log_softmax_backward_data", tuple(
-            torch.empty((512, 65536), dtype=torch.float16) for _ in range(2)) + (-1, torch.float16)),
+            torch.empty((512, 65536), dtype=torch.float16) for _ in range(2))
+            + (-1, torch.float16)),
         "log_softmax_backward_few_long_rows": ("_log_softmax_backward_data", tuple(
-            torch.empty((8, 4194304), dtype=torch.float16) for _ in range(2)) + (-1, torch.float16)),
+            torch.empty((8, 4194304), dtype=torch.float16) for _ in range(2))
+            + (-1, torch.float16)),
         # one value for a diagonal of 20000, longer than a tile: each tile read once (the
         # tensor is never filled: the cases compile, nothing runs)
         "trace_long_diagonal": ("trace", (torch.empty((20000, 20000), dtype=torch.float16),)),

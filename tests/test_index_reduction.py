@@ -860,8 +860,8 @@ def test_split_rows_trace_a_long_diagonal(monkeypatch):
 def test_few_rows_split_into_enough_programs(monkeypatch):
     """A two-pass launch of fewer than ``_SPLIT_BELOW`` programs over at least
     ``_SPLIT_ELEMENTS`` elements splits each row into a power of two of chunks, enough for
-    ``_SPLIT_PROGRAMS`` programs, never more than one a tile (rounded up to a power of two) nor than a
-    tile has lanes; an op combining its chunks in no declared way never splits."""
+    ``_SPLIT_PROGRAMS`` programs, never more than one a tile (rounded up to a power of two)
+    nor than a tile has lanes; an op combining its chunks in no declared way never splits."""
     monkeypatch.setattr(reduction, "_SPLIT_BELOW", 128)
     monkeypatch.setattr(reduction, "_SPLIT_PROGRAMS", 256)
     monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 1 << 18)

@@ -135,8 +135,8 @@ def _split_rows(pid, n_rows, outer_shape, out_strides, x_strides, y_strides,
         pid = pid.to(tl.int64)
         cols = cols.to(tl.int64)
     rows = pid * ROWS + tl.arange(0, ROWS)
-    out_base, x_base, y_base = strided_offsets(rows, outer_shape, (out_strides, x_strides, y_strides),
-                                               OUTER_NDIM)
+    out_base, x_base, y_base = strided_offsets(rows, outer_shape,
+                                               (out_strides, x_strides, y_strides), OUTER_NDIM)
     return (rows[:, None], out_base[:, None], x_base[:, None], y_base[:, None],
             (rows < n_rows)[:, None], cols)
 

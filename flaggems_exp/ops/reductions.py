@@ -49,8 +49,8 @@ def _given_max(x, valid, like):
 @triton.jit
 def _softmax_stats(x, xc, yc, valid):
     """Per row: the max m, the sum s of exp(x - m), and whether the input as given is only -inf
-    (``_given_max``: -inf, else 0). A NaN or +inf makes m NaN or +inf, then s NaN, and the whole row NaN,
-    as in PyTorch's kernel."""
+    (``_given_max``: -inf, else 0). A NaN or +inf makes m NaN or +inf, then s NaN, and the
+    whole row NaN, as in PyTorch's kernel."""
     row_max = _row_max(xc, valid)
     total = tl.sum(tl.where(valid, libm.exp(xc - row_max), 0.0), axis=1, keep_dims=True)
     return row_max, total, _given_max(x, valid, row_max)
@@ -70,8 +70,8 @@ def _softmax_combine_chunks(m, s, given_max, valid):
     """``_softmax_combine`` over each row's chunks at once: the max, and the chunks' sums
     scaled to it (a chunk of only -inf adds nothing). The float16 finish's bound holds: the
     max's chunk adds its sum, at least 1, times exp(0)."""
-    row_max, given_max = tl.reduce((tl.where(valid, m, NEG_INF), tl.where(valid, given_max, NEG_INF)),
-                                   1, _maxima_keeping_nan, keep_dims=True)
+    maxima = (tl.where(valid, m, NEG_INF), tl.where(valid, given_max, NEG_INF))
+    row_max, given_max = tl.reduce(maxima, 1, _maxima_keeping_nan, keep_dims=True)
     total = tl.sum(tl.where(valid & (m != NEG_INF), s * libm.exp(m - row_max), 0.0), axis=1,
                    keep_dims=True)
     return row_max, total, given_max
