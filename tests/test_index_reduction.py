@@ -840,6 +840,36 @@ def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, length)
     assert [name for name, _ in launched] == kernels and ours[0].isnan().all(), launched
 
 
+@pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data", "trace"])
+def test_split_rows_replay_their_plan(monkeypatch, name):
+    """A split call's plan replays both launches with a buffer of chunk statistics of its own
+    (a scratch allocation): a second call of the signature, on other values, is a replay and
+    gives PyTorch's result."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)
+    monkeypatch.setattr(reduction, "_TILE", 16)
+    monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
+    op = REGISTRY[name]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(17)
+
+    def call():
+        x = torch.randn(3, 90, generator=gen) * 3
+        if name == "_safe_softmax":
+            return Call((x, 1))
+        if name == "trace":
+            return Call((torch.randn(90, 90, generator=gen),))
+        return Call((torch.randn(3, 90, generator=gen), torch.log_softmax(x, 1), 1,
+                     torch.float32))
+
+    check_call(op, call())
+    assert [kernel for kernel, _ in launched] == ["_chunk_stats_kernel", "_chunk_finish_kernel"]
+    replays, launches = sum(p.replays for p in op.plans.plans.values()), LAUNCHES[name]
+    check_call(op, call())
+    assert sum(p.replays for p in op.plans.plans.values()) == replays + 1
+    assert LAUNCHES[name] == launches + 2 and len(launched) == 2  # replayed: no full path
+
+
 def test_split_rows_trace_a_long_diagonal(monkeypatch):
     """One value a row split across programs: a trace's diagonal of 100 (a tile of 16, a chunk a
     tile), exact for integers, as PyTorch sums it for floats."""
