@@ -794,16 +794,18 @@ def test_autograd_under_enable(name):
 
 
 @pytest.mark.parametrize("length", [50, 100])
-@pytest.mark.parametrize("split", [False, True], ids=["one_program_a_row", "split"])
-def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, length):
+@pytest.mark.parametrize("split, tile", [(False, 16), (True, 16), (True, 64)],
+                         ids=["one_program_a_row", "split", "split_4_rows_a_program"])
+def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, tile, length):
     """Rows spanning many tiles (a tile of 16 here) give PyTorch's results, special values
     included: a first tile of only -inf, a NaN or +inf in a later tile, a row of only -inf (0),
     and float32 -1e10 cast to float16 (-inf, but not masked: NaN). Read by one program a row
     (one launch), or split across programs (``_SPLIT_ELEMENTS`` lowered so that these few
     rows are: two launches, a chunk a tile; rows of 100 take 7 tiles in 8 chunks, one of them
-    past the row's end), along the last dim or a strided one."""
+    past the row's end), along the last dim or a strided one; programs of one row, or of 4
+    (``_TILE`` 64, the last program's rows ragged)."""
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
-    monkeypatch.setattr(reduction, "_TILE", 16)
+    monkeypatch.setattr(reduction, "_TILE", tile)
     if split:
         monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
     gen = torch.Generator().manual_seed(11)
@@ -825,6 +827,7 @@ def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, length)
             del launched[:]
             ours = check_call(softmax, Call((x, dim, dtype)))
             assert [name for name, _ in launched] == kernels, launched
+            assert {options["ROWS"] for _, options in launched} == {tile // 16}
             expected = A._safe_softmax(x, dim, dtype)
             assert torch.equal(ours.isnan().cpu(), expected.isnan())
         grad = torch.randn(x.shape, generator=gen)
