@@ -14,7 +14,7 @@ from generic_checks import launched_kernels
 from flaggems_exp import LAUNCHES, REGISTRY, testing
 from flaggems_exp.families import reduction
 from flaggems_exp.families.inplace import InplaceOp
-from flaggems_exp.runtime import geometry
+from flaggems_exp.runtime import geometry, indexing
 from flaggems_exp.runtime.plans import PlanCache
 from flaggems_exp.testing import Call, assert_same_error, check_call, run
 
@@ -871,6 +871,23 @@ def test_split_rows_replay_their_plan(monkeypatch, name):
     check_call(op, call())
     assert sum(p.replays for p in op.plans.plans.values()) == replays + 1
     assert LAUNCHES[name] == launches + 2 and len(launched) == 2  # replayed: no full path
+
+
+def test_split_rows_index_in_int64_where_the_last_chunk_ends_past_int32(monkeypatch):
+    """The last chunk's end (chunks times tiles a chunk times the tile, one past its last
+    column) counts among the indices a launch forms: at the int32 limit it computes in int64.
+    (The limit lowered to 127: a row of 100 in 8 chunks of a tile of 16 ends at 128.)"""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)
+    monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
+    op = REGISTRY["_safe_softmax"]
+    x = torch.randn(1, 100, generator=torch.Generator().manual_seed(3))
+    launched = launched_kernels(monkeypatch)
+    for limit, wide in ((128, False), (127, True)):
+        monkeypatch.setattr(indexing, "INT32_LIMIT", limit)
+        monkeypatch.setattr(op, "plans", PlanCache())
+        del launched[:]
+        check_call(op, Call((x, 1)))
+        assert [(o["CHUNKS"], o["INDEX_64"]) for _, o in launched] == [(8, wide)] * 2, launched
 
 
 def test_split_rows_trace_a_long_diagonal(monkeypatch):

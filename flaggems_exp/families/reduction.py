@@ -439,11 +439,13 @@ class ReductionOp(Op):
         chunks = 1 if one_pass or combine_chunks is None else _split_chunks(
             grid, n_rows * row_len, tiles, block)
         chunk_tiles = triton.cdiv(tiles, chunks)
-        # the rows and the columns of their last tile, masked lanes included (of the last
-        # chunk, where chunks past the row's end start further)
+        # the rows, and the columns up to the end of the last tile, masked lanes included: a
+        # tile loop's counter and the last chunk's end reach it (chunks past the row's end
+        # start further); a row just under 2**31 long in 256 chunks of 512 tiles of 16384
+        # ends its last chunk at 2**31
         index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
                                grid * rows_per_program - 1,
-                               max(tiles, chunks * chunk_tiles) * block - 1)
+                               max(tiles, chunks * chunk_tiles) * block)
         shared = dict(OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
                       COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, INDEX_64=index_64,
                       ROWS=rows_per_program, BLOCK=block, num_warps=warps)
