@@ -312,8 +312,9 @@ one program reading a row."""
 
 _TWO_PROGRAMS = {} if INTERPRETED else {"maxnreg": 64}
 """Compiled, the register allowance of the output launch of split rows: two programs of 16 warps
-an SM (bfloat16 softmax, 8 x 4194304 on an H100: 92.1 µs at 64 registers, 96.3 left to take
-73)."""
+an SM. Measured with the first split (its chunks combined pairwise): bfloat16 softmax, 8 x
+4194304 on an H100, 92.1 µs at 64 registers, 96.3 left to take 73. Since the chunks are
+combined across a tile's lanes, ptxas takes 56-64 within it (sm_90, Triton 3.6 and 3.9)."""
 
 
 def _split_chunks(programs, elements, tiles, block):
