@@ -74,6 +74,35 @@ def _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, 
                  converted(result, out_ptr.dtype.element_ty), mask=valid)
 
 
+@triton.jit
+def _program_rows(pid, n_rows, outer_shape, out_strides, x_strides, y_strides,
+                  OUTER_NDIM: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    """Program ``pid``'s rows (ROWS of them): their numbers, their base offsets through the
+    other (outer) dims, whether each is a row, all [ROWS, 1], and a tile's columns."""
+    cols = tl.arange(0, BLOCK)[None, :]
+    if INDEX_64:
+        pid = pid.to(tl.int64)
+        cols = cols.to(tl.int64)
+    rows = pid * ROWS + tl.arange(0, ROWS)
+    row_ok = rows < n_rows
+    out_base, x_base, y_base = strided_offsets(rows, outer_shape,
+                                               (out_strides, x_strides, y_strides), OUTER_NDIM)
+    return (rows[:, None], out_base[:, None], x_base[:, None], y_base[:, None],
+            row_ok[:, None], cols)
+
+
+@triton.jit
+def _chunk_span(pid, chunk_tiles, row_len, INDEX_64: tl.constexpr, CHUNKS: tl.constexpr,
+                BLOCK: tl.constexpr):
+    """The columns [first, end) of program ``pid``'s chunk of its rows in a split launch."""
+    chunk = pid % CHUNKS
+    if INDEX_64:
+        chunk = chunk.to(tl.int64)
+    first = chunk * chunk_tiles * BLOCK
+    return first, tl.minimum(first + chunk_tiles * BLOCK, row_len)
+
+
 # n_rows alone is left unspecialized: the row length, strides and steps are fixed by a call's
 # signature, and Triton's specialization of them (a step of 1 becomes a constant, a length or
 # stride divisible by 16 says so) is what lets it prove that a row is contiguous and aligned,
@@ -86,20 +115,9 @@ def _reduction_kernel(
     OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr, HAS_Y: tl.constexpr,
     ONE_PASS: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    cols = tl.arange(0, BLOCK)[None, :]
-    if INDEX_64:
-        pid = pid.to(tl.int64)
-        cols = cols.to(tl.int64)
-    rows = pid * ROWS + tl.arange(0, ROWS)
-    row_ok = rows < n_rows
-    # row number -> base offsets through the other (outer) dims
-    out_base, x_base, y_base = strided_offsets(rows, outer_shape, (out_strides, x_strides, y_strides),
-                                               OUTER_NDIM)
-    out_base = out_base[:, None]
-    x_base = x_base[:, None]
-    y_base = y_base[:, None]
-    row_ok = row_ok[:, None]
+    _, out_base, x_base, y_base, row_ok, cols = _program_rows(
+        tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
+        INDEX_64, ROWS, BLOCK)
     # the first tile's statistics; a longer row folds in each further tile's
     valid = row_ok & (cols < row_len)
     # a row longer than the tile with an output per element is read twice: its first reads
@@ -124,23 +142,6 @@ def _reduction_kernel(
         tl.store(out_ptr + out_base, converted(b, out_ptr.dtype.element_ty), mask=row_ok)
 
 
-@triton.jit
-def _split_rows(pid, n_rows, outer_shape, out_strides, x_strides, y_strides,
-                OUTER_NDIM: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
-                BLOCK: tl.constexpr):
-    """A split launch's program ``pid``'s rows: their numbers, [ROWS, 1] base offsets, whether
-    each is a row, and the tile's columns."""
-    cols = tl.arange(0, BLOCK)[None, :]
-    if INDEX_64:
-        pid = pid.to(tl.int64)
-        cols = cols.to(tl.int64)
-    rows = pid * ROWS + tl.arange(0, ROWS)
-    out_base, x_base, y_base = strided_offsets(rows, outer_shape,
-                                               (out_strides, x_strides, y_strides), OUTER_NDIM)
-    return (rows[:, None], out_base[:, None], x_base[:, None], y_base[:, None],
-            (rows < n_rows)[:, None], cols)
-
-
 # a row split across programs: each program folds the statistics of one chunk of its rows
 # (CHUNKS a row, ``chunk_tiles`` tiles each) into ``partials`` ([3, rows, CHUNKS]: a, b, c, each
 # ``plane`` apart, rows padded to whole programs);
@@ -154,14 +155,10 @@ def _chunk_stats_kernel(
     INDEX_64: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, CHUNKS: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    chunk = pid % CHUNKS
-    if INDEX_64:
-        chunk = chunk.to(tl.int64)
-    rows, _, x_base, y_base, row_ok, cols = _split_rows(  # (no output here: x's strides stand in)
+    rows, _, x_base, y_base, row_ok, cols = _program_rows(  # (no output: x's strides stand in)
         pid // CHUNKS, n_rows, outer_shape, x_strides, x_strides, y_strides, OUTER_NDIM,
         INDEX_64, ROWS, BLOCK)
-    first = chunk * chunk_tiles * BLOCK
-    end = tl.minimum(first + chunk_tiles * BLOCK, row_len)
+    first, end = _chunk_span(pid, chunk_tiles, row_len, INDEX_64, CHUNKS, BLOCK)
     # a chunk past the row's end (CHUNKS is a power of two) loads nothing: its statistics are
     # those of masked lanes, which add nothing when combined
     eviction: tl.constexpr = "" if PER_ROW else "evict_last"
@@ -172,7 +169,7 @@ def _chunk_stats_kernel(
     a, b, c = _fold_tiles(a, b, c, x_ptr, y_ptr, x_base, y_base, cols, row_ok, first + BLOCK,
                           end, row_len, x_step, y_step, STATS, COMBINE, CAST, COMPUTE, HAS_Y,
                           eviction, BLOCK)
-    part = partials_ptr + rows * CHUNKS + chunk
+    part = partials_ptr + rows * CHUNKS + pid % CHUNKS
     tl.store(part, a)
     tl.store(part + plane, b)
     tl.store(part + 2 * plane, c)
@@ -191,7 +188,7 @@ def _chunk_finish_kernel(
     # last, which L2 still holds
     pid = tl.num_programs(0) - 1 - tl.program_id(0)
     group = pid if PER_ROW else pid // CHUNKS
-    rows, out_base, x_base, y_base, row_ok, cols = _split_rows(
+    rows, out_base, x_base, y_base, row_ok, cols = _program_rows(
         group, n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM, INDEX_64,
         ROWS, BLOCK)
     # the chunks' statistics loaded across a tile's lanes and reduced in the tile's layout, as
@@ -206,13 +203,10 @@ def _chunk_finish_kernel(
     if PER_ROW:
         tl.store(out_ptr + out_base, converted(b, out_ptr.dtype.element_ty), mask=row_ok)
     else:
-        chunk = pid % CHUNKS
-        if INDEX_64:
-            chunk = chunk.to(tl.int64)
-        first = chunk * chunk_tiles * BLOCK
-        _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, first,
-                     tl.minimum(first + chunk_tiles * BLOCK, row_len), row_len, out_step, x_step,
-                     y_step, a, b, c, FINISH, CAST, COMPUTE, HAS_Y, BLOCK, LAST_FIRST=True)
+        first, end = _chunk_span(pid, chunk_tiles, row_len, INDEX_64, CHUNKS, BLOCK)
+        _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, cols, row_ok, first, end,
+                     row_len, out_step, x_step, y_step, a, b, c, FINISH, CAST, COMPUTE, HAS_Y,
+                     BLOCK, LAST_FIRST=True)
 
 
 @triton.jit
@@ -464,8 +458,7 @@ class ReductionOp(Op):
             launch(self.name, _chunk_finish_kernel, (grid if per_row else grid * chunks,),
                    out_view, partials, x, y, n_rows, row_len, chunk_tiles, plane, outer,
                    *strides, *steps, COMBINE_CHUNKS=combine_chunks, FINISH=finish,
-                   PER_ROW=per_row,
-                   CHUNKS=chunks, **shared, **_TWO_PROGRAMS)
+                   PER_ROW=per_row, CHUNKS=chunks, **shared, **_TWO_PROGRAMS)
             return
         launch(
             self.name, _reduction_kernel, (grid,),

@@ -66,9 +66,10 @@ def div_by_reciprocal(x, y, r):
 
     float32 only, and exact only where nothing leaves the normal range: x zero or at least
     2**-100, y in [1, 2**24], which the caller checks, or shows its result cannot tell (a tiny
-    x's remainder or quotient is subnormal and may round). Checked bit for bit against division for every float32 x in
-    [0.5, 1) with 2,000 y in [1, 2) and for 10**9 random pairs across the range; scaling x or y
-    by a power of two scales every step exactly, which covers the rest of it.
+    x's remainder or quotient is subnormal and may round). Checked bit for bit against
+    division for every float32 x in [0.5, 1) with 2,000 y in [1, 2) and for 10**9 random pairs
+    across the range; scaling x or y by a power of two scales every step exactly, which covers
+    the rest of it.
     Interpreted, the fused steps are exact only where the interpreter's fma is (Triton 3.9
     computes it exactly, 3.6 rounds the product first)."""
     q = mul(x, r)
