@@ -32,7 +32,7 @@ def _row_max(values, valid):
 
 
 @triton.jit
-def _given_max(x, valid, like):
+def _given_neg_inf(x, valid, like):
     """-inf where the row of the input as given, before any dtype cast, is only -inf (which
     _safe_softmax makes 0: a float32 -1e10 cast to float16 is -inf, and not masked), else 0;
     in ``like``'s dtype (the compute dtype: a float64 -1e300 given for a float32 result says 0,
@@ -40,48 +40,48 @@ def _given_max(x, valid, like):
     if x.dtype.is_floating():
         # exactly (the compiler shares this with the row's max where xc is x widened)
         given = x.to(tl.float64) if x.dtype == tl.float64 else x.to(tl.float32)
-        given_max = tl.where(_row_max(given, valid) == NEG_INF, NEG_INF, 0.0).to(like.dtype)
+        given_neg_inf = tl.where(_row_max(given, valid) == NEG_INF, NEG_INF, 0.0).to(like.dtype)
     else:
-        given_max = tl.zeros_like(like)
-    return given_max
+        given_neg_inf = tl.zeros_like(like)
+    return given_neg_inf
 
 
 @triton.jit
 def _softmax_stats(x, xc, yc, valid):
     """Per row: the max m, the sum s of exp(x - m), and whether the input as given is only -inf
-    (``_given_max``: -inf, else 0). A NaN or +inf makes m NaN or +inf, then s NaN, and the
+    (``_given_neg_inf``: -inf, else 0). A NaN or +inf makes m NaN or +inf, then s NaN, and the
     whole row NaN, as in PyTorch's kernel."""
     row_max = _row_max(xc, valid)
     total = tl.sum(tl.where(valid, libm.exp(xc - row_max), 0.0), axis=1, keep_dims=True)
-    return row_max, total, _given_max(x, valid, row_max)
+    return row_max, total, _given_neg_inf(x, valid, row_max)
 
 
 @triton.jit
-def _softmax_combine(m, s, given_max, m2, s2, given_max2):
+def _softmax_combine(m, s, given_neg_inf, m2, s2, given_neg_inf2):
     row_max = _max_keeping_nan(m, m2)
     # a part of only -inf adds nothing (its own s is exp(-inf - -inf), NaN)
     s = (tl.where(m == NEG_INF, 0.0, s * libm.exp(m - row_max))
          + tl.where(m2 == NEG_INF, 0.0, s2 * libm.exp(m2 - row_max)))
-    return row_max, s, _max_keeping_nan(given_max, given_max2)
+    return row_max, s, _max_keeping_nan(given_neg_inf, given_neg_inf2)
 
 
 @triton.jit
-def _softmax_combine_chunks(m, s, given_max, valid):
+def _softmax_combine_chunks(m, s, given_neg_inf, valid):
     """``_softmax_combine`` over each row's chunks at once: the max, and the chunks' sums
     scaled to it (a chunk of only -inf adds nothing). The float16 finish's bound holds: the
     max's chunk adds its sum, at least 1, times exp(0)."""
-    maxima = (tl.where(valid, m, NEG_INF), tl.where(valid, given_max, NEG_INF))
-    row_max, given_max = tl.reduce(maxima, 1, _maxima_keeping_nan, keep_dims=True)
+    maxima = (tl.where(valid, m, NEG_INF), tl.where(valid, given_neg_inf, NEG_INF))
+    row_max, given_neg_inf = tl.reduce(maxima, 1, _maxima_keeping_nan, keep_dims=True)
     total = tl.sum(tl.where(valid & (m != NEG_INF), s * libm.exp(m - row_max), 0.0), axis=1,
                    keep_dims=True)
-    return row_max, total, given_max
+    return row_max, total, given_neg_inf
 
 
 @triton.jit
-def _softmax_finish(xc, yc, row_max, total, given_max):
+def _softmax_finish(xc, yc, row_max, total, given_neg_inf):
     # a row of only -inf gives 0 (PyTorch's _safe_softmax); held in one tile, the exp is the
     # one the sum took (the compiler computes it once)
-    return tl.where(given_max == NEG_INF, 0.0, libm.div(libm.exp(xc - row_max), total))
+    return tl.where(given_neg_inf == NEG_INF, 0.0, libm.div(libm.exp(xc - row_max), total))
 
 
 # ---- quotients by one reciprocal a row: rows held in one tile, and float16 results ----------
@@ -106,8 +106,8 @@ def _held_row_stats(x, xc, yc, valid):
     exps = tl.where(valid, libm.exp(xc - row_max), 0.0)
     total, smallest = tl.reduce((exps, _bits_less_one(exps)), 1, _sum_and_min, keep_dims=True)
     smallest = (smallest + 1).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)
-    given_max = _given_max(x, valid, row_max)
-    return row_max, total, tl.where(given_max == NEG_INF, NEG_INF, smallest)
+    given_neg_inf = _given_neg_inf(x, valid, row_max)
+    return row_max, total, tl.where(given_neg_inf == NEG_INF, NEG_INF, smallest)
 
 
 _BY_RECIPROCAL_SMALLEST_EXP = tl.constexpr(2.0 ** -99)
@@ -135,7 +135,7 @@ def _held_row_finish(xc, yc, row_max, total, c):
 
 
 @triton.jit
-def _float16_finish(xc, yc, row_max, total, given_max):
+def _float16_finish(xc, yc, row_max, total, given_neg_inf):
     """``_softmax_finish`` of a float16 result: its quotients by ``libm.div_by_reciprocal``
     without a range test. The row's sum is in [1, 2**24]: its max's exp is 1 (read twice, the
     max's tile's sum is scaled by exp(0)), the row has fewer than 2**24 elements
@@ -143,7 +143,7 @@ def _float16_finish(xc, yc, row_max, total, given_max):
     smaller exp's quotient, however its float32 rounding falls, is below 2**-98 and not
     negative: float16 +0 either way (its smallest subnormal is 2**-24)."""
     exps = libm.exp(xc - row_max)
-    return tl.where(given_max == NEG_INF, 0.0,
+    return tl.where(given_neg_inf == NEG_INF, 0.0,
                     libm.div_by_reciprocal(exps, total, libm.reciprocal(total)))
 
 
