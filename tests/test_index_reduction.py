@@ -806,6 +806,8 @@ def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, tile, l
     (``_TILE`` 64, the last program's rows ragged)."""
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
     monkeypatch.setattr(reduction, "_TILE", tile)
+    # compiled, a program takes several rows only where there are rows for every program
+    monkeypatch.setattr(reduction, "_PROGRAMS", 1)
     if split:
         monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
     gen = torch.Generator().manual_seed(11)
