@@ -293,9 +293,10 @@ _SPLIT_BELOW = 128
 rows a program), fewer than an H100's or H200's SMs, are split across programs: each row in
 ``_split_chunks`` chunks, a power of two, enough for ``_SPLIT_PROGRAMS``. A program reads its
 chunk's statistics, a second launch combines each row's and writes one chunk's outputs. On
-an H100, 8 rows of 4194304 float16 took 84.5 µs split and 907.9 in 8 programs; 128 rows of
-262144 82.6 and 85.1; 200 rows of 131072 69.9 split and 61.1 in 200 programs (NOTES "Few
-long rows split across programs")."""
+an H100, float16: one row of 2**24 took 49.5 µs split and 4375 in one program; 8 rows of
+4194304 83.9 and 905.4; 128 rows of 262144 83.3 and 84.3; 200 rows of 131072 69.9 split and
+61.3 in 200 programs (split, the second launch reads from memory what one program a row
+reads again from L2; NOTES "Few long rows split across programs")."""
 _SPLIT_PROGRAMS = 256
 """The programs a split launch makes at least: two of 16 warps an SM, as ``_TWO_PROGRAMS``
 allows."""
