@@ -793,7 +793,7 @@ def test_autograd_under_enable(name):
         torch.testing.assert_close(g.cpu(), e.cpu(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("length", [50, 100])
+@pytest.mark.parametrize("length", [46, 110])
 @pytest.mark.parametrize("split, tile", [(False, 16), (True, 16), (True, 64)],
                          ids=["one_program_a_row", "split", "split_4_rows_a_program"])
 def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, tile, length):
@@ -801,7 +801,7 @@ def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, tile, l
     included: a first tile of only -inf, a NaN or +inf in a later tile, a row of only -inf (0),
     and float32 -1e10 cast to float16 (-inf, but not masked: NaN). Read by one program a row
     (one launch), or split across programs (``_SPLIT_ELEMENTS`` lowered so that these few
-    rows are: two launches, a chunk a tile; rows of 100 take 7 tiles in 8 chunks, one of them
+    rows are: two launches, a chunk a tile; rows of 110 take 7 tiles in 8 chunks, one of them
     past the row's end), along the last dim or a strided one; programs of one row, or of 4
     (``_TILE`` 64, the last program's rows ragged)."""
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
@@ -811,7 +811,7 @@ def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, tile, l
     if split:
         monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
     gen = torch.Generator().manual_seed(11)
-    x = torch.randn(20, length, generator=gen) * 4  # along dim 0, rows of 20: two tiles
+    x = torch.randn(30, length, generator=gen) * 4  # along dim 0, rows of 30: two tiles
     x[1, :20] = -INF
     x[2, 37] = float("nan")
     x[3, 45] = INF
@@ -878,11 +878,11 @@ def test_split_rows_replay_their_plan(monkeypatch, name):
 def test_split_rows_index_in_int64_where_the_last_chunk_ends_past_int32(monkeypatch):
     """The last chunk's end (chunks times tiles a chunk times the tile, one past its last
     column) counts among the indices a launch forms: at the int32 limit it computes in int64.
-    (The limit lowered to 127: a row of 100 in 8 chunks of a tile of 16 ends at 128.)"""
+    (The limit lowered to 127: a row of 110 in 8 chunks of a tile of 16 ends at 128.)"""
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
     monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
     op = REGISTRY["_safe_softmax"]
-    x = torch.randn(1, 100, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(1, 110, generator=torch.Generator().manual_seed(3))
     launched = launched_kernels(monkeypatch)
     for limit, wide in ((128, False), (127, True)):
         monkeypatch.setattr(indexing, "INT32_LIMIT", limit)
@@ -893,7 +893,7 @@ def test_split_rows_index_in_int64_where_the_last_chunk_ends_past_int32(monkeypa
 
 
 def test_split_rows_trace_a_long_diagonal(monkeypatch):
-    """One value a row split across programs: a trace's diagonal of 100 (a tile of 16, a chunk a
+    """One value a row split across programs: a trace's diagonal of 110 (a tile of 16, a chunk a
     tile), exact for integers, as PyTorch sums it for floats."""
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
     monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
@@ -901,8 +901,8 @@ def test_split_rows_trace_a_long_diagonal(monkeypatch):
     monkeypatch.setattr(op, "plans", PlanCache())
     launched = launched_kernels(monkeypatch)
     gen = torch.Generator().manual_seed(5)
-    for x in (torch.randint(-1000, 1000, (100, 120), generator=gen),
-              torch.randn(100, 100, generator=gen)):
+    for x in (torch.randint(-1000, 1000, (110, 120), generator=gen),
+              torch.randn(110, 110, generator=gen)):
         del launched[:]
         check_call(op, Call((x,)), exact=not x.is_floating_point())
         assert [name for name, _ in launched] == ["_chunk_stats_kernel",
@@ -1157,6 +1157,39 @@ def test_short_rows_fill_the_gpu_before_sharing_programs(monkeypatch):
     assert reduction._plan_tile(1024, 1024, True) == (16, 256, 8)
     monkeypatch.setattr(reduction, "INTERPRETED", True)
     assert reduction._plan_tile(1024, 1024, False)[0] == 4
+
+
+def test_rows_read_twice_take_the_tile_that_pads_them_least(monkeypatch):
+    """A row longer than a tile of 16384 takes tiles of 8192 where they pad it less (20000:
+    three of 8192, not two of 16384), the larger on a tie (24577, 32000, 65536); compiled,
+    rows along a strided dim keep their 256."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16384)
+    monkeypatch.setattr(reduction, "_TILE", 4096)
+    monkeypatch.setattr(reduction, "INTERPRETED", False)
+    lengths = (16384, 16385, 20000, 24576, 24577, 32000, 32768, 40000, 49152, 50257, 65536)
+    assert [reduction._plan_tile(n, 4096, False) for n in lengths] == [
+        (1, b, 16) for b in (16384, 8192, 8192, 8192, 16384, 16384, 16384, 8192, 16384, 8192,
+                             16384)]
+    assert reduction._plan_tile(20000, 4096, True)[1] == 256
+
+
+@pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data"])
+def test_rows_in_the_tiles_that_pad_them_least(monkeypatch, name):
+    """Rows of 20 with a tile of 16 are read in three tiles of 8 (24 lanes, not 32), along the
+    last dim and a strided one, and give PyTorch's results."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)
+    op = REGISTRY[name]
+    monkeypatch.setattr(op, "plans", PlanCache())  # the usual tile's plans would replay
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(23)
+    x = torch.randn(20, 20, generator=gen) * 4
+    for dim in (1, 0):
+        del launched[:]
+        args = ((x, dim) if name == "_safe_softmax" else
+                (torch.randn(20, 20, generator=gen), torch.log_softmax(x, dim), dim,
+                 torch.float32))
+        check_call(op, Call(args))
+        assert [(kernel, o["BLOCK"]) for kernel, o in launched] == [("_reduction_kernel", 8)]
 
 
 @pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data"])
