@@ -1,14 +1,17 @@
 """One op's call at shapes the runner's sizes do not cover, timed as the runner times it.
 
     python -m benchmarks.shapes _safe_softmax --shape 8192x8192 --shape 4096x16384 --args=-1
-    python -m benchmarks.shapes _safe_softmax --shape 8x4194304 --args=-1 --providers gems,eager,compile
+    python -m benchmarks.shapes _safe_softmax --shape 8x4194304 --args=-1 \
+        --providers gems,eager,compile
+    python -m benchmarks.shapes _log_softmax_backward_data --inputs 2 --shape 3355x20000 \
+        --dtype float32 --args=-1,torch.float32
 
 Each (shape, dtype) gets ``--inputs`` tensors drawn from a seeded normal distribution on the
-benchmark's device, then the positional ``--args`` (Python literals, comma-separated); each
-provider's call (``gems`` by default; ``eager`` and ``compile`` as the runner makes them, on
-the same inputs) is timed by ``timing.bench`` (``do_bench``'s quantiles, L2 flushed) and
-printed as one line of p50, p20 and p80 in µs. To set one tree against another, run it from
-each tree on the same machine, one after the other.
+benchmark's device, then the positional ``--args`` (Python literals and dtypes such as
+``torch.float32``, comma-separated); each provider's call (``gems`` by default; ``eager`` and
+``compile`` as the runner makes them, on the same inputs) is timed by ``timing.bench``
+(``do_bench``'s quantiles, L2 flushed) and printed as one line of p50, p20 and p80 in µs. To
+set one tree against another, run it from each tree on the same machine, one after the other.
 """
 import argparse
 import ast
@@ -40,6 +43,17 @@ def measure(op_name, shape, dtype, inputs=1, args=(), provider="gems"):
     return tuple(ms * 1e3 for ms in timing.bench(call))
 
 
+def _arguments(text):
+    """The positional arguments ``text`` names: Python literals, and dtypes as ``torch.NAME``."""
+    def value(node):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == "torch"
+                and isinstance(getattr(torch, node.attr, None), torch.dtype)):
+            return getattr(torch, node.attr)
+        return ast.literal_eval(node)
+    return tuple(value(node) for node in ast.parse(f"({text},)", mode="eval").body.elts)
+
+
 def _shape(text):
     return tuple(int(n) for n in text.split("x"))
 
@@ -54,7 +68,8 @@ def main(argv=None):
                         help="a dtype (repeatable); default: float16, bfloat16, float32")
     parser.add_argument("--inputs", type=int, default=1, help="tensor inputs (default 1)")
     parser.add_argument("--args", default="",
-                        help="positional arguments after the tensors, as Python literals: -1")
+                        help="positional arguments after the tensors, as Python literals and "
+                             "torch dtypes: -1,torch.float32")
     parser.add_argument("--providers", default="gems",
                         help="comma-separated: gems, eager, compile (default gems)")
     options = parser.parse_args(argv)
@@ -65,7 +80,7 @@ def main(argv=None):
                      + ", ".join(_PROVIDERS))
     if "compile" in wanted:
         providers.configure_dynamo()  # a compile per (shape, dtype), none past Dynamo's limit
-    args = ast.literal_eval(f"({options.args},)") if options.args else ()
+    args = _arguments(options.args) if options.args else ()
     for shape in options.shape:
         for name in options.dtype or ("float16", "bfloat16", "float32"):
             for provider in wanted:

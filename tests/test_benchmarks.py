@@ -211,6 +211,18 @@ def test_shapes_times_one_op_at_each_shape_dtype_and_provider(capsys):
     assert "unknown providers gems_dispatch" in capsys.readouterr().err
 
 
+def test_shapes_passes_literals_and_dtypes_after_the_tensors(capsys):
+    """``--args`` names Python literals and torch dtypes: the backward's dim and input dtype."""
+    assert shapes._arguments("-1, torch.float32, 0.5, 'mean'") == (-1, torch.float32, 0.5,
+                                                                    "mean")
+    with pytest.raises(ValueError):  # a name that is not a dtype is no literal either
+        shapes._arguments("torch.nn")
+    shapes.main(["_log_softmax_backward_data", "--inputs", "2", "--shape", "4x8", "--dtype",
+                 "float32", "--args=-1,torch.float32"])
+    line, = capsys.readouterr().out.splitlines()
+    assert line.startswith("_log_softmax_backward_data 4x8 float32 gems: p50 "), line
+
+
 def test_shapes_times_our_kernel_or_pytorchs_on_the_same_inputs(monkeypatch):
     """gems launches our kernel; eager calls PyTorch's overload, which launches none of ours;
     both are handed the same seeded inputs, so they give the same softmax."""
