@@ -1150,13 +1150,13 @@ def test_short_rows_fill_the_gpu_before_sharing_programs(monkeypatch):
     monkeypatch.setattr(reduction, "_ROW_TILE", 16384)
     monkeypatch.setattr(reduction, "_TILE", 4096)
     monkeypatch.setattr(reduction, "INTERPRETED", False)
-    assert reduction._plan_tile(1024, 1024, False) == (1, 1024, 4)
-    assert reduction._plan_tile(1024, 2048, False) == (2, 1024, 4)
-    assert reduction._plan_tile(1024, 65536, False) == (4, 1024, 8)
-    assert reduction._plan_tile(64, 100_000, False) == (64, 64, 8)
-    assert reduction._plan_tile(1024, 1024, True) == (16, 256, 8)
+    assert reduction._plan_tile(1024, 1024, False, 2) == (1, 1024, 4)
+    assert reduction._plan_tile(1024, 2048, False, 2) == (2, 1024, 4)
+    assert reduction._plan_tile(1024, 65536, False, 2) == (4, 1024, 8)
+    assert reduction._plan_tile(64, 100_000, False, 2) == (64, 64, 8)
+    assert reduction._plan_tile(1024, 1024, True, 2) == (16, 256, 8)
     monkeypatch.setattr(reduction, "INTERPRETED", True)
-    assert reduction._plan_tile(1024, 1024, False)[0] == 4
+    assert reduction._plan_tile(1024, 1024, False, 2)[0] == 4
 
 
 def test_rows_read_twice_take_the_tile_that_pads_them_least(monkeypatch):
@@ -1167,10 +1167,29 @@ def test_rows_read_twice_take_the_tile_that_pads_them_least(monkeypatch):
     monkeypatch.setattr(reduction, "_TILE", 4096)
     monkeypatch.setattr(reduction, "INTERPRETED", False)
     lengths = (16384, 16385, 20000, 24576, 24577, 32000, 32768, 40000, 49152, 50257, 65536)
-    assert [reduction._plan_tile(n, 4096, False) for n in lengths] == [
+    assert [reduction._plan_tile(n, 4096, False, 2) for n in lengths] == [
         (1, b, 16) for b in (16384, 8192, 8192, 8192, 16384, 16384, 16384, 8192, 16384, 8192,
                              16384)]
-    assert reduction._plan_tile(20000, 4096, True)[1] == 256
+    assert reduction._plan_tile(20000, 4096, True, 2)[1] == 256
+
+
+def test_rows_of_two_tiles_a_program_alone_on_its_sm_would_hold_take_half_tiles(monkeypatch):
+    """Compiled, a row of two tiles of 16384 whose elements take a thread more than 64 bytes of
+    the tile (float32 and wider: 32 elements a thread, one program an SM) takes four of 8192;
+    16-bit rows keep 16384, rows of more tiles keep them too, and the interpreter's tiles are
+    left as they are."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16384)
+    monkeypatch.setattr(reduction, "_TILE", 4096)
+    monkeypatch.setattr(reduction, "INTERPRETED", False)
+    lengths = (16384, 24577, 32000, 32768, 32769, 40961, 49152, 65536)
+    for itemsize, tiles in ((2, (16384, 16384, 16384, 16384, 8192, 16384, 16384, 16384)),
+                            (4, (16384, 8192, 8192, 8192, 8192, 16384, 16384, 16384)),
+                            (8, (16384, 8192, 8192, 8192, 8192, 16384, 16384, 16384))):
+        assert [reduction._plan_tile(n, 4096, False, itemsize) for n in lengths] == [
+            (1, b, 16) for b in tiles], itemsize
+    assert reduction._plan_tile(32768, 4096, True, 4)[1] == 256
+    monkeypatch.setattr(reduction, "INTERPRETED", True)
+    assert reduction._plan_tile(32768, 4096, False, 4)[1] == 16384
 
 
 @pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data"])

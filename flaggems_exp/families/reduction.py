@@ -279,15 +279,39 @@ def _padded(row_len, block):
     return triton.cdiv(row_len, block) * block
 
 
-def _plan_tile(row_len, n_rows, strided):
-    """(rows per program, tile length, warps) of a launch."""
+def _warps(elements):
+    """The warps of a program of a tile of ``elements``: ``_ELEMENTS_PER_THREAD`` a thread, 4 to
+    16 warps."""
+    return min(16, max(4, elements // (32 * _ELEMENTS_PER_THREAD)))
+
+
+_ALONE_ON_AN_SM = 64
+"""Compiled, the bytes of a tile each thread holds above which a program of 16 warps takes more
+than 64 registers (sm_90: 81 for a float32 tile of 16384, 32 elements a thread), so runs alone
+on its SM."""
+
+
+def _tile_halves(row_len, block, itemsize):
+    """Whether a row read twice (longer than ``block``) reads faster in tiles of ``block // 2``.
+
+    A row read twice costs its tiles' lanes, masked ones too (each tile's statistics are a
+    reduction across it): on an H100, rows of 20000 in tiles of 8192 rather than two of 16384
+    took float32 softmax from 311.7 to 206.8 µs, float16 164.2 to 135.4; where both pad alike
+    the larger ran faster (fewer reductions a row), except a row of two tiles of a program
+    alone on its SM: float32 rows of 32768, 227.8 µs in two tiles of 16384, 196.8 in four of
+    8192 (three programs an SM), where rows of 65536 ran at 218.4 and 251.6 (NOTES "Rows read
+    twice: the tile that pads them least", "... a program alone on its SM")."""
+    if _padded(row_len, block // 2) < _padded(row_len, block):
+        return True
+    held = elements_per_thread((1, block, _warps(block))) * itemsize  # bytes a thread
+    return not INTERPRETED and row_len <= 2 * block and held > _ALONE_ON_AN_SM
+
+
+def _plan_tile(row_len, n_rows, strided, itemsize):
+    """(rows per program, tile length, warps) of a launch of rows of ``itemsize``-byte
+    elements."""
     block = min(triton.next_power_of_2(max(row_len, 1)), _ROW_TILE)
-    if row_len > block and _padded(row_len, block // 2) < _padded(row_len, block):
-        # a row read twice costs its tiles' lanes, masked ones too (each tile's statistics are
-        # a reduction across it): on an H100, rows of 20000 in tiles of 8192 rather than two of
-        # 16384 took float32 softmax from 311.7 to 206.8 µs, float16 164.2 to 135.4; where
-        # both pad alike the larger ran faster (fewer reductions a row; NOTES "Rows read
-        # twice: the tile that pads them least")
+    if row_len > block and _tile_halves(row_len, block, itemsize):
         block //= 2
     if strided and n_rows > 1 and not INTERPRETED:
         block = min(block, 256)  # rows along a strided dim: neighbouring rows share cache lines
@@ -296,8 +320,7 @@ def _plan_tile(row_len, n_rows, strided):
         # (the interpreter runs one program at a time: the fewer the faster; strided rows keep
         # their neighbours, which share cache lines)
         rows = min(rows, 1 << (max(1, n_rows // _PROGRAMS).bit_length() - 1))
-    warps = min(16, max(4, rows * block // (32 * _ELEMENTS_PER_THREAD)))
-    return rows, block, warps
+    return rows, block, _warps(rows * block)
 
 
 _SPLIT_BELOW = 128
@@ -434,7 +457,8 @@ class ReductionOp(Op):
         row_len = x.shape[dim]
         n_rows = math.prod(outer)
         rows_per_program, block, warps = (self.tile
-                                          or _plan_tile(row_len, n_rows, steps[1] != 1))
+                                          or _plan_tile(row_len, n_rows, steps[1] != 1,
+                                                     x.element_size()))
         one_pass = row_len <= block
         tile = (rows_per_program, block, warps)
         stats, combine, finish = self.kernel_functions(rows, tile, one_pass)
