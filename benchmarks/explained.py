@@ -21,12 +21,13 @@ class Why:
 _HALF = ("float16", "bfloat16")
 
 ENTRIES = (
-    Why(("sigmoid",), _HALF,
+    Why(("sigmoid", "silu"), _HALF,
         "torch.compile computes another function: its exponential is `ex2.approx` of "
         "x·log2(e) and its reciprocal the approximate one (Inductor's sigmoid, 128 SASS a "
         "float16 program of 8 elements a thread, against our 264-280: libdevice's `expf` and a "
-        "correctly rounded reciprocal, PyTorch's `1 / (1 + exp(-x))`); NOTES \"Why "
-        "torch.compile's float16 sigmoid and softplus are faster\"",
+        "correctly rounded reciprocal, PyTorch's `1 / (1 + exp(-x))`; Inductor's silu is "
+        "x·sigmoid(x), torch._decomp's); NOTES \"Why torch.compile's float16 sigmoid and "
+        "softplus are faster\", \"silu's row on the H200\"",
         arithmetic=True),
     Why(("selu",), ("bfloat16",),
         "torch.compile takes libdevice's flush-to-zero branches (Triton's default); a bfloat16 "

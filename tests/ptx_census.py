@@ -34,6 +34,8 @@ def _cases(torch):
         "softmax_last_dim": ("_safe_softmax", (half(), -1)),
         "softmax_last_dim_bfloat16": ("_safe_softmax", (
             torch.empty(_SQUARE, dtype=torch.bfloat16), -1)),
+        "softmax_last_dim_float32": ("_safe_softmax", (
+            torch.empty(_SQUARE, dtype=torch.float32), -1)),
         # rows of 16384: one pass, 32 elements a thread
         "softmax_rows_of_16384": ("_safe_softmax", (
             torch.empty((4096, 16384), dtype=torch.float16), -1)),

@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+import triton
 
 import flaggems_exp
 import ptx_census
@@ -987,26 +988,31 @@ def test_one_pass_rows_load_both_inputs_before_the_sum():
 
 
 def test_softmax_rows_keep_three_programs_an_sm():
-    """Compiled for sm_90 (8192 x 8192): a 16-bit softmax row of 8192 in one tile on 16 warps
-    divides by one reciprocal a row in at most 40 registers a thread, three programs an SM,
-    and spills none; the ptxas of Triton 3.6 would take 49 for the quotients' two branches
-    (two programs an SM, a quarter slower on an H100). float16 results take no branch and
-    divide nothing; bfloat16 ones keep the range test and each element's division for rows
-    out of it. Rows of 16384 (32 elements a thread) of float16 take the same steps in at most
-    64 registers, two programs an SM."""
+    """Compiled for sm_90 (8192 x 8192): a softmax row of 8192 in one tile on 16 warps divides
+    by one reciprocal a row in at most 40 registers a thread, three programs an SM; the ptxas
+    of Triton 3.6 would take 49 (16-bit) and 47 (float32) for the quotients' two branches
+    (two programs an SM: 16-bit a quarter slower on an H100, float32 11% on an H200).
+    16-bit rows spill nothing; float32 ones none under Triton 3.6, whose ptxas runs on the
+    GPUs measured, and 4 accesses under 3.9's (54 registers left alone). float16 results
+    take no branch and divide nothing; bfloat16 and float32 ones keep the range test and
+    each element's division for rows out of it. Rows of 16384 (32 elements a thread) of
+    float16 take the same steps in at most 64 registers, two programs an SM."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_16384",
-        machine_code=True)}
-    for case, finish, branches, registers in (
-            ("softmax_last_dim", "_float16_finish", 0, 40),
-            ("softmax_last_dim_bfloat16", "_held_row_finish", 1, 40),
-            ("softmax_rows_of_16384", "_float16_finish", 0, 64)):
+        "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_last_dim_float32",
+        "softmax_rows_of_16384", machine_code=True)}
+    for case, finish, branches, registers, spilled in (
+            ("softmax_last_dim", "_float16_finish", 0, 40, 0),
+            ("softmax_last_dim_bfloat16", "_held_row_finish", 1, 40, 0),
+            ("softmax_last_dim_float32", "_held_row_finish", 1, 40,
+             0 if triton.__version__.startswith("3.6.") else 4),
+            ("softmax_rows_of_16384", "_float16_finish", 0, 64, 0)):
         launch = launches[case]
         assert launch["constexprs"]["ONE_PASS"] and launch["num_warps"] == 16, launch
         assert launch["functions"]["FINISH"] == finish, launch
         assert launch["reciprocals"] == 1 and launch["branches"] == branches, launch
         assert launch["divisions"] == (0 if branches == 0 else launch["exp2"]), launch
-        assert launch["registers"] <= registers and launch["local_accesses"] == 0, launch
+        assert launch["registers"] <= registers, launch
+        assert launch["local_accesses"] <= spilled, launch
 
 
 def test_long_softmax_rows_keep_two_programs_an_sm():

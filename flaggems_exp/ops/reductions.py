@@ -178,15 +178,19 @@ class SafeSoftmax(ReductionOp):
         return self.stats, self.combine, self.finish
 
     def one_pass_registers(self, rows, tile):
-        # 16-bit rows, 16 elements a thread on 16 warps (rows of 4097 to 8192): three programs
-        # an SM at 40 registers a thread (40 * 512 * 3 of 65,536), where the range test's two
-        # branches take the ptxas of Triton 3.6 to 49, two programs, and a row of 8192 from
-        # 102.4 to 125 µs on an H100; held to 40 it takes 100.4 and spills nothing (Triton
-        # 3.9's takes 40 by itself). Since float16 results take no branch, left alone their
-        # ptxas takes 32 (four programs an SM) and given 40 takes 40: timed only at 40 (99.6).
-        # float32, twice the bytes a program, ran at its time either way (182 µs)
-        sixteen_bit = rows.x.element_size() == rows.dtype.itemsize == 2
-        return 40 if (sixteen_bit and tile[2] == 16 and elements_per_thread(tile) == 16
+        # rows of 16 elements a thread on 16 warps (rows of 4097 to 8192), read and written in
+        # one dtype of 16 or 32 bits: three programs an SM at 40 registers a thread
+        # (40 * 512 * 3 of 65,536), where the range test's two branches take the ptxas of
+        # Triton 3.6 to 49 (16-bit) and 47 (float32), two programs. 16-bit rows of 8192 went
+        # from 102.4 to 125 µs on an H100, 100.4 held to 40, nothing spilled (Triton 3.9's
+        # ptxas takes 40 by itself); float16 results take no branch, and left alone their
+        # ptxas takes 32 (four programs an SM), given 40 takes 40: timed only at 40 (99.6).
+        # float32 ran at the H100's ceiling either way (182 µs), but on an H200 its two
+        # programs an SM took 147.4 µs where the division's 40 registers had taken 133.2
+        # (NOTES "float32 softmax rows of 8192 on an H200"); held to 40, Triton 3.6's ptxas
+        # spills nothing, 3.9's (54 left alone) stores and reloads in 4 accesses
+        same_width = rows.x.element_size() == rows.dtype.itemsize in (2, 4)
+        return 40 if (same_width and tile[2] == 16 and elements_per_thread(tile) == 16
                       ) else None
 
     def prepare(self, out, x, dim, dtype):
