@@ -27,7 +27,7 @@ ENTRIES = (
         "float16 program of 8 elements a thread, against our 264-280: libdevice's `expf` and a "
         "correctly rounded reciprocal, PyTorch's `1 / (1 + exp(-x))`; Inductor's silu is "
         "x·sigmoid(x), torch._decomp's); NOTES \"Why torch.compile's float16 sigmoid and "
-        "softplus are faster\", \"silu's row on the H200\"",
+        "softplus are faster\", \"The H200's L matrix at a18485d\"",
         arithmetic=True),
     Why(("selu",), ("bfloat16",),
         "torch.compile takes libdevice's flush-to-zero branches (Triton's default); a bfloat16 "

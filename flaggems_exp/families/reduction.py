@@ -300,7 +300,8 @@ def _tile_halves(row_len, block, itemsize):
     the larger ran faster (fewer reductions a row), except a row of two tiles of a program
     alone on its SM: float32 rows of 32768, 227.8 µs in two tiles of 16384, 196.8 in four of
     8192 (three programs an SM), where rows of 65536 ran at 218.4 and 251.6 (NOTES "Rows read
-    twice: the tile that pads them least", "... a program alone on its SM")."""
+    twice: the tile that pads them least", "Float32 rows of two tiles: a program alone on its
+    SM")."""
     if _padded(row_len, block // 2) < _padded(row_len, block):
         return True
     held = elements_per_thread((1, block, _warps(block))) * itemsize  # bytes a thread
