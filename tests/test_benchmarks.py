@@ -524,6 +524,22 @@ def test_explained_entries_name_registered_ops_and_dtypes():
     assert explained.find("selu", "float16") is None
 
 
+def test_explained_entries_cite_notes_that_exist():
+    """Every entry cites the NOTES where its cause was proved (``NOTES "title", "title"``), and
+    each title is a section heading of ``benchmarks/NOTES.md`` or the bold lead of one of its
+    points: a renamed section leaves no entry pointing nowhere."""
+    from benchmarks import explained
+    notes = (pathlib.Path(explained.__file__).parent / "NOTES.md").read_text()
+    lines = notes.splitlines()
+    titles = ([line[3:].strip() for line in lines if line.startswith("## ")]
+              + [bold for line in lines for bold in re.findall(r"\*\*([^*]+)\*\*", line)])
+    for entry in explained.ENTRIES:
+        cited = re.search(r'NOTES ((?:"[^"]+"(?:, | and )?)+)', entry.text)
+        assert cited, entry.ops
+        for title in re.findall(r'"([^"]+)"', cited.group(1)):
+            assert any(t.startswith(title) for t in titles), (entry.ops, title)
+
+
 def _png_size(path):
     """(width, height) from a PNG's header, which must be a PNG's."""
     head = path.read_bytes()[:24]
