@@ -1156,13 +1156,13 @@ def test_short_rows_fill_the_gpu_before_sharing_programs(monkeypatch):
     monkeypatch.setattr(reduction, "_ROW_TILE", 16384)
     monkeypatch.setattr(reduction, "_TILE", 4096)
     monkeypatch.setattr(reduction, "INTERPRETED", False)
-    assert reduction._plan_tile(1024, 1024, False, 2) == (1, 1024, 4)
-    assert reduction._plan_tile(1024, 2048, False, 2) == (2, 1024, 4)
-    assert reduction._plan_tile(1024, 65536, False, 2) == (4, 1024, 8)
-    assert reduction._plan_tile(64, 100_000, False, 2) == (64, 64, 8)
-    assert reduction._plan_tile(1024, 1024, True, 2) == (16, 256, 8)
+    assert reduction._plan_tile(1024, 1024, False, 2, True) == (1, 1024, 4)
+    assert reduction._plan_tile(1024, 2048, False, 2, True) == (2, 1024, 4)
+    assert reduction._plan_tile(1024, 65536, False, 2, True) == (4, 1024, 8)
+    assert reduction._plan_tile(64, 100_000, False, 2, True) == (64, 64, 8)
+    assert reduction._plan_tile(1024, 1024, True, 2, True) == (16, 256, 8)
     monkeypatch.setattr(reduction, "INTERPRETED", True)
-    assert reduction._plan_tile(1024, 1024, False, 2)[0] == 4
+    assert reduction._plan_tile(1024, 1024, False, 2, True)[0] == 4
 
 
 def test_rows_read_twice_take_the_tile_that_pads_them_least(monkeypatch):
@@ -1173,10 +1173,13 @@ def test_rows_read_twice_take_the_tile_that_pads_them_least(monkeypatch):
     monkeypatch.setattr(reduction, "_TILE", 4096)
     monkeypatch.setattr(reduction, "INTERPRETED", False)
     lengths = (16384, 16385, 20000, 24576, 24577, 32000, 32768, 40000, 49152, 50257, 65536)
-    assert [reduction._plan_tile(n, 4096, False, 2) for n in lengths] == [
+    assert [reduction._plan_tile(n, 4096, False, 2, True) for n in lengths] == [
         (1, b, 16) for b in (16384, 8192, 8192, 8192, 16384, 16384, 16384, 8192, 16384, 8192,
                              16384)]
-    assert reduction._plan_tile(20000, 4096, True, 2)[1] == 256
+    assert reduction._plan_tile(20000, 4096, True, 2, True)[1] == 256
+    # a row read once (one value a row) keeps the largest tile: fewer round trips of loads
+    assert [reduction._plan_tile(n, 1, False, 4, False)[1] for n in (20000, 32768)] == [
+        16384, 16384]
 
 
 def test_rows_of_two_tiles_a_program_alone_on_its_sm_would_hold_take_half_tiles(monkeypatch):
@@ -1191,11 +1194,11 @@ def test_rows_of_two_tiles_a_program_alone_on_its_sm_would_hold_take_half_tiles(
     for itemsize, tiles in ((2, (16384, 16384, 16384, 16384, 8192, 16384, 16384, 16384)),
                             (4, (16384, 8192, 8192, 8192, 8192, 16384, 16384, 16384)),
                             (8, (16384, 8192, 8192, 8192, 8192, 16384, 16384, 16384))):
-        assert [reduction._plan_tile(n, 4096, False, itemsize) for n in lengths] == [
+        assert [reduction._plan_tile(n, 4096, False, itemsize, True) for n in lengths] == [
             (1, b, 16) for b in tiles], itemsize
-    assert reduction._plan_tile(32768, 4096, True, 4)[1] == 256
+    assert reduction._plan_tile(32768, 4096, True, 4, True)[1] == 256
     monkeypatch.setattr(reduction, "INTERPRETED", True)
-    assert reduction._plan_tile(32768, 4096, False, 4)[1] == 16384
+    assert reduction._plan_tile(32768, 4096, False, 4, True)[1] == 16384
 
 
 @pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data"])
@@ -1215,6 +1218,18 @@ def test_rows_in_the_tiles_that_pad_them_least(monkeypatch, name):
                  torch.float32))
         check_call(op, Call(args))
         assert [(kernel, o["BLOCK"]) for kernel, o in launched] == [("_reduction_kernel", 8)]
+
+
+def test_a_diagonal_read_once_keeps_the_largest_tile(monkeypatch):
+    """trace's diagonal of 20 with a tile of 16 is read in two tiles of 16, not three of 8:
+    a row read once gains nothing from smaller tiles' padding; PyTorch's value."""
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)
+    op = REGISTRY["trace"]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    x = torch.randn(20, 20, generator=torch.Generator().manual_seed(31))
+    check_call(op, Call((x,)))
+    assert [(kernel, o["BLOCK"]) for kernel, o in launched] == [("_reduction_kernel", 16)]
 
 
 @pytest.mark.parametrize("name", ["_safe_softmax", "_log_softmax_backward_data"])

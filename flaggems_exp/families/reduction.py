@@ -308,11 +308,14 @@ def _tile_halves(row_len, block, itemsize):
     return not INTERPRETED and row_len <= 2 * block and held > _ALONE_ON_AN_SM
 
 
-def _plan_tile(row_len, n_rows, strided, itemsize):
+def _plan_tile(row_len, n_rows, strided, itemsize, read_twice):
     """(rows per program, tile length, warps) of a launch of rows of ``itemsize``-byte
-    elements."""
+    elements, which, longer than a tile, are ``read_twice`` (statistics, then an output an
+    element) or once (one value a row)."""
     block = min(triton.next_power_of_2(max(row_len, 1)), _ROW_TILE)
-    if row_len > block and _tile_halves(row_len, block, itemsize):
+    # (a row read once, as trace's diagonal in one program, waits on one round trip of loads
+    # a tile: the fewer tiles the better)
+    if row_len > block and read_twice and _tile_halves(row_len, block, itemsize):
         block //= 2
     if strided and n_rows > 1 and not INTERPRETED:
         block = min(block, 256)  # rows along a strided dim: neighbouring rows share cache lines
@@ -459,7 +462,7 @@ class ReductionOp(Op):
         n_rows = math.prod(outer)
         rows_per_program, block, warps = (self.tile
                                           or _plan_tile(row_len, n_rows, steps[1] != 1,
-                                                     x.element_size()))
+                                                        x.element_size(), not per_row))
         one_pass = row_len <= block
         tile = (rows_per_program, block, warps)
         stats, combine, finish = self.kernel_functions(rows, tile, one_pass)
