@@ -51,6 +51,14 @@ def _cases(torch):
             torch.empty((8, 4194304), dtype=torch.bfloat16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
+        # rows of a length that is not a multiple of 16 (the ordered launch's sums of two)
+        "log_softmax_backward_rows_of_3548_float32": ("_log_softmax_backward_data", tuple(
+            torch.empty((1024, 3548), dtype=torch.float32) for _ in range(2))
+            + (-1, torch.float32)),
+        # rows PyTorch gives a warp (of up to 1024 elements): held in one tile, x and y
+        "log_softmax_backward_rows_of_1024": ("_log_softmax_backward_data", tuple(
+            torch.empty((65536, 1024), dtype=torch.float16) for _ in range(2))
+            + (-1, torch.float16)),
         "trace": ("trace", (half(),)),
         # rows longer than a tile: read twice, statistics then output
         "log_softmax_backward_long_rows": ("_log_softmax_backward_data", tuple(

@@ -3,6 +3,8 @@
 Data movement (IndexOp) must match bit for bit; reductions within the dtype's tolerance.
 """
 import dataclasses
+import functools
+import math
 import warnings
 
 import pytest
@@ -910,6 +912,185 @@ def test_split_rows_trace_a_long_diagonal(monkeypatch):
                                                    "_chunk_finish_kernel"], launched
 
 
+def _thread_elements(length, threads, vector, thread):
+    """The elements of a row of ``length`` (whole vectors of ``vector``) that thread ``thread``
+    of PyTorch's softmax backward adds where it caches the row in shared memory, in its order:
+    its vectors, a stretch of ``threads`` vectors apart, to the row's end."""
+    return [i for start in range(thread * vector, length, threads * vector)
+            for i in range(start, start + vector)]
+
+
+def _tree(values, pairs):
+    """``values`` (0-d tensors, a power of two of them) added two at a time, level by level:
+    ``pairs(n)`` the (i, j) added at a level of n values, into i's place."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] + values[j] for i, j in pairs(len(values))]
+    return values[0]
+
+
+def _shuffle_down(n):
+    """A shuffle-down level: lane i plus lane i + n/2."""
+    return [(i, i + n // 2) for i in range(n // 2)]
+
+
+def _neighbours(n):
+    """Another tree: lane 2i plus lane 2i + 1."""
+    return [(2 * i, 2 * i + 1) for i in range(n // 2)]
+
+
+def _row_sum(row, threads, vector, within=lambda elements: elements, pairs=_shuffle_down):
+    """``row``'s sum as PyTorch's softmax backward adds it where it caches the row in shared
+    memory: each thread's elements (``_thread_elements``, ``within`` reordering each thread's
+    list) one after the other, then the threads' sums in a shuffle-down tree within each warp,
+    then the warps' sums alike; ``pairs`` another tree."""
+    zero = torch.zeros((), dtype=row.dtype)
+    sums = [functools.reduce(lambda a, b: a + b, [row[i] for i in within(
+        _thread_elements(len(row), threads, vector, t))], zero) for t in range(threads)]
+    warps = [_tree(sums[w * 32:(w + 1) * 32], pairs) for w in range(threads // 32)]
+    return _tree(warps, pairs)
+
+
+def _reversed_vectors(vector):
+    return lambda elements: [i for v in range(0, len(elements), vector)
+                             for i in reversed(elements[v:v + vector])]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "copied"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_softmax_backward_sums_rows_in_pytorchs_order(monkeypatch, dtype, layout):
+    """A row that PyTorch's softmax backward caches in shared memory is summed in its order:
+    among its threads (``_softmax_backward_threads``: 512 for rows of 3548 float32 or 3000
+    float64 elements, neither a multiple of 16), each adding its 16-byte vectors' elements one
+    after the other, a stretch of vectors apart, to the row's end, then the threads' sums in a
+    shuffle-down tree within each warp, then the warps'. ``copied`` rows (not contiguous:
+    PyTorch sums a contiguous, aligned copy of them) alike.
+
+    Each row holds 1 and halves of its ulp (h), placed so that one other order gives another
+    sum: h + h added to 1 one at a time round back to 1, together make a whole ulp. Row 0:
+    1, then two h ending thread 0's second vector (a vector summed first: 1 + 2h). Row 1: 1,
+    then h and 1.5 h in thread 0's next elements (1 + 2h; in the reverse order 1 + 4h).
+    Row 2: 1, h and h first in threads 0, 16 and 17 (a tree pairing neighbours: 1 + 2h).
+    Row 3: the same in warps 0, 8 and 9. Row 4: 1 in thread 0, two h ending thread 256's
+    first vector (256 threads, the family's tile of 4096 float32 elements on 8 warps, would
+    give them to thread 0: 1). Each row's sum is read back exactly from its outputs where
+    grad is 0 (output 0: grad - total)."""
+    length = {torch.float32: 3548, torch.float64: 3000}[dtype]
+    threads, vector = 512, 16 // dtype.itemsize
+    half_ulp = torch.finfo(dtype).eps / 2
+    grad = torch.zeros(5, length + 3, dtype=dtype)[:, :length] if layout == "copied" \
+        else torch.zeros(5, length, dtype=dtype)
+    thread = [_thread_elements(length, threads, vector, t) for t in range(threads)]
+    grad[:, thread[0][0]] = 1.0
+    grad[0, thread[0][2 * vector - 2:2 * vector]] = half_ulp
+    grad[1, thread[0][vector:vector + 2]] = torch.tensor([half_ulp, 1.5 * half_ulp], dtype=dtype)
+    grad[2, [thread[16][0], thread[17][0]]] = half_ulp
+    grad[3, [thread[256][0], thread[288][0]]] = half_ulp
+    grad[4, thread[256][vector - 2:vector]] = half_ulp
+    expected = [_row_sum(row, threads, vector) for row in grad]
+    ulp = 2 * half_ulp
+    assert [e.item() - 1 for e in expected] == [0.0, ulp, 0.0, 0.0, ulp]
+    # the other orders each row tells apart
+    pairs_first = grad[0].clone()  # thread 0's pair of h summed first: one element of 2h
+    pairs_first[thread[0][2 * vector - 2]], pairs_first[thread[0][2 * vector - 1]] = ulp, 0.0
+    assert _row_sum(pairs_first, threads, vector) != expected[0]
+    assert _row_sum(grad[1], threads, vector, _reversed_vectors(vector)) != expected[1]
+    for r in (2, 3):
+        assert _row_sum(grad[r], threads, vector, pairs=_neighbours) != expected[r]
+    assert _row_sum(grad[4], 256, vector) != expected[4]
+    output = torch.zeros(grad.shape, dtype=dtype)
+    op = REGISTRY["_log_softmax_backward_data"]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    device = flaggems_exp.device
+    ours = op(grad.to(device) if layout == "contiguous" else _same_layout_on(grad, device),
+              output.to(device), -1, dtype).cpu()
+    assert [(name, options["THREADS"], options["VECTOR"]) for name, options in launched] == [
+        ("_ordered_sum_kernel", threads, vector)], launched
+    for r, total in enumerate(expected):
+        zeros = grad[r] == 0
+        assert torch.equal(ours[r, zeros], torch.full_like(ours[r, zeros], -total.item())), r
+
+
+def _same_layout_on(tensor, device):
+    """``tensor`` on ``device`` with its storage offset and strides (the same distance past a
+    16-byte boundary: a fresh storage is aligned)."""
+    storage = torch.empty(tensor.untyped_storage().nbytes() // tensor.element_size(),
+                          dtype=tensor.dtype, device=device)
+    moved = storage.as_strided(tensor.shape, tensor.stride(), tensor.storage_offset())
+    return moved.copy_(tensor)
+
+
+@pytest.mark.parametrize("length, dtype, result, threads", [
+    (1024, torch.float32, torch.float32, None),  # a warp's row: 1024 elements, 4096 bytes
+    (1025, torch.float16, torch.float16, None),  # not whole vectors of 8
+    (1032, torch.float16, torch.float16, 64),
+    (1028, torch.float32, torch.float32, 128),
+    (600, torch.float64, torch.float64, 256),  # 4800 bytes
+    (2048, torch.float16, torch.float16, 128),
+    (8192, torch.bfloat16, torch.bfloat16, 512),
+    (8192, torch.float32, torch.float32, 512),
+    (12264, torch.float32, torch.float32, 512),  # the most float32 elements cached
+    (12272, torch.float32, torch.float32, None),
+    (24536, torch.float16, torch.float16, 512),
+    (24544, torch.float16, torch.float16, None),
+    (1500, torch.float32, torch.float16, 256),  # float32 grad, float16 result: 3000 bytes
+])
+def test_softmax_backward_threads_are_pytorchs(length, dtype, result, threads):
+    """PyTorch's threads a row (``SoftMax_getBlockSize``: half the row's 16-byte vectors,
+    rounded up to a power of two, at most 512, at least 32) where it caches the row in shared
+    memory (48 KB a block, less its threads' partial sums: fewer elements than that holds, and
+    whole vectors); None for a row of at most 1024 elements and 4096 bytes of the result, a
+    warp's, or one its other block kernel reads."""
+    from flaggems_exp.ops.reductions import _softmax_backward_threads
+    x = torch.empty(3, length, dtype=dtype)
+    out = torch.empty(3, length, dtype=result)
+    rows = reduction.Rows(x, 1, (), result, torch.float64 if dtype == torch.float64 else
+                          torch.float32, y=torch.empty_like(x))
+    assert _softmax_backward_threads(rows, out) == threads
+
+
+def test_ordered_sums_only_where_pytorch_sums_in_that_order(monkeypatch):
+    """The ordered launch takes rows along the last dim, contiguous, one program a row, that
+    PyTorch caches in shared memory; rows along another dim (PyTorch's spatial kernel adds
+    them in another order), strided ones, rows PyTorch reads with its other block kernel
+    (not starting on a 16-byte boundary, not of whole vectors, too long to cache), those of an
+    op declaring its tile, and a few long rows split across programs keep the family's tiles."""
+    op = REGISTRY["_log_softmax_backward_data"]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    gen = torch.Generator().manual_seed(29)
+
+    def kernels(grad, dim):
+        """The kernels of a call on ``grad`` (on the device, as laid out and as far past a
+        16-byte boundary), which gives PyTorch's values."""
+        output = torch.log_softmax(torch.randn(grad.shape, generator=gen), dim)
+        del launched[:]
+        device = flaggems_exp.device
+        ours = op(_same_layout_on(grad, device), output.to(device), dim, torch.float32)
+        expected = torch.ops.aten._log_softmax_backward_data(grad, output, dim, torch.float32)
+        testing.assert_close(ours.cpu(), expected)
+        return [name for name, _ in launched]
+
+    assert kernels(torch.randn(3, 1100, generator=gen), 1) == ["_ordered_sum_kernel"]
+    assert kernels(torch.randn(3, 1100, 1, generator=gen), 1) == ["_ordered_sum_kernel"]
+    assert kernels(torch.randn(1100, 3, generator=gen), 0) == ["_reduction_kernel"]
+    assert kernels(torch.randn(3, 2200, generator=gen)[:, ::2], 1) == ["_reduction_kernel"]
+    shifted = torch.randn(3 * 1100 + 1, generator=gen)[1:].view(3, 1100)
+    assert shifted.data_ptr() % 16 and kernels(shifted, 1) == ["_reduction_kernel"]
+    assert kernels(torch.randn(3, 1101, generator=gen), 1) == ["_reduction_kernel"]
+    assert kernels(torch.randn(2, 12272, generator=gen), 1) == ["_reduction_kernel"]
+    monkeypatch.setattr(op, "tile", (1, 2048, 4))  # as ``benchmarks.programs`` declares one
+    monkeypatch.setattr(op, "plans", PlanCache())
+    assert kernels(torch.randn(3, 1100, generator=gen), 1) == ["_reduction_kernel"]
+    monkeypatch.setattr(op, "tile", None)
+    monkeypatch.setattr(reduction, "_SPLIT_ELEMENTS", 0)
+    monkeypatch.setattr(reduction, "_ROW_TILE", 16)  # (the interpreter's tile holds the row)
+    monkeypatch.setattr(op, "plans", PlanCache())  # the first call's plan would replay
+    assert kernels(torch.randn(3, 1100, generator=gen), 1) == [
+        "_chunk_stats_kernel", "_chunk_finish_kernel"]
+
+
 def test_few_rows_split_into_enough_programs(monkeypatch):
     """A two-pass launch of fewer than ``_SPLIT_BELOW`` programs over at least
     ``_SPLIT_ELEMENTS`` elements splits each row into a power of two of chunks, enough for
@@ -936,38 +1117,59 @@ def test_few_rows_split_into_enough_programs(monkeypatch):
 
 
 def test_rows_of_the_benchmark_shape_compile_to_one_read():
-    """Compiled for the H200 (sm_90), float16 rows of 8192: one program per row holding it in
-    registers (x, and y, read once), 16-byte loads and stores only, and one exp per element (the
-    softmax's sum and its output share it); the trace's 8192 diagonal elements in one tile,
-    their loads all in flight at once."""
+    """Compiled for the H200 (sm_90), float16 rows of 8192: a softmax row held in registers by
+    one program (read once), 16-byte loads and stores only, and one exp per element (the sum
+    and the output share it); the trace's 8192 diagonal elements in one tile, their loads all
+    in flight at once."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "softmax_last_dim", "log_softmax_backward_last_dim", "trace")}
-    for case in ("softmax_last_dim", "log_softmax_backward_last_dim"):
-        launch = launches[case]
-        assert launch["grid"] == [8192] and launch["constexprs"]["ONE_PASS"], launch
-        assert launch["loads"] == launch["vector_loads"] > 0, launch
-        assert launch["stores"] == launch["vector_stores"] > 0, launch
+        "softmax_last_dim", "trace")}
     softmax = launches["softmax_last_dim"]
+    assert softmax["grid"] == [8192] and softmax["constexprs"]["ONE_PASS"], softmax
+    assert softmax["loads"] == softmax["vector_loads"] > 0, softmax
+    assert softmax["stores"] == softmax["vector_stores"] > 0, softmax
     assert softmax["exp2"] == 8192 // (32 * softmax["num_warps"]), softmax
     trace = launches["trace"]
     assert trace["grid"] == [1] and trace["constexprs"]["ONE_PASS"], trace
+
+
+def test_ordered_rows_stream_in_pytorchs_vectors():
+    """Compiled for sm_90, float16 rows of 8192 summed in PyTorch's order: one program a row of
+    512 threads (16 warps), which sums each stretch's 16-byte vectors in a loop (one vector
+    load a thread an iteration, its lines kept in L2: evict_last), then reads x and y again
+    for the output in vectors (their last read: evict_first) and stores in vectors; in 32
+    registers a thread (four programs an SM), none spilled; every element's exp once. Rows
+    of 3548 float32 elements (loaded 4 bytes at a time: Triton cannot prove them aligned)
+    compile in at most 40 registers, none spilled."""
+    launch, odd = ptx_census.compiled_launches(
+        "log_softmax_backward_last_dim", "log_softmax_backward_rows_of_3548_float32",
+        machine_code=True)
+    assert odd["kernel"] == "_ordered_sum_kernel" and odd["constexprs"]["THREADS"] == 512, odd
+    assert odd["registers"] <= 40 and odd["local_accesses"] == 0, odd
+    assert launch["kernel"] == "_ordered_sum_kernel" and launch["num_warps"] == 16, launch
+    assert (launch["constexprs"]["THREADS"], launch["constexprs"]["VECTOR"]) == (512, 8)
+    assert launch["loads"] == launch["vector_loads"] == 3, launch
+    assert launch["loads_evict_last"] == 1 and launch["loads_evict_first"] == 2, launch
+    assert launch["stores"] == launch["vector_stores"] == 1, launch
+    assert launch["exp2"] == 8, launch
+    assert launch["registers"] <= 32 and launch["local_accesses"] == 0, launch
 
 
 def test_reduction_loads_keep_in_l2_only_what_is_read_again():
     """Compiled for sm_90 (float16): rows of 65536, longer than a tile, are read twice: the
     statistics pass's loads of x ``evict_last`` (their lines are read again by the output
     pass), the output pass's loads of x and y ``evict_first`` (the last read of those lines);
-    a row held in one tile, and a trace's diagonal of 20000 (one value, tile by tile), are
-    read once, with the cache's default policy."""
+    rows held in one tile (of 1024), and a trace's diagonal of 20000 (one value, tile by
+    tile), are read once, with the cache's default policy."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "log_softmax_backward_last_dim", "log_softmax_backward_long_rows", "trace_long_diagonal")}
+        "log_softmax_backward_rows_of_1024", "log_softmax_backward_long_rows",
+        "trace_long_diagonal")}
     two_passes = launches["log_softmax_backward_long_rows"]
     assert not two_passes["constexprs"]["ONE_PASS"], two_passes
     # the statistics pass loads x alone (its first tile, then the loop's), the output pass x
     # and y: as many of each
     assert two_passes["loads_evict_last"] == two_passes["loads_evict_first"] \
         == two_passes["loads"] // 2 > 0, two_passes
-    one_pass = launches["log_softmax_backward_last_dim"]
+    one_pass = launches["log_softmax_backward_rows_of_1024"]
     trace = launches["trace_long_diagonal"]
     assert one_pass["constexprs"]["ONE_PASS"] and not trace["constexprs"]["ONE_PASS"]
     for read_once in (one_pass, trace):
@@ -976,13 +1178,15 @@ def test_reduction_loads_keep_in_l2_only_what_is_read_again():
 
 
 def test_one_pass_rows_load_both_inputs_before_the_sum():
-    """Compiled for sm_90 (float16, 8192 x 8192): a row held in one tile with a second input
-    issues every load, of x and of y, before the sum's first warp shuffle, so a program waits
-    for one memory round trip, not two; within 64 registers a thread (two programs of 16 warps
-    an SM). Left to itself, the ptxas of Triton 3.6 fits the program in 40 registers by
-    loading y after x's sum; that of Triton 3.9 loads both ahead either way."""
-    one_pass, = ptx_census.compiled_launches("log_softmax_backward_last_dim", machine_code=True)
-    assert one_pass["constexprs"]["ONE_PASS"] and one_pass["num_warps"] == 16, one_pass
+    """Compiled for sm_90 (float16, 65536 x 1024): rows held in one tile with a second input
+    issue every load, of x and of y, before the sum's first warp shuffle, so a program waits
+    for one memory round trip, not two; within 64 registers a thread. Left to itself, the
+    ptxas of Triton 3.6 fitted such a program (rows of 8192, before they were summed in
+    PyTorch's order) in 40 registers by loading y after x's sum; that of Triton 3.9 loads
+    both ahead either way."""
+    one_pass, = ptx_census.compiled_launches("log_softmax_backward_rows_of_1024",
+                                             machine_code=True)
+    assert one_pass["constexprs"]["ONE_PASS"] and one_pass["constexprs"]["HAS_Y"], one_pass
     assert one_pass["sass_loads_before_shuffle"] == one_pass["sass_loads"] == 4, one_pass
     assert one_pass["registers"] <= 64, one_pass
 

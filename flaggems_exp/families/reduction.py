@@ -210,6 +210,78 @@ def _chunk_finish_kernel(
 
 
 @triton.jit
+def _add_in_order(sums, values, element, VECTOR: tl.constexpr):
+    """``sums`` (one a thread) with each thread's ``VECTOR`` values added one after the other:
+    element k is picked out of its vector by adding exact zeros to it."""
+    for k in tl.static_range(VECTOR):
+        sums += tl.sum(tl.where(element == k, values, 0.0), axis=1)
+    return sums
+
+
+@triton.jit
+def _halved(v, GROUPS: tl.constexpr, HALF: tl.constexpr):
+    """[GROUPS, 2 * HALF] -> [GROUPS, HALF]: each group's element i plus its element i + HALF,
+    one addition each (the same sum whatever the layout)."""
+    return tl.sum(tl.reshape(v, [GROUPS, 2, HALF]), axis=1)
+
+
+@triton.jit
+def _shuffle_down_sum(sums, THREADS: tl.constexpr):
+    """[THREADS] -> [1, 1]: the threads' sums (a power of two of them, at least a warp) added
+    as PyTorch's ``blockReduceWarp`` adds them: within each warp lane l plus lane l + 16, then
+    + 8, 4, 2, 1 (a shuffle-down tree, ending in lane 0); then the warps' sums alike. Written as
+    sums of two: ``tl.sum`` over many lanes reduces in the order of the layout Triton picks,
+    which is not that tree where it cannot prove a row's vectors aligned."""
+    WARPS: tl.constexpr = THREADS // 32
+    v = tl.reshape(sums, [WARPS, 32])
+    for k in tl.static_range(5):
+        v = _halved(v, WARPS, 16 >> k)
+    v = tl.reshape(v, [1, WARPS])
+    for k in tl.static_range(5):
+        if (WARPS >> k) > 1:
+            v = _halved(v, 1, WARPS >> (k + 1))
+    return v
+
+
+# rows whose statistics are the family's sum, summed in the order of PyTorch's CUDA softmax
+# backward where it caches a row in shared memory (SoftMax.cu's ``cunn_SoftMaxBackwardSmem``,
+# on THREADS threads): thread t adds, one after the other, the VECTOR elements of its vector at
+# t * VECTOR, then those of the vector a stretch (THREADS * VECTOR elements) further on, and so
+# on to the row's end; then the threads' sums across the program in PyTorch's tree
+# (``_shuffle_down_sum``). The row is streamed a
+# stretch at a time, then read again for the outputs (from L2: the first reads keep their
+# lines): a thread holds one vector of it at a time (sm_90, 16-bit rows of 8192: 32 registers,
+# where the row held in one tile takes 56)
+@triton.jit(do_not_specialize=["n_rows"])
+def _ordered_sum_kernel(
+    out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
+    out_step, x_step, y_step,
+    FINISH: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr,
+    HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, THREADS: tl.constexpr, VECTOR: tl.constexpr,
+):
+    stretch: tl.constexpr = THREADS * VECTOR
+    out_base, x_base, y_base, row_ok = _program_rows(
+        tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
+        INDEX_64, 1, stretch)[1:5]
+    thread = tl.arange(0, THREADS)[:, None]
+    element = tl.arange(0, VECTOR)[None, :]
+    if INDEX_64:
+        thread = thread.to(tl.int64)
+    vectors = thread * VECTOR + element  # [THREADS, VECTOR]: each thread's vector
+    sums = tl.zeros([THREADS], COMPUTE)
+    for start in range(0, row_len, stretch):
+        # (rows of whole vectors: a vector past the row's end adds zeros, exactly nothing)
+        xc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + vectors, x_step, y_step,
+                        row_ok & (start + vectors < row_len), CAST, COMPUTE, False,
+                        "evict_last")[1]
+        sums = _add_in_order(sums, xc, element, VECTOR)
+    total = _shuffle_down_sum(sums, THREADS)
+    _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, vectors, row_ok, 0, row_len,
+                 row_len, out_step, x_step, y_step, total, total, total, FINISH, CAST, COMPUTE,
+                 HAS_Y, stretch)
+
+
+@triton.jit
 def sum_stats(x, xc, yc, valid):
     total = tl.sum(tl.where(valid, xc, 0), axis=1, keep_dims=True)
     return total, total, total
@@ -266,6 +338,11 @@ issues every load before the sum, as it does by itself for float32 (52 registers
 ran at 99% of the copy ceiling on an H200 where 16-bit ones ran at 93%. Two programs of 16 warps
 an SM either way for float32; for 16-bit, two instead of three. On an H100, where the 16-bit
 one pass was already within 1.2% of torch.compile's, it measured 0 to 1.2% faster."""
+
+
+def vector_elements(dtype):
+    """The elements of ``dtype`` in a 16-byte vector (what a thread loads at once)."""
+    return 16 // dtype.itemsize
 
 
 def elements_per_thread(tile):
@@ -390,6 +467,14 @@ class ReductionOp(Op):
                 for a compiled one-pass launch, or None (the family's: see the method).
       kernel_functions  ``kernel_functions(rows, tile, one_pass)`` -> (stats, combine,
                 finish) of a launch, where an op uses others for some launches.
+      sum_threads  ``sum_threads(rows, out)`` -> for an op whose statistics are the family's
+                sum, with an output an element: the threads among which PyTorch's CUDA kernel
+                sums the rows of a call writing ``out``, each thread its 16-byte vectors one
+                after the other, a stretch of them apart, then the threads' sums in a
+                shuffle-down tree (``_ordered_sum_kernel``); or None where it sums them in
+                another way: the family's tiles. Asked only for rows along the last dim,
+                contiguous along it and not split across programs, where ``tile`` is not
+                declared. None (the family's): tile by tile.
     A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
     output). By default the statistics are the row's sum (in ``b``).
     """
@@ -401,6 +486,7 @@ class ReductionOp(Op):
     finish = None
     out_resized_first = False
     out_written_as_contiguous = False
+    sum_threads = None
     tile = None
     """(rows per program, tile length, warps) of every launch where declared (a power of two
     each; ``benchmarks.programs`` times others this way); None: ``_plan_tile``'s, by the rows'
@@ -444,6 +530,21 @@ class ReductionOp(Op):
         own choice: ``_LOAD_AHEAD_REGISTERS`` for rows with a second input."""
         return _LOAD_AHEAD_REGISTERS if rows.y is not None else None
 
+    def _ordered_threads(self, rows, out, functions, chunks, step):
+        """The threads of an ordered launch (``sum_threads``) of these rows, or None: for the
+        family's sum (``functions``: the launch's stats, combine and finish) with an output an
+        element, over rows along the last dim (PyTorch reads those in a block a row; it sums
+        rows along another dim in another order), contiguous along it (``step`` 1: a program
+        streams each row), not split across programs (``chunks`` > 1: a few long rows, which
+        PyTorch's one block a row would take many times longer to read), where no ``tile``
+        is declared."""
+        stats, combine, finish = functions
+        if (self.sum_threads is None or self.tile or finish is None or chunks > 1 or step != 1
+                or (stats, combine) != (sum_stats, sum_combine)
+                or math.prod(rows.x.shape[rows.dim + 1:]) != 1):
+            return None
+        return self.sum_threads(rows, out)
+
     def launch(self, rows, out):
         x, y, dim = rows.x, rows.y, rows.dim
         out_view = out
@@ -486,6 +587,19 @@ class ReductionOp(Op):
                       COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, INDEX_64=index_64,
                       ROWS=rows_per_program, BLOCK=block, num_warps=warps)
         y = y if y is not None else x
+        threads = self._ordered_threads(rows, out, (stats, combine, finish), chunks, steps[1])
+        if threads:
+            vector = vector_elements(x.dtype)
+            stretch = threads * vector
+            index_64 = needs_int64(
+                [((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
+                n_rows - 1, triton.cdiv(row_len, stretch) * stretch)
+            launch(self.name, _ordered_sum_kernel, (n_rows,),
+                   out_view, x, y, n_rows, row_len, outer, *strides, *steps,
+                   FINISH=finish, OUTER_NDIM=len(outer), CAST=shared["CAST"],
+                   COMPUTE=shared["COMPUTE"], HAS_Y=shared["HAS_Y"], INDEX_64=index_64,
+                   THREADS=threads, VECTOR=vector, num_warps=threads // 32)
+            return
         if chunks > 1:
             padded_rows = grid * rows_per_program
             # a, b and c of each chunk of each row, in the compute dtype (the statistics' own)

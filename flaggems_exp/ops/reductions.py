@@ -4,7 +4,8 @@ import triton
 import triton.language as tl
 
 from ..families import register
-from ..families.reduction import NEG_INF, ReductionOp, Rows, elements_per_thread
+from ..families.reduction import (NEG_INF, ReductionOp, Rows, elements_per_thread,
+                                   vector_elements)
 from ..runtime import errors, geometry, libm
 
 
@@ -232,6 +233,33 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
                                                      **kwargs)
 
 
+_SHARED_MEMORY_A_BLOCK = 48 * 1024
+"""Bytes of shared memory a CUDA block may take without opting in (``sharedMemPerBlock``, the
+same on every GPU PyTorch supports): whether PyTorch's softmax backward caches a row there."""
+
+
+def _softmax_backward_threads(rows, out):
+    """The threads among which PyTorch's CUDA softmax backward sums each row (along the last
+    dim, contiguous: the family asks for no others) in the order ``ReductionOp.sum_threads``
+    says: where it caches the row in shared memory (``dispatch_host_softmax_backward``: the
+    row of whole 16-byte vectors, fewer elements than fit beside the block's reduction, and
+    the result, output and grad, or their contiguous copies, 16-byte aligned). Its threads
+    (``SoftMax_getBlockSize``): as many as hold half the row in vectors (it halves them where
+    it reads vectors, as for every dtype here), at most 1024 halved, rounded up to a power of
+    two, at least a warp. None elsewhere: a row of up to 1024 elements and 4096 bytes of the
+    result is a warp's, and its other block kernel adds its threads' sums one after another."""
+    x = rows.x
+    row_len = x.shape[rows.dim] if x.dim() else 1
+    if row_len <= 1024 and row_len * rows.dtype.itemsize <= 4096:
+        return None
+    vector = vector_elements(x.dtype)
+    threads = max(32, triton.next_power_of_2(min(row_len // vector, 1024) // 2))
+    cached = (_SHARED_MEMORY_A_BLOCK - threads // 32 * rows.compute.itemsize) // x.element_size()
+    aligned = all(t.data_ptr() % 16 == 0 for t in (out, x, rows.y)
+                  if t is not None and t.is_contiguous())
+    return threads if row_len % vector == 0 and row_len < cached and aligned else None
+
+
 _MISMATCH = ("expected input and grad types to match, or input to be at::Half and grad to be "
              "at::Float")
 
@@ -244,6 +272,7 @@ class LogSoftmaxBackwardData(ReductionOp):
     # refused as other out= forms refuse it: PyTorch's kernels write it as if contiguous,
     # past its memory (its CPU kernel corrupts the heap), which is no behaviour to copy
     out_written_as_contiguous = True
+    sum_threads = staticmethod(_softmax_backward_threads)
 
     @staticmethod
     @triton.jit
