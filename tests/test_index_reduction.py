@@ -4,7 +4,6 @@ Data movement (IndexOp) must match bit for bit; reductions within the dtype's to
 """
 import dataclasses
 import functools
-import math
 import warnings
 
 import pytest
@@ -952,6 +951,7 @@ def _row_sum(row, threads, vector, within=lambda elements: elements, pairs=_shuf
 
 
 def _reversed_vectors(vector):
+    """A thread's elements with each vector's taken last to first."""
     return lambda elements: [i for v in range(0, len(elements), vector)
                              for i in reversed(elements[v:v + vector])]
 
