@@ -32,7 +32,8 @@ import triton
 import triton.language as tl
 
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import BLOCK, block_size, needs_int64, offset, program_area, unravel
+from ..runtime.indexing import (BLOCK, block_size, needs_int64, offset, program_area, unravel,
+                               vector_elements)
 from ..runtime.launch import launch
 
 TILE_AREA = BLOCK if INTERPRETED else 4 * BLOCK
@@ -412,7 +413,7 @@ def launch_gather(name, out, x, shape, out_strides, in_strides, maps, index_map=
         block_r = 1
         # 16 bytes (one store) a vector, where the rows are that long (a wider vector is split
         # between threads by the compiler's layout, each redoing the vector's work)
-        vec = min(16 // out.element_size(), block_c)
+        vec = min(vector_elements(out.dtype), block_c)
         if cols < vec:
             vec = 1
     elif rows_dim is not None:

@@ -9,7 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import BLOCK, needs_int64, strided_offsets
+from ..runtime.indexing import BLOCK, needs_int64, strided_offsets, vector_elements
 from ..runtime.triton_types import TL_DTYPE, converted
 from ..runtime.launch import launch
 from ..runtime.plans import scratch
@@ -341,11 +341,6 @@ an SM either way for float32; for 16-bit, two instead of three. On an H100, wher
 one pass was already within 1.2% of torch.compile's, it measured 0 to 1.2% faster."""
 
 
-def vector_elements(dtype):
-    """The elements of ``dtype`` in a 16-byte vector (what a thread loads at once)."""
-    return 16 // dtype.itemsize
-
-
 def elements_per_thread(tile):
     """The elements of a (rows per program, tile length, warps) tile each thread holds."""
     rows, block, warps = tile
@@ -577,30 +572,29 @@ class ReductionOp(Op):
         chunks = 1 if one_pass or combine_chunks is None else _split_chunks(
             grid, n_rows * row_len, tiles, block)
         chunk_tiles = triton.cdiv(tiles, chunks)
-        # the rows, and the columns up to the end of the last tile, masked lanes included: a
-        # tile loop's counter and the last chunk's end reach it (chunks past the row's end
-        # start further); a row just under 2**31 long in 256 chunks of 512 tiles of 16384
-        # ends its last chunk at 2**31
-        index_64 = needs_int64([((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
-                               grid * rows_per_program - 1,
-                               max(tiles, chunks * chunk_tiles) * block)
-        shared = dict(OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
-                      COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None, INDEX_64=index_64,
-                      ROWS=rows_per_program, BLOCK=block, num_warps=warps)
+        spans = [((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)]
+        # what every kernel of these rows is specialized on, the tiles' and the ordered one's
+        layout = dict(OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
+                      COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None)
         y = y if y is not None else x
         threads = self._ordered_threads(rows, out, (stats, combine, finish), chunks, steps[1])
         if threads:
             vector = vector_elements(x.dtype)
             stretch = threads * vector
-            index_64 = needs_int64(
-                [((*outer, row_len), (*st, step)) for st, step in zip(strides, steps)],
-                n_rows - 1, triton.cdiv(row_len, stretch) * stretch)
             launch(self.name, _ordered_sum_kernel, (n_rows,),
                    out_view, x, y, n_rows, row_len, outer, *strides, *steps,
-                   FINISH=finish, OUTER_NDIM=len(outer), CAST=shared["CAST"],
-                   COMPUTE=shared["COMPUTE"], HAS_Y=shared["HAS_Y"], INDEX_64=index_64,
-                   THREADS=threads, VECTOR=vector, num_warps=threads // 32)
+                   FINISH=finish, INDEX_64=needs_int64(spans, n_rows - 1,
+                                                       triton.cdiv(row_len, stretch) * stretch),
+                   THREADS=threads, VECTOR=vector, num_warps=threads // 32, **layout)
             return
+        # the rows, and the columns up to the end of the last tile, masked lanes included: a
+        # tile loop's counter and the last chunk's end reach it (chunks past the row's end
+        # start further); a row just under 2**31 long in 256 chunks of 512 tiles of 16384
+        # ends its last chunk at 2**31
+        index_64 = needs_int64(spans, grid * rows_per_program - 1,
+                               max(tiles, chunks * chunk_tiles) * block)
+        shared = dict(**layout, INDEX_64=index_64, ROWS=rows_per_program, BLOCK=block,
+                      num_warps=warps)
         if chunks > 1:
             padded_rows = grid * rows_per_program
             # a, b and c of each chunk of each row, in the compute dtype (the statistics' own)

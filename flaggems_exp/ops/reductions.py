@@ -4,9 +4,9 @@ import triton
 import triton.language as tl
 
 from ..families import register
-from ..families.reduction import (NEG_INF, ReductionOp, Rows, elements_per_thread,
-                                   vector_elements)
+from ..families.reduction import NEG_INF, ReductionOp, Rows, elements_per_thread
 from ..runtime import errors, geometry, libm
+from ..runtime.indexing import vector_elements
 
 
 def _opmath(dtype):

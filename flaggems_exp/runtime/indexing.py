@@ -40,6 +40,11 @@ def grid_size(numel):
     return triton.cdiv(numel, block_size(numel))
 
 
+
+def vector_elements(dtype):
+    """The elements of ``dtype`` in a 16-byte vector (what a thread loads or stores at once)."""
+    return 16 // dtype.itemsize
+
 @triton.jit
 def block_offsets(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
     """The flat indices of this program's block of a flat launch (int64 where ``needs_int64``)."""
