@@ -36,6 +36,8 @@ def _cases(torch):
             torch.empty(_SQUARE, dtype=torch.bfloat16), -1)),
         "softmax_last_dim_float32": ("_safe_softmax", (
             torch.empty(_SQUARE, dtype=torch.float32), -1)),
+        # float16 read to write float32 (PyTorch's half_to_float): rows of 8192 in one tile
+        "softmax_last_dim_half_to_float": ("_safe_softmax", (half(), -1, torch.float32)),
         # rows of 16384: one pass, 32 elements a thread
         "softmax_rows_of_16384": ("_safe_softmax", (
             torch.empty((4096, 16384), dtype=torch.float16), -1)),
@@ -49,15 +51,24 @@ def _cases(torch):
             torch.empty((8, 4194304), dtype=torch.float16), -1)),
         "softmax_few_long_rows_bfloat16": ("_safe_softmax", (
             torch.empty((8, 4194304), dtype=torch.bfloat16), -1)),
+        # rows PyTorch's softmax gives a warp each: summed in its lanes' order
+        "softmax_rows_of_1024": ("_safe_softmax", (
+            torch.empty((65536, 1024), dtype=torch.float16), -1)),
+        "softmax_rows_of_2048": ("_safe_softmax", (
+            torch.empty((32768, 2048), dtype=torch.float16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
         # rows of a length that is not a multiple of 16 (the ordered launch's sums of two)
         "log_softmax_backward_rows_of_3548_float32": ("_log_softmax_backward_data", tuple(
             torch.empty((1024, 3548), dtype=torch.float32) for _ in range(2))
             + (-1, torch.float32)),
-        # rows PyTorch gives a warp (of up to 1024 elements): held in one tile, x and y
+        # rows PyTorch gives a warp (of up to 1024 elements): held in its lanes' order
         "log_softmax_backward_rows_of_1024": ("_log_softmax_backward_data", tuple(
             torch.empty((65536, 1024), dtype=torch.float16) for _ in range(2))
+            + (-1, torch.float16)),
+        # rows not of whole 16-byte vectors (PyTorch's plain block kernel): one tile, x and y
+        "log_softmax_backward_rows_of_1100": ("_log_softmax_backward_data", tuple(
+            torch.empty((65536, 1100), dtype=torch.float16) for _ in range(2))
             + (-1, torch.float16)),
         "trace": ("trace", (half(),)),
         # rows longer than a tile: read twice, statistics then output

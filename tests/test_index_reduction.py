@@ -4,8 +4,10 @@ Data movement (IndexOp) must match bit for bit; reductions within the dtype's to
 """
 import dataclasses
 import functools
+import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import triton
@@ -824,6 +826,7 @@ def test_rows_longer_than_a_tile_combine_their_tiles(monkeypatch, split, tile, l
     softmax, backward = REGISTRY["_safe_softmax"], REGISTRY["_log_softmax_backward_data"]
     for op in (softmax, backward):
         monkeypatch.setattr(op, "plans", PlanCache())  # the usual tile's plans would replay
+        monkeypatch.setattr(type(op), "sum_order", None)  # the tiles, not PyTorch's order
     launched = launched_kernels(monkeypatch)
     kernels = ["_chunk_stats_kernel", "_chunk_finish_kernel"] if split else ["_reduction_kernel"]
     for dim in (1, 0):
@@ -946,7 +949,8 @@ def _row_sum(row, threads, vector, within=lambda elements: elements, pairs=_shuf
     zero = torch.zeros((), dtype=row.dtype)
     sums = [functools.reduce(lambda a, b: a + b, [row[i] for i in within(
         _thread_elements(len(row), threads, vector, t))], zero) for t in range(threads)]
-    warps = [_tree(sums[w * 32:(w + 1) * 32], pairs) for w in range(threads // 32)]
+    lanes = min(threads, 32)
+    warps = [_tree(sums[w * lanes:(w + 1) * lanes], pairs) for w in range(threads // lanes)]
     return _tree(warps, pairs)
 
 
@@ -960,7 +964,7 @@ def _reversed_vectors(vector):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_log_softmax_backward_sums_rows_in_pytorchs_order(monkeypatch, dtype, layout):
     """A row that PyTorch's softmax backward caches in shared memory is summed in its order:
-    among its threads (``_softmax_backward_threads``: 512 for rows of 3548 float32 or 3000
+    among its threads (``_softmax_backward_order``: 512 for rows of 3548 float32 or 3000
     float64 elements, neither a multiple of 16), each adding its 16-byte vectors' elements one
     after the other, a stretch of vectors apart, to the row's end, then the threads' sums in a
     shuffle-down tree within each warp, then the warps'. ``copied`` rows (not contiguous:
@@ -1012,6 +1016,123 @@ def test_log_softmax_backward_sums_rows_in_pytorchs_order(monkeypatch, dtype, la
         assert torch.equal(ours[r, zeros], torch.full_like(ours[r, zeros], -total.item())), r
 
 
+def _softmax_in_pytorchs_order(x, result, threads, vector):
+    """PyTorch's CUDA softmax of the rows of ``x`` (its last dim), writing ``result``, each
+    row's exps summed among ``threads`` threads as ``_row_sum`` says, in numpy: x converted to
+    the result's dtype (float16 read to write float32 is not), the exps, sums and quotients in
+    float32 (float64 for float64): numpy's exp is the interpreter's."""
+    half_to_float = (x.dtype, result) == (torch.float16, torch.float32)
+    accumulate = torch.float64 if result == torch.float64 else torch.float32
+    values = (x if half_to_float else x.to(result)).to(accumulate).numpy()
+    exps = np.exp(values - values.max(axis=-1, keepdims=True))
+    rows, length = exps.shape
+    stretch = threads * vector
+    padded = np.zeros((rows, -(-length // stretch) * stretch), dtype=exps.dtype)
+    padded[:, :length] = exps
+    sums = np.zeros((rows, threads), dtype=exps.dtype)
+    for start in range(0, padded.shape[1], stretch):  # each thread's elements, in turn
+        block = padded[:, start:start + stretch].reshape(rows, threads, vector)
+        for k in range(vector):
+            sums = sums + block[:, :, k]
+    lanes = min(threads, 32)
+    v = sums.reshape(rows, threads // lanes, lanes)
+    while v.shape[2] > 1:  # a shuffle-down tree in each warp, then across the warps
+        v = v[:, :, :v.shape[2] // 2] + v[:, :, v.shape[2] // 2:]
+    v = v[:, :, 0]
+    while v.shape[1] > 1:
+        v = v[:, :v.shape[1] // 2] + v[:, v.shape[1] // 2:]
+    return torch.from_numpy(exps / v).to(result)
+
+
+@pytest.mark.parametrize("length, dtype, result, threads, vector", [
+    (5, torch.float32, torch.float32, 8, 1),  # a warp's lanes: the length rounded up
+    (100, torch.float32, torch.float32, 32, 1),  # a warp a row, 4 elements a lane
+    (2048, torch.float32, torch.float32, 32, 1),  # the longest: 8192 bytes
+    (1000, torch.float16, torch.float16, 32, 1),
+    (1024, torch.float16, torch.float32, 32, 1),  # float16 read to write float32
+    (2100, torch.float32, torch.float32, 1024, 1),  # the register kernel
+    (3000, torch.bfloat16, torch.bfloat16, 1024, 1),
+    (1500, torch.float64, torch.float64, 1024, 1),  # 12000 bytes
+    (2100, torch.bfloat16, torch.float32, 1024, 1),  # bfloat16 is converted, then float32's
+])
+def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, dtype, result, threads,
+                                            vector):
+    """_safe_softmax sums each row's exps (rows along the last dim) in the order of PyTorch's
+    CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
+    lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
+    rows PyTorch copies first alike. Checked bit for bit against a model of that order (float32 sums
+    differ between orders in most random rows)."""
+    op = REGISTRY["_safe_softmax"]
+    gen = torch.Generator().manual_seed(length)
+    x = (torch.randn(3, length + 2, generator=gen) * 4).to(dtype)
+    expected = _softmax_in_pytorchs_order(x[:, :length], result, threads, vector)
+    for rows in (x[:, :length].contiguous(), x[:, :length]):
+        monkeypatch.setattr(op, "plans", PlanCache())
+        launched = launched_kernels(monkeypatch)
+        ours = op(rows, -1, dtype=None if result == dtype else result)
+        assert [options.get("THREADS") for _, options in launched] == [threads], launched
+        assert torch.equal(ours, expected)
+
+
+def test_softmax_sums_tell_pytorchs_order_apart(monkeypatch):
+    """Rows built so that each other order gives another sum, read back from the quotient of
+    the row's max (1 / sum): exps of 1 (the max) and of about 0.45 of an ulp of 1 (e), the
+    rest -inf (exps of 0). Added to 1 one at a time, two e round back to 1; together they make
+    1 + ulp. Row 0: e at the elements 32 and 64 of a warp's row of 1024 (lane 0's second and
+    third: 1 + e + e is 1; pairing neighbours or stretches first, 1 + ulp). Row 1: 1 in lane
+    0, e in lanes 16 and 17 (a tree pairing neighbours: 1 + ulp). Row 2 (the register kernel,
+    rows of 4096): 1 at element 0, e at 1024 and 2048, thread 0's second and third (two
+    threads a lane, as 2048 threads would have them: 1 + ulp). Row 3: 1 in thread 0, e in
+    threads 512 and 544 (warps 16 and 17: pairing warps as neighbours, 1 + ulp)."""
+    op = REGISTRY["_safe_softmax"]
+    e = math.log(0.45 * torch.finfo(torch.float32).eps)
+    x = torch.full((4, 1024), float("-inf"))
+    x[:, 0] = 0.0
+    x[0, [32, 64]] = e
+    x[1, [16, 17]] = e
+    long_rows = torch.full((2, 4096), float("-inf"))
+    long_rows[:, 0] = 0.0
+    long_rows[0, [1024, 2048]] = e
+    long_rows[1, [512, 544]] = e
+    for rows, threads, lanes_apart in ((x[:2], 32, [(0, 32, 64), (1, 16, 17)]),
+                                       (long_rows, 1024, [(0, 1024, 2048), (1, 512, 544)])):
+        monkeypatch.setattr(op, "plans", PlanCache())
+        ours = op(rows, -1)
+        expected = _softmax_in_pytorchs_order(rows, torch.float32, threads, 1)
+        assert torch.equal(ours, expected)
+        assert (1 / ours[:, 0] == 1).all(), ours[:, 0]  # each sum is 1: every e rounded off
+        for r, i, j in lanes_apart:  # both e together: another sum
+            together = rows[r].clone()
+            together[i], together[j] = math.log(0.9 * torch.finfo(torch.float32).eps), -math.inf
+            assert (_softmax_in_pytorchs_order(together[None], torch.float32, threads, 1)[0, 0]
+                    != expected[r, 0])
+
+
+@pytest.mark.parametrize("length, dtype, result, offset", [
+    (10001, torch.float16, torch.float16, 0),  # not whole vectors: its plain kernel
+    (10000, torch.float16, torch.float16, 1),  # not 16-byte aligned: its plain kernel
+    (30000, torch.float16, torch.float16, 0),  # too long to cache
+    (1100, torch.float16, torch.float32, 1),  # float16 read to write float32, not aligned
+    (9000, torch.float32, torch.float32, 0),  # the register kernel's, nine stretches: streamed
+    (10000, torch.float16, torch.float16, 0),  # cached in shared memory: streamed
+    (1104, torch.float16, torch.float32, 0),
+])
+def test_softmax_keeps_the_tiles_where_pytorch_adds_in_another_order(monkeypatch, length, dtype,
+                                                                      result, offset):
+    """Rows PyTorch's plain block kernel reads (from the row's first 16-byte boundary, its end
+    an element a thread), rows along another dim, and rows an ordered launch would stream
+    (three reads a row: the max, the sum, the outputs) keep the family's tiles."""
+    op = REGISTRY["_safe_softmax"]
+    storage = torch.randn(2 * length + offset, dtype=torch.float32).to(dtype)
+    x = storage[offset:].view(2, length)
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    op(x, -1, dtype=None if result == dtype else result)
+    op(x.t(), 0, dtype=None if result == dtype else result)
+    assert all(name not in ("_ordered_sum_kernel", "_held_ordered_kernel")
+               for name, _ in launched), launched
+
+
 def _same_layout_on(tensor, device):
     """``tensor`` on ``device`` with its storage offset and strides (the same distance past a
     16-byte boundary: a fresh storage is aligned)."""
@@ -1022,7 +1143,9 @@ def _same_layout_on(tensor, device):
 
 
 @pytest.mark.parametrize("length, dtype, result, threads", [
-    (1024, torch.float32, torch.float32, None),  # a warp's row: 1024 elements, 4096 bytes
+    (1024, torch.float32, torch.float32, (32, 1)),  # a warp's row: 1024 elements, 4096 bytes
+    (20, torch.float16, torch.float16, (32, 1)),  # a warp's row: 32 lanes, rounded up
+    (7, torch.float64, torch.float64, (8, 1)),
     (1025, torch.float16, torch.float16, None),  # not whole vectors of 8
     (1032, torch.float16, torch.float16, 64),
     (1028, torch.float32, torch.float32, 128),
@@ -1036,18 +1159,21 @@ def _same_layout_on(tensor, device):
     (24544, torch.float16, torch.float16, None),
     (1500, torch.float32, torch.float16, 256),  # float32 grad, float16 result: 3000 bytes
 ])
-def test_softmax_backward_threads_are_pytorchs(length, dtype, result, threads):
+def test_softmax_backward_order_is_pytorchs(length, dtype, result, threads):
     """PyTorch's threads a row (``SoftMax_getBlockSize``: half the row's 16-byte vectors,
     rounded up to a power of two, at most 512, at least 32) where it caches the row in shared
     memory (48 KB a block, less its threads' partial sums: fewer elements than that holds, and
-    whole vectors); None for a row of at most 1024 elements and 4096 bytes of the result, a
-    warp's, or one its other block kernel reads."""
-    from flaggems_exp.ops.reductions import _softmax_backward_threads
+    whole vectors), each adding 16-byte vectors; a warp's lanes (32, fewer for rows shorter
+    than 32: the row's length rounded up to a power of two), an element at a time, for a row
+    of at most 1024 elements and 4096 bytes of the result; None for one its other block kernel
+    reads."""
+    from flaggems_exp.ops.reductions import _softmax_backward_order
     x = torch.empty(3, length, dtype=dtype)
     out = torch.empty(3, length, dtype=result)
     rows = reduction.Rows(x, 1, (), result, torch.float64 if dtype == torch.float64 else
                           torch.float32, y=torch.empty_like(x))
-    assert _softmax_backward_threads(rows, out) == threads
+    expected = (threads, 16 // x.element_size()) if isinstance(threads, int) else threads
+    assert _softmax_backward_order(rows, out) == expected
 
 
 def test_ordered_sums_only_where_pytorch_sums_in_that_order(monkeypatch):
@@ -1118,16 +1244,13 @@ def test_few_rows_split_into_enough_programs(monkeypatch):
 
 def test_rows_of_the_benchmark_shape_compile_to_one_read():
     """Compiled for the H200 (sm_90), float16 rows of 8192: a softmax row held in registers by
-    one program (read once), 16-byte loads and stores only, and one exp per element (the sum
-    and the output share it); the trace's 8192 diagonal elements in one tile, their loads all
-    in flight at once."""
+    one program (read once, in PyTorch's order: ``test_softmax_rows_held_in_pytorchs_order``),
+    and the trace's 8192 diagonal elements in one tile, their loads all in flight at once."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
         "softmax_last_dim", "trace")}
     softmax = launches["softmax_last_dim"]
-    assert softmax["grid"] == [8192] and softmax["constexprs"]["ONE_PASS"], softmax
-    assert softmax["loads"] == softmax["vector_loads"] > 0, softmax
-    assert softmax["stores"] == softmax["vector_stores"] > 0, softmax
-    assert softmax["exp2"] == 8192 // (32 * softmax["num_warps"]), softmax
+    assert softmax["grid"] == [8192] and softmax["kernel"] == "_held_ordered_kernel", softmax
+    assert softmax["loads"] == softmax["constexprs"]["STRETCHES"], softmax
     trace = launches["trace"]
     assert trace["grid"] == [1] and trace["constexprs"]["ONE_PASS"], trace
 
@@ -1158,65 +1281,91 @@ def test_reduction_loads_keep_in_l2_only_what_is_read_again():
     """Compiled for sm_90 (float16): rows of 65536, longer than a tile, are read twice: the
     statistics pass's loads of x ``evict_last`` (their lines are read again by the output
     pass), the output pass's loads of x and y ``evict_first`` (the last read of those lines);
-    rows held in one tile (of 1024), and a trace's diagonal of 20000 (one value, tile by
-    tile), are read once, with the cache's default policy."""
+    rows held in one tile (of 1100) or in PyTorch's order (of 1024), and a trace's diagonal
+    of 20000 (one value, tile by tile), are read once, with the cache's default policy."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "log_softmax_backward_rows_of_1024", "log_softmax_backward_long_rows",
-        "trace_long_diagonal")}
+        "log_softmax_backward_rows_of_1100", "log_softmax_backward_rows_of_1024",
+        "log_softmax_backward_long_rows", "trace_long_diagonal")}
     two_passes = launches["log_softmax_backward_long_rows"]
     assert not two_passes["constexprs"]["ONE_PASS"], two_passes
     # the statistics pass loads x alone (its first tile, then the loop's), the output pass x
     # and y: as many of each
     assert two_passes["loads_evict_last"] == two_passes["loads_evict_first"] \
         == two_passes["loads"] // 2 > 0, two_passes
-    one_pass = launches["log_softmax_backward_rows_of_1024"]
+    one_pass = launches["log_softmax_backward_rows_of_1100"]
+    held = launches["log_softmax_backward_rows_of_1024"]
     trace = launches["trace_long_diagonal"]
     assert one_pass["constexprs"]["ONE_PASS"] and not trace["constexprs"]["ONE_PASS"]
-    for read_once in (one_pass, trace):
+    assert held["kernel"] == "_held_ordered_kernel", held
+    for read_once in (one_pass, held, trace):
         assert read_once["loads"] > 0 and read_once["loads_evict_first"] == read_once[
             "loads_evict_last"] == 0, read_once
 
 
-def test_one_pass_rows_load_both_inputs_before_the_sum():
-    """Compiled for sm_90 (float16, 65536 x 1024): rows held in one tile with a second input
-    issue every load, of x and of y, before the sum's first warp shuffle, so a program waits
-    for one memory round trip, not two; within 64 registers a thread. Left to itself, the
-    ptxas of Triton 3.6 fitted such a program (rows of 8192, before they were summed in
-    PyTorch's order) in 40 registers by loading y after x's sum; that of Triton 3.9 loads
-    both ahead either way."""
-    one_pass, = ptx_census.compiled_launches("log_softmax_backward_rows_of_1024",
+def test_one_pass_rows_with_a_second_input_take_the_load_ahead_allowance():
+    """Compiled for sm_90 (float16, 65536 x 1100: rows PyTorch reads with its plain block
+    kernel, one tile each): a one-pass launch with a second input may take 64 registers a
+    thread (``_LOAD_AHEAD_REGISTERS``: room to issue y's loads with x's; measured on rows of
+    1024 in one tile, which now sum in PyTorch's order) and spills nothing."""
+    one_pass, = ptx_census.compiled_launches("log_softmax_backward_rows_of_1100",
                                              machine_code=True)
     assert one_pass["constexprs"]["ONE_PASS"] and one_pass["constexprs"]["HAS_Y"], one_pass
-    assert one_pass["sass_loads_before_shuffle"] == one_pass["sass_loads"] == 4, one_pass
-    assert one_pass["registers"] <= 64, one_pass
+    assert one_pass["maxnreg"] == 64, one_pass
+    assert one_pass["registers"] <= 64 and one_pass["local_accesses"] == 0, one_pass
 
 
-def test_softmax_rows_keep_three_programs_an_sm():
-    """Compiled for sm_90 (8192 x 8192): a softmax row of 8192 in one tile on 16 warps divides
-    by one reciprocal a row in at most 40 registers a thread, three programs an SM; the ptxas
-    of Triton 3.6 would take 49 (16-bit) and 47 (float32) for the quotients' two branches
-    (two programs an SM: 16-bit a quarter slower on an H100, float32 11% on an H200).
-    16-bit rows spill nothing; float32 ones none under Triton 3.6, whose ptxas runs on the
-    GPUs measured, and 4 accesses under 3.9's (54 registers left alone). float16 results
-    take no branch and divide nothing; bfloat16 and float32 ones keep the range test and
-    each element's division for rows out of it. Rows of 16384 (32 elements a thread) of
-    float16 take the same steps in at most 64 registers, two programs an SM."""
+def test_softmax_tiles_divide_by_one_reciprocal_a_row():
+    """Compiled for sm_90, rows an ordered launch leaves to the family's tiles: float16 rows of
+    8192 read to write float32 (PyTorch caches those in shared memory: streamed, three reads)
+    in one tile on 16 warps keep the range test (one branch, each element's division for rows
+    out of it) in at most 49 registers; float16 rows of 16384 (32 elements a thread) divide
+    by one reciprocal a row with no branch in at most 64 registers, two programs an SM. None
+    spilled."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
-        "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_last_dim_float32",
-        "softmax_rows_of_16384", machine_code=True)}
-    for case, finish, branches, registers, spilled in (
-            ("softmax_last_dim", "_float16_finish", 0, 40, 0),
-            ("softmax_last_dim_bfloat16", "_held_row_finish", 1, 40, 0),
-            ("softmax_last_dim_float32", "_held_row_finish", 1, 40,
-             0 if triton.__version__.startswith("3.6.") else 4),
-            ("softmax_rows_of_16384", "_float16_finish", 0, 64, 0)):
+        "softmax_last_dim_half_to_float", "softmax_rows_of_16384", machine_code=True)}
+    for case, finish, branches, registers in (
+            ("softmax_last_dim_half_to_float", "_held_row_finish", 1, 49),
+            ("softmax_rows_of_16384", "_float16_finish", 0, 64)):
         launch = launches[case]
+        assert launch["kernel"] == "_reduction_kernel", launch
         assert launch["constexprs"]["ONE_PASS"] and launch["num_warps"] == 16, launch
         assert launch["functions"]["FINISH"] == finish, launch
         assert launch["reciprocals"] == 1 and launch["branches"] == branches, launch
         assert launch["divisions"] == (0 if branches == 0 else launch["exp2"]), launch
-        assert launch["registers"] <= registers, launch
-        assert launch["local_accesses"] <= spilled, launch
+        assert launch["registers"] <= registers and launch["local_accesses"] == 0, launch
+
+
+def test_softmax_rows_held_in_pytorchs_order():
+    """Compiled for sm_90, rows summed in PyTorch's order held in registers
+    (``_held_ordered_kernel``), read once, every element's exp once, none spilled:
+    - 8192 x 8192 (PyTorch's register kernel: 1024 threads): a program a row on 8 warps, 4
+      lanes a thread, 8 loads a thread (a stretch each), in at most 80 registers (float16:
+      a reciprocal a row, no division) and 100 (bfloat16: the range test's branch);
+    - 65536 x 1024 (a warp a row): a program of one warp a row, 32 loads a thread of an
+      element each, no barrier (a thread holds every stretch of its lane: no pick crosses
+      threads), in at most 120 registers (Triton 3.6: 95, 3.9: 118)."""
+    launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
+        "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_1024",
+        machine_code=True)}
+    for case, finish, branches, registers in (
+            ("softmax_last_dim", "_float16_finish", 0, 80),
+            ("softmax_last_dim_bfloat16", "_ranged_finish", 1, 100)):
+        launch = launches[case]
+        assert launch["kernel"] == "_held_ordered_kernel" and launch["grid"] == [8192], launch
+        assert (launch["constexprs"]["THREADS"], launch["constexprs"]["LOAD"],
+                launch["num_warps"]) == (1024, 4, 8), launch
+        assert launch["functions"]["FINISH"] == finish, launch
+        assert launch["loads"] == launch["stores"] == 8 and launch["exp2"] == 32, launch
+        assert launch["branches"] == branches and launch["reciprocals"] == 1, launch
+        assert launch["divisions"] == (0 if branches == 0 else launch["exp2"]), launch
+        assert launch["registers"] <= registers and launch["local_accesses"] == 0, launch
+    warp = launches["softmax_rows_of_1024"]
+    assert warp["kernel"] == "_held_ordered_kernel" and warp["grid"] == [65536], warp
+    assert (warp["constexprs"]["ROWS"], warp["constexprs"]["THREADS"], warp["num_warps"]) \
+        == (1, 32, 1), warp
+    assert warp["loads"] == warp["stores"] == warp["exp2"] == 32, warp
+    assert warp["barriers"] == 0, warp
+    assert warp["registers"] <= 120 and warp["local_accesses"] == 0, warp
 
 
 def test_long_softmax_rows_keep_two_programs_an_sm():
@@ -1412,6 +1561,7 @@ def test_rows_in_the_tiles_that_pad_them_least(monkeypatch, name):
     monkeypatch.setattr(reduction, "_ROW_TILE", 16)
     op = REGISTRY[name]
     monkeypatch.setattr(op, "plans", PlanCache())  # the usual tile's plans would replay
+    monkeypatch.setattr(type(op), "sum_order", None)  # the tiles, not PyTorch's order
     launched = launched_kernels(monkeypatch)
     gen = torch.Generator().manual_seed(23)
     x = torch.randn(20, 20, generator=gen) * 4
@@ -1444,6 +1594,7 @@ def test_programs_of_several_short_rows(name, monkeypatch):
     monkeypatch.setattr(reduction, "_PROGRAMS", 1)
     op = REGISTRY[name]
     monkeypatch.setattr(op, "plans", PlanCache())
+    monkeypatch.setattr(type(op), "sum_order", None)  # the tiles, not PyTorch's order
     launched = launched_kernels(monkeypatch)
     gen = torch.Generator().manual_seed(29)
     for rows, length in ((37, 45), (5, 3), (100, 16)):

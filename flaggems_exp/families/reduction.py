@@ -9,7 +9,7 @@ import triton.language as tl
 
 from ..runtime import errors, geometry
 from ..runtime.device import INTERPRETED
-from ..runtime.indexing import BLOCK, needs_int64, strided_offsets, vector_elements
+from ..runtime.indexing import BLOCK, needs_int64, strided_offsets
 from ..runtime.triton_types import TL_DTYPE, converted
 from ..runtime.launch import launch
 from ..runtime.plans import scratch
@@ -226,60 +226,156 @@ def _halved(v, GROUPS: tl.constexpr, HALF: tl.constexpr):
 
 
 @triton.jit
-def _shuffle_down_sum(sums, THREADS: tl.constexpr):
-    """[THREADS] -> [1, 1]: the threads' sums (a power of two of them, at least a warp) added
-    as PyTorch's ``blockReduceWarp`` adds them: within each warp lane l plus lane l + 16, then
-    + 8, 4, 2, 1 (a shuffle-down tree, ending in lane 0); then the warps' sums alike. Written as
-    sums of two: ``tl.sum`` over many lanes reduces in the order of the layout Triton picks,
-    which is not that tree where it cannot prove a row's vectors aligned."""
-    WARPS: tl.constexpr = THREADS // 32
-    v = tl.reshape(sums, [WARPS, 32])
+def _shuffle_down_sums(sums, ROWS: tl.constexpr, THREADS: tl.constexpr):
+    """[ROWS, THREADS] -> [ROWS, 1]: each row's threads' sums (a power of two of them) added as
+    PyTorch's block reductions add them (``cuda_utils::BlockReduce``): within each warp lane l
+    plus lane l + 16, then + 8, 4, 2, 1 (a shuffle-down tree, ending in lane 0); then the
+    warps' sums alike. Fewer than 32 threads are the lanes of one warp (PyTorch's warp softmax
+    kernels add theirs in a butterfly, lane l plus lane l ^ 16, ..., whose sum in every lane
+    is this tree's). Written as sums of two: ``tl.sum`` over many lanes reduces in the order
+    of the layout Triton picks, which is not that tree where it cannot prove a row's vectors
+    aligned."""
+    LANES: tl.constexpr = THREADS if THREADS < 32 else 32
+    WARPS: tl.constexpr = THREADS // LANES
+    v = tl.reshape(sums, [ROWS * WARPS, LANES])
     for k in tl.static_range(5):
-        v = _halved(v, WARPS, 16 >> k)
-    v = tl.reshape(v, [1, WARPS])
+        if (LANES >> k) > 1:
+            v = _halved(v, ROWS * WARPS, LANES >> (k + 1))
+    v = tl.reshape(v, [ROWS, WARPS])
     for k in tl.static_range(5):
         if (WARPS >> k) > 1:
-            v = _halved(v, 1, WARPS >> (k + 1))
+            v = _halved(v, ROWS, WARPS >> (k + 1))
     return v
 
 
-# rows whose statistics are the family's sum, summed in the order of PyTorch's CUDA softmax
-# backward where it caches a row in shared memory (SoftMax.cu's ``cunn_SoftMaxBackwardSmem``,
-# on THREADS threads): thread t adds, one after the other, the VECTOR elements of its vector at
-# t * VECTOR, then those of the vector a stretch (THREADS * VECTOR elements) further on, and so
-# on to the row's end; then the threads' sums across the program in PyTorch's tree
-# (``_shuffle_down_sum``). The row is streamed a stretch at a time, then read again for the
-# outputs (from L2: the first reads keep their lines): a thread holds one vector of it at a
+@triton.jit
+def _shuffle_down_sum(sums, THREADS: tl.constexpr):
+    """[THREADS] -> [1, 1]: ``_shuffle_down_sums`` of one row."""
+    return _shuffle_down_sums(tl.reshape(sums, [1, THREADS]), 1, THREADS)
+
+
+@triton.jit
+def _add_stretches_in_order(terms, STRETCHES: tl.constexpr):
+    """[ROWS, STRETCHES, THREADS] -> [ROWS, THREADS]: each lane's stretches added one after
+    the other. Each is picked out by a sum with -0.0s, exact (x + -0.0 is x, -0.0 included),
+    which the compiler drops where a thread holds every stretch of its lanes (x + -0.0 folds
+    to x; + 0.0 would not)."""
+    stretch = tl.arange(0, STRETCHES)[None, :, None]
+    sums = tl.sum(tl.where(stretch == 0, terms, -0.0), axis=1)
+    for k in tl.static_range(1, STRETCHES):
+        sums += tl.sum(tl.where(stretch == k, terms, -0.0), axis=1)
+    return sums
+
+
+# rows summed in the order of PyTorch's CUDA softmax kernels (``ReductionOp.sum_order``), on
+# THREADS threads: thread t adds, one after the other, the VECTOR elements of its vector at
+# t * VECTOR (VECTOR 1: its element t), then those a stretch (THREADS * VECTOR elements) further
+# on, and so on to the row's end; then the threads' sums across the program in PyTorch's tree
+# (``_shuffle_down_sum``). What a thread adds is the row's element (the family's sum) or the
+# op's TERM of it, given statistics a PRIOR pass took (a softmax's exps, given the row's max);
+# then FINISH writes the outputs. The row is streamed a stretch at a time and read again for
+# each pass (from L2: the first reads keep their lines): a thread holds one vector of it at a
 # time (sm_90, 16-bit rows of 8192: 32 registers, where the row held in one tile takes 56). On
-# an H100 it gave eager's results in every row it took and ran within 0.5% of the tiles'
-# time (NOTES "The compiled runs of 2026-12-07 (night, H100)")
+# an H100 the family's sum gave eager's results in every row it took and ran within 0.5% of
+# the tiles' time (NOTES "The compiled runs of 2026-12-07 (night, H100)")
 @triton.jit(do_not_specialize=["n_rows"])
 def _ordered_sum_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
     out_step, x_step, y_step,
-    FINISH: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr,
-    HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, THREADS: tl.constexpr, VECTOR: tl.constexpr,
+    PRIOR: tl.constexpr, PRIOR_COMBINE: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
+    HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
+    COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, THREADS: tl.constexpr,
+    VECTOR: tl.constexpr,
 ):
     stretch: tl.constexpr = THREADS * VECTOR
-    out_base, x_base, y_base, row_ok = _program_rows(
+    out_base, x_base, y_base, row_ok, flat = _program_rows(
         tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
-        INDEX_64, 1, stretch)[1:5]
+        INDEX_64, 1, stretch)[1:6]
     thread = tl.arange(0, THREADS)[:, None]
     element = tl.arange(0, VECTOR)[None, :]
     if INDEX_64:
         thread = thread.to(tl.int64)
     vectors = thread * VECTOR + element  # [THREADS, VECTOR]: each thread's vector
+    if HAS_PRIOR:
+        # statistics whose order does not matter (a max), over [1, stretch] tiles (named apart
+        # from the sums' [THREADS, VECTOR] ones: a loop keeps each name's shape)
+        seen = row_ok & (flat < row_len)
+        seen_x, seen_xc, seen_yc = _load_tile(x_ptr, y_ptr, x_base, y_base, flat, x_step, y_step,
+                                              seen, CAST, COMPUTE, HAS_Y, "evict_last")
+        a, c = PRIOR(seen_x, seen_xc, seen_yc, seen)
+        for start in range(stretch, row_len, stretch):
+            seen = row_ok & (start + flat < row_len)
+            seen_x, seen_xc, seen_yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + flat,
+                                                  x_step, y_step, seen, CAST, COMPUTE, HAS_Y,
+                                                  "evict_last")
+            a2, c2 = PRIOR(seen_x, seen_xc, seen_yc, seen)
+            a, c = PRIOR_COMBINE(a, c, a2, c2)
     sums = tl.zeros([THREADS], COMPUTE)
     for start in range(0, row_len, stretch):
-        # (rows of whole vectors: a vector past the row's end adds zeros, exactly nothing)
-        xc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + vectors, x_step, y_step,
-                        row_ok & (start + vectors < row_len), CAST, COMPUTE, False,
-                        "evict_last")[1]
-        sums = _add_in_order(sums, xc, element, VECTOR)
+        valid = row_ok & (start + vectors < row_len)
+        xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + vectors, x_step, y_step,
+                            valid, CAST, COMPUTE, HAS_Y, "evict_last")[1:]
+        if HAS_PRIOR:
+            terms = tl.where(valid, TERM(xc, yc, a, c), 0.0)
+        else:
+            terms = xc  # (lanes past the row's end hold zeros: they add exactly nothing)
+        sums = _add_in_order(sums, terms, element, VECTOR)
     total = _shuffle_down_sum(sums, THREADS)
+    if not HAS_PRIOR:
+        a = total
+        c = total
     _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, vectors, row_ok, 0, row_len,
-                 row_len, out_step, x_step, y_step, total, total, total, FINISH, CAST, COMPUTE,
-                 HAS_Y, stretch)
+                 row_len, out_step, x_step, y_step, a, total, c, FINISH, CAST, COMPUTE, HAS_Y,
+                 stretch)
+
+
+# rows PyTorch reads an element a thread at a time (``sum_order``'s vector 1: its warp softmax
+# kernels, a warp a row, and its register kernel, 1024 threads a row), held in registers: a
+# program reads ROWS rows once as a [ROWS, STRETCHES, THREADS] tile, lane t of stretch s being
+# the row's element s * THREADS + t, adds each lane's stretches in turn
+# (``_add_stretches_in_order``) and the lanes in PyTorch's tree, then writes the outputs from
+# the tile. Triton lays the lanes out first, then warps on the rows (the first dim), so that
+# a thread holds every stretch of its lanes and no pick crosses threads (the census tests
+# check it). SCALAR_LOADS (a warp's rows): an element a thread, as PyTorch loads them, where
+# a thread holding 16 bytes of a stretch would leave stretches to other threads
+@triton.jit(do_not_specialize=["n_rows"])
+def _held_ordered_kernel(
+    out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
+    out_step, x_step, y_step,
+    PRIOR: tl.constexpr, PRIOR_COMBINE: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
+    HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
+    COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
+    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr,
+):
+    out_base, x_base, y_base, row_ok, lane = _program_rows(
+        tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
+        INDEX_64, ROWS, THREADS)[1:6]
+    stretch = tl.arange(0, STRETCHES)[None, :, None]
+    if INDEX_64:
+        stretch = stretch.to(tl.int64)
+    cols = stretch * THREADS + lane[:, None, :]  # [1, STRETCHES, THREADS]
+    cols = tl.multiple_of(cols, [1, 1, LOAD])  # (what Triton may load at once, not 16 bytes)
+    out_base, x_base = out_base[:, :, None], x_base[:, :, None]
+    y_base, row_ok = y_base[:, :, None], row_ok[:, :, None]
+    valid = row_ok & (cols < row_len)
+    x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid, CAST,
+                           COMPUTE, HAS_Y, "")
+    if HAS_PRIOR:
+        # the family's [ROWS, BLOCK] rows, in the row's order (no element changes threads)
+        flat: tl.constexpr = STRETCHES * THREADS
+        a, c = PRIOR(tl.reshape(x, [ROWS, flat]), tl.reshape(xc, [ROWS, flat]),
+                     tl.reshape(yc, [ROWS, flat]), tl.reshape(valid, [ROWS, flat]))
+        a, c = a[:, :, None], c[:, :, None]
+        terms = tl.where(valid, TERM(xc, yc, a, c), 0.0)
+    else:
+        terms = xc  # (lanes past the row's end hold zeros: they add exactly nothing)
+    total = _shuffle_down_sums(_add_stretches_in_order(terms, STRETCHES), ROWS,
+                               THREADS)[:, :, None]
+    if not HAS_PRIOR:
+        a = total
+        c = total
+    tl.store(out_ptr + out_base + cols * out_step,
+             converted(FINISH(xc, yc, a, total, c), out_ptr.dtype.element_ty), mask=valid)
 
 
 @triton.jit
@@ -417,6 +513,19 @@ _SPLIT_ELEMENTS = 1 << 18
 one program reading a row."""
 
 
+_HELD_LANES = 4
+"""Lanes of PyTorch's register kernel (1024 threads) each thread of an ordered launch holds:
+on 8 warps, 8-byte loads of 16-bit rows (H100, float16 8192 x 8192: 100.4 µs, the tiles'
+100.0; 2 lanes on 16 warps 130.9, 1 on 32 warps 258.4: NOTES "Softmax sums in PyTorch's
+order")."""
+_HELD_REGISTERS = {}
+_HELD_ORDERED = 8192
+"""The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
+of an element a thread holds in registers: a warp's rows (up to 2048) and the register
+kernel's up to 8192; the register kernel's rows of 8193 to 9216 (nine stretches, padded to
+16) stream."""
+
+
 _TWO_PROGRAMS = {} if INTERPRETED else {"maxnreg": 64}
 """Compiled, the register allowance of the output launch of split rows: two programs of 16 warps
 an SM. Measured with the first split (its chunks combined pairwise): bfloat16 softmax, 8 x
@@ -433,6 +542,15 @@ def _split_chunks(programs, elements, tiles, block):
         return 1
     return min(triton.next_power_of_2(triton.cdiv(_SPLIT_PROGRAMS, programs)),
                triton.next_power_of_2(tiles), block)
+
+
+def _held(order, row_len):
+    """Whether an ordered launch of ``order`` (threads, vector) holds rows of ``row_len`` in
+    registers (``_held_ordered_kernel``): an element a thread at a time, in at most
+    ``_HELD_ORDERED`` elements rounded up to whole stretches, a power of two of them."""
+    threads, vector = order
+    return vector == 1 and triton.next_power_of_2(triton.cdiv(row_len, threads)) * threads <= \
+        _HELD_ORDERED
 
 
 class ReductionOp(Op):
@@ -462,15 +580,22 @@ class ReductionOp(Op):
       one_pass_registers  ``one_pass_registers(rows, tile)`` -> ptxas's register allowance
                 for a compiled one-pass launch, or None (the family's: see the method).
       kernel_functions  ``kernel_functions(rows, tile, one_pass)`` -> (stats, combine,
-                finish) of a launch, where an op uses others for some launches.
-      sum_threads  ``sum_threads(rows, out)`` -> for an op whose statistics are the family's
-                sum, with an output an element: the threads among which PyTorch's CUDA kernel
-                sums the rows of a call writing ``out``, each thread its 16-byte vectors one
-                after the other, a stretch of them apart, then the threads' sums in a
-                shuffle-down tree (``_ordered_sum_kernel``); or None where it sums them in
-                another way: the family's tiles. Asked only for rows along the last dim,
-                contiguous along it and not split across programs, where ``tile`` is not
-                declared. None (the family's): tile by tile.
+                finish) of a launch, where an op uses others for some launches; ``tile``
+                None: an ordered launch (``sum_order``), which takes its finish alone.
+      sum_order  ``sum_order(rows, out)`` -> for an op with an output an element whose
+                statistics are the family's sum, or a sum of ``sum_terms``: (threads, vector)
+                of PyTorch's CUDA kernel for the rows of a call writing ``out``: each thread
+                adds its ``vector`` elements one after the other, then those a stretch
+                (threads x vector elements) further on, to the row's end, then the threads'
+                sums are added in a shuffle-down tree (``_ordered_sum_kernel``); or None where
+                PyTorch sums them in another way: the family's tiles. Asked only for rows
+                along the last dim, contiguous along it and not split across programs, where
+                ``tile`` is not declared. None (the family's): tile by tile.
+      sum_terms  for ``sum_order``, where the op's statistics are not the family's sum:
+                (prior, prior_combine, term). ``prior(x, xc, yc, valid)`` -> (a, c), [ROWS, 1]
+                statistics whose order does not matter (a max), taken first;
+                ``prior_combine(a, c, a2, c2)`` folds them; ``term(xc, yc, a, c)`` -> what each
+                element adds to ``b`` (a softmax's exp(xc - a)). ``finish`` then gets a, b, c.
     A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
     output). By default the statistics are the row's sum (in ``b``).
     """
@@ -482,7 +607,8 @@ class ReductionOp(Op):
     finish = None
     out_resized_first = False
     out_written_as_contiguous = False
-    sum_threads = None
+    sum_order = None
+    sum_terms = None
     tile = None
     """(rows per program, tile length, warps) of every launch where declared (a power of two
     each; ``benchmarks.programs`` times others this way); None: ``_plan_tile``'s, by the rows'
@@ -492,6 +618,8 @@ class ReductionOp(Op):
         super().__init_subclass__(**kwargs)
         if "combine" in cls.__dict__ and "combine_chunks" not in cls.__dict__:
             cls.combine_chunks = None  # an inherited one reduces another combine
+        if "stats" in cls.__dict__ and "sum_terms" not in cls.__dict__:
+            cls.sum_terms = None  # inherited ones are another statistics' parts
 
     def call_out(self, args, kwargs, out, inplace):
         values = bind(self, args, kwargs, out)
@@ -526,20 +654,62 @@ class ReductionOp(Op):
         own choice: ``_LOAD_AHEAD_REGISTERS`` for rows with a second input."""
         return _LOAD_AHEAD_REGISTERS if rows.y is not None else None
 
-    def _ordered_threads(self, rows, out, functions, chunks, step):
-        """The threads of an ordered launch (``sum_threads``) of these rows, or None: for the
-        family's sum (``functions``: the launch's stats, combine and finish) with an output an
-        element, over rows along the last dim (PyTorch reads those in a block a row; it sums
-        rows along another dim in another order), contiguous along it (``step`` 1: a program
-        streams each row), not split across programs (``chunks`` > 1: a few long rows, which
-        PyTorch's one block a row would take many times longer to read), where no ``tile``
-        is declared."""
-        stats, combine, finish = functions
-        if (self.sum_threads is None or self.tile or finish is None or chunks > 1 or step != 1
-                or (stats, combine) != (sum_stats, sum_combine)
-                or math.prod(rows.x.shape[rows.dim + 1:]) != 1):
+    def _ordered_layout(self, rows, out, row_len, chunks, step):
+        """(threads, vector) of an ordered launch (``sum_order``) of these rows, or None: for
+        an op with an output an element whose statistics are the family's sum or declared
+        ``sum_terms``, over rows along the last dim (PyTorch reads those in a block a row; it
+        sums rows along another dim in another order), contiguous along it (``step`` 1: a
+        program streams each row), not split across programs (``chunks`` > 1: a few long
+        rows, which PyTorch's one block a row would take many times longer to read), where no
+        ``tile`` is declared."""
+        summed = self.sum_terms is not None or (self.stats, self.combine) == (sum_stats,
+                                                                               sum_combine)
+        if (self.sum_order is None or self.tile or self.finish is None or not summed
+                or chunks > 1 or step != 1 or math.prod(rows.x.shape[rows.dim + 1:]) != 1):
             return None
-        return self.sum_threads(rows, out)
+        order = self.sum_order(rows, out)
+        if order and self.sum_terms is not None and not _held(order, row_len):
+            # streamed, a prior pass makes three reads of each row: softmax rows of 12000 and
+            # 16384 float16 took 143.8 and 148.0 µs on an H100 where the tiles took 81.0 and
+            # 96.2 (NOTES "Softmax sums in PyTorch's order")
+            return None
+        return order
+
+    def _launch_ordered(self, rows, order, out_view, x, y, n_rows, row_len, outer, strides,
+                        steps, spans, layout):
+        """The ordered launch of ``sum_order``'s (threads, vector): rows of an element a
+        thread held in registers where they fit ``_HELD_ORDERED`` (``_held_ordered_kernel``),
+        others streamed a stretch at a time (``_ordered_sum_kernel``)."""
+        threads, vector = order
+        prior, prior_combine, term = self.sum_terms or (None, None, None)
+        functions = dict(PRIOR=prior, PRIOR_COMBINE=prior_combine, TERM=term,
+                         FINISH=self.kernel_functions(rows, None, False)[2],
+                         HAS_PRIOR=prior is not None, **layout)
+        if _held(order, row_len):
+            stretches = triton.next_power_of_2(triton.cdiv(row_len, threads))
+            # where PyTorch gives a row a warp: a program of one warp, its lanes an element a
+            # thread, rows of a few stretches several to a program (up to 32 elements a
+            # thread); else a row a program, _HELD_LANES lanes a thread, the warps on the
+            # lanes: either way only the lanes' dim spans threads, whichever order Triton
+            # gives the others (3.6 and 3.9 differ), so every stretch of a lane is its thread's
+            warp_rows = threads <= 32
+            rows_per_program = max(1, min(4, 32 // stretches)) if warp_rows else 1
+            lanes = 1 if warp_rows else _HELD_LANES
+            launch(self.name, _held_ordered_kernel, (triton.cdiv(n_rows, rows_per_program),),
+                   out_view, x, y, n_rows, row_len, outer, *strides, *steps,
+                   INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
+                                        * rows_per_program - 1, stretches * threads),
+                   ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
+                   num_warps=1 if warp_rows else threads // (32 * lanes),
+                   **functions, **_HELD_REGISTERS)
+            return
+        stretch = threads * vector
+        launch(self.name, _ordered_sum_kernel, (n_rows,),
+               out_view, x, y, n_rows, row_len, outer, *strides, *steps,
+               INDEX_64=needs_int64(spans, n_rows - 1, triton.cdiv(row_len, stretch) * stretch),
+               THREADS=threads, VECTOR=vector,
+               # a 16-byte load a thread (a warp for a stretch of 512 bytes or less)
+               num_warps=max(1, stretch * x.element_size() // 512), **functions)
 
     def launch(self, rows, out):
         x, y, dim = rows.x, rows.y, rows.dim
@@ -577,15 +747,10 @@ class ReductionOp(Op):
         layout = dict(OUTER_NDIM=len(outer), CAST=TL_DTYPE[rows.cast or x.dtype],
                       COMPUTE=TL_DTYPE[rows.compute], HAS_Y=y is not None)
         y = y if y is not None else x
-        threads = self._ordered_threads(rows, out, (stats, combine, finish), chunks, steps[1])
-        if threads:
-            vector = vector_elements(x.dtype)
-            stretch = threads * vector
-            launch(self.name, _ordered_sum_kernel, (n_rows,),
-                   out_view, x, y, n_rows, row_len, outer, *strides, *steps,
-                   FINISH=finish, INDEX_64=needs_int64(spans, n_rows - 1,
-                                                       triton.cdiv(row_len, stretch) * stretch),
-                   THREADS=threads, VECTOR=vector, num_warps=threads // 32, **layout)
+        order = self._ordered_layout(rows, out, row_len, chunks, steps[1])
+        if order:
+            self._launch_ordered(rows, order, out_view, x, y, n_rows, row_len, outer, strides,
+                                 steps, spans, layout)
             return
         # the rows, and the columns up to the end of the last tile, masked lanes included: a
         # tile loop's counter and the last chunk's end reach it (chunks past the row's end

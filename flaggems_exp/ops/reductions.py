@@ -151,6 +151,89 @@ def _float16_finish(xc, yc, row_max, total, given_neg_inf):
 _FLOAT16_FINISH_ROWS_BELOW = 2 ** 24
 
 
+@triton.jit
+def _ranged_finish(xc, yc, row_max, total, given_neg_inf):
+    """``_softmax_finish`` of a float32 computation whose tile lacks the smallest exp of its
+    rows (an ordered launch): the quotients by one reciprocal a row where each element of the
+    tile is in ``libm.div_by_reciprocal``'s range (its exp zero or at least 2**-99, its row's
+    sum, which holds exp(0), at most 2**24), else each element's division."""
+    exps = libm.exp(xc - row_max)
+    in_range = (given_neg_inf == NEG_INF) | (
+        ((exps == 0.0) | (exps >= _BY_RECIPROCAL_SMALLEST_EXP)) & (total >= 1.0)
+        & (total <= _BY_RECIPROCAL_LARGEST_SUM))
+    if tl.min(in_range.to(tl.int32)) == 1:
+        q = libm.div_by_reciprocal(exps, total, libm.reciprocal(total))
+    else:
+        q = libm.div(exps, total)
+    return tl.where(given_neg_inf == NEG_INF, 0.0, q)
+
+
+# ---- sums of exps in PyTorch's order (ReductionOp.sum_order) -------------------------------
+@triton.jit
+def _softmax_prior(x, xc, yc, valid):
+    """The statistics of ``_softmax_stats`` whose order does not matter: the max, and whether
+    the row as given is only -inf."""
+    row_max = _row_max(xc, valid)
+    return row_max, _given_neg_inf(x, valid, row_max)
+
+
+@triton.jit
+def _softmax_prior_combine(row_max, given_neg_inf, row_max2, given_neg_inf2):
+    return _maxima_keeping_nan(row_max, given_neg_inf, row_max2, given_neg_inf2)
+
+
+@triton.jit
+def _softmax_term(xc, yc, row_max, given_neg_inf):
+    return libm.exp(xc - row_max)
+
+
+_SHARED_MEMORY_A_BLOCK = 48 * 1024
+"""Bytes of shared memory a CUDA block may take without opting in (``sharedMemPerBlock``, the
+same on every GPU PyTorch supports): whether PyTorch's softmax kernels cache a row there."""
+
+
+_WARP_ROWS = (2048, 8192)
+"""The rows PyTorch's CUDA softmax forward gives a warp each (``host_softmax``: at most 2048
+elements and 8192 bytes as it reads them; 1024 and 4096 where it reads float16 to write
+float32)."""
+_REGISTER_ROWS = 9 * 1024
+"""The longest rows of its register kernel (``cunn_SoftMaxForwardReg``, for at most 9 elements
+on each of 1024 threads: ``potential_register_count`` < 10)."""
+
+
+def _softmax_forward_order(rows, out):
+    """(threads, vector) of PyTorch's CUDA softmax forward (``host_softmax``), the order
+    ``ReductionOp.sum_order`` says, for rows along the last dim, contiguous (the family asks
+    for no others). PyTorch softmaxes x converted to the result's dtype, except float16 read to
+    write float32 (``half_to_float``), and picks its kernel by the row as it reads it:
+    - up to ``_WARP_ROWS``: a warp a row (``softmax_warp_forward``), each lane l adding the
+      elements l, l + 32, ... in turn (fewer lanes for rows shorter than 32: the row's length
+      rounded up to a power of two), then a butterfly across the lanes: (lanes, 1);
+    - up to ``_REGISTER_ROWS``, except half_to_float: ``cunn_SoftMaxForwardReg`` on 1024
+      threads (its block: the row's length up to 1024, rounded up to whole warps), thread t
+      adding the elements t, t + 1024, ... in turn: (1024, 1);
+    - rows it caches in shared memory (``cunn_SoftMaxForwardSmem``: whole 16-byte vectors,
+      fewer elements than fit in 48 KB beside the block's 32 partial sums, and x as it reads
+      it 16-byte aligned: a copy is): each thread its vectors a stretch apart: (1024, vector).
+    None elsewhere: its plain kernel (``cunn_SoftMaxForward``) starts at the first 16-byte
+    boundary and ends the row element by element, which the family's launch does not
+    follow."""
+    x = rows.x
+    row_len = x.shape[rows.dim] if x.dim() else 1
+    half_to_float = (x.dtype, rows.dtype) == (torch.float16, torch.float32)
+    itemsize = x.element_size() if half_to_float else rows.dtype.itemsize
+    elements, size = (1024, 4096) if half_to_float else _WARP_ROWS
+    if row_len <= elements and row_len * itemsize <= size:
+        return min(triton.next_power_of_2(row_len), 32), 1
+    if row_len <= _REGISTER_ROWS and not half_to_float:
+        return 1024, 1
+    vector = 16 // itemsize
+    cached = (_SHARED_MEMORY_A_BLOCK - 32 * rows.compute.itemsize) // itemsize
+    copied = x.dtype != rows.dtype and not half_to_float or not x.is_contiguous()
+    aligned = copied or x.data_ptr() % 16 == 0
+    return (1024, vector) if row_len % vector == 0 and row_len < cached and aligned else None
+
+
 @register
 class SafeSoftmax(ReductionOp):
     name = "_safe_softmax"
@@ -158,6 +241,8 @@ class SafeSoftmax(ReductionOp):
     combine = staticmethod(_softmax_combine)
     combine_chunks = staticmethod(_softmax_combine_chunks)
     finish = staticmethod(_softmax_finish)
+    sum_order = staticmethod(_softmax_forward_order)
+    sum_terms = (_softmax_prior, _softmax_prior_combine, _softmax_term)
 
     def kernel_functions(self, rows, tile, one_pass):
         # float16 results divide by one reciprocal a row with no range test
@@ -167,32 +252,19 @@ class SafeSoftmax(ReductionOp):
         # quotients without a range test"). Other results of a row held in one tile test the
         # range (30.2 an element), at most 16 elements a thread: at 32 (rows of 16384) its two
         # branches took the registers from 64 to 81 (41% slower in bfloat16), and read twice
-        # to 90 (Triton 3.6). Elsewhere, and in float64, each element divides. A subclass
-        # declaring its own statistics or output keeps them.
+        # to 90 (Triton 3.6). An ordered launch (``sum_order``: no smallest exp) tests each
+        # element's exp instead (``_ranged_finish``). Elsewhere, and in float64, each element
+        # divides. A subclass declaring its own statistics or output keeps them.
         declared = (self.stats, self.finish) == (_softmax_stats, _softmax_finish)
         if declared and rows.compute == torch.float32:
             row_length = rows.x.shape[rows.dim] if rows.x.dim() else 1
             if rows.dtype == torch.float16 and row_length < _FLOAT16_FINISH_ROWS_BELOW:
                 return self.stats, self.combine, _float16_finish
+            if tile is None:  # an ordered launch: its finish alone
+                return self.stats, self.combine, _ranged_finish
             if one_pass and elements_per_thread(tile) <= 16:
                 return _held_row_stats, self.combine, _held_row_finish
         return self.stats, self.combine, self.finish
-
-    def one_pass_registers(self, rows, tile):
-        # rows of 16 elements a thread on 16 warps (rows of 4097 to 8192), read and written in
-        # one dtype of 16 or 32 bits: three programs an SM at 40 registers a thread
-        # (40 * 512 * 3 of 65,536), where the range test's two branches take the ptxas of
-        # Triton 3.6 to 49 (16-bit) and 47 (float32), two programs. 16-bit rows of 8192 went
-        # from 102.4 to 125 µs on an H100, 100.4 held to 40, nothing spilled (Triton 3.9's
-        # ptxas takes 40 by itself); float16 results take no branch, and left alone their
-        # ptxas takes 32 (four programs an SM), given 40 takes 40: timed only at 40 (99.6).
-        # float32 ran at the H100's ceiling either way (182 µs), but on an H200 its two
-        # programs an SM took 147.4 µs where the division's 40 registers had taken 133.2
-        # (NOTES "float32 softmax rows of 8192 on an H200"); held to 40, Triton 3.6's ptxas
-        # spills nothing, 3.9's (54 left alone) stores and reloads in 4 accesses
-        same_width = rows.x.element_size() == rows.dtype.itemsize in (2, 4)
-        return 40 if (same_width and tile[2] == 16 and elements_per_thread(tile) == 16
-                      ) else None
 
     def prepare(self, out, x, dim, dtype):
         dim = errors.wrap_dim(dim, x.dim())
@@ -233,31 +305,29 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
                                                      **kwargs)
 
 
-_SHARED_MEMORY_A_BLOCK = 48 * 1024
-"""Bytes of shared memory a CUDA block may take without opting in (``sharedMemPerBlock``, the
-same on every GPU PyTorch supports): whether PyTorch's softmax backward caches a row there."""
-
-
-def _softmax_backward_threads(rows, out):
+def _softmax_backward_order(rows, out):
     """The threads among which PyTorch's CUDA softmax backward sums each row (along the last
-    dim, contiguous: the family asks for no others) in the order ``ReductionOp.sum_threads``
-    says: where it caches the row in shared memory (``dispatch_host_softmax_backward``: the
-    row of whole 16-byte vectors, fewer elements than fit beside the block's reduction, and
-    the result, output and grad, or their contiguous copies, 16-byte aligned). Its threads
-    (``SoftMax_getBlockSize``): as many as hold half the row in vectors (it halves them where
-    it reads vectors, as for every dtype here), at most 1024 halved, rounded up to a power of
-    two, at least a warp. None elsewhere: a row of up to 1024 elements and 4096 bytes of the
-    result is a warp's, and its other block kernel adds its threads' sums one after another."""
+    dim, contiguous: the family asks for no others), each its 16-byte vectors, in the order
+    ``ReductionOp.sum_order`` says: where it caches the row in shared memory
+    (``dispatch_host_softmax_backward``: the row of whole 16-byte vectors, fewer elements than
+    fit beside the block's reduction, and the result, output and grad, or their contiguous
+    copies, 16-byte aligned). Its threads (``SoftMax_getBlockSize``): as many as hold half the
+    row in vectors (it halves them where it reads vectors, as for every dtype here), at most
+    1024 halved, rounded up to a power of two, at least a warp. A row of up to 1024 elements
+    and 4096 bytes of the result is a warp's (``softmax_warp_backward``), lane l adding the
+    elements l, l + 32, ... in turn (fewer lanes for rows shorter than 32: the row's length
+    rounded up to a power of two): (lanes, 1). None elsewhere: its other block kernel adds its
+    threads' sums one after another."""
     x = rows.x
     row_len = x.shape[rows.dim] if x.dim() else 1
     if row_len <= 1024 and row_len * rows.dtype.itemsize <= 4096:
-        return None
+        return min(triton.next_power_of_2(row_len), 32), 1
     vector = vector_elements(x.dtype)
     threads = max(32, triton.next_power_of_2(min(row_len // vector, 1024) // 2))
     cached = (_SHARED_MEMORY_A_BLOCK - threads // 32 * rows.compute.itemsize) // x.element_size()
     aligned = all(t.data_ptr() % 16 == 0 for t in (out, x, rows.y)
                   if t is not None and t.is_contiguous())
-    return threads if row_len % vector == 0 and row_len < cached and aligned else None
+    return (threads, vector) if row_len % vector == 0 and row_len < cached and aligned else None
 
 
 _MISMATCH = ("expected input and grad types to match, or input to be at::Half and grad to be "
@@ -272,7 +342,7 @@ class LogSoftmaxBackwardData(ReductionOp):
     # refused as other out= forms refuse it: PyTorch's kernels write it as if contiguous,
     # past its memory (its CPU kernel corrupts the heap), which is no behaviour to copy
     out_written_as_contiguous = True
-    sum_threads = staticmethod(_softmax_backward_threads)
+    sum_order = staticmethod(_softmax_backward_order)
 
     @staticmethod
     @triton.jit
