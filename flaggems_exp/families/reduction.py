@@ -267,77 +267,56 @@ def _add_stretches_in_order(terms, STRETCHES: tl.constexpr):
     return sums
 
 
-# rows summed in the order of PyTorch's CUDA softmax kernels (``ReductionOp.sum_order``), on
-# THREADS threads: thread t adds, one after the other, the VECTOR elements of its vector at
-# t * VECTOR (VECTOR 1: its element t), then those a stretch (THREADS * VECTOR elements) further
-# on, and so on to the row's end; then the threads' sums across the program in PyTorch's tree
-# (``_shuffle_down_sum``). What a thread adds is the row's element (the family's sum) or the
-# op's TERM of it, given statistics a PRIOR pass took (a softmax's exps, given the row's max);
-# then FINISH writes the outputs. The row is streamed a stretch at a time and read again for
-# each pass (from L2: the first reads keep their lines): a thread holds one vector of it at a
+# rows whose statistics are the family's sum, summed in the order of PyTorch's CUDA softmax
+# backward where it caches a row in shared memory (``ReductionOp.sum_order``, on THREADS
+# threads): thread t adds, one after the other, the VECTOR elements of its vector at
+# t * VECTOR, then those of the vector a stretch (THREADS * VECTOR elements) further on, and so
+# on to the row's end; then the threads' sums across the program in PyTorch's tree
+# (``_shuffle_down_sum``). The row is streamed a stretch at a time, then read again for the
+# outputs (from L2: the first reads keep their lines): a thread holds one vector of it at a
 # time (sm_90, 16-bit rows of 8192: 32 registers, where the row held in one tile takes 56). On
-# an H100 the family's sum gave eager's results in every row it took and ran within 0.5% of
-# the tiles' time (NOTES "The compiled runs of 2026-12-07 (night, H100)")
+# an H100 it gave eager's results in every row it took and ran within 0.5% of the tiles' time
+# (NOTES "The compiled runs of 2026-12-07 (night, H100)")
 @triton.jit(do_not_specialize=["n_rows"])
 def _ordered_sum_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
     out_step, x_step, y_step,
-    PRIOR: tl.constexpr, PRIOR_COMBINE: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
-    HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
-    COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, THREADS: tl.constexpr,
-    VECTOR: tl.constexpr,
+    FINISH: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr, COMPUTE: tl.constexpr,
+    HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, THREADS: tl.constexpr, VECTOR: tl.constexpr,
 ):
     stretch: tl.constexpr = THREADS * VECTOR
-    out_base, x_base, y_base, row_ok, flat = _program_rows(
+    out_base, x_base, y_base, row_ok = _program_rows(
         tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
-        INDEX_64, 1, stretch)[1:6]
+        INDEX_64, 1, stretch)[1:5]
     thread = tl.arange(0, THREADS)[:, None]
     element = tl.arange(0, VECTOR)[None, :]
     if INDEX_64:
         thread = thread.to(tl.int64)
     vectors = thread * VECTOR + element  # [THREADS, VECTOR]: each thread's vector
-    if HAS_PRIOR:
-        # statistics whose order does not matter (a max), over [1, stretch] tiles (named apart
-        # from the sums' [THREADS, VECTOR] ones: a loop keeps each name's shape)
-        seen = row_ok & (flat < row_len)
-        seen_x, seen_xc, seen_yc = _load_tile(x_ptr, y_ptr, x_base, y_base, flat, x_step, y_step,
-                                              seen, CAST, COMPUTE, HAS_Y, "evict_last")
-        a, c = PRIOR(seen_x, seen_xc, seen_yc, seen)
-        for start in range(stretch, row_len, stretch):
-            seen = row_ok & (start + flat < row_len)
-            seen_x, seen_xc, seen_yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + flat,
-                                                  x_step, y_step, seen, CAST, COMPUTE, HAS_Y,
-                                                  "evict_last")
-            a2, c2 = PRIOR(seen_x, seen_xc, seen_yc, seen)
-            a, c = PRIOR_COMBINE(a, c, a2, c2)
     sums = tl.zeros([THREADS], COMPUTE)
     for start in range(0, row_len, stretch):
-        valid = row_ok & (start + vectors < row_len)
-        xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + vectors, x_step, y_step,
-                            valid, CAST, COMPUTE, HAS_Y, "evict_last")[1:]
-        if HAS_PRIOR:
-            terms = tl.where(valid, TERM(xc, yc, a, c), 0.0)
-        else:
-            terms = xc  # (lanes past the row's end hold zeros: they add exactly nothing)
-        sums = _add_in_order(sums, terms, element, VECTOR)
+        # (rows of whole vectors: a vector past the row's end adds zeros, exactly nothing)
+        xc = _load_tile(x_ptr, y_ptr, x_base, y_base, start + vectors, x_step, y_step,
+                        row_ok & (start + vectors < row_len), CAST, COMPUTE, False,
+                        "evict_last")[1]
+        sums = _add_in_order(sums, xc, element, VECTOR)
     total = _shuffle_down_sum(sums, THREADS)
-    if not HAS_PRIOR:
-        a = total
-        c = total
     _write_tiles(out_ptr, x_ptr, y_ptr, out_base, x_base, y_base, vectors, row_ok, 0, row_len,
-                 row_len, out_step, x_step, y_step, a, total, c, FINISH, CAST, COMPUTE, HAS_Y,
-                 stretch)
+                 row_len, out_step, x_step, y_step, total, total, total, FINISH, CAST, COMPUTE,
+                 HAS_Y, stretch)
 
 
 # rows PyTorch reads an element a thread at a time (``sum_order``'s vector 1: its warp softmax
-# kernels, a warp a row, and its register kernel, 1024 threads a row), held in registers: a
-# program reads ROWS rows once as a [ROWS, STRETCHES, THREADS] tile, lane t of stretch s being
-# the row's element s * THREADS + t, adds each lane's stretches in turn
-# (``_add_stretches_in_order``) and the lanes in PyTorch's tree, then writes the outputs from
-# the tile. Triton lays the lanes out first, then warps on the rows (the first dim), so that
-# a thread holds every stretch of its lanes and no pick crosses threads (the census tests
-# check it). SCALAR_LOADS (a warp's rows): an element a thread, as PyTorch loads them, where
-# a thread holding 16 bytes of a stretch would leave stretches to other threads
+# kernels, a warp a row, and its forward's register kernel, 1024 threads a row), held in
+# registers: a program reads ROWS rows once as a [ROWS, STRETCHES, THREADS] tile, lane t of
+# stretch s being the row's element s * THREADS + t; the op's TERM of each element (its own
+# value for the family's sum; a softmax's exp, given the max a PRIOR took over the tile) is
+# added to its lane's sum a stretch at a time (``_add_stretches_in_order``), the lanes' sums
+# in PyTorch's tree, and FINISH writes the outputs from the tile. Only the lanes' dim may span
+# threads (the launch sees to it: one warp for a warp's rows, its warps all on the lanes
+# otherwise), so a thread holds every stretch of its lanes and no pick crosses threads (the
+# census tests check it); LOAD lanes a thread (an element each for a warp's rows, as
+# PyTorch loads them)
 @triton.jit(do_not_specialize=["n_rows"])
 def _held_ordered_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
@@ -679,7 +658,8 @@ class ReductionOp(Op):
                         steps, spans, layout):
         """The ordered launch of ``sum_order``'s (threads, vector): rows of an element a
         thread held in registers where they fit ``_HELD_ORDERED`` (``_held_ordered_kernel``),
-        others streamed a stretch at a time (``_ordered_sum_kernel``)."""
+        others (the family's sum alone: ``_ordered_layout``) streamed a stretch at a time
+        (``_ordered_sum_kernel``)."""
         threads, vector = order
         prior, prior_combine, term = self.sum_terms or (None, None, None)
         functions = dict(PRIOR=prior, PRIOR_COMBINE=prior_combine, TERM=term,
@@ -706,10 +686,10 @@ class ReductionOp(Op):
         stretch = threads * vector
         launch(self.name, _ordered_sum_kernel, (n_rows,),
                out_view, x, y, n_rows, row_len, outer, *strides, *steps,
+               FINISH=functions["FINISH"],
                INDEX_64=needs_int64(spans, n_rows - 1, triton.cdiv(row_len, stretch) * stretch),
-               THREADS=threads, VECTOR=vector,
-               # a 16-byte load a thread (a warp for a stretch of 512 bytes or less)
-               num_warps=max(1, stretch * x.element_size() // 512), **functions)
+               THREADS=threads, VECTOR=vector, num_warps=threads * vector * x.element_size()
+               // 512, **layout)  # a 16-byte vector a thread
 
     def launch(self, rows, out):
         x, y, dim = rows.x, rows.y, rows.dim
