@@ -1133,6 +1133,30 @@ def test_softmax_keeps_the_tiles_where_pytorch_adds_in_another_order(monkeypatch
                for name, _ in launched), launched
 
 
+@pytest.mark.parametrize("length, threads", [(1000, 32), (20, 32), (7, 8)])
+def test_log_softmax_backward_sums_warp_rows_in_pytorchs_order(monkeypatch, length, threads):
+    """Rows PyTorch's softmax backward gives a warp (up to 1024 elements and 4096 bytes) are
+    summed in its lanes' order: lane l adds the elements l, l + 32, ... in turn (fewer lanes
+    for rows shorter than 32: the length rounded up to a power of two), then the lanes' sums
+    in a shuffle-down tree. Each row's sum is read back exactly where grad and output are 0
+    (grad - exp(0) * sum)."""
+    op = REGISTRY["_log_softmax_backward_data"]
+    gen = torch.Generator().manual_seed(length)
+    grad = torch.randn(4, length, generator=gen) * 3
+    output = torch.log_softmax(torch.randn(4, length, generator=gen), -1)
+    grad[:, 0] = output[:, 0] = 0.0
+    expected = [_row_sum(row, threads, 1) for row in grad]
+    monkeypatch.setattr(op, "plans", PlanCache())
+    launched = launched_kernels(monkeypatch)
+    ours = op(grad, output, -1, torch.float32)
+    assert [(name, options["THREADS"]) for name, options in launched] == [
+        ("_held_ordered_kernel", threads)], launched
+    assert ours[:, 0].tolist() == [-total.item() for total in expected]
+    if length >= 64:  # another order gives another sum in some row
+        assert any(_row_sum(row, threads, 1, pairs=_neighbours) != total
+                   for row, total in zip(grad, expected))
+
+
 def _same_layout_on(tensor, device):
     """``tensor`` on ``device`` with its storage offset and strides (the same distance past a
     16-byte boundary: a fresh storage is aligned)."""

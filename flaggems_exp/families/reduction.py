@@ -257,9 +257,10 @@ def _shuffle_down_sum(sums, THREADS: tl.constexpr):
 @triton.jit
 def _add_stretches_in_order(terms, STRETCHES: tl.constexpr):
     """[ROWS, STRETCHES, THREADS] -> [ROWS, THREADS]: each lane's stretches added one after
-    the other. Each is picked out by a sum with -0.0s, exact (x + -0.0 is x, -0.0 included),
-    which the compiler drops where a thread holds every stretch of its lanes (x + -0.0 folds
-    to x; + 0.0 would not)."""
+    the other (the order of a ``tl.sum`` along them is the compiler's, or numpy's, to choose).
+    Each is picked out by a sum with -0.0s, exact (x + -0.0 is x, -0.0 included), which the
+    compiler drops where a thread holds every stretch of its lanes (x + -0.0 folds to x;
+    + 0.0 would not)."""
     stretch = tl.arange(0, STRETCHES)[None, :, None]
     sums = tl.sum(tl.where(stretch == 0, terms, -0.0), axis=1)
     for k in tl.static_range(1, STRETCHES):
