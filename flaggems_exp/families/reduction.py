@@ -498,7 +498,11 @@ _HELD_LANES = 4
 on 8 warps, 8-byte loads of 16-bit rows (H100, float16 8192 x 8192: 100.4 µs, the tiles'
 100.0; 2 lanes on 16 warps 130.9, 1 on 32 warps 258.4: NOTES "Softmax sums in PyTorch's
 order")."""
-_HELD_REGISTERS = {}
+_HELD_REGISTERS = {} if INTERPRETED else {"maxnreg": 128}
+"""Compiled, the registers a thread of a held ordered launch of more than 32 elements a thread
+may take: a warp's float16 rows of 2048 (64 elements a thread) took 168 left alone; held to
+128 they ran in 110.5 µs (32768 x 2048 on an H100) instead of 133.8. Others are left alone
+(given 128, ptxas takes it: rows of 1024, 95 registers alone, took 128)."""
 _HELD_ORDERED = 8192
 """The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
 of an element a thread holds in registers: a warp's rows (up to 2048) and the register
@@ -681,8 +685,8 @@ class ReductionOp(Op):
                    INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
                                         * rows_per_program - 1, stretches * threads),
                    ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
-                   num_warps=1 if warp_rows else threads // (32 * lanes),
-                   **functions, **_HELD_REGISTERS)
+                   num_warps=1 if warp_rows else threads // (32 * lanes), **functions,
+                   **(_HELD_REGISTERS if rows_per_program * stretches * lanes > 32 else {}))
             return
         stretch = threads * vector
         launch(self.name, _ordered_sum_kernel, (n_rows,),

@@ -151,23 +151,6 @@ def _float16_finish(xc, yc, row_max, total, given_neg_inf):
 _FLOAT16_FINISH_ROWS_BELOW = 2 ** 24
 
 
-@triton.jit
-def _ranged_finish(xc, yc, row_max, total, given_neg_inf):
-    """``_softmax_finish`` of a float32 computation whose tile lacks the smallest exp of its
-    rows (an ordered launch): the quotients by one reciprocal a row where each element of the
-    tile is in ``libm.div_by_reciprocal``'s range (its exp zero or at least 2**-99, its row's
-    sum, which holds exp(0), at most 2**24), else each element's division."""
-    exps = libm.exp(xc - row_max)
-    in_range = (given_neg_inf == NEG_INF) | (
-        ((exps == 0.0) | (exps >= _BY_RECIPROCAL_SMALLEST_EXP)) & (total >= 1.0)
-        & (total <= _BY_RECIPROCAL_LARGEST_SUM))
-    if tl.min(in_range.to(tl.int32)) == 1:
-        q = libm.div_by_reciprocal(exps, total, libm.reciprocal(total))
-    else:
-        q = libm.div(exps, total)
-    return tl.where(given_neg_inf == NEG_INF, 0.0, q)
-
-
 # ---- sums of exps in PyTorch's order (ReductionOp.sum_order) -------------------------------
 @triton.jit
 def _softmax_prior(x, xc, yc, valid):
@@ -252,16 +235,16 @@ class SafeSoftmax(ReductionOp):
         # quotients without a range test"). Other results of a row held in one tile test the
         # range (30.2 an element), at most 16 elements a thread: at 32 (rows of 16384) its two
         # branches took the registers from 64 to 81 (41% slower in bfloat16), and read twice
-        # to 90 (Triton 3.6). An ordered launch (``sum_order``: no smallest exp) tests each
-        # element's exp instead (``_ranged_finish``). Elsewhere, and in float64, each element
-        # divides. A subclass declaring its own statistics or output keeps them.
+        # to 90 (Triton 3.6). Elsewhere, and in float64, each element divides: an ordered
+        # launch (``sum_order``) too, which takes no smallest exp (testing each element's
+        # exp instead took 16-bit rows of 8192 from 115.9 to 133.3 µs on an H100: NOTES
+        # "Softmax sums in PyTorch's order"). A subclass declaring its own statistics or
+        # output keeps them.
         declared = (self.stats, self.finish) == (_softmax_stats, _softmax_finish)
         if declared and rows.compute == torch.float32:
             row_length = rows.x.shape[rows.dim] if rows.x.dim() else 1
             if rows.dtype == torch.float16 and row_length < _FLOAT16_FINISH_ROWS_BELOW:
                 return self.stats, self.combine, _float16_finish
-            if tile is None:  # an ordered launch: its finish alone
-                return self.stats, self.combine, _ranged_finish
             if one_pass and elements_per_thread(tile) <= 16:
                 return _held_row_stats, self.combine, _held_row_finish
         return self.stats, self.combine, self.finish
