@@ -1063,13 +1063,15 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, dtype, result,
     """_safe_softmax sums each row's exps (rows along the last dim) in the order of PyTorch's
     CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
     lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
-    rows PyTorch copies first alike. Checked bit for bit against a model of that order (float32 sums
+    rows PyTorch copies first (offset, stepped) alike. Checked bit for bit against a model of that order (float32 sums
     differ between orders in most random rows)."""
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
     x = (torch.randn(3, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
     expected = _softmax_in_pytorchs_order(x[:, :length], result, threads, vector)
-    for rows in (x[:, :length].contiguous(), x[:, :length]):
+    stepped = torch.zeros(3, 2 * length, dtype=dtype, device=x.device)[:, ::2]
+    stepped.copy_(x[:, :length])
+    for rows in (x[:, :length].contiguous(), x[:, :length], stepped):
         monkeypatch.setattr(op, "plans", PlanCache())
         launched = launched_kernels(monkeypatch)
         ours = op(rows, -1, dtype=None if result == dtype else result)
@@ -1117,8 +1119,8 @@ def test_softmax_sums_tell_pytorchs_order_apart(monkeypatch):
     (10000, torch.float16, torch.float16, 1),  # not 16-byte aligned: its plain kernel
     (30000, torch.float16, torch.float16, 0),  # too long to cache
     (1100, torch.float16, torch.float32, 1),  # float16 read to write float32, not aligned
-    (9000, torch.float32, torch.float32, 0),  # the register kernel's, nine stretches: streamed
-    (10000, torch.float16, torch.float16, 0),  # cached in shared memory: streamed
+    (9000, torch.float32, torch.float32, 0),  # the register kernel's, nine stretches: not held
+    (10000, torch.float16, torch.float16, 0),  # cached in shared memory: not held
     (1104, torch.float16, torch.float32, 0),
 ])
 def test_softmax_keeps_the_tiles_where_pytorch_adds_in_another_order(monkeypatch, length, dtype,
@@ -1205,12 +1207,47 @@ def test_softmax_backward_order_is_pytorchs(length, dtype, result, threads):
     assert _softmax_backward_order(rows, out) == expected
 
 
+@pytest.mark.parametrize("length, dtype, result, offset, expected", [
+    (1, torch.float32, torch.float32, 0, (1, 1)),
+    (20, torch.float16, torch.float16, 0, (32, 1)),  # a warp: 32 lanes, at most
+    (2048, torch.float32, torch.float32, 0, (32, 1)),  # 8192 bytes
+    (2049, torch.float16, torch.float16, 0, (1024, 1)),  # the register kernel
+    (1024, torch.float64, torch.float64, 0, (32, 1)),
+    (1025, torch.float64, torch.float64, 0, (1024, 1)),  # 8200 bytes
+    (9216, torch.float32, torch.float32, 1, (1024, 1)),  # any alignment
+    (9224, torch.float16, torch.float16, 0, (1024, 8)),  # cached in shared memory
+    (9224, torch.float16, torch.float16, 1, None),  # not aligned: its plain kernel
+    (9220, torch.float16, torch.float16, 0, None),  # not whole vectors
+    (24504, torch.float16, torch.float16, 0, (1024, 8)),  # (48 KB - 128) / 2 = 24512
+    (24512, torch.float16, torch.float16, 0, None),
+    (1024, torch.float16, torch.float32, 0, (32, 1)),  # float16 read to write float32
+    (1032, torch.float16, torch.float32, 0, (1024, 8)),  # no register kernel there
+    (1032, torch.float16, torch.float32, 1, None),
+    (2049, torch.bfloat16, torch.float32, 0, (1024, 1)),  # converted: float32's
+    (9224, torch.float32, torch.float16, 1, (1024, 8)),  # converted: a fresh copy
+])
+def test_softmax_forward_order_is_pytorchs(length, dtype, result, offset, expected):
+    """PyTorch's CUDA softmax forward's threads and vectors for a row (``host_softmax``): a
+    warp's lanes up to 2048 elements and 8192 bytes as it reads them (1024 and 4096 where it
+    reads float16 to write float32), its register kernel's 1024 threads up to 9216 elements
+    (not for float16 to float32), its shared-memory kernel's 1024 threads of 16-byte vectors
+    for aligned rows of whole vectors under 48 KB less 32 partial sums; None for its plain
+    kernel."""
+    from flaggems_exp.ops.reductions import _softmax_forward_order
+    x = torch.empty(2 * length + offset, dtype=dtype)[offset:].view(2, length)
+    rows = reduction.Rows(x, 1, (), result, torch.float64 if result == torch.float64 else
+                          torch.float32, cast=result)
+    assert _softmax_forward_order(rows, None) == expected
+
+
 def test_ordered_sums_only_where_pytorch_sums_in_that_order(monkeypatch):
-    """The ordered launch takes rows along the last dim, contiguous, one program a row, that
-    PyTorch caches in shared memory; rows along another dim (PyTorch's spatial kernel adds
-    them in another order), strided ones, rows PyTorch reads with its other block kernel
-    (not starting on a 16-byte boundary, not of whole vectors, too long to cache), those of an
-    op declaring its tile, and a few long rows split across programs keep the family's tiles."""
+    """The ordered launch takes rows along the last dim that PyTorch caches in shared memory
+    (contiguous, streamed a program a row) or gives a warp (held, strided ones too: PyTorch
+    sums a contiguous copy); rows along another dim (PyTorch's spatial kernel adds them in
+    another order), strided rows it would stream, rows PyTorch reads with its other block
+    kernel (not starting on a 16-byte boundary, not of whole vectors, too long to cache),
+    those of an op declaring its tile, and a few long rows split across programs keep the
+    family's tiles."""
     op = REGISTRY["_log_softmax_backward_data"]
     monkeypatch.setattr(op, "plans", PlanCache())
     launched = launched_kernels(monkeypatch)
@@ -1231,6 +1268,7 @@ def test_ordered_sums_only_where_pytorch_sums_in_that_order(monkeypatch):
     assert kernels(torch.randn(3, 1100, 1, generator=gen), 1) == ["_ordered_sum_kernel"]
     assert kernels(torch.randn(1100, 3, generator=gen), 0) == ["_reduction_kernel"]
     assert kernels(torch.randn(3, 2200, generator=gen)[:, ::2], 1) == ["_reduction_kernel"]
+    assert kernels(torch.randn(3, 2000, generator=gen)[:, ::2], 1) == ["_held_ordered_kernel"]
     shifted = torch.randn(3 * 1100 + 1, generator=gen)[1:].view(3, 1100)
     assert shifted.data_ptr() % 16 and kernels(shifted, 1) == ["_reduction_kernel"]
     assert kernels(torch.randn(3, 1101, generator=gen), 1) == ["_reduction_kernel"]

@@ -258,9 +258,9 @@ def _shuffle_down_sum(sums, THREADS: tl.constexpr):
 def _add_stretches_in_order(terms, STRETCHES: tl.constexpr):
     """[ROWS, STRETCHES, THREADS] -> [ROWS, THREADS]: each lane's stretches added one after
     the other (the order of a ``tl.sum`` along them is the compiler's, or numpy's, to choose).
-    Each is picked out by a sum with -0.0s, exact (x + -0.0 is x, -0.0 included), which the
-    compiler drops where a thread holds every stretch of its lanes (x + -0.0 folds to x;
-    + 0.0 would not)."""
+    Each is picked out by a sum with -0.0s, exact (x + -0.0 is x), which the compiler drops
+    where a thread holds every stretch of its lanes (x + -0.0 folds to x; + 0.0 would not).
+    Interpreted, numpy's sum starts from +0.0, so a lane of only -0.0 sums to +0.0 there."""
     stretch = tl.arange(0, STRETCHES)[None, :, None]
     sums = tl.sum(tl.where(stretch == 0, terms, -0.0), axis=1)
     for k in tl.static_range(1, STRETCHES):
@@ -322,7 +322,7 @@ def _ordered_sum_kernel(
 def _held_ordered_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
     out_step, x_step, y_step,
-    PRIOR: tl.constexpr, PRIOR_COMBINE: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
+    PRIOR: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
     HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
     COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
     STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr,
@@ -507,7 +507,7 @@ _HELD_ORDERED = 8192
 """The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
 of an element a thread holds in registers: a warp's rows (up to 2048) and the register
 kernel's up to 8192; the register kernel's rows of 8193 to 9216 (nine stretches, padded to
-16) stream."""
+16) are not held (a softmax's keep the tiles)."""
 
 
 _TWO_PROGRAMS = {} if INTERPRETED else {"maxnreg": 64}
@@ -571,15 +571,17 @@ class ReductionOp(Op):
                 of PyTorch's CUDA kernel for the rows of a call writing ``out``: each thread
                 adds its ``vector`` elements one after the other, then those a stretch
                 (threads x vector elements) further on, to the row's end, then the threads'
-                sums are added in a shuffle-down tree (``_ordered_sum_kernel``); or None where
+                sums are added in a shuffle-down tree (``_held_ordered_kernel`` for vector 1
+                where the rows fit registers, else ``_ordered_sum_kernel``); or None where
                 PyTorch sums them in another way: the family's tiles. Asked only for rows
                 along the last dim, contiguous along it and not split across programs, where
                 ``tile`` is not declared. None (the family's): tile by tile.
       sum_terms  for ``sum_order``, where the op's statistics are not the family's sum:
-                (prior, prior_combine, term). ``prior(x, xc, yc, valid)`` -> (a, c), [ROWS, 1]
-                statistics whose order does not matter (a max), taken first;
-                ``prior_combine(a, c, a2, c2)`` folds them; ``term(xc, yc, a, c)`` -> what each
-                element adds to ``b`` (a softmax's exp(xc - a)). ``finish`` then gets a, b, c.
+                (prior, term). ``prior(x, xc, yc, valid)`` -> (a, c), [ROWS, 1] statistics
+                whose order does not matter (a max) of rows held whole, taken first;
+                ``term(xc, yc, a, c)`` -> what each element adds to ``b`` (a softmax's
+                exp(xc - a)). ``finish`` then gets a, b, c. Such rows are taken only where held
+                (``_held``): streamed, they would be read three times.
     A row that fits one tile is read once, a longer one twice (statistics tile by tile, then the
     output). By default the statistics are the row's sum (in ``b``).
     """
@@ -641,18 +643,19 @@ class ReductionOp(Op):
     def _ordered_layout(self, rows, out, row_len, chunks, step):
         """(threads, vector) of an ordered launch (``sum_order``) of these rows, or None: for
         an op with an output an element whose statistics are the family's sum or declared
-        ``sum_terms``, over rows along the last dim (PyTorch reads those in a block a row; it
-        sums rows along another dim in another order), contiguous along it (``step`` 1: a
-        program streams each row), not split across programs (``chunks`` > 1: a few long
-        rows, which PyTorch's one block a row would take many times longer to read), where no
-        ``tile`` is declared."""
+        ``sum_terms``, over rows along the last dim (PyTorch reads those in a block a row,
+        from a contiguous copy where they are strided; it sums rows along another dim in
+        another order), not split across programs (``chunks`` > 1: a few long rows, which
+        PyTorch's one block a row would take many times longer to read), where no ``tile``
+        is declared. Streamed rows (not held: ``_held``) are taken only contiguous (``step``
+        1) and without a prior."""
         summed = self.sum_terms is not None or (self.stats, self.combine) == (sum_stats,
                                                                                sum_combine)
         if (self.sum_order is None or self.tile or self.finish is None or not summed
-                or chunks > 1 or step != 1 or math.prod(rows.x.shape[rows.dim + 1:]) != 1):
+                or chunks > 1 or math.prod(rows.x.shape[rows.dim + 1:]) != 1):
             return None
         order = self.sum_order(rows, out)
-        if order and self.sum_terms is not None and not _held(order, row_len):
+        if order and not _held(order, row_len) and (step != 1 or self.sum_terms is not None):
             # streamed, a prior pass makes three reads of each row: softmax rows of 12000 and
             # 16384 float16 took 143.8 and 148.0 µs on an H100 where the tiles took 81.0 and
             # 96.2 (NOTES "Softmax sums in PyTorch's order")
@@ -666,8 +669,8 @@ class ReductionOp(Op):
         others (the family's sum alone: ``_ordered_layout``) streamed a stretch at a time
         (``_ordered_sum_kernel``)."""
         threads, vector = order
-        prior, prior_combine, term = self.sum_terms or (None, None, None)
-        functions = dict(PRIOR=prior, PRIOR_COMBINE=prior_combine, TERM=term,
+        prior, term = self.sum_terms or (None, None)
+        functions = dict(PRIOR=prior, TERM=term,
                          FINISH=self.kernel_functions(rows, None, False)[2],
                          HAS_PRIOR=prior is not None, **layout)
         if _held(order, row_len):

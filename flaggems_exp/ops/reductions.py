@@ -161,11 +161,6 @@ def _softmax_prior(x, xc, yc, valid):
 
 
 @triton.jit
-def _softmax_prior_combine(row_max, given_neg_inf, row_max2, given_neg_inf2):
-    return _maxima_keeping_nan(row_max, given_neg_inf, row_max2, given_neg_inf2)
-
-
-@triton.jit
 def _softmax_term(xc, yc, row_max, given_neg_inf):
     return libm.exp(xc - row_max)
 
@@ -225,7 +220,7 @@ class SafeSoftmax(ReductionOp):
     combine_chunks = staticmethod(_softmax_combine_chunks)
     finish = staticmethod(_softmax_finish)
     sum_order = staticmethod(_softmax_forward_order)
-    sum_terms = (_softmax_prior, _softmax_prior_combine, _softmax_term)
+    sum_terms = (_softmax_prior, _softmax_term)
 
     def kernel_functions(self, rows, tile, one_pass):
         # float16 results divide by one reciprocal a row with no range test
