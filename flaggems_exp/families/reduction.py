@@ -210,11 +210,14 @@ def _chunk_finish_kernel(
 
 
 @triton.jit
-def _add_in_order(sums, values, element, VECTOR: tl.constexpr):
-    """``sums`` (one a thread) with each thread's ``VECTOR`` values added one after the other:
-    element k is picked out of its vector by adding exact zeros to it."""
-    for k in tl.static_range(VECTOR):
-        sums += tl.sum(tl.where(element == k, values, 0.0), axis=1)
+def _add_in_order(sums, values, index, COUNT: tl.constexpr):
+    """``sums`` with each of its lanes' ``COUNT`` values along dim 1 of ``values`` (``index``
+    their positions there) added one after the other (the order of a ``tl.sum`` along them is
+    the compiler's, or numpy's, to choose). Value k is picked out by a sum with -0.0s, exact
+    (x + -0.0 is x), which the compiler drops where a thread holds all of a lane's values
+    (x + -0.0 folds to x; + 0.0 would not)."""
+    for k in tl.static_range(COUNT):
+        sums += tl.sum(tl.where(index == k, values, -0.0), axis=1)
     return sums
 
 
@@ -252,20 +255,6 @@ def _shuffle_down_sums(sums, ROWS: tl.constexpr, THREADS: tl.constexpr):
 def _shuffle_down_sum(sums, THREADS: tl.constexpr):
     """[THREADS] -> [1, 1]: ``_shuffle_down_sums`` of one row."""
     return _shuffle_down_sums(tl.reshape(sums, [1, THREADS]), 1, THREADS)
-
-
-@triton.jit
-def _add_stretches_in_order(terms, STRETCHES: tl.constexpr):
-    """[ROWS, STRETCHES, THREADS] -> [ROWS, THREADS]: each lane's stretches added one after
-    the other (the order of a ``tl.sum`` along them is the compiler's, or numpy's, to choose).
-    Each is picked out by a sum with -0.0s, exact (x + -0.0 is x), which the compiler drops
-    where a thread holds every stretch of its lanes (x + -0.0 folds to x; + 0.0 would not).
-    Interpreted, numpy's sum starts from +0.0, so a lane of only -0.0 sums to +0.0 there."""
-    stretch = tl.arange(0, STRETCHES)[None, :, None]
-    sums = tl.sum(tl.where(stretch == 0, terms, -0.0), axis=1)
-    for k in tl.static_range(1, STRETCHES):
-        sums += tl.sum(tl.where(stretch == k, terms, -0.0), axis=1)
-    return sums
 
 
 # rows whose statistics are the family's sum, summed in the order of PyTorch's CUDA softmax
@@ -312,7 +301,7 @@ def _ordered_sum_kernel(
 # registers: a program reads ROWS rows once as a [ROWS, STRETCHES, THREADS] tile, lane t of
 # stretch s being the row's element s * THREADS + t; the op's TERM of each element (its own
 # value for the family's sum; a softmax's exp, given the max a PRIOR took over the tile) is
-# added to its lane's sum a stretch at a time (``_add_stretches_in_order``), the lanes' sums
+# added to its lane's sum a stretch at a time (``_add_in_order``), the lanes' sums
 # in PyTorch's tree, and FINISH writes the outputs from the tile. Only the lanes' dim may span
 # threads (the launch sees to it: one warp for a warp's rows, its warps all on the lanes
 # otherwise), so a thread holds every stretch of its lanes and no pick crosses threads (the
@@ -349,8 +338,10 @@ def _held_ordered_kernel(
         terms = tl.where(valid, TERM(xc, yc, a, c), 0.0)
     else:
         terms = xc  # (lanes past the row's end hold zeros: they add exactly nothing)
-    total = _shuffle_down_sums(_add_stretches_in_order(terms, STRETCHES), ROWS,
-                               THREADS)[:, :, None]
+    # (PyTorch's sums start at 0, as these do)
+    sums = _add_in_order(tl.zeros([ROWS, THREADS], COMPUTE), terms,
+                         tl.arange(0, STRETCHES)[None, :, None], STRETCHES)
+    total = _shuffle_down_sums(sums, ROWS, THREADS)[:, :, None]
     if not HAS_PRIOR:
         a = total
         c = total
@@ -574,8 +565,9 @@ class ReductionOp(Op):
                 sums are added in a shuffle-down tree (``_held_ordered_kernel`` for vector 1
                 where the rows fit registers, else ``_ordered_sum_kernel``); or None where
                 PyTorch sums them in another way: the family's tiles. Asked only for rows
-                along the last dim, contiguous along it and not split across programs, where
-                ``tile`` is not declared. None (the family's): tile by tile.
+                along the last dim (PyTorch sums a contiguous copy of strided ones), not split
+                across programs, where ``tile`` is not declared; streamed rows are taken only
+                contiguous. None (the family's): tile by tile.
       sum_terms  for ``sum_order``, where the op's statistics are not the family's sum:
                 (prior, term). ``prior(x, xc, yc, valid)`` -> (a, c), [ROWS, 1] statistics
                 whose order does not matter (a max) of rows held whole, taken first;

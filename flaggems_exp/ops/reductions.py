@@ -170,6 +170,14 @@ _SHARED_MEMORY_A_BLOCK = 48 * 1024
 same on every GPU PyTorch supports): whether PyTorch's softmax kernels cache a row there."""
 
 
+def _cached_in_shared_memory(row_len, dtype, warps, accumulate, aligned):
+    """Whether PyTorch's softmax kernels cache a row of ``dtype`` in shared memory: whole
+    16-byte vectors, fewer elements than fit in ``_SHARED_MEMORY_A_BLOCK`` beside its
+    ``warps``' partial sums of ``accumulate``, read 16-byte ``aligned``."""
+    cached = (_SHARED_MEMORY_A_BLOCK - warps * accumulate.itemsize) // dtype.itemsize
+    return aligned and row_len % vector_elements(dtype) == 0 and row_len < cached
+
+
 _WARP_ROWS = (2048, 8192)
 """The rows PyTorch's CUDA softmax forward gives a warp each (``host_softmax``: at most 2048
 elements and 8192 bytes as it reads them; 1024 and 4096 where it reads float16 to write
@@ -181,8 +189,9 @@ on each of 1024 threads: ``potential_register_count`` < 10)."""
 
 def _softmax_forward_order(rows, out):
     """(threads, vector) of PyTorch's CUDA softmax forward (``host_softmax``), the order
-    ``ReductionOp.sum_order`` says, for rows along the last dim, contiguous (the family asks
-    for no others). PyTorch softmaxes x converted to the result's dtype, except float16 read to
+    ``ReductionOp.sum_order`` says, for rows along the last dim (the family asks for no
+    others; strided ones PyTorch copies). PyTorch softmaxes x converted to the result's dtype,
+    except float16 read to
     write float32 (``half_to_float``), and picks its kernel by the row as it reads it:
     - up to ``_WARP_ROWS``: a warp a row (``softmax_warp_forward``), each lane l adding the
       elements l, l + 32, ... in turn (fewer lanes for rows shorter than 32: the row's length
@@ -199,17 +208,16 @@ def _softmax_forward_order(rows, out):
     x = rows.x
     row_len = x.shape[rows.dim] if x.dim() else 1
     half_to_float = (x.dtype, rows.dtype) == (torch.float16, torch.float32)
-    itemsize = x.element_size() if half_to_float else rows.dtype.itemsize
+    read = x.dtype if half_to_float else rows.dtype
     elements, size = (1024, 4096) if half_to_float else _WARP_ROWS
-    if row_len <= elements and row_len * itemsize <= size:
+    if row_len <= elements and row_len * read.itemsize <= size:
         return min(triton.next_power_of_2(row_len), 32), 1
     if row_len <= _REGISTER_ROWS and not half_to_float:
         return 1024, 1
-    vector = 16 // itemsize
-    cached = (_SHARED_MEMORY_A_BLOCK - 32 * rows.compute.itemsize) // itemsize
     copied = x.dtype != rows.dtype and not half_to_float or not x.is_contiguous()
     aligned = copied or x.data_ptr() % 16 == 0
-    return (1024, vector) if row_len % vector == 0 and row_len < cached and aligned else None
+    return (1024, vector_elements(read)) if _cached_in_shared_memory(
+        row_len, read, 32, rows.compute, aligned) else None
 
 
 @register
@@ -285,7 +293,8 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
 
 def _softmax_backward_order(rows, out):
     """The threads among which PyTorch's CUDA softmax backward sums each row (along the last
-    dim, contiguous: the family asks for no others), each its 16-byte vectors, in the order
+    dim: the family asks for no others; strided ones PyTorch copies), each its 16-byte
+    vectors, in the order
     ``ReductionOp.sum_order`` says: where it caches the row in shared memory
     (``dispatch_host_softmax_backward``: the row of whole 16-byte vectors, fewer elements than
     fit beside the block's reduction, and the result, output and grad, or their contiguous
@@ -302,10 +311,10 @@ def _softmax_backward_order(rows, out):
         return min(triton.next_power_of_2(row_len), 32), 1
     vector = vector_elements(x.dtype)
     threads = max(32, triton.next_power_of_2(min(row_len // vector, 1024) // 2))
-    cached = (_SHARED_MEMORY_A_BLOCK - threads // 32 * rows.compute.itemsize) // x.element_size()
     aligned = all(t.data_ptr() % 16 == 0 for t in (out, x, rows.y)
                   if t is not None and t.is_contiguous())
-    return (threads, vector) if row_len % vector == 0 and row_len < cached and aligned else None
+    return (threads, vector) if _cached_in_shared_memory(
+        row_len, x.dtype, threads // 32, rows.compute, aligned) else None
 
 
 _MISMATCH = ("expected input and grad types to match, or input to be at::Half and grad to be "

@@ -40,10 +40,10 @@ def grid_size(numel):
     return triton.cdiv(numel, block_size(numel))
 
 
-
 def vector_elements(dtype):
     """The elements of ``dtype`` in a 16-byte vector (what a thread loads or stores at once)."""
     return 16 // dtype.itemsize
+
 
 @triton.jit
 def block_offsets(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
