@@ -3,8 +3,8 @@ their PTX does: the memory instructions (16-byte vector or narrower), the expone
 multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes, barriers,
 branches on a predicate, conversions from float64, approximate instructions in their flushing
 and non-flushing forms, and instructions that flush subnormals; with ``--machine-code``, also of
-the machine code ptxas makes of it, the registers a thread takes and the loads issued before
-the first warp shuffle (two more tools run on each launch: asked for where a test reads them).
+the machine code ptxas makes of it, its instructions, the registers a thread takes and the
+loads issued before the first warp shuffle (two more tools run on each launch: asked for where a test reads them).
 
     python tests/ptx_census.py [--machine-code] CASE [CASE ...]
 
@@ -167,7 +167,7 @@ def census(ptx):
 def machine_code(cubin):
     """What ptxas made of a kernel (sm_90 SASS, disassembled with the ``nvdisasm`` and
     ``cuobjdump`` Triton ships): its registers a thread, its accesses to local memory (spilled
-    registers), and the global loads it issues before the first warp shuffle (a reduction's
+    registers), its instructions, and the global loads it issues before the first warp shuffle (a reduction's
     first step: a load after it waits for the sum)."""
     # here: main sets TRITON_INTERPRET before Triton is first imported
     from benchmarks.instructions import cubin_tool
@@ -177,6 +177,8 @@ def machine_code(cubin):
     shuffle = re.search(r"\bSHFL\.", sass)
     return {"registers": int(re.search(r"\bREG:(\d+)", usage).group(1)),
             "local_accesses": len(re.findall(r"\b(?:LDL|STL)\b", sass)),
+            # every instruction of the kernel as written (its padding NOPs included)
+            "sass_instructions": len(re.findall(r"^\s*/\*[0-9a-f]{4,}\*/", sass, re.M)),
             "sass_loads": len(re.findall(r"\bLDG\.", sass)),
             "sass_loads_before_shuffle": len(re.findall(
                 r"\bLDG\.", sass[:shuffle.start()] if shuffle else sass))}

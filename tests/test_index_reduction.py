@@ -1047,35 +1047,40 @@ def _softmax_in_pytorchs_order(x, result, threads, vector):
     return torch.from_numpy(exps / v).to(result)
 
 
-@pytest.mark.parametrize("length, dtype, result, threads, vector", [
-    (5, torch.float32, torch.float32, 8, 1),  # a warp's lanes: the length rounded up
-    (100, torch.float32, torch.float32, 32, 1),  # a warp a row, 4 elements a lane
-    (2048, torch.float32, torch.float32, 32, 1),  # the longest: 8192 bytes
-    (1000, torch.float16, torch.float16, 32, 1),
-    (1024, torch.float16, torch.float32, 32, 1),  # float16 read to write float32
-    (2100, torch.float32, torch.float32, 1024, 1),  # the register kernel
-    (3000, torch.bfloat16, torch.bfloat16, 1024, 1),
-    (1500, torch.float64, torch.float64, 1024, 1),  # 12000 bytes
-    (2100, torch.bfloat16, torch.float32, 1024, 1),  # bfloat16 is converted, then float32's
+@pytest.mark.parametrize("length, n_rows, dtype, result, threads, whole", [
+    (5, 3, torch.float32, torch.float32, 8, False),  # a warp's lanes: the length rounded up
+    (100, 3, torch.float32, torch.float32, 32, False),  # a warp a row, 4 elements a lane
+    (64, 8, torch.float32, torch.float32, 32, True),  # 4 rows a program, none masked
+    (64, 6, torch.float16, torch.float16, 32, False),  # the second program's last 2: no rows
+    (2048, 3, torch.float32, torch.float32, 32, True),  # the longest: 8192 bytes
+    (1000, 3, torch.float16, torch.float16, 32, False),
+    (1024, 3, torch.float16, torch.float32, 32, True),  # float16 read to write float32
+    (2100, 3, torch.float32, torch.float32, 1024, False),  # the register kernel
+    (4096, 2, torch.float16, torch.float16, 1024, True),
+    (3000, 3, torch.bfloat16, torch.bfloat16, 1024, False),
+    (1500, 3, torch.float64, torch.float64, 1024, False),  # 12000 bytes
+    (2100, 3, torch.bfloat16, torch.float32, 1024, False),  # bfloat16 converted, then float32's
 ])
-def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, dtype, result, threads,
-                                            vector):
+def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype, result,
+                                            threads, whole):
     """_safe_softmax sums each row's exps (rows along the last dim) in the order of PyTorch's
     CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
     lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
-    rows PyTorch copies first (offset, stepped) alike. Checked bit for bit against a model of that order (float32 sums
-    differ between orders in most random rows)."""
+    rows PyTorch copies first (offset, stepped) alike; rows of whole stretches, as many as the
+    programs take, with no lane masked (``WHOLE``). Checked bit for bit against a model of
+    that order (float32 sums differ between orders in most random rows)."""
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
-    x = (torch.randn(3, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
-    expected = _softmax_in_pytorchs_order(x[:, :length], result, threads, vector)
-    stepped = torch.zeros(3, 2 * length, dtype=dtype, device=x.device)[:, ::2]
+    x = (torch.randn(n_rows, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
+    expected = _softmax_in_pytorchs_order(x[:, :length], result, threads, 1)
+    stepped = torch.zeros(n_rows, 2 * length, dtype=dtype, device=x.device)[:, ::2]
     stepped.copy_(x[:, :length])
     for rows in (x[:, :length].contiguous(), x[:, :length], stepped):
         monkeypatch.setattr(op, "plans", PlanCache())
         launched = launched_kernels(monkeypatch)
         ours = op(rows, -1, dtype=None if result == dtype else result)
-        assert [options.get("THREADS") for _, options in launched] == [threads], launched
+        assert [(options.get("THREADS"), options.get("WHOLE")) for _, options in launched] \
+            == [(threads, whole)], launched
         assert torch.equal(ours.cpu(), expected)
 
 
@@ -1406,17 +1411,21 @@ def test_softmax_rows_held_in_pytorchs_order():
     """Compiled for sm_90, rows summed in PyTorch's order held in registers
     (``_held_ordered_kernel``), read once, every element's exp once, none spilled:
     - 8192 x 8192 (PyTorch's register kernel: 1024 threads): a program a row on 8 warps, 4
-      lanes a thread, 8 loads a thread (a stretch each), in at most 80 registers (float16:
+      lanes a thread, 8 loads a thread (a stretch each), in at most 64 registers (float16:
       a reciprocal a row, no division; bfloat16: each element's division, no branch);
-    - 65536 x 1024 (a warp a row): a program of one warp a row, 32 loads a thread of an
-      element each, no barrier (a thread holds every stretch of its lane: no pick crosses
-      threads), in at most 120 registers (Triton 3.6: 95, 3.9: 118)."""
+    - 65536 x 1024 and 32768 x 2048 (a warp a row): a program of one warp a row, an element a
+      thread a load, no barrier (a thread holds every stretch of its lane: no pick crosses
+      threads), at most 25 and 23 instructions an element in at most 64 and 80 registers,
+      left to ptxas. Their lanes are not masked (``WHOLE``): the only selects are the
+      finish's (a row of only -inf gives 0), where a mask an element took 95 and (capped at
+      128) 128 registers and 34.5 and 32.9 instructions an element (Triton 3.6); the
+      softmax backward's warp rows of 1024 likewise, in at most 64 registers and no
+      select."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
         "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_1024",
-        machine_code=True)}
-    for case, finish, divisions, registers in (
-            ("softmax_last_dim", "_float16_finish", 0, 80),
-            ("softmax_last_dim_bfloat16", "_softmax_finish", 32, 80)):
+        "softmax_rows_of_2048", "log_softmax_backward_rows_of_1024", machine_code=True)}
+    for case, finish, divisions in (("softmax_last_dim", "_float16_finish", 0),
+                                    ("softmax_last_dim_bfloat16", "_softmax_finish", 32)):
         launch = launches[case]
         assert launch["kernel"] == "_held_ordered_kernel" and launch["grid"] == [8192], launch
         assert (launch["constexprs"]["THREADS"], launch["constexprs"]["LOAD"],
@@ -1425,14 +1434,24 @@ def test_softmax_rows_held_in_pytorchs_order():
         assert launch["loads"] == launch["stores"] == 8 and launch["exp2"] == 32, launch
         assert launch["branches"] == 0 and launch["divisions"] == divisions, launch
         assert launch["reciprocals"] == (divisions == 0), launch
-        assert launch["registers"] <= registers and launch["local_accesses"] == 0, launch
-    warp = launches["softmax_rows_of_1024"]
-    assert warp["kernel"] == "_held_ordered_kernel" and warp["grid"] == [65536], warp
-    assert (warp["constexprs"]["ROWS"], warp["constexprs"]["THREADS"], warp["num_warps"]) \
-        == (1, 32, 1), warp
-    assert warp["loads"] == warp["stores"] == warp["exp2"] == 32, warp
-    assert warp["barriers"] == 0, warp
-    assert warp["registers"] <= 120 and warp["local_accesses"] == 0, warp
+        assert launch["constexprs"]["WHOLE"] and launch["selects"] == 32, launch
+        assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
+    for case, rows, elements, registers, instructions in (
+            ("softmax_rows_of_1024", 65536, 32, 64, 25),
+            ("softmax_rows_of_2048", 32768, 64, 80, 23)):
+        warp = launches[case]
+        assert warp["kernel"] == "_held_ordered_kernel" and warp["grid"] == [rows], warp
+        assert (warp["constexprs"]["ROWS"], warp["constexprs"]["THREADS"], warp["num_warps"]) \
+            == (1, 32, 1), warp
+        assert warp["loads"] == warp["stores"] == warp["exp2"] == elements, warp
+        assert warp["barriers"] == 0 and warp["maxnreg"] is None, warp
+        assert warp["constexprs"]["WHOLE"] and warp["selects"] == elements, warp
+        assert warp["sass_instructions"] <= instructions * elements, warp
+        assert warp["registers"] <= registers and warp["local_accesses"] == 0, warp
+    backward = launches["log_softmax_backward_rows_of_1024"]
+    assert backward["kernel"] == "_held_ordered_kernel" and backward["loads"] == 64, backward
+    assert backward["constexprs"]["WHOLE"] and backward["selects"] == 0, backward
+    assert backward["registers"] <= 64 and backward["local_accesses"] == 0, backward
 
 
 def test_long_softmax_rows_keep_two_programs_an_sm():

@@ -306,7 +306,9 @@ def _ordered_sum_kernel(
 # threads (the launch sees to it: one warp for a warp's rows, its warps all on the lanes
 # otherwise), so a thread holds every stretch of its lanes and no pick crosses threads (the
 # census tests check it); LOAD lanes a thread (an element each for a warp's rows, as
-# PyTorch loads them)
+# PyTorch loads them). WHOLE: the tile is the program's rows exactly (rows of whole
+# stretches, a power of two of them, and as many rows as the programs take), so no lane is
+# masked
 @triton.jit(do_not_specialize=["n_rows"])
 def _held_ordered_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
@@ -314,7 +316,7 @@ def _held_ordered_kernel(
     PRIOR: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
     HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
     COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
-    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr,
+    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr, WHOLE: tl.constexpr,
 ):
     out_base, x_base, y_base, row_ok, lane = _program_rows(
         tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
@@ -326,7 +328,13 @@ def _held_ordered_kernel(
     cols = tl.multiple_of(cols, [1, 1, LOAD])  # (what Triton may load at once, not 16 bytes)
     out_base, x_base = out_base[:, :, None], x_base[:, :, None]
     y_base, row_ok = y_base[:, :, None], row_ok[:, :, None]
-    valid = row_ok & (cols < row_len)
+    if WHOLE:
+        # (a mask an element, held in registers and tested before each element's max, term
+        # and sum, took 28-34% of a warp's rows' instructions and their registers from 64 to
+        # 95-112: sm_90, float16 rows of 1024)
+        valid = tl.full([ROWS, STRETCHES, THREADS], 1, tl.int1)
+    else:
+        valid = row_ok & (cols < row_len)
     x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid, CAST,
                            COMPUTE, HAS_Y, "")
     if HAS_PRIOR:
@@ -491,9 +499,10 @@ on 8 warps, 8-byte loads of 16-bit rows (H100, float16 8192 x 8192: 100.4 µs, t
 order")."""
 _HELD_REGISTERS = {} if INTERPRETED else {"maxnreg": 128}
 """Compiled, the registers a thread of a held ordered launch of more than 32 elements a thread
-may take: a warp's float16 rows of 2048 (64 elements a thread) took 168 left alone; held to
-128 they ran in 110.5 µs (32768 x 2048 on an H100) instead of 133.8. Others are left alone
-(given 128, ptxas takes it: rows of 1024, 95 registers alone, took 128)."""
+may take where its lanes are masked (not ``WHOLE``): a warp's float16 rows of 2048 (64
+elements a thread) took 168 left alone; held to 128 they ran in 110.5 µs (32768 x 2048 on an
+H100) instead of 133.8. Others are left alone: given 128, ptxas takes it (rows of 1024, 95
+registers alone, took 128), and whole rows of 2048 take 80 alone (sm_90, Triton 3.6)."""
 _HELD_ORDERED = 8192
 """The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
 of an element a thread holds in registers: a warp's rows (up to 2048) and the register
@@ -675,13 +684,15 @@ class ReductionOp(Op):
             warp_rows = threads <= 32
             rows_per_program = max(1, min(4, 32 // stretches)) if warp_rows else 1
             lanes = 1 if warp_rows else _HELD_LANES
+            whole = row_len == stretches * threads and n_rows % rows_per_program == 0
+            capped = not whole and rows_per_program * stretches * lanes > 32
             launch(self.name, _held_ordered_kernel, (triton.cdiv(n_rows, rows_per_program),),
                    out_view, x, y, n_rows, row_len, outer, *strides, *steps,
                    INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
                                         * rows_per_program - 1, stretches * threads),
                    ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
-                   num_warps=1 if warp_rows else threads // (32 * lanes), **functions,
-                   **(_HELD_REGISTERS if rows_per_program * stretches * lanes > 32 else {}))
+                   WHOLE=whole, num_warps=1 if warp_rows else threads // (32 * lanes),
+                   **functions, **(_HELD_REGISTERS if capped else {}))
             return
         stretch = threads * vector
         launch(self.name, _ordered_sum_kernel, (n_rows,),
