@@ -56,6 +56,9 @@ def _cases(torch):
             torch.empty((65536, 1024), dtype=torch.float16), -1)),
         "softmax_rows_of_2048": ("_safe_softmax", (
             torch.empty((32768, 2048), dtype=torch.float16), -1)),
+        # not of whole stretches of 32: the last one's lanes compared with the row's length
+        "softmax_rows_of_1000": ("_safe_softmax", (
+            torch.empty((65536, 1000), dtype=torch.float16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
         # rows of a length that is not a multiple of 16 (the ordered launch's sums of two)

@@ -1067,7 +1067,8 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
     CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
     lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
     rows PyTorch copies first (offset, stepped) alike; rows of whole stretches, as many as the
-    programs take, with no lane masked (``WHOLE``). Checked bit for bit against a model of
+    programs take, with no lane masked, or with only the last stretch's lanes compared with
+    the row's length (``FULL``, the stretches in the row). Checked bit for bit against a model of
     that order (float32 sums differ between orders in most random rows)."""
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
@@ -1079,8 +1080,10 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
         monkeypatch.setattr(op, "plans", PlanCache())
         launched = launched_kernels(monkeypatch)
         ours = op(rows, -1, dtype=None if result == dtype else result)
-        assert [(options.get("THREADS"), options.get("WHOLE")) for _, options in launched] \
+        assert [(options["THREADS"], options["FULL"] == options["STRETCHES"]
+                 and options["ALL_ROWS"]) for _, options in launched] \
             == [(threads, whole)], launched
+        assert launched[0][1]["FULL"] == length // threads, launched
         assert torch.equal(ours.cpu(), expected)
 
 
@@ -1416,14 +1419,17 @@ def test_softmax_rows_held_in_pytorchs_order():
     - 65536 x 1024 and 32768 x 2048 (a warp a row): a program of one warp a row, an element a
       thread a load, no barrier (a thread holds every stretch of its lane: no pick crosses
       threads), at most 25 and 23 instructions an element in at most 64 and 80 registers,
-      left to ptxas. Their lanes are not masked (``WHOLE``): the only selects are the
-      finish's (a row of only -inf gives 0), where a mask an element took 95 and (capped at
-      128) 128 registers and 34.5 and 32.9 instructions an element (Triton 3.6); the
-      softmax backward's warp rows of 1024 likewise, in at most 64 registers and no
-      select."""
+      left to ptxas. Their lanes are not masked (``FULL``: every stretch's lanes are in the
+      row; ``ALL_ROWS``: so are the programs' rows): the only selects are the finish's (a
+      row of only -inf gives 0), where a mask an element took 95 and (capped at 128) 128
+      registers and 34.5 and 32.9 instructions an element (Triton 3.6). Rows of 1000 mask
+      only their last stretch: two selects more, at most 26 instructions an element in 64
+      registers (each lane masked: 1104 in 95). The softmax backward's warp rows of 1024
+      likewise, in at most 64 registers and no select."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
         "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_1024",
-        "softmax_rows_of_2048", "log_softmax_backward_rows_of_1024", machine_code=True)}
+        "softmax_rows_of_2048", "softmax_rows_of_1000", "log_softmax_backward_rows_of_1024",
+        machine_code=True)}
     for case, finish, divisions in (("softmax_last_dim", "_float16_finish", 0),
                                     ("softmax_last_dim_bfloat16", "_softmax_finish", 32)):
         launch = launches[case]
@@ -1434,23 +1440,24 @@ def test_softmax_rows_held_in_pytorchs_order():
         assert launch["loads"] == launch["stores"] == 8 and launch["exp2"] == 32, launch
         assert launch["branches"] == 0 and launch["divisions"] == divisions, launch
         assert launch["reciprocals"] == (divisions == 0), launch
-        assert launch["constexprs"]["WHOLE"] and launch["selects"] == 32, launch
+        assert launch["constexprs"]["FULL"] == 8 and launch["selects"] == 32, launch
         assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
-    for case, rows, elements, registers, instructions in (
-            ("softmax_rows_of_1024", 65536, 32, 64, 25),
-            ("softmax_rows_of_2048", 32768, 64, 80, 23)):
+    for case, rows, elements, full, selects, registers, instructions in (
+            ("softmax_rows_of_1024", 65536, 32, 32, 32, 64, 25),
+            ("softmax_rows_of_2048", 32768, 64, 64, 64, 80, 23),
+            ("softmax_rows_of_1000", 65536, 32, 31, 34, 64, 26)):
         warp = launches[case]
         assert warp["kernel"] == "_held_ordered_kernel" and warp["grid"] == [rows], warp
         assert (warp["constexprs"]["ROWS"], warp["constexprs"]["THREADS"], warp["num_warps"]) \
             == (1, 32, 1), warp
         assert warp["loads"] == warp["stores"] == warp["exp2"] == elements, warp
         assert warp["barriers"] == 0 and warp["maxnreg"] is None, warp
-        assert warp["constexprs"]["WHOLE"] and warp["selects"] == elements, warp
+        assert warp["constexprs"]["FULL"] == full and warp["selects"] == selects, warp
         assert warp["sass_instructions"] <= instructions * elements, warp
         assert warp["registers"] <= registers and warp["local_accesses"] == 0, warp
     backward = launches["log_softmax_backward_rows_of_1024"]
     assert backward["kernel"] == "_held_ordered_kernel" and backward["loads"] == 64, backward
-    assert backward["constexprs"]["WHOLE"] and backward["selects"] == 0, backward
+    assert backward["constexprs"]["FULL"] == 32 and backward["selects"] == 0, backward
     assert backward["registers"] <= 64 and backward["local_accesses"] == 0, backward
 
 

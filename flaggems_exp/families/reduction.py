@@ -306,9 +306,9 @@ def _ordered_sum_kernel(
 # threads (the launch sees to it: one warp for a warp's rows, its warps all on the lanes
 # otherwise), so a thread holds every stretch of its lanes and no pick crosses threads (the
 # census tests check it); LOAD lanes a thread (an element each for a warp's rows, as
-# PyTorch loads them). WHOLE: the tile is the program's rows exactly (rows of whole
-# stretches, a power of two of them, and as many rows as the programs take), so no lane is
-# masked
+# PyTorch loads them). FULL: the stretches every lane of which is in the row (row_len //
+# THREADS), so that only the next stretch's lanes are compared with row_len; ALL_ROWS: as
+# many rows as the programs take (no row to mask)
 @triton.jit(do_not_specialize=["n_rows"])
 def _held_ordered_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
@@ -316,7 +316,8 @@ def _held_ordered_kernel(
     PRIOR: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
     HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
     COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
-    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr, WHOLE: tl.constexpr,
+    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr, FULL: tl.constexpr,
+    ALL_ROWS: tl.constexpr,
 ):
     out_base, x_base, y_base, row_ok, lane = _program_rows(
         tl.program_id(0), n_rows, outer_shape, out_strides, x_strides, y_strides, OUTER_NDIM,
@@ -328,13 +329,15 @@ def _held_ordered_kernel(
     cols = tl.multiple_of(cols, [1, 1, LOAD])  # (what Triton may load at once, not 16 bytes)
     out_base, x_base = out_base[:, :, None], x_base[:, :, None]
     y_base, row_ok = y_base[:, :, None], row_ok[:, :, None]
-    if WHOLE:
-        # (a mask an element, held in registers and tested before each element's max, term
-        # and sum, took 28-34% of a warp's rows' instructions and their registers from 64 to
-        # 95-112: sm_90, float16 rows of 1024)
-        valid = tl.full([ROWS, STRETCHES, THREADS], 1, tl.int1)
-    else:
-        valid = row_ok & (cols < row_len)
+    # every lane of the row's first FULL stretches, none past the next, whose lanes are
+    # compared with row_len: all but that stretch's masks are constants (a mask an element,
+    # held in registers and tested before each element's max, term and sum, took 28-34% of
+    # a warp's rows' instructions and their registers from 64 to 95-112: sm_90, float16
+    # rows of 1024)
+    valid = (stretch < FULL) | ((stretch == FULL) & (cols < row_len))
+    if not ALL_ROWS:
+        valid = valid & row_ok
+    valid = tl.broadcast_to(valid, [ROWS, STRETCHES, THREADS])
     x, xc, yc = _load_tile(x_ptr, y_ptr, x_base, y_base, cols, x_step, y_step, valid, CAST,
                            COMPUTE, HAS_Y, "")
     if HAS_PRIOR:
@@ -499,10 +502,12 @@ on 8 warps, 8-byte loads of 16-bit rows (H100, float16 8192 x 8192: 100.4 µs, t
 order")."""
 _HELD_REGISTERS = {} if INTERPRETED else {"maxnreg": 128}
 """Compiled, the registers a thread of a held ordered launch of more than 32 elements a thread
-may take where its lanes are masked (not ``WHOLE``): a warp's float16 rows of 2048 (64
-elements a thread) took 168 left alone; held to 128 they ran in 110.5 µs (32768 x 2048 on an
-H100) instead of 133.8. Others are left alone: given 128, ptxas takes it (rows of 1024, 95
-registers alone, took 128), and whole rows of 2048 take 80 alone (sm_90, Triton 3.6)."""
+may take where a lane is masked (a row not of whole stretches, or a program past the last
+row): a warp's float16 rows of 2048 (64 elements a thread), each lane masked, took 168 left
+alone; held to 128 they ran in 110.5 µs (32768 x 2048 on an H100) instead of 133.8. With only
+the last stretch masked (``FULL``), Triton 3.6's take 80 alone, 3.9's 166 (2047) and 138
+(bfloat16, 2000), spilling at 96. Others are left alone: given 128, ptxas takes it (rows of
+1024, 95 registers alone, took 128), and whole rows of 2048 take 80 (sm_90)."""
 _HELD_ORDERED = 8192
 """The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
 of an element a thread holds in registers: a warp's rows (up to 2048) and the register
@@ -684,14 +689,16 @@ class ReductionOp(Op):
             warp_rows = threads <= 32
             rows_per_program = max(1, min(4, 32 // stretches)) if warp_rows else 1
             lanes = 1 if warp_rows else _HELD_LANES
-            whole = row_len == stretches * threads and n_rows % rows_per_program == 0
-            capped = not whole and rows_per_program * stretches * lanes > 32
+            full = row_len // threads
+            all_rows = n_rows % rows_per_program == 0
+            capped = not (full == stretches and all_rows) and \
+                rows_per_program * stretches * lanes > 32
             launch(self.name, _held_ordered_kernel, (triton.cdiv(n_rows, rows_per_program),),
                    out_view, x, y, n_rows, row_len, outer, *strides, *steps,
                    INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
                                         * rows_per_program - 1, stretches * threads),
                    ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
-                   WHOLE=whole, num_warps=1 if warp_rows else threads // (32 * lanes),
+                   FULL=full, ALL_ROWS=all_rows, num_warps=1 if warp_rows else threads // (32 * lanes),
                    **functions, **(_HELD_REGISTERS if capped else {}))
             return
         stretch = threads * vector
