@@ -56,7 +56,7 @@ def _cases(torch):
             torch.empty((65536, 1024), dtype=torch.float16), -1)),
         "softmax_rows_of_2048": ("_safe_softmax", (
             torch.empty((32768, 2048), dtype=torch.float16), -1)),
-        # not of whole stretches of 32: the last one's lanes compared with the row's length
+        # not of whole stretches of 32: the second half of them masked
         "softmax_rows_of_1000": ("_safe_softmax", (
             torch.empty((65536, 1000), dtype=torch.float16), -1)),
         "log_softmax_backward_last_dim": (

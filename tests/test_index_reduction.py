@@ -1067,9 +1067,8 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
     CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
     lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
     rows PyTorch copies first (offset, stepped) alike; rows of whole stretches, as many as the
-    programs take, with no lane masked, or with only the last stretch's lanes compared with
-    the row's length (``FULL``, the stretches in the row). Checked bit for bit against a model of
-    that order (float32 sums differ between orders in most random rows)."""
+    programs take, with no lane masked (``WHOLE``, ``ALL_ROWS``). Checked bit for bit against
+    a model of that order (float32 sums differ between orders in most random rows)."""
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
     x = (torch.randn(n_rows, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
@@ -1080,10 +1079,8 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
         monkeypatch.setattr(op, "plans", PlanCache())
         launched = launched_kernels(monkeypatch)
         ours = op(rows, -1, dtype=None if result == dtype else result)
-        assert [(options["THREADS"], options["FULL"] == options["STRETCHES"]
-                 and options["ALL_ROWS"]) for _, options in launched] \
-            == [(threads, whole)], launched
-        assert launched[0][1]["FULL"] == length // threads, launched
+        assert [(options["THREADS"], options["WHOLE"] and options["ALL_ROWS"])
+                for _, options in launched] == [(threads, whole)], launched
         assert torch.equal(ours.cpu(), expected)
 
 
@@ -1419,13 +1416,13 @@ def test_softmax_rows_held_in_pytorchs_order():
     - 65536 x 1024 and 32768 x 2048 (a warp a row): a program of one warp a row, an element a
       thread a load, no barrier (a thread holds every stretch of its lane: no pick crosses
       threads), at most 25 and 23 instructions an element in at most 64 and 80 registers,
-      left to ptxas. Their lanes are not masked (``FULL``: every stretch's lanes are in the
+      left to ptxas. Their lanes are not masked (``WHOLE``: every stretch's lanes are in the
       row; ``ALL_ROWS``: so are the programs' rows): the only selects are the finish's (a
       row of only -inf gives 0), where a mask an element took 95 and (capped at 128) 128
       registers and 34.5 and 32.9 instructions an element (Triton 3.6). Rows of 1000 mask
-      only their last stretch: two selects more, at most 26 instructions an element in 64
-      registers (each lane masked: 1104 in 95). The softmax backward's warp rows of 1024
-      likewise, in at most 64 registers and no select."""
+      the second half of their stretches (the first half is always whole): at most 30
+      instructions an element in 80 registers. The softmax backward's warp rows of 1024
+      without a mask, in at most 64 registers and no select."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
         "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_1024",
         "softmax_rows_of_2048", "softmax_rows_of_1000", "log_softmax_backward_rows_of_1024",
@@ -1440,24 +1437,24 @@ def test_softmax_rows_held_in_pytorchs_order():
         assert launch["loads"] == launch["stores"] == 8 and launch["exp2"] == 32, launch
         assert launch["branches"] == 0 and launch["divisions"] == divisions, launch
         assert launch["reciprocals"] == (divisions == 0), launch
-        assert launch["constexprs"]["FULL"] == 8 and launch["selects"] == 32, launch
+        assert launch["constexprs"]["WHOLE"] and launch["selects"] == 32, launch
         assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
-    for case, rows, elements, full, selects, registers, instructions in (
-            ("softmax_rows_of_1024", 65536, 32, 32, 32, 64, 25),
-            ("softmax_rows_of_2048", 32768, 64, 64, 64, 80, 23),
-            ("softmax_rows_of_1000", 65536, 32, 31, 34, 64, 26)):
+    for case, rows, elements, whole, selects, registers, instructions in (
+            ("softmax_rows_of_1024", 65536, 32, True, 32, 64, 25),
+            ("softmax_rows_of_2048", 32768, 64, True, 64, 80, 23),
+            ("softmax_rows_of_1000", 65536, 32, False, 64, 80, 30)):
         warp = launches[case]
         assert warp["kernel"] == "_held_ordered_kernel" and warp["grid"] == [rows], warp
         assert (warp["constexprs"]["ROWS"], warp["constexprs"]["THREADS"], warp["num_warps"]) \
             == (1, 32, 1), warp
         assert warp["loads"] == warp["stores"] == warp["exp2"] == elements, warp
         assert warp["barriers"] == 0 and warp["maxnreg"] is None, warp
-        assert warp["constexprs"]["FULL"] == full and warp["selects"] == selects, warp
+        assert warp["constexprs"]["WHOLE"] == whole and warp["selects"] == selects, warp
         assert warp["sass_instructions"] <= instructions * elements, warp
         assert warp["registers"] <= registers and warp["local_accesses"] == 0, warp
     backward = launches["log_softmax_backward_rows_of_1024"]
     assert backward["kernel"] == "_held_ordered_kernel" and backward["loads"] == 64, backward
-    assert backward["constexprs"]["FULL"] == 32 and backward["selects"] == 0, backward
+    assert backward["constexprs"]["WHOLE"] and backward["selects"] == 0, backward
     assert backward["registers"] <= 64 and backward["local_accesses"] == 0, backward
 
 

@@ -306,9 +306,8 @@ def _ordered_sum_kernel(
 # threads (the launch sees to it: one warp for a warp's rows, its warps all on the lanes
 # otherwise), so a thread holds every stretch of its lanes and no pick crosses threads (the
 # census tests check it); LOAD lanes a thread (an element each for a warp's rows, as
-# PyTorch loads them). FULL: the stretches every lane of which is in the row (row_len //
-# THREADS), so that only the next stretch's lanes are compared with row_len; ALL_ROWS: as
-# many rows as the programs take (no row to mask)
+# PyTorch loads them). WHOLE: every lane of every stretch is in the row (no lane to compare
+# with row_len); ALL_ROWS: as many rows as the programs take (no row to mask)
 @triton.jit(do_not_specialize=["n_rows"])
 def _held_ordered_kernel(
     out_ptr, x_ptr, y_ptr, n_rows, row_len, outer_shape, out_strides, x_strides, y_strides,
@@ -316,7 +315,7 @@ def _held_ordered_kernel(
     PRIOR: tl.constexpr, TERM: tl.constexpr, FINISH: tl.constexpr,
     HAS_PRIOR: tl.constexpr, OUTER_NDIM: tl.constexpr, CAST: tl.constexpr,
     COMPUTE: tl.constexpr, HAS_Y: tl.constexpr, INDEX_64: tl.constexpr, ROWS: tl.constexpr,
-    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr, FULL: tl.constexpr,
+    STRETCHES: tl.constexpr, THREADS: tl.constexpr, LOAD: tl.constexpr, WHOLE: tl.constexpr,
     ALL_ROWS: tl.constexpr,
 ):
     out_base, x_base, y_base, row_ok, lane = _program_rows(
@@ -329,12 +328,16 @@ def _held_ordered_kernel(
     cols = tl.multiple_of(cols, [1, 1, LOAD])  # (what Triton may load at once, not 16 bytes)
     out_base, x_base = out_base[:, :, None], x_base[:, :, None]
     y_base, row_ok = y_base[:, :, None], row_ok[:, :, None]
-    # every lane of the row's first FULL stretches, none past the next, whose lanes are
-    # compared with row_len: all but that stretch's masks are constants (a mask an element,
-    # held in registers and tested before each element's max, term and sum, took 28-34% of
-    # a warp's rows' instructions and their registers from 64 to 95-112: sm_90, float16
-    # rows of 1024)
-    valid = (stretch < FULL) | ((stretch == FULL) & (cols < row_len))
+    # a mask an element, held in registers and tested before each element's max, term and
+    # sum, took 28-34% of a warp's rows' instructions and their registers from 64 to 95-112
+    # (sm_90, float16 rows of 1024): rows of whole stretches have none; in others, the first
+    # half of the stretches is whole (the launch rounds the row's up to a power of two), its
+    # masks constants. (A constexpr count of whole stretches would leave one stretch masked,
+    # but compile a kernel for every 32 lengths of a warp's rows.)
+    if WHOLE:
+        valid = stretch < STRETCHES
+    else:
+        valid = (stretch < STRETCHES // 2) | (cols < row_len)
     if not ALL_ROWS:
         valid = valid & row_ok
     valid = tl.broadcast_to(valid, [ROWS, STRETCHES, THREADS])
@@ -502,12 +505,11 @@ on 8 warps, 8-byte loads of 16-bit rows (H100, float16 8192 x 8192: 100.4 µs, t
 order")."""
 _HELD_REGISTERS = {} if INTERPRETED else {"maxnreg": 128}
 """Compiled, the registers a thread of a held ordered launch of more than 32 elements a thread
-may take where a lane is masked (a row not of whole stretches, or a program past the last
-row): a warp's float16 rows of 2048 (64 elements a thread), each lane masked, took 168 left
-alone; held to 128 they ran in 110.5 µs (32768 x 2048 on an H100) instead of 133.8. With only
-the last stretch masked (``FULL``), Triton 3.6's take 80 alone, 3.9's 166 (2047) and 138
-(bfloat16, 2000), spilling at 96. Others are left alone: given 128, ptxas takes it (rows of
-1024, 95 registers alone, took 128), and whole rows of 2048 take 80 (sm_90)."""
+may take where lanes are masked (rows not of whole stretches): a warp's float16 rows of 2048
+(64 elements a thread), each lane masked, took 168 left alone; held to 128 they ran in 110.5
+µs (32768 x 2048 on an H100) instead of 133.8. Rows of 2000, half their stretches masked,
+take 128 either way (sm_90, Triton 3.6). Others are left alone: given 128, ptxas takes it
+(rows of 1024, 95 registers alone, took 128), and whole rows of 2048 take 80."""
 _HELD_ORDERED = 8192
 """The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
 of an element a thread holds in registers: a warp's rows (up to 2048) and the register
@@ -689,16 +691,15 @@ class ReductionOp(Op):
             warp_rows = threads <= 32
             rows_per_program = max(1, min(4, 32 // stretches)) if warp_rows else 1
             lanes = 1 if warp_rows else _HELD_LANES
-            full = row_len // threads
+            whole = row_len == stretches * threads
             all_rows = n_rows % rows_per_program == 0
-            capped = not (full == stretches and all_rows) and \
-                rows_per_program * stretches * lanes > 32
+            capped = not (whole and all_rows) and rows_per_program * stretches * lanes > 32
             launch(self.name, _held_ordered_kernel, (triton.cdiv(n_rows, rows_per_program),),
                    out_view, x, y, n_rows, row_len, outer, *strides, *steps,
                    INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
                                         * rows_per_program - 1, stretches * threads),
                    ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
-                   FULL=full, ALL_ROWS=all_rows, num_warps=1 if warp_rows else threads // (32 * lanes),
+                   WHOLE=whole, ALL_ROWS=all_rows, num_warps=1 if warp_rows else threads // (32 * lanes),
                    **functions, **(_HELD_REGISTERS if capped else {}))
             return
         stretch = threads * vector
