@@ -335,7 +335,7 @@ def _held_ordered_kernel(
     # masks constants. (A constexpr count of whole stretches would leave one stretch masked,
     # but compile a kernel for every 32 lengths of a warp's rows.)
     if WHOLE:
-        valid = stretch < STRETCHES
+        valid = tl.full([1, STRETCHES, 1], 1, tl.int1)
     else:
         valid = (stretch < STRETCHES // 2) | (cols < row_len)
     if not ALL_ROWS:
