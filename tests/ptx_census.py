@@ -4,7 +4,8 @@ multiply-adds, correctly rounded divisions and reciprocals, selects, warp votes,
 branches on a predicate, conversions from float64, approximate instructions in their flushing
 and non-flushing forms, and instructions that flush subnormals; with ``--machine-code``, also of
 the machine code ptxas makes of it, its instructions, the registers a thread takes and the
-loads issued before the first warp shuffle (two more tools run on each launch: asked for where a test reads them).
+loads issued before the first warp shuffle (two more tools run on each launch: asked for where
+a test reads them).
 
     python tests/ptx_census.py [--machine-code] CASE [CASE ...]
 
@@ -170,8 +171,8 @@ def census(ptx):
 def machine_code(cubin):
     """What ptxas made of a kernel (sm_90 SASS, disassembled with the ``nvdisasm`` and
     ``cuobjdump`` Triton ships): its registers a thread, its accesses to local memory (spilled
-    registers), its instructions, and the global loads it issues before the first warp shuffle (a reduction's
-    first step: a load after it waits for the sum)."""
+    registers), its instructions, and the global loads it issues before the first warp shuffle
+    (a reduction's first step: a load after it waits for the sum)."""
     # here: main sets TRITON_INTERPRET before Triton is first imported
     from benchmarks.instructions import cubin_tool
 

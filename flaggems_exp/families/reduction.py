@@ -128,8 +128,8 @@ def _reduction_kernel(
     if ONE_PASS:  # the whole row is held in one tile: read once, written from registers
         if not PER_ROW:
             result = FINISH(xc, yc, a, b, c)
-            tl.store(out_ptr + out_base + cols * out_step, converted(result, out_ptr.dtype.element_ty),
-                     mask=valid)
+            tl.store(out_ptr + out_base + cols * out_step,
+                     converted(result, out_ptr.dtype.element_ty), mask=valid)
     else:
         a, b, c = _fold_tiles(a, b, c, x_ptr, y_ptr, x_base, y_base, cols, row_ok, BLOCK, row_len,
                               row_len, x_step, y_step, STATS, COMBINE, CAST, COMPUTE, HAS_Y,
@@ -699,8 +699,9 @@ class ReductionOp(Op):
                    INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
                                         * rows_per_program - 1, stretches * threads),
                    ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
-                   WHOLE=whole, ALL_ROWS=all_rows, num_warps=1 if warp_rows else threads // (32 * lanes),
-                   **functions, **(_HELD_REGISTERS if capped else {}))
+                   WHOLE=whole, ALL_ROWS=all_rows,
+                   num_warps=1 if warp_rows else threads // (32 * lanes), **functions,
+                   **(_HELD_REGISTERS if capped else {}))
             return
         stretch = threads * vector
         launch(self.name, _ordered_sum_kernel, (n_rows,),
