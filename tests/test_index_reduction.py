@@ -1067,8 +1067,9 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
     CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
     lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
     rows PyTorch copies first (offset, stepped) alike; rows of whole stretches, as many as the
-    programs take, with no lane masked (``WHOLE``, ``ALL_ROWS``). Checked bit for bit against
-    a model of that order (float32 sums differ between orders in most random rows)."""
+    programs take, with no lane masked (``WHOLE``, ``ALL_ROWS``), and others, the second half
+    of their stretches masked. Checked bit for bit against a model of that order (float32
+    sums differ between orders in most random rows)."""
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
     x = (torch.randn(n_rows, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
