@@ -135,9 +135,14 @@ def cubin_tool(name, cubin, *flags):
         return _tool(name, *flags, path)
 
 
+def sass_instructions(sass):
+    """The text of every instruction of a kernel's SASS, in order (its padding NOPs too)."""
+    return _INSTRUCTION.findall(sass)
+
+
 def main_path(sass):
     """The instructions of a kernel's SASS up to its first unconditional EXIT (their text)."""
-    instructions = _INSTRUCTION.findall(sass)
+    instructions = sass_instructions(sass)
     end = next((i for i, text in enumerate(instructions) if text == "EXIT"),
                len(instructions) - 1)
     return instructions[:end + 1]

@@ -60,6 +60,8 @@ def _cases(torch):
         # not of whole stretches of 32: the second half of them masked
         "softmax_rows_of_1000": ("_safe_softmax", (
             torch.empty((65536, 1000), dtype=torch.float16), -1)),
+        "softmax_rows_of_2000": ("_safe_softmax", (
+            torch.empty((32768, 2000), dtype=torch.float16), -1)),
         "log_softmax_backward_last_dim": (
             "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
         # rows of a length that is not a multiple of 16 (the ordered launch's sums of two)
@@ -174,7 +176,7 @@ def machine_code(cubin):
     registers), its instructions, and the global loads it issues before the first warp shuffle
     (a reduction's first step: a load after it waits for the sum)."""
     # here: main sets TRITON_INTERPRET before Triton is first imported
-    from benchmarks.instructions import cubin_tool
+    from benchmarks.instructions import cubin_tool, sass_instructions
 
     sass = cubin_tool("nvdisasm", cubin, "-c")
     usage = cubin_tool("cuobjdump", cubin, "--dump-resource-usage")
@@ -182,7 +184,7 @@ def machine_code(cubin):
     return {"registers": int(re.search(r"\bREG:(\d+)", usage).group(1)),
             "local_accesses": len(re.findall(r"\b(?:LDL|STL)\b", sass)),
             # every instruction of the kernel as written (its padding NOPs included)
-            "sass_instructions": len(re.findall(r"^\s*/\*[0-9a-f]{4,}\*/", sass, re.M)),
+            "sass_instructions": len(sass_instructions(sass)),
             "sass_loads": len(re.findall(r"\bLDG\.", sass)),
             "sass_loads_before_shuffle": len(re.findall(
                 r"\bLDG\.", sass[:shuffle.start()] if shuffle else sass))}

@@ -1047,29 +1047,30 @@ def _softmax_in_pytorchs_order(x, result, threads, vector):
     return torch.from_numpy(exps / v).to(result)
 
 
-@pytest.mark.parametrize("length, n_rows, dtype, result, threads, whole", [
-    (5, 3, torch.float32, torch.float32, 8, False),  # a warp's lanes: the length rounded up
-    (100, 3, torch.float32, torch.float32, 32, False),  # a warp a row, 4 elements a lane
-    (64, 8, torch.float32, torch.float32, 32, True),  # 4 rows a program, none masked
-    (64, 6, torch.float16, torch.float16, 32, False),  # the second program's last 2: no rows
-    (2048, 3, torch.float32, torch.float32, 32, True),  # the longest: 8192 bytes
-    (1000, 3, torch.float16, torch.float16, 32, False),
-    (1024, 3, torch.float16, torch.float32, 32, True),  # float16 read to write float32
-    (2100, 3, torch.float32, torch.float32, 1024, False),  # the register kernel
-    (4096, 2, torch.float16, torch.float16, 1024, True),
-    (3000, 3, torch.bfloat16, torch.bfloat16, 1024, False),
-    (1500, 3, torch.float64, torch.float64, 1024, False),  # 12000 bytes
-    (2100, 3, torch.bfloat16, torch.float32, 1024, False),  # bfloat16 converted, then float32's
+@pytest.mark.parametrize("length, n_rows, dtype, result, threads, whole, all_rows", [
+    (5, 3, torch.float32, torch.float32, 8, False, False),  # a warp's lanes: the length
+    (100, 3, torch.float32, torch.float32, 32, False, False),  # rounded up; 4 rows a program
+    (64, 8, torch.float32, torch.float32, 32, True, True),  # 4 rows a program, none masked
+    (64, 6, torch.float16, torch.float16, 32, True, False),  # the second program's last 2
+    (2048, 3, torch.float32, torch.float32, 32, True, True),  # the longest: 8192 bytes
+    (1000, 3, torch.float16, torch.float16, 32, False, True),
+    (1024, 3, torch.float16, torch.float32, 32, True, True),  # float16 read, float32 written
+    (2100, 3, torch.float32, torch.float32, 1024, False, True),  # the register kernel
+    (4096, 2, torch.float16, torch.float16, 1024, True, True),
+    (3000, 3, torch.bfloat16, torch.bfloat16, 1024, False, True),
+    (1500, 3, torch.float64, torch.float64, 1024, False, True),  # 12000 bytes
+    (2100, 3, torch.bfloat16, torch.float32, 1024, False, True),  # bfloat16 converted first
 ])
 def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype, result,
-                                            threads, whole):
+                                            threads, whole, all_rows):
     """_safe_softmax sums each row's exps (rows along the last dim) in the order of PyTorch's
     CUDA kernel for that row (``_softmax_forward_order``), then divides: its warp kernel's
     lanes, or its register kernel's 1024 threads, an element at a time; contiguous rows and
     rows PyTorch copies first (offset, stepped) alike; rows of whole stretches, as many as the
     programs take, with no lane masked (``WHOLE``, ``ALL_ROWS``), and others, the second half
     of their stretches masked. Checked bit for bit against a model of that order (float32
-    sums differ between orders in most random rows)."""
+    sums differ between orders in most random rows). (Rows past the last one read and write
+    a row's values again, their coordinates wrapped: only the flag shows their mask.)"""
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
     x = (torch.randn(n_rows, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
@@ -1080,8 +1081,8 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
         monkeypatch.setattr(op, "plans", PlanCache())
         launched = launched_kernels(monkeypatch)
         ours = op(rows, -1, dtype=None if result == dtype else result)
-        assert [(options["THREADS"], options["WHOLE"] and options["ALL_ROWS"])
-                for _, options in launched] == [(threads, whole)], launched
+        assert [(options["THREADS"], options["WHOLE"], options["ALL_ROWS"])
+                for _, options in launched] == [(threads, whole, all_rows)], launched
         assert torch.equal(ours.cpu(), expected)
 
 
@@ -1416,18 +1417,19 @@ def test_softmax_rows_held_in_pytorchs_order():
       a reciprocal a row, no division; bfloat16: each element's division, no branch);
     - 65536 x 1024 and 32768 x 2048 (a warp a row): a program of one warp a row, an element a
       thread a load, no barrier (a thread holds every stretch of its lane: no pick crosses
-      threads), at most 25 and 23 instructions an element in at most 64 and 80 registers,
+      threads), at most 26 and 24 instructions an element in at most 64 and 80 registers,
       left to ptxas. Their lanes are not masked (``WHOLE``: every stretch's lanes are in the
       row; ``ALL_ROWS``: so are the programs' rows): the only selects are the finish's (a
       row of only -inf gives 0), where a mask an element took 95 and (capped at 128) 128
       registers and 34.5 and 32.9 instructions an element (Triton 3.6). Rows of 1000 mask
-      the second half of their stretches (the first half is always whole): at most 30
-      instructions an element in 80 registers. The softmax backward's warp rows of 1024
-      without a mask, in at most 64 registers and no select."""
+      the second half of their stretches (the first half is always whole): at most 31
+      instructions an element in 80 registers; rows of 2000, so masked, 64 elements a
+      thread, take the cap of 128 registers (``_HELD_REGISTERS``). The softmax backward's
+      warp rows of 1024 without a mask, in at most 64 registers and no select."""
     launches = {launch["case"]: launch for launch in ptx_census.compiled_launches(
         "softmax_last_dim", "softmax_last_dim_bfloat16", "softmax_rows_of_1024",
-        "softmax_rows_of_2048", "softmax_rows_of_1000", "log_softmax_backward_rows_of_1024",
-        machine_code=True)}
+        "softmax_rows_of_2048", "softmax_rows_of_1000", "softmax_rows_of_2000",
+        "log_softmax_backward_rows_of_1024", machine_code=True)}
     for case, finish, divisions in (("softmax_last_dim", "_float16_finish", 0),
                                     ("softmax_last_dim_bfloat16", "_softmax_finish", 32)):
         launch = launches[case]
@@ -1441,9 +1443,9 @@ def test_softmax_rows_held_in_pytorchs_order():
         assert launch["constexprs"]["WHOLE"] and launch["selects"] == 32, launch
         assert launch["registers"] <= 64 and launch["local_accesses"] == 0, launch
     for case, rows, elements, whole, selects, registers, instructions in (
-            ("softmax_rows_of_1024", 65536, 32, True, 32, 64, 25),
-            ("softmax_rows_of_2048", 32768, 64, True, 64, 80, 23),
-            ("softmax_rows_of_1000", 65536, 32, False, 64, 80, 30)):
+            ("softmax_rows_of_1024", 65536, 32, True, 32, 64, 26),
+            ("softmax_rows_of_2048", 32768, 64, True, 64, 80, 24),
+            ("softmax_rows_of_1000", 65536, 32, False, 64, 80, 31)):
         warp = launches[case]
         assert warp["kernel"] == "_held_ordered_kernel" and warp["grid"] == [rows], warp
         assert (warp["constexprs"]["ROWS"], warp["constexprs"]["THREADS"], warp["num_warps"]) \
@@ -1453,6 +1455,9 @@ def test_softmax_rows_held_in_pytorchs_order():
         assert warp["constexprs"]["WHOLE"] == whole and warp["selects"] == selects, warp
         assert warp["sass_instructions"] <= instructions * elements, warp
         assert warp["registers"] <= registers and warp["local_accesses"] == 0, warp
+    capped = launches["softmax_rows_of_2000"]
+    assert not capped["constexprs"]["WHOLE"] and capped["maxnreg"] == 128, capped
+    assert capped["registers"] <= 128, capped
     backward = launches["log_softmax_backward_rows_of_1024"]
     assert backward["kernel"] == "_held_ordered_kernel" and backward["loads"] == 64, backward
     assert backward["constexprs"]["WHOLE"] and backward["selects"] == 0, backward

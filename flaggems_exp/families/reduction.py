@@ -331,9 +331,9 @@ def _held_ordered_kernel(
     # a mask an element, held in registers and tested before each element's max, term and
     # sum, took 28-34% of a warp's rows' instructions and their registers from 64 to 95-112
     # (sm_90, float16 rows of 1024): rows of whole stretches have none; in others, the first
-    # half of the stretches is whole (the launch rounds the row's up to a power of two), its
-    # masks constants. (A constexpr count of whole stretches would leave one stretch masked,
-    # but compile a kernel for every 32 lengths of a warp's rows.)
+    # half of the stretches is whole (the launch rounds the row's stretches up to a power of
+    # two), its masks constants. (A constexpr count of whole stretches would leave one
+    # stretch masked, but compile a kernel for every 32 lengths of a warp's rows.)
     if WHOLE:
         valid = tl.full([1, STRETCHES, 1], 1, tl.int1)
     else:
@@ -507,9 +507,10 @@ _HELD_REGISTERS = {} if INTERPRETED else {"maxnreg": 128}
 """Compiled, the registers a thread of a held ordered launch of more than 32 elements a thread
 may take where lanes are masked (rows not of whole stretches): a warp's float16 rows of 2048
 (64 elements a thread), each lane masked, took 168 left alone; held to 128 they ran in 110.5
-µs (32768 x 2048 on an H100) instead of 133.8. Rows of 2000, half their stretches masked,
-take 128 either way (sm_90, Triton 3.6). Others are left alone: given 128, ptxas takes it
-(rows of 1024, 95 registers alone, took 128), and whole rows of 2048 take 80."""
+µs (32768 x 2048 on an H100) instead of 133.8. With only the second half of the stretches
+masked, rows of 2000 take 128 with the cap or without it under Triton 3.6, 168 without it
+under 3.9 (sm_90): kept for the compilers that take more. Others are left alone: given 128,
+ptxas takes it, and whole rows of 2048 take 80."""
 _HELD_ORDERED = 8192
 """The longest rows (rounded up to whole stretches, a power of two of them) an ordered launch
 of an element a thread holds in registers: a warp's rows (up to 2048) and the register
@@ -693,7 +694,7 @@ class ReductionOp(Op):
             lanes = 1 if warp_rows else _HELD_LANES
             whole = row_len == stretches * threads
             all_rows = n_rows % rows_per_program == 0
-            capped = not (whole and all_rows) and rows_per_program * stretches * lanes > 32
+            capped = not whole and rows_per_program * stretches * lanes > 32
             launch(self.name, _held_ordered_kernel, (triton.cdiv(n_rows, rows_per_program),),
                    out_view, x, y, n_rows, row_len, outer, *strides, *steps,
                    INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
