@@ -31,59 +31,44 @@ def _cases(torch):
     unless the name says otherwise."""
     def half():
         return torch.empty(_SQUARE, dtype=torch.float16)
+
+    def softmax(shape, dtype=torch.float16):
+        return "_safe_softmax", (torch.empty(shape, dtype=dtype), -1)
+
+    def softmax_backward(shape, dtype=torch.float16):
+        return "_log_softmax_backward_data", (
+            torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype), -1, dtype)
     return {
-        "softmax_last_dim": ("_safe_softmax", (half(), -1)),
-        "softmax_last_dim_bfloat16": ("_safe_softmax", (
-            torch.empty(_SQUARE, dtype=torch.bfloat16), -1)),
-        "softmax_last_dim_float32": ("_safe_softmax", (
-            torch.empty(_SQUARE, dtype=torch.float32), -1)),
+        "softmax_last_dim": softmax(_SQUARE),
+        "softmax_last_dim_bfloat16": softmax(_SQUARE, torch.bfloat16),
+        "softmax_last_dim_float32": softmax(_SQUARE, torch.float32),
         # float16 read to write float32 (PyTorch's half_to_float): rows of 8192 in one tile
         "softmax_last_dim_half_to_float": ("_safe_softmax", (half(), -1, torch.float32)),
         # rows of 16384: one pass, 32 elements a thread
-        "softmax_rows_of_16384": ("_safe_softmax", (
-            torch.empty((4096, 16384), dtype=torch.float16), -1)),
+        "softmax_rows_of_16384": softmax((4096, 16384)),
         # rows read twice, enough of them for a program each (fewer are split across programs)
-        "softmax_long_rows": ("_safe_softmax", (
-            torch.empty((512, 65536), dtype=torch.float16), -1)),
-        "softmax_long_rows_bfloat16": ("_safe_softmax", (
-            torch.empty((512, 65536), dtype=torch.bfloat16), -1)),
+        "softmax_long_rows": softmax((512, 65536)),
+        "softmax_long_rows_bfloat16": softmax((512, 65536), torch.bfloat16),
         # few very long rows: each split across programs, two launches
-        "softmax_few_long_rows": ("_safe_softmax", (
-            torch.empty((8, 4194304), dtype=torch.float16), -1)),
-        "softmax_few_long_rows_bfloat16": ("_safe_softmax", (
-            torch.empty((8, 4194304), dtype=torch.bfloat16), -1)),
+        "softmax_few_long_rows": softmax((8, 4194304)),
+        "softmax_few_long_rows_bfloat16": softmax((8, 4194304), torch.bfloat16),
         # rows PyTorch's softmax gives a warp each: summed in its lanes' order
-        "softmax_rows_of_1024": ("_safe_softmax", (
-            torch.empty((65536, 1024), dtype=torch.float16), -1)),
-        "softmax_rows_of_2048": ("_safe_softmax", (
-            torch.empty((32768, 2048), dtype=torch.float16), -1)),
+        "softmax_rows_of_1024": softmax((65536, 1024)),
+        "softmax_rows_of_2048": softmax((32768, 2048)),
         # not of whole stretches of 32: the second half of them masked
-        "softmax_rows_of_1000": ("_safe_softmax", (
-            torch.empty((65536, 1000), dtype=torch.float16), -1)),
-        "softmax_rows_of_2000": ("_safe_softmax", (
-            torch.empty((32768, 2000), dtype=torch.float16), -1)),
-        "log_softmax_backward_last_dim": (
-            "_log_softmax_backward_data", (half(), half(), -1, torch.float16)),
+        "softmax_rows_of_1000": softmax((65536, 1000)),
+        "softmax_rows_of_2000": softmax((32768, 2000)),
+        "log_softmax_backward_last_dim": softmax_backward(_SQUARE),
         # rows of a length that is not a multiple of 16 (the ordered launch's sums of two)
-        "log_softmax_backward_rows_of_3548_float32": ("_log_softmax_backward_data", tuple(
-            torch.empty((1024, 3548), dtype=torch.float32) for _ in range(2))
-            + (-1, torch.float32)),
+        "log_softmax_backward_rows_of_3548_float32": softmax_backward((1024, 3548), torch.float32),
         # rows PyTorch gives a warp (of up to 1024 elements): held in its lanes' order
-        "log_softmax_backward_rows_of_1024": ("_log_softmax_backward_data", tuple(
-            torch.empty((65536, 1024), dtype=torch.float16) for _ in range(2))
-            + (-1, torch.float16)),
+        "log_softmax_backward_rows_of_1024": softmax_backward((65536, 1024)),
         # rows not of whole 16-byte vectors (PyTorch's plain block kernel): one tile, x and y
-        "log_softmax_backward_rows_of_1100": ("_log_softmax_backward_data", tuple(
-            torch.empty((65536, 1100), dtype=torch.float16) for _ in range(2))
-            + (-1, torch.float16)),
+        "log_softmax_backward_rows_of_1100": softmax_backward((65536, 1100)),
         "trace": ("trace", (half(),)),
         # rows longer than a tile: read twice, statistics then output
-        "log_softmax_backward_long_rows": ("_log_softmax_backward_data", tuple(
-            torch.empty((512, 65536), dtype=torch.float16) for _ in range(2))
-            + (-1, torch.float16)),
-        "log_softmax_backward_few_long_rows": ("_log_softmax_backward_data", tuple(
-            torch.empty((8, 4194304), dtype=torch.float16) for _ in range(2))
-            + (-1, torch.float16)),
+        "log_softmax_backward_long_rows": softmax_backward((512, 65536)),
+        "log_softmax_backward_few_long_rows": softmax_backward((8, 4194304)),
         # one value for a diagonal of 20000, longer than a tile: each tile read once (the
         # tensor is never filled: the cases compile, nothing runs)
         "trace_long_diagonal": ("trace", (torch.empty((20000, 20000), dtype=torch.float16),)),

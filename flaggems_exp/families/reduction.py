@@ -536,13 +536,18 @@ def _split_chunks(programs, elements, tiles, block):
                triton.next_power_of_2(tiles), block)
 
 
+def _stretches(row_len, threads):
+    """The stretches (``threads`` lanes each) of a held ordered launch's rows of ``row_len``:
+    as many as hold a row, rounded up to a power of two."""
+    return triton.next_power_of_2(triton.cdiv(row_len, threads))
+
+
 def _held(order, row_len):
     """Whether an ordered launch of ``order`` (threads, vector) holds rows of ``row_len`` in
     registers (``_held_ordered_kernel``): an element a thread at a time, in at most
-    ``_HELD_ORDERED`` elements rounded up to whole stretches, a power of two of them."""
+    ``_HELD_ORDERED`` elements rounded up to whole stretches (``_stretches``)."""
     threads, vector = order
-    return vector == 1 and triton.next_power_of_2(triton.cdiv(row_len, threads)) * threads <= \
-        _HELD_ORDERED
+    return vector == 1 and _stretches(row_len, threads) * threads <= _HELD_ORDERED
 
 
 class ReductionOp(Op):
@@ -683,7 +688,7 @@ class ReductionOp(Op):
                          FINISH=self.kernel_functions(rows, None, False)[2],
                          HAS_PRIOR=prior is not None, **layout)
         if _held(order, row_len):
-            stretches = triton.next_power_of_2(triton.cdiv(row_len, threads))
+            stretches = _stretches(row_len, threads)
             # where PyTorch gives a row a warp: a program of one warp, its lanes an element a
             # thread, rows of a few stretches several to a program (up to 32 elements a
             # thread); else a row a program, _HELD_LANES lanes a thread, the warps on the
@@ -695,10 +700,11 @@ class ReductionOp(Op):
             whole = row_len == stretches * threads
             all_rows = n_rows % rows_per_program == 0
             capped = not whole and rows_per_program * stretches * lanes > 32
-            launch(self.name, _held_ordered_kernel, (triton.cdiv(n_rows, rows_per_program),),
+            programs = triton.cdiv(n_rows, rows_per_program)
+            launch(self.name, _held_ordered_kernel, (programs,),
                    out_view, x, y, n_rows, row_len, outer, *strides, *steps,
-                   INDEX_64=needs_int64(spans, triton.cdiv(n_rows, rows_per_program)
-                                        * rows_per_program - 1, stretches * threads),
+                   INDEX_64=needs_int64(spans, programs * rows_per_program - 1,
+                                        stretches * threads),
                    ROWS=rows_per_program, STRETCHES=stretches, THREADS=threads, LOAD=lanes,
                    WHOLE=whole, ALL_ROWS=all_rows,
                    num_warps=1 if warp_rows else threads // (32 * lanes), **functions,
