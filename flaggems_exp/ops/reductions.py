@@ -191,8 +191,8 @@ def _softmax_forward_order(rows, out):
     """(threads, vector) of PyTorch's CUDA softmax forward (``host_softmax``), the order
     ``ReductionOp.sum_order`` says, for rows along the last dim (the family asks for no
     others; strided ones PyTorch copies). PyTorch softmaxes x converted to the result's dtype,
-    except float16 read to
-    write float32 (``half_to_float``), and picks its kernel by the row as it reads it:
+    except float16 read to write float32 (``half_to_float``), and picks its kernel by the row
+    as it reads it:
     - up to ``_WARP_ROWS``: a warp a row (``softmax_warp_forward``), each lane l adding the
       elements l, l + 32, ... in turn (fewer lanes for rows shorter than 32: the row's length
       rounded up to a power of two), then a butterfly across the lanes: (lanes, 1);
@@ -293,18 +293,17 @@ def _cuda_log_softmax_backward_data(grad_output, output, dim, input_dtype, **kwa
 
 def _softmax_backward_order(rows, out):
     """The threads among which PyTorch's CUDA softmax backward sums each row (along the last
-    dim: the family asks for no others; strided ones PyTorch copies), each its 16-byte
-    vectors, in the order
-    ``ReductionOp.sum_order`` says: where it caches the row in shared memory
+    dim: the family asks for no others; strided ones PyTorch copies), each its 16-byte vectors,
+    in the order ``ReductionOp.sum_order`` says: where it caches the row in shared memory
     (``dispatch_host_softmax_backward``: the row of whole 16-byte vectors, fewer elements than
     fit beside the block's reduction, and the result, output and grad, or their contiguous
     copies, 16-byte aligned). Its threads (``SoftMax_getBlockSize``): as many as hold half the
     row in vectors (it halves them where it reads vectors, as for every dtype here), at most
-    1024 halved, rounded up to a power of two, at least a warp. A row of up to 1024 elements
-    and 4096 bytes of the result is a warp's (``softmax_warp_backward``), lane l adding the
-    elements l, l + 32, ... in turn (fewer lanes for rows shorter than 32: the row's length
-    rounded up to a power of two): (lanes, 1). None elsewhere: its other block kernel adds its
-    threads' sums one after another."""
+    1024 halved, rounded up to a power of two, at least a warp. A row of up to 1024 elements and
+    4096 bytes of the result is a warp's (``softmax_warp_backward``), lane l adding the elements
+    l, l + 32, ... in turn (fewer lanes for rows shorter than 32: the row's length rounded up to
+    a power of two): (lanes, 1). None elsewhere: its other block kernel adds its threads' sums
+    one after another."""
     x = rows.x
     row_len = x.shape[rows.dim] if x.dim() else 1
     if row_len <= 1024 and row_len * rows.dtype.itemsize <= 4096:
