@@ -1016,12 +1016,14 @@ def test_log_softmax_backward_sums_rows_in_pytorchs_order(monkeypatch, dtype, la
         assert torch.equal(ours[r, zeros], torch.full_like(ours[r, zeros], -total.item())), r
 
 
-def _softmax_in_pytorchs_order(x, result, threads, vector):
+def _softmax_in_pytorchs_order(x, result, threads):
     """PyTorch's CUDA softmax of the rows of ``x`` (its last dim), writing ``result``, each
-    row's exps summed among ``threads`` threads as ``_row_sum`` says: on a GPU, PyTorch's own
-    (eager's) result; in the interpreter, in numpy: x converted to the result's dtype (float16
-    read to write float32 is not), the exps, sums and quotients in float32 (float64 for
-    float64): numpy's exp is the interpreter's."""
+    row's exps summed among ``threads`` threads an element at a time (thread t adding t,
+    t + threads, ... in turn, then ``_row_sum``'s trees; no kernel here takes PyTorch's
+    vectors of the forward's shared-memory rows): on a GPU, PyTorch's own (eager's) result;
+    in the interpreter, in numpy: x converted to the result's dtype (float16 read to write
+    float32 is not), the exps, sums and quotients in float32 (float64 for float64): numpy's
+    exp is the interpreter's."""
     if x.is_cuda:
         return torch.softmax(x, -1, dtype=None if result == x.dtype else result).cpu()
     half_to_float = (x.dtype, result) == (torch.float16, torch.float32)
@@ -1029,14 +1031,11 @@ def _softmax_in_pytorchs_order(x, result, threads, vector):
     values = (x if half_to_float else x.to(result)).to(accumulate).numpy()
     exps = np.exp(values - values.max(axis=-1, keepdims=True))
     rows, length = exps.shape
-    stretch = threads * vector
-    padded = np.zeros((rows, -(-length // stretch) * stretch), dtype=exps.dtype)
+    padded = np.zeros((rows, -(-length // threads) * threads), dtype=exps.dtype)
     padded[:, :length] = exps
     sums = np.zeros((rows, threads), dtype=exps.dtype)
-    for start in range(0, padded.shape[1], stretch):  # each thread's elements, in turn
-        block = padded[:, start:start + stretch].reshape(rows, threads, vector)
-        for k in range(vector):
-            sums = sums + block[:, :, k]
+    for start in range(0, padded.shape[1], threads):  # each thread's elements, in turn
+        sums = sums + padded[:, start:start + threads]
     lanes = min(threads, 32)
     v = sums.reshape(rows, threads // lanes, lanes)
     while v.shape[2] > 1:  # a shuffle-down tree in each warp, then across the warps
@@ -1074,7 +1073,7 @@ def test_softmax_sums_exps_in_pytorchs_order(monkeypatch, length, n_rows, dtype,
     op = REGISTRY["_safe_softmax"]
     gen = torch.Generator().manual_seed(length)
     x = (torch.randn(n_rows, length + 2, generator=gen) * 4).to(dtype).to(flaggems_exp.device)
-    expected = _softmax_in_pytorchs_order(x[:, :length], result, threads, 1)
+    expected = _softmax_in_pytorchs_order(x[:, :length], result, threads)
     stepped = torch.zeros(n_rows, 2 * length, dtype=dtype, device=x.device)[:, ::2]
     stepped.copy_(x[:, :length])
     for rows in (x[:, :length].contiguous(), x[:, :length], stepped):
@@ -1111,13 +1110,13 @@ def test_softmax_sums_tell_pytorchs_order_apart(monkeypatch):
         monkeypatch.setattr(op, "plans", PlanCache())
         ours = op(rows.to(flaggems_exp.device), -1).cpu()
         expected = _softmax_in_pytorchs_order(rows.to(flaggems_exp.device), torch.float32,
-                                              threads, 1)
+                                              threads)
         assert torch.equal(ours, expected)
         assert (1 / ours[:, 0] == 1).all(), ours[:, 0]  # each sum is 1: every e rounded off
         for r, i, j in lanes_apart:  # both e together: another sum
             together = rows[r].clone()
             together[i], together[j] = math.log(0.9 * torch.finfo(torch.float32).eps), -math.inf
-            assert (_softmax_in_pytorchs_order(together[None], torch.float32, threads, 1)[0, 0]
+            assert (_softmax_in_pytorchs_order(together[None], torch.float32, threads)[0, 0]
                     != expected[r, 0])
 
 
